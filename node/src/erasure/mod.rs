@@ -1,0 +1,293 @@
+//! Erasure coding of one block of object data into data + parity shards, and back.
+//!
+//! Owns: the shard geometry (how a block is split), Reed-Solomon encode and reconstruct,
+//! and the per-shard-block bitrot checksum. Must never do I/O: callers hand in bytes and
+//! get bytes back, which keeps this module a pure function of its inputs.
+
+use std::cell::RefCell;
+
+use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
+
+/// Object data is cut into blocks of this size before encoding; each block becomes one
+/// shard block per drive. 1 MiB keeps memory per stream small and reads seekable.
+pub const BLOCK_SIZE_BYTES: usize = 1024 * 1024;
+
+/// Shard lengths are rounded up to this many bytes: reed-solomon-simd works on 64-byte
+/// chunks, and equal alignment lets several blocks be reconstructed in one decoder call.
+pub const SHARD_ALIGN_BYTES: usize = 64;
+
+/// Bytes of bitrot checksum stored in front of every shard block (xxh3-64, little endian).
+pub const SHARD_CHECKSUM_BYTES: usize = 8;
+
+/// Smallest and largest erasure set, in drives (the brief: 4 to 16).
+pub const MIN_SET_DRIVES: usize = 4;
+pub const MAX_SET_DRIVES: usize = 16;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ErasureError {
+    #[error("need {needed} shards to reconstruct, only {available} are readable")]
+    TooFewShards { needed: usize, available: usize },
+    #[error("shard {index} has length {actual}, expected {expected}")]
+    ShardLength { index: usize, expected: usize, actual: usize },
+    #[error("reed-solomon: {0}")]
+    Codec(String),
+}
+
+/// The parity count MinIO users expect for a set of `drives` drives.
+pub fn default_parity_shards(drives: usize) -> usize {
+    match drives {
+        0..=5 => 2,
+        6..=7 => 3,
+        _ => 4,
+    }
+}
+
+/// Shape of an erasure code: `data_shards` + `parity_shards` shards per block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erasure {
+    pub data_shards: usize,
+    pub parity_shards: usize,
+}
+
+impl Erasure {
+    pub fn new(data_shards: usize, parity_shards: usize) -> Self {
+        assert!(data_shards >= 1 && parity_shards >= 1, "erasure needs data and parity shards");
+        assert!(data_shards + parity_shards <= MAX_SET_DRIVES, "set larger than {MAX_SET_DRIVES} drives");
+        Erasure { data_shards, parity_shards }
+    }
+
+    pub fn total_shards(&self) -> usize {
+        self.data_shards + self.parity_shards
+    }
+
+    /// Drives that must hold a write for it to be acknowledged. With as many parity as data
+    /// shards, one more than half, so that two disjoint quorums cannot both succeed.
+    pub fn write_quorum(&self) -> usize {
+        if self.data_shards == self.parity_shards { self.data_shards + 1 } else { self.data_shards }
+    }
+
+    /// Drives whose metadata must agree for a read to trust it.
+    pub fn read_quorum(&self) -> usize {
+        self.data_shards
+    }
+
+    /// Length of each shard for a block of `block_len` bytes of object data.
+    pub fn shard_len(&self, block_len: usize) -> usize {
+        let raw = block_len.div_ceil(self.data_shards);
+        raw.div_ceil(SHARD_ALIGN_BYTES).max(1) * SHARD_ALIGN_BYTES
+    }
+
+    /// Length on disk of the shard file of a part of `part_size` bytes: every block's shard
+    /// plus its checksum.
+    pub fn shard_file_len(&self, part_size: u64) -> u64 {
+        let full_blocks = part_size / BLOCK_SIZE_BYTES as u64;
+        let tail = (part_size % BLOCK_SIZE_BYTES as u64) as usize;
+        let per_full = (self.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES) as u64;
+        let tail_len = if tail > 0 { (self.shard_len(tail) + SHARD_CHECKSUM_BYTES) as u64 } else { 0 };
+        full_blocks * per_full + tail_len
+    }
+
+    /// Splits `block` into data shards and computes the parity shards. Returns
+    /// `total_shards()` shards, each `shard_len(block.len())` bytes long.
+    pub fn encode_block(&self, block: &[u8]) -> Result<Vec<Vec<u8>>, ErasureError> {
+        let shard_len = self.shard_len(block.len());
+        let mut shards: Vec<Vec<u8>> = Vec::with_capacity(self.total_shards());
+        for index in 0..self.data_shards {
+            let start = (index * shard_len).min(block.len());
+            let end = ((index + 1) * shard_len).min(block.len());
+            let mut shard = Vec::with_capacity(shard_len);
+            shard.extend_from_slice(&block[start..end]);
+            shard.resize(shard_len, 0);
+            shards.push(shard);
+        }
+        ENCODER.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let encoder = match slot.as_mut() {
+                Some(encoder) => {
+                    encoder
+                        .reset(self.data_shards, self.parity_shards, shard_len)
+                        .map_err(|e| ErasureError::Codec(e.to_string()))?;
+                    encoder
+                }
+                None => slot.insert(
+                    ReedSolomonEncoder::new(self.data_shards, self.parity_shards, shard_len)
+                        .map_err(|e| ErasureError::Codec(e.to_string()))?,
+                ),
+            };
+            for shard in &shards {
+                encoder.add_original_shard(shard).map_err(|e| ErasureError::Codec(e.to_string()))?;
+            }
+            let result = encoder.encode().map_err(|e| ErasureError::Codec(e.to_string()))?;
+            let parity: Vec<Vec<u8>> = result.recovery_iter().map(|s| s.to_vec()).collect();
+            Ok::<_, ErasureError>(parity)
+        })
+        .map(|parity| {
+            shards.extend(parity);
+            shards
+        })
+    }
+
+    /// Rebuilds the object bytes of one block of `block_len` bytes from whatever shards are
+    /// present (`None` = missing or failed its checksum). Needs `data_shards` of them.
+    pub fn decode_block(&self, shards: &mut [Option<Vec<u8>>], block_len: usize) -> Result<Vec<u8>, ErasureError> {
+        assert_eq!(shards.len(), self.total_shards(), "one slot per shard");
+        let shard_len = self.shard_len(block_len);
+        let available = shards.iter().filter(|s| s.is_some()).count();
+        if available < self.data_shards {
+            return Err(ErasureError::TooFewShards { needed: self.data_shards, available });
+        }
+        for (index, shard) in shards.iter().enumerate() {
+            if let Some(shard) = shard
+                && shard.len() != shard_len
+            {
+                return Err(ErasureError::ShardLength { index, expected: shard_len, actual: shard.len() });
+            }
+        }
+        let missing_data = shards[..self.data_shards].iter().any(|s| s.is_none());
+        if missing_data {
+            let restored = DECODER.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let decoder = match slot.as_mut() {
+                    Some(decoder) => {
+                        decoder
+                            .reset(self.data_shards, self.parity_shards, shard_len)
+                            .map_err(|e| ErasureError::Codec(e.to_string()))?;
+                        decoder
+                    }
+                    None => slot.insert(
+                        ReedSolomonDecoder::new(self.data_shards, self.parity_shards, shard_len)
+                            .map_err(|e| ErasureError::Codec(e.to_string()))?,
+                    ),
+                };
+                for (index, shard) in shards.iter().enumerate() {
+                    if let Some(shard) = shard {
+                        if index < self.data_shards {
+                            decoder.add_original_shard(index, shard)
+                        } else {
+                            decoder.add_recovery_shard(index - self.data_shards, shard)
+                        }
+                        .map_err(|e| ErasureError::Codec(e.to_string()))?;
+                    }
+                }
+                let result = decoder.decode().map_err(|e| ErasureError::Codec(e.to_string()))?;
+                let restored: Vec<(usize, Vec<u8>)> =
+                    result.restored_original_iter().map(|(index, data)| (index, data.to_vec())).collect();
+                Ok::<_, ErasureError>(restored)
+            })?;
+            for (index, data) in restored {
+                shards[index] = Some(data);
+            }
+        }
+        let mut block = Vec::with_capacity(block_len);
+        for shard in shards[..self.data_shards].iter() {
+            let shard = shard.as_ref().expect("data shard present after reconstruction");
+            let take = (block_len - block.len()).min(shard.len());
+            block.extend_from_slice(&shard[..take]);
+        }
+        assert_eq!(block.len(), block_len, "decoded block has the requested length");
+        Ok(block)
+    }
+
+    /// Rebuilds every missing shard (data and parity) of a block, for healing.
+    pub fn reconstruct_all(&self, shards: &mut [Option<Vec<u8>>], block_len: usize) -> Result<(), ErasureError> {
+        let block = self.decode_block(shards, block_len)?;
+        let all = self.encode_block(&block)?;
+        for (slot, shard) in shards.iter_mut().zip(all) {
+            if slot.is_none() {
+                *slot = Some(shard);
+            }
+        }
+        Ok(())
+    }
+}
+
+thread_local! {
+    // Encoders and decoders allocate work buffers; one per thread is reused across calls.
+    static ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
+    static DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
+}
+
+/// Bitrot checksum of one shard block.
+pub fn shard_checksum(shard: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(shard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    #[test]
+    fn default_parity_follows_minio() {
+        let table = [(4, 2), (5, 2), (6, 3), (7, 3), (8, 4), (12, 4), (16, 4)];
+        for (drives, parity) in table {
+            assert_eq!(default_parity_shards(drives), parity, "drives {drives}");
+        }
+    }
+
+    #[test]
+    fn quorums() {
+        assert_eq!(Erasure::new(2, 2).write_quorum(), 3);
+        assert_eq!(Erasure::new(4, 2).write_quorum(), 4);
+        assert_eq!(Erasure::new(12, 4).read_quorum(), 12);
+    }
+
+    #[test]
+    fn round_trip_with_any_parity_shards_missing() {
+        let shapes = [(2, 2), (4, 2), (8, 4), (12, 4)];
+        let lengths = [1, 63, 64, 1000, 65_537, BLOCK_SIZE_BYTES];
+        for (data, parity) in shapes {
+            let erasure = Erasure::new(data, parity);
+            for len in lengths {
+                let block = pattern(len, data as u8);
+                let shards = erasure.encode_block(&block).unwrap();
+                assert_eq!(shards.len(), data + parity);
+                // Drop the first `parity` shards (all data shards when possible).
+                let mut slots: Vec<Option<Vec<u8>>> = shards.into_iter().map(Some).collect();
+                for slot in slots.iter_mut().take(parity) {
+                    *slot = None;
+                }
+                let decoded = erasure.decode_block(&mut slots, len).unwrap();
+                assert_eq!(decoded, block, "{data}+{parity} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn too_many_missing_is_an_error_not_wrong_data() {
+        let erasure = Erasure::new(4, 2);
+        let block = pattern(5000, 7);
+        let mut slots: Vec<Option<Vec<u8>>> = erasure.encode_block(&block).unwrap().into_iter().map(Some).collect();
+        slots[0] = None;
+        slots[3] = None;
+        slots[5] = None;
+        assert_eq!(
+            erasure.decode_block(&mut slots, block.len()),
+            Err(ErasureError::TooFewShards { needed: 4, available: 3 })
+        );
+    }
+
+    #[test]
+    fn reconstruct_all_rebuilds_parity_too() {
+        let erasure = Erasure::new(4, 2);
+        let block = pattern(300_000, 3);
+        let original = erasure.encode_block(&block).unwrap();
+        let mut slots: Vec<Option<Vec<u8>>> = original.iter().cloned().map(Some).collect();
+        slots[1] = None;
+        slots[5] = None;
+        erasure.reconstruct_all(&mut slots, block.len()).unwrap();
+        let rebuilt: Vec<Vec<u8>> = slots.into_iter().map(Option::unwrap).collect();
+        assert_eq!(rebuilt, original);
+    }
+
+    #[test]
+    fn shard_file_len_counts_checksums() {
+        let erasure = Erasure::new(2, 2);
+        let expected = 2 * (BLOCK_SIZE_BYTES / 2 + 8) as u64 + (erasure.shard_len(10) + 8) as u64;
+        assert_eq!(erasure.shard_file_len(2 * BLOCK_SIZE_BYTES as u64 + 10), expected);
+        assert_eq!(erasure.shard_file_len(0), 0);
+    }
+}

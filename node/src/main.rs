@@ -1,0 +1,97 @@
+//! `buckets-node`: the storage node binary.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use buckets_node::server::{self, DEFAULT_ROOT_PASSWORD, DEFAULT_ROOT_USER, ServerConfig};
+use buckets_node::storage::heal::HealConfig;
+
+#[derive(Parser)]
+#[command(name = "buckets-node", version, about = "Buckets storage node: S3 over erasure-coded drives")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve S3 from the given drives (4 to 16 per erasure set; `/data/d{1...4}` expands).
+    Server {
+        /// S3 listen address.
+        #[arg(long, default_value = "0.0.0.0:9000")]
+        address: SocketAddr,
+        /// Admin listen address: /metrics, /health/live, /health/ready.
+        #[arg(long, default_value = "0.0.0.0:9001")]
+        admin_address: SocketAddr,
+        /// Seconds between background heal scans of every object.
+        #[arg(long, env = "BUCKETS_HEAL_INTERVAL_SECS", default_value_t = 3600)]
+        heal_interval_secs: u64,
+        /// Every N-th heal scan also verifies every shard's checksum (0 = never).
+        #[arg(long, env = "BUCKETS_DEEP_HEAL_EVERY", default_value_t = 8)]
+        deep_heal_every: u32,
+        /// Seconds between checks that each drive still has its format file.
+        #[arg(long, env = "BUCKETS_DRIVE_CHECK_SECS", default_value_t = 5)]
+        drive_check_secs: u64,
+        /// Drive directories.
+        #[arg(required = true)]
+        drives: Vec<String>,
+    },
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BUCKETS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("BUCKETS_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Server { address, admin_address, heal_interval_secs, deep_heal_every, drive_check_secs, drives } => {
+            let root_user = std::env::var("BUCKETS_ROOT_USER").ok();
+            let root_password = std::env::var("BUCKETS_ROOT_PASSWORD").ok();
+            let (root_user, root_password) = match (root_user, root_password) {
+                (Some(user), Some(password)) => {
+                    anyhow::ensure!(user.len() >= 3, "BUCKETS_ROOT_USER must be at least 3 characters");
+                    anyhow::ensure!(password.len() >= 8, "BUCKETS_ROOT_PASSWORD must be at least 8 characters");
+                    (user, password)
+                }
+                (None, None) => {
+                    tracing::warn!(
+                        "BUCKETS_ROOT_USER and BUCKETS_ROOT_PASSWORD are not set: using the default credentials {DEFAULT_ROOT_USER}/{DEFAULT_ROOT_PASSWORD}. \
+                         Anyone who can reach this port can read and write everything. Set both variables for any real use."
+                    );
+                    (DEFAULT_ROOT_USER.to_string(), DEFAULT_ROOT_PASSWORD.to_string())
+                }
+                _ => anyhow::bail!("set both BUCKETS_ROOT_USER and BUCKETS_ROOT_PASSWORD, or neither"),
+            };
+            let config = ServerConfig {
+                address,
+                admin_address,
+                drives,
+                root_user,
+                root_password,
+                region: std::env::var("BUCKETS_REGION").unwrap_or_else(|_| "us-east-1".to_string()),
+                domain: std::env::var("BUCKETS_DOMAIN").ok().filter(|d| !d.is_empty()),
+                heal: HealConfig {
+                    scan_interval: Duration::from_secs(heal_interval_secs.max(1)),
+                    deep_scan_every: deep_heal_every,
+                    drive_check_interval: Duration::from_secs(drive_check_secs.max(1)),
+                },
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(server::run(config))
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The one place storage errors become S3 errors: code, HTTP status (implied by the code
+//! in s3s) and message. The match is exhaustive so a new error cannot go unmapped.
+
+use s3s::{S3Error, S3ErrorCode};
+
+use crate::error::StoreError;
+
+pub fn to_s3_error(error: StoreError) -> S3Error {
+    let message = error.to_string();
+    let code = match &error {
+        StoreError::NoSuchBucket => S3ErrorCode::NoSuchBucket,
+        StoreError::BucketAlreadyOwnedByYou => S3ErrorCode::BucketAlreadyOwnedByYou,
+        StoreError::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
+        StoreError::NoSuchKey => S3ErrorCode::NoSuchKey,
+        StoreError::NoSuchUpload => S3ErrorCode::NoSuchUpload,
+        StoreError::InvalidObjectName(_) => S3ErrorCode::InvalidArgument,
+        StoreError::KeyTooLong => S3ErrorCode::KeyTooLongError,
+        StoreError::PreconditionFailed => S3ErrorCode::PreconditionFailed,
+        StoreError::NotModified => S3ErrorCode::NotModified,
+        StoreError::BadDigest | StoreError::ChecksumMismatch(_) => S3ErrorCode::BadDigest,
+        StoreError::InvalidDigest => S3ErrorCode::InvalidDigest,
+        StoreError::InvalidPart(_) => S3ErrorCode::InvalidPart,
+        StoreError::InvalidPartOrder => S3ErrorCode::InvalidPartOrder,
+        StoreError::EntityTooSmall => S3ErrorCode::EntityTooSmall,
+        StoreError::EntityTooLarge => S3ErrorCode::EntityTooLarge,
+        StoreError::InvalidRange => S3ErrorCode::InvalidRange,
+        StoreError::MetadataTooLarge => S3ErrorCode::MetadataTooLarge,
+        StoreError::InvalidArgument(_) => S3ErrorCode::InvalidArgument,
+        StoreError::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
+        StoreError::IncompleteBody | StoreError::Body(_) => S3ErrorCode::IncompleteBody,
+        StoreError::InsufficientQuorum { .. } => S3ErrorCode::SlowDown,
+        StoreError::Unrecoverable(_) | StoreError::Io(_) => S3ErrorCode::InternalError,
+    };
+    match &error {
+        StoreError::Io(e) => tracing::error!(error = %e, "internal I/O error"),
+        StoreError::Unrecoverable(e) => tracing::error!(error = %e, "unrecoverable object"),
+        StoreError::InsufficientQuorum { .. } => tracing::warn!(%message, "quorum not reached"),
+        _ => {}
+    }
+    S3Error::with_message(code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_aws() {
+        let table: Vec<(StoreError, u16)> = vec![
+            (StoreError::NoSuchBucket, 404),
+            (StoreError::NoSuchKey, 404),
+            (StoreError::BucketNotEmpty, 409),
+            (StoreError::BucketAlreadyOwnedByYou, 409),
+            (StoreError::PreconditionFailed, 412),
+            (StoreError::NotModified, 304),
+            (StoreError::BadDigest, 400),
+            (StoreError::InvalidPart("x".into()), 400),
+            (StoreError::EntityTooSmall, 400),
+            (StoreError::InvalidRange, 416),
+            (StoreError::InsufficientQuorum { operation: "read", needed: 2, available: 1 }, 503),
+        ];
+        for (error, status) in table {
+            let code = to_s3_error(error).code().clone();
+            assert_eq!(code.status_code().map(|s| s.as_u16()), Some(status), "{code:?}");
+        }
+    }
+}

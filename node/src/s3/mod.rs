@@ -1,0 +1,151 @@
+//! The S3 API: a thin adapter from s3s's request and response types to the storage
+//! engine. One file per operation family; errors are mapped in `error`.
+//!
+//! Owns: S3 semantics that are about the protocol (conditional requests, ranges, header
+//! overrides, pagination tokens, owner and ACL answers). Must never let an s3s type reach
+//! `storage`, and never do file I/O itself.
+
+mod bucket;
+mod copy;
+pub mod error;
+mod list;
+mod multipart;
+mod object;
+
+use std::sync::Arc;
+
+use s3s::dto::{self, Owner, Timestamp};
+use s3s::{S3, S3Request, S3Response, S3Result};
+use sha2::Digest as _;
+
+use crate::storage::Store;
+
+/// Largest total size of user metadata (x-amz-meta-* names and values), as in AWS.
+pub const MAX_USER_METADATA_BYTES: usize = 2048;
+
+pub struct BucketsS3 {
+    store: Arc<Store>,
+    region: String,
+    owner_id: String,
+    owner_name: String,
+}
+
+impl BucketsS3 {
+    pub fn new(store: Arc<Store>, region: String, root_user: &str) -> Self {
+        // A stable canonical id derived from the root user, the same in every answer.
+        let owner_id = hex::encode(sha2::Sha256::digest(format!("buckets-owner:{root_user}").as_bytes()));
+        BucketsS3 { store, region, owner_id, owner_name: root_user.to_string() }
+    }
+
+    fn owner(&self) -> Owner {
+        Owner { id: Some(self.owner_id.clone()), display_name: Some(self.owner_name.clone()) }
+    }
+}
+
+pub fn timestamp_from_ns(ns: i64) -> Timestamp {
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    // S3 answers in whole milliseconds.
+    let time = time.replace_nanosecond((time.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(time);
+    Timestamp::from(time)
+}
+
+fn store_error(error: crate::error::StoreError) -> s3s::S3Error {
+    error::to_s3_error(error)
+}
+
+#[async_trait::async_trait]
+impl S3 for BucketsS3 {
+    async fn list_buckets(&self, req: S3Request<dto::ListBucketsInput>) -> S3Result<S3Response<dto::ListBucketsOutput>> {
+        self.list_buckets_impl(req).await
+    }
+    async fn create_bucket(&self, req: S3Request<dto::CreateBucketInput>) -> S3Result<S3Response<dto::CreateBucketOutput>> {
+        self.create_bucket_impl(req).await
+    }
+    async fn head_bucket(&self, req: S3Request<dto::HeadBucketInput>) -> S3Result<S3Response<dto::HeadBucketOutput>> {
+        self.head_bucket_impl(req).await
+    }
+    async fn delete_bucket(&self, req: S3Request<dto::DeleteBucketInput>) -> S3Result<S3Response<dto::DeleteBucketOutput>> {
+        self.delete_bucket_impl(req).await
+    }
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<dto::GetBucketLocationInput>,
+    ) -> S3Result<S3Response<dto::GetBucketLocationOutput>> {
+        self.get_bucket_location_impl(req).await
+    }
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<dto::GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<dto::GetBucketVersioningOutput>> {
+        self.get_bucket_versioning_impl(req).await
+    }
+    async fn get_bucket_acl(&self, req: S3Request<dto::GetBucketAclInput>) -> S3Result<S3Response<dto::GetBucketAclOutput>> {
+        self.get_bucket_acl_impl(req).await
+    }
+    async fn get_object_acl(&self, req: S3Request<dto::GetObjectAclInput>) -> S3Result<S3Response<dto::GetObjectAclOutput>> {
+        self.get_object_acl_impl(req).await
+    }
+    async fn put_object(&self, req: S3Request<dto::PutObjectInput>) -> S3Result<S3Response<dto::PutObjectOutput>> {
+        self.put_object_impl(req).await
+    }
+    async fn get_object(&self, req: S3Request<dto::GetObjectInput>) -> S3Result<S3Response<dto::GetObjectOutput>> {
+        self.get_object_impl(req).await
+    }
+    async fn head_object(&self, req: S3Request<dto::HeadObjectInput>) -> S3Result<S3Response<dto::HeadObjectOutput>> {
+        self.head_object_impl(req).await
+    }
+    async fn delete_object(&self, req: S3Request<dto::DeleteObjectInput>) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
+        self.delete_object_impl(req).await
+    }
+    async fn delete_objects(&self, req: S3Request<dto::DeleteObjectsInput>) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
+        self.delete_objects_impl(req).await
+    }
+    async fn copy_object(&self, req: S3Request<dto::CopyObjectInput>) -> S3Result<S3Response<dto::CopyObjectOutput>> {
+        self.copy_object_impl(req).await
+    }
+    async fn list_objects(&self, req: S3Request<dto::ListObjectsInput>) -> S3Result<S3Response<dto::ListObjectsOutput>> {
+        self.list_objects_impl(req).await
+    }
+    async fn list_objects_v2(&self, req: S3Request<dto::ListObjectsV2Input>) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
+        self.list_objects_v2_impl(req).await
+    }
+    async fn list_object_versions(
+        &self,
+        req: S3Request<dto::ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<dto::ListObjectVersionsOutput>> {
+        self.list_object_versions_impl(req).await
+    }
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<dto::CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
+        self.create_multipart_upload_impl(req).await
+    }
+    async fn upload_part(&self, req: S3Request<dto::UploadPartInput>) -> S3Result<S3Response<dto::UploadPartOutput>> {
+        self.upload_part_impl(req).await
+    }
+    async fn upload_part_copy(&self, req: S3Request<dto::UploadPartCopyInput>) -> S3Result<S3Response<dto::UploadPartCopyOutput>> {
+        self.upload_part_copy_impl(req).await
+    }
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<dto::CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::CompleteMultipartUploadOutput>> {
+        self.complete_multipart_upload_impl(req).await
+    }
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<dto::AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
+        self.abort_multipart_upload_impl(req).await
+    }
+    async fn list_parts(&self, req: S3Request<dto::ListPartsInput>) -> S3Result<S3Response<dto::ListPartsOutput>> {
+        self.list_parts_impl(req).await
+    }
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<dto::ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
+        self.list_multipart_uploads_impl(req).await
+    }
+}

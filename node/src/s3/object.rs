@@ -1,0 +1,497 @@
+//! Single-object operations: PutObject, GetObject, HeadObject, DeleteObject,
+//! DeleteObjects, and the helpers they share (stored headers, checksums, conditions).
+
+use std::io;
+
+use base64::Engine;
+use futures::TryStreamExt;
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, TrailingHeaders};
+
+use super::{BucketsS3, MAX_USER_METADATA_BYTES, store_error, timestamp_from_ns};
+use crate::error::StoreError;
+use crate::format::object::ChecksumAlgorithm as Algorithm;
+use crate::storage::checksum::algorithm_name;
+use crate::storage::{BodyStream, ChecksumVerifier, ObjectInfo, Precondition, PutOptions};
+
+/// Most keys one DeleteObjects request may name (the S3 limit).
+const MAX_DELETE_KEYS: usize = 1000;
+
+/// Standard headers kept with an object, as given at upload.
+pub(super) struct StoredHeaders {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    pub cache_control: Option<String>,
+    pub expires: Option<Timestamp>,
+    pub website_redirect_location: Option<String>,
+    pub metadata: Option<Metadata>,
+}
+
+impl StoredHeaders {
+    pub fn to_headers(&self) -> S3Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        let pairs = [
+            ("content-type", &self.content_type),
+            ("content-encoding", &self.content_encoding),
+            ("content-disposition", &self.content_disposition),
+            ("content-language", &self.content_language),
+            ("cache-control", &self.cache_control),
+            ("x-amz-website-redirect-location", &self.website_redirect_location),
+        ];
+        for (name, value) in pairs {
+            if let Some(value) = value {
+                out.push((name.to_string(), value.clone()));
+            }
+        }
+        if let Some(expires) = &self.expires {
+            let mut buffer = Vec::new();
+            if expires.format(TimestampFormat::HttpDate, &mut buffer).is_ok() {
+                out.push(("expires".to_string(), String::from_utf8_lossy(&buffer).into_owned()));
+            }
+        }
+        if let Some(metadata) = &self.metadata {
+            let size: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if size > MAX_USER_METADATA_BYTES {
+                return Err(store_error(StoreError::MetadataTooLarge));
+            }
+            let mut user: Vec<_> = metadata.iter().collect();
+            user.sort();
+            for (name, value) in user {
+                out.push((format!("x-amz-meta-{}", name.to_ascii_lowercase()), value.clone()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn user_metadata(info: &ObjectInfo) -> Option<Metadata> {
+    let metadata: Metadata = info
+        .headers
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("x-amz-meta-").map(|name| (name.to_string(), v.clone())))
+        .collect();
+    (!metadata.is_empty()).then_some(metadata)
+}
+
+fn header(info: &ObjectInfo, name: &str) -> Option<String> {
+    info.header(name).map(str::to_string)
+}
+
+fn expires(info: &ObjectInfo) -> Option<Timestamp> {
+    info.header("expires").and_then(|v| Timestamp::parse(TimestampFormat::HttpDate, v).ok())
+}
+
+pub(super) fn body_stream(blob: StreamingBlob) -> BodyStream {
+    Box::pin(blob.map_err(io::Error::other))
+}
+
+pub(super) fn parse_content_md5(value: Option<&String>) -> S3Result<Option<[u8; 16]>> {
+    let Some(value) = value else { return Ok(None) };
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value).map_err(|_| store_error(StoreError::InvalidDigest))?;
+    let digest: [u8; 16] = bytes.try_into().map_err(|_| store_error(StoreError::InvalidDigest))?;
+    Ok(Some(digest))
+}
+
+fn parse_algorithm(name: &str) -> S3Result<Algorithm> {
+    match name.to_ascii_uppercase().as_str() {
+        "CRC32" => Ok(Algorithm::Crc32),
+        "CRC32C" => Ok(Algorithm::Crc32c),
+        "CRC64NVME" => Ok(Algorithm::Crc64Nvme),
+        "SHA1" => Ok(Algorithm::Sha1),
+        "SHA256" => Ok(Algorithm::Sha256),
+        other => Err(S3Error::with_message(S3ErrorCode::InvalidRequest, format!("Unsupported checksum algorithm {other}"))),
+    }
+}
+
+/// The checksums a client sent in headers, and the algorithms to compute.
+pub(super) struct ChecksumRequest {
+    pub algorithms: Vec<Algorithm>,
+    pub expected: Vec<(Algorithm, String)>,
+}
+
+impl ChecksumRequest {
+    pub fn new(
+        algorithm: Option<&ChecksumAlgorithm>,
+        crc32: Option<&String>,
+        crc32c: Option<&String>,
+        crc64nvme: Option<&String>,
+        sha1: Option<&String>,
+        sha256: Option<&String>,
+    ) -> S3Result<Self> {
+        let mut expected = Vec::new();
+        for (algo, value) in [
+            (Algorithm::Crc32, crc32),
+            (Algorithm::Crc32c, crc32c),
+            (Algorithm::Crc64Nvme, crc64nvme),
+            (Algorithm::Sha1, sha1),
+            (Algorithm::Sha256, sha256),
+        ] {
+            if let Some(value) = value {
+                expected.push((algo, value.clone()));
+            }
+        }
+        let mut algorithms: Vec<Algorithm> = expected.iter().map(|(a, _)| *a).collect();
+        if let Some(algorithm) = algorithm {
+            let algorithm = parse_algorithm(algorithm.as_str())?;
+            if !algorithms.contains(&algorithm) {
+                algorithms.push(algorithm);
+            }
+        }
+        Ok(ChecksumRequest { algorithms, expected })
+    }
+
+    /// Compares what was computed against the header values and the trailer values that
+    /// arrive after the body.
+    pub fn verifier(self, trailers: Option<TrailingHeaders>) -> ChecksumVerifier {
+        Box::new(move |computed: &[(Algorithm, String)]| {
+            let mut expected = self.expected;
+            if let Some(trailers) = trailers.and_then(|t| t.take()) {
+                for (algorithm, _) in computed {
+                    let name = format!("x-amz-checksum-{}", algorithm_name(*algorithm).to_ascii_lowercase());
+                    if let Some(value) = trailers.get(name.as_str()).and_then(|v| v.to_str().ok()) {
+                        expected.push((*algorithm, value.to_string()));
+                    }
+                }
+            }
+            for (algorithm, value) in expected {
+                if let Some((_, actual)) = computed.iter().find(|(a, _)| *a == algorithm)
+                    && *actual != value
+                {
+                    return Err(StoreError::ChecksumMismatch(algorithm_name(algorithm)));
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+#[derive(Default)]
+pub(super) struct ChecksumFields {
+    pub crc32: Option<String>,
+    pub crc32c: Option<String>,
+    pub crc64nvme: Option<String>,
+    pub sha1: Option<String>,
+    pub sha256: Option<String>,
+}
+
+pub(super) fn checksum_fields(checksums: &[(Algorithm, String)]) -> ChecksumFields {
+    let mut fields = ChecksumFields::default();
+    for (algorithm, value) in checksums {
+        let slot = match algorithm {
+            Algorithm::Crc32 => &mut fields.crc32,
+            Algorithm::Crc32c => &mut fields.crc32c,
+            Algorithm::Crc64Nvme => &mut fields.crc64nvme,
+            Algorithm::Sha1 => &mut fields.sha1,
+            Algorithm::Sha256 => &mut fields.sha256,
+        };
+        *slot = Some(value.clone());
+    }
+    fields
+}
+
+fn strong_etag(info: &ObjectInfo) -> ETag {
+    ETag::Strong(info.etag.clone())
+}
+
+fn etag_matches(condition: &ETagCondition, info: &ObjectInfo) -> bool {
+    match condition {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(etag) => etag.value() == info.etag,
+    }
+}
+
+/// Last-Modified has one-second resolution on the wire; conditions compare at that grain.
+fn modified_seconds(info: &ObjectInfo) -> i64 {
+    info.modified_ns.div_euclid(1_000_000_000)
+}
+
+fn timestamp_seconds(timestamp: &Timestamp) -> i64 {
+    time::OffsetDateTime::from(timestamp.clone()).unix_timestamp()
+}
+
+/// The GET/HEAD conditional rules of RFC 9110 as S3 applies them.
+pub(super) fn check_read_conditions(
+    info: &ObjectInfo,
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> Result<(), StoreError> {
+    match if_match {
+        Some(condition) if !etag_matches(condition, info) => return Err(StoreError::PreconditionFailed),
+        Some(_) => {}
+        None => {
+            if let Some(since) = if_unmodified_since
+                && modified_seconds(info) > timestamp_seconds(since)
+            {
+                return Err(StoreError::PreconditionFailed);
+            }
+        }
+    }
+    match if_none_match {
+        Some(condition) if etag_matches(condition, info) => return Err(StoreError::NotModified),
+        Some(_) => {}
+        None => {
+            if let Some(since) = if_modified_since
+                && modified_seconds(info) <= timestamp_seconds(since)
+            {
+                return Err(StoreError::NotModified);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// If-Match / If-None-Match on writes: evaluated under the object's lock at commit.
+pub(super) fn write_precondition(if_match: Option<ETagCondition>, if_none_match: Option<ETagCondition>) -> Option<Precondition> {
+    if if_match.is_none() && if_none_match.is_none() {
+        return None;
+    }
+    Some(Box::new(move |current: Option<&ObjectInfo>| {
+        if let Some(condition) = &if_match {
+            match current {
+                Some(info) if etag_matches(condition, info) => {}
+                Some(_) => return Err(StoreError::PreconditionFailed),
+                None => return Err(StoreError::NoSuchKey),
+            }
+        }
+        if let Some(condition) = &if_none_match
+            && let Some(info) = current
+            && etag_matches(condition, info)
+        {
+            return Err(StoreError::PreconditionFailed);
+        }
+        Ok(())
+    }))
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl BucketsS3 {
+    pub(super) async fn put_object_impl(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let trailers = req.trailing_headers;
+        let input = req.input;
+        let headers = StoredHeaders {
+            content_type: input.content_type.clone(),
+            content_encoding: input.content_encoding.clone(),
+            content_disposition: input.content_disposition.clone(),
+            content_language: input.content_language.clone(),
+            cache_control: input.cache_control.clone(),
+            expires: input.expires.clone(),
+            website_redirect_location: input.website_redirect_location.clone(),
+            metadata: input.metadata.clone(),
+        }
+        .to_headers()?;
+        let checksums = ChecksumRequest::new(
+            input.checksum_algorithm.as_ref(),
+            input.checksum_crc32.as_ref(),
+            input.checksum_crc32c.as_ref(),
+            input.checksum_crc64nvme.as_ref(),
+            input.checksum_sha1.as_ref(),
+            input.checksum_sha256.as_ref(),
+        )?;
+        let options = PutOptions {
+            headers,
+            content_length: input.content_length.and_then(|l| u64::try_from(l).ok()),
+            expected_md5: parse_content_md5(input.content_md5.as_ref())?,
+            checksum_algorithms: checksums.algorithms.clone(),
+            verify_checksums: Some(checksums.verifier(trailers)),
+            precondition: write_precondition(input.if_match.clone(), input.if_none_match.clone()),
+            ..Default::default()
+        };
+        let body: BodyStream = match input.body {
+            Some(blob) => body_stream(blob),
+            None => Box::pin(futures::stream::empty()),
+        };
+        let info = self.store.put_object(&input.bucket, &input.key, body, options).await.map_err(store_error)?;
+        let fields = checksum_fields(&info.checksums);
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(strong_etag(&info)),
+            checksum_crc32: fields.crc32,
+            checksum_crc32c: fields.crc32c,
+            checksum_crc64nvme: fields.crc64nvme,
+            checksum_sha1: fields.sha1,
+            checksum_sha256: fields.sha256,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn head_object_impl(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = req.input;
+        let info = self.store.head_object(&input.bucket, &input.key).await.map_err(store_error)?;
+        check_read_conditions(
+            &info,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )
+        .map_err(store_error)?;
+        let (content_length, content_range) = match &input.range {
+            Some(range) => {
+                let bytes = range.check(info.size)?;
+                (bytes.end - bytes.start, Some(format!("bytes {}-{}/{}", bytes.start, bytes.end - 1, info.size)))
+            }
+            None => (info.size, None),
+        };
+        let with_checksums = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let fields = if with_checksums { checksum_fields(&info.checksums) } else { ChecksumFields::default() };
+        Ok(S3Response::new(HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(to_i64(content_length)),
+            content_range,
+            content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
+            content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
+            content_disposition: input.response_content_disposition.or_else(|| header(&info, "content-disposition")),
+            content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
+            cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
+            expires: input.response_expires.or_else(|| expires(&info)),
+            website_redirect_location: header(&info, "x-amz-website-redirect-location"),
+            e_tag: Some(strong_etag(&info)),
+            last_modified: Some(timestamp_from_ns(info.modified_ns)),
+            metadata: user_metadata(&info),
+            parts_count: (info.parts.len() > 1 || info.etag.contains('-')).then_some(info.parts.len() as i32),
+            checksum_crc32: fields.crc32,
+            checksum_crc32c: fields.crc32c,
+            checksum_crc64nvme: fields.crc64nvme,
+            checksum_sha1: fields.sha1,
+            checksum_sha256: fields.sha256,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn get_object_impl(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        let info = self.store.head_object(&input.bucket, &input.key).await.map_err(store_error)?;
+        check_read_conditions(
+            &info,
+            input.if_match.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            input.if_unmodified_since.as_ref(),
+        )
+        .map_err(store_error)?;
+        let (start, length, content_range) = match &input.range {
+            Some(range) => {
+                let bytes = range.check(info.size)?;
+                (bytes.start, bytes.end - bytes.start, Some(format!("bytes {}-{}/{}", bytes.start, bytes.end - 1, info.size)))
+            }
+            None => (0, info.size, None),
+        };
+        let (info, stream) = self.store.get_object(&input.bucket, &input.key, start, length).await.map_err(store_error)?;
+        // The object may have changed between HEAD and GET; the stream's object wins.
+        if length > info.size.saturating_sub(start) {
+            return Err(store_error(StoreError::InvalidRange));
+        }
+        let full = content_range.is_none();
+        let with_checksums = full && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let fields = if with_checksums { checksum_fields(&info.checksums) } else { ChecksumFields::default() };
+        Ok(S3Response::new(GetObjectOutput {
+            body: Some(StreamingBlob::wrap(stream)),
+            accept_ranges: Some("bytes".into()),
+            content_length: Some(to_i64(length)),
+            content_range,
+            content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
+            content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
+            content_disposition: input.response_content_disposition.or_else(|| header(&info, "content-disposition")),
+            content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
+            cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
+            expires: input.response_expires.or_else(|| expires(&info)),
+            website_redirect_location: header(&info, "x-amz-website-redirect-location"),
+            e_tag: Some(strong_etag(&info)),
+            last_modified: Some(timestamp_from_ns(info.modified_ns)),
+            metadata: user_metadata(&info),
+            parts_count: (info.etag.contains('-')).then_some(info.parts.len() as i32),
+            checksum_crc32: fields.crc32,
+            checksum_crc32c: fields.crc32c,
+            checksum_crc64nvme: fields.crc64nvme,
+            checksum_sha1: fields.sha1,
+            checksum_sha256: fields.sha256,
+            ..Default::default()
+        }))
+    }
+
+    pub(super) async fn delete_object_impl(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let input = req.input;
+        // Deleting a key that does not exist succeeds, as in S3.
+        self.store.delete_object(&input.bucket, &input.key).await.map_err(store_error)?;
+        Ok(S3Response::with_status(DeleteObjectOutput::default(), http::StatusCode::NO_CONTENT))
+    }
+
+    pub(super) async fn delete_objects_impl(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        if input.delete.objects.len() > MAX_DELETE_KEYS {
+            return Err(S3Error::with_message(S3ErrorCode::MalformedXML, format!("at most {MAX_DELETE_KEYS} keys per request")));
+        }
+        self.store.head_bucket(&input.bucket).await.map_err(store_error)?;
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for object in input.delete.objects {
+            match self.store.delete_object(&input.bucket, &object.key).await {
+                Ok(()) => {
+                    if !quiet {
+                        deleted.push(DeletedObject { key: Some(object.key), version_id: object.version_id, ..Default::default() });
+                    }
+                }
+                Err(e) => {
+                    let error = store_error(e);
+                    errors.push(Error {
+                        code: Some(error.code().as_str().to_string()),
+                        message: error.message().map(str::to_string),
+                        key: Some(object.key),
+                        version_id: object.version_id,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: (!deleted.is_empty()).then_some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(etag: &str, modified_seconds: i64) -> ObjectInfo {
+        ObjectInfo {
+            bucket: "b".into(),
+            key: "k".into(),
+            size: 1,
+            etag: etag.into(),
+            modified_ns: modified_seconds * 1_000_000_000 + 500_000_000,
+            headers: vec![],
+            checksums: vec![],
+            parts: vec![],
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from(time::OffsetDateTime::from_unix_timestamp(seconds).unwrap())
+    }
+
+    #[test]
+    fn read_conditions_follow_rfc_precedence() {
+        let object = info("abc", 1000);
+        let matching = ETagCondition::ETag(ETag::Strong("abc".into()));
+        let other = ETagCondition::ETag(ETag::Strong("zzz".into()));
+        // If-Match wins over If-Unmodified-Since.
+        assert!(check_read_conditions(&object, Some(&matching), None, None, Some(&at(10))).is_ok());
+        assert!(matches!(check_read_conditions(&object, Some(&other), None, None, None), Err(StoreError::PreconditionFailed)));
+        assert!(matches!(check_read_conditions(&object, None, None, None, Some(&at(999))), Err(StoreError::PreconditionFailed)));
+        assert!(check_read_conditions(&object, None, None, None, Some(&at(1000))).is_ok());
+        // If-None-Match wins over If-Modified-Since.
+        assert!(matches!(check_read_conditions(&object, None, Some(&matching), None, None), Err(StoreError::NotModified)));
+        assert!(check_read_conditions(&object, None, Some(&other), Some(&at(2000)), None).is_ok());
+        assert!(matches!(check_read_conditions(&object, None, None, Some(&at(1000)), None), Err(StoreError::NotModified)));
+        assert!(check_read_conditions(&object, None, None, Some(&at(999)), None).is_ok());
+    }
+}

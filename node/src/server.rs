@@ -1,0 +1,143 @@
+//! Process wiring: configuration, the S3 and admin listeners, background tasks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::host::{S3Host, VirtualHost};
+use s3s::service::S3ServiceBuilder;
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+use crate::s3::BucketsS3;
+use crate::storage::bootstrap::{self, BootstrapError};
+use crate::storage::heal::{self, HealConfig};
+
+pub const DEFAULT_ROOT_USER: &str = "bucketsadmin";
+pub const DEFAULT_ROOT_PASSWORD: &str = "bucketsadmin";
+
+pub struct ServerConfig {
+    pub address: SocketAddr,
+    pub admin_address: SocketAddr,
+    pub drives: Vec<String>,
+    pub root_user: String,
+    pub root_password: String,
+    pub region: String,
+    pub domain: Option<String>,
+    pub heal: HealConfig,
+}
+
+/// Virtual-hosted-style requests under `BUCKETS_DOMAIN`; anything else is path style.
+struct DomainHost {
+    domain: String,
+}
+
+impl S3Host for DomainHost {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<VirtualHost<'a>> {
+        let name = host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(n, _)| n);
+        if let Some(bucket) = name.strip_suffix(self.domain.as_str()).and_then(|b| b.strip_suffix('.'))
+            && !bucket.is_empty()
+        {
+            return Ok(VirtualHost::new(self.domain.as_str()).with_bucket(bucket));
+        }
+        Ok(VirtualHost::new(name))
+    }
+}
+
+pub fn expand_drives(arguments: &[String]) -> Result<Vec<PathBuf>, BootstrapError> {
+    let mut paths = Vec::new();
+    for argument in arguments {
+        if argument.starts_with("http://") || argument.starts_with("https://") {
+            return Err(BootstrapError::Argument(argument.clone(), "drive URLs (multi-node clusters) are not supported by this build yet; give local paths".into()));
+        }
+        paths.extend(bootstrap::expand_ellipses(argument)?.into_iter().map(PathBuf::from));
+    }
+    Ok(paths)
+}
+
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let paths = expand_drives(&config.drives)?;
+    let (store, heal_requests) = tokio::task::spawn_blocking(move || bootstrap::open_store(paths, metrics)).await??;
+    let drive_count: usize = store.sets().iter().map(|s| s.drives().len()).sum();
+    let erasure = store.sets()[0].erasure();
+    tracing::info!(
+        cluster_id = %store.cluster_id,
+        sets = store.sets().len(),
+        drives = drive_count,
+        data_shards = erasure.data_shards,
+        parity_shards = erasure.parity_shards,
+        "storage ready"
+    );
+    let drive_check = config.heal.drive_check_interval;
+    tokio::spawn(heal::run_healer(store.clone(), heal_requests, config.heal));
+    tokio::spawn(heal::run_drive_monitor(store.clone(), drive_check));
+
+    let mut builder = S3ServiceBuilder::new(BucketsS3::new(store.clone(), config.region.clone(), &config.root_user));
+    builder.set_auth(SimpleAuth::from_single(config.root_user.clone(), config.root_password.clone()));
+    if let Some(domain) = &config.domain {
+        builder.set_host(DomainHost { domain: domain.clone() });
+    }
+    let s3_service = builder.build();
+
+    let s3_listener = TcpListener::bind(config.address).await?;
+    let admin_listener = TcpListener::bind(config.admin_address).await?;
+    println!("Buckets S3 endpoint: http://{}", s3_listener.local_addr()?);
+    println!("Admin endpoint (metrics, health): http://{}", admin_listener.local_addr()?);
+    println!("Credentials: access key {}  secret key {}", config.root_user, config.root_password);
+    println!("Region: {}   Drives: {} in {} set(s), {}+{} erasure", config.region, drive_count, store.sets().len(), erasure.data_shards, erasure.parity_shards);
+
+    let admin_store = store.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = admin_listener.accept().await else { continue };
+            let store = admin_store.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| crate::admin::handle(store.clone(), request));
+                let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
+            });
+        }
+    });
+
+    loop {
+        let (socket, _) = match s3_listener.accept().await {
+            Ok(connection) => connection,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let service = s3_service.clone();
+        let metrics = store.metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                let metrics = metrics.clone();
+                async move {
+                    let method = request.method().as_str().to_string();
+                    let started = Instant::now();
+                    let response = hyper::service::Service::call(&service, request).await;
+                    let status = match &response {
+                        Ok(r) => r.status().as_u16().to_string(),
+                        Err(_) => "error".to_string(),
+                    };
+                    metrics.s3_requests.with_label_values(&[method.as_str(), status.as_str()]).inc();
+                    metrics.s3_request_duration.with_label_values(&[method.as_str()]).observe(started.elapsed().as_secs_f64());
+                    response
+                }
+            });
+            let mut builder = ConnBuilder::new(TokioExecutor::new());
+            // Bound header size: a request with larger headers gets 431, never a buffer
+            // that grows without limit.
+            builder.http1().max_buf_size(64 * 1024);
+            let _ = builder.serve_connection(TokioIo::new(socket), service).await;
+        });
+    }
+}

@@ -1,0 +1,378 @@
+//! One local drive: a directory holding a format file, bucket directories, object
+//! metadata and shard files. All calls block; callers run them on the blocking pool.
+//!
+//! Owns: atomic, durable file operations (write to a temporary file, fsync, rename, fsync
+//! the directory). Must never interpret object metadata beyond reading and writing bytes,
+//! and never touch a path that did not come from `storage::path`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use uuid::Uuid;
+
+use super::path::{BUCKET_META_FILE, DATA_DIR_PREFIX, ObjectPath, SYSTEM_DIR};
+use crate::format::drive::DriveFormat;
+
+pub const FORMAT_FILE: &str = "format.bkt";
+const TMP_DIR: &str = "tmp";
+const MULTIPART_DIR: &str = "multipart";
+
+/// A drive that failed an operation in a way that says the drive itself is gone.
+pub fn is_drive_gone(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(5 /* EIO */) | Some(19 /* ENODEV */) | Some(30 /* EROFS */))
+}
+
+#[derive(Debug)]
+pub struct LocalDrive {
+    root: PathBuf,
+    format: DriveFormat,
+    /// False while the drive is missing its format (wiped or replaced) until re-formatted.
+    online: AtomicBool,
+}
+
+impl LocalDrive {
+    pub fn new(root: PathBuf, format: DriveFormat) -> Self {
+        LocalDrive { root, format, online: AtomicBool::new(true) }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn format(&self) -> &DriveFormat {
+        &self.format
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    pub fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Relaxed);
+    }
+
+    pub fn system_dir(&self) -> PathBuf {
+        self.root.join(SYSTEM_DIR)
+    }
+
+    pub fn format_path(root: &Path) -> PathBuf {
+        root.join(SYSTEM_DIR).join(FORMAT_FILE)
+    }
+
+    /// Reads a drive's format file; `Ok(None)` when the drive has none.
+    pub fn read_format(root: &Path) -> io::Result<Option<DriveFormat>> {
+        match fs::read(Self::format_path(root)) {
+            Ok(bytes) => DriveFormat::decode(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", root.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the format file and the system directories of a drive.
+    pub fn write_format(root: &Path, format: &DriveFormat) -> io::Result<()> {
+        let system = root.join(SYSTEM_DIR);
+        fs::create_dir_all(system.join(TMP_DIR))?;
+        fs::create_dir_all(system.join(MULTIPART_DIR))?;
+        write_atomic(&system.join(TMP_DIR), &Self::format_path(root), &format.encode())?;
+        sync_dir(root)
+    }
+
+    /// Whether a directory is empty or absent (may be formatted as a fresh drive).
+    pub fn is_blank(root: &Path) -> io::Result<bool> {
+        match fs::read_dir(root) {
+            Ok(mut entries) => Ok(entries.next().is_none()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes what a crash may have left in the staging area.
+    pub fn clean_tmp(&self) -> io::Result<()> {
+        let tmp = self.tmp_root();
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        fs::create_dir_all(&tmp)
+    }
+
+    pub fn tmp_root(&self) -> PathBuf {
+        self.system_dir().join(TMP_DIR)
+    }
+
+    /// A new staging directory for one write.
+    pub fn create_staging_dir(&self, id: Uuid) -> io::Result<PathBuf> {
+        let dir = self.tmp_root().join(id.to_string());
+        fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    pub fn remove_staging_dir(&self, id: Uuid) {
+        let _ = fs::remove_dir_all(self.tmp_root().join(id.to_string()));
+    }
+
+    // ---- buckets ----
+
+    pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.root.join(bucket)
+    }
+
+    pub fn make_bucket(&self, bucket: &str, meta: &[u8]) -> io::Result<()> {
+        let dir = self.bucket_dir(bucket);
+        fs::create_dir_all(&dir)?;
+        write_atomic(&self.tmp_root(), &dir.join(BUCKET_META_FILE), meta)?;
+        sync_dir(&self.root)
+    }
+
+    pub fn read_bucket_meta(&self, bucket: &str) -> io::Result<Option<Vec<u8>>> {
+        read_optional(&self.bucket_dir(bucket).join(BUCKET_META_FILE))
+    }
+
+    pub fn delete_bucket(&self, bucket: &str) -> io::Result<()> {
+        let dir = self.bucket_dir(bucket);
+        // Move aside first so the bucket disappears atomically, then delete at leisure.
+        let trash = self.tmp_root().join(format!("deleted-bucket-{}", Uuid::new_v4()));
+        match fs::rename(&dir, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        sync_dir(&self.root)?;
+        let _ = fs::remove_dir_all(&trash);
+        let _ = fs::remove_dir_all(self.multipart_bucket_dir(bucket));
+        Ok(())
+    }
+
+    /// Names of the directories at the drive root that carry a bucket meta file.
+    pub fn list_buckets(&self) -> io::Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.root)? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if name == SYSTEM_DIR {
+                continue;
+            }
+            if let Some(meta) = read_optional(&entry.path().join(BUCKET_META_FILE))? {
+                out.push((name, meta));
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- objects ----
+
+    pub fn object_dir(&self, bucket: &str, path: &ObjectPath) -> PathBuf {
+        self.bucket_dir(bucket).join(&path.dir)
+    }
+
+    pub fn read_object_meta(&self, bucket: &str, path: &ObjectPath) -> io::Result<Option<Vec<u8>>> {
+        read_optional(&self.bucket_dir(bucket).join(path.meta_path()))
+    }
+
+    pub fn data_dir_path(&self, bucket: &str, path: &ObjectPath, data_dir: Uuid) -> PathBuf {
+        self.object_dir(bucket, path).join(format!("{DATA_DIR_PREFIX}{data_dir}"))
+    }
+
+    /// Makes a staged write visible: moves the staged data directory (if any) into the
+    /// object directory, then atomically replaces the metadata file, then removes the data
+    /// directories the old metadata referenced. A crash at any point leaves either the old
+    /// or the new object visible, never a mix; at worst an unreferenced data directory.
+    pub fn commit_object(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        meta: &[u8],
+        staged: Option<Uuid>,
+        obsolete_data_dirs: &[Uuid],
+    ) -> io::Result<()> {
+        let bucket_dir = self.bucket_dir(bucket);
+        if !bucket_dir.join(BUCKET_META_FILE).exists() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "bucket missing on drive"));
+        }
+        let object_dir = bucket_dir.join(&path.dir);
+        // A concurrent delete may prune the parent directories between our mkdir and
+        // rename; a few retries ride over that race.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = (|| -> io::Result<()> {
+                fs::create_dir_all(&object_dir)?;
+                // The staging directory is named by the data directory's UUID.
+                if let Some(data_dir) = staged {
+                    let source = self.tmp_root().join(data_dir.to_string());
+                    let target = object_dir.join(format!("{DATA_DIR_PREFIX}{data_dir}"));
+                    fs::rename(&source, &target)?;
+                }
+                write_atomic(&self.tmp_root(), &object_dir.join(path.meta_file), meta)?;
+                sync_dir(&object_dir)
+            })();
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 4 => continue,
+                other => break other?,
+            }
+        }
+        for old in obsolete_data_dirs {
+            if Some(*old) != staged {
+                let _ = fs::remove_dir_all(object_dir.join(format!("{DATA_DIR_PREFIX}{old}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes an object's metadata and data directories, then prunes empty parents.
+    pub fn delete_object(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) -> io::Result<()> {
+        let bucket_dir = self.bucket_dir(bucket);
+        let object_dir = bucket_dir.join(&path.dir);
+        match fs::remove_file(object_dir.join(path.meta_file)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        sync_dir(&object_dir).ok();
+        for data_dir in data_dirs {
+            let _ = fs::remove_dir_all(object_dir.join(format!("{DATA_DIR_PREFIX}{data_dir}")));
+        }
+        self.prune_empty_dirs(&bucket_dir, &object_dir);
+        Ok(())
+    }
+
+    /// Removes empty directories from `dir` up to (not including) `stop`.
+    fn prune_empty_dirs(&self, stop: &Path, dir: &Path) {
+        let mut current = dir.to_path_buf();
+        while current.starts_with(stop) && current != stop {
+            if fs::remove_dir(&current).is_err() {
+                break;
+            }
+            if !current.pop() {
+                break;
+            }
+        }
+    }
+
+    /// Reads `len` bytes at `offset` of a shard file.
+    pub fn read_shard(&self, file: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut handle = File::open(file)?;
+        handle.seek(SeekFrom::Start(offset))?;
+        let mut buf = vec![0u8; len];
+        handle.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Entries of a directory below a bucket: (name, is_dir).
+    pub fn read_dir(&self, dir: &Path) -> io::Result<Vec<(String, bool)>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20 /* ENOTDIR */) => {
+                return Ok(out);
+            }
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let is_dir = entry.file_type()?.is_dir();
+            out.push((name, is_dir));
+        }
+        Ok(out)
+    }
+
+    // ---- multipart ----
+
+    pub fn multipart_bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.system_dir().join(MULTIPART_DIR).join(bucket)
+    }
+
+    pub fn upload_dir(&self, bucket: &str, upload_id: &str) -> PathBuf {
+        self.multipart_bucket_dir(bucket).join(upload_id)
+    }
+
+    pub fn write_upload_file(&self, bucket: &str, upload_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let dir = self.upload_dir(bucket, upload_id);
+        fs::create_dir_all(&dir)?;
+        write_atomic(&self.tmp_root(), &dir.join(name), bytes)?;
+        sync_dir(&dir)
+    }
+
+    pub fn read_upload_file(&self, bucket: &str, upload_id: &str, name: &str) -> io::Result<Option<Vec<u8>>> {
+        read_optional(&self.upload_dir(bucket, upload_id).join(name))
+    }
+
+    /// Moves a staged shard file into an upload as `part.N`, replacing an earlier upload
+    /// of the same part, and writes the part's metadata after it.
+    pub fn commit_part(&self, bucket: &str, upload_id: &str, staging_id: Uuid, number: u32, meta: &[u8]) -> io::Result<()> {
+        let dir = self.upload_dir(bucket, upload_id);
+        if !dir.exists() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "upload missing on drive"));
+        }
+        let staged = self.tmp_root().join(staging_id.to_string()).join("part.1");
+        let data_name = format!("part.{number}.{staging_id}");
+        fs::rename(&staged, dir.join(&data_name))?;
+        self.remove_staging_dir(staging_id);
+        write_atomic(&self.tmp_root(), &dir.join(format!("part.{number}.meta")), meta)?;
+        sync_dir(&dir)?;
+        // Earlier uploads of the same part number are garbage once the new meta is in.
+        for (name, _) in self.read_dir(&dir)? {
+            if name.starts_with(&format!("part.{number}.")) && name != data_name && !name.ends_with(".meta") {
+                let _ = fs::remove_file(dir.join(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the given part data files of an upload into a new staging directory as
+    /// `part.N`, ready for `commit_object`.
+    pub fn stage_upload_parts(&self, bucket: &str, upload_id: &str, staging_id: Uuid, parts: &[(u32, String)]) -> io::Result<()> {
+        let staging = self.create_staging_dir(staging_id)?;
+        let dir = self.upload_dir(bucket, upload_id);
+        for (number, data_name) in parts {
+            fs::rename(dir.join(data_name), staging.join(format!("part.{number}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn remove_upload(&self, bucket: &str, upload_id: &str) -> io::Result<()> {
+        match fs::remove_dir_all(self.upload_dir(bucket, upload_id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads a whole file, `None` when it does not exist.
+pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20 /* ENOTDIR */) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `bytes` to `target` atomically and durably: a temporary file in `tmp_dir`
+/// (same file system), fsync, rename over the target, fsync of the target's directory.
+pub fn write_atomic(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> io::Result<()> {
+    fs::create_dir_all(tmp_dir)?;
+    let tmp = tmp_dir.join(format!("write-{}", Uuid::new_v4()));
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, target)?;
+        if let Some(parent) = target.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Makes a directory's entries (renames, creations) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

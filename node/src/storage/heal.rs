@@ -1,0 +1,172 @@
+//! Background repair: heals objects that reads found damaged, scans every object
+//! periodically, and re-formats a drive that comes back empty (then scans at once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::drive::LocalDrive;
+use super::{HealRequest, Store, blocking};
+
+/// Keys fetched per listing page of a heal scan.
+const SCAN_PAGE_KEYS: usize = 1000;
+
+pub struct HealConfig {
+    /// Time between full scans of every object.
+    pub scan_interval: Duration,
+    /// Every this many scans, also read and verify every shard (bitrot scan).
+    pub deep_scan_every: u32,
+    /// Time between checks that every drive still carries its format file.
+    pub drive_check_interval: Duration,
+}
+
+pub async fn run_healer(store: Arc<Store>, mut requests: mpsc::Receiver<HealRequest>, config: HealConfig) {
+    let mut scan_timer = tokio::time::interval(config.scan_interval);
+    scan_timer.tick().await;
+    let mut scans: u32 = 0;
+    loop {
+        tokio::select! {
+            request = requests.recv() => {
+                let Some(request) = request else { return };
+                let set = store.sets()[request.set].clone();
+                match set.heal_object(&request.bucket, &request.key, request.deep).await {
+                    Ok(true) => tracing::info!(bucket = %request.bucket, key = %request.key, "healed object"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(bucket = %request.bucket, key = %request.key, error = %e, "heal failed"),
+                }
+            }
+            _ = scan_timer.tick() => {
+                scans = scans.wrapping_add(1);
+                let deep = config.deep_scan_every > 0 && scans.is_multiple_of(config.deep_scan_every);
+                scan(&store, deep).await;
+            }
+            _ = store.scan_now.notified() => {
+                scan(&store, false).await;
+            }
+        }
+    }
+}
+
+/// Heals every bucket and object once.
+pub async fn scan(store: &Arc<Store>, deep: bool) {
+    store.metrics.heal_scans.inc();
+    let buckets = heal_buckets(store).await;
+    for set in store.sets() {
+        for bucket in &buckets {
+            let mut marker = String::new();
+            loop {
+                let keys = match set.list_all_keys(bucket, &marker, SCAN_PAGE_KEYS).await {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        tracing::warn!(bucket, error = %e, "heal scan listing failed");
+                        break;
+                    }
+                };
+                for key in &keys {
+                    if let Err(e) = set.heal_object(bucket, key, deep).await {
+                        tracing::warn!(bucket, key, error = %e, "heal failed");
+                    }
+                }
+                match keys.last() {
+                    Some(last) if keys.len() == SCAN_PAGE_KEYS => marker = last.clone(),
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+/// Re-creates bucket directories on drives that lost them; returns the bucket names.
+async fn heal_buckets(store: &Arc<Store>) -> Vec<String> {
+    let buckets = match store.list_buckets().await {
+        Ok(buckets) => buckets,
+        Err(_) => return Vec::new(),
+    };
+    for bucket in &buckets {
+        let meta = super::BucketMeta { created_ns: bucket.created_ns }.encode();
+        for drive in store.all_drives().filter(|d| d.is_online()) {
+            let drive = drive.clone();
+            let name = bucket.name.clone();
+            let meta = meta.clone();
+            blocking(move || {
+                if matches!(drive.read_bucket_meta(&name), Ok(None))
+                    && let Err(e) = drive.make_bucket(&name, &meta)
+                {
+                    tracing::warn!(drive = %drive.root().display(), bucket = name, error = %e, "heal bucket");
+                }
+            })
+            .await;
+        }
+    }
+    buckets.into_iter().map(|b| b.name).collect()
+}
+
+/// Watches every drive's format file; a drive that lost it (wiped or replaced by an empty
+/// one) is formatted again with its old identity and healed.
+pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
+    let mut timer = tokio::time::interval(interval);
+    loop {
+        timer.tick().await;
+        let mut reformatted = false;
+        for drive in store.all_drives() {
+            let drive: Arc<LocalDrive> = drive.clone();
+            let changed = blocking(move || check_drive(&drive)).await;
+            reformatted |= changed;
+        }
+        let online = store.all_drives().filter(|d| d.is_online()).count();
+        store.metrics.drives_online.set(online as i64);
+        if reformatted {
+            store.scan_now.notify_one();
+        }
+    }
+}
+
+/// Returns true when the drive was formatted again.
+fn check_drive(drive: &LocalDrive) -> bool {
+    match LocalDrive::read_format(drive.root()) {
+        Ok(Some(format)) if format == *drive.format() => {
+            if !drive.is_online() {
+                tracing::info!(drive = %drive.root().display(), "drive is back online");
+                drive.set_online(true);
+            }
+            false
+        }
+        Ok(Some(other)) => {
+            if drive.is_online() {
+                tracing::error!(
+                    drive = %drive.root().display(),
+                    found_cluster = %other.cluster_id,
+                    found_drive = %other.drive_id,
+                    "drive now carries another drive's format; taking it offline"
+                );
+                drive.set_online(false);
+            }
+            false
+        }
+        Ok(None) => {
+            drive.set_online(false);
+            if !drive.root().exists() {
+                return false;
+            }
+            match LocalDrive::write_format(drive.root(), drive.format()).and_then(|()| drive.clean_tmp()) {
+                Ok(()) => {
+                    tracing::warn!(drive = %drive.root().display(), "drive came back without its format: formatted again, healing");
+                    drive.set_online(true);
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(drive = %drive.root().display(), error = %e, "cannot format drive");
+                    false
+                }
+            }
+        }
+        Err(e) => {
+            if drive.is_online() {
+                tracing::error!(drive = %drive.root().display(), error = %e, "drive unreadable; taking it offline");
+                drive.set_online(false);
+            }
+            false
+        }
+    }
+}

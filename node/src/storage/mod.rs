@@ -1,0 +1,388 @@
+//! The storage engine of one node: erasure sets over local drives, buckets, objects,
+//! multipart uploads, healing. The S3 layer calls it with plain Rust types; no HTTP or
+//! s3s type reaches this module.
+//!
+//! Owns: which set holds a key, bucket existence, the public object API. Must never
+//! acknowledge a write below write quorum, nor serve bytes that failed their checksum.
+
+pub mod bootstrap;
+pub mod checksum;
+pub mod drive;
+pub mod heal;
+pub mod locks;
+pub mod multipart;
+pub mod path;
+pub mod set;
+pub mod writer;
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use siphasher::sip::SipHasher24;
+use std::hash::Hasher as _;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::error::{StoreError, StoreResult};
+use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo};
+use crate::format::{decode_frame, encode_frame};
+use crate::metrics::Metrics;
+use set::ErasureSet;
+
+/// Largest object a single PUT may upload (the S3 limit).
+pub const MAX_PUT_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// Queued heal requests; beyond this, the background scan finds the object later.
+pub const HEAL_QUEUE_CAPACITY: usize = 10_000;
+
+pub type BodyStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync>>;
+/// A check run under the object's write lock against the current version, if any.
+pub type Precondition = Box<dyn FnOnce(Option<&ObjectInfo>) -> StoreResult<()> + Send + Sync>;
+/// Compares the checksums computed while streaming with those the client sent (which,
+/// for trailing checksums, are only known once the body has ended).
+pub type ChecksumVerifier = Box<dyn FnOnce(&[(ChecksumAlgorithm, String)]) -> StoreResult<()> + Send + Sync>;
+
+pub struct PutOptions {
+    pub headers: Vec<(String, String)>,
+    pub content_length: Option<u64>,
+    pub expected_md5: Option<[u8; 16]>,
+    pub checksum_algorithms: Vec<ChecksumAlgorithm>,
+    pub verify_checksums: Option<ChecksumVerifier>,
+    pub precondition: Option<Precondition>,
+    pub max_size: u64,
+}
+
+impl Default for PutOptions {
+    fn default() -> Self {
+        PutOptions {
+            headers: Vec::new(),
+            content_length: None,
+            expected_md5: None,
+            checksum_algorithms: Vec::new(),
+            verify_checksums: None,
+            precondition: None,
+            max_size: MAX_PUT_OBJECT_BYTES,
+        }
+    }
+}
+
+/// What S3 tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub modified_ns: i64,
+    pub headers: Vec<(String, String)>,
+    pub checksums: Vec<(ChecksumAlgorithm, String)>,
+    pub parts: Vec<PartInfo>,
+}
+
+impl ObjectInfo {
+    pub fn from_version(bucket: &str, key: &str, version: &ObjectVersion) -> Self {
+        ObjectInfo {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            size: version.size,
+            etag: version.etag.clone(),
+            modified_ns: version.modified_ns,
+            headers: version.headers.clone(),
+            checksums: version.checksums.clone(),
+            parts: version.parts.clone(),
+        }
+    }
+
+    fn placeholder(bucket: &str, key: &str) -> Self {
+        ObjectInfo {
+            bucket: bucket.into(),
+            key: key.into(),
+            size: 0,
+            etag: String::new(),
+            modified_ns: 0,
+            headers: Vec::new(),
+            checksums: Vec::new(),
+            parts: Vec::new(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListEntry {
+    Object(ObjectInfo),
+    Prefix(String),
+}
+
+impl ListEntry {
+    pub fn name(&self) -> &str {
+        match self {
+            ListEntry::Object(info) => &info.key,
+            ListEntry::Prefix(prefix) => prefix,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HealRequest {
+    pub set: usize,
+    pub bucket: String,
+    pub key: String,
+    pub deep: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketMeta {
+    pub created_ns: i64,
+}
+
+const BUCKET_META_MAGIC: &[u8; 8] = b"BKTBUCKT";
+const BUCKET_META_VERSION: u16 = 1;
+
+impl BucketMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        encode_frame(BUCKET_META_MAGIC, BUCKET_META_VERSION, &serde_json::to_vec(self).expect("serialises"))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let (_, body) = decode_frame(BUCKET_META_MAGIC, BUCKET_META_VERSION, bytes).ok()?;
+        serde_json::from_slice(body).ok()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created_ns: i64,
+}
+
+pub struct Store {
+    pub cluster_id: Uuid,
+    sets: Vec<Arc<ErasureSet>>,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the healer for a full scan (a drive came back empty, for example).
+    pub scan_now: Notify,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
+}
+
+impl Store {
+    pub fn new(cluster_id: Uuid, sets: Vec<Arc<ErasureSet>>, metrics: Arc<Metrics>) -> Self {
+        assert!(!sets.is_empty(), "a store has at least one set");
+        Store { cluster_id, sets, metrics, scan_now: Notify::new() }
+    }
+
+    pub fn sets(&self) -> &[Arc<ErasureSet>] {
+        &self.sets
+    }
+
+    /// The set that holds `key`. Deterministic for a given cluster and set count: SipHash
+    /// keyed by the cluster id. (The consistent-hash ring replaces this for multi-set
+    /// clusters that change shape.)
+    pub fn set_for(&self, key: &str) -> &Arc<ErasureSet> {
+        if self.sets.len() == 1 {
+            return &self.sets[0];
+        }
+        let (k0, k1) = self.cluster_id.as_u64_pair();
+        let mut hasher = SipHasher24::new_with_keys(k0, k1);
+        hasher.write(key.as_bytes());
+        &self.sets[(hasher.finish() % self.sets.len() as u64) as usize]
+    }
+
+    pub fn all_drives(&self) -> impl Iterator<Item = &Arc<drive::LocalDrive>> {
+        self.sets.iter().flat_map(|s| s.drives().iter())
+    }
+
+    /// Ready to serve: every set has write quorum of online drives.
+    pub fn is_ready(&self) -> bool {
+        self.sets.iter().all(|s| s.online_drives() >= s.erasure().write_quorum())
+    }
+
+    // ---- buckets ----
+
+    /// How many drives of each set hold the bucket's metadata, and its creation time.
+    async fn bucket_votes(&self, bucket: &str) -> Vec<(usize, usize, Option<BucketMeta>)> {
+        let mut out = Vec::new();
+        for set in &self.sets {
+            let drives = set.drives().to_vec();
+            let name = bucket.to_string();
+            let (votes, failed, meta) = blocking(move || {
+                let mut votes = 0;
+                let mut failed = 0;
+                let mut meta = None;
+                for drive in drives {
+                    if !drive.is_online() {
+                        failed += 1;
+                        continue;
+                    }
+                    match drive.read_bucket_meta(&name) {
+                        Ok(Some(bytes)) => {
+                            votes += 1;
+                            meta = meta.or(BucketMeta::decode(&bytes));
+                        }
+                        Ok(None) => {}
+                        Err(_) => failed += 1,
+                    }
+                }
+                (votes, failed, meta)
+            })
+            .await;
+            out.push((votes, failed, meta));
+        }
+        out
+    }
+
+    pub async fn head_bucket(&self, bucket: &str) -> StoreResult<BucketInfo> {
+        let votes = self.bucket_votes(bucket).await;
+        let mut created_ns = None;
+        for (set, (count, failed, meta)) in self.sets.iter().zip(votes) {
+            let quorum = set.erasure().read_quorum();
+            if count < quorum {
+                if count + failed >= quorum {
+                    return Err(StoreError::InsufficientQuorum { operation: "read bucket", needed: quorum, available: count });
+                }
+                return Err(StoreError::NoSuchBucket);
+            }
+            created_ns = created_ns.or(meta.map(|m| m.created_ns));
+        }
+        Ok(BucketInfo { name: bucket.to_string(), created_ns: created_ns.unwrap_or(0) })
+    }
+
+    pub async fn make_bucket(&self, bucket: &str) -> StoreResult<()> {
+        if self.head_bucket(bucket).await.is_ok() {
+            return Err(StoreError::BucketAlreadyOwnedByYou);
+        }
+        let meta = BucketMeta { created_ns: set::now_ns() }.encode();
+        for set in &self.sets {
+            let drives = set.drives().to_vec();
+            let name = bucket.to_string();
+            let meta = meta.clone();
+            let succeeded = blocking(move || {
+                drives.iter().filter(|d| d.is_online() && d.make_bucket(&name, &meta).is_ok()).count()
+            })
+            .await;
+            let quorum = set.erasure().write_quorum();
+            if succeeded < quorum {
+                return Err(StoreError::InsufficientQuorum { operation: "create bucket", needed: quorum, available: succeeded });
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
+        self.head_bucket(bucket).await?;
+        for set in &self.sets {
+            let found = set.list(bucket, "", None, "", 1).await?;
+            if !found.is_empty() {
+                return Err(StoreError::BucketNotEmpty);
+            }
+        }
+        for set in &self.sets {
+            let drives = set.drives().to_vec();
+            let name = bucket.to_string();
+            blocking(move || {
+                for drive in drives.iter().filter(|d| d.is_online()) {
+                    if let Err(e) = drive.delete_bucket(&name) {
+                        tracing::warn!(drive = %drive.root().display(), error = %e, "delete bucket");
+                    }
+                }
+            })
+            .await;
+        }
+        Ok(())
+    }
+
+    pub async fn list_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
+        let set = &self.sets[0];
+        let drives = set.drives().to_vec();
+        let found = blocking(move || {
+            let mut counts: std::collections::BTreeMap<String, (usize, i64)> = Default::default();
+            for drive in drives.iter().filter(|d| d.is_online()) {
+                if let Ok(buckets) = drive.list_buckets() {
+                    for (name, meta) in buckets {
+                        let entry = counts.entry(name).or_insert((0, 0));
+                        entry.0 += 1;
+                        if let Some(meta) = BucketMeta::decode(&meta) {
+                            entry.1 = meta.created_ns;
+                        }
+                    }
+                }
+            }
+            counts
+        })
+        .await;
+        let quorum = set.erasure().read_quorum();
+        Ok(found
+            .into_iter()
+            .filter(|(_, (votes, _))| *votes >= quorum)
+            .map(|(name, (_, created_ns))| BucketInfo { name, created_ns })
+            .collect())
+    }
+
+    /// Turns NoSuchKey into NoSuchBucket when the bucket is the thing missing.
+    async fn explain_missing(&self, bucket: &str, error: StoreError) -> StoreError {
+        if matches!(error, StoreError::NoSuchKey | StoreError::NoSuchUpload)
+            && let Err(bucket_error) = self.head_bucket(bucket).await
+        {
+            return bucket_error;
+        }
+        error
+    }
+
+    // ---- objects ----
+
+    pub async fn put_object(&self, bucket: &str, key: &str, body: BodyStream, options: PutOptions) -> StoreResult<ObjectInfo> {
+        path::object_path(key).map_err(set::key_error)?;
+        self.head_bucket(bucket).await?;
+        let info = self.set_for(key).put_object(bucket, key, body, options).await?;
+        self.metrics.s3_received_bytes.inc_by(info.size);
+        Ok(info)
+    }
+
+    pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectInfo> {
+        match self.set_for(key).head_object(bucket, key).await {
+            Ok((info, _)) => Ok(info),
+            Err(e) => Err(self.explain_missing(bucket, e).await),
+        }
+    }
+
+    /// Streams `length` bytes from `start`; the caller checked the range against the size.
+    pub async fn get_object(&self, bucket: &str, key: &str, start: u64, length: u64) -> StoreResult<(ObjectInfo, BodyStream)> {
+        match self.set_for(key).read_object(bucket, key, start, length).await {
+            Ok((info, stream)) => Ok((info, Box::pin(stream))),
+            Err(e) => Err(self.explain_missing(bucket, e).await),
+        }
+    }
+
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        path::object_path(key).map_err(set::key_error)?;
+        self.head_bucket(bucket).await?;
+        self.set_for(key).delete_object(bucket, key).await
+    }
+
+    /// Lists up to `limit` entries after `marker`, merged across sets in key order.
+    pub async fn list_objects(&self, bucket: &str, prefix: &str, delimiter: Option<&str>, marker: &str, limit: usize) -> StoreResult<Vec<ListEntry>> {
+        self.head_bucket(bucket).await?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut merged: Vec<ListEntry> = Vec::new();
+        for set in &self.sets {
+            merged.extend(set.list(bucket, prefix, delimiter, marker, limit).await?);
+        }
+        if self.sets.len() > 1 {
+            merged.sort_by(|a, b| a.name().as_bytes().cmp(b.name().as_bytes()));
+            merged.dedup_by(|a, b| a.name() == b.name());
+        }
+        merged.truncate(limit);
+        Ok(merged)
+    }
+}

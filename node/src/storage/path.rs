@@ -1,0 +1,161 @@
+//! Mapping of bucket names and object keys to paths inside a drive.
+//!
+//! Owns: the only place a user-supplied name becomes a file-system path. Every key segment
+//! is escaped so that no key can name a path outside its bucket directory (`..`, `.`, empty
+//! segments) or collide with the reserved entries this store keeps next to user data (all
+//! reserved names start with `%`). Must never do I/O.
+
+use std::path::PathBuf;
+
+/// Longest object key S3 accepts, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Longest file name most Linux file systems accept.
+pub const MAX_SEGMENT_BYTES: usize = 255;
+
+/// Metadata file of the object whose key is the directory's path.
+pub const OBJECT_META_FILE: &str = "%meta";
+/// Metadata file of the object whose key is the directory's path followed by `/`.
+pub const DIR_OBJECT_META_FILE: &str = "%dirmeta";
+/// Prefix of a version's data directory (followed by its UUID).
+pub const DATA_DIR_PREFIX: &str = "%data.";
+/// Bucket metadata file at the root of a bucket directory.
+pub const BUCKET_META_FILE: &str = "%bucket";
+/// System directory at the root of every drive; not a valid bucket name.
+pub const SYSTEM_DIR: &str = ".buckets.sys";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("object key is empty")]
+    Empty,
+    #[error("object key is longer than {MAX_KEY_BYTES} bytes")]
+    TooLong,
+    #[error("a segment of the object key is longer than {MAX_SEGMENT_BYTES} bytes")]
+    SegmentTooLong,
+    #[error("object key contains a NUL character")]
+    Nul,
+}
+
+/// Encodes one key segment as a directory name.
+fn encode_segment(segment: &str) -> String {
+    match segment {
+        "" => "%e".to_string(),
+        "." => "%dot".to_string(),
+        ".." => "%dotdot".to_string(),
+        s if s.starts_with('%') => format!("%25{}", &s[1..]),
+        s => s.to_string(),
+    }
+}
+
+/// Decodes a directory name back into a key segment; `None` for reserved entries.
+pub fn decode_segment(name: &str) -> Option<String> {
+    match name {
+        "%e" => Some(String::new()),
+        "%dot" => Some(".".to_string()),
+        "%dotdot" => Some("..".to_string()),
+        n if n.starts_with("%25") => Some(format!("%{}", &n[3..])),
+        n if n.starts_with('%') => None,
+        n => Some(n.to_string()),
+    }
+}
+
+/// Where an object lives relative to its bucket directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectPath {
+    /// Directory of the key's segments (without a trailing `/`).
+    pub dir: PathBuf,
+    /// `%meta` or `%dirmeta`.
+    pub meta_file: &'static str,
+}
+
+impl ObjectPath {
+    pub fn meta_path(&self) -> PathBuf {
+        self.dir.join(self.meta_file)
+    }
+}
+
+/// Checks a key and computes its path.
+pub fn object_path(key: &str) -> Result<ObjectPath, KeyError> {
+    if key.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KeyError::TooLong);
+    }
+    if key.contains('\0') {
+        return Err(KeyError::Nul);
+    }
+    let (body, meta_file) = match key.strip_suffix('/') {
+        Some(body) => (body, DIR_OBJECT_META_FILE),
+        None => (key, OBJECT_META_FILE),
+    };
+    let mut dir = PathBuf::new();
+    // The key "/" has an empty body: its directory is the one empty segment.
+    for segment in body.split('/') {
+        let name = encode_segment(segment);
+        if name.len() > MAX_SEGMENT_BYTES {
+            return Err(KeyError::SegmentTooLong);
+        }
+        dir.push(name);
+    }
+    Ok(ObjectPath { dir, meta_file })
+}
+
+/// The directory of a listing prefix's complete segments, and the partial last segment.
+/// `"a/b/c"` → (`a/b`, `"c"`); `"a/"` → (`a`, `""`).
+pub fn prefix_dir(prefix: &str) -> (Vec<String>, String) {
+    let mut segments: Vec<String> = prefix.split('/').map(str::to_string).collect();
+    let partial = segments.pop().unwrap_or_default();
+    (segments, partial)
+}
+
+/// Encodes complete key segments as a relative directory path.
+pub fn segments_dir(segments: &[String]) -> PathBuf {
+    segments.iter().map(|s| encode_segment(s)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_never_escape() {
+        let cases = [
+            ("a", "a", OBJECT_META_FILE),
+            ("a/b", "a/b", OBJECT_META_FILE),
+            ("a/", "a", DIR_OBJECT_META_FILE),
+            ("../x", "%dotdot/x", OBJECT_META_FILE),
+            ("a/../../b", "a/%dotdot/%dotdot/b", OBJECT_META_FILE),
+            ("./a", "%dot/a", OBJECT_META_FILE),
+            ("a//b", "a/%e/b", OBJECT_META_FILE),
+            ("/abs", "%e/abs", OBJECT_META_FILE),
+            ("%meta", "%25meta", OBJECT_META_FILE),
+            ("/", "%e", DIR_OBJECT_META_FILE),
+        ];
+        for (key, dir, meta) in cases {
+            let path = object_path(key).unwrap();
+            assert_eq!(path.dir, PathBuf::from(dir), "key {key:?}");
+            assert_eq!(path.meta_file, meta, "key {key:?}");
+            for component in path.dir.components() {
+                assert!(matches!(component, std::path::Component::Normal(_)), "key {key:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn segments_round_trip() {
+        for segment in ["", ".", "..", "%", "%25", "%meta", "plain", "ünïcödé", "%e"] {
+            assert_eq!(decode_segment(&encode_segment(segment)).as_deref(), Some(segment));
+        }
+        for reserved in [OBJECT_META_FILE, DIR_OBJECT_META_FILE, BUCKET_META_FILE, "%data.x"] {
+            assert_eq!(decode_segment(reserved), None);
+        }
+    }
+
+    #[test]
+    fn bad_keys() {
+        assert_eq!(object_path(""), Err(KeyError::Empty));
+        assert_eq!(object_path(&"a".repeat(1025)), Err(KeyError::TooLong));
+        assert_eq!(object_path(&"a".repeat(256)), Err(KeyError::SegmentTooLong));
+        assert_eq!(object_path("a\0b"), Err(KeyError::Nul));
+    }
+}

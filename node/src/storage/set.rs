@@ -1,0 +1,1049 @@
+//! One erasure set: the drives that together hold every object placed on it. Writes reach
+//! a write quorum of drives or fail; reads trust the metadata that a read quorum of drives
+//! agree on, verify every shard block's checksum, and reconstruct around missing or
+//! corrupt shards (queueing the object for healing).
+//!
+//! Owns: quorum rules, the commit protocol, shard reads. Must never return bytes that did
+//! not pass their checksum, and never acknowledge a write below write quorum.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::drive::LocalDrive;
+use super::locks::NamespaceLocks;
+use super::path::{self, DIR_OBJECT_META_FILE, OBJECT_META_FILE, ObjectPath};
+use super::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
+use super::{BodyStream, HealRequest, ListEntry, ObjectInfo, PutOptions};
+use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, shard_checksum};
+use crate::error::{StoreError, StoreResult};
+use crate::format::object::{ErasureLayout, ObjectMeta, ObjectVersion, PartInfo, VersionKind};
+use crate::metrics::Metrics;
+
+/// Blocks in flight between the network reader and the encoder thread of one PUT.
+const PUT_PIPELINE_BLOCKS: usize = 4;
+/// Blocks read ahead of the network writer of one GET.
+const GET_READAHEAD_BLOCKS: usize = 2;
+
+pub struct ErasureSet {
+    pub index: usize,
+    drives: Vec<Arc<LocalDrive>>,
+    erasure: Erasure,
+    pub(super) locks: NamespaceLocks,
+    heal_queue: mpsc::Sender<HealRequest>,
+    metrics: Arc<Metrics>,
+}
+
+/// What each drive said about an object's metadata.
+#[derive(Debug)]
+pub(super) enum DriveMeta {
+    Missing,
+    Found(ObjectMeta),
+    Failed,
+}
+
+/// An object version that a read quorum of drives agree on.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub version: ObjectVersion,
+    /// Per drive position: the drive's copy of that version (with its shard index and
+    /// inline bytes), or `None` when the drive is missing it or is outdated.
+    pub per_drive: Vec<Option<ObjectVersion>>,
+    /// Per drive position: every data directory the drive's metadata references.
+    pub data_dirs: Vec<Vec<Uuid>>,
+}
+
+impl Resolved {
+    pub fn is_complete(&self) -> bool {
+        self.per_drive.iter().all(Option::is_some)
+    }
+}
+
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+/// Spreads parity over the drives: objects start their shard 0 at different positions.
+pub fn rotation(key: &str, drives: usize) -> usize {
+    (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % drives as u64) as usize
+}
+
+fn referenced_data_dirs(meta: &ObjectMeta) -> Vec<Uuid> {
+    meta.versions.iter().filter_map(|v| v.data_dir.map(Uuid::from_bytes)).collect()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
+}
+
+impl ErasureSet {
+    pub fn new(index: usize, drives: Vec<Arc<LocalDrive>>, heal_queue: mpsc::Sender<HealRequest>, metrics: Arc<Metrics>) -> Self {
+        let count = drives.len();
+        let parity = crate::erasure::default_parity_shards(count);
+        ErasureSet {
+            index,
+            drives,
+            erasure: Erasure::new(count - parity, parity),
+            locks: NamespaceLocks::default(),
+            heal_queue,
+            metrics,
+        }
+    }
+
+    pub fn drives(&self) -> &[Arc<LocalDrive>] {
+        &self.drives
+    }
+
+    pub fn erasure(&self) -> Erasure {
+        self.erasure
+    }
+
+    pub fn online_drives(&self) -> usize {
+        self.drives.iter().filter(|d| d.is_online()).count()
+    }
+
+    fn drives_by_position(&self) -> Vec<Option<Arc<LocalDrive>>> {
+        self.drives.iter().map(|d| d.is_online().then(|| d.clone())).collect()
+    }
+
+    fn lock_name(bucket: &str, key: &str) -> String {
+        format!("{bucket}/{key}")
+    }
+
+    fn queue_heal(&self, bucket: &str, key: &str, deep: bool) {
+        // Best effort: a full queue means the background scanner will find it later.
+        let _ = self.heal_queue.try_send(HealRequest { set: self.index, bucket: bucket.into(), key: key.into(), deep });
+    }
+
+    // ---- metadata ----
+
+    pub(super) async fn read_metas(&self, bucket: &str, path: &ObjectPath) -> Vec<DriveMeta> {
+        let reads = self.drives.iter().map(|drive| {
+            let drive = drive.clone();
+            let bucket = bucket.to_string();
+            let path = path.clone();
+            blocking(move || read_drive_meta(&drive, &bucket, &path))
+        });
+        futures::future::join_all(reads).await
+    }
+
+    /// The same as `read_metas`, one drive after the other on the calling thread.
+    pub(super) fn read_metas_blocking(&self, bucket: &str, path: &ObjectPath) -> Vec<DriveMeta> {
+        self.drives.iter().map(|drive| read_drive_meta(drive, bucket, path)).collect()
+    }
+
+    /// Picks the version a read quorum agrees on.
+    pub(super) fn resolve(&self, metas: &[DriveMeta]) -> StoreResult<Resolved> {
+        let quorum = self.erasure.read_quorum();
+        let mut best: Option<(usize, &ObjectVersion)> = None;
+        for meta in metas {
+            let DriveMeta::Found(meta) = meta else { continue };
+            let Some(candidate) = meta.latest() else { continue };
+            let votes = metas
+                .iter()
+                .filter(|m| matches!(m, DriveMeta::Found(o) if o.latest().map(|v| v.identity()) == Some(candidate.identity())))
+                .count();
+            let better = match best {
+                None => true,
+                Some((best_votes, best_version)) => {
+                    votes > best_votes || (votes == best_votes && candidate.modified_ns > best_version.modified_ns)
+                }
+            };
+            if better {
+                best = Some((votes, candidate));
+            }
+        }
+        let failed = metas.iter().filter(|m| matches!(m, DriveMeta::Failed)).count();
+        match best {
+            Some((votes, version)) if votes >= quorum => {
+                let identity = version.identity();
+                let per_drive = metas
+                    .iter()
+                    .map(|m| match m {
+                        DriveMeta::Found(meta) => meta.latest().filter(|v| v.identity() == identity).cloned(),
+                        _ => None,
+                    })
+                    .collect();
+                let data_dirs = metas
+                    .iter()
+                    .map(|m| match m {
+                        DriveMeta::Found(meta) => referenced_data_dirs(meta),
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                let mut version = version.clone();
+                version.inline_data = None;
+                if version.kind == VersionKind::DeleteMarker {
+                    return Err(StoreError::NoSuchKey);
+                }
+                Ok(Resolved { version, per_drive, data_dirs })
+            }
+            Some((votes, _)) if votes + failed >= quorum => {
+                Err(StoreError::InsufficientQuorum { operation: "read", needed: quorum, available: votes })
+            }
+            None if failed >= quorum => {
+                Err(StoreError::InsufficientQuorum { operation: "read", needed: quorum, available: 0 })
+            }
+            _ => Err(StoreError::NoSuchKey),
+        }
+    }
+
+    pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<(ObjectInfo, Resolved)> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let metas = self.read_metas(bucket, &path).await;
+        let resolved = self.resolve(&metas)?;
+        if !resolved.is_complete() {
+            self.queue_heal(bucket, key, false);
+        }
+        Ok((ObjectInfo::from_version(bucket, key, &resolved.version), resolved))
+    }
+
+    // ---- writes ----
+
+    /// Streams `body` into shards on every drive and returns what was written; nothing is
+    /// visible until `commit`.
+    pub(super) async fn write_part(
+        &self,
+        mut body: BodyStream,
+        allow_inline: bool,
+        staging_id: Uuid,
+        rotation: usize,
+        options: &PutOptions,
+    ) -> StoreResult<WrittenPart> {
+        // Read ahead up to the inline limit to decide where the shards go.
+        let mut blocker = Blocker::new(BLOCK_SIZE_BYTES);
+        let mut first_blocks = Vec::new();
+        let mut ended = false;
+        while blocker.buffered() <= INLINE_MAX_BYTES && first_blocks.is_empty() {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    self.check_size(options, blocker.buffered() as u64 + chunk.len() as u64)?;
+                    first_blocks.extend(blocker.push(chunk));
+                }
+                Some(Err(e)) => return Err(StoreError::Body(e)),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        let inline = allow_inline && ended && first_blocks.is_empty();
+        let target = if inline { Target::Inline } else { Target::Files { staging_id } };
+        let drives = self.drives_by_position();
+        let erasure = self.erasure;
+        let algorithms = options.checksum_algorithms.clone();
+        let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(PUT_PIPELINE_BLOCKS);
+        let encoder = tokio::task::spawn_blocking(move || -> io::Result<WrittenPart> {
+            let mut writer = PartWriter::new(erasure, rotation, drives, target, &algorithms);
+            while let Some(block) = receiver.blocking_recv() {
+                writer.write_block(&block)?;
+            }
+            Ok(writer.finish())
+        });
+        let pumped: StoreResult<()> = async {
+            let mut total = 0u64;
+            for block in first_blocks {
+                total += block.len() as u64;
+                sender.send(block).await.map_err(|_| io::Error::other("encoder stopped"))?;
+            }
+            if !ended {
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(StoreError::Body)?;
+                    self.check_size(options, total + blocker.buffered() as u64 + chunk.len() as u64)?;
+                    for block in blocker.push(chunk) {
+                        total += block.len() as u64;
+                        sender.send(block).await.map_err(|_| io::Error::other("encoder stopped"))?;
+                    }
+                }
+            }
+            let tail = std::mem::replace(&mut blocker, Blocker::new(1)).finish();
+            if !tail.is_empty() {
+                sender.send(tail).await.map_err(|_| io::Error::other("encoder stopped"))?;
+            }
+            Ok(())
+        }
+        .await;
+        drop(sender);
+        // The body (and any lock its source holds, as in a copy) is released before commit.
+        drop(body);
+        let written = encoder.await.expect("encoder task panicked");
+        if let Err(e) = pumped {
+            self.remove_staging(staging_id).await;
+            return Err(e);
+        }
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                self.remove_staging(staging_id).await;
+                return Err(e.into());
+            }
+        };
+        if let Some(expected) = options.content_length
+            && expected != written.size
+        {
+            self.remove_staging(staging_id).await;
+            return Err(StoreError::IncompleteBody);
+        }
+        let healthy = written.per_drive.iter().filter(|d| d.is_some()).count();
+        if healthy < self.erasure.write_quorum() {
+            self.remove_staging(staging_id).await;
+            return Err(StoreError::InsufficientQuorum { operation: "write", needed: self.erasure.write_quorum(), available: healthy });
+        }
+        Ok(written)
+    }
+
+    fn check_size(&self, options: &PutOptions, size: u64) -> StoreResult<()> {
+        if size > options.max_size {
+            return Err(StoreError::EntityTooLarge);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn remove_staging(&self, staging_id: Uuid) {
+        let drives = self.drives.clone();
+        blocking(move || {
+            for drive in drives {
+                drive.remove_staging_dir(staging_id);
+            }
+        })
+        .await;
+    }
+
+    /// Verifies digests, then makes the new version visible on every drive that holds its
+    /// shards, under the object's write lock.
+    pub async fn put_object(&self, bucket: &str, key: &str, body: BodyStream, mut options: PutOptions) -> StoreResult<ObjectInfo> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let data_dir = Uuid::new_v4();
+        let rotation = rotation(key, self.drives.len());
+        let written = self.write_part(body, true, data_dir, rotation, &options).await?;
+        if let Err(e) = verify_digests(&written, &mut options) {
+            self.remove_staging(data_dir).await;
+            return Err(e);
+        }
+        let inline = written.per_drive.iter().flatten().any(|bytes| !bytes.is_empty()) || written.size == 0;
+        let etag = hex::encode(written.md5);
+        let version = ObjectVersion {
+            version_id: None,
+            modified_ns: now_ns(),
+            kind: VersionKind::Object,
+            size: written.size,
+            etag: etag.clone(),
+            headers: options.headers.clone(),
+            checksums: written.checksums.clone(),
+            erasure: self.layout(0),
+            data_dir: (!inline).then_some(*data_dir.as_bytes()),
+            parts: vec![PartInfo { number: 1, size: written.size, etag }],
+            inline_data: None,
+        };
+        let per_drive_inline: Vec<Option<Option<Vec<u8>>>> =
+            written.per_drive.into_iter().map(|d| d.map(|bytes| inline.then_some(bytes))).collect();
+        self.commit(bucket, key, &path, version, rotation, per_drive_inline, (!inline).then_some(data_dir), options.precondition.take())
+            .await
+    }
+
+    pub(super) fn layout(&self, shard_index: usize) -> ErasureLayout {
+        ErasureLayout {
+            data_shards: self.erasure.data_shards as u8,
+            parity_shards: self.erasure.parity_shards as u8,
+            block_size: BLOCK_SIZE_BYTES as u32,
+            shard_index: shard_index as u8,
+        }
+    }
+
+    /// Writes `version` as the object's only version on every drive marked in `per_drive`
+    /// (`Some(inline bytes)`), moving the staged data directory into place.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &ObjectPath,
+        version: ObjectVersion,
+        rotation: usize,
+        per_drive: Vec<Option<Option<Vec<u8>>>>,
+        staged: Option<Uuid>,
+        precondition: Option<super::Precondition>,
+    ) -> StoreResult<ObjectInfo> {
+        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await;
+        let metas = self.read_metas(bucket, path).await;
+        if let Some(check) = precondition {
+            let current = match self.resolve(&metas) {
+                Ok(resolved) => Some(ObjectInfo::from_version(bucket, key, &resolved.version)),
+                Err(StoreError::NoSuchKey) => None,
+                Err(e) => {
+                    if let Some(id) = staged {
+                        self.remove_staging(id).await;
+                    }
+                    return Err(e);
+                }
+            };
+            if let Err(e) = check(current.as_ref()) {
+                if let Some(id) = staged {
+                    self.remove_staging(id).await;
+                }
+                return Err(e);
+            }
+        }
+        let count = self.drives.len();
+        let commits = per_drive.into_iter().enumerate().map(|(position, inline)| {
+            let drive = self.drives[position].clone();
+            let obsolete = match &metas[position] {
+                DriveMeta::Found(meta) => referenced_data_dirs(meta),
+                _ => Vec::new(),
+            };
+            let mut version = version.clone();
+            version.erasure.shard_index = ((position + count - rotation) % count) as u8;
+            let bucket = bucket.to_string();
+            let path = path.clone();
+            blocking(move || -> io::Result<()> {
+                let Some(inline) = inline else { return Err(io::Error::other("drive failed during write")) };
+                version.inline_data = inline;
+                let meta = ObjectMeta { versions: vec![version] };
+                drive.commit_object(&bucket, &path, &meta.encode(), staged, &obsolete)
+            })
+        });
+        let results = futures::future::join_all(commits).await;
+        let succeeded = results.iter().filter(|r| r.is_ok()).count();
+        if let Some(id) = staged {
+            self.remove_staging(id).await;
+        }
+        if succeeded < self.erasure.write_quorum() {
+            if results.iter().all(|r| matches!(r, Err(e) if e.kind() == io::ErrorKind::NotFound)) {
+                return Err(StoreError::NoSuchBucket);
+            }
+            return Err(StoreError::InsufficientQuorum { operation: "write", needed: self.erasure.write_quorum(), available: succeeded });
+        }
+        if succeeded < count {
+            self.queue_heal(bucket, key, false);
+        }
+        Ok(ObjectInfo::from_version(bucket, key, &version))
+    }
+
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await;
+        let metas = self.read_metas(bucket, &path).await;
+        let deletes = metas.into_iter().enumerate().map(|(position, meta)| {
+            let drive = self.drives[position].clone();
+            let bucket = bucket.to_string();
+            let path = path.clone();
+            blocking(move || -> io::Result<()> {
+                match meta {
+                    DriveMeta::Found(meta) => drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta)),
+                    DriveMeta::Missing => Ok(()),
+                    DriveMeta::Failed => Err(io::Error::other("drive offline")),
+                }
+            })
+        });
+        let results = futures::future::join_all(deletes).await;
+        let succeeded = results.iter().filter(|r| r.is_ok()).count();
+        if succeeded < self.erasure.write_quorum() {
+            return Err(StoreError::InsufficientQuorum { operation: "delete", needed: self.erasure.write_quorum(), available: succeeded });
+        }
+        Ok(())
+    }
+
+    // ---- reads ----
+
+    /// Streams bytes `start..start + length` of a resolved object. The object's read lock
+    /// is held until the stream ends or is dropped.
+    pub async fn read_object(
+        self: &Arc<Self>,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        length: u64,
+    ) -> StoreResult<(ObjectInfo, impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static)> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let guard = self.locks.read(&Self::lock_name(bucket, key)).await;
+        let metas = self.read_metas(bucket, &path).await;
+        let resolved = self.resolve(&metas)?;
+        let info = ObjectInfo::from_version(bucket, key, &resolved.version);
+        if start + length > resolved.version.size {
+            return Err(StoreError::InvalidRange);
+        }
+        if !resolved.is_complete() {
+            self.queue_heal(bucket, key, false);
+        }
+        let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(GET_READAHEAD_BLOCKS);
+        let set = self.clone();
+        let bucket = bucket.to_string();
+        let key = key.to_string();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let mut reader = ShardReader::new(&set, &bucket, &path, &resolved);
+            let mut offset = start;
+            let end = start + length;
+            while offset < end {
+                let Some((part_index, part_offset)) = locate(&resolved.version.parts, offset) else { break };
+                let part = resolved.version.parts[part_index].clone();
+                let block_index = part_offset / BLOCK_SIZE_BYTES as u64;
+                let block_start = block_index * BLOCK_SIZE_BYTES as u64;
+                let block_len = (part.size - block_start).min(BLOCK_SIZE_BYTES as u64) as usize;
+                let moved = reader;
+                let result = blocking(move || {
+                    let mut reader = moved;
+                    let block = reader.read_block(&part, block_index, block_len);
+                    (reader, block)
+                })
+                .await;
+                reader = result.0;
+                let block = match result.1 {
+                    Ok(block) => block,
+                    Err(e) => {
+                        let _ = sender.send(Err(e)).await;
+                        break;
+                    }
+                };
+                let within = (part_offset - block_start) as usize;
+                let take = ((end - offset) as usize).min(block_len - within);
+                let bytes = Bytes::from(block).slice(within..within + take);
+                offset += take as u64;
+                set.metrics.s3_sent_bytes.inc_by(take as u64);
+                if sender.send(Ok(bytes)).await.is_err() {
+                    break;
+                }
+            }
+            if reader.saw_damage {
+                set.queue_heal(&bucket, &key, true);
+            }
+        });
+        Ok((info, tokio_stream_from(receiver)))
+    }
+
+    // ---- listing ----
+
+    /// Walks the union of the drives' trees in key order from `marker` (exclusive), and
+    /// returns up to `limit` entries that a read quorum agrees on.
+    pub async fn list(
+        self: &Arc<Self>,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        marker: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<ListEntry>> {
+        let set = self.clone();
+        let bucket = bucket.to_string();
+        let prefix = prefix.to_string();
+        let delimiter = delimiter.map(str::to_string);
+        let marker = marker.to_string();
+        blocking(move || {
+            let mut walker = Walker {
+                set: &set,
+                bucket: &bucket,
+                prefix: &prefix,
+                delimiter: delimiter.as_deref(),
+                marker: &marker,
+                limit,
+                out: Vec::new(),
+                include_unresolved: false,
+            };
+            let (segments, partial) = path::prefix_dir(&prefix);
+            let child_prefix: String = segments.iter().map(|s| format!("{s}/")).collect();
+            walker.walk_dir(&segments, &child_prefix, Some(&partial))?;
+            Ok(walker.out)
+        })
+        .await
+    }
+
+    /// Every key present on any drive under `bucket` (for the healer), from `marker`.
+    pub async fn list_all_keys(self: &Arc<Self>, bucket: &str, marker: &str, limit: usize) -> StoreResult<Vec<String>> {
+        let set = self.clone();
+        let bucket = bucket.to_string();
+        let marker = marker.to_string();
+        blocking(move || {
+            let mut walker = Walker {
+                set: &set,
+                bucket: &bucket,
+                prefix: "",
+                delimiter: None,
+                marker: &marker,
+                limit,
+                out: Vec::new(),
+                include_unresolved: true,
+            };
+            walker.walk_dir(&[], "", Some(""))?;
+            Ok(walker
+                .out
+                .into_iter()
+                .filter_map(|e| match e {
+                    ListEntry::Object(info) => Some(info.key),
+                    ListEntry::Prefix(_) => None,
+                })
+                .collect())
+        })
+        .await
+    }
+
+    // ---- healing ----
+
+    /// Brings every drive's copy of an object up to the version a quorum agrees on.
+    /// `deep` also reads and verifies every shard. Returns whether anything was repaired.
+    pub async fn heal_object(self: &Arc<Self>, bucket: &str, key: &str, deep: bool) -> StoreResult<bool> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await;
+        let metas = self.read_metas(bucket, &path).await;
+        let resolved = match self.resolve(&metas) {
+            Ok(resolved) => resolved,
+            Err(StoreError::NoSuchKey) => {
+                // Leftovers of a write that never reached quorum, or of a delete that did:
+                // remove them so they cannot resurface.
+                let found = metas.iter().filter(|m| matches!(m, DriveMeta::Found(_))).count();
+                let failed = metas.iter().filter(|m| matches!(m, DriveMeta::Failed)).count();
+                if found > 0 && failed == 0 && found < self.erasure.read_quorum() {
+                    for (position, meta) in metas.into_iter().enumerate() {
+                        if let DriveMeta::Found(meta) = meta {
+                            let drive = self.drives[position].clone();
+                            let bucket = bucket.to_string();
+                            let path = path.clone();
+                            let _ = blocking(move || drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta))).await;
+                        }
+                    }
+                    return Ok(true);
+                }
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        let set = self.clone();
+        let bucket_owned = bucket.to_string();
+        let path_owned = path.clone();
+        let plan = blocking(move || set.rebuild_shards(&bucket_owned, &path_owned, &resolved, deep).map(|t| (t, resolved))).await;
+        let (targets, resolved) = plan?;
+        if targets.is_empty() {
+            return Ok(false);
+        }
+        let count = self.drives.len();
+        let rotation_value = rotation(key, count);
+        let data_dir = resolved.version.data_dir.map(Uuid::from_bytes);
+        let mut healed_any = false;
+        for (position, inline) in targets {
+            let drive = self.drives[position].clone();
+            let mut version = resolved.version.clone();
+            version.erasure.shard_index = ((position + count - rotation_value) % count) as u8;
+            version.inline_data = inline;
+            let obsolete: Vec<Uuid> = resolved.data_dirs[position].iter().copied().filter(|d| Some(*d) != data_dir).collect();
+            let bucket = bucket.to_string();
+            let path = path.clone();
+            let result = blocking(move || {
+                let meta = ObjectMeta { versions: vec![version] };
+                let staged = data_dir.filter(|id| drive.tmp_root().join(id.to_string()).exists());
+                if let Some(id) = data_dir
+                    && staged.is_some()
+                {
+                    // Replace whatever partial data directory the drive had.
+                    let _ = std::fs::remove_dir_all(drive.data_dir_path(&bucket, &path, id));
+                }
+                drive.commit_object(&bucket, &path, &meta.encode(), staged, &obsolete)
+            })
+            .await;
+            if result.is_ok() {
+                healed_any = true;
+            }
+        }
+        if let Some(id) = data_dir {
+            self.remove_staging(id).await;
+        }
+        if healed_any {
+            self.metrics.healed_objects.inc();
+        }
+        Ok(healed_any)
+    }
+
+    /// Finds the drives that need a new copy and writes their shards into staging.
+    /// Returns (drive position, inline bytes for inline objects).
+    fn rebuild_shards(&self, bucket: &str, path: &ObjectPath, resolved: &Resolved, deep: bool) -> StoreResult<Vec<(usize, Option<Vec<u8>>)>> {
+        let count = self.drives.len();
+        let mut targets: Vec<usize> =
+            (0..count).filter(|&p| resolved.per_drive[p].is_none() && self.drives[p].is_online()).collect();
+        let version = &resolved.version;
+        let inline = version.data_dir.is_none();
+        let mut reader = ShardReader::new(self, bucket, path, resolved);
+        if deep {
+            // Verify every shard block of every part; a drive with damage is rewritten.
+            for part in &version.parts {
+                let blocks = part.size.div_ceil(BLOCK_SIZE_BYTES as u64);
+                for block_index in 0..blocks {
+                    let block_len = (part.size - block_index * BLOCK_SIZE_BYTES as u64).min(BLOCK_SIZE_BYTES as u64) as usize;
+                    for shard_index in 0..count {
+                        reader.read_shard(part, block_index, block_len, shard_index);
+                    }
+                }
+            }
+            for position in reader.damaged_positions() {
+                if !targets.contains(&position) && self.drives[position].is_online() {
+                    targets.push(position);
+                }
+            }
+        }
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rotation_value = (0..count)
+            .find_map(|p| resolved.per_drive[p].as_ref().map(|v| (p + count - v.erasure.shard_index as usize) % count))
+            .expect("a resolved object has drives");
+        let data_dir = version.data_dir.map(Uuid::from_bytes);
+        let mut outputs: Vec<(usize, Vec<u8>)> = Vec::new();
+        for &position in &targets {
+            if let Some(id) = data_dir {
+                let drive = &self.drives[position];
+                let _ = std::fs::remove_dir_all(drive.tmp_root().join(id.to_string()));
+                drive.create_staging_dir(id)?;
+            }
+            outputs.push((position, Vec::new()));
+        }
+        for part in &version.parts {
+            let mut files: Vec<Option<std::fs::File>> = Vec::new();
+            if let Some(id) = data_dir {
+                for &(position, _) in &outputs {
+                    let file = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(self.drives[position].tmp_root().join(id.to_string()).join(format!("part.{}", part.number)))?;
+                    files.push(Some(file));
+                }
+            }
+            let blocks = part.size.div_ceil(BLOCK_SIZE_BYTES as u64);
+            for block_index in 0..blocks {
+                let block_len = (part.size - block_index * BLOCK_SIZE_BYTES as u64).min(BLOCK_SIZE_BYTES as u64) as usize;
+                let mut shards: Vec<Option<Vec<u8>>> = (0..count)
+                    .map(|shard_index| {
+                        let position = (shard_index + rotation_value) % count;
+                        if targets.contains(&position) { None } else { reader.read_shard(part, block_index, block_len, shard_index) }
+                    })
+                    .collect();
+                self.erasure
+                    .reconstruct_all(&mut shards, block_len)
+                    .map_err(|e| StoreError::Unrecoverable(e.to_string()))?;
+                for (output_index, (position, inline_bytes)) in outputs.iter_mut().enumerate() {
+                    let shard_index = (*position + count - rotation_value) % count;
+                    let shard = shards[shard_index].as_ref().expect("reconstructed");
+                    let checksum = shard_checksum(shard).to_le_bytes();
+                    if inline {
+                        inline_bytes.extend_from_slice(&checksum);
+                        inline_bytes.extend_from_slice(shard);
+                    } else if let Some(file) = files[output_index].as_mut() {
+                        use std::io::Write;
+                        file.write_all(&checksum)?;
+                        file.write_all(shard)?;
+                    }
+                }
+            }
+            for file in files.into_iter().flatten() {
+                file.sync_all()?;
+            }
+        }
+        Ok(outputs.into_iter().map(|(position, bytes)| (position, inline.then_some(bytes))).collect())
+    }
+}
+
+fn read_drive_meta(drive: &LocalDrive, bucket: &str, path: &ObjectPath) -> DriveMeta {
+    if !drive.is_online() {
+        return DriveMeta::Failed;
+    }
+    match drive.read_object_meta(bucket, path) {
+        Ok(None) => DriveMeta::Missing,
+        Ok(Some(bytes)) => match ObjectMeta::decode(&bytes) {
+            Ok(meta) => DriveMeta::Found(meta),
+            // A corrupt metadata file counts as missing: healing rewrites it.
+            Err(_) => DriveMeta::Missing,
+        },
+        Err(_) => DriveMeta::Failed,
+    }
+}
+
+/// Maps an object offset to (part index, offset within the part).
+fn locate(parts: &[PartInfo], mut offset: u64) -> Option<(usize, u64)> {
+    for (index, part) in parts.iter().enumerate() {
+        if offset < part.size {
+            return Some((index, offset));
+        }
+        offset -= part.size;
+    }
+    None
+}
+
+pub(super) fn key_error(error: path::KeyError) -> StoreError {
+    match error {
+        path::KeyError::TooLong | path::KeyError::SegmentTooLong => StoreError::KeyTooLong,
+        other => StoreError::InvalidObjectName(other.to_string()),
+    }
+}
+
+fn verify_digests(written: &WrittenPart, options: &mut PutOptions) -> StoreResult<()> {
+    if let Some(expected) = options.expected_md5
+        && expected != written.md5
+    {
+        return Err(StoreError::BadDigest);
+    }
+    if let Some(verify) = options.verify_checksums.take() {
+        verify(&written.checksums)?;
+    }
+    Ok(())
+}
+
+fn tokio_stream_from(mut receiver: mpsc::Receiver<io::Result<Bytes>>) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// Reads and verifies shard blocks of one object version, remembering which drives
+/// returned damage so later blocks go straight to healthy ones.
+pub(super) struct ShardReader {
+    erasure: Erasure,
+    /// Per shard index: the drive position and where its bytes are.
+    sources: Vec<Option<ShardSource>>,
+    damaged: Vec<bool>,
+    pub saw_damage: bool,
+}
+
+enum ShardSource {
+    Inline { position: usize, bytes: Arc<Vec<u8>> },
+    Files { position: usize, drive: Arc<LocalDrive>, data_dir: std::path::PathBuf },
+}
+
+impl ShardSource {
+    fn position(&self) -> usize {
+        match self {
+            ShardSource::Inline { position, .. } | ShardSource::Files { position, .. } => *position,
+        }
+    }
+}
+
+impl ShardReader {
+    pub(super) fn new(set: &ErasureSet, bucket: &str, path: &ObjectPath, resolved: &Resolved) -> Self {
+        let count = set.drives.len();
+        let mut sources: Vec<Option<ShardSource>> = (0..count).map(|_| None).collect();
+        let mut missing = false;
+        for (position, version) in resolved.per_drive.iter().enumerate() {
+            let Some(version) = version else {
+                missing = true;
+                continue;
+            };
+            let shard_index = version.erasure.shard_index as usize;
+            if shard_index >= count || sources[shard_index].is_some() {
+                continue;
+            }
+            sources[shard_index] = Some(match (&version.inline_data, version.data_dir) {
+                (Some(bytes), _) => ShardSource::Inline { position, bytes: Arc::new(bytes.clone()) },
+                (None, Some(data_dir)) => ShardSource::Files {
+                    position,
+                    drive: set.drives[position].clone(),
+                    data_dir: set.drives[position].data_dir_path(bucket, path, Uuid::from_bytes(data_dir)),
+                },
+                (None, None) => continue,
+            });
+        }
+        ShardReader { erasure: set.erasure, sources, damaged: vec![false; count], saw_damage: missing }
+    }
+
+    fn damaged_positions(&self) -> Vec<usize> {
+        self.sources
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| self.damaged[*index])
+            .filter_map(|(_, s)| s.as_ref().map(ShardSource::position))
+            .collect()
+    }
+
+    /// One verified shard block, or `None` (and the shard marked damaged).
+    fn read_shard(&mut self, part: &PartInfo, block_index: u64, block_len: usize, shard_index: usize) -> Option<Vec<u8>> {
+        if self.damaged[shard_index] {
+            return None;
+        }
+        let full_len = self.erasure.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES;
+        let shard_len = self.erasure.shard_len(block_len);
+        let offset = block_index * full_len as u64;
+        let read = match self.sources[shard_index].as_ref()? {
+            ShardSource::Inline { bytes, .. } => {
+                let start = offset as usize;
+                bytes.get(start..start + SHARD_CHECKSUM_BYTES + shard_len).map(<[u8]>::to_vec)
+            }
+            ShardSource::Files { drive, data_dir, .. } => {
+                drive.read_shard(&data_dir.join(format!("part.{}", part.number)), offset, SHARD_CHECKSUM_BYTES + shard_len).ok()
+            }
+        };
+        let verified = read.and_then(|mut bytes| {
+            let stored = u64::from_le_bytes(bytes[..SHARD_CHECKSUM_BYTES].try_into().expect("8 bytes"));
+            let shard = bytes.split_off(SHARD_CHECKSUM_BYTES);
+            (shard_checksum(&shard) == stored).then_some(shard)
+        });
+        if verified.is_none() {
+            self.damaged[shard_index] = true;
+            self.saw_damage = true;
+        }
+        verified
+    }
+
+    /// One block of object bytes: data shards first, parity only as needed.
+    pub(super) fn read_block(&mut self, part: &PartInfo, block_index: u64, block_len: usize) -> io::Result<Vec<u8>> {
+        let count = self.erasure.total_shards();
+        let mut shards: Vec<Option<Vec<u8>>> = (0..count).map(|_| None).collect();
+        let mut good = 0;
+        for (shard_index, slot) in shards.iter_mut().enumerate() {
+            if good == self.erasure.data_shards {
+                break;
+            }
+            if let Some(shard) = self.read_shard(part, block_index, block_len, shard_index) {
+                *slot = Some(shard);
+                good += 1;
+            }
+        }
+        self.erasure.decode_block(&mut shards, block_len).map_err(|e| {
+            io::Error::other(format!("object data unreadable: {e} (more than parity drives lost or corrupt)"))
+        })
+    }
+}
+
+/// Depth-first walk of the union of a bucket's directory trees on all drives, in key order.
+struct Walker<'a> {
+    set: &'a Arc<ErasureSet>,
+    bucket: &'a str,
+    prefix: &'a str,
+    delimiter: Option<&'a str>,
+    marker: &'a str,
+    limit: usize,
+    out: Vec<ListEntry>,
+    /// The healer wants every key present anywhere, resolvable or not.
+    include_unresolved: bool,
+}
+
+enum Item {
+    Object(String, ObjectPath),
+    Subtree(String, Vec<String>),
+}
+
+impl Walker<'_> {
+    fn full(&self) -> bool {
+        self.out.len() >= self.limit
+    }
+
+    fn walk_dir(&mut self, segments: &[String], child_prefix: &str, partial: Option<&str>) -> StoreResult<()> {
+        let relative = path::segments_dir(segments);
+        let mut names: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
+        let mut online = 0;
+        for drive in self.set.drives.iter().filter(|d| d.is_online()) {
+            online += 1;
+            let dir = drive.bucket_dir(self.bucket).join(&relative);
+            for (name, is_dir) in drive.read_dir(&dir)? {
+                *names.entry(name).or_default() |= is_dir;
+            }
+        }
+        if online == 0 {
+            return Err(StoreError::InsufficientQuorum { operation: "list", needed: self.set.erasure.read_quorum(), available: 0 });
+        }
+        let mut items: Vec<Item> = Vec::new();
+        let partial_filter = partial.unwrap_or("");
+        if !segments.is_empty() && names.contains_key(DIR_OBJECT_META_FILE) && partial_filter.is_empty() {
+            // The object named like this directory plus "/".
+            let key = child_prefix.to_string();
+            let path = ObjectPath { dir: relative.clone(), meta_file: DIR_OBJECT_META_FILE };
+            items.push(Item::Object(key, path));
+        }
+        let mut children: Vec<Item> = Vec::new();
+        for (name, is_dir) in &names {
+            if !is_dir {
+                continue;
+            }
+            let Some(segment) = path::decode_segment(name) else { continue };
+            if !segment.starts_with(partial_filter) {
+                continue;
+            }
+            let key = format!("{child_prefix}{segment}");
+            let mut child_segments = segments.to_vec();
+            child_segments.push(segment);
+            let path = ObjectPath { dir: path::segments_dir(&child_segments), meta_file: OBJECT_META_FILE };
+            if !key.is_empty() && !key.ends_with('/') {
+                children.push(Item::Object(key.clone(), path));
+            }
+            children.push(Item::Subtree(format!("{key}/"), child_segments));
+        }
+        children.sort_by(|a, b| item_key(a).as_bytes().cmp(item_key(b).as_bytes()));
+        items.extend(children);
+        for item in items {
+            if self.full() {
+                return Ok(());
+            }
+            match item {
+                Item::Object(key, path) => {
+                    if key.as_str() <= self.marker {
+                        continue;
+                    }
+                    if let Some(common) = self.common_prefix(&key) {
+                        self.push_prefix(common);
+                        continue;
+                    }
+                    self.visit_object(key, path)?;
+                }
+                Item::Subtree(subtree, child_segments) => {
+                    if subtree.as_str() <= self.marker && !self.marker.starts_with(subtree.as_str()) {
+                        continue;
+                    }
+                    if self.delimiter == Some("/") {
+                        if let Some(common) = self.common_prefix(&subtree) {
+                            self.push_prefix(common);
+                            continue;
+                        }
+                    }
+                    self.walk_dir(&child_segments, &subtree, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn common_prefix(&self, key: &str) -> Option<String> {
+        let delimiter = self.delimiter.filter(|d| !d.is_empty())?;
+        let rest = key.strip_prefix(self.prefix)?;
+        let index = rest.find(delimiter)?;
+        Some(format!("{}{}", self.prefix, &rest[..index + delimiter.len()]))
+    }
+
+    fn push_prefix(&mut self, common: String) {
+        if common.as_str() <= self.marker {
+            return;
+        }
+        if let Some(ListEntry::Prefix(last)) = self.out.last()
+            && *last == common
+        {
+            return;
+        }
+        self.out.push(ListEntry::Prefix(common));
+    }
+
+    fn visit_object(&mut self, key: String, path: ObjectPath) -> StoreResult<()> {
+        if !key.starts_with(self.prefix) {
+            return Ok(());
+        }
+        let metas = self.set.read_metas_blocking(self.bucket, &path);
+        match self.set.resolve(&metas) {
+            Ok(resolved) => {
+                self.out.push(ListEntry::Object(ObjectInfo::from_version(self.bucket, &key, &resolved.version)));
+                if !resolved.is_complete() {
+                    self.set.queue_heal(self.bucket, &key, false);
+                }
+            }
+            Err(_) if self.include_unresolved => {
+                if metas.iter().any(|m| matches!(m, DriveMeta::Found(_))) {
+                    self.out.push(ListEntry::Object(ObjectInfo::placeholder(self.bucket, &key)));
+                }
+            }
+            Err(StoreError::NoSuchKey) => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
+fn item_key(item: &Item) -> &str {
+    match item {
+        Item::Object(key, _) => key,
+        Item::Subtree(key, _) => key,
+    }
+}
