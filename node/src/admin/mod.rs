@@ -12,7 +12,10 @@ use hyper::body::Incoming;
 
 use crate::storage::Store;
 
-pub async fn handle(store: Arc<Store>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub async fn handle(
+    store: Arc<Store>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let respond = |status: StatusCode, content_type: &str, body: String| {
         Response::builder()
             .status(status)
@@ -21,16 +24,28 @@ pub async fn handle(store: Arc<Store>, request: Request<Incoming>) -> Result<Res
             .expect("valid response")
     };
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return Ok(respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".into()));
+        return Ok(respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n".into(),
+        ));
     }
     Ok(match request.uri().path() {
-        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", store.metrics.render()),
+        "/metrics" => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            store.metrics.render(),
+        ),
         "/health/live" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         "/health/ready" => {
             if store.is_ready() {
                 respond(StatusCode::OK, "text/plain", "ready\n".into())
             } else {
-                respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready: a set is below write quorum\n".into())
+                respond(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready: a set is below write quorum\n".into(),
+                )
             }
         }
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),

@@ -33,19 +33,32 @@ pub struct BucketsS3 {
 impl BucketsS3 {
     pub fn new(store: Arc<Store>, region: String, root_user: &str) -> Self {
         // A stable canonical id derived from the root user, the same in every answer.
-        let owner_id = hex::encode(sha2::Sha256::digest(format!("buckets-owner:{root_user}").as_bytes()));
-        BucketsS3 { store, region, owner_id, owner_name: root_user.to_string() }
+        let owner_id = hex::encode(sha2::Sha256::digest(
+            format!("buckets-owner:{root_user}").as_bytes(),
+        ));
+        BucketsS3 {
+            store,
+            region,
+            owner_id,
+            owner_name: root_user.to_string(),
+        }
     }
 
     fn owner(&self) -> Owner {
-        Owner { id: Some(self.owner_id.clone()), display_name: Some(self.owner_name.clone()) }
+        Owner {
+            id: Some(self.owner_id.clone()),
+            display_name: Some(self.owner_name.clone()),
+        }
     }
 }
 
 pub fn timestamp_from_ns(ns: i64) -> Timestamp {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     // S3 answers in whole milliseconds.
-    let time = time.replace_nanosecond((time.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(time);
+    let time = time
+        .replace_nanosecond((time.nanosecond() / 1_000_000) * 1_000_000)
+        .unwrap_or(time);
     Timestamp::from(time)
 }
 
@@ -55,16 +68,28 @@ fn store_error(error: crate::error::StoreError) -> s3s::S3Error {
 
 #[async_trait::async_trait]
 impl S3 for BucketsS3 {
-    async fn list_buckets(&self, req: S3Request<dto::ListBucketsInput>) -> S3Result<S3Response<dto::ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        req: S3Request<dto::ListBucketsInput>,
+    ) -> S3Result<S3Response<dto::ListBucketsOutput>> {
         self.list_buckets_impl(req).await
     }
-    async fn create_bucket(&self, req: S3Request<dto::CreateBucketInput>) -> S3Result<S3Response<dto::CreateBucketOutput>> {
+    async fn create_bucket(
+        &self,
+        req: S3Request<dto::CreateBucketInput>,
+    ) -> S3Result<S3Response<dto::CreateBucketOutput>> {
         self.create_bucket_impl(req).await
     }
-    async fn head_bucket(&self, req: S3Request<dto::HeadBucketInput>) -> S3Result<S3Response<dto::HeadBucketOutput>> {
+    async fn head_bucket(
+        &self,
+        req: S3Request<dto::HeadBucketInput>,
+    ) -> S3Result<S3Response<dto::HeadBucketOutput>> {
         self.head_bucket_impl(req).await
     }
-    async fn delete_bucket(&self, req: S3Request<dto::DeleteBucketInput>) -> S3Result<S3Response<dto::DeleteBucketOutput>> {
+    async fn delete_bucket(
+        &self,
+        req: S3Request<dto::DeleteBucketInput>,
+    ) -> S3Result<S3Response<dto::DeleteBucketOutput>> {
         self.delete_bucket_impl(req).await
     }
     async fn get_bucket_location(
@@ -79,34 +104,64 @@ impl S3 for BucketsS3 {
     ) -> S3Result<S3Response<dto::GetBucketVersioningOutput>> {
         self.get_bucket_versioning_impl(req).await
     }
-    async fn get_bucket_acl(&self, req: S3Request<dto::GetBucketAclInput>) -> S3Result<S3Response<dto::GetBucketAclOutput>> {
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<dto::GetBucketAclInput>,
+    ) -> S3Result<S3Response<dto::GetBucketAclOutput>> {
         self.get_bucket_acl_impl(req).await
     }
-    async fn get_object_acl(&self, req: S3Request<dto::GetObjectAclInput>) -> S3Result<S3Response<dto::GetObjectAclOutput>> {
+    async fn get_object_acl(
+        &self,
+        req: S3Request<dto::GetObjectAclInput>,
+    ) -> S3Result<S3Response<dto::GetObjectAclOutput>> {
         self.get_object_acl_impl(req).await
     }
-    async fn put_object(&self, req: S3Request<dto::PutObjectInput>) -> S3Result<S3Response<dto::PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<dto::PutObjectInput>,
+    ) -> S3Result<S3Response<dto::PutObjectOutput>> {
         self.put_object_impl(req).await
     }
-    async fn get_object(&self, req: S3Request<dto::GetObjectInput>) -> S3Result<S3Response<dto::GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<dto::GetObjectInput>,
+    ) -> S3Result<S3Response<dto::GetObjectOutput>> {
         self.get_object_impl(req).await
     }
-    async fn head_object(&self, req: S3Request<dto::HeadObjectInput>) -> S3Result<S3Response<dto::HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<dto::HeadObjectInput>,
+    ) -> S3Result<S3Response<dto::HeadObjectOutput>> {
         self.head_object_impl(req).await
     }
-    async fn delete_object(&self, req: S3Request<dto::DeleteObjectInput>) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
+    async fn delete_object(
+        &self,
+        req: S3Request<dto::DeleteObjectInput>,
+    ) -> S3Result<S3Response<dto::DeleteObjectOutput>> {
         self.delete_object_impl(req).await
     }
-    async fn delete_objects(&self, req: S3Request<dto::DeleteObjectsInput>) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
+    async fn delete_objects(
+        &self,
+        req: S3Request<dto::DeleteObjectsInput>,
+    ) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
         self.delete_objects_impl(req).await
     }
-    async fn copy_object(&self, req: S3Request<dto::CopyObjectInput>) -> S3Result<S3Response<dto::CopyObjectOutput>> {
+    async fn copy_object(
+        &self,
+        req: S3Request<dto::CopyObjectInput>,
+    ) -> S3Result<S3Response<dto::CopyObjectOutput>> {
         self.copy_object_impl(req).await
     }
-    async fn list_objects(&self, req: S3Request<dto::ListObjectsInput>) -> S3Result<S3Response<dto::ListObjectsOutput>> {
+    async fn list_objects(
+        &self,
+        req: S3Request<dto::ListObjectsInput>,
+    ) -> S3Result<S3Response<dto::ListObjectsOutput>> {
         self.list_objects_impl(req).await
     }
-    async fn list_objects_v2(&self, req: S3Request<dto::ListObjectsV2Input>) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<dto::ListObjectsV2Input>,
+    ) -> S3Result<S3Response<dto::ListObjectsV2Output>> {
         self.list_objects_v2_impl(req).await
     }
     async fn list_object_versions(
@@ -121,10 +176,16 @@ impl S3 for BucketsS3 {
     ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
         self.create_multipart_upload_impl(req).await
     }
-    async fn upload_part(&self, req: S3Request<dto::UploadPartInput>) -> S3Result<S3Response<dto::UploadPartOutput>> {
+    async fn upload_part(
+        &self,
+        req: S3Request<dto::UploadPartInput>,
+    ) -> S3Result<S3Response<dto::UploadPartOutput>> {
         self.upload_part_impl(req).await
     }
-    async fn upload_part_copy(&self, req: S3Request<dto::UploadPartCopyInput>) -> S3Result<S3Response<dto::UploadPartCopyOutput>> {
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<dto::UploadPartCopyInput>,
+    ) -> S3Result<S3Response<dto::UploadPartCopyOutput>> {
         self.upload_part_copy_impl(req).await
     }
     async fn complete_multipart_upload(
@@ -139,7 +200,10 @@ impl S3 for BucketsS3 {
     ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
         self.abort_multipart_upload_impl(req).await
     }
-    async fn list_parts(&self, req: S3Request<dto::ListPartsInput>) -> S3Result<S3Response<dto::ListPartsOutput>> {
+    async fn list_parts(
+        &self,
+        req: S3Request<dto::ListPartsInput>,
+    ) -> S3Result<S3Response<dto::ListPartsOutput>> {
         self.list_parts_impl(req).await
     }
     async fn list_multipart_uploads(

@@ -21,7 +21,10 @@ const MULTIPART_DIR: &str = "multipart";
 
 /// A drive that failed an operation in a way that says the drive itself is gone.
 pub fn is_drive_gone(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(5 /* EIO */) | Some(19 /* ENODEV */) | Some(30 /* EROFS */))
+    matches!(
+        error.raw_os_error(),
+        Some(5 /* EIO */) | Some(19 /* ENODEV */) | Some(30 /* EROFS */)
+    )
 }
 
 #[derive(Debug)]
@@ -34,7 +37,11 @@ pub struct LocalDrive {
 
 impl LocalDrive {
     pub fn new(root: PathBuf, format: DriveFormat) -> Self {
-        LocalDrive { root, format, online: AtomicBool::new(true) }
+        LocalDrive {
+            root,
+            format,
+            online: AtomicBool::new(true),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -64,9 +71,12 @@ impl LocalDrive {
     /// Reads a drive's format file; `Ok(None)` when the drive has none.
     pub fn read_format(root: &Path) -> io::Result<Option<DriveFormat>> {
         match fs::read(Self::format_path(root)) {
-            Ok(bytes) => DriveFormat::decode(&bytes)
-                .map(Some)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", root.display()))),
+            Ok(bytes) => DriveFormat::decode(&bytes).map(Some).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", root.display()),
+                )
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -77,7 +87,11 @@ impl LocalDrive {
         let system = root.join(SYSTEM_DIR);
         fs::create_dir_all(system.join(TMP_DIR))?;
         fs::create_dir_all(system.join(MULTIPART_DIR))?;
-        write_atomic(&system.join(TMP_DIR), &Self::format_path(root), &format.encode())?;
+        write_atomic(
+            &system.join(TMP_DIR),
+            &Self::format_path(root),
+            &format.encode(),
+        )?;
         sync_dir(root)
     }
 
@@ -134,7 +148,9 @@ impl LocalDrive {
     pub fn delete_bucket(&self, bucket: &str) -> io::Result<()> {
         let dir = self.bucket_dir(bucket);
         // Move aside first so the bucket disappears atomically, then delete at leisure.
-        let trash = self.tmp_root().join(format!("deleted-bucket-{}", Uuid::new_v4()));
+        let trash = self
+            .tmp_root()
+            .join(format!("deleted-bucket-{}", Uuid::new_v4()));
         match fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -151,7 +167,9 @@ impl LocalDrive {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.root)? {
             let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             if name == SYSTEM_DIR {
                 continue;
             }
@@ -173,7 +191,8 @@ impl LocalDrive {
     }
 
     pub fn data_dir_path(&self, bucket: &str, path: &ObjectPath, data_dir: Uuid) -> PathBuf {
-        self.object_dir(bucket, path).join(format!("{DATA_DIR_PREFIX}{data_dir}"))
+        self.object_dir(bucket, path)
+            .join(format!("{DATA_DIR_PREFIX}{data_dir}"))
     }
 
     /// Makes a staged write visible: moves the staged data directory (if any) into the
@@ -190,7 +209,10 @@ impl LocalDrive {
     ) -> io::Result<()> {
         let bucket_dir = self.bucket_dir(bucket);
         if !bucket_dir.join(BUCKET_META_FILE).exists() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "bucket missing on drive"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "bucket missing on drive",
+            ));
         }
         let object_dir = bucket_dir.join(&path.dir);
         // A concurrent delete may prune the parent directories between our mkdir and
@@ -223,7 +245,12 @@ impl LocalDrive {
     }
 
     /// Removes an object's metadata and data directories, then prunes empty parents.
-    pub fn delete_object(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) -> io::Result<()> {
+    pub fn delete_object(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        data_dirs: &[Uuid],
+    ) -> io::Result<()> {
         let bucket_dir = self.bucket_dir(bucket);
         let object_dir = bucket_dir.join(&path.dir);
         match fs::remove_file(object_dir.join(path.meta_file)) {
@@ -266,14 +293,19 @@ impl LocalDrive {
         let mut out = Vec::new();
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20 /* ENOTDIR */) => {
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(20 /* ENOTDIR */) =>
+            {
                 return Ok(out);
             }
             Err(e) => return Err(e),
         };
         for entry in entries {
             let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             let is_dir = entry.file_type()?.is_dir();
             out.push((name, is_dir));
         }
@@ -290,33 +322,61 @@ impl LocalDrive {
         self.multipart_bucket_dir(bucket).join(upload_id)
     }
 
-    pub fn write_upload_file(&self, bucket: &str, upload_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
+    pub fn write_upload_file(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> io::Result<()> {
         let dir = self.upload_dir(bucket, upload_id);
         fs::create_dir_all(&dir)?;
         write_atomic(&self.tmp_root(), &dir.join(name), bytes)?;
         sync_dir(&dir)
     }
 
-    pub fn read_upload_file(&self, bucket: &str, upload_id: &str, name: &str) -> io::Result<Option<Vec<u8>>> {
+    pub fn read_upload_file(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        name: &str,
+    ) -> io::Result<Option<Vec<u8>>> {
         read_optional(&self.upload_dir(bucket, upload_id).join(name))
     }
 
     /// Moves a staged shard file into an upload as `part.N`, replacing an earlier upload
     /// of the same part, and writes the part's metadata after it.
-    pub fn commit_part(&self, bucket: &str, upload_id: &str, staging_id: Uuid, number: u32, meta: &[u8]) -> io::Result<()> {
+    pub fn commit_part(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        staging_id: Uuid,
+        number: u32,
+        meta: &[u8],
+    ) -> io::Result<()> {
         let dir = self.upload_dir(bucket, upload_id);
         if !dir.exists() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "upload missing on drive"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "upload missing on drive",
+            ));
         }
         let staged = self.tmp_root().join(staging_id.to_string()).join("part.1");
         let data_name = format!("part.{number}.{staging_id}");
         fs::rename(&staged, dir.join(&data_name))?;
         self.remove_staging_dir(staging_id);
-        write_atomic(&self.tmp_root(), &dir.join(format!("part.{number}.meta")), meta)?;
+        write_atomic(
+            &self.tmp_root(),
+            &dir.join(format!("part.{number}.meta")),
+            meta,
+        )?;
         sync_dir(&dir)?;
         // Earlier uploads of the same part number are garbage once the new meta is in.
         for (name, _) in self.read_dir(&dir)? {
-            if name.starts_with(&format!("part.{number}.")) && name != data_name && !name.ends_with(".meta") {
+            if name.starts_with(&format!("part.{number}."))
+                && name != data_name
+                && !name.ends_with(".meta")
+            {
                 let _ = fs::remove_file(dir.join(name));
             }
         }
@@ -325,7 +385,13 @@ impl LocalDrive {
 
     /// Moves the given part data files of an upload into a new staging directory as
     /// `part.N`, ready for `commit_object`.
-    pub fn stage_upload_parts(&self, bucket: &str, upload_id: &str, staging_id: Uuid, parts: &[(u32, String)]) -> io::Result<()> {
+    pub fn stage_upload_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        staging_id: Uuid,
+        parts: &[(u32, String)],
+    ) -> io::Result<()> {
         let staging = self.create_staging_dir(staging_id)?;
         let dir = self.upload_dir(bucket, upload_id);
         for (number, data_name) in parts {
@@ -346,7 +412,12 @@ impl LocalDrive {
 pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20 /* ENOTDIR */) => Ok(None),
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(20 /* ENOTDIR */) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }

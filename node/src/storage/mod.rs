@@ -43,7 +43,8 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync
 pub type Precondition = Box<dyn FnOnce(Option<&ObjectInfo>) -> StoreResult<()> + Send + Sync>;
 /// Compares the checksums computed while streaming with those the client sent (which,
 /// for trailing checksums, are only known once the body has ended).
-pub type ChecksumVerifier = Box<dyn FnOnce(&[(ChecksumAlgorithm, String)]) -> StoreResult<()> + Send + Sync>;
+pub type ChecksumVerifier =
+    Box<dyn FnOnce(&[(ChecksumAlgorithm, String)]) -> StoreResult<()> + Send + Sync>;
 
 pub struct PutOptions {
     pub headers: Vec<(String, String)>,
@@ -110,7 +111,10 @@ impl ObjectInfo {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -147,7 +151,11 @@ const BUCKET_META_VERSION: u16 = 1;
 
 impl BucketMeta {
     pub fn encode(&self) -> Vec<u8> {
-        encode_frame(BUCKET_META_MAGIC, BUCKET_META_VERSION, &serde_json::to_vec(self).expect("serialises"))
+        encode_frame(
+            BUCKET_META_MAGIC,
+            BUCKET_META_VERSION,
+            &serde_json::to_vec(self).expect("serialises"),
+        )
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
@@ -171,13 +179,20 @@ pub struct Store {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
+    tokio::task::spawn_blocking(f)
+        .await
+        .expect("blocking task panicked")
 }
 
 impl Store {
     pub fn new(cluster_id: Uuid, sets: Vec<Arc<ErasureSet>>, metrics: Arc<Metrics>) -> Self {
         assert!(!sets.is_empty(), "a store has at least one set");
-        Store { cluster_id, sets, metrics, scan_now: Notify::new() }
+        Store {
+            cluster_id,
+            sets,
+            metrics,
+            scan_now: Notify::new(),
+        }
     }
 
     pub fn sets(&self) -> &[Arc<ErasureSet>] {
@@ -203,7 +218,9 @@ impl Store {
 
     /// Ready to serve: every set has write quorum of online drives.
     pub fn is_ready(&self) -> bool {
-        self.sets.iter().all(|s| s.online_drives() >= s.erasure().write_quorum())
+        self.sets
+            .iter()
+            .all(|s| s.online_drives() >= s.erasure().write_quorum())
     }
 
     // ---- buckets ----
@@ -247,31 +264,48 @@ impl Store {
             let quorum = set.erasure().read_quorum();
             if count < quorum {
                 if count + failed >= quorum {
-                    return Err(StoreError::InsufficientQuorum { operation: "read bucket", needed: quorum, available: count });
+                    return Err(StoreError::InsufficientQuorum {
+                        operation: "read bucket",
+                        needed: quorum,
+                        available: count,
+                    });
                 }
                 return Err(StoreError::NoSuchBucket);
             }
             created_ns = created_ns.or(meta.map(|m| m.created_ns));
         }
-        Ok(BucketInfo { name: bucket.to_string(), created_ns: created_ns.unwrap_or(0) })
+        Ok(BucketInfo {
+            name: bucket.to_string(),
+            created_ns: created_ns.unwrap_or(0),
+        })
     }
 
     pub async fn make_bucket(&self, bucket: &str) -> StoreResult<()> {
         if self.head_bucket(bucket).await.is_ok() {
             return Err(StoreError::BucketAlreadyOwnedByYou);
         }
-        let meta = BucketMeta { created_ns: set::now_ns() }.encode();
+        let meta = BucketMeta {
+            created_ns: set::now_ns(),
+        }
+        .encode();
         for set in &self.sets {
             let drives = set.drives().to_vec();
             let name = bucket.to_string();
             let meta = meta.clone();
             let succeeded = blocking(move || {
-                drives.iter().filter(|d| d.is_online() && d.make_bucket(&name, &meta).is_ok()).count()
+                drives
+                    .iter()
+                    .filter(|d| d.is_online() && d.make_bucket(&name, &meta).is_ok())
+                    .count()
             })
             .await;
             let quorum = set.erasure().write_quorum();
             if succeeded < quorum {
-                return Err(StoreError::InsufficientQuorum { operation: "create bucket", needed: quorum, available: succeeded });
+                return Err(StoreError::InsufficientQuorum {
+                    operation: "create bucket",
+                    needed: quorum,
+                    available: succeeded,
+                });
             }
         }
         Ok(())
@@ -339,10 +373,19 @@ impl Store {
 
     // ---- objects ----
 
-    pub async fn put_object(&self, bucket: &str, key: &str, body: BodyStream, options: PutOptions) -> StoreResult<ObjectInfo> {
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: BodyStream,
+        options: PutOptions,
+    ) -> StoreResult<ObjectInfo> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
-        let info = self.set_for(key).put_object(bucket, key, body, options).await?;
+        let info = self
+            .set_for(key)
+            .put_object(bucket, key, body, options)
+            .await?;
         self.metrics.s3_received_bytes.inc_by(info.size);
         Ok(info)
     }
@@ -355,8 +398,18 @@ impl Store {
     }
 
     /// Streams `length` bytes from `start`; the caller checked the range against the size.
-    pub async fn get_object(&self, bucket: &str, key: &str, start: u64, length: u64) -> StoreResult<(ObjectInfo, BodyStream)> {
-        match self.set_for(key).read_object(bucket, key, start, length).await {
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        start: u64,
+        length: u64,
+    ) -> StoreResult<(ObjectInfo, BodyStream)> {
+        match self
+            .set_for(key)
+            .read_object(bucket, key, start, length)
+            .await
+        {
             Ok((info, stream)) => Ok((info, Box::pin(stream))),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
@@ -369,7 +422,14 @@ impl Store {
     }
 
     /// Lists up to `limit` entries after `marker`, merged across sets in key order.
-    pub async fn list_objects(&self, bucket: &str, prefix: &str, delimiter: Option<&str>, marker: &str, limit: usize) -> StoreResult<Vec<ListEntry>> {
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        marker: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<ListEntry>> {
         self.head_bucket(bucket).await?;
         if limit == 0 {
             return Ok(Vec::new());

@@ -72,7 +72,10 @@ impl PartWriter {
             };
             if let Target::Files { staging_id } = target {
                 let opened = drive.create_staging_dir(staging_id).and_then(|dir| {
-                    OpenOptions::new().write(true).create_new(true).open(dir.join("part.1"))
+                    OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(dir.join("part.1"))
                 });
                 match opened {
                     Ok(file) => files[position] = Some(file),
@@ -117,7 +120,9 @@ impl PartWriter {
                 self.inline[position].extend_from_slice(&checksum);
                 self.inline[position].extend_from_slice(shard);
             } else if let Some(file) = self.files[position].as_mut() {
-                let result = file.write_all(&checksum).and_then(|()| file.write_all(shard));
+                let result = file
+                    .write_all(&checksum)
+                    .and_then(|()| file.write_all(shard));
                 if let Err(e) = result {
                     self.failures[position] = Some(e);
                     self.files[position] = None;
@@ -140,7 +145,10 @@ impl PartWriter {
                 .filter_map(|(position, file)| file.take().map(|f| (position, f)))
                 .map(|(position, file)| scope.spawn(move || (position, file.sync_all())))
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("fsync thread")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("fsync thread"))
+                .collect()
         });
         for (position, result) in synced {
             if let Err(e) = result {
@@ -153,7 +161,12 @@ impl PartWriter {
             }
         }
         let checksums = self.hashers.into_iter().map(Hasher::finish).collect();
-        WrittenPart { size: self.size, md5: self.md5.finalize().into(), checksums, per_drive }
+        WrittenPart {
+            size: self.size,
+            md5: self.md5.finalize().into(),
+            checksums,
+            per_drive,
+        }
     }
 }
 
@@ -166,7 +179,10 @@ pub struct Blocker {
 
 impl Blocker {
     pub fn new(block_size: usize) -> Self {
-        Blocker { block_size, buffer: Vec::with_capacity(block_size) }
+        Blocker {
+            block_size,
+            buffer: Vec::with_capacity(block_size),
+        }
     }
 
     /// Adds bytes; returns the full blocks completed by them.
@@ -176,7 +192,10 @@ impl Blocker {
             let take = (self.block_size - self.buffer.len()).min(chunk.len());
             self.buffer.extend_from_slice(&chunk.split_to(take));
             if self.buffer.len() == self.block_size {
-                full.push(std::mem::replace(&mut self.buffer, Vec::with_capacity(self.block_size)));
+                full.push(std::mem::replace(
+                    &mut self.buffer,
+                    Vec::with_capacity(self.block_size),
+                ));
             }
         }
         full
@@ -199,7 +218,10 @@ mod tests {
     fn blocker_cuts_exact_blocks() {
         let mut blocker = Blocker::new(4);
         assert!(blocker.push(Bytes::from_static(b"ab")).is_empty());
-        assert_eq!(blocker.push(Bytes::from_static(b"cdefghij")), vec![b"abcd".to_vec(), b"efgh".to_vec()]);
+        assert_eq!(
+            blocker.push(Bytes::from_static(b"cdefghij")),
+            vec![b"abcd".to_vec(), b"efgh".to_vec()]
+        );
         assert_eq!(blocker.finish(), b"ij".to_vec());
     }
 }

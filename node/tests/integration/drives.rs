@@ -1,0 +1,282 @@
+//! Losing, corrupting and replacing drives of a running node.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::harness::{Node, data, files_under};
+
+async fn get(s3: &aws_sdk_s3::Client, key: &str) -> Result<Vec<u8>, String> {
+    let response = s3
+        .get_object()
+        .bucket("data")
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    response
+        .body
+        .collect()
+        .await
+        .map(|b| b.into_bytes().to_vec())
+        .map_err(|e| format!("{e:?}"))
+}
+
+async fn fill(s3: &aws_sdk_s3::Client) -> Vec<(String, Vec<u8>)> {
+    s3.create_bucket().bucket("data").send().await.unwrap();
+    let mut objects = Vec::new();
+    for (index, size) in [0usize, 10, 5000, 200_000, 1_500_000, 3_000_000]
+        .into_iter()
+        .enumerate()
+    {
+        let key = format!("obj/{index}");
+        let body = data(size, index as u64 + 100);
+        s3.put_object()
+            .bucket("data")
+            .key(&key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        objects.push((key, body));
+    }
+    objects
+}
+
+fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_and_writes_survive_parity_drives_lost_and_heal_when_they_return() {
+    // 5 drives: 3 data + 2 parity, write quorum 3.
+    let node = Node::start_with_env(5, &[("BUCKETS_HEAL_INTERVAL_SECS", "3600")]);
+    let s3 = node.client();
+    let mut objects = fill(&s3).await;
+
+    // Wipe two drives (the parity count) completely.
+    for drive in [0, 3] {
+        std::fs::remove_dir_all(node.drive(drive)).unwrap();
+    }
+    for (key, body) in &objects {
+        assert!(
+            get(&s3, key).await.unwrap() == *body,
+            "{key} after losing 2 of 5 drives"
+        );
+    }
+    // Writes still succeed at write quorum.
+    let written = data(700_000, 77);
+    s3.put_object()
+        .bucket("data")
+        .key("written-degraded")
+        .body(ByteStream::from(written.clone()))
+        .send()
+        .await
+        .unwrap();
+    objects.push(("written-degraded".to_string(), written));
+    // The drives come back empty: formatted again and healed by the background healer.
+    std::fs::create_dir_all(node.drive(0)).unwrap();
+    std::fs::create_dir_all(node.drive(3)).unwrap();
+    wait_until(
+        "drives re-formatted and healed",
+        Duration::from_secs(30),
+        || {
+            [0, 3].iter().all(|&d| {
+                files_under(&node.drive(d).join("data"))
+                    .iter()
+                    .filter(|f| f.ends_with("%meta"))
+                    .count()
+                    == objects.len()
+            })
+        },
+    );
+    assert!(node.metric("buckets_heal_objects_healed_total") >= objects.len() as f64);
+    for drive in [0, 3] {
+        assert!(node.drive(drive).join(".buckets.sys/format.bkt").exists());
+        let files = files_under(&node.drive(drive).join("data"));
+        assert!(
+            files.iter().filter(|f| f.ends_with("%meta")).count() == objects.len(),
+            "drive {drive} healed: {files:?}"
+        );
+    }
+    // Now lose two *other* drives: only healed copies can serve the reads.
+    for drive in [1, 4] {
+        std::fs::remove_dir_all(node.drive(drive).join("data")).unwrap();
+    }
+    for (key, body) in &objects {
+        assert!(
+            get(&s3, key).await.unwrap() == *body,
+            "{key} served from healed drives"
+        );
+    }
+    s3.put_object()
+        .bucket("data")
+        .key("new")
+        .body(ByteStream::from(data(100_000, 5)))
+        .send()
+        .await
+        .unwrap();
+    assert!(get(&s3, "new").await.unwrap() == data(100_000, 5));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_shards_are_detected_never_returned_and_healed_on_read() {
+    let node = Node::start(4);
+    let s3 = node.client();
+    let objects = fill(&s3).await;
+    // Flip bytes in every shard file and inline metadata of two drives (parity is 2).
+    for drive in [0, 1] {
+        for file in files_under(&node.drive(drive).join("data")) {
+            let mut bytes = std::fs::read(&file).unwrap();
+            if bytes.len() > 40 {
+                let name = file.file_name().unwrap().to_string_lossy().to_string();
+                // Shard files: corrupt data; metadata: corrupt the inline tail.
+                let at = if name.starts_with("part.") {
+                    20
+                } else {
+                    bytes.len() - 20
+                };
+                bytes[at] ^= 0xff;
+                std::fs::write(&file, bytes).unwrap();
+            }
+        }
+    }
+    let healed_before = node.metric("buckets_heal_objects_healed_total");
+    for (key, body) in &objects {
+        assert!(
+            get(&s3, key).await.unwrap() == *body,
+            "{key} with two corrupt drives"
+        );
+    }
+    wait_until(
+        "corrupt shards healed after reads",
+        Duration::from_secs(20),
+        || node.metric("buckets_heal_objects_healed_total") > healed_before,
+    );
+    // After healing, the two other drives can go and every object still reads.
+    std::thread::sleep(Duration::from_secs(1));
+    for drive in [2, 3] {
+        std::fs::remove_dir_all(node.drive(drive).join("data")).unwrap();
+    }
+    for (key, body) in &objects {
+        if body.len() > 0 {
+            assert!(
+                get(&s3, key).await.unwrap() == *body,
+                "{key} from healed drives"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn beyond_parity_requests_fail_clearly_never_with_wrong_data() {
+    let node = Node::start(4);
+    let s3 = node.client();
+    let objects = fill(&s3).await;
+    for drive in [0, 1, 2] {
+        std::fs::remove_dir_all(node.drive(drive).join("data").join("obj")).unwrap();
+    }
+    for (key, _) in &objects {
+        let error = get(&s3, key).await.unwrap_err();
+        assert!(
+            error.contains("NoSuchKey") || error.contains("SlowDown") || error.contains("503"),
+            "{key}: {error}"
+        );
+    }
+    // And corruption beyond parity on the shards: error, not wrong bytes.
+    let node = Node::start(4);
+    let s3 = node.client();
+    let objects = fill(&s3).await;
+    for drive in [0, 1, 2] {
+        for file in files_under(&node.drive(drive).join("data")) {
+            if file
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part.")
+            {
+                let mut bytes = std::fs::read(&file).unwrap();
+                bytes[20] ^= 0xff;
+                std::fs::write(&file, bytes).unwrap();
+            }
+        }
+    }
+    let (key, body) = objects.last().unwrap();
+    match get(&s3, key).await {
+        Ok(bytes) => assert!(
+            bytes != *body || bytes.len() < body.len(),
+            "corrupt data must not be returned whole"
+        ),
+        Err(_) => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_foreign_or_misplaced_drives() {
+    let mut node = Node::start(4);
+    node.kill();
+    let other = Node::start(4);
+    drop(other.client());
+    let mut other = other;
+    other.kill();
+    // Swap in a drive of another cluster.
+    std::fs::remove_dir_all(node.drive(3)).unwrap();
+    copy_dir(&other.drive(3), &node.drive(3));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_buckets-node"))
+        .args([
+            "server",
+            "--address",
+            "127.0.0.1:0",
+            "--admin-address",
+            "127.0.0.1:0",
+            &node.drive_argument(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("belongs to cluster"), "{stderr}");
+    // Restore it, then give two drives in swapped order.
+    std::fs::remove_dir_all(node.drive(3)).unwrap();
+    std::fs::create_dir_all(node.drive(3)).unwrap();
+    let root = node.root.path();
+    let swapped = [
+        root.join("d2"),
+        root.join("d1"),
+        root.join("d3"),
+        root.join("d4"),
+    ];
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_buckets-node"))
+        .args([
+            "server",
+            "--address",
+            "127.0.0.1:0",
+            "--admin-address",
+            "127.0.0.1:0",
+        ])
+        .args(swapped.iter().map(|p| p.to_string_lossy().to_string()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("original order"), "{stderr}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Starts real `buckets-node` processes on temporary drives and gives tests real clients.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+pub const ACCESS_KEY: &str = "testadmin";
+pub const SECRET_KEY: &str = "testadmin-secret";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Node {
+    child: Option<Child>,
+    pub root: tempfile::TempDir,
+    pub drive_count: usize,
+    pub s3_port: u16,
+    pub admin_port: u16,
+    pub env: Vec<(String, String)>,
+}
+
+impl Node {
+    pub fn start(drive_count: usize) -> Node {
+        Self::start_with_env(drive_count, &[])
+    }
+
+    pub fn start_with_env(drive_count: usize, env: &[(&str, &str)]) -> Node {
+        let root = tempfile::tempdir().unwrap();
+        let mut node = Node {
+            child: None,
+            root,
+            drive_count,
+            s3_port: free_port(),
+            admin_port: free_port(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        node.spawn();
+        node
+    }
+
+    pub fn drive(&self, index: usize) -> PathBuf {
+        self.root.path().join(format!("d{}", index + 1))
+    }
+
+    pub fn drive_argument(&self) -> String {
+        format!(
+            "{}/d{{1...{}}}",
+            self.root.path().display(),
+            self.drive_count
+        )
+    }
+
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("node.log"))
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_buckets-node"));
+        command
+            .arg("server")
+            .arg("--address")
+            .arg(format!("127.0.0.1:{}", self.s3_port))
+            .arg("--admin-address")
+            .arg(format!("127.0.0.1:{}", self.admin_port))
+            .arg(self.drive_argument())
+            .env("BUCKETS_ROOT_USER", ACCESS_KEY)
+            .env("BUCKETS_ROOT_PASSWORD", SECRET_KEY)
+            .env("BUCKETS_DRIVE_CHECK_SECS", "1")
+            .env("BUCKETS_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        self.child = Some(command.spawn().expect("buckets-node starts"));
+        self.wait_ready();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("node.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("buckets-node exited with {status}:\n{}", self.log());
+            }
+            if let Ok((status, _, _)) = http_get(self.admin_port, "/health/ready")
+                && status == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("buckets-node did not become ready:\n{}", self.log());
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    pub fn client(&self) -> Client {
+        self.client_with(ACCESS_KEY, SECRET_KEY)
+    }
+
+    pub fn client_with(&self, access: &str, secret: &str) -> Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(access, secret, None, None, "test"))
+            .force_path_style(true)
+            .build();
+        Client::from_conf(config)
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, _, body) = http_get(self.admin_port, "/metrics").unwrap();
+        let text = String::from_utf8(body).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.trim().parse().ok())
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP/1.1 exchange over a fresh connection: (status, headers, body).
+pub fn raw_request(
+    port: u16,
+    request: &[u8],
+) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(request)?;
+    read_response(&mut stream)
+}
+
+pub fn read_response(
+    stream: &mut TcpStream,
+) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(std::io::Error::other("connection closed before headers"));
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap_or(0);
+    let mut body = buffer[header_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok((status, headers, body))
+}
+
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    raw_request(
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,9 @@
+//! Integration tests: real `buckets-node` processes driven by the Rust AWS SDK and by raw
+//! HTTP where a test needs bytes the SDK will not send.
+
+mod auth;
+mod buckets_and_lists;
+mod drives;
+mod harness;
+mod multipart;
+mod objects;

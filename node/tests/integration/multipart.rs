@@ -1,0 +1,327 @@
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use md5::Digest;
+
+use crate::harness::{Node, data};
+
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(error: &E) -> String {
+    error.code().unwrap_or("<none>").to_string()
+}
+
+const MIB: usize = 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hundred_mib_multipart_upload() {
+    let node = Node::start(4);
+    let s3 = node.client();
+    s3.create_bucket().bucket("mpu").send().await.unwrap();
+    let part_size = 8 * MIB;
+    let total = 100 * MIB;
+    let body = data(total, 42);
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("mpu")
+        .key("big/object.bin")
+        .content_type("application/octet-stream")
+        .metadata("m", "1")
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap().to_string();
+
+    let mut parts = Vec::new();
+    let mut md5s = Vec::new();
+    for (index, chunk) in body.chunks(part_size).enumerate() {
+        let number = index as i32 + 1;
+        let response = s3
+            .upload_part()
+            .bucket("mpu")
+            .key("big/object.bin")
+            .upload_id(&upload_id)
+            .part_number(number)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        let digest: [u8; 16] = md5::Md5::digest(chunk).into();
+        assert_eq!(
+            response.e_tag().unwrap(),
+            format!("\"{}\"", hex::encode(digest))
+        );
+        md5s.extend_from_slice(&digest);
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(response.e_tag().unwrap())
+                .build(),
+        );
+    }
+    let listed = s3
+        .list_parts()
+        .bucket("mpu")
+        .key("big/object.bin")
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.parts().len(), parts.len());
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploads.uploads().len(), 1);
+    assert_eq!(uploads.uploads()[0].upload_id(), Some(upload_id.as_str()));
+
+    let done = s3
+        .complete_multipart_upload()
+        .bucket("mpu")
+        .key("big/object.bin")
+        .upload_id(&upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let expected_etag = format!(
+        "\"{}-{}\"",
+        hex::encode(md5::Md5::digest(&md5s)),
+        total.div_ceil(part_size)
+    );
+    assert_eq!(done.e_tag(), Some(expected_etag.as_str()));
+
+    let head = s3
+        .head_object()
+        .bucket("mpu")
+        .key("big/object.bin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_length(), Some(total as i64));
+    assert_eq!(head.e_tag(), Some(expected_etag.as_str()));
+    assert_eq!(
+        head.metadata().unwrap().get("m").map(String::as_str),
+        Some("1")
+    );
+    let got = s3
+        .get_object()
+        .bucket("mpu")
+        .key("big/object.bin")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert!(got[..] == body[..], "100 MiB body differs");
+    // A range spanning the boundary of parts 1 and 2.
+    let range = s3
+        .get_object()
+        .bucket("mpu")
+        .key("big/object.bin")
+        .range(format!("bytes={}-{}", part_size - 3, part_size + 2))
+        .send()
+        .await
+        .unwrap();
+    let got = range.body.collect().await.unwrap().into_bytes();
+    assert!(got[..] == body[part_size - 3..part_size + 3]);
+    let uploads = s3
+        .list_multipart_uploads()
+        .bucket("mpu")
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multipart_errors_and_copy_parts() {
+    let node = Node::start(4);
+    let s3 = node.client();
+    s3.create_bucket().bucket("mpe").send().await.unwrap();
+    let source = data(6 * MIB + 100, 9);
+    s3.put_object()
+        .bucket("mpe")
+        .key("source")
+        .body(ByteStream::from(source.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    let upload_id = s3
+        .create_multipart_upload()
+        .bucket("mpe")
+        .key("target")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_string();
+    let small = s3
+        .upload_part()
+        .bucket("mpe")
+        .key("target")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from(vec![1u8; 1000]))
+        .send()
+        .await
+        .unwrap();
+    let second = s3
+        .upload_part()
+        .bucket("mpe")
+        .key("target")
+        .upload_id(&upload_id)
+        .part_number(2)
+        .body(ByteStream::from(vec![2u8; 1000]))
+        .send()
+        .await
+        .unwrap();
+    let complete = |parts: Vec<CompletedPart>| {
+        s3.complete_multipart_upload()
+            .bucket("mpe")
+            .key("target")
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+    };
+    let part = |n: i32, etag: &str| CompletedPart::builder().part_number(n).e_tag(etag).build();
+    let too_small = complete(vec![
+        part(1, small.e_tag().unwrap()),
+        part(2, second.e_tag().unwrap()),
+    ])
+    .await
+    .unwrap_err();
+    assert_eq!(code(&too_small.into_service_error()), "EntityTooSmall");
+    let order = complete(vec![
+        part(2, second.e_tag().unwrap()),
+        part(1, small.e_tag().unwrap()),
+    ])
+    .await
+    .unwrap_err();
+    assert_eq!(code(&order.into_service_error()), "InvalidPartOrder");
+    let wrong = complete(vec![part(1, "\"0123456789abcdef0123456789abcdef\"")])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&wrong.into_service_error()), "InvalidPart");
+    let missing = complete(vec![part(7, small.e_tag().unwrap())])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&missing.into_service_error()), "InvalidPart");
+
+    // Replace part 1 by a copy of the first 5 MiB of the source, part 2 by the rest.
+    let copy1 = s3
+        .upload_part_copy()
+        .bucket("mpe")
+        .key("target")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .copy_source("mpe/source")
+        .copy_source_range(format!("bytes=0-{}", 5 * MIB - 1))
+        .send()
+        .await
+        .unwrap();
+    let copy2 = s3
+        .upload_part_copy()
+        .bucket("mpe")
+        .key("target")
+        .upload_id(&upload_id)
+        .part_number(2)
+        .copy_source("mpe/source")
+        .copy_source_range(format!("bytes={}-{}", 5 * MIB, source.len() - 1))
+        .send()
+        .await
+        .unwrap();
+    let etag1 = copy1
+        .copy_part_result()
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_string();
+    let etag2 = copy2
+        .copy_part_result()
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_string();
+    complete(vec![part(1, &etag1), part(2, &etag2)])
+        .await
+        .unwrap();
+    let got = s3
+        .get_object()
+        .bucket("mpe")
+        .key("target")
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert!(got[..] == source[..]);
+
+    // Abort, and unknown uploads.
+    let upload_id = s3
+        .create_multipart_upload()
+        .bucket("mpe")
+        .key("aborted")
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_string();
+    s3.abort_multipart_upload()
+        .bucket("mpe")
+        .key("aborted")
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .unwrap();
+    let gone = s3
+        .upload_part()
+        .bucket("mpe")
+        .key("aborted")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(
+        code(&gone.unwrap_err().into_service_error()),
+        "NoSuchUpload"
+    );
+    let bogus = s3
+        .list_parts()
+        .bucket("mpe")
+        .key("aborted")
+        .upload_id("../../etc")
+        .send()
+        .await;
+    assert_eq!(
+        code(&bogus.unwrap_err().into_service_error()),
+        "NoSuchUpload"
+    );
+    let bad_number = s3
+        .upload_part()
+        .bucket("mpe")
+        .key("x")
+        .upload_id(&upload_id)
+        .part_number(10001)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert!(bad_number.is_err());
+}
