@@ -48,11 +48,7 @@ pub enum StoreError {
     #[error("You did not provide the number of bytes specified by the Content-Length HTTP header")]
     IncompleteBody,
     #[error("too few drives answered: {available} of {needed} needed ({operation})")]
-    InsufficientQuorum {
-        operation: &'static str,
-        needed: usize,
-        available: usize,
-    },
+    InsufficientQuorum { operation: &'static str, needed: usize, available: usize },
     #[error("object data is corrupt beyond repair: {0}")]
     Unrecoverable(String),
     #[error("request body: {0}")]

@@ -10,11 +10,7 @@ use buckets_node::server::{self, DEFAULT_ROOT_PASSWORD, DEFAULT_ROOT_USER, Serve
 use buckets_node::storage::heal::HealConfig;
 
 #[derive(Parser)]
-#[command(
-    name = "buckets-node",
-    version,
-    about = "Buckets storage node: S3 over erasure-coded drives"
-)]
+#[command(name = "buckets-node", version, about = "Buckets storage node: S3 over erasure-coded drives")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,9 +44,7 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BUCKETS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("BUCKETS_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -62,26 +56,13 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Server {
-            address,
-            admin_address,
-            heal_interval_secs,
-            deep_heal_every,
-            drive_check_secs,
-            drives,
-        } => {
+        Command::Server { address, admin_address, heal_interval_secs, deep_heal_every, drive_check_secs, drives } => {
             let root_user = std::env::var("BUCKETS_ROOT_USER").ok();
             let root_password = std::env::var("BUCKETS_ROOT_PASSWORD").ok();
             let (root_user, root_password) = match (root_user, root_password) {
                 (Some(user), Some(password)) => {
-                    anyhow::ensure!(
-                        user.len() >= 3,
-                        "BUCKETS_ROOT_USER must be at least 3 characters"
-                    );
-                    anyhow::ensure!(
-                        password.len() >= 8,
-                        "BUCKETS_ROOT_PASSWORD must be at least 8 characters"
-                    );
+                    anyhow::ensure!(user.len() >= 3, "BUCKETS_ROOT_USER must be at least 3 characters");
+                    anyhow::ensure!(password.len() >= 8, "BUCKETS_ROOT_PASSWORD must be at least 8 characters");
                     (user, password)
                 }
                 (None, None) => {
@@ -89,14 +70,9 @@ fn main() -> anyhow::Result<()> {
                         "BUCKETS_ROOT_USER and BUCKETS_ROOT_PASSWORD are not set: using the default credentials {DEFAULT_ROOT_USER}/{DEFAULT_ROOT_PASSWORD}. \
                          Anyone who can reach this port can read and write everything. Set both variables for any real use."
                     );
-                    (
-                        DEFAULT_ROOT_USER.to_string(),
-                        DEFAULT_ROOT_PASSWORD.to_string(),
-                    )
+                    (DEFAULT_ROOT_USER.to_string(), DEFAULT_ROOT_PASSWORD.to_string())
                 }
-                _ => anyhow::bail!(
-                    "set both BUCKETS_ROOT_USER and BUCKETS_ROOT_PASSWORD, or neither"
-                ),
+                _ => anyhow::bail!("set both BUCKETS_ROOT_USER and BUCKETS_ROOT_PASSWORD, or neither"),
             };
             let config = ServerConfig {
                 address,
@@ -105,9 +81,7 @@ fn main() -> anyhow::Result<()> {
                 root_user,
                 root_password,
                 region: std::env::var("BUCKETS_REGION").unwrap_or_else(|_| "us-east-1".to_string()),
-                domain: std::env::var("BUCKETS_DOMAIN")
-                    .ok()
-                    .filter(|d| !d.is_empty()),
+                domain: std::env::var("BUCKETS_DOMAIN").ok().filter(|d| !d.is_empty()),
                 heal: HealConfig {
                     scan_interval: Duration::from_secs(heal_interval_secs.max(1)),
                     deep_scan_every: deep_heal_every,

@@ -1,8 +1,6 @@
 //! Prometheus metrics of a node. Names start with `buckets_`, units go last.
 
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -20,46 +18,26 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let s3_requests = IntCounterVec::new(
-            Opts::new(
-                "buckets_s3_requests_total",
-                "S3 requests by HTTP method and status code",
-            ),
+            Opts::new("buckets_s3_requests_total", "S3 requests by HTTP method and status code"),
             &["method", "status"],
         )
         .expect("metric");
         let s3_request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "buckets_s3_request_duration_seconds",
-                "S3 request latency until response headers",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            HistogramOpts::new("buckets_s3_request_duration_seconds", "S3 request latency until response headers")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             &["method"],
         )
         .expect("metric");
-        let s3_received_bytes = IntCounter::new(
-            "buckets_s3_received_bytes_total",
-            "Object bytes stored by PUT and UploadPart",
-        )
-        .expect("metric");
-        let s3_sent_bytes =
-            IntCounter::new("buckets_s3_sent_bytes_total", "Object bytes sent by GET")
+        let s3_received_bytes =
+            IntCounter::new("buckets_s3_received_bytes_total", "Object bytes stored by PUT and UploadPart")
                 .expect("metric");
-        let drives_total =
-            IntGauge::new("buckets_drives_total", "Drives this node serves").expect("metric");
-        let drives_online = IntGauge::new(
-            "buckets_drives_online",
-            "Drives this node serves that are online",
-        )
-        .expect("metric");
-        let healed_objects = IntCounter::new(
-            "buckets_heal_objects_healed_total",
-            "Objects repaired by healing",
-        )
-        .expect("metric");
-        let heal_scans =
-            IntCounter::new("buckets_heal_scans_total", "Full heal scans started").expect("metric");
+        let s3_sent_bytes = IntCounter::new("buckets_s3_sent_bytes_total", "Object bytes sent by GET").expect("metric");
+        let drives_total = IntGauge::new("buckets_drives_total", "Drives this node serves").expect("metric");
+        let drives_online =
+            IntGauge::new("buckets_drives_online", "Drives this node serves that are online").expect("metric");
+        let healed_objects =
+            IntCounter::new("buckets_heal_objects_healed_total", "Objects repaired by healing").expect("metric");
+        let heal_scans = IntCounter::new("buckets_heal_scans_total", "Full heal scans started").expect("metric");
         for collector in [
             Box::new(s3_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(s3_request_duration.clone()),
@@ -87,9 +65,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut buffer = String::new();
-        prometheus::TextEncoder::new()
-            .encode_utf8(&self.registry.gather(), &mut buffer)
-            .expect("text encoding");
+        prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut buffer).expect("text encoding");
         buffer
     }
 }

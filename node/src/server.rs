@@ -39,13 +39,9 @@ struct DomainHost {
 
 impl S3Host for DomainHost {
     fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<VirtualHost<'a>> {
-        let name = host
-            .rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(n, _)| n);
-        if let Some(bucket) = name
-            .strip_suffix(self.domain.as_str())
-            .and_then(|b| b.strip_suffix('.'))
+        let name =
+            host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(n, _)| n);
+        if let Some(bucket) = name.strip_suffix(self.domain.as_str()).and_then(|b| b.strip_suffix('.'))
             && !bucket.is_empty()
         {
             return Ok(VirtualHost::new(self.domain.as_str()).with_bucket(bucket));
@@ -58,13 +54,12 @@ pub fn expand_drives(arguments: &[String]) -> Result<Vec<PathBuf>, BootstrapErro
     let mut paths = Vec::new();
     for argument in arguments {
         if argument.starts_with("http://") || argument.starts_with("https://") {
-            return Err(BootstrapError::Argument(argument.clone(), "drive URLs (multi-node clusters) are not supported by this build yet; give local paths".into()));
+            return Err(BootstrapError::Argument(
+                argument.clone(),
+                "drive URLs (multi-node clusters) are not supported by this build yet; give local paths".into(),
+            ));
         }
-        paths.extend(
-            bootstrap::expand_ellipses(argument)?
-                .into_iter()
-                .map(PathBuf::from),
-        );
+        paths.extend(bootstrap::expand_ellipses(argument)?.into_iter().map(PathBuf::from));
     }
     Ok(paths)
 }
@@ -72,8 +67,7 @@ pub fn expand_drives(arguments: &[String]) -> Result<Vec<PathBuf>, BootstrapErro
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let paths = expand_drives(&config.drives)?;
-    let (store, heal_requests) =
-        tokio::task::spawn_blocking(move || bootstrap::open_store(paths, metrics)).await??;
+    let (store, heal_requests) = tokio::task::spawn_blocking(move || bootstrap::open_store(paths, metrics)).await??;
     let drive_count: usize = store.sets().iter().map(|s| s.drives().len()).sum();
     let erasure = store.sets()[0].erasure();
     tracing::info!(
@@ -88,33 +82,18 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(heal::run_healer(store.clone(), heal_requests, config.heal));
     tokio::spawn(heal::run_drive_monitor(store.clone(), drive_check));
 
-    let mut builder = S3ServiceBuilder::new(BucketsS3::new(
-        store.clone(),
-        config.region.clone(),
-        &config.root_user,
-    ));
-    builder.set_auth(SimpleAuth::from_single(
-        config.root_user.clone(),
-        config.root_password.clone(),
-    ));
+    let mut builder = S3ServiceBuilder::new(BucketsS3::new(store.clone(), config.region.clone(), &config.root_user));
+    builder.set_auth(SimpleAuth::from_single(config.root_user.clone(), config.root_password.clone()));
     if let Some(domain) = &config.domain {
-        builder.set_host(DomainHost {
-            domain: domain.clone(),
-        });
+        builder.set_host(DomainHost { domain: domain.clone() });
     }
     let s3_service = builder.build();
 
     let s3_listener = TcpListener::bind(config.address).await?;
     let admin_listener = TcpListener::bind(config.admin_address).await?;
     println!("Buckets S3 endpoint: http://{}", s3_listener.local_addr()?);
-    println!(
-        "Admin endpoint (metrics, health): http://{}",
-        admin_listener.local_addr()?
-    );
-    println!(
-        "Credentials: access key {}  secret key {}",
-        config.root_user, config.root_password
-    );
+    println!("Admin endpoint (metrics, health): http://{}", admin_listener.local_addr()?);
+    println!("Credentials: access key {}  secret key {}", config.root_user, config.root_password);
     println!(
         "Region: {}   Drives: {} in {} set(s), {}+{} erasure",
         config.region,
@@ -132,11 +111,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             };
             let store = admin_store.clone();
             tokio::spawn(async move {
-                let service =
-                    service_fn(move |request| crate::admin::handle(store.clone(), request));
-                let _ = ConnBuilder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(socket), service)
-                    .await;
+                let service = service_fn(move |request| crate::admin::handle(store.clone(), request));
+                let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
             });
         }
     });
@@ -165,10 +141,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                         Ok(r) => r.status().as_u16().to_string(),
                         Err(_) => "error".to_string(),
                     };
-                    metrics
-                        .s3_requests
-                        .with_label_values(&[method.as_str(), status.as_str()])
-                        .inc();
+                    metrics.s3_requests.with_label_values(&[method.as_str(), status.as_str()]).inc();
                     metrics
                         .s3_request_duration
                         .with_label_values(&[method.as_str()])
@@ -180,9 +153,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             // Bound header size: a request with larger headers gets 431, never a buffer
             // that grows without limit.
             builder.http1().max_buf_size(64 * 1024);
-            let _ = builder
-                .serve_connection(TokioIo::new(socket), service)
-                .await;
+            let _ = builder.serve_connection(TokioIo::new(socket), service).await;
         });
     }
 }

@@ -12,10 +12,7 @@ use hyper::body::Incoming;
 
 use crate::storage::Store;
 
-pub async fn handle(
-    store: Arc<Store>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+pub async fn handle(store: Arc<Store>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let respond = |status: StatusCode, content_type: &str, body: String| {
         Response::builder()
             .status(status)
@@ -24,18 +21,10 @@ pub async fn handle(
             .expect("valid response")
     };
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        return Ok(respond(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "method not allowed\n".into(),
-        ));
+        return Ok(respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".into()));
     }
     Ok(match request.uri().path() {
-        "/metrics" => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            store.metrics.render(),
-        ),
+        "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", store.metrics.render()),
         "/health/live" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         "/health/ready" => {
             if store.is_ready() {

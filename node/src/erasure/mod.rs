@@ -28,11 +28,7 @@ pub enum ErasureError {
     #[error("need {needed} shards to reconstruct, only {available} are readable")]
     TooFewShards { needed: usize, available: usize },
     #[error("shard {index} has length {actual}, expected {expected}")]
-    ShardLength {
-        index: usize,
-        expected: usize,
-        actual: usize,
-    },
+    ShardLength { index: usize, expected: usize, actual: usize },
     #[error("reed-solomon: {0}")]
     Codec(String),
 }
@@ -55,18 +51,9 @@ pub struct Erasure {
 
 impl Erasure {
     pub fn new(data_shards: usize, parity_shards: usize) -> Self {
-        assert!(
-            data_shards >= 1 && parity_shards >= 1,
-            "erasure needs data and parity shards"
-        );
-        assert!(
-            data_shards + parity_shards <= MAX_SET_DRIVES,
-            "set larger than {MAX_SET_DRIVES} drives"
-        );
-        Erasure {
-            data_shards,
-            parity_shards,
-        }
+        assert!(data_shards >= 1 && parity_shards >= 1, "erasure needs data and parity shards");
+        assert!(data_shards + parity_shards <= MAX_SET_DRIVES, "set larger than {MAX_SET_DRIVES} drives");
+        Erasure { data_shards, parity_shards }
     }
 
     pub fn total_shards(&self) -> usize {
@@ -76,11 +63,7 @@ impl Erasure {
     /// Drives that must hold a write for it to be acknowledged. With as many parity as data
     /// shards, one more than half, so that two disjoint quorums cannot both succeed.
     pub fn write_quorum(&self) -> usize {
-        if self.data_shards == self.parity_shards {
-            self.data_shards + 1
-        } else {
-            self.data_shards
-        }
+        if self.data_shards == self.parity_shards { self.data_shards + 1 } else { self.data_shards }
     }
 
     /// Drives whose metadata must agree for a read to trust it.
@@ -100,11 +83,7 @@ impl Erasure {
         let full_blocks = part_size / BLOCK_SIZE_BYTES as u64;
         let tail = (part_size % BLOCK_SIZE_BYTES as u64) as usize;
         let per_full = (self.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES) as u64;
-        let tail_len = if tail > 0 {
-            (self.shard_len(tail) + SHARD_CHECKSUM_BYTES) as u64
-        } else {
-            0
-        };
+        let tail_len = if tail > 0 { (self.shard_len(tail) + SHARD_CHECKSUM_BYTES) as u64 } else { 0 };
         full_blocks * per_full + tail_len
     }
 
@@ -137,13 +116,9 @@ impl Erasure {
                     ),
                 };
                 for shard in &shards {
-                    encoder
-                        .add_original_shard(shard)
-                        .map_err(|e| ErasureError::Codec(e.to_string()))?;
+                    encoder.add_original_shard(shard).map_err(|e| ErasureError::Codec(e.to_string()))?;
                 }
-                let result = encoder
-                    .encode()
-                    .map_err(|e| ErasureError::Codec(e.to_string()))?;
+                let result = encoder.encode().map_err(|e| ErasureError::Codec(e.to_string()))?;
                 let parity: Vec<Vec<u8>> = result.recovery_iter().map(|s| s.to_vec()).collect();
                 Ok::<_, ErasureError>(parity)
             })
@@ -155,29 +130,18 @@ impl Erasure {
 
     /// Rebuilds the object bytes of one block of `block_len` bytes from whatever shards are
     /// present (`None` = missing or failed its checksum). Needs `data_shards` of them.
-    pub fn decode_block(
-        &self,
-        shards: &mut [Option<Vec<u8>>],
-        block_len: usize,
-    ) -> Result<Vec<u8>, ErasureError> {
+    pub fn decode_block(&self, shards: &mut [Option<Vec<u8>>], block_len: usize) -> Result<Vec<u8>, ErasureError> {
         assert_eq!(shards.len(), self.total_shards(), "one slot per shard");
         let shard_len = self.shard_len(block_len);
         let available = shards.iter().filter(|s| s.is_some()).count();
         if available < self.data_shards {
-            return Err(ErasureError::TooFewShards {
-                needed: self.data_shards,
-                available,
-            });
+            return Err(ErasureError::TooFewShards { needed: self.data_shards, available });
         }
         for (index, shard) in shards.iter().enumerate() {
             if let Some(shard) = shard
                 && shard.len() != shard_len
             {
-                return Err(ErasureError::ShardLength {
-                    index,
-                    expected: shard_len,
-                    actual: shard.len(),
-                });
+                return Err(ErasureError::ShardLength { index, expected: shard_len, actual: shard.len() });
             }
         }
         let missing_data = shards[..self.data_shards].iter().any(|s| s.is_none());
@@ -206,13 +170,9 @@ impl Erasure {
                         .map_err(|e| ErasureError::Codec(e.to_string()))?;
                     }
                 }
-                let result = decoder
-                    .decode()
-                    .map_err(|e| ErasureError::Codec(e.to_string()))?;
-                let restored: Vec<(usize, Vec<u8>)> = result
-                    .restored_original_iter()
-                    .map(|(index, data)| (index, data.to_vec()))
-                    .collect();
+                let result = decoder.decode().map_err(|e| ErasureError::Codec(e.to_string()))?;
+                let restored: Vec<(usize, Vec<u8>)> =
+                    result.restored_original_iter().map(|(index, data)| (index, data.to_vec())).collect();
                 Ok::<_, ErasureError>(restored)
             })?;
             for (index, data) in restored {
@@ -221,26 +181,16 @@ impl Erasure {
         }
         let mut block = Vec::with_capacity(block_len);
         for shard in shards[..self.data_shards].iter() {
-            let shard = shard
-                .as_ref()
-                .expect("data shard present after reconstruction");
+            let shard = shard.as_ref().expect("data shard present after reconstruction");
             let take = (block_len - block.len()).min(shard.len());
             block.extend_from_slice(&shard[..take]);
         }
-        assert_eq!(
-            block.len(),
-            block_len,
-            "decoded block has the requested length"
-        );
+        assert_eq!(block.len(), block_len, "decoded block has the requested length");
         Ok(block)
     }
 
     /// Rebuilds every missing shard (data and parity) of a block, for healing.
-    pub fn reconstruct_all(
-        &self,
-        shards: &mut [Option<Vec<u8>>],
-        block_len: usize,
-    ) -> Result<(), ErasureError> {
+    pub fn reconstruct_all(&self, shards: &mut [Option<Vec<u8>>], block_len: usize) -> Result<(), ErasureError> {
         let block = self.decode_block(shards, block_len)?;
         let all = self.encode_block(&block)?;
         for (slot, shard) in shards.iter_mut().zip(all) {
@@ -268,9 +218,7 @@ mod tests {
     use super::*;
 
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
-        (0..len)
-            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-            .collect()
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
     }
 
     #[test]
@@ -313,21 +261,13 @@ mod tests {
     fn too_many_missing_is_an_error_not_wrong_data() {
         let erasure = Erasure::new(4, 2);
         let block = pattern(5000, 7);
-        let mut slots: Vec<Option<Vec<u8>>> = erasure
-            .encode_block(&block)
-            .unwrap()
-            .into_iter()
-            .map(Some)
-            .collect();
+        let mut slots: Vec<Option<Vec<u8>>> = erasure.encode_block(&block).unwrap().into_iter().map(Some).collect();
         slots[0] = None;
         slots[3] = None;
         slots[5] = None;
         assert_eq!(
             erasure.decode_block(&mut slots, block.len()),
-            Err(ErasureError::TooFewShards {
-                needed: 4,
-                available: 3
-            })
+            Err(ErasureError::TooFewShards { needed: 4, available: 3 })
         );
     }
 
@@ -348,10 +288,7 @@ mod tests {
     fn shard_file_len_counts_checksums() {
         let erasure = Erasure::new(2, 2);
         let expected = 2 * (BLOCK_SIZE_BYTES / 2 + 8) as u64 + (erasure.shard_len(10) + 8) as u64;
-        assert_eq!(
-            erasure.shard_file_len(2 * BLOCK_SIZE_BYTES as u64 + 10),
-            expected
-        );
+        assert_eq!(erasure.shard_file_len(2 * BLOCK_SIZE_BYTES as u64 + 10), expected);
         assert_eq!(erasure.shard_file_len(0), 0);
     }
 }

@@ -37,10 +37,7 @@ pub enum FormatError {
 
 /// Wraps `body` in a frame: header, body, checksum.
 pub fn encode_frame(magic: &[u8; 8], version: u16, body: &[u8]) -> Vec<u8> {
-    assert!(
-        (body.len() as u64) <= FRAME_MAX_BODY_BYTES,
-        "frame body too large"
-    );
+    assert!((body.len() as u64) <= FRAME_MAX_BODY_BYTES, "frame body too large");
     let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + body.len() + FRAME_CHECKSUM_BYTES);
     out.extend_from_slice(magic);
     out.extend_from_slice(&version.to_le_bytes());
@@ -53,20 +50,13 @@ pub fn encode_frame(magic: &[u8; 8], version: u16, body: &[u8]) -> Vec<u8> {
 }
 
 /// Checks a frame and returns its format version and body.
-pub fn decode_frame<'a>(
-    magic: &[u8; 8],
-    max_version: u16,
-    bytes: &'a [u8],
-) -> Result<(u16, &'a [u8]), FormatError> {
+pub fn decode_frame<'a>(magic: &[u8; 8], max_version: u16, bytes: &'a [u8]) -> Result<(u16, &'a [u8]), FormatError> {
     if bytes.len() < FRAME_HEADER_BYTES + FRAME_CHECKSUM_BYTES {
         return Err(FormatError::Truncated(bytes.len()));
     }
     let found: [u8; 8] = bytes[0..8].try_into().expect("8 bytes");
     if &found != magic {
-        return Err(FormatError::Magic {
-            expected: *magic,
-            found,
-        });
+        return Err(FormatError::Magic { expected: *magic, found });
     }
     let version = u16::from_le_bytes(bytes[8..10].try_into().expect("2 bytes"));
     if bytes[10..16].iter().any(|&b| b != 0) {
@@ -84,10 +74,7 @@ pub fn decode_frame<'a>(
         return Err(FormatError::Checksum);
     }
     if version == 0 || version > max_version {
-        return Err(FormatError::Version {
-            found: version,
-            supported: max_version,
-        });
+        return Err(FormatError::Version { found: version, supported: max_version });
     }
     Ok((version, &bytes[FRAME_HEADER_BYTES..body_end]))
 }
@@ -110,27 +97,15 @@ mod tests {
         for index in 0..frame.len() {
             let mut bad = frame.clone();
             bad[index] ^= 0x40;
-            assert!(
-                decode_frame(MAGIC, 1, &bad).is_err(),
-                "flip at {index} undetected"
-            );
+            assert!(decode_frame(MAGIC, 1, &bad).is_err(), "flip at {index} undetected");
         }
     }
 
     #[test]
     fn truncation_and_newer_versions_are_refused() {
         let frame = encode_frame(MAGIC, 2, b"x");
-        assert!(matches!(
-            decode_frame(MAGIC, 2, &frame[..frame.len() - 1]),
-            Err(FormatError::Length(_))
-        ));
-        assert_eq!(
-            decode_frame(MAGIC, 1, &frame),
-            Err(FormatError::Version {
-                found: 2,
-                supported: 1
-            })
-        );
+        assert!(matches!(decode_frame(MAGIC, 2, &frame[..frame.len() - 1]), Err(FormatError::Length(_))));
+        assert_eq!(decode_frame(MAGIC, 1, &frame), Err(FormatError::Version { found: 2, supported: 1 }));
         assert_eq!(decode_frame(MAGIC, 1, &[]), Err(FormatError::Truncated(0)));
     }
 }

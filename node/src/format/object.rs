@@ -64,23 +64,17 @@ pub struct ObjectVersion {
     pub inline_data: Option<Vec<u8>>,
 }
 
+/// What makes two drives' copies the same version: id, time, data directory, ETag, size.
+pub type VersionIdentity<'a> = (Option<[u8; 16]>, i64, Option<[u8; 16]>, &'a str, u64);
+
 impl ObjectVersion {
     /// Identity of a version across drives: drives agree on an object when these match.
-    pub fn identity(&self) -> (Option<[u8; 16]>, i64, Option<[u8; 16]>, &str, u64) {
-        (
-            self.version_id,
-            self.modified_ns,
-            self.data_dir,
-            &self.etag,
-            self.size,
-        )
+    pub fn identity(&self) -> VersionIdentity<'_> {
+        (self.version_id, self.modified_ns, self.data_dir, &self.etag, self.size)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -117,32 +111,18 @@ pub(crate) mod tests {
             kind: VersionKind::Object,
             size: 5,
             etag: "5d41402abc4b2a76b9719d911017c592".into(),
-            headers: vec![
-                ("content-type".into(), "text/plain".into()),
-                ("x-amz-meta-a".into(), "b".into()),
-            ],
+            headers: vec![("content-type".into(), "text/plain".into()), ("x-amz-meta-a".into(), "b".into())],
             checksums: vec![(ChecksumAlgorithm::Crc32, "NhCmhg==".into())],
-            erasure: ErasureLayout {
-                data_shards: 2,
-                parity_shards: 2,
-                block_size: 1 << 20,
-                shard_index: 1,
-            },
+            erasure: ErasureLayout { data_shards: 2, parity_shards: 2, block_size: 1 << 20, shard_index: 1 },
             data_dir: None,
-            parts: vec![PartInfo {
-                number: 1,
-                size: 5,
-                etag: "5d41402abc4b2a76b9719d911017c592".into(),
-            }],
+            parts: vec![PartInfo { number: 1, size: 5, etag: "5d41402abc4b2a76b9719d911017c592".into() }],
             inline_data: Some(vec![1, 2, 3]),
         }
     }
 
     #[test]
     fn round_trip() {
-        let meta = ObjectMeta {
-            versions: vec![sample_version()],
-        };
+        let meta = ObjectMeta { versions: vec![sample_version()] };
         assert_eq!(ObjectMeta::decode(&meta.encode()), Ok(meta));
     }
 

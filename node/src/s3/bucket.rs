@@ -33,34 +33,22 @@ impl BucketsS3 {
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let bucket = req.input.bucket;
         self.store.make_bucket(&bucket).await.map_err(store_error)?;
-        Ok(S3Response::new(CreateBucketOutput {
-            location: Some(format!("/{bucket}")),
-            ..Default::default()
-        }))
+        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
     }
 
     pub(super) async fn head_bucket_impl(
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        self.store
-            .head_bucket(&req.input.bucket)
-            .await
-            .map_err(store_error)?;
-        Ok(S3Response::new(HeadBucketOutput {
-            bucket_region: Some(self.region.clone()),
-            ..Default::default()
-        }))
+        self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?;
+        Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(self.region.clone()), ..Default::default() }))
     }
 
     pub(super) async fn delete_bucket_impl(
         &self,
         req: S3Request<DeleteBucketInput>,
     ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        self.store
-            .delete_bucket(&req.input.bucket)
-            .await
-            .map_err(store_error)?;
+        self.store.delete_bucket(&req.input.bucket).await.map_err(store_error)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
@@ -68,26 +56,18 @@ impl BucketsS3 {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        self.store
-            .head_bucket(&req.input.bucket)
-            .await
-            .map_err(store_error)?;
+        self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?;
         // AWS answers an empty constraint for us-east-1.
-        let location_constraint = (self.region != "us-east-1")
-            .then(|| BucketLocationConstraint::from(self.region.clone()));
-        Ok(S3Response::new(GetBucketLocationOutput {
-            location_constraint,
-        }))
+        let location_constraint =
+            (self.region != "us-east-1").then(|| BucketLocationConstraint::from(self.region.clone()));
+        Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
     }
 
     pub(super) async fn get_bucket_versioning_impl(
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.store
-            .head_bucket(&req.input.bucket)
-            .await
-            .map_err(store_error)?;
+        self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?;
         // Never-versioned buckets answer with no Status element.
         Ok(S3Response::new(GetBucketVersioningOutput::default()))
     }
@@ -109,24 +89,15 @@ impl BucketsS3 {
         &self,
         req: S3Request<GetBucketAclInput>,
     ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        self.store
-            .head_bucket(&req.input.bucket)
-            .await
-            .map_err(store_error)?;
-        Ok(S3Response::new(GetBucketAclOutput {
-            owner: Some(self.owner()),
-            grants: Some(self.owner_grants()),
-        }))
+        self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?;
+        Ok(S3Response::new(GetBucketAclOutput { owner: Some(self.owner()), grants: Some(self.owner_grants()) }))
     }
 
     pub(super) async fn get_object_acl_impl(
         &self,
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        self.store
-            .head_object(&req.input.bucket, &req.input.key)
-            .await
-            .map_err(store_error)?;
+        self.store.head_object(&req.input.bucket, &req.input.key).await.map_err(store_error)?;
         Ok(S3Response::new(GetObjectAclOutput {
             owner: Some(self.owner()),
             grants: Some(self.owner_grants()),

@@ -11,25 +11,15 @@ use crate::storage::{ObjectInfo, PutOptions};
 
 fn source_of(copy_source: &CopySource) -> S3Result<(String, String)> {
     match copy_source {
-        CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => {
+        CopySource::Bucket { bucket, key, version_id } => {
             if let Some(version) = version_id
                 && &**version != "null"
             {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::NoSuchVersion,
-                    "The specified version does not exist",
-                ));
+                return Err(S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist"));
             }
             Ok((bucket.to_string(), key.to_string()))
         }
-        _ => Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "Only bucket/key copy sources are supported",
-        )),
+        _ => Err(S3Error::with_message(S3ErrorCode::NotImplemented, "Only bucket/key copy sources are supported")),
     }
 }
 
@@ -41,13 +31,7 @@ fn check_copy_conditions(
     if_modified_since: Option<&Timestamp>,
     if_unmodified_since: Option<&Timestamp>,
 ) -> S3Result<()> {
-    match check_read_conditions(
-        info,
-        if_match,
-        if_none_match,
-        if_modified_since,
-        if_unmodified_since,
-    ) {
+    match check_read_conditions(info, if_match, if_none_match, if_modified_since, if_unmodified_since) {
         Ok(()) => Ok(()),
         Err(StoreError::NotModified) => Err(store_error(StoreError::PreconditionFailed)),
         Err(e) => Err(store_error(e)),
@@ -70,10 +54,7 @@ fn parse_copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
         return Err(invalid());
     }
     if last >= size {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidRange,
-            "The requested range is not satisfiable",
-        ));
+        return Err(S3Error::with_message(S3ErrorCode::InvalidRange, "The requested range is not satisfiable"));
     }
     Ok((first, last - first + 1))
 }
@@ -85,11 +66,7 @@ impl BucketsS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
         let (source_bucket, source_key) = source_of(&input.copy_source)?;
-        let source = self
-            .store
-            .head_object(&source_bucket, &source_key)
-            .await
-            .map_err(store_error)?;
+        let source = self.store.head_object(&source_bucket, &source_key).await.map_err(store_error)?;
         check_copy_conditions(
             &source,
             input.copy_source_if_match.as_ref(),
@@ -97,10 +74,7 @@ impl BucketsS3 {
             input.copy_source_if_modified_since.as_ref(),
             input.copy_source_if_unmodified_since.as_ref(),
         )?;
-        let replace = input
-            .metadata_directive
-            .as_ref()
-            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         if !replace && source_bucket == input.bucket && source_key == input.key {
             return Err(S3Error::with_message(
                 S3ErrorCode::InvalidRequest,
@@ -122,11 +96,8 @@ impl BucketsS3 {
         } else {
             source.headers.clone()
         };
-        let (source, body) = self
-            .store
-            .get_object(&source_bucket, &source_key, 0, source.size)
-            .await
-            .map_err(store_error)?;
+        let (source, body) =
+            self.store.get_object(&source_bucket, &source_key, 0, source.size).await.map_err(store_error)?;
         let options = PutOptions {
             headers,
             content_length: Some(source.size),
@@ -156,11 +127,7 @@ impl BucketsS3 {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
         let (source_bucket, source_key) = source_of(&input.copy_source)?;
-        let source = self
-            .store
-            .head_object(&source_bucket, &source_key)
-            .await
-            .map_err(store_error)?;
+        let source = self.store.head_object(&source_bucket, &source_key).await.map_err(store_error)?;
         check_copy_conditions(
             &source,
             input.copy_source_if_match.as_ref(),
@@ -177,25 +144,11 @@ impl BucketsS3 {
                 "Part number must be an integer between 1 and 10000, inclusive".into(),
             ))
         })?;
-        let (_, body) = self
-            .store
-            .get_object(&source_bucket, &source_key, start, length)
-            .await
-            .map_err(store_error)?;
-        let options = PutOptions {
-            content_length: Some(length),
-            ..Default::default()
-        };
+        let (_, body) = self.store.get_object(&source_bucket, &source_key, start, length).await.map_err(store_error)?;
+        let options = PutOptions { content_length: Some(length), ..Default::default() };
         let part = self
             .store
-            .upload_part(
-                &input.bucket,
-                &input.key,
-                &input.upload_id,
-                part_number,
-                body,
-                options,
-            )
+            .upload_part(&input.bucket, &input.key, &input.upload_id, part_number, body, options)
             .await
             .map_err(store_error)?;
         Ok(S3Response::new(UploadPartCopyOutput {
@@ -217,16 +170,9 @@ mod tests {
     fn copy_ranges() {
         assert_eq!(parse_copy_range("bytes=0-9", 100).unwrap(), (0, 10));
         assert_eq!(parse_copy_range("bytes=99-99", 100).unwrap(), (99, 1));
-        assert_eq!(
-            parse_copy_range("bytes=0-100", 100).unwrap_err().code(),
-            &S3ErrorCode::InvalidRange
-        );
+        assert_eq!(parse_copy_range("bytes=0-100", 100).unwrap_err().code(), &S3ErrorCode::InvalidRange);
         for bad in ["0-9", "bytes=9-0", "bytes=-5", "bytes=a-b", "bytes=1"] {
-            assert_eq!(
-                parse_copy_range(bad, 100).unwrap_err().code(),
-                &S3ErrorCode::InvalidArgument,
-                "{bad}"
-            );
+            assert_eq!(parse_copy_range(bad, 100).unwrap_err().code(), &S3ErrorCode::InvalidArgument, "{bad}");
         }
     }
 }

@@ -57,22 +57,11 @@ mod tests {
             (StoreError::InvalidPart("x".into()), 400),
             (StoreError::EntityTooSmall, 400),
             (StoreError::InvalidRange, 416),
-            (
-                StoreError::InsufficientQuorum {
-                    operation: "read",
-                    needed: 2,
-                    available: 1,
-                },
-                503,
-            ),
+            (StoreError::InsufficientQuorum { operation: "read", needed: 2, available: 1 }, 503),
         ];
         for (error, status) in table {
             let code = to_s3_error(error).code().clone();
-            assert_eq!(
-                code.status_code().map(|s| s.as_u16()),
-                Some(status),
-                "{code:?}"
-            );
+            assert_eq!(code.status_code().map(|s| s.as_u16()), Some(status), "{code:?}");
         }
     }
 }

@@ -13,10 +13,9 @@ const MAX_LIST_KEYS: i32 = 1000;
 
 fn max_keys(requested: Option<i32>) -> S3Result<usize> {
     match requested {
-        Some(n) if n < 0 => Err(S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "max-keys must be a non-negative integer",
-        )),
+        Some(n) if n < 0 => {
+            Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "max-keys must be a non-negative integer"))
+        }
         Some(n) => Ok(n.min(MAX_LIST_KEYS) as usize),
         None => Ok(MAX_LIST_KEYS as usize),
     }
@@ -26,10 +25,9 @@ fn wants_url_encoding(encoding_type: Option<&EncodingType>) -> S3Result<bool> {
     match encoding_type {
         None => Ok(false),
         Some(e) if e.as_str() == EncodingType::URL => Ok(true),
-        Some(_) => Err(S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "Invalid Encoding Method specified in Request",
-        )),
+        Some(_) => {
+            Err(S3Error::with_message(S3ErrorCode::InvalidArgument, "Invalid Encoding Method specified in Request"))
+        }
     }
 }
 
@@ -62,23 +60,15 @@ impl BucketsS3 {
         limit: usize,
     ) -> S3Result<Page> {
         let delimiter = delimiter.filter(|d| !d.is_empty());
-        let mut entries = self
-            .store
-            .list_objects(bucket, prefix, delimiter, marker, limit + 1)
-            .await
-            .map_err(store_error)?;
+        let mut entries =
+            self.store.list_objects(bucket, prefix, delimiter, marker, limit + 1).await.map_err(store_error)?;
         // max-keys=0 still checks the bucket, and reports nothing truncated.
         let truncated = limit > 0 && entries.len() > limit;
         entries.truncate(limit);
         Ok(Page { entries, truncated })
     }
 
-    fn split(
-        &self,
-        entries: Vec<ListEntry>,
-        encode: bool,
-        fetch_owner: bool,
-    ) -> (Vec<Object>, Vec<CommonPrefix>) {
+    fn split(&self, entries: Vec<ListEntry>, encode: bool, fetch_owner: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
         let encode_name = |name: String| if encode { url_encode(&name) } else { name };
         let mut objects = Vec::new();
         let mut prefixes = Vec::new();
@@ -89,15 +79,11 @@ impl BucketsS3 {
                     size: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
                     e_tag: Some(ETag::Strong(info.etag)),
                     last_modified: Some(timestamp_from_ns(info.modified_ns)),
-                    storage_class: Some(ObjectStorageClass::from_static(
-                        ObjectStorageClass::STANDARD,
-                    )),
+                    storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
                     owner: fetch_owner.then(|| self.owner()),
                     ..Default::default()
                 }),
-                ListEntry::Prefix(prefix) => prefixes.push(CommonPrefix {
-                    prefix: Some(encode_name(prefix)),
-                }),
+                ListEntry::Prefix(prefix) => prefixes.push(CommonPrefix { prefix: Some(encode_name(prefix)) }),
             }
         }
         (objects, prefixes)
@@ -112,19 +98,8 @@ impl BucketsS3 {
         let encode = wants_url_encoding(input.encoding_type.as_ref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let marker = input.marker.clone().unwrap_or_default();
-        let page = self
-            .list_page(
-                &input.bucket,
-                &prefix,
-                input.delimiter.as_deref(),
-                &marker,
-                limit,
-            )
-            .await?;
-        let next_marker = page
-            .truncated
-            .then(|| page.entries.last().map(|e| e.name().to_string()))
-            .flatten();
+        let page = self.list_page(&input.bucket, &prefix, input.delimiter.as_deref(), &marker, limit).await?;
+        let next_marker = page.truncated.then(|| page.entries.last().map(|e| e.name().to_string())).flatten();
         let (objects, prefixes) = self.split(page.entries, encode, true);
         let maybe_encode = |v: Option<String>| v.map(|v| if encode { url_encode(&v) } else { v });
         Ok(S3Response::new(ListObjectsOutput {
@@ -159,22 +134,10 @@ impl BucketsS3 {
             Some(token) if token > start_after => token,
             _ => start_after,
         };
-        let page = self
-            .list_page(
-                &input.bucket,
-                &prefix,
-                input.delimiter.as_deref(),
-                &marker,
-                limit,
-            )
-            .await?;
-        let next_token = page
-            .truncated
-            .then(|| page.entries.last().map(|e| encode_token(e.name())))
-            .flatten();
+        let page = self.list_page(&input.bucket, &prefix, input.delimiter.as_deref(), &marker, limit).await?;
+        let next_token = page.truncated.then(|| page.entries.last().map(|e| encode_token(e.name()))).flatten();
         let key_count = page.entries.len() as i32;
-        let (objects, prefixes) =
-            self.split(page.entries, encode, input.fetch_owner.unwrap_or(false));
+        let (objects, prefixes) = self.split(page.entries, encode, input.fetch_owner.unwrap_or(false));
         let maybe_encode = |v: Option<String>| v.map(|v| if encode { url_encode(&v) } else { v });
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
@@ -202,19 +165,8 @@ impl BucketsS3 {
         let encode = wants_url_encoding(input.encoding_type.as_ref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
         let marker = input.key_marker.clone().unwrap_or_default();
-        let page = self
-            .list_page(
-                &input.bucket,
-                &prefix,
-                input.delimiter.as_deref(),
-                &marker,
-                limit,
-            )
-            .await?;
-        let next_key_marker = page
-            .truncated
-            .then(|| page.entries.last().map(|e| e.name().to_string()))
-            .flatten();
+        let page = self.list_page(&input.bucket, &prefix, input.delimiter.as_deref(), &marker, limit).await?;
+        let next_key_marker = page.truncated.then(|| page.entries.last().map(|e| e.name().to_string())).flatten();
         let (objects, prefixes) = self.split(page.entries, encode, true);
         // Unversioned buckets: every object has exactly one version, "null", the latest.
         let versions: Vec<ObjectVersion> = objects
@@ -227,9 +179,7 @@ impl BucketsS3 {
                 owner: o.owner,
                 is_latest: Some(true),
                 version_id: Some("null".into()),
-                storage_class: Some(ObjectVersionStorageClass::from_static(
-                    ObjectVersionStorageClass::STANDARD,
-                )),
+                storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
                 ..Default::default()
             })
             .collect();
@@ -262,10 +212,7 @@ fn decode_token(token: &str) -> S3Result<String> {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(|| {
-            S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                "The continuation token provided is incorrect",
-            )
+            S3Error::with_message(S3ErrorCode::InvalidArgument, "The continuation token provided is incorrect")
         })
 }
 

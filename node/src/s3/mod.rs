@@ -33,32 +33,19 @@ pub struct BucketsS3 {
 impl BucketsS3 {
     pub fn new(store: Arc<Store>, region: String, root_user: &str) -> Self {
         // A stable canonical id derived from the root user, the same in every answer.
-        let owner_id = hex::encode(sha2::Sha256::digest(
-            format!("buckets-owner:{root_user}").as_bytes(),
-        ));
-        BucketsS3 {
-            store,
-            region,
-            owner_id,
-            owner_name: root_user.to_string(),
-        }
+        let owner_id = hex::encode(sha2::Sha256::digest(format!("buckets-owner:{root_user}").as_bytes()));
+        BucketsS3 { store, region, owner_id, owner_name: root_user.to_string() }
     }
 
     fn owner(&self) -> Owner {
-        Owner {
-            id: Some(self.owner_id.clone()),
-            display_name: Some(self.owner_name.clone()),
-        }
+        Owner { id: Some(self.owner_id.clone()), display_name: Some(self.owner_name.clone()) }
     }
 }
 
 pub fn timestamp_from_ns(ns: i64) -> Timestamp {
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let time = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     // S3 answers in whole milliseconds.
-    let time = time
-        .replace_nanosecond((time.nanosecond() / 1_000_000) * 1_000_000)
-        .unwrap_or(time);
+    let time = time.replace_nanosecond((time.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(time);
     Timestamp::from(time)
 }
 
@@ -80,10 +67,7 @@ impl S3 for BucketsS3 {
     ) -> S3Result<S3Response<dto::CreateBucketOutput>> {
         self.create_bucket_impl(req).await
     }
-    async fn head_bucket(
-        &self,
-        req: S3Request<dto::HeadBucketInput>,
-    ) -> S3Result<S3Response<dto::HeadBucketOutput>> {
+    async fn head_bucket(&self, req: S3Request<dto::HeadBucketInput>) -> S3Result<S3Response<dto::HeadBucketOutput>> {
         self.head_bucket_impl(req).await
     }
     async fn delete_bucket(
@@ -116,22 +100,13 @@ impl S3 for BucketsS3 {
     ) -> S3Result<S3Response<dto::GetObjectAclOutput>> {
         self.get_object_acl_impl(req).await
     }
-    async fn put_object(
-        &self,
-        req: S3Request<dto::PutObjectInput>,
-    ) -> S3Result<S3Response<dto::PutObjectOutput>> {
+    async fn put_object(&self, req: S3Request<dto::PutObjectInput>) -> S3Result<S3Response<dto::PutObjectOutput>> {
         self.put_object_impl(req).await
     }
-    async fn get_object(
-        &self,
-        req: S3Request<dto::GetObjectInput>,
-    ) -> S3Result<S3Response<dto::GetObjectOutput>> {
+    async fn get_object(&self, req: S3Request<dto::GetObjectInput>) -> S3Result<S3Response<dto::GetObjectOutput>> {
         self.get_object_impl(req).await
     }
-    async fn head_object(
-        &self,
-        req: S3Request<dto::HeadObjectInput>,
-    ) -> S3Result<S3Response<dto::HeadObjectOutput>> {
+    async fn head_object(&self, req: S3Request<dto::HeadObjectInput>) -> S3Result<S3Response<dto::HeadObjectOutput>> {
         self.head_object_impl(req).await
     }
     async fn delete_object(
@@ -146,10 +121,7 @@ impl S3 for BucketsS3 {
     ) -> S3Result<S3Response<dto::DeleteObjectsOutput>> {
         self.delete_objects_impl(req).await
     }
-    async fn copy_object(
-        &self,
-        req: S3Request<dto::CopyObjectInput>,
-    ) -> S3Result<S3Response<dto::CopyObjectOutput>> {
+    async fn copy_object(&self, req: S3Request<dto::CopyObjectInput>) -> S3Result<S3Response<dto::CopyObjectOutput>> {
         self.copy_object_impl(req).await
     }
     async fn list_objects(
@@ -176,10 +148,7 @@ impl S3 for BucketsS3 {
     ) -> S3Result<S3Response<dto::CreateMultipartUploadOutput>> {
         self.create_multipart_upload_impl(req).await
     }
-    async fn upload_part(
-        &self,
-        req: S3Request<dto::UploadPartInput>,
-    ) -> S3Result<S3Response<dto::UploadPartOutput>> {
+    async fn upload_part(&self, req: S3Request<dto::UploadPartInput>) -> S3Result<S3Response<dto::UploadPartOutput>> {
         self.upload_part_impl(req).await
     }
     async fn upload_part_copy(
@@ -200,10 +169,7 @@ impl S3 for BucketsS3 {
     ) -> S3Result<S3Response<dto::AbortMultipartUploadOutput>> {
         self.abort_multipart_upload_impl(req).await
     }
-    async fn list_parts(
-        &self,
-        req: S3Request<dto::ListPartsInput>,
-    ) -> S3Result<S3Response<dto::ListPartsOutput>> {
+    async fn list_parts(&self, req: S3Request<dto::ListPartsInput>) -> S3Result<S3Response<dto::ListPartsOutput>> {
         self.list_parts_impl(req).await
     }
     async fn list_multipart_uploads(

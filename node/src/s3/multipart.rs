@@ -4,9 +4,7 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::object::{
-    ChecksumRequest, StoredHeaders, body_stream, parse_content_md5, write_precondition,
-};
+use super::object::{ChecksumRequest, StoredHeaders, body_stream, parse_content_md5, write_precondition};
 use super::{BucketsS3, store_error, timestamp_from_ns};
 use crate::error::StoreError;
 use crate::storage::{BodyStream, PutOptions};
@@ -31,11 +29,8 @@ impl BucketsS3 {
             metadata: input.metadata.clone(),
         }
         .to_headers()?;
-        let upload_id = self
-            .store
-            .create_multipart_upload(&input.bucket, &input.key, headers)
-            .await
-            .map_err(store_error)?;
+        let upload_id =
+            self.store.create_multipart_upload(&input.bucket, &input.key, headers).await.map_err(store_error)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
@@ -76,20 +71,10 @@ impl BucketsS3 {
         };
         let part = self
             .store
-            .upload_part(
-                &input.bucket,
-                &input.key,
-                &input.upload_id,
-                number,
-                body,
-                options,
-            )
+            .upload_part(&input.bucket, &input.key, &input.upload_id, number, body, options)
             .await
             .map_err(store_error)?;
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(ETag::Strong(part.etag)),
-            ..Default::default()
-        }))
+        Ok(S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(part.etag)), ..Default::default() }))
     }
 
     pub(super) async fn complete_multipart_upload_impl(
@@ -97,37 +82,19 @@ impl BucketsS3 {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        let parts = input
-            .multipart_upload
-            .and_then(|m| m.parts)
-            .unwrap_or_default();
+        let parts = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
         let mut requested = Vec::with_capacity(parts.len());
         for part in parts {
-            let number = part
-                .part_number
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| {
-                    S3Error::with_message(
-                        S3ErrorCode::InvalidPart,
-                        "Every part needs a PartNumber between 1 and 10000",
-                    )
-                })?;
-            let etag = part
-                .e_tag
-                .map(|e| e.value().to_string())
-                .unwrap_or_default();
+            let number = part.part_number.and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+                S3Error::with_message(S3ErrorCode::InvalidPart, "Every part needs a PartNumber between 1 and 10000")
+            })?;
+            let etag = part.e_tag.map(|e| e.value().to_string()).unwrap_or_default();
             requested.push((number, etag));
         }
         let precondition = write_precondition(input.if_match, input.if_none_match);
         let info = self
             .store
-            .complete_multipart_upload(
-                &input.bucket,
-                &input.key,
-                &input.upload_id,
-                &requested,
-                precondition,
-            )
+            .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, &requested, precondition)
             .await
             .map_err(store_error)?;
         Ok(S3Response::new(CompleteMultipartUploadOutput {
@@ -144,14 +111,8 @@ impl BucketsS3 {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let input = req.input;
-        self.store
-            .abort_multipart_upload(&input.bucket, &input.key, &input.upload_id)
-            .await
-            .map_err(store_error)?;
-        Ok(S3Response::with_status(
-            AbortMultipartUploadOutput::default(),
-            http::StatusCode::NO_CONTENT,
-        ))
+        self.store.abort_multipart_upload(&input.bucket, &input.key, &input.upload_id).await.map_err(store_error)?;
+        Ok(S3Response::with_status(AbortMultipartUploadOutput::default(), http::StatusCode::NO_CONTENT))
     }
 
     pub(super) async fn list_parts_impl(
@@ -159,16 +120,9 @@ impl BucketsS3 {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
-        let max_parts = input
-            .max_parts
-            .unwrap_or(MAX_LIST_PARTS)
-            .clamp(0, MAX_LIST_PARTS) as usize;
+        let max_parts = input.max_parts.unwrap_or(MAX_LIST_PARTS).clamp(0, MAX_LIST_PARTS) as usize;
         let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
-        let all = self
-            .store
-            .list_parts(&input.bucket, &input.key, &input.upload_id)
-            .await
-            .map_err(store_error)?;
+        let all = self.store.list_parts(&input.bucket, &input.key, &input.upload_id).await.map_err(store_error)?;
         let remaining: Vec<_> = all.into_iter().filter(|p| p.number > marker).collect();
         let truncated = remaining.len() > max_parts;
         let page: Vec<_> = remaining.into_iter().take(max_parts).collect();
@@ -192,10 +146,7 @@ impl BucketsS3 {
             next_part_number_marker: next_marker,
             is_truncated: Some(truncated),
             owner: Some(self.owner()),
-            initiator: Some(Initiator {
-                id: Some(self.owner_id.clone()),
-                display_name: Some(self.owner_name.clone()),
-            }),
+            initiator: Some(Initiator { id: Some(self.owner_id.clone()), display_name: Some(self.owner_name.clone()) }),
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
             parts: (!parts.is_empty()).then_some(parts),
             ..Default::default()
@@ -207,16 +158,9 @@ impl BucketsS3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         let input = req.input;
-        let max_uploads = input
-            .max_uploads
-            .unwrap_or(MAX_LIST_PARTS)
-            .clamp(0, MAX_LIST_PARTS) as usize;
+        let max_uploads = input.max_uploads.unwrap_or(MAX_LIST_PARTS).clamp(0, MAX_LIST_PARTS) as usize;
         let prefix = input.prefix.clone().unwrap_or_default();
-        let all = self
-            .store
-            .list_multipart_uploads(&input.bucket, &prefix)
-            .await
-            .map_err(store_error)?;
+        let all = self.store.list_multipart_uploads(&input.bucket, &prefix).await.map_err(store_error)?;
         let key_marker = input.key_marker.clone().unwrap_or_default();
         let upload_marker = input.upload_id_marker.clone();
         let remaining: Vec<_> = all
@@ -224,8 +168,7 @@ impl BucketsS3 {
             .filter(|u| match &upload_marker {
                 // With an upload-id marker, uploads of the marker key after that id follow.
                 Some(id) if !key_marker.is_empty() => {
-                    u.key > key_marker
-                        || (u.key == key_marker && u.upload_id.as_str() > id.as_str())
+                    u.key > key_marker || (u.key == key_marker && u.upload_id.as_str() > id.as_str())
                 }
                 _ => key_marker.is_empty() || u.key > key_marker,
             })
@@ -255,12 +198,8 @@ impl BucketsS3 {
             upload_id_marker: input.upload_id_marker,
             max_uploads: Some(max_uploads as i32),
             is_truncated: Some(truncated),
-            next_key_marker: truncated
-                .then(|| next.as_ref().map(|n| n.0.clone()))
-                .flatten(),
-            next_upload_id_marker: truncated
-                .then(|| next.as_ref().map(|n| n.1.clone()))
-                .flatten(),
+            next_key_marker: truncated.then(|| next.as_ref().map(|n| n.0.clone())).flatten(),
+            next_upload_id_marker: truncated.then(|| next.as_ref().map(|n| n.1.clone())).flatten(),
             uploads: (!uploads.is_empty()).then_some(uploads),
             ..Default::default()
         }))

@@ -38,10 +38,7 @@ impl StoredHeaders {
             ("content-disposition", &self.content_disposition),
             ("content-language", &self.content_language),
             ("cache-control", &self.cache_control),
-            (
-                "x-amz-website-redirect-location",
-                &self.website_redirect_location,
-            ),
+            ("x-amz-website-redirect-location", &self.website_redirect_location),
         ];
         for (name, value) in pairs {
             if let Some(value) = value {
@@ -50,14 +47,8 @@ impl StoredHeaders {
         }
         if let Some(expires) = &self.expires {
             let mut buffer = Vec::new();
-            if expires
-                .format(TimestampFormat::HttpDate, &mut buffer)
-                .is_ok()
-            {
-                out.push((
-                    "expires".to_string(),
-                    String::from_utf8_lossy(&buffer).into_owned(),
-                ));
+            if expires.format(TimestampFormat::HttpDate, &mut buffer).is_ok() {
+                out.push(("expires".to_string(), String::from_utf8_lossy(&buffer).into_owned()));
             }
         }
         if let Some(metadata) = &self.metadata {
@@ -68,10 +59,7 @@ impl StoredHeaders {
             let mut user: Vec<_> = metadata.iter().collect();
             user.sort();
             for (name, value) in user {
-                out.push((
-                    format!("x-amz-meta-{}", name.to_ascii_lowercase()),
-                    value.clone(),
-                ));
+                out.push((format!("x-amz-meta-{}", name.to_ascii_lowercase()), value.clone()));
             }
         }
         Ok(out)
@@ -82,10 +70,7 @@ pub(super) fn user_metadata(info: &ObjectInfo) -> Option<Metadata> {
     let metadata: Metadata = info
         .headers
         .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("x-amz-meta-")
-                .map(|name| (name.to_string(), v.clone()))
-        })
+        .filter_map(|(k, v)| k.strip_prefix("x-amz-meta-").map(|name| (name.to_string(), v.clone())))
         .collect();
     (!metadata.is_empty()).then_some(metadata)
 }
@@ -95,8 +80,7 @@ fn header(info: &ObjectInfo, name: &str) -> Option<String> {
 }
 
 fn expires(info: &ObjectInfo) -> Option<Timestamp> {
-    info.header("expires")
-        .and_then(|v| Timestamp::parse(TimestampFormat::HttpDate, v).ok())
+    info.header("expires").and_then(|v| Timestamp::parse(TimestampFormat::HttpDate, v).ok())
 }
 
 pub(super) fn body_stream(blob: StreamingBlob) -> BodyStream {
@@ -105,12 +89,9 @@ pub(super) fn body_stream(blob: StreamingBlob) -> BodyStream {
 
 pub(super) fn parse_content_md5(value: Option<&String>) -> S3Result<Option<[u8; 16]>> {
     let Some(value) = value else { return Ok(None) };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(value)
-        .map_err(|_| store_error(StoreError::InvalidDigest))?;
-    let digest: [u8; 16] = bytes
-        .try_into()
-        .map_err(|_| store_error(StoreError::InvalidDigest))?;
+    let bytes =
+        base64::engine::general_purpose::STANDARD.decode(value).map_err(|_| store_error(StoreError::InvalidDigest))?;
+    let digest: [u8; 16] = bytes.try_into().map_err(|_| store_error(StoreError::InvalidDigest))?;
     Ok(Some(digest))
 }
 
@@ -121,10 +102,9 @@ fn parse_algorithm(name: &str) -> S3Result<Algorithm> {
         "CRC64NVME" => Ok(Algorithm::Crc64Nvme),
         "SHA1" => Ok(Algorithm::Sha1),
         "SHA256" => Ok(Algorithm::Sha256),
-        other => Err(S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            format!("Unsupported checksum algorithm {other}"),
-        )),
+        other => {
+            Err(S3Error::with_message(S3ErrorCode::InvalidRequest, format!("Unsupported checksum algorithm {other}")))
+        }
     }
 }
 
@@ -162,10 +142,7 @@ impl ChecksumRequest {
                 algorithms.push(algorithm);
             }
         }
-        Ok(ChecksumRequest {
-            algorithms,
-            expected,
-        })
+        Ok(ChecksumRequest { algorithms, expected })
     }
 
     /// Compares what was computed against the header values and the trailer values that
@@ -175,10 +152,7 @@ impl ChecksumRequest {
             let mut expected = self.expected;
             if let Some(trailers) = trailers.and_then(|t| t.take()) {
                 for (algorithm, _) in computed {
-                    let name = format!(
-                        "x-amz-checksum-{}",
-                        algorithm_name(*algorithm).to_ascii_lowercase()
-                    );
+                    let name = format!("x-amz-checksum-{}", algorithm_name(*algorithm).to_ascii_lowercase());
                     if let Some(value) = trailers.get(name.as_str()).and_then(|v| v.to_str().ok()) {
                         expected.push((*algorithm, value.to_string()));
                     }
@@ -344,11 +318,7 @@ impl BucketsS3 {
             Some(blob) => body_stream(blob),
             None => Box::pin(futures::stream::empty()),
         };
-        let info = self
-            .store
-            .put_object(&input.bucket, &input.key, body, options)
-            .await
-            .map_err(store_error)?;
+        let info = self.store.put_object(&input.bucket, &input.key, body, options).await.map_err(store_error)?;
         let fields = checksum_fields(&info.checksums);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(strong_etag(&info)),
@@ -366,11 +336,7 @@ impl BucketsS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        let info = self
-            .store
-            .head_object(&input.bucket, &input.key)
-            .await
-            .map_err(store_error)?;
+        let info = self.store.head_object(&input.bucket, &input.key).await.map_err(store_error)?;
         check_read_conditions(
             &info,
             input.if_match.as_ref(),
@@ -382,53 +348,27 @@ impl BucketsS3 {
         let (content_length, content_range) = match &input.range {
             Some(range) => {
                 let bytes = range.check(info.size)?;
-                (
-                    bytes.end - bytes.start,
-                    Some(format!(
-                        "bytes {}-{}/{}",
-                        bytes.start,
-                        bytes.end - 1,
-                        info.size
-                    )),
-                )
+                (bytes.end - bytes.start, Some(format!("bytes {}-{}/{}", bytes.start, bytes.end - 1, info.size)))
             }
             None => (info.size, None),
         };
-        let with_checksums = input
-            .checksum_mode
-            .as_ref()
-            .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
-        let fields = if with_checksums {
-            checksum_fields(&info.checksums)
-        } else {
-            ChecksumFields::default()
-        };
+        let with_checksums = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let fields = if with_checksums { checksum_fields(&info.checksums) } else { ChecksumFields::default() };
         Ok(S3Response::new(HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
             content_length: Some(to_i64(content_length)),
             content_range,
-            content_type: input
-                .response_content_type
-                .or_else(|| header(&info, "content-type")),
-            content_encoding: input
-                .response_content_encoding
-                .or_else(|| header(&info, "content-encoding")),
-            content_disposition: input
-                .response_content_disposition
-                .or_else(|| header(&info, "content-disposition")),
-            content_language: input
-                .response_content_language
-                .or_else(|| header(&info, "content-language")),
-            cache_control: input
-                .response_cache_control
-                .or_else(|| header(&info, "cache-control")),
+            content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
+            content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
+            content_disposition: input.response_content_disposition.or_else(|| header(&info, "content-disposition")),
+            content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
+            cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
             expires: input.response_expires.or_else(|| expires(&info)),
             website_redirect_location: header(&info, "x-amz-website-redirect-location"),
             e_tag: Some(strong_etag(&info)),
             last_modified: Some(timestamp_from_ns(info.modified_ns)),
             metadata: user_metadata(&info),
-            parts_count: (info.parts.len() > 1 || info.etag.contains('-'))
-                .then_some(info.parts.len() as i32),
+            parts_count: (info.parts.len() > 1 || info.etag.contains('-')).then_some(info.parts.len() as i32),
             checksum_crc32: fields.crc32,
             checksum_crc32c: fields.crc32c,
             checksum_crc64nvme: fields.crc64nvme,
@@ -443,11 +383,7 @@ impl BucketsS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let info = self
-            .store
-            .head_object(&input.bucket, &input.key)
-            .await
-            .map_err(store_error)?;
+        let info = self.store.head_object(&input.bucket, &input.key).await.map_err(store_error)?;
         check_read_conditions(
             &info,
             input.if_match.as_ref(),
@@ -462,56 +398,30 @@ impl BucketsS3 {
                 (
                     bytes.start,
                     bytes.end - bytes.start,
-                    Some(format!(
-                        "bytes {}-{}/{}",
-                        bytes.start,
-                        bytes.end - 1,
-                        info.size
-                    )),
+                    Some(format!("bytes {}-{}/{}", bytes.start, bytes.end - 1, info.size)),
                 )
             }
             None => (0, info.size, None),
         };
-        let (info, stream) = self
-            .store
-            .get_object(&input.bucket, &input.key, start, length)
-            .await
-            .map_err(store_error)?;
+        let (info, stream) =
+            self.store.get_object(&input.bucket, &input.key, start, length).await.map_err(store_error)?;
         // The object may have changed between HEAD and GET; the stream's object wins.
         if length > info.size.saturating_sub(start) {
             return Err(store_error(StoreError::InvalidRange));
         }
         let full = content_range.is_none();
-        let with_checksums = full
-            && input
-                .checksum_mode
-                .as_ref()
-                .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
-        let fields = if with_checksums {
-            checksum_fields(&info.checksums)
-        } else {
-            ChecksumFields::default()
-        };
+        let with_checksums = full && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let fields = if with_checksums { checksum_fields(&info.checksums) } else { ChecksumFields::default() };
         Ok(S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::wrap(stream)),
             accept_ranges: Some("bytes".into()),
             content_length: Some(to_i64(length)),
             content_range,
-            content_type: input
-                .response_content_type
-                .or_else(|| header(&info, "content-type")),
-            content_encoding: input
-                .response_content_encoding
-                .or_else(|| header(&info, "content-encoding")),
-            content_disposition: input
-                .response_content_disposition
-                .or_else(|| header(&info, "content-disposition")),
-            content_language: input
-                .response_content_language
-                .or_else(|| header(&info, "content-language")),
-            cache_control: input
-                .response_cache_control
-                .or_else(|| header(&info, "cache-control")),
+            content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
+            content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
+            content_disposition: input.response_content_disposition.or_else(|| header(&info, "content-disposition")),
+            content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
+            cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
             expires: input.response_expires.or_else(|| expires(&info)),
             website_redirect_location: header(&info, "x-amz-website-redirect-location"),
             e_tag: Some(strong_etag(&info)),
@@ -533,14 +443,8 @@ impl BucketsS3 {
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
         // Deleting a key that does not exist succeeds, as in S3.
-        self.store
-            .delete_object(&input.bucket, &input.key)
-            .await
-            .map_err(store_error)?;
-        Ok(S3Response::with_status(
-            DeleteObjectOutput::default(),
-            http::StatusCode::NO_CONTENT,
-        ))
+        self.store.delete_object(&input.bucket, &input.key).await.map_err(store_error)?;
+        Ok(S3Response::with_status(DeleteObjectOutput::default(), http::StatusCode::NO_CONTENT))
     }
 
     pub(super) async fn delete_objects_impl(
@@ -554,10 +458,7 @@ impl BucketsS3 {
                 format!("at most {MAX_DELETE_KEYS} keys per request"),
             ));
         }
-        self.store
-            .head_bucket(&input.bucket)
-            .await
-            .map_err(store_error)?;
+        self.store.head_bucket(&input.bucket).await.map_err(store_error)?;
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();

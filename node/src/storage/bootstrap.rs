@@ -25,33 +25,16 @@ pub enum BootstrapError {
     DriveCount(usize),
     #[error("drive {0} is given twice")]
     Duplicate(String),
-    #[error(
-        "drive {path} belongs to cluster {found}, but the other drives belong to cluster {expected}"
-    )]
-    ForeignCluster {
-        path: String,
-        found: Uuid,
-        expected: Uuid,
-    },
+    #[error("drive {path} belongs to cluster {found}, but the other drives belong to cluster {expected}")]
+    ForeignCluster { path: String, found: Uuid, expected: Uuid },
     #[error(
         "drive {path} is drive {found_drive} of set {found_set}, but was given at position {expected_drive} of set {expected_set}; give the drives in their original order"
     )]
-    WrongPosition {
-        path: String,
-        found_set: u32,
-        found_drive: u32,
-        expected_set: u32,
-        expected_drive: u32,
-    },
-    #[error(
-        "drive {0} has data but no format file; refusing to format over it (empty it or remove it)"
-    )]
+    WrongPosition { path: String, found_set: u32, found_drive: u32, expected_set: u32, expected_drive: u32 },
+    #[error("drive {0} has data but no format file; refusing to format over it (empty it or remove it)")]
     Unformatted(String),
     #[error("drive {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 }
 
 /// Expands MinIO-style ellipses: `/data/d{1...4}` → `/data/d1` … `/data/d4`. Several
@@ -61,22 +44,11 @@ pub fn expand_ellipses(argument: &str) -> Result<Vec<String>, BootstrapError> {
         return Ok(vec![argument.to_string()]);
     };
     let bad = |why: &str| BootstrapError::Argument(argument.to_string(), why.to_string());
-    let close = argument[open..]
-        .find('}')
-        .map(|i| i + open)
-        .ok_or_else(|| bad("unclosed '{'"))?;
+    let close = argument[open..].find('}').map(|i| i + open).ok_or_else(|| bad("unclosed '{'"))?;
     let inner = &argument[open + 1..close];
-    let (from, to) = inner
-        .split_once("...")
-        .ok_or_else(|| bad("expected {A...B}"))?;
-    let width = if from.starts_with('0') && from.len() > 1 {
-        from.len()
-    } else {
-        0
-    };
-    let from: u64 = from
-        .parse()
-        .map_err(|_| bad("range start is not a number"))?;
+    let (from, to) = inner.split_once("...").ok_or_else(|| bad("expected {A...B}"))?;
+    let width = if from.starts_with('0') && from.len() > 1 { from.len() } else { 0 };
+    let from: u64 = from.parse().map_err(|_| bad("range start is not a number"))?;
     let to: u64 = to.parse().map_err(|_| bad("range end is not a number"))?;
     if from > to || to - from >= 4096 {
         return Err(bad("range is empty or too large"));
@@ -114,10 +86,7 @@ pub fn open_store(
     }
     let io_error = |path: &PathBuf| {
         let path = path.display().to_string();
-        move |source| BootstrapError::Io {
-            path: path.clone(),
-            source,
-        }
+        move |source| BootstrapError::Io { path: path.clone(), source }
     };
     let mut formats = Vec::with_capacity(count);
     for path in &paths {
@@ -128,11 +97,7 @@ pub fn open_store(
     for format in formats.iter().flatten() {
         *votes.entry(format.cluster_id).or_default() += 1;
     }
-    let cluster_id = votes
-        .into_iter()
-        .max_by_key(|(_, v)| *v)
-        .map(|(id, _)| id)
-        .unwrap_or_else(Uuid::new_v4);
+    let cluster_id = votes.into_iter().max_by_key(|(_, v)| *v).map(|(id, _)| id).unwrap_or_else(Uuid::new_v4);
     for (position, (path, format)) in paths.iter().zip(&formats).enumerate() {
         let Some(format) = format else { continue };
         if format.cluster_id != cluster_id {
@@ -143,9 +108,7 @@ pub fn open_store(
             });
         }
         let (expected_set, expected_drive) = ((position / size) as u32, (position % size) as u32);
-        if format.set_index != expected_set
-            || format.drive_index != expected_drive
-            || format.set_drives != size as u32
+        if format.set_index != expected_set || format.drive_index != expected_drive || format.set_drives != size as u32
         {
             return Err(BootstrapError::WrongPosition {
                 path: path.display().to_string(),
@@ -195,19 +158,11 @@ pub fn open_store(
             drive.clean_tmp().map_err(io_error(path))?;
             drives.push(Arc::new(drive));
         }
-        sets.push(Arc::new(ErasureSet::new(
-            set_index,
-            drives,
-            heal_sender.clone(),
-            metrics_clone.clone(),
-        )));
+        sets.push(Arc::new(ErasureSet::new(set_index, drives, heal_sender.clone(), metrics_clone.clone())));
     }
     metrics.drives_total.set(count as i64);
     metrics.drives_online.set(count as i64);
-    Ok((
-        Arc::new(Store::new(cluster_id, sets, metrics)),
-        heal_receiver,
-    ))
+    Ok((Arc::new(Store::new(cluster_id, sets, metrics)), heal_receiver))
 }
 
 #[cfg(test)]
@@ -216,18 +171,9 @@ mod tests {
 
     #[test]
     fn ellipses() {
-        assert_eq!(
-            expand_ellipses("/d{1...3}").unwrap(),
-            vec!["/d1", "/d2", "/d3"]
-        );
-        assert_eq!(
-            expand_ellipses("/n{1...2}/d{1...2}").unwrap(),
-            vec!["/n1/d1", "/n1/d2", "/n2/d1", "/n2/d2"]
-        );
-        assert_eq!(
-            expand_ellipses("/d{01...02}").unwrap(),
-            vec!["/d01", "/d02"]
-        );
+        assert_eq!(expand_ellipses("/d{1...3}").unwrap(), vec!["/d1", "/d2", "/d3"]);
+        assert_eq!(expand_ellipses("/n{1...2}/d{1...2}").unwrap(), vec!["/n1/d1", "/n1/d2", "/n2/d1", "/n2/d2"]);
+        assert_eq!(expand_ellipses("/d{01...02}").unwrap(), vec!["/d01", "/d02"]);
         assert_eq!(expand_ellipses("/plain").unwrap(), vec!["/plain"]);
         assert!(expand_ellipses("/d{1..3}").is_err());
         assert!(expand_ellipses("/d{3...1}").is_err());

@@ -17,15 +17,9 @@ impl Hasher {
     pub fn new(algorithm: ChecksumAlgorithm) -> Self {
         use crc_fast::CrcAlgorithm;
         match algorithm {
-            ChecksumAlgorithm::Crc32 => {
-                Hasher::Crc(algorithm, crc_fast::Digest::new(CrcAlgorithm::Crc32IsoHdlc))
-            }
-            ChecksumAlgorithm::Crc32c => {
-                Hasher::Crc(algorithm, crc_fast::Digest::new(CrcAlgorithm::Crc32Iscsi))
-            }
-            ChecksumAlgorithm::Crc64Nvme => {
-                Hasher::Crc(algorithm, crc_fast::Digest::new(CrcAlgorithm::Crc64Nvme))
-            }
+            ChecksumAlgorithm::Crc32 => Hasher::Crc(algorithm, crc_fast::Digest::new(CrcAlgorithm::Crc32IsoHdlc)),
+            ChecksumAlgorithm::Crc32c => Hasher::Crc(algorithm, crc_fast::Digest::new(CrcAlgorithm::Crc32Iscsi)),
+            ChecksumAlgorithm::Crc64Nvme => Hasher::Crc(algorithm, crc_fast::Digest::new(CrcAlgorithm::Crc64Nvme)),
             ChecksumAlgorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
             ChecksumAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
         }
@@ -51,17 +45,12 @@ impl Hasher {
     pub fn finish(self) -> (ChecksumAlgorithm, String) {
         let algorithm = self.algorithm();
         let bytes: Vec<u8> = match self {
-            Hasher::Crc(ChecksumAlgorithm::Crc64Nvme, digest) => {
-                digest.finalize().to_be_bytes().to_vec()
-            }
+            Hasher::Crc(ChecksumAlgorithm::Crc64Nvme, digest) => digest.finalize().to_be_bytes().to_vec(),
             Hasher::Crc(_, digest) => (digest.finalize() as u32).to_be_bytes().to_vec(),
             Hasher::Sha1(h) => h.finalize().to_vec(),
             Hasher::Sha256(h) => h.finalize().to_vec(),
         };
-        (
-            algorithm,
-            base64::engine::general_purpose::STANDARD.encode(bytes),
-        )
+        (algorithm, base64::engine::general_purpose::STANDARD.encode(bytes))
     }
 }
 
@@ -86,10 +75,7 @@ mod tests {
             (ChecksumAlgorithm::Crc32, "NhCmhg=="),
             (ChecksumAlgorithm::Crc32c, "mnG7TA=="),
             (ChecksumAlgorithm::Sha1, "qvTGHdzF6KLavt4PO0gs2a6pQ00="),
-            (
-                ChecksumAlgorithm::Sha256,
-                "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=",
-            ),
+            (ChecksumAlgorithm::Sha256, "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="),
         ];
         for (algorithm, expected) in table {
             let mut hasher = Hasher::new(algorithm);

@@ -21,10 +21,7 @@ const MULTIPART_DIR: &str = "multipart";
 
 /// A drive that failed an operation in a way that says the drive itself is gone.
 pub fn is_drive_gone(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(5 /* EIO */) | Some(19 /* ENODEV */) | Some(30 /* EROFS */)
-    )
+    matches!(error.raw_os_error(), Some(5 /* EIO */) | Some(19 /* ENODEV */) | Some(30 /* EROFS */))
 }
 
 #[derive(Debug)]
@@ -37,11 +34,7 @@ pub struct LocalDrive {
 
 impl LocalDrive {
     pub fn new(root: PathBuf, format: DriveFormat) -> Self {
-        LocalDrive {
-            root,
-            format,
-            online: AtomicBool::new(true),
-        }
+        LocalDrive { root, format, online: AtomicBool::new(true) }
     }
 
     pub fn root(&self) -> &Path {
@@ -71,12 +64,9 @@ impl LocalDrive {
     /// Reads a drive's format file; `Ok(None)` when the drive has none.
     pub fn read_format(root: &Path) -> io::Result<Option<DriveFormat>> {
         match fs::read(Self::format_path(root)) {
-            Ok(bytes) => DriveFormat::decode(&bytes).map(Some).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: {e}", root.display()),
-                )
-            }),
+            Ok(bytes) => DriveFormat::decode(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", root.display()))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -87,11 +77,7 @@ impl LocalDrive {
         let system = root.join(SYSTEM_DIR);
         fs::create_dir_all(system.join(TMP_DIR))?;
         fs::create_dir_all(system.join(MULTIPART_DIR))?;
-        write_atomic(
-            &system.join(TMP_DIR),
-            &Self::format_path(root),
-            &format.encode(),
-        )?;
+        write_atomic(&system.join(TMP_DIR), &Self::format_path(root), &format.encode())?;
         sync_dir(root)
     }
 
@@ -148,9 +134,7 @@ impl LocalDrive {
     pub fn delete_bucket(&self, bucket: &str) -> io::Result<()> {
         let dir = self.bucket_dir(bucket);
         // Move aside first so the bucket disappears atomically, then delete at leisure.
-        let trash = self
-            .tmp_root()
-            .join(format!("deleted-bucket-{}", Uuid::new_v4()));
+        let trash = self.tmp_root().join(format!("deleted-bucket-{}", Uuid::new_v4()));
         match fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -191,8 +175,7 @@ impl LocalDrive {
     }
 
     pub fn data_dir_path(&self, bucket: &str, path: &ObjectPath, data_dir: Uuid) -> PathBuf {
-        self.object_dir(bucket, path)
-            .join(format!("{DATA_DIR_PREFIX}{data_dir}"))
+        self.object_dir(bucket, path).join(format!("{DATA_DIR_PREFIX}{data_dir}"))
     }
 
     /// Makes a staged write visible: moves the staged data directory (if any) into the
@@ -209,10 +192,7 @@ impl LocalDrive {
     ) -> io::Result<()> {
         let bucket_dir = self.bucket_dir(bucket);
         if !bucket_dir.join(BUCKET_META_FILE).exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "bucket missing on drive",
-            ));
+            return Err(io::Error::new(io::ErrorKind::NotFound, "bucket missing on drive"));
         }
         let object_dir = bucket_dir.join(&path.dir);
         // A concurrent delete may prune the parent directories between our mkdir and
@@ -245,12 +225,7 @@ impl LocalDrive {
     }
 
     /// Removes an object's metadata and data directories, then prunes empty parents.
-    pub fn delete_object(
-        &self,
-        bucket: &str,
-        path: &ObjectPath,
-        data_dirs: &[Uuid],
-    ) -> io::Result<()> {
+    pub fn delete_object(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) -> io::Result<()> {
         let bucket_dir = self.bucket_dir(bucket);
         let object_dir = bucket_dir.join(&path.dir);
         match fs::remove_file(object_dir.join(path.meta_file)) {
@@ -293,10 +268,7 @@ impl LocalDrive {
         let mut out = Vec::new();
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound
-                    || e.raw_os_error() == Some(20 /* ENOTDIR */) =>
-            {
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20 /* ENOTDIR */) => {
                 return Ok(out);
             }
             Err(e) => return Err(e),
@@ -322,25 +294,14 @@ impl LocalDrive {
         self.multipart_bucket_dir(bucket).join(upload_id)
     }
 
-    pub fn write_upload_file(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        name: &str,
-        bytes: &[u8],
-    ) -> io::Result<()> {
+    pub fn write_upload_file(&self, bucket: &str, upload_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
         let dir = self.upload_dir(bucket, upload_id);
         fs::create_dir_all(&dir)?;
         write_atomic(&self.tmp_root(), &dir.join(name), bytes)?;
         sync_dir(&dir)
     }
 
-    pub fn read_upload_file(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        name: &str,
-    ) -> io::Result<Option<Vec<u8>>> {
+    pub fn read_upload_file(&self, bucket: &str, upload_id: &str, name: &str) -> io::Result<Option<Vec<u8>>> {
         read_optional(&self.upload_dir(bucket, upload_id).join(name))
     }
 
@@ -356,27 +317,17 @@ impl LocalDrive {
     ) -> io::Result<()> {
         let dir = self.upload_dir(bucket, upload_id);
         if !dir.exists() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "upload missing on drive",
-            ));
+            return Err(io::Error::new(io::ErrorKind::NotFound, "upload missing on drive"));
         }
         let staged = self.tmp_root().join(staging_id.to_string()).join("part.1");
         let data_name = format!("part.{number}.{staging_id}");
         fs::rename(&staged, dir.join(&data_name))?;
         self.remove_staging_dir(staging_id);
-        write_atomic(
-            &self.tmp_root(),
-            &dir.join(format!("part.{number}.meta")),
-            meta,
-        )?;
+        write_atomic(&self.tmp_root(), &dir.join(format!("part.{number}.meta")), meta)?;
         sync_dir(&dir)?;
         // Earlier uploads of the same part number are garbage once the new meta is in.
         for (name, _) in self.read_dir(&dir)? {
-            if name.starts_with(&format!("part.{number}."))
-                && name != data_name
-                && !name.ends_with(".meta")
-            {
+            if name.starts_with(&format!("part.{number}.")) && name != data_name && !name.ends_with(".meta") {
                 let _ = fs::remove_file(dir.join(name));
             }
         }
@@ -412,12 +363,7 @@ impl LocalDrive {
 pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
-        Err(e)
-            if e.kind() == io::ErrorKind::NotFound
-                || e.raw_os_error() == Some(20 /* ENOTDIR */) =>
-        {
-            Ok(None)
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20 /* ENOTDIR */) => Ok(None),
         Err(e) => Err(e),
     }
 }

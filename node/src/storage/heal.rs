@@ -21,11 +21,7 @@ pub struct HealConfig {
     pub drive_check_interval: Duration,
 }
 
-pub async fn run_healer(
-    store: Arc<Store>,
-    mut requests: mpsc::Receiver<HealRequest>,
-    config: HealConfig,
-) {
+pub async fn run_healer(store: Arc<Store>, mut requests: mpsc::Receiver<HealRequest>, config: HealConfig) {
     let mut scan_timer = tokio::time::interval(config.scan_interval);
     scan_timer.tick().await;
     let mut scans: u32 = 0;
@@ -88,10 +84,7 @@ async fn heal_buckets(store: &Arc<Store>) -> Vec<String> {
         Err(_) => return Vec::new(),
     };
     for bucket in &buckets {
-        let meta = super::BucketMeta {
-            created_ns: bucket.created_ns,
-        }
-        .encode();
+        let meta = super::BucketMeta { created_ns: bucket.created_ns }.encode();
         for drive in store.all_drives().filter(|d| d.is_online()) {
             let drive = drive.clone();
             let name = bucket.name.clone();
@@ -156,9 +149,7 @@ fn check_drive(drive: &LocalDrive) -> bool {
             if !drive.root().exists() {
                 return false;
             }
-            match LocalDrive::write_format(drive.root(), drive.format())
-                .and_then(|()| drive.clean_tmp())
-            {
+            match LocalDrive::write_format(drive.root(), drive.format()).and_then(|()| drive.clean_tmp()) {
                 Ok(()) => {
                     tracing::warn!(drive = %drive.root().display(), "drive came back without its format: formatted again, healing");
                     drive.set_online(true);

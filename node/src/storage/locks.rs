@@ -31,14 +31,10 @@ impl NamespaceLocks {
     }
 
     pub async fn read(&self, name: &str) -> ReadGuard {
-        ReadGuard {
-            _guard: self.entry(name).read_owned().await,
-        }
+        ReadGuard { _guard: self.entry(name).read_owned().await }
     }
 
     pub async fn write(&self, name: &str) -> WriteGuard {
-        WriteGuard {
-            _guard: self.entry(name).write_owned().await,
-        }
+        WriteGuard { _guard: self.entry(name).write_owned().await }
     }
 }

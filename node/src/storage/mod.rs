@@ -43,8 +43,7 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync
 pub type Precondition = Box<dyn FnOnce(Option<&ObjectInfo>) -> StoreResult<()> + Send + Sync>;
 /// Compares the checksums computed while streaming with those the client sent (which,
 /// for trailing checksums, are only known once the body has ended).
-pub type ChecksumVerifier =
-    Box<dyn FnOnce(&[(ChecksumAlgorithm, String)]) -> StoreResult<()> + Send + Sync>;
+pub type ChecksumVerifier = Box<dyn FnOnce(&[(ChecksumAlgorithm, String)]) -> StoreResult<()> + Send + Sync>;
 
 pub struct PutOptions {
     pub headers: Vec<(String, String)>,
@@ -111,10 +110,7 @@ impl ObjectInfo {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -151,11 +147,7 @@ const BUCKET_META_VERSION: u16 = 1;
 
 impl BucketMeta {
     pub fn encode(&self) -> Vec<u8> {
-        encode_frame(
-            BUCKET_META_MAGIC,
-            BUCKET_META_VERSION,
-            &serde_json::to_vec(self).expect("serialises"),
-        )
+        encode_frame(BUCKET_META_MAGIC, BUCKET_META_VERSION, &serde_json::to_vec(self).expect("serialises"))
     }
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
@@ -179,20 +171,13 @@ pub struct Store {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking task panicked")
+    tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
 }
 
 impl Store {
     pub fn new(cluster_id: Uuid, sets: Vec<Arc<ErasureSet>>, metrics: Arc<Metrics>) -> Self {
         assert!(!sets.is_empty(), "a store has at least one set");
-        Store {
-            cluster_id,
-            sets,
-            metrics,
-            scan_now: Notify::new(),
-        }
+        Store { cluster_id, sets, metrics, scan_now: Notify::new() }
     }
 
     pub fn sets(&self) -> &[Arc<ErasureSet>] {
@@ -218,9 +203,7 @@ impl Store {
 
     /// Ready to serve: every set has write quorum of online drives.
     pub fn is_ready(&self) -> bool {
-        self.sets
-            .iter()
-            .all(|s| s.online_drives() >= s.erasure().write_quorum())
+        self.sets.iter().all(|s| s.online_drives() >= s.erasure().write_quorum())
     }
 
     // ---- buckets ----
@@ -274,29 +257,20 @@ impl Store {
             }
             created_ns = created_ns.or(meta.map(|m| m.created_ns));
         }
-        Ok(BucketInfo {
-            name: bucket.to_string(),
-            created_ns: created_ns.unwrap_or(0),
-        })
+        Ok(BucketInfo { name: bucket.to_string(), created_ns: created_ns.unwrap_or(0) })
     }
 
     pub async fn make_bucket(&self, bucket: &str) -> StoreResult<()> {
         if self.head_bucket(bucket).await.is_ok() {
             return Err(StoreError::BucketAlreadyOwnedByYou);
         }
-        let meta = BucketMeta {
-            created_ns: set::now_ns(),
-        }
-        .encode();
+        let meta = BucketMeta { created_ns: set::now_ns() }.encode();
         for set in &self.sets {
             let drives = set.drives().to_vec();
             let name = bucket.to_string();
             let meta = meta.clone();
             let succeeded = blocking(move || {
-                drives
-                    .iter()
-                    .filter(|d| d.is_online() && d.make_bucket(&name, &meta).is_ok())
-                    .count()
+                drives.iter().filter(|d| d.is_online() && d.make_bucket(&name, &meta).is_ok()).count()
             })
             .await;
             let quorum = set.erasure().write_quorum();
@@ -382,10 +356,7 @@ impl Store {
     ) -> StoreResult<ObjectInfo> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
-        let info = self
-            .set_for(key)
-            .put_object(bucket, key, body, options)
-            .await?;
+        let info = self.set_for(key).put_object(bucket, key, body, options).await?;
         self.metrics.s3_received_bytes.inc_by(info.size);
         Ok(info)
     }
@@ -405,11 +376,7 @@ impl Store {
         start: u64,
         length: u64,
     ) -> StoreResult<(ObjectInfo, BodyStream)> {
-        match self
-            .set_for(key)
-            .read_object(bucket, key, start, length)
-            .await
-        {
+        match self.set_for(key).read_object(bucket, key, start, length).await {
             Ok((info, stream)) => Ok((info, Box::pin(stream))),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }

@@ -56,9 +56,7 @@ fn decode_json<T: for<'de> Deserialize<'de>>(magic: &[u8; 8], bytes: &[u8]) -> O
 
 /// Upload ids are UUIDs; anything else cannot name an upload (and must never become a path).
 fn check_upload_id(upload_id: &str) -> StoreResult<()> {
-    Uuid::parse_str(upload_id)
-        .map(|_| ())
-        .map_err(|_| StoreError::NoSuchUpload)
+    Uuid::parse_str(upload_id).map(|_| ()).map_err(|_| StoreError::NoSuchUpload)
 }
 
 impl Store {
@@ -71,25 +69,14 @@ impl Store {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let upload_id = Uuid::new_v4().to_string();
-        let meta = encode_json(
-            UPLOAD_MAGIC,
-            &UploadMeta {
-                key: key.to_string(),
-                headers,
-                initiated_ns: now_ns(),
-            },
-        );
+        let meta = encode_json(UPLOAD_MAGIC, &UploadMeta { key: key.to_string(), headers, initiated_ns: now_ns() });
         let set = self.set_for(key);
         let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.clone());
         let succeeded = blocking(move || {
             drives
                 .iter()
-                .filter(|d| {
-                    d.is_online()
-                        && d.write_upload_file(&name, &id, UPLOAD_META_FILE, &meta)
-                            .is_ok()
-                })
+                .filter(|d| d.is_online() && d.write_upload_file(&name, &id, UPLOAD_META_FILE, &meta).is_ok())
                 .count()
         })
         .await;
@@ -105,12 +92,7 @@ impl Store {
     }
 
     /// The upload's metadata, as a read quorum of drives hold it.
-    pub async fn upload_meta(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> StoreResult<UploadMeta> {
+    pub async fn upload_meta(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadMeta> {
         check_upload_id(upload_id)?;
         let set = self.set_for(key);
         let drives = set.drives().to_vec();
@@ -119,11 +101,7 @@ impl Store {
             drives
                 .iter()
                 .filter(|d| d.is_online())
-                .filter_map(|d| {
-                    d.read_upload_file(&name, &id, UPLOAD_META_FILE)
-                        .ok()
-                        .flatten()
-                })
+                .filter_map(|d| d.read_upload_file(&name, &id, UPLOAD_META_FILE).ok().flatten())
                 .filter_map(|bytes| decode_json::<UploadMeta>(UPLOAD_MAGIC, &bytes))
                 .collect()
         })
@@ -153,15 +131,7 @@ impl Store {
         let set = self.set_for(key);
         let staging_id = Uuid::new_v4();
         options.max_size = MAX_PART_BYTES;
-        let written = set
-            .write_part(
-                body,
-                false,
-                staging_id,
-                rotation(key, set.drives().len()),
-                &options,
-            )
-            .await?;
+        let written = set.write_part(body, false, staging_id, rotation(key, set.drives().len()), &options).await?;
         if let Some(expected) = options.expected_md5
             && expected != written.md5
         {
@@ -189,12 +159,7 @@ impl Store {
             drives
                 .iter()
                 .zip(healthy)
-                .filter(|(drive, healthy)| {
-                    *healthy
-                        && drive
-                            .commit_part(&name, &id, staging_id, number, &meta)
-                            .is_ok()
-                })
+                .filter(|(drive, healthy)| *healthy && drive.commit_part(&name, &id, staging_id, number, &meta).is_ok())
                 .count()
         })
         .await;
@@ -212,12 +177,7 @@ impl Store {
     }
 
     /// Parts a read quorum of drives agree on, by part number.
-    pub async fn list_parts(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> StoreResult<Vec<PartMeta>> {
+    pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<Vec<PartMeta>> {
         self.upload_meta(bucket, key, upload_id).await?;
         let set = self.set_for(key);
         let per_drive = self.part_metas_per_drive(bucket, key, upload_id).await;
@@ -228,11 +188,7 @@ impl Store {
                 let votes = per_drive
                     .iter()
                     .flatten()
-                    .filter(|other| {
-                        other
-                            .iter()
-                            .any(|p| p.number == part.number && p.data_name == part.data_name)
-                    })
+                    .filter(|other| other.iter().any(|p| p.number == part.number && p.data_name == part.data_name))
                     .count();
                 if votes >= quorum {
                     agreed.insert(part.number, part.clone());
@@ -242,12 +198,7 @@ impl Store {
         Ok(agreed.into_values().collect())
     }
 
-    async fn part_metas_per_drive(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> Vec<Option<Vec<PartMeta>>> {
+    async fn part_metas_per_drive(&self, bucket: &str, key: &str, upload_id: &str) -> Vec<Option<Vec<PartMeta>>> {
         let drives = self.set_for(key).drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
         blocking(move || {
@@ -261,9 +212,7 @@ impl Store {
                     let parts = entries
                         .into_iter()
                         .filter(|(file, _)| file.starts_with("part.") && file.ends_with(".meta"))
-                        .filter_map(|(file, _)| {
-                            drive.read_upload_file(&name, &id, &file).ok().flatten()
-                        })
+                        .filter_map(|(file, _)| drive.read_upload_file(&name, &id, &file).ok().flatten())
                         .filter_map(|bytes| decode_json::<PartMeta>(PART_MAGIC, &bytes))
                         .collect();
                     Some(parts)
@@ -283,9 +232,7 @@ impl Store {
     ) -> StoreResult<ObjectInfo> {
         let upload = self.upload_meta(bucket, key, upload_id).await?;
         if requested.is_empty() {
-            return Err(StoreError::InvalidRequest(
-                "You must specify at least one part".into(),
-            ));
+            return Err(StoreError::InvalidRequest("You must specify at least one part".into()));
         }
         if requested.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(StoreError::InvalidPartOrder);
@@ -294,29 +241,19 @@ impl Store {
         let mut chosen: Vec<PartMeta> = Vec::with_capacity(requested.len());
         for (number, etag) in requested {
             let etag = etag.trim_matches('"');
-            match available
-                .iter()
-                .find(|p| p.number == *number && p.etag == etag)
-            {
+            match available.iter().find(|p| p.number == *number && p.etag == etag) {
                 Some(part) => chosen.push(part.clone()),
                 None => {
-                    return Err(StoreError::InvalidPart(format!(
-                        "part {number} with ETag \"{etag}\""
-                    )));
+                    return Err(StoreError::InvalidPart(format!("part {number} with ETag \"{etag}\"")));
                 }
             }
         }
-        if chosen[..chosen.len() - 1]
-            .iter()
-            .any(|p| p.size < MIN_PART_BYTES)
-        {
+        if chosen[..chosen.len() - 1].iter().any(|p| p.size < MIN_PART_BYTES) {
             return Err(StoreError::EntityTooSmall);
         }
         let mut md5 = md5::Md5::new();
         for part in &chosen {
-            md5.update(
-                hex::decode(&part.etag).map_err(|_| StoreError::InvalidPart(part.etag.clone()))?,
-            );
+            md5.update(hex::decode(&part.etag).map_err(|_| StoreError::InvalidPart(part.etag.clone()))?);
         }
         let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
         let size: u64 = chosen.iter().map(|p| p.size).sum();
@@ -325,19 +262,11 @@ impl Store {
         // Stage the part files on every drive that has all of them.
         let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
-        let files: Vec<(u32, String)> = chosen
-            .iter()
-            .map(|p| (p.number, p.data_name.clone()))
-            .collect();
+        let files: Vec<(u32, String)> = chosen.iter().map(|p| (p.number, p.data_name.clone())).collect();
         let staged: Vec<bool> = blocking(move || {
             drives
                 .iter()
-                .map(|drive| {
-                    drive.is_online()
-                        && drive
-                            .stage_upload_parts(&name, &id, data_dir, &files)
-                            .is_ok()
-                })
+                .map(|drive| drive.is_online() && drive.stage_upload_parts(&name, &id, data_dir, &files).is_ok())
                 .collect()
         })
         .await;
@@ -351,30 +280,14 @@ impl Store {
             checksums: Vec::new(),
             erasure: set.layout(0),
             data_dir: Some(*data_dir.as_bytes()),
-            parts: chosen
-                .iter()
-                .map(|p| PartInfo {
-                    number: p.number,
-                    size: p.size,
-                    etag: p.etag.clone(),
-                })
-                .collect(),
+            parts: chosen.iter().map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone() }).collect(),
             inline_data: None,
         };
         let per_drive = staged.into_iter().map(|ok| ok.then_some(None)).collect();
         let object_path = path::object_path(key).map_err(set::key_error)?;
         let rotation_value = rotation(key, set.drives().len());
         let result = set
-            .commit(
-                bucket,
-                key,
-                &object_path,
-                version,
-                rotation_value,
-                per_drive,
-                Some(data_dir),
-                precondition,
-            )
+            .commit(bucket, key, &object_path, version, rotation_value, per_drive, Some(data_dir), precondition)
             .await;
         if result.is_ok() {
             self.remove_upload(bucket, key, upload_id).await;
@@ -385,35 +298,19 @@ impl Store {
     async fn remove_upload(&self, bucket: &str, key: &str, upload_id: &str) -> usize {
         let drives = self.set_for(key).drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
-        blocking(move || {
-            drives
-                .iter()
-                .filter(|d| d.is_online() && d.remove_upload(&name, &id).is_ok())
-                .count()
-        })
-        .await
+        blocking(move || drives.iter().filter(|d| d.is_online() && d.remove_upload(&name, &id).is_ok()).count()).await
     }
 
-    pub async fn abort_multipart_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> StoreResult<()> {
+    pub async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<()> {
         self.upload_meta(bucket, key, upload_id).await?;
         self.remove_upload(bucket, key, upload_id).await;
         Ok(())
     }
 
     /// In-progress uploads of a bucket, sorted by key then initiation time.
-    pub async fn list_multipart_uploads(
-        &self,
-        bucket: &str,
-        prefix: &str,
-    ) -> StoreResult<Vec<UploadInfo>> {
+    pub async fn list_multipart_uploads(&self, bucket: &str, prefix: &str) -> StoreResult<Vec<UploadInfo>> {
         self.head_bucket(bucket).await?;
-        let mut uploads: std::collections::BTreeMap<String, (UploadMeta, usize, usize)> =
-            Default::default();
+        let mut uploads: std::collections::BTreeMap<String, (UploadMeta, usize, usize)> = Default::default();
         for (set_index, set) in self.sets().iter().enumerate() {
             let drives = set.drives().to_vec();
             let name = bucket.to_string();
@@ -444,14 +341,9 @@ impl Store {
         let mut out: Vec<UploadInfo> = uploads
             .into_iter()
             .filter(|(_, (meta, set_index, votes))| {
-                *votes >= self.sets()[*set_index].erasure().read_quorum()
-                    && meta.key.starts_with(prefix)
+                *votes >= self.sets()[*set_index].erasure().read_quorum() && meta.key.starts_with(prefix)
             })
-            .map(|(upload_id, (meta, _, _))| UploadInfo {
-                key: meta.key,
-                upload_id,
-                initiated_ns: meta.initiated_ns,
-            })
+            .map(|(upload_id, (meta, _, _))| UploadInfo { key: meta.key, upload_id, initiated_ns: meta.initiated_ns })
             .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key).then(a.initiated_ns.cmp(&b.initiated_ns)));
         Ok(out)

@@ -136,10 +136,7 @@ mod tests {
             assert_eq!(path.dir, PathBuf::from(dir), "key {key:?}");
             assert_eq!(path.meta_file, meta, "key {key:?}");
             for component in path.dir.components() {
-                assert!(
-                    matches!(component, std::path::Component::Normal(_)),
-                    "key {key:?}"
-                );
+                assert!(matches!(component, std::path::Component::Normal(_)), "key {key:?}");
             }
         }
     }
@@ -147,17 +144,9 @@ mod tests {
     #[test]
     fn segments_round_trip() {
         for segment in ["", ".", "..", "%", "%25", "%meta", "plain", "ünïcödé", "%e"] {
-            assert_eq!(
-                decode_segment(&encode_segment(segment)).as_deref(),
-                Some(segment)
-            );
+            assert_eq!(decode_segment(&encode_segment(segment)).as_deref(), Some(segment));
         }
-        for reserved in [
-            OBJECT_META_FILE,
-            DIR_OBJECT_META_FILE,
-            BUCKET_META_FILE,
-            "%data.x",
-        ] {
+        for reserved in [OBJECT_META_FILE, DIR_OBJECT_META_FILE, BUCKET_META_FILE, "%data.x"] {
             assert_eq!(decode_segment(reserved), None);
         }
     }

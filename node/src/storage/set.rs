@@ -65,10 +65,7 @@ impl Resolved {
 }
 
 pub fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
 /// Spreads parity over the drives: objects start their shard 0 at different positions.
@@ -77,16 +74,11 @@ pub fn rotation(key: &str, drives: usize) -> usize {
 }
 
 fn referenced_data_dirs(meta: &ObjectMeta) -> Vec<Uuid> {
-    meta.versions
-        .iter()
-        .filter_map(|v| v.data_dir.map(Uuid::from_bytes))
-        .collect()
+    meta.versions.iter().filter_map(|v| v.data_dir.map(Uuid::from_bytes)).collect()
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking task panicked")
+    tokio::task::spawn_blocking(f).await.expect("blocking task panicked")
 }
 
 impl ErasureSet {
@@ -121,10 +113,7 @@ impl ErasureSet {
     }
 
     fn drives_by_position(&self) -> Vec<Option<Arc<LocalDrive>>> {
-        self.drives
-            .iter()
-            .map(|d| d.is_online().then(|| d.clone()))
-            .collect()
+        self.drives.iter().map(|d| d.is_online().then(|| d.clone())).collect()
     }
 
     fn lock_name(bucket: &str, key: &str) -> String {
@@ -133,12 +122,7 @@ impl ErasureSet {
 
     fn queue_heal(&self, bucket: &str, key: &str, deep: bool) {
         // Best effort: a full queue means the background scanner will find it later.
-        let _ = self.heal_queue.try_send(HealRequest {
-            set: self.index,
-            bucket: bucket.into(),
-            key: key.into(),
-            deep,
-        });
+        let _ = self.heal_queue.try_send(HealRequest { set: self.index, bucket: bucket.into(), key: key.into(), deep });
     }
 
     // ---- metadata ----
@@ -155,10 +139,7 @@ impl ErasureSet {
 
     /// The same as `read_metas`, one drive after the other on the calling thread.
     pub(super) fn read_metas_blocking(&self, bucket: &str, path: &ObjectPath) -> Vec<DriveMeta> {
-        self.drives
-            .iter()
-            .map(|drive| read_drive_meta(drive, bucket, path))
-            .collect()
+        self.drives.iter().map(|drive| read_drive_meta(drive, bucket, path)).collect()
     }
 
     /// Picks the version a read quorum agrees on.
@@ -179,27 +160,21 @@ impl ErasureSet {
             let better = match best {
                 None => true,
                 Some((best_votes, best_version)) => {
-                    votes > best_votes
-                        || (votes == best_votes && candidate.modified_ns > best_version.modified_ns)
+                    votes > best_votes || (votes == best_votes && candidate.modified_ns > best_version.modified_ns)
                 }
             };
             if better {
                 best = Some((votes, candidate));
             }
         }
-        let failed = metas
-            .iter()
-            .filter(|m| matches!(m, DriveMeta::Failed))
-            .count();
+        let failed = metas.iter().filter(|m| matches!(m, DriveMeta::Failed)).count();
         match best {
             Some((votes, version)) if votes >= quorum => {
                 let identity = version.identity();
                 let per_drive = metas
                     .iter()
                     .map(|m| match m {
-                        DriveMeta::Found(meta) => {
-                            meta.latest().filter(|v| v.identity() == identity).cloned()
-                        }
+                        DriveMeta::Found(meta) => meta.latest().filter(|v| v.identity() == identity).cloned(),
                         _ => None,
                     })
                     .collect();
@@ -215,41 +190,26 @@ impl ErasureSet {
                 if version.kind == VersionKind::DeleteMarker {
                     return Err(StoreError::NoSuchKey);
                 }
-                Ok(Resolved {
-                    version,
-                    per_drive,
-                    data_dirs,
-                })
+                Ok(Resolved { version, per_drive, data_dirs })
             }
-            Some((votes, _)) if votes + failed >= quorum => Err(StoreError::InsufficientQuorum {
-                operation: "read",
-                needed: quorum,
-                available: votes,
-            }),
-            None if failed >= quorum => Err(StoreError::InsufficientQuorum {
-                operation: "read",
-                needed: quorum,
-                available: 0,
-            }),
+            Some((votes, _)) if votes + failed >= quorum => {
+                Err(StoreError::InsufficientQuorum { operation: "read", needed: quorum, available: votes })
+            }
+            None if failed >= quorum => {
+                Err(StoreError::InsufficientQuorum { operation: "read", needed: quorum, available: 0 })
+            }
             _ => Err(StoreError::NoSuchKey),
         }
     }
 
-    pub async fn head_object(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> StoreResult<(ObjectInfo, Resolved)> {
+    pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<(ObjectInfo, Resolved)> {
         let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
         let resolved = self.resolve(&metas)?;
         if !resolved.is_complete() {
             self.queue_heal(bucket, key, false);
         }
-        Ok((
-            ObjectInfo::from_version(bucket, key, &resolved.version),
-            resolved,
-        ))
+        Ok((ObjectInfo::from_version(bucket, key, &resolved.version), resolved))
     }
 
     // ---- writes ----
@@ -282,11 +242,7 @@ impl ErasureSet {
             }
         }
         let inline = allow_inline && ended && first_blocks.is_empty();
-        let target = if inline {
-            Target::Inline
-        } else {
-            Target::Files { staging_id }
-        };
+        let target = if inline { Target::Inline } else { Target::Files { staging_id } };
         let drives = self.drives_by_position();
         let erasure = self.erasure;
         let algorithms = options.checksum_algorithms.clone();
@@ -302,33 +258,21 @@ impl ErasureSet {
             let mut total = 0u64;
             for block in first_blocks {
                 total += block.len() as u64;
-                sender
-                    .send(block)
-                    .await
-                    .map_err(|_| io::Error::other("encoder stopped"))?;
+                sender.send(block).await.map_err(|_| io::Error::other("encoder stopped"))?;
             }
             if !ended {
                 while let Some(chunk) = body.next().await {
                     let chunk = chunk.map_err(StoreError::Body)?;
-                    self.check_size(
-                        options,
-                        total + blocker.buffered() as u64 + chunk.len() as u64,
-                    )?;
+                    self.check_size(options, total + blocker.buffered() as u64 + chunk.len() as u64)?;
                     for block in blocker.push(chunk) {
                         total += block.len() as u64;
-                        sender
-                            .send(block)
-                            .await
-                            .map_err(|_| io::Error::other("encoder stopped"))?;
+                        sender.send(block).await.map_err(|_| io::Error::other("encoder stopped"))?;
                     }
                 }
             }
             let tail = std::mem::replace(&mut blocker, Blocker::new(1)).finish();
             if !tail.is_empty() {
-                sender
-                    .send(tail)
-                    .await
-                    .map_err(|_| io::Error::other("encoder stopped"))?;
+                sender.send(tail).await.map_err(|_| io::Error::other("encoder stopped"))?;
             }
             Ok(())
         }
@@ -395,19 +339,12 @@ impl ErasureSet {
         let path = path::object_path(key).map_err(key_error)?;
         let data_dir = Uuid::new_v4();
         let rotation = rotation(key, self.drives.len());
-        let written = self
-            .write_part(body, true, data_dir, rotation, &options)
-            .await?;
+        let written = self.write_part(body, true, data_dir, rotation, &options).await?;
         if let Err(e) = verify_digests(&written, &mut options) {
             self.remove_staging(data_dir).await;
             return Err(e);
         }
-        let inline = written
-            .per_drive
-            .iter()
-            .flatten()
-            .any(|bytes| !bytes.is_empty())
-            || written.size == 0;
+        let inline = written.per_drive.iter().flatten().any(|bytes| !bytes.is_empty()) || written.size == 0;
         let etag = hex::encode(written.md5);
         let version = ObjectVersion {
             version_id: None,
@@ -419,18 +356,11 @@ impl ErasureSet {
             checksums: written.checksums.clone(),
             erasure: self.layout(0),
             data_dir: (!inline).then_some(*data_dir.as_bytes()),
-            parts: vec![PartInfo {
-                number: 1,
-                size: written.size,
-                etag,
-            }],
+            parts: vec![PartInfo { number: 1, size: written.size, etag }],
             inline_data: None,
         };
-        let per_drive_inline: Vec<Option<Option<Vec<u8>>>> = written
-            .per_drive
-            .into_iter()
-            .map(|d| d.map(|bytes| inline.then_some(bytes)))
-            .collect();
+        let per_drive_inline: Vec<Option<Option<Vec<u8>>>> =
+            written.per_drive.into_iter().map(|d| d.map(|bytes| inline.then_some(bytes))).collect();
         self.commit(
             bucket,
             key,
@@ -503,9 +433,7 @@ impl ErasureSet {
                     return Err(io::Error::other("drive failed during write"));
                 };
                 version.inline_data = inline;
-                let meta = ObjectMeta {
-                    versions: vec![version],
-                };
+                let meta = ObjectMeta { versions: vec![version] };
                 drive.commit_object(&bucket, &path, &meta.encode(), staged, &obsolete)
             })
         });
@@ -515,10 +443,7 @@ impl ErasureSet {
             self.remove_staging(id).await;
         }
         if succeeded < self.erasure.write_quorum() {
-            if results
-                .iter()
-                .all(|r| matches!(r, Err(e) if e.kind() == io::ErrorKind::NotFound))
-            {
+            if results.iter().all(|r| matches!(r, Err(e) if e.kind() == io::ErrorKind::NotFound)) {
                 return Err(StoreError::NoSuchBucket);
             }
             return Err(StoreError::InsufficientQuorum {
@@ -543,9 +468,7 @@ impl ErasureSet {
             let path = path.clone();
             blocking(move || -> io::Result<()> {
                 match meta {
-                    DriveMeta::Found(meta) => {
-                        drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta))
-                    }
+                    DriveMeta::Found(meta) => drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta)),
                     DriveMeta::Missing => Ok(()),
                     DriveMeta::Failed => Err(io::Error::other("drive offline")),
                 }
@@ -573,10 +496,7 @@ impl ErasureSet {
         key: &str,
         start: u64,
         length: u64,
-    ) -> StoreResult<(
-        ObjectInfo,
-        impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static,
-    )> {
+    ) -> StoreResult<(ObjectInfo, impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static)> {
         let path = path::object_path(key).map_err(key_error)?;
         let guard = self.locks.read(&Self::lock_name(bucket, key)).await;
         let metas = self.read_metas(bucket, &path).await;
@@ -598,8 +518,7 @@ impl ErasureSet {
             let mut offset = start;
             let end = start + length;
             while offset < end {
-                let Some((part_index, part_offset)) = locate(&resolved.version.parts, offset)
-                else {
+                let Some((part_index, part_offset)) = locate(&resolved.version.parts, offset) else {
                     break;
                 };
                 let part = resolved.version.parts[part_index].clone();
@@ -674,12 +593,7 @@ impl ErasureSet {
     }
 
     /// Every key present on any drive under `bucket` (for the healer), from `marker`.
-    pub async fn list_all_keys(
-        self: &Arc<Self>,
-        bucket: &str,
-        marker: &str,
-        limit: usize,
-    ) -> StoreResult<Vec<String>> {
+    pub async fn list_all_keys(self: &Arc<Self>, bucket: &str, marker: &str, limit: usize) -> StoreResult<Vec<String>> {
         let set = self.clone();
         let bucket = bucket.to_string();
         let marker = marker.to_string();
@@ -711,12 +625,7 @@ impl ErasureSet {
 
     /// Brings every drive's copy of an object up to the version a quorum agrees on.
     /// `deep` also reads and verifies every shard. Returns whether anything was repaired.
-    pub async fn heal_object(
-        self: &Arc<Self>,
-        bucket: &str,
-        key: &str,
-        deep: bool,
-    ) -> StoreResult<bool> {
+    pub async fn heal_object(self: &Arc<Self>, bucket: &str, key: &str, deep: bool) -> StoreResult<bool> {
         let path = path::object_path(key).map_err(key_error)?;
         let _guard = self.locks.write(&Self::lock_name(bucket, key)).await;
         let metas = self.read_metas(bucket, &path).await;
@@ -725,24 +634,16 @@ impl ErasureSet {
             Err(StoreError::NoSuchKey) => {
                 // Leftovers of a write that never reached quorum, or of a delete that did:
                 // remove them so they cannot resurface.
-                let found = metas
-                    .iter()
-                    .filter(|m| matches!(m, DriveMeta::Found(_)))
-                    .count();
-                let failed = metas
-                    .iter()
-                    .filter(|m| matches!(m, DriveMeta::Failed))
-                    .count();
+                let found = metas.iter().filter(|m| matches!(m, DriveMeta::Found(_))).count();
+                let failed = metas.iter().filter(|m| matches!(m, DriveMeta::Failed)).count();
                 if found > 0 && failed == 0 && found < self.erasure.read_quorum() {
                     for (position, meta) in metas.into_iter().enumerate() {
                         if let DriveMeta::Found(meta) = meta {
                             let drive = self.drives[position].clone();
                             let bucket = bucket.to_string();
                             let path = path.clone();
-                            let _ = blocking(move || {
-                                drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta))
-                            })
-                            .await;
+                            let _ = blocking(move || drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta)))
+                                .await;
                         }
                     }
                     return Ok(true);
@@ -754,11 +655,9 @@ impl ErasureSet {
         let set = self.clone();
         let bucket_owned = bucket.to_string();
         let path_owned = path.clone();
-        let plan = blocking(move || {
-            set.rebuild_shards(&bucket_owned, &path_owned, &resolved, deep)
-                .map(|t| (t, resolved))
-        })
-        .await;
+        let plan =
+            blocking(move || set.rebuild_shards(&bucket_owned, &path_owned, &resolved, deep).map(|t| (t, resolved)))
+                .await;
         let (targets, resolved) = plan?;
         if targets.is_empty() {
             return Ok(false);
@@ -772,17 +671,12 @@ impl ErasureSet {
             let mut version = resolved.version.clone();
             version.erasure.shard_index = ((position + count - rotation_value) % count) as u8;
             version.inline_data = inline;
-            let obsolete: Vec<Uuid> = resolved.data_dirs[position]
-                .iter()
-                .copied()
-                .filter(|d| Some(*d) != data_dir)
-                .collect();
+            let obsolete: Vec<Uuid> =
+                resolved.data_dirs[position].iter().copied().filter(|d| Some(*d) != data_dir).collect();
             let bucket = bucket.to_string();
             let path = path.clone();
             let result = blocking(move || {
-                let meta = ObjectMeta {
-                    versions: vec![version],
-                };
+                let meta = ObjectMeta { versions: vec![version] };
                 let staged = data_dir.filter(|id| drive.tmp_root().join(id.to_string()).exists());
                 if let Some(id) = data_dir
                     && staged.is_some()
@@ -816,9 +710,8 @@ impl ErasureSet {
         deep: bool,
     ) -> StoreResult<Vec<(usize, Option<Vec<u8>>)>> {
         let count = self.drives.len();
-        let mut targets: Vec<usize> = (0..count)
-            .filter(|&p| resolved.per_drive[p].is_none() && self.drives[p].is_online())
-            .collect();
+        let mut targets: Vec<usize> =
+            (0..count).filter(|&p| resolved.per_drive[p].is_none() && self.drives[p].is_online()).collect();
         let version = &resolved.version;
         let inline = version.data_dir.is_none();
         let mut reader = ShardReader::new(self, bucket, path, resolved);
@@ -827,8 +720,8 @@ impl ErasureSet {
             for part in &version.parts {
                 let blocks = part.size.div_ceil(BLOCK_SIZE_BYTES as u64);
                 for block_index in 0..blocks {
-                    let block_len = (part.size - block_index * BLOCK_SIZE_BYTES as u64)
-                        .min(BLOCK_SIZE_BYTES as u64) as usize;
+                    let block_len =
+                        (part.size - block_index * BLOCK_SIZE_BYTES as u64).min(BLOCK_SIZE_BYTES as u64) as usize;
                     for shard_index in 0..count {
                         reader.read_shard(part, block_index, block_len, shard_index);
                     }
@@ -844,11 +737,7 @@ impl ErasureSet {
             return Ok(Vec::new());
         }
         let rotation_value = (0..count)
-            .find_map(|p| {
-                resolved.per_drive[p]
-                    .as_ref()
-                    .map(|v| (p + count - v.erasure.shard_index as usize) % count)
-            })
+            .find_map(|p| resolved.per_drive[p].as_ref().map(|v| (p + count - v.erasure.shard_index as usize) % count))
             .expect("a resolved object has drives");
         let data_dir = version.data_dir.map(Uuid::from_bytes);
         let mut outputs: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -864,23 +753,16 @@ impl ErasureSet {
             let mut files: Vec<Option<std::fs::File>> = Vec::new();
             if let Some(id) = data_dir {
                 for &(position, _) in &outputs {
-                    let file = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(
-                            self.drives[position]
-                                .tmp_root()
-                                .join(id.to_string())
-                                .join(format!("part.{}", part.number)),
-                        )?;
+                    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(
+                        self.drives[position].tmp_root().join(id.to_string()).join(format!("part.{}", part.number)),
+                    )?;
                     files.push(Some(file));
                 }
             }
             let blocks = part.size.div_ceil(BLOCK_SIZE_BYTES as u64);
             for block_index in 0..blocks {
-                let block_len = (part.size - block_index * BLOCK_SIZE_BYTES as u64)
-                    .min(BLOCK_SIZE_BYTES as u64) as usize;
+                let block_len =
+                    (part.size - block_index * BLOCK_SIZE_BYTES as u64).min(BLOCK_SIZE_BYTES as u64) as usize;
                 let mut shards: Vec<Option<Vec<u8>>> = (0..count)
                     .map(|shard_index| {
                         let position = (shard_index + rotation_value) % count;
@@ -912,10 +794,7 @@ impl ErasureSet {
                 file.sync_all()?;
             }
         }
-        Ok(outputs
-            .into_iter()
-            .map(|(position, bytes)| (position, inline.then_some(bytes)))
-            .collect())
+        Ok(outputs.into_iter().map(|(position, bytes)| (position, inline.then_some(bytes))).collect())
     }
 }
 
@@ -981,15 +860,8 @@ pub(super) struct ShardReader {
 }
 
 enum ShardSource {
-    Inline {
-        position: usize,
-        bytes: Arc<Vec<u8>>,
-    },
-    Files {
-        position: usize,
-        drive: Arc<LocalDrive>,
-        data_dir: std::path::PathBuf,
-    },
+    Inline { position: usize, bytes: Arc<Vec<u8>> },
+    Files { position: usize, drive: Arc<LocalDrive>, data_dir: std::path::PathBuf },
 }
 
 impl ShardSource {
@@ -1001,12 +873,7 @@ impl ShardSource {
 }
 
 impl ShardReader {
-    pub(super) fn new(
-        set: &ErasureSet,
-        bucket: &str,
-        path: &ObjectPath,
-        resolved: &Resolved,
-    ) -> Self {
+    pub(super) fn new(set: &ErasureSet, bucket: &str, path: &ObjectPath, resolved: &Resolved) -> Self {
         let count = set.drives.len();
         let mut sources: Vec<Option<ShardSource>> = (0..count).map(|_| None).collect();
         let mut missing = false;
@@ -1020,28 +887,16 @@ impl ShardReader {
                 continue;
             }
             sources[shard_index] = Some(match (&version.inline_data, version.data_dir) {
-                (Some(bytes), _) => ShardSource::Inline {
-                    position,
-                    bytes: Arc::new(bytes.clone()),
-                },
+                (Some(bytes), _) => ShardSource::Inline { position, bytes: Arc::new(bytes.clone()) },
                 (None, Some(data_dir)) => ShardSource::Files {
                     position,
                     drive: set.drives[position].clone(),
-                    data_dir: set.drives[position].data_dir_path(
-                        bucket,
-                        path,
-                        Uuid::from_bytes(data_dir),
-                    ),
+                    data_dir: set.drives[position].data_dir_path(bucket, path, Uuid::from_bytes(data_dir)),
                 },
                 (None, None) => continue,
             });
         }
-        ShardReader {
-            erasure: set.erasure,
-            sources,
-            damaged: vec![false; count],
-            saw_damage: missing,
-        }
+        ShardReader { erasure: set.erasure, sources, damaged: vec![false; count], saw_damage: missing }
     }
 
     fn damaged_positions(&self) -> Vec<usize> {
@@ -1070,23 +925,14 @@ impl ShardReader {
         let read = match self.sources[shard_index].as_ref()? {
             ShardSource::Inline { bytes, .. } => {
                 let start = offset as usize;
-                bytes
-                    .get(start..start + SHARD_CHECKSUM_BYTES + shard_len)
-                    .map(<[u8]>::to_vec)
+                bytes.get(start..start + SHARD_CHECKSUM_BYTES + shard_len).map(<[u8]>::to_vec)
             }
-            ShardSource::Files {
-                drive, data_dir, ..
-            } => drive
-                .read_shard(
-                    &data_dir.join(format!("part.{}", part.number)),
-                    offset,
-                    SHARD_CHECKSUM_BYTES + shard_len,
-                )
+            ShardSource::Files { drive, data_dir, .. } => drive
+                .read_shard(&data_dir.join(format!("part.{}", part.number)), offset, SHARD_CHECKSUM_BYTES + shard_len)
                 .ok(),
         };
         let verified = read.and_then(|mut bytes| {
-            let stored =
-                u64::from_le_bytes(bytes[..SHARD_CHECKSUM_BYTES].try_into().expect("8 bytes"));
+            let stored = u64::from_le_bytes(bytes[..SHARD_CHECKSUM_BYTES].try_into().expect("8 bytes"));
             let shard = bytes.split_off(SHARD_CHECKSUM_BYTES);
             (shard_checksum(&shard) == stored).then_some(shard)
         });
@@ -1098,12 +944,7 @@ impl ShardReader {
     }
 
     /// One block of object bytes: data shards first, parity only as needed.
-    pub(super) fn read_block(
-        &mut self,
-        part: &PartInfo,
-        block_index: u64,
-        block_len: usize,
-    ) -> io::Result<Vec<u8>> {
+    pub(super) fn read_block(&mut self, part: &PartInfo, block_index: u64, block_len: usize) -> io::Result<Vec<u8>> {
         let count = self.erasure.total_shards();
         let mut shards: Vec<Option<Vec<u8>>> = (0..count).map(|_| None).collect();
         let mut good = 0;
@@ -1116,13 +957,9 @@ impl ShardReader {
                 good += 1;
             }
         }
-        self.erasure
-            .decode_block(&mut shards, block_len)
-            .map_err(|e| {
-                io::Error::other(format!(
-                    "object data unreadable: {e} (more than parity drives lost or corrupt)"
-                ))
-            })
+        self.erasure.decode_block(&mut shards, block_len).map_err(|e| {
+            io::Error::other(format!("object data unreadable: {e} (more than parity drives lost or corrupt)"))
+        })
     }
 }
 
@@ -1149,12 +986,7 @@ impl Walker<'_> {
         self.out.len() >= self.limit
     }
 
-    fn walk_dir(
-        &mut self,
-        segments: &[String],
-        child_prefix: &str,
-        partial: Option<&str>,
-    ) -> StoreResult<()> {
+    fn walk_dir(&mut self, segments: &[String], child_prefix: &str, partial: Option<&str>) -> StoreResult<()> {
         let relative = path::segments_dir(segments);
         let mut names: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
         let mut online = 0;
@@ -1174,16 +1006,10 @@ impl Walker<'_> {
         }
         let mut items: Vec<Item> = Vec::new();
         let partial_filter = partial.unwrap_or("");
-        if !segments.is_empty()
-            && names.contains_key(DIR_OBJECT_META_FILE)
-            && partial_filter.is_empty()
-        {
+        if !segments.is_empty() && names.contains_key(DIR_OBJECT_META_FILE) && partial_filter.is_empty() {
             // The object named like this directory plus "/".
             let key = child_prefix.to_string();
-            let path = ObjectPath {
-                dir: relative.clone(),
-                meta_file: DIR_OBJECT_META_FILE,
-            };
+            let path = ObjectPath { dir: relative.clone(), meta_file: DIR_OBJECT_META_FILE };
             items.push(Item::Object(key, path));
         }
         let mut children: Vec<Item> = Vec::new();
@@ -1200,10 +1026,7 @@ impl Walker<'_> {
             let key = format!("{child_prefix}{segment}");
             let mut child_segments = segments.to_vec();
             child_segments.push(segment);
-            let path = ObjectPath {
-                dir: path::segments_dir(&child_segments),
-                meta_file: OBJECT_META_FILE,
-            };
+            let path = ObjectPath { dir: path::segments_dir(&child_segments), meta_file: OBJECT_META_FILE };
             if !key.is_empty() && !key.ends_with('/') {
                 children.push(Item::Object(key.clone(), path));
             }
@@ -1227,8 +1050,7 @@ impl Walker<'_> {
                     self.visit_object(key, path)?;
                 }
                 Item::Subtree(subtree, child_segments) => {
-                    if subtree.as_str() <= self.marker && !self.marker.starts_with(subtree.as_str())
-                    {
+                    if subtree.as_str() <= self.marker && !self.marker.starts_with(subtree.as_str()) {
                         continue;
                     }
                     if self.delimiter == Some("/")
@@ -1254,8 +1076,7 @@ impl Walker<'_> {
         for drive in self.set.drives.iter().filter(|d| d.is_online()) {
             let dir = drive.bucket_dir(self.bucket).join(&relative);
             for (name, is_dir) in drive.read_dir(&dir)? {
-                if name == DIR_OBJECT_META_FILE || (is_dir && path::decode_segment(&name).is_some())
-                {
+                if name == DIR_OBJECT_META_FILE || (is_dir && path::decode_segment(&name).is_some()) {
                     return Ok(true);
                 }
             }
@@ -1267,11 +1088,7 @@ impl Walker<'_> {
         let delimiter = self.delimiter.filter(|d| !d.is_empty())?;
         let rest = key.strip_prefix(self.prefix)?;
         let index = rest.find(delimiter)?;
-        Some(format!(
-            "{}{}",
-            self.prefix,
-            &rest[..index + delimiter.len()]
-        ))
+        Some(format!("{}{}", self.prefix, &rest[..index + delimiter.len()]))
     }
 
     fn push_prefix(&mut self, common: String) {
@@ -1293,21 +1110,14 @@ impl Walker<'_> {
         let metas = self.set.read_metas_blocking(self.bucket, &path);
         match self.set.resolve(&metas) {
             Ok(resolved) => {
-                self.out.push(ListEntry::Object(ObjectInfo::from_version(
-                    self.bucket,
-                    &key,
-                    &resolved.version,
-                )));
+                self.out.push(ListEntry::Object(ObjectInfo::from_version(self.bucket, &key, &resolved.version)));
                 if !resolved.is_complete() {
                     self.set.queue_heal(self.bucket, &key, false);
                 }
             }
             Err(_) if self.include_unresolved => {
                 if metas.iter().any(|m| matches!(m, DriveMeta::Found(_))) {
-                    self.out.push(ListEntry::Object(ObjectInfo::placeholder(
-                        self.bucket,
-                        &key,
-                    )));
+                    self.out.push(ListEntry::Object(ObjectInfo::placeholder(self.bucket, &key)));
                 }
             }
             Err(StoreError::NoSuchKey) => {}

@@ -71,12 +71,9 @@ impl PartWriter {
                 continue;
             };
             if let Target::Files { staging_id } = target {
-                let opened = drive.create_staging_dir(staging_id).and_then(|dir| {
-                    OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(dir.join("part.1"))
-                });
+                let opened = drive
+                    .create_staging_dir(staging_id)
+                    .and_then(|dir| OpenOptions::new().write(true).create_new(true).open(dir.join("part.1")));
                 match opened {
                     Ok(file) => files[position] = Some(file),
                     Err(e) => failures[position] = Some(e),
@@ -120,9 +117,7 @@ impl PartWriter {
                 self.inline[position].extend_from_slice(&checksum);
                 self.inline[position].extend_from_slice(shard);
             } else if let Some(file) = self.files[position].as_mut() {
-                let result = file
-                    .write_all(&checksum)
-                    .and_then(|()| file.write_all(shard));
+                let result = file.write_all(&checksum).and_then(|()| file.write_all(shard));
                 if let Err(e) = result {
                     self.failures[position] = Some(e);
                     self.files[position] = None;
@@ -145,28 +140,20 @@ impl PartWriter {
                 .filter_map(|(position, file)| file.take().map(|f| (position, f)))
                 .map(|(position, file)| scope.spawn(move || (position, file.sync_all())))
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("fsync thread"))
-                .collect()
+            handles.into_iter().map(|h| h.join().expect("fsync thread")).collect()
         });
         for (position, result) in synced {
             if let Err(e) = result {
                 self.failures[position] = Some(e);
             }
         }
-        for position in 0..count {
+        for (position, slot) in per_drive.iter_mut().enumerate() {
             if self.failures[position].is_none() {
-                per_drive[position] = Some(std::mem::take(&mut self.inline[position]));
+                *slot = Some(std::mem::take(&mut self.inline[position]));
             }
         }
         let checksums = self.hashers.into_iter().map(Hasher::finish).collect();
-        WrittenPart {
-            size: self.size,
-            md5: self.md5.finalize().into(),
-            checksums,
-            per_drive,
-        }
+        WrittenPart { size: self.size, md5: self.md5.finalize().into(), checksums, per_drive }
     }
 }
 
@@ -179,10 +166,7 @@ pub struct Blocker {
 
 impl Blocker {
     pub fn new(block_size: usize) -> Self {
-        Blocker {
-            block_size,
-            buffer: Vec::with_capacity(block_size),
-        }
+        Blocker { block_size, buffer: Vec::with_capacity(block_size) }
     }
 
     /// Adds bytes; returns the full blocks completed by them.
@@ -192,10 +176,7 @@ impl Blocker {
             let take = (self.block_size - self.buffer.len()).min(chunk.len());
             self.buffer.extend_from_slice(&chunk.split_to(take));
             if self.buffer.len() == self.block_size {
-                full.push(std::mem::replace(
-                    &mut self.buffer,
-                    Vec::with_capacity(self.block_size),
-                ));
+                full.push(std::mem::replace(&mut self.buffer, Vec::with_capacity(self.block_size)));
             }
         }
         full
@@ -218,10 +199,7 @@ mod tests {
     fn blocker_cuts_exact_blocks() {
         let mut blocker = Blocker::new(4);
         assert!(blocker.push(Bytes::from_static(b"ab")).is_empty());
-        assert_eq!(
-            blocker.push(Bytes::from_static(b"cdefghij")),
-            vec![b"abcd".to_vec(), b"efgh".to_vec()]
-        );
+        assert_eq!(blocker.push(Bytes::from_static(b"cdefghij")), vec![b"abcd".to_vec(), b"efgh".to_vec()]);
         assert_eq!(blocker.finish(), b"ij".to_vec());
     }
 }

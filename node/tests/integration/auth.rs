@@ -10,13 +10,7 @@ async fn unsigned_and_wrongly_signed_requests_are_refused() {
     let node = Node::start(4);
     let s3 = node.client();
     s3.create_bucket().bucket("private").send().await.unwrap();
-    s3.put_object()
-        .bucket("private")
-        .key("secret")
-        .body(ByteStream::from_static(b"top secret"))
-        .send()
-        .await
-        .unwrap();
+    s3.put_object().bucket("private").key("secret").body(ByteStream::from_static(b"top secret")).send().await.unwrap();
 
     let (status, _, body) = http_get(node.s3_port, "/private/secret").unwrap();
     assert_eq!(status, 403);
@@ -31,38 +25,17 @@ async fn unsigned_and_wrongly_signed_requests_are_refused() {
     assert_eq!(status, 403);
 
     let wrong_secret = node.client_with(crate::harness::ACCESS_KEY, "not-the-secret");
-    let error = wrong_secret
-        .get_object()
-        .bucket("private")
-        .key("secret")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
-    assert_eq!(
-        aws_sdk_s3::error::ProvideErrorMetadata::code(&error),
-        Some("SignatureDoesNotMatch")
-    );
+    let error =
+        wrong_secret.get_object().bucket("private").key("secret").send().await.unwrap_err().into_service_error();
+    assert_eq!(aws_sdk_s3::error::ProvideErrorMetadata::code(&error), Some("SignatureDoesNotMatch"));
     let unknown_user = node.client_with("nobody", "whatever-secret");
-    let error = unknown_user
-        .list_buckets()
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let error = unknown_user.list_buckets().send().await.unwrap_err().into_service_error();
     assert!(matches!(
         aws_sdk_s3::error::ProvideErrorMetadata::code(&error),
         Some("InvalidAccessKeyId") | Some("NotSignedUp")
     ));
     // Nothing planted.
-    assert!(
-        s3.head_object()
-            .bucket("private")
-            .key("planted")
-            .send()
-            .await
-            .is_err()
-    );
+    assert!(s3.head_object().bucket("private").key("planted").send().await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,11 +66,7 @@ async fn presigned_urls_work_until_they_expire() {
     // Tampered signature.
     let original = uri.path_and_query().unwrap().as_str();
     let at = original.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
-    let flipped = if &original[at..at + 1] == "0" {
-        "1"
-    } else {
-        "0"
-    };
+    let flipped = if &original[at..at + 1] == "0" { "1" } else { "0" };
     let tampered = format!("{}{}{}", &original[..at], flipped, &original[at + 1..]);
     let (status, _, _) = http_get(node.s3_port, &tampered).unwrap();
     assert_eq!(status, 403);
@@ -108,21 +77,11 @@ async fn presigned_urls_work_until_they_expire() {
         .expires_in(Duration::from_secs(60))
         .build()
         .unwrap();
-    let expired = s3
-        .get_object()
-        .bucket("share")
-        .key("file.txt")
-        .presigned(config)
-        .await
-        .unwrap();
+    let expired = s3.get_object().bucket("share").key("file.txt").presigned(config).await.unwrap();
     let uri: http::Uri = expired.uri().parse().unwrap();
     let (status, _, body) = http_get(node.s3_port, uri.path_and_query().unwrap().as_str()).unwrap();
     assert_eq!(status, 403);
-    assert!(
-        String::from_utf8_lossy(&body).contains("<Code>AccessDenied</Code>"),
-        "{}",
-        String::from_utf8_lossy(&body)
-    );
+    assert!(String::from_utf8_lossy(&body).contains("<Code>AccessDenied</Code>"), "{}", String::from_utf8_lossy(&body));
 
     // Presigned PUT with an unsigned payload.
     let put = s3

@@ -15,30 +15,11 @@ async fn bucket_lifecycle_and_owner() {
     s3.create_bucket().bucket("beta").send().await.unwrap();
     s3.head_bucket().bucket("alpha").send().await.unwrap();
 
-    let again = s3
-        .create_bucket()
-        .bucket("alpha")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let again = s3.create_bucket().bucket("alpha").send().await.unwrap_err().into_service_error();
     assert_eq!(code(&again), "BucketAlreadyOwnedByYou");
 
-    for bad in [
-        "ab",
-        "UpperCase",
-        "under_score",
-        "-leading",
-        "192.168.1.1",
-        "a..b",
-    ] {
-        let error = s3
-            .create_bucket()
-            .bucket(bad)
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error();
+    for bad in ["ab", "UpperCase", "under_score", "-leading", "192.168.1.1", "a..b"] {
+        let error = s3.create_bucket().bucket(bad).send().await.unwrap_err().into_service_error();
         assert_eq!(code(&error), "InvalidBucketName", "bucket name {bad:?}");
     }
 
@@ -54,74 +35,24 @@ async fn bucket_lifecycle_and_owner() {
     assert_eq!(grant.permission().unwrap().as_str(), "FULL_CONTROL");
     assert_eq!(grant.grantee().unwrap().id(), Some(owner_id.as_str()));
 
-    s3.put_object()
-        .bucket("alpha")
-        .key("k")
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await
-        .unwrap();
-    let object_acl = s3
-        .get_object_acl()
-        .bucket("alpha")
-        .key("k")
-        .send()
-        .await
-        .unwrap();
+    s3.put_object().bucket("alpha").key("k").body(ByteStream::from_static(b"x")).send().await.unwrap();
+    let object_acl = s3.get_object_acl().bucket("alpha").key("k").send().await.unwrap();
     assert_eq!(object_acl.owner().unwrap().id(), Some(owner_id.as_str()));
 
-    let location = s3
-        .get_bucket_location()
-        .bucket("alpha")
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        location
-            .location_constraint()
-            .is_none_or(|c| c.as_str().is_empty())
-    );
-    let versioning = s3
-        .get_bucket_versioning()
-        .bucket("alpha")
-        .send()
-        .await
-        .unwrap();
+    let location = s3.get_bucket_location().bucket("alpha").send().await.unwrap();
+    assert!(location.location_constraint().is_none_or(|c| c.as_str().is_empty()));
+    let versioning = s3.get_bucket_versioning().bucket("alpha").send().await.unwrap();
     assert!(versioning.status().is_none());
 
-    let not_empty = s3
-        .delete_bucket()
-        .bucket("alpha")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let not_empty = s3.delete_bucket().bucket("alpha").send().await.unwrap_err().into_service_error();
     assert_eq!(code(&not_empty), "BucketNotEmpty");
-    s3.delete_object()
-        .bucket("alpha")
-        .key("k")
-        .send()
-        .await
-        .unwrap();
+    s3.delete_object().bucket("alpha").key("k").send().await.unwrap();
     s3.delete_bucket().bucket("alpha").send().await.unwrap();
     let gone = s3.head_bucket().bucket("alpha").send().await.unwrap_err();
     assert_eq!(gone.raw_response().map(|r| r.status().as_u16()), Some(404));
-    let missing = s3
-        .get_object()
-        .bucket("alpha")
-        .key("k")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let missing = s3.get_object().bucket("alpha").key("k").send().await.unwrap_err().into_service_error();
     assert_eq!(code(&missing), "NoSuchBucket");
-    let missing = s3
-        .delete_bucket()
-        .bucket("nope-bucket")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let missing = s3.delete_bucket().bucket("nope-bucket").send().await.unwrap_err().into_service_error();
     assert_eq!(code(&missing), "NoSuchBucket");
 }
 
@@ -145,13 +76,7 @@ async fn listing_with_prefixes_delimiters_and_pages() {
         "z//double",
     ];
     for key in keys {
-        s3.put_object()
-            .bucket("list")
-            .key(key)
-            .body(ByteStream::from(key.as_bytes().to_vec()))
-            .send()
-            .await
-            .unwrap();
+        s3.put_object().bucket("list").key(key).body(ByteStream::from(key.as_bytes().to_vec())).send().await.unwrap();
     }
     let mut sorted: Vec<&str> = keys.to_vec();
     sorted.sort();
@@ -160,14 +85,8 @@ async fn listing_with_prefixes_delimiters_and_pages() {
     let mut seen = Vec::new();
     let mut token = None;
     loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket("list")
-            .max_keys(5)
-            .set_continuation_token(token.clone())
-            .send()
-            .await
-            .unwrap();
+        let page =
+            s3.list_objects_v2().bucket("list").max_keys(5).set_continuation_token(token.clone()).send().await.unwrap();
         assert!(page.key_count().unwrap() <= 5);
         seen.extend(page.contents().iter().map(|o| o.key().unwrap().to_string()));
         if page.is_truncated() == Some(true) {
@@ -179,59 +98,26 @@ async fn listing_with_prefixes_delimiters_and_pages() {
     assert_eq!(seen, sorted);
 
     // Delimiter "/" at the root: objects without "/" and one prefix per first segment.
-    let page = s3
-        .list_objects_v2()
-        .bucket("list")
-        .delimiter("/")
-        .send()
-        .await
-        .unwrap();
+    let page = s3.list_objects_v2().bucket("list").delimiter("/").send().await.unwrap();
     let objects: Vec<_> = page.contents().iter().map(|o| o.key().unwrap()).collect();
-    let prefixes: Vec<_> = page
-        .common_prefixes()
-        .iter()
-        .map(|p| p.prefix().unwrap())
-        .collect();
+    let prefixes: Vec<_> = page.common_prefixes().iter().map(|p| p.prefix().unwrap()).collect();
     assert_eq!(objects, vec!["%escape", "a", "a-b"]);
     assert_eq!(prefixes, vec!["a/", "b/", "c d/", "x/", "z/"]);
 
     // Under a prefix.
-    let page = s3
-        .list_objects_v2()
-        .bucket("list")
-        .prefix("a/")
-        .delimiter("/")
-        .send()
-        .await
-        .unwrap();
+    let page = s3.list_objects_v2().bucket("list").prefix("a/").delimiter("/").send().await.unwrap();
     let objects: Vec<_> = page.contents().iter().map(|o| o.key().unwrap()).collect();
-    let prefixes: Vec<_> = page
-        .common_prefixes()
-        .iter()
-        .map(|p| p.prefix().unwrap())
-        .collect();
+    let prefixes: Vec<_> = page.common_prefixes().iter().map(|p| p.prefix().unwrap()).collect();
     assert_eq!(objects, vec!["a/", "a/b", "a/c"]);
     assert_eq!(prefixes, vec!["a/b/"]);
 
     // Partial-segment prefix.
-    let page = s3
-        .list_objects_v2()
-        .bucket("list")
-        .prefix("a")
-        .send()
-        .await
-        .unwrap();
+    let page = s3.list_objects_v2().bucket("list").prefix("a").send().await.unwrap();
     let objects: Vec<_> = page.contents().iter().map(|o| o.key().unwrap()).collect();
     assert_eq!(objects, vec!["a", "a-b", "a/", "a/b", "a/b/c", "a/c"]);
 
     // start-after, and v1 markers with a delimiter paging through common prefixes.
-    let page = s3
-        .list_objects_v2()
-        .bucket("list")
-        .start_after("a/b")
-        .send()
-        .await
-        .unwrap();
+    let page = s3.list_objects_v2().bucket("list").start_after("a/b").send().await.unwrap();
     assert_eq!(page.contents()[0].key(), Some("a/b/c"));
     let mut seen = Vec::new();
     let mut marker = None;
@@ -246,11 +132,7 @@ async fn listing_with_prefixes_delimiters_and_pages() {
             .await
             .unwrap();
         seen.extend(page.contents().iter().map(|o| o.key().unwrap().to_string()));
-        seen.extend(
-            page.common_prefixes()
-                .iter()
-                .map(|p| p.prefix().unwrap().to_string()),
-        );
+        seen.extend(page.common_prefixes().iter().map(|p| p.prefix().unwrap().to_string()));
         if page.is_truncated() == Some(true) {
             marker = page.next_marker().map(str::to_string);
         } else {
@@ -258,24 +140,11 @@ async fn listing_with_prefixes_delimiters_and_pages() {
         }
     }
     seen.sort();
-    assert_eq!(
-        seen,
-        vec!["%escape", "a", "a-b", "a/", "b/", "c d/", "x/", "z/"]
-    );
+    assert_eq!(seen, vec!["%escape", "a", "a-b", "a/", "b/", "c d/", "x/", "z/"]);
 
     // A delimiter other than "/".
-    let page = s3
-        .list_objects_v2()
-        .bucket("list")
-        .delimiter("-")
-        .send()
-        .await
-        .unwrap();
-    let prefixes: Vec<_> = page
-        .common_prefixes()
-        .iter()
-        .map(|p| p.prefix().unwrap())
-        .collect();
+    let page = s3.list_objects_v2().bucket("list").delimiter("-").send().await.unwrap();
+    let prefixes: Vec<_> = page.common_prefixes().iter().map(|p| p.prefix().unwrap()).collect();
     assert_eq!(prefixes, vec!["a-"]);
 
     // encoding-type=url: keys come back percent-encoded.
@@ -291,44 +160,18 @@ async fn listing_with_prefixes_delimiters_and_pages() {
     assert!(raw.iter().all(|k| k.starts_with("c%20d/")), "{raw:?}");
 
     // Object versions of an unversioned bucket: one "null" version each.
-    let versions = s3
-        .list_object_versions()
-        .bucket("list")
-        .send()
-        .await
-        .unwrap();
+    let versions = s3.list_object_versions().bucket("list").send().await.unwrap();
     assert_eq!(versions.versions().len(), keys.len());
-    assert!(
-        versions
-            .versions()
-            .iter()
-            .all(|v| v.version_id() == Some("null") && v.is_latest() == Some(true))
-    );
+    assert!(versions.versions().iter().all(|v| v.version_id() == Some("null") && v.is_latest() == Some(true)));
 
     // max-keys=0.
-    let page = s3
-        .list_objects_v2()
-        .bucket("list")
-        .max_keys(0)
-        .send()
-        .await
-        .unwrap();
+    let page = s3.list_objects_v2().bucket("list").max_keys(0).send().await.unwrap();
     assert_eq!(page.key_count(), Some(0));
     assert!(page.contents().is_empty());
 
     // The ".." key is stored as a name, inside the drives.
-    let body = s3
-        .get_object()
-        .bucket("list")
-        .key("x/../y")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let body =
+        s3.get_object().bucket("list").key("x/../y").send().await.unwrap().body.collect().await.unwrap().into_bytes();
     assert_eq!(&body[..], b"x/../y");
     for drive in 0..4 {
         assert!(!node.drive(drive).join("list").join("y").exists());
@@ -336,19 +179,12 @@ async fn listing_with_prefixes_delimiters_and_pages() {
     assert!(!node.root.path().join("y").exists());
 
     // Batch delete, quiet and not.
-    let identifiers: Vec<ObjectIdentifier> = keys
-        .iter()
-        .map(|k| ObjectIdentifier::builder().key(*k).build().unwrap())
-        .collect();
+    let identifiers: Vec<ObjectIdentifier> =
+        keys.iter().map(|k| ObjectIdentifier::builder().key(*k).build().unwrap()).collect();
     let deleted = s3
         .delete_objects()
         .bucket("list")
-        .delete(
-            Delete::builder()
-                .set_objects(Some(identifiers))
-                .build()
-                .unwrap(),
-        )
+        .delete(Delete::builder().set_objects(Some(identifiers)).build().unwrap())
         .send()
         .await
         .unwrap();

@@ -12,12 +12,11 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 pub const ACCESS_KEY: &str = "testadmin";
 pub const SECRET_KEY: &str = "testadmin-secret";
 
+/// Status, lower-case headers, body.
+pub type RawResponse = (u16, Vec<(String, String)>, Vec<u8>);
+
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub struct Node {
@@ -42,10 +41,7 @@ impl Node {
             drive_count,
             s3_port: free_port(),
             admin_port: free_port(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         node.spawn();
         node
@@ -56,19 +52,12 @@ impl Node {
     }
 
     pub fn drive_argument(&self) -> String {
-        format!(
-            "{}/d{{1...{}}}",
-            self.root.path().display(),
-            self.drive_count
-        )
+        format!("{}/d{{1...{}}}", self.root.path().display(), self.drive_count)
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.root.path().join("node.log"))
-            .unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.root.path().join("node.log")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_buckets-node"));
         command
             .arg("server")
@@ -142,10 +131,7 @@ impl Node {
         let text = String::from_utf8(body).unwrap();
         text.lines()
             .filter(|l| !l.starts_with('#'))
-            .find_map(|l| {
-                l.strip_prefix(name)
-                    .and_then(|rest| rest.trim().parse().ok())
-            })
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
             .unwrap_or(0.0)
     }
 }
@@ -157,19 +143,14 @@ impl Drop for Node {
 }
 
 /// A minimal HTTP/1.1 exchange over a fresh connection: (status, headers, body).
-pub fn raw_request(
-    port: u16,
-    request: &[u8],
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+pub fn raw_request(port: u16, request: &[u8]) -> std::io::Result<RawResponse> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(request)?;
     read_response(&mut stream)
 }
 
-pub fn read_response(
-    stream: &mut TcpStream,
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+pub fn read_response(stream: &mut TcpStream) -> std::io::Result<RawResponse> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {
@@ -184,26 +165,13 @@ pub fn read_response(
     };
     let head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        })
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
         .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map(|(_, v)| v.parse().unwrap())
-        .unwrap_or(0);
+    let length: usize =
+        headers.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.parse().unwrap()).unwrap_or(0);
     let mut body = buffer[header_end..].to_vec();
     while body.len() < length {
         let n = stream.read(&mut chunk)?;
@@ -215,24 +183,16 @@ pub fn read_response(
     Ok((status, headers, body))
 }
 
-pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
-    raw_request(
-        port,
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
-    )
+pub fn http_get(port: u16, path: &str) -> std::io::Result<RawResponse> {
+    raw_request(port, format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes())
 }
 
 /// Deterministic pseudo-random bytes.
 pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 33) as u8
         })
         .collect()

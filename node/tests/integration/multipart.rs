@@ -44,33 +44,13 @@ async fn hundred_mib_multipart_upload() {
             .await
             .unwrap();
         let digest: [u8; 16] = md5::Md5::digest(chunk).into();
-        assert_eq!(
-            response.e_tag().unwrap(),
-            format!("\"{}\"", hex::encode(digest))
-        );
+        assert_eq!(response.e_tag().unwrap(), format!("\"{}\"", hex::encode(digest)));
         md5s.extend_from_slice(&digest);
-        parts.push(
-            CompletedPart::builder()
-                .part_number(number)
-                .e_tag(response.e_tag().unwrap())
-                .build(),
-        );
+        parts.push(CompletedPart::builder().part_number(number).e_tag(response.e_tag().unwrap()).build());
     }
-    let listed = s3
-        .list_parts()
-        .bucket("mpu")
-        .key("big/object.bin")
-        .upload_id(&upload_id)
-        .send()
-        .await
-        .unwrap();
+    let listed = s3.list_parts().bucket("mpu").key("big/object.bin").upload_id(&upload_id).send().await.unwrap();
     assert_eq!(listed.parts().len(), parts.len());
-    let uploads = s3
-        .list_multipart_uploads()
-        .bucket("mpu")
-        .send()
-        .await
-        .unwrap();
+    let uploads = s3.list_multipart_uploads().bucket("mpu").send().await.unwrap();
     assert_eq!(uploads.uploads().len(), 1);
     assert_eq!(uploads.uploads()[0].upload_id(), Some(upload_id.as_str()));
 
@@ -79,34 +59,17 @@ async fn hundred_mib_multipart_upload() {
         .bucket("mpu")
         .key("big/object.bin")
         .upload_id(&upload_id)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(parts))
-                .build(),
-        )
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
         .send()
         .await
         .unwrap();
-    let expected_etag = format!(
-        "\"{}-{}\"",
-        hex::encode(md5::Md5::digest(&md5s)),
-        total.div_ceil(part_size)
-    );
+    let expected_etag = format!("\"{}-{}\"", hex::encode(md5::Md5::digest(&md5s)), total.div_ceil(part_size));
     assert_eq!(done.e_tag(), Some(expected_etag.as_str()));
 
-    let head = s3
-        .head_object()
-        .bucket("mpu")
-        .key("big/object.bin")
-        .send()
-        .await
-        .unwrap();
+    let head = s3.head_object().bucket("mpu").key("big/object.bin").send().await.unwrap();
     assert_eq!(head.content_length(), Some(total as i64));
     assert_eq!(head.e_tag(), Some(expected_etag.as_str()));
-    assert_eq!(
-        head.metadata().unwrap().get("m").map(String::as_str),
-        Some("1")
-    );
+    assert_eq!(head.metadata().unwrap().get("m").map(String::as_str), Some("1"));
     let got = s3
         .get_object()
         .bucket("mpu")
@@ -131,12 +94,7 @@ async fn hundred_mib_multipart_upload() {
         .unwrap();
     let got = range.body.collect().await.unwrap().into_bytes();
     assert!(got[..] == body[part_size - 3..part_size + 3]);
-    let uploads = s3
-        .list_multipart_uploads()
-        .bucket("mpu")
-        .send()
-        .await
-        .unwrap();
+    let uploads = s3.list_multipart_uploads().bucket("mpu").send().await.unwrap();
     assert!(uploads.uploads().is_empty());
 }
 
@@ -146,24 +104,10 @@ async fn multipart_errors_and_copy_parts() {
     let s3 = node.client();
     s3.create_bucket().bucket("mpe").send().await.unwrap();
     let source = data(6 * MIB + 100, 9);
-    s3.put_object()
-        .bucket("mpe")
-        .key("source")
-        .body(ByteStream::from(source.clone()))
-        .send()
-        .await
-        .unwrap();
+    s3.put_object().bucket("mpe").key("source").body(ByteStream::from(source.clone())).send().await.unwrap();
 
-    let upload_id = s3
-        .create_multipart_upload()
-        .bucket("mpe")
-        .key("target")
-        .send()
-        .await
-        .unwrap()
-        .upload_id()
-        .unwrap()
-        .to_string();
+    let upload_id =
+        s3.create_multipart_upload().bucket("mpe").key("target").send().await.unwrap().upload_id().unwrap().to_string();
     let small = s3
         .upload_part()
         .bucket("mpe")
@@ -189,35 +133,18 @@ async fn multipart_errors_and_copy_parts() {
             .bucket("mpe")
             .key("target")
             .upload_id(&upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
     };
     let part = |n: i32, etag: &str| CompletedPart::builder().part_number(n).e_tag(etag).build();
-    let too_small = complete(vec![
-        part(1, small.e_tag().unwrap()),
-        part(2, second.e_tag().unwrap()),
-    ])
-    .await
-    .unwrap_err();
+    let too_small =
+        complete(vec![part(1, small.e_tag().unwrap()), part(2, second.e_tag().unwrap())]).await.unwrap_err();
     assert_eq!(code(&too_small.into_service_error()), "EntityTooSmall");
-    let order = complete(vec![
-        part(2, second.e_tag().unwrap()),
-        part(1, small.e_tag().unwrap()),
-    ])
-    .await
-    .unwrap_err();
+    let order = complete(vec![part(2, second.e_tag().unwrap()), part(1, small.e_tag().unwrap())]).await.unwrap_err();
     assert_eq!(code(&order.into_service_error()), "InvalidPartOrder");
-    let wrong = complete(vec![part(1, "\"0123456789abcdef0123456789abcdef\"")])
-        .await
-        .unwrap_err();
+    let wrong = complete(vec![part(1, "\"0123456789abcdef0123456789abcdef\"")]).await.unwrap_err();
     assert_eq!(code(&wrong.into_service_error()), "InvalidPart");
-    let missing = complete(vec![part(7, small.e_tag().unwrap())])
-        .await
-        .unwrap_err();
+    let missing = complete(vec![part(7, small.e_tag().unwrap())]).await.unwrap_err();
     assert_eq!(code(&missing.into_service_error()), "InvalidPart");
 
     // Replace part 1 by a copy of the first 5 MiB of the source, part 2 by the rest.
@@ -243,33 +170,11 @@ async fn multipart_errors_and_copy_parts() {
         .send()
         .await
         .unwrap();
-    let etag1 = copy1
-        .copy_part_result()
-        .unwrap()
-        .e_tag()
-        .unwrap()
-        .to_string();
-    let etag2 = copy2
-        .copy_part_result()
-        .unwrap()
-        .e_tag()
-        .unwrap()
-        .to_string();
-    complete(vec![part(1, &etag1), part(2, &etag2)])
-        .await
-        .unwrap();
-    let got = s3
-        .get_object()
-        .bucket("mpe")
-        .key("target")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let etag1 = copy1.copy_part_result().unwrap().e_tag().unwrap().to_string();
+    let etag2 = copy2.copy_part_result().unwrap().e_tag().unwrap().to_string();
+    complete(vec![part(1, &etag1), part(2, &etag2)]).await.unwrap();
+    let got =
+        s3.get_object().bucket("mpe").key("target").send().await.unwrap().body.collect().await.unwrap().into_bytes();
     assert!(got[..] == source[..]);
 
     // Abort, and unknown uploads.
@@ -283,13 +188,7 @@ async fn multipart_errors_and_copy_parts() {
         .upload_id()
         .unwrap()
         .to_string();
-    s3.abort_multipart_upload()
-        .bucket("mpe")
-        .key("aborted")
-        .upload_id(&upload_id)
-        .send()
-        .await
-        .unwrap();
+    s3.abort_multipart_upload().bucket("mpe").key("aborted").upload_id(&upload_id).send().await.unwrap();
     let gone = s3
         .upload_part()
         .bucket("mpe")
@@ -299,21 +198,9 @@ async fn multipart_errors_and_copy_parts() {
         .body(ByteStream::from_static(b"x"))
         .send()
         .await;
-    assert_eq!(
-        code(&gone.unwrap_err().into_service_error()),
-        "NoSuchUpload"
-    );
-    let bogus = s3
-        .list_parts()
-        .bucket("mpe")
-        .key("aborted")
-        .upload_id("../../etc")
-        .send()
-        .await;
-    assert_eq!(
-        code(&bogus.unwrap_err().into_service_error()),
-        "NoSuchUpload"
-    );
+    assert_eq!(code(&gone.unwrap_err().into_service_error()), "NoSuchUpload");
+    let bogus = s3.list_parts().bucket("mpe").key("aborted").upload_id("../../etc").send().await;
+    assert_eq!(code(&bogus.unwrap_err().into_service_error()), "NoSuchUpload");
     let bad_number = s3
         .upload_part()
         .bucket("mpe")

@@ -9,18 +9,7 @@ fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(error: &E) -> String {
 }
 
 async fn get_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    s3.get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes()
-        .to_vec()
+    s3.get_object().bucket(bucket).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -29,47 +18,14 @@ async fn objects_of_every_size_round_trip() {
     let s3 = node.client();
     s3.create_bucket().bucket("sizes").send().await.unwrap();
     let block = 1024 * 1024;
-    let sizes = [
-        0,
-        1,
-        63,
-        64,
-        1000,
-        128 * 1024,
-        128 * 1024 + 1,
-        block - 1,
-        block,
-        block + 1,
-        3 * block + 12345,
-    ];
+    let sizes = [0, 1, 63, 64, 1000, 128 * 1024, 128 * 1024 + 1, block - 1, block, block + 1, 3 * block + 12345];
     for (index, size) in sizes.into_iter().enumerate() {
         let body = data(size, index as u64);
         let key = format!("size/{size}");
-        let put = s3
-            .put_object()
-            .bucket("sizes")
-            .key(&key)
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            put.e_tag().unwrap(),
-            format!("\"{}\"", md5_hex(&body)),
-            "etag of {size}"
-        );
-        let head = s3
-            .head_object()
-            .bucket("sizes")
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            head.content_length(),
-            Some(size as i64),
-            "HEAD length of {size}"
-        );
+        let put = s3.put_object().bucket("sizes").key(&key).body(ByteStream::from(body.clone())).send().await.unwrap();
+        assert_eq!(put.e_tag().unwrap(), format!("\"{}\"", md5_hex(&body)), "etag of {size}");
+        let head = s3.head_object().bucket("sizes").key(&key).send().await.unwrap();
+        assert_eq!(head.content_length(), Some(size as i64), "HEAD length of {size}");
         assert_eq!(head.e_tag(), put.e_tag());
         let got = get_bytes(&s3, "sizes", &key).await;
         assert!(got == body, "body of {size} differs");
@@ -82,69 +38,25 @@ async fn objects_of_every_size_round_trip() {
     for (range, start, end) in [
         ("bytes=0-0", 0, 1),
         ("bytes=100-200", 100, 201),
-        (
-            &*format!("bytes={}-{}", block - 10, block + 10),
-            block - 10,
-            block + 11,
-        ),
-        (
-            &*format!("bytes={}-{}", block / 2, 2 * block + 7),
-            block / 2,
-            2 * block + 8,
-        ),
+        (&*format!("bytes={}-{}", block - 10, block + 10), block - 10, block + 11),
+        (&*format!("bytes={}-{}", block / 2, 2 * block + 7), block / 2, 2 * block + 8),
         ("bytes=-500", size - 500, size),
         (&*format!("bytes={}-", 3 * block), 3 * block, size),
     ] {
-        let response = s3
-            .get_object()
-            .bucket("sizes")
-            .key(&key)
-            .range(range)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            response.content_length(),
-            Some((end - start) as i64),
-            "{range}"
-        );
-        assert_eq!(
-            response.content_range(),
-            Some(format!("bytes {}-{}/{}", start, end - 1, size).as_str())
-        );
+        let response = s3.get_object().bucket("sizes").key(&key).range(range).send().await.unwrap();
+        assert_eq!(response.content_length(), Some((end - start) as i64), "{range}");
+        assert_eq!(response.content_range(), Some(format!("bytes {}-{}/{}", start, end - 1, size).as_str()));
         let got = response.body.collect().await.unwrap().into_bytes();
         assert!(got[..] == body[start..end], "range {range}");
     }
-    let unsatisfiable = s3
-        .get_object()
-        .bucket("sizes")
-        .key(&key)
-        .range(format!("bytes={size}-"))
-        .send()
-        .await
-        .unwrap_err();
+    let unsatisfiable =
+        s3.get_object().bucket("sizes").key(&key).range(format!("bytes={size}-")).send().await.unwrap_err();
     assert_eq!(code(&unsatisfiable.into_service_error()), "InvalidRange");
 
-    let missing = s3
-        .get_object()
-        .bucket("sizes")
-        .key("nope")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
+    let missing = s3.get_object().bucket("sizes").key("nope").send().await.unwrap_err().into_service_error();
     assert_eq!(code(&missing), "NoSuchKey");
-    let missing = s3
-        .head_object()
-        .bucket("sizes")
-        .key("nope")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        missing.raw_response().map(|r| r.status().as_u16()),
-        Some(404)
-    );
+    let missing = s3.head_object().bucket("sizes").key("nope").send().await.unwrap_err();
+    assert_eq!(missing.raw_response().map(|r| r.status().as_u16()), Some(404));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -169,97 +81,32 @@ async fn metadata_conditions_and_overrides() {
         .await
         .unwrap();
     let etag = put.e_tag().unwrap().to_string();
-    let head = s3
-        .head_object()
-        .bucket("meta")
-        .key("doc.txt")
-        .send()
-        .await
-        .unwrap();
+    let head = s3.head_object().bucket("meta").key("doc.txt").send().await.unwrap();
     assert_eq!(head.content_type(), Some("text/plain"));
     assert_eq!(head.content_encoding(), Some("identity"));
-    assert_eq!(
-        head.content_disposition(),
-        Some("attachment; filename=\"doc.txt\"")
-    );
+    assert_eq!(head.content_disposition(), Some("attachment; filename=\"doc.txt\""));
     assert_eq!(head.content_language(), Some("en"));
     assert_eq!(head.cache_control(), Some("max-age=60"));
     assert_eq!(head.expires_string(), Some("Wed, 18 May 2033 03:33:20 GMT"));
     let metadata = head.metadata().unwrap();
     assert_eq!(metadata.get("color").map(String::as_str), Some("blue"));
-    assert_eq!(
-        metadata.get("mixed-case").map(String::as_str),
-        Some("Value With Spaces")
-    );
+    assert_eq!(metadata.get("mixed-case").map(String::as_str), Some("Value With Spaces"));
     let modified = head.last_modified().unwrap().to_owned();
 
     // Conditional GETs.
-    let ok = s3
-        .get_object()
-        .bucket("meta")
-        .key("doc.txt")
-        .if_match(&etag)
-        .send()
-        .await;
+    let ok = s3.get_object().bucket("meta").key("doc.txt").if_match(&etag).send().await;
     assert!(ok.is_ok());
-    let failed = s3
-        .get_object()
-        .bucket("meta")
-        .key("doc.txt")
-        .if_match("\"nope\"")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        failed.raw_response().map(|r| r.status().as_u16()),
-        Some(412)
-    );
-    let not_modified = s3
-        .get_object()
-        .bucket("meta")
-        .key("doc.txt")
-        .if_none_match(&etag)
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        not_modified.raw_response().map(|r| r.status().as_u16()),
-        Some(304)
-    );
-    let not_modified = s3
-        .get_object()
-        .bucket("meta")
-        .key("doc.txt")
-        .if_modified_since(modified)
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        not_modified.raw_response().map(|r| r.status().as_u16()),
-        Some(304)
-    );
+    let failed = s3.get_object().bucket("meta").key("doc.txt").if_match("\"nope\"").send().await.unwrap_err();
+    assert_eq!(failed.raw_response().map(|r| r.status().as_u16()), Some(412));
+    let not_modified = s3.get_object().bucket("meta").key("doc.txt").if_none_match(&etag).send().await.unwrap_err();
+    assert_eq!(not_modified.raw_response().map(|r| r.status().as_u16()), Some(304));
+    let not_modified =
+        s3.get_object().bucket("meta").key("doc.txt").if_modified_since(modified).send().await.unwrap_err();
+    assert_eq!(not_modified.raw_response().map(|r| r.status().as_u16()), Some(304));
     let earlier = aws_smithy_types::DateTime::from_secs(modified.secs() - 3600);
-    assert!(
-        s3.get_object()
-            .bucket("meta")
-            .key("doc.txt")
-            .if_modified_since(earlier)
-            .send()
-            .await
-            .is_ok()
-    );
-    let failed = s3
-        .get_object()
-        .bucket("meta")
-        .key("doc.txt")
-        .if_unmodified_since(earlier)
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(
-        failed.raw_response().map(|r| r.status().as_u16()),
-        Some(412)
-    );
+    assert!(s3.get_object().bucket("meta").key("doc.txt").if_modified_since(earlier).send().await.is_ok());
+    let failed = s3.get_object().bucket("meta").key("doc.txt").if_unmodified_since(earlier).send().await.unwrap_err();
+    assert_eq!(failed.raw_response().map(|r| r.status().as_u16()), Some(412));
 
     // response-* overrides.
     let response = s3
@@ -285,13 +132,7 @@ async fn metadata_conditions_and_overrides() {
         .body(ByteStream::from_static(b"x"))
         .send()
         .await;
-    assert_eq!(
-        refused
-            .unwrap_err()
-            .raw_response()
-            .map(|r| r.status().as_u16()),
-        Some(412)
-    );
+    assert_eq!(refused.unwrap_err().raw_response().map(|r| r.status().as_u16()), Some(412));
     assert_eq!(get_bytes(&s3, "meta", "doc.txt").await, b"hello world");
 
     // User metadata beyond 2 KB.
@@ -314,12 +155,9 @@ async fn checksums_and_content_md5() {
     let s3 = node.client();
     s3.create_bucket().bucket("sums").send().await.unwrap();
     let body = data(300_000, 3);
-    for algorithm in [
-        ChecksumAlgorithm::Crc32,
-        ChecksumAlgorithm::Crc32C,
-        ChecksumAlgorithm::Sha1,
-        ChecksumAlgorithm::Sha256,
-    ] {
+    for algorithm in
+        [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Crc32C, ChecksumAlgorithm::Sha1, ChecksumAlgorithm::Sha256]
+    {
         let key = format!("with-{}", algorithm.as_str());
         let put = s3
             .put_object()
@@ -330,31 +168,10 @@ async fn checksums_and_content_md5() {
             .send()
             .await
             .unwrap();
-        let sent = [
-            put.checksum_crc32(),
-            put.checksum_crc32_c(),
-            put.checksum_sha1(),
-            put.checksum_sha256(),
-        ];
-        assert_eq!(
-            sent.iter().flatten().count(),
-            1,
-            "{algorithm:?}: one checksum answered"
-        );
-        let got = s3
-            .get_object()
-            .bucket("sums")
-            .key(&key)
-            .checksum_mode(ChecksumMode::Enabled)
-            .send()
-            .await
-            .unwrap();
-        let returned = [
-            got.checksum_crc32(),
-            got.checksum_crc32_c(),
-            got.checksum_sha1(),
-            got.checksum_sha256(),
-        ];
+        let sent = [put.checksum_crc32(), put.checksum_crc32_c(), put.checksum_sha1(), put.checksum_sha256()];
+        assert_eq!(sent.iter().flatten().count(), 1, "{algorithm:?}: one checksum answered");
+        let got = s3.get_object().bucket("sums").key(&key).checksum_mode(ChecksumMode::Enabled).send().await.unwrap();
+        let returned = [got.checksum_crc32(), got.checksum_crc32_c(), got.checksum_sha1(), got.checksum_sha256()];
         assert_eq!(sent, returned, "{algorithm:?} returned on GET");
         assert!(got.body.collect().await.unwrap().into_bytes()[..] == body[..]);
     }
@@ -371,12 +188,7 @@ async fn checksums_and_content_md5() {
         .unwrap_err()
         .into_service_error();
     assert_eq!(code(&wrong), "BadDigest");
-    let missing = s3
-        .head_object()
-        .bucket("sums")
-        .key("wrong-crc")
-        .send()
-        .await;
+    let missing = s3.head_object().bucket("sums").key("wrong-crc").send().await;
     assert!(missing.is_err());
 
     // Content-MD5: right, wrong, malformed.
@@ -407,10 +219,7 @@ async fn checksums_and_content_md5() {
         .body(ByteStream::from_static(b"x"))
         .send()
         .await;
-    assert_eq!(
-        code(&malformed.unwrap_err().into_service_error()),
-        "InvalidDigest"
-    );
+    assert_eq!(code(&malformed.unwrap_err().into_service_error()), "InvalidDigest");
 }
 
 fn md5_digest(bytes: &[u8]) -> [u8; 16] {
@@ -437,30 +246,11 @@ async fn copy_object_directives_and_conditions() {
         .unwrap();
     let etag = put.e_tag().unwrap().to_string();
 
-    let copied = s3
-        .copy_object()
-        .bucket("dst")
-        .key("copy")
-        .copy_source("src/original")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        copied.copy_object_result().unwrap().e_tag(),
-        Some(etag.as_str())
-    );
-    let head = s3
-        .head_object()
-        .bucket("dst")
-        .key("copy")
-        .send()
-        .await
-        .unwrap();
+    let copied = s3.copy_object().bucket("dst").key("copy").copy_source("src/original").send().await.unwrap();
+    assert_eq!(copied.copy_object_result().unwrap().e_tag(), Some(etag.as_str()));
+    let head = s3.head_object().bucket("dst").key("copy").send().await.unwrap();
     assert_eq!(head.content_type(), Some("image/png"));
-    assert_eq!(
-        head.metadata().unwrap().get("k").map(String::as_str),
-        Some("v")
-    );
+    assert_eq!(head.metadata().unwrap().get("k").map(String::as_str), Some("v"));
     assert!(get_bytes(&s3, "dst", "copy").await == body);
 
     s3.copy_object()
@@ -473,27 +263,14 @@ async fn copy_object_directives_and_conditions() {
         .send()
         .await
         .unwrap();
-    let head = s3
-        .head_object()
-        .bucket("dst")
-        .key("replaced")
-        .send()
-        .await
-        .unwrap();
+    let head = s3.head_object().bucket("dst").key("replaced").send().await.unwrap();
     assert_eq!(head.content_type(), Some("text/plain"));
     let metadata = head.metadata().unwrap();
     assert_eq!(metadata.get("new").map(String::as_str), Some("1"));
     assert!(!metadata.contains_key("k"));
 
     // Copy onto itself: refused without REPLACE, allowed with it.
-    let itself = s3
-        .copy_object()
-        .bucket("src")
-        .key("original")
-        .copy_source("src/original")
-        .send()
-        .await
-        .unwrap_err();
+    let itself = s3.copy_object().bucket("src").key("original").copy_source("src/original").send().await.unwrap_err();
     assert_eq!(code(&itself.into_service_error()), "InvalidRequest");
     s3.copy_object()
         .bucket("src")
@@ -504,17 +281,8 @@ async fn copy_object_directives_and_conditions() {
         .send()
         .await
         .unwrap();
-    let head = s3
-        .head_object()
-        .bucket("src")
-        .key("original")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        head.metadata().unwrap().get("k").map(String::as_str),
-        Some("changed")
-    );
+    let head = s3.head_object().bucket("src").key("original").send().await.unwrap();
+    assert_eq!(head.metadata().unwrap().get("k").map(String::as_str), Some("changed"));
     assert!(get_bytes(&s3, "src", "original").await == body);
 
     // Copy-source conditions.
@@ -526,13 +294,7 @@ async fn copy_object_directives_and_conditions() {
         .copy_source_if_match("\"bad\"")
         .send()
         .await;
-    assert_eq!(
-        failed
-            .unwrap_err()
-            .raw_response()
-            .map(|r| r.status().as_u16()),
-        Some(412)
-    );
+    assert_eq!(failed.unwrap_err().raw_response().map(|r| r.status().as_u16()), Some(412));
     let failed = s3
         .copy_object()
         .bucket("dst")
@@ -541,13 +303,7 @@ async fn copy_object_directives_and_conditions() {
         .copy_source_if_none_match(&etag)
         .send()
         .await;
-    assert_eq!(
-        failed
-            .unwrap_err()
-            .raw_response()
-            .map(|r| r.status().as_u16()),
-        Some(412)
-    );
+    assert_eq!(failed.unwrap_err().raw_response().map(|r| r.status().as_u16()), Some(412));
     assert!(
         s3.copy_object()
             .bucket("dst")
@@ -558,14 +314,7 @@ async fn copy_object_directives_and_conditions() {
             .await
             .is_ok()
     );
-    let missing = s3
-        .copy_object()
-        .bucket("dst")
-        .key("c3")
-        .copy_source("src/none")
-        .send()
-        .await
-        .unwrap_err();
+    let missing = s3.copy_object().bucket("dst").key("c3").copy_source("src/none").send().await.unwrap_err();
     assert_eq!(code(&missing.into_service_error()), "NoSuchKey");
 }
 
@@ -578,21 +327,14 @@ async fn expect_100_continue_is_answered_at_once() {
         .put_object()
         .bucket("cont")
         .key("expect")
-        .presigned(
-            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
-                60,
-            ))
-            .unwrap(),
-        )
+        .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(60)).unwrap())
         .await
         .unwrap();
     let uri: http::Uri = presigned.uri().parse().unwrap();
     let path = uri.path_and_query().unwrap().as_str().to_string();
     let body = data(200_000, 1);
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", node.s3_port)).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
     use std::io::Write;
     write!(
         stream,
@@ -605,11 +347,7 @@ async fn expect_100_continue_is_answered_at_once() {
     let mut interim = [0u8; 25];
     use std::io::Read;
     stream.read_exact(&mut interim).unwrap();
-    assert!(
-        interim.starts_with(b"HTTP/1.1 100 Continue"),
-        "{}",
-        String::from_utf8_lossy(&interim)
-    );
+    assert!(interim.starts_with(b"HTTP/1.1 100 Continue"), "{}", String::from_utf8_lossy(&interim));
     stream.write_all(&body).unwrap();
     let (status, _, _) = crate::harness::read_response(&mut stream).unwrap();
     assert_eq!(status, 200);
@@ -621,13 +359,7 @@ async fn virtual_hosted_style_requests() {
     let node = Node::start_with_env(4, &[("BUCKETS_DOMAIN", "s3.buckets.test")]);
     let s3 = node.client();
     s3.create_bucket().bucket("vhost").send().await.unwrap();
-    s3.put_object()
-        .bucket("vhost")
-        .key("dir/file")
-        .body(ByteStream::from_static(b"virtual"))
-        .send()
-        .await
-        .unwrap();
+    s3.put_object().bucket("vhost").key("dir/file").body(ByteStream::from_static(b"virtual")).send().await.unwrap();
     // Sign for the virtual host name, then send the request to our loopback port.
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
@@ -646,12 +378,7 @@ async fn virtual_hosted_style_requests() {
         .get_object()
         .bucket("vhost")
         .key("dir/file")
-        .presigned(
-            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
-                60,
-            ))
-            .unwrap(),
-        )
+        .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(60)).unwrap())
         .await
         .unwrap();
     let uri: http::Uri = presigned.uri().parse().unwrap();
@@ -674,25 +401,13 @@ async fn hostile_input_gets_s3_errors() {
 
     // Oversized headers: refused, and the server keeps serving.
     let huge = "a".repeat(100 * 1024);
-    let request = format!(
-        "GET /bad/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: {huge}\r\nConnection: close\r\n\r\n"
-    );
-    let (status, _, _) =
-        raw_request(node.s3_port, request.as_bytes()).unwrap_or((431, vec![], vec![]));
+    let request = format!("GET /bad/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Huge: {huge}\r\nConnection: close\r\n\r\n");
+    let (status, _, _) = raw_request(node.s3_port, request.as_bytes()).unwrap_or((431, vec![], vec![]));
     assert!(status == 431 || status == 400, "status {status}");
 
     // Keys: too long, and a NUL.
-    let long = s3
-        .put_object()
-        .bucket("bad")
-        .key("k".repeat(1025))
-        .body(ByteStream::from_static(b"x"))
-        .send()
-        .await;
-    assert_eq!(
-        code(&long.unwrap_err().into_service_error()),
-        "KeyTooLongError"
-    );
+    let long = s3.put_object().bucket("bad").key("k".repeat(1025)).body(ByteStream::from_static(b"x")).send().await;
+    assert_eq!(code(&long.unwrap_err().into_service_error()), "KeyTooLongError");
 
     // Malformed XML in a DeleteObjects body, signed correctly: the body is swapped before
     // the SDK signs the request.
@@ -702,21 +417,14 @@ async fn hostile_input_gets_s3_errors() {
         .bucket("bad")
         .delete(
             aws_sdk_s3::types::Delete::builder()
-                .objects(
-                    aws_sdk_s3::types::ObjectIdentifier::builder()
-                        .key("x")
-                        .build()
-                        .unwrap(),
-                )
+                .objects(aws_sdk_s3::types::ObjectIdentifier::builder().key("x").build().unwrap())
                 .build()
                 .unwrap(),
         )
         .customize()
         .mutate_request(move |request| {
             *request.body_mut() = aws_smithy_types::body::SdkBody::from(garbage);
-            request
-                .headers_mut()
-                .insert("content-length", garbage.len().to_string());
+            request.headers_mut().insert("content-length", garbage.len().to_string());
             request.headers_mut().remove("content-md5");
         })
         .send()
@@ -727,15 +435,8 @@ async fn hostile_input_gets_s3_errors() {
 
     // Still alive and nothing was written outside the drives.
     s3.head_bucket().bucket("bad").send().await.unwrap();
-    let outside: Vec<_> = std::fs::read_dir(node.root.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    let mut names: Vec<String> = outside
-        .iter()
-        .map(|n| n.to_string_lossy().to_string())
-        .collect();
+    let outside: Vec<_> = std::fs::read_dir(node.root.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let mut names: Vec<String> = outside.iter().map(|n| n.to_string_lossy().to_string()).collect();
     names.sort();
     assert_eq!(names, vec!["d1", "d2", "d3", "d4", "node.log"]);
 }
