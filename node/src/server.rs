@@ -50,6 +50,20 @@ impl S3Host for DomainHost {
     }
 }
 
+/// A request that asked for `100 Continue` but has no body never gets one (there is
+/// nothing to continue), and botocore then keeps a stale status line on the connection
+/// and misreads the next response. Closing such connections after the response keeps
+/// the AWS CLI and boto3 working (they reconnect at once).
+fn expects_continue_without_body<B>(request: &http::Request<B>) -> bool {
+    let headers = request.headers();
+    let expects = headers
+        .get(http::header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let empty = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) == Some("0");
+    expects && empty
+}
+
 pub fn expand_drives(arguments: &[String]) -> Result<Vec<PathBuf>, BootstrapError> {
     let mut paths = Vec::new();
     for argument in arguments {
@@ -136,7 +150,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 async move {
                     let method = request.method().as_str().to_string();
                     let started = Instant::now();
-                    let response = hyper::service::Service::call(&service, request).await;
+                    let close_after = expects_continue_without_body(&request);
+                    let mut response = hyper::service::Service::call(&service, request).await;
+                    if close_after && let Ok(response) = response.as_mut() {
+                        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                    }
                     let status = match &response {
                         Ok(r) => r.status().as_u16().to_string(),
                         Err(_) => "error".to_string(),

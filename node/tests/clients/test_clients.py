@@ -1,0 +1,133 @@
+"""The AWS CLI and boto3 against a real node: what users type first."""
+
+import hashlib
+import io
+import os
+import urllib.request
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+MIB = 1024 * 1024
+
+
+def random_file(path, size, seed):
+    block = hashlib.sha256(str(seed).encode()).digest() * (MIB // 32)
+    with open(path, "wb") as f:
+        remaining = size
+        while remaining > 0:
+            f.write(block[: min(remaining, len(block))])
+            remaining -= len(block)
+            block = hashlib.sha256(block[:64]).digest() * (MIB // 32)
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_aws_cli_cp_sync_ls(aws, tmp_path):
+    aws("s3", "mb", "s3://cli-bucket")
+    big = tmp_path / "big.bin"
+    random_file(big, 50 * MIB, 1)
+    aws("s3", "cp", str(big), "s3://cli-bucket/big.bin")
+    back = tmp_path / "back.bin"
+    aws("s3", "cp", "s3://cli-bucket/big.bin", str(back))
+    assert sha256_of(back) == sha256_of(big)
+
+    tree = tmp_path / "tree"
+    files = ["a.txt", "dir/b.txt", "dir/sub/c.bin", "dir/sub/deeper/d e.txt", "ünï/cödé.txt"]
+    for index, name in enumerate(files):
+        path = tree / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        random_file(path, 1000 * (index + 1), index)
+    aws("s3", "sync", str(tree), "s3://cli-bucket/tree")
+    listing = aws("s3", "ls", "--recursive", "s3://cli-bucket/")
+    keys = sorted(line.split(None, 3)[3] for line in listing.strip().splitlines())
+    assert keys == sorted(["big.bin"] + [f"tree/{n}" for n in files])
+    # A second sync uploads nothing.
+    assert aws("s3", "sync", str(tree), "s3://cli-bucket/tree").strip() == ""
+    restored = tmp_path / "restored"
+    aws("s3", "sync", "s3://cli-bucket/tree", str(restored))
+    for name in files:
+        assert sha256_of(restored / name) == sha256_of(tree / name)
+    aws("s3", "rm", "--recursive", "s3://cli-bucket/")
+    aws("s3", "rb", "s3://cli-bucket")
+    assert "cli-bucket" not in aws("s3", "ls")
+
+
+def test_boto3_round_trips_and_errors(s3):
+    s3.create_bucket(Bucket="boto")
+    s3.put_object(Bucket="boto", Key="hello.txt", Body=b"hello", ContentType="text/plain", Metadata={"who": "boto3"})
+    head = s3.head_object(Bucket="boto", Key="hello.txt")
+    assert head["ContentLength"] == 5
+    assert head["ContentType"] == "text/plain"
+    assert head["Metadata"] == {"who": "boto3"}
+    assert head["ETag"] == '"' + hashlib.md5(b"hello").hexdigest() + '"'
+    assert s3.get_object(Bucket="boto", Key="hello.txt", Range="bytes=1-3")["Body"].read() == b"ell"
+
+    with pytest.raises(ClientError) as error:
+        s3.get_object(Bucket="boto", Key="missing")
+    assert error.value.response["Error"]["Code"] == "NoSuchKey"
+    with pytest.raises(ClientError) as error:
+        s3.create_bucket(Bucket="Bad_Name")
+    assert error.value.response["Error"]["Code"] == "InvalidBucketName"
+
+    # Multipart through the transfer manager, with Expect: 100-continue on each part.
+    payload = os.urandom(21 * MIB)
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=4)
+    s3.upload_fileobj(io.BytesIO(payload), "boto", "multi.bin", Config=config)
+    head = s3.head_object(Bucket="boto", Key="multi.bin")
+    assert head["ETag"].endswith('-5"')
+    out = io.BytesIO()
+    s3.download_fileobj("boto", "multi.bin", out, Config=config)
+    assert out.getvalue() == payload
+
+    s3.copy_object(Bucket="boto", Key="copy.txt", CopySource={"Bucket": "boto", "Key": "hello.txt"})
+    assert s3.get_object(Bucket="boto", Key="copy.txt")["Body"].read() == b"hello"
+
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "boto", "Key": "hello.txt"}, ExpiresIn=60)
+    with urllib.request.urlopen(url) as response:
+        assert response.read() == b"hello"
+
+    acl = s3.get_bucket_acl(Bucket="boto")
+    owner = s3.list_buckets()["Owner"]["ID"]
+    assert acl["Owner"]["ID"] == owner
+    assert acl["Grants"][0]["Permission"] == "FULL_CONTROL"
+
+
+def test_boto3_empties_a_bucket_the_way_test_suites_do(s3):
+    """Cleanup code in test suites lists versions and deletes them by VersionId."""
+    s3.create_bucket(Bucket="cleanup")
+    for index in range(25):
+        s3.put_object(Bucket="cleanup", Key=f"k/{index:03}", Body=b"x" * index)
+    upload = s3.create_multipart_upload(Bucket="cleanup", Key="pending")
+    assert s3.get_bucket_versioning(Bucket="cleanup").get("Status") is None
+
+    paginator = s3.get_paginator("list_object_versions")
+    seen = 0
+    for page in paginator.paginate(Bucket="cleanup", PaginationConfig={"PageSize": 10}):
+        objects = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", [])]
+        objects += [{"Key": m["Key"], "VersionId": m["VersionId"]} for m in page.get("DeleteMarkers", [])]
+        seen += len(objects)
+        if objects:
+            result = s3.delete_objects(Bucket="cleanup", Delete={"Objects": objects})
+            assert not result.get("Errors")
+    assert seen == 25
+    uploads = s3.list_multipart_uploads(Bucket="cleanup").get("Uploads", [])
+    assert [u["UploadId"] for u in uploads] == [upload["UploadId"]]
+    s3.abort_multipart_upload(Bucket="cleanup", Key="pending", UploadId=upload["UploadId"])
+    s3.delete_bucket(Bucket="cleanup")
+    assert "cleanup" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def test_boto3_empty_object_then_more_requests_on_the_connection(s3):
+    """botocore sends Expect: 100-continue even with an empty body; the next request on
+    the same connection must not stall."""
+    s3.create_bucket(Bucket="empties")
+    for index in range(3):
+        s3.put_object(Bucket="empties", Key=f"empty-{index}", Body=b"")
+        s3.put_object(Bucket="empties", Key=f"full-{index}", Body=b"data")
+    assert s3.get_object(Bucket="empties", Key="empty-0")["Body"].read() == b""
+    assert s3.head_object(Bucket="empties", Key="empty-2")["ContentLength"] == 0
