@@ -153,7 +153,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                     let close_after = expects_continue_without_body(&request);
                     let mut response = hyper::service::Service::call(&service, request).await;
                     if close_after && let Ok(response) = response.as_mut() {
-                        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                        response
+                            .headers_mut()
+                            .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
                     }
                     let status = match &response {
                         Ok(r) => r.status().as_u16().to_string(),

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every test of the project: formatting and lints, Rust unit and integration tests
+# (real buckets-node processes driven by the Rust AWS SDK), and the AWS CLI and boto3
+# tests. Installs what it needs (Python clients into a venv); caches builds outside the
+# clone so repeated runs are fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${BUCKETS_CACHE:-$HOME/.cache/buckets}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+export CARGO_TERM_COLOR=never
+mkdir -p "$CACHE"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "Python clients (AWS CLI, boto3, pytest)"
+VENV="$CACHE/venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+REQUIREMENTS=node/tests/clients/requirements.txt
+if ! cmp -s "$REQUIREMENTS" "$VENV/.installed-requirements" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
+  cp "$REQUIREMENTS" "$VENV/.installed-requirements"
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test"
+CARGO_LOG="$CACHE/cargo-test.log"
+set +e
+cargo test --workspace 2>&1 | tee "$CARGO_LOG"
+cargo_status=${PIPESTATUS[0]}
+set -e
+
+step "AWS CLI and boto3 against buckets-node"
+set +e
+PATH="$VENV/bin:$PATH" BUCKETS_NODE_BIN="$CARGO_TARGET_DIR/debug/buckets-node" \
+  "$VENV/bin/python" -m pytest -q node/tests/clients 2>&1 | tee "$CACHE/pytest.log"
+pytest_status=${PIPESTATUS[0]}
+set -e
+
+# One summary over both runners.
+count() { # count WORD FILE LINE-PATTERN: sums "N WORD" over the lines matching the pattern
+  { grep -hE "$3" "$2" || true; } | { grep -oE "[0-9]+ $1" || true; } | awk '{s+=$1} END {print s+0}'
+}
+passed=$(( $(count passed "$CARGO_LOG" '^test result:') + $(count passed "$CACHE/pytest.log" ' in [0-9.]+s') ))
+failed=$(( $(count failed "$CARGO_LOG" '^test result:') + $(count failed "$CACHE/pytest.log" ' in [0-9.]+s') ))
+echo
+echo "all tests: $passed passed, $failed failed"
+if [ "$cargo_status" -ne 0 ] || [ "$pytest_status" -ne 0 ]; then
+  exit 1
+fi
