@@ -50,6 +50,11 @@ impl S3Host for DomainHost {
     }
 }
 
+/// The address to tell a local user: a wildcard bind is reachable on loopback.
+fn reachable(address: SocketAddr) -> SocketAddr {
+    if address.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], address.port())) } else { address }
+}
+
 /// A request that asked for `100 Continue` but has no body never gets one (there is
 /// nothing to continue), and botocore then keeps a stale status line on the connection
 /// and misreads the next response. Closing such connections after the response keeps
@@ -105,8 +110,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let s3_listener = TcpListener::bind(config.address).await?;
     let admin_listener = TcpListener::bind(config.admin_address).await?;
-    println!("Buckets S3 endpoint: http://{}", s3_listener.local_addr()?);
-    println!("Admin endpoint (metrics, health): http://{}", admin_listener.local_addr()?);
+    println!("Buckets S3 endpoint: http://{}", reachable(s3_listener.local_addr()?));
+    println!("Admin endpoint (metrics, health): http://{}", reachable(admin_listener.local_addr()?));
     println!("Credentials: access key {}  secret key {}", config.root_user, config.root_password);
     println!(
         "Region: {}   Drives: {} in {} set(s), {}+{} erasure",

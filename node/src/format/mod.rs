@@ -5,6 +5,8 @@
 //! bytes, and reject anything whose magic, version or checksum is wrong.
 
 pub mod drive;
+#[cfg(test)]
+mod golden;
 pub mod object;
 
 /// Bytes of a frame header: magic (8), format version (2), reserved (6), body length (8).

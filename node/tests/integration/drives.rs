@@ -204,3 +204,35 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn background_scan_finds_and_heals_bitrot_without_reads() {
+    let node = Node::start_with_env(4, &[("BUCKETS_HEAL_INTERVAL_SECS", "1"), ("BUCKETS_DEEP_HEAL_EVERY", "1")]);
+    let s3 = node.client();
+    let objects = fill(&s3).await;
+    let with_files = objects.iter().filter(|(_, body)| body.len() > 128 * 1024).count();
+    let healed_before = node.metric("buckets_heal_objects_healed_total");
+    let mut corrupted = 0;
+    for drive in [1, 2] {
+        for file in files_under(&node.drive(drive).join("data")) {
+            if file.file_name().unwrap().to_string_lossy().starts_with("part.") {
+                let mut bytes = std::fs::read(&file).unwrap();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 0x01;
+                std::fs::write(&file, bytes).unwrap();
+                corrupted += 1;
+            }
+        }
+    }
+    assert_eq!(corrupted, 2 * with_files);
+    wait_until("the deep scan healed every corrupt object", Duration::from_secs(30), || {
+        node.metric("buckets_heal_objects_healed_total") >= healed_before + with_files as f64
+    });
+    // The healthy drives go; the healed ones must now carry correct shards.
+    for drive in [0, 3] {
+        std::fs::remove_dir_all(node.drive(drive).join("data").join("obj")).unwrap();
+    }
+    for (key, body) in &objects {
+        assert!(get(&s3, key).await.unwrap() == *body, "{key} from drives healed by the scan");
+    }
+}
