@@ -3,7 +3,7 @@ use std::time::Duration;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::harness::{Node, http_get, raw_request};
+use crate::harness::{Node, get_bytes, http_get, raw_request};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unsigned_and_wrongly_signed_requests_are_refused() {
@@ -99,17 +99,6 @@ async fn presigned_urls_work_until_they_expire() {
     );
     let (status, _, _) = raw_request(node.s3_port, request.as_bytes()).unwrap();
     assert_eq!(status, 200);
-    let got = s3
-        .get_object()
-        .bucket("share")
-        .key("uploaded")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let got = get_bytes(&s3, "share", "uploaded").await;
     assert_eq!(&got[..], b"hello");
 }

@@ -222,3 +222,9 @@ pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The whole body of an object, read with the SDK.
+pub async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let response = s3.get_object().bucket(bucket).key(key).send().await.unwrap();
+    response.body.collect().await.unwrap().into_bytes().to_vec()
+}

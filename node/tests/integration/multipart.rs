@@ -2,7 +2,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use md5::Digest;
 
-use crate::harness::{Node, data};
+use crate::harness::{Node, data, get_bytes};
 
 fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(error: &E) -> String {
     error.code().unwrap_or("<none>").to_string()
@@ -70,18 +70,7 @@ async fn hundred_mib_multipart_upload() {
     assert_eq!(head.content_length(), Some(total as i64));
     assert_eq!(head.e_tag(), Some(expected_etag.as_str()));
     assert_eq!(head.metadata().unwrap().get("m").map(String::as_str), Some("1"));
-    let got = s3
-        .get_object()
-        .bucket("mpu")
-        .key("big/object.bin")
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
+    let got = get_bytes(&s3, "mpu", "big/object.bin").await;
     assert!(got[..] == body[..], "100 MiB body differs");
     // A range spanning the boundary of parts 1 and 2.
     let range = s3
@@ -173,8 +162,7 @@ async fn multipart_errors_and_copy_parts() {
     let etag1 = copy1.copy_part_result().unwrap().e_tag().unwrap().to_string();
     let etag2 = copy2.copy_part_result().unwrap().e_tag().unwrap().to_string();
     complete(vec![part(1, &etag1), part(2, &etag2)]).await.unwrap();
-    let got =
-        s3.get_object().bucket("mpe").key("target").send().await.unwrap().body.collect().await.unwrap().into_bytes();
+    let got = get_bytes(&s3, "mpe", "target").await;
     assert!(got[..] == source[..]);
 
     // Abort, and unknown uploads.

@@ -2,14 +2,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, MetadataDirective};
 use base64::Engine;
 
-use crate::harness::{Node, data, md5_hex, raw_request};
+use crate::harness::{Node, data, get_bytes, md5_hex, raw_request};
 
 fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(error: &E) -> String {
     error.code().unwrap_or("<none>").to_string()
-}
-
-async fn get_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    s3.get_object().bucket(bucket).key(key).send().await.unwrap().body.collect().await.unwrap().into_bytes().to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread")]
