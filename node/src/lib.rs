@@ -8,6 +8,7 @@ pub mod erasure;
 pub mod error;
 pub mod format;
 pub mod metrics;
+pub mod placement;
 pub mod s3;
 pub mod server;
 pub mod storage;

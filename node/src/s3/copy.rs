@@ -7,7 +7,7 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use super::object::{StoredHeaders, check_read_conditions};
 use super::{BucketsS3, store_error, timestamp_from_ns};
 use crate::error::StoreError;
-use crate::storage::{ObjectInfo, PutOptions};
+use crate::storage::{ObjectInfo, PutOptions, ReadPlan};
 
 fn source_of(copy_source: &CopySource) -> S3Result<(String, String)> {
     match copy_source {
@@ -23,27 +23,50 @@ fn source_of(copy_source: &CopySource) -> S3Result<(String, String)> {
     }
 }
 
-/// Copy-source conditions: any failure is 412, never 304.
-fn check_copy_conditions(
-    info: &ObjectInfo,
-    if_match: Option<&ETagCondition>,
-    if_none_match: Option<&ETagCondition>,
-    if_modified_since: Option<&Timestamp>,
-    if_unmodified_since: Option<&Timestamp>,
-) -> S3Result<()> {
-    match check_read_conditions(info, if_match, if_none_match, if_modified_since, if_unmodified_since) {
-        Ok(()) => Ok(()),
-        Err(StoreError::NotModified) => Err(store_error(StoreError::PreconditionFailed)),
-        Err(e) => Err(store_error(e)),
+/// Copy-source conditions, checked on the source version being read: any failure is 412,
+/// never 304.
+struct CopyConditions {
+    if_match: Option<ETagCondition>,
+    if_none_match: Option<ETagCondition>,
+    if_modified_since: Option<Timestamp>,
+    if_unmodified_since: Option<Timestamp>,
+}
+
+impl CopyConditions {
+    fn of(
+        if_match: &Option<ETagCondition>,
+        if_none_match: &Option<ETagCondition>,
+        if_modified_since: &Option<Timestamp>,
+        if_unmodified_since: &Option<Timestamp>,
+    ) -> Self {
+        CopyConditions {
+            if_match: if_match.clone(),
+            if_none_match: if_none_match.clone(),
+            if_modified_since: if_modified_since.clone(),
+            if_unmodified_since: if_unmodified_since.clone(),
+        }
+    }
+
+    fn check(&self, info: &ObjectInfo) -> Result<(), StoreError> {
+        match check_read_conditions(
+            info,
+            self.if_match.as_ref(),
+            self.if_none_match.as_ref(),
+            self.if_modified_since.as_ref(),
+            self.if_unmodified_since.as_ref(),
+        ) {
+            Err(StoreError::NotModified) => Err(StoreError::PreconditionFailed),
+            other => other,
+        }
     }
 }
 
-/// Parses `bytes=first-last` of x-amz-copy-source-range against the source size.
-fn parse_copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
+/// Parses `bytes=first-last` of x-amz-copy-source-range against the source size:
+/// (start, length).
+fn parse_copy_range(range: &str, size: u64) -> Result<(u64, u64), StoreError> {
     let invalid = || {
-        S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+        StoreError::InvalidArgument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy".into(),
         )
     };
     let spec = range.strip_prefix("bytes=").ok_or_else(invalid)?;
@@ -54,7 +77,7 @@ fn parse_copy_range(range: &str, size: u64) -> S3Result<(u64, u64)> {
         return Err(invalid());
     }
     if last >= size {
-        return Err(S3Error::with_message(S3ErrorCode::InvalidRange, "The requested range is not satisfiable"));
+        return Err(StoreError::InvalidRange);
     }
     Ok((first, last - first + 1))
 }
@@ -66,14 +89,12 @@ impl BucketsS3 {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
         let (source_bucket, source_key) = source_of(&input.copy_source)?;
-        let source = self.store.head_object(&source_bucket, &source_key).await.map_err(store_error)?;
-        check_copy_conditions(
-            &source,
-            input.copy_source_if_match.as_ref(),
-            input.copy_source_if_none_match.as_ref(),
-            input.copy_source_if_modified_since.as_ref(),
-            input.copy_source_if_unmodified_since.as_ref(),
-        )?;
+        let conditions = CopyConditions::of(
+            &input.copy_source_if_match,
+            &input.copy_source_if_none_match,
+            &input.copy_source_if_modified_since,
+            &input.copy_source_if_unmodified_since,
+        );
         let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
         if !replace && source_bucket == input.bucket && source_key == input.key {
             return Err(S3Error::with_message(
@@ -81,6 +102,12 @@ impl BucketsS3 {
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
             ));
         }
+        let plan: ReadPlan = Box::new(move |info: &ObjectInfo| {
+            conditions.check(info)?;
+            Ok((0, info.size))
+        });
+        let read = self.store.get_object(&source_bucket, &source_key, plan).await.map_err(store_error)?;
+        let source = read.info;
         let headers = if replace {
             StoredHeaders {
                 content_type: input.content_type.clone(),
@@ -96,8 +123,7 @@ impl BucketsS3 {
         } else {
             source.headers.clone()
         };
-        let (source, body) =
-            self.store.get_object(&source_bucket, &source_key, 0, source.size).await.map_err(store_error)?;
+        let body = read.body;
         let options = PutOptions {
             headers,
             content_length: Some(source.size),
@@ -127,24 +153,27 @@ impl BucketsS3 {
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
         let (source_bucket, source_key) = source_of(&input.copy_source)?;
-        let source = self.store.head_object(&source_bucket, &source_key).await.map_err(store_error)?;
-        check_copy_conditions(
-            &source,
-            input.copy_source_if_match.as_ref(),
-            input.copy_source_if_none_match.as_ref(),
-            input.copy_source_if_modified_since.as_ref(),
-            input.copy_source_if_unmodified_since.as_ref(),
-        )?;
-        let (start, length) = match &input.copy_source_range {
-            Some(range) => parse_copy_range(range, source.size)?,
-            None => (0, source.size),
-        };
+        let conditions = CopyConditions::of(
+            &input.copy_source_if_match,
+            &input.copy_source_if_none_match,
+            &input.copy_source_if_modified_since,
+            &input.copy_source_if_unmodified_since,
+        );
         let part_number = u32::try_from(input.part_number).map_err(|_| {
             store_error(StoreError::InvalidArgument(
                 "Part number must be an integer between 1 and 10000, inclusive".into(),
             ))
         })?;
-        let (_, body) = self.store.get_object(&source_bucket, &source_key, start, length).await.map_err(store_error)?;
+        let range = input.copy_source_range.clone();
+        let plan: ReadPlan = Box::new(move |info: &ObjectInfo| {
+            conditions.check(info)?;
+            match &range {
+                Some(range) => parse_copy_range(range, info.size),
+                None => Ok((0, info.size)),
+            }
+        });
+        let read = self.store.get_object(&source_bucket, &source_key, plan).await.map_err(store_error)?;
+        let (body, length) = (read.body, read.length);
         let options = PutOptions { content_length: Some(length), ..Default::default() };
         let part = self
             .store
@@ -170,9 +199,9 @@ mod tests {
     fn copy_ranges() {
         assert_eq!(parse_copy_range("bytes=0-9", 100).unwrap(), (0, 10));
         assert_eq!(parse_copy_range("bytes=99-99", 100).unwrap(), (99, 1));
-        assert_eq!(parse_copy_range("bytes=0-100", 100).unwrap_err().code(), &S3ErrorCode::InvalidRange);
+        assert!(matches!(parse_copy_range("bytes=0-100", 100), Err(StoreError::InvalidRange)));
         for bad in ["0-9", "bytes=9-0", "bytes=-5", "bytes=a-b", "bytes=1"] {
-            assert_eq!(parse_copy_range(bad, 100).unwrap_err().code(), &S3ErrorCode::InvalidArgument, "{bad}");
+            assert!(matches!(parse_copy_range(bad, 100), Err(StoreError::InvalidArgument(_))), "{bad}");
         }
     }
 }

@@ -12,7 +12,7 @@ use super::{BucketsS3, MAX_USER_METADATA_BYTES, store_error, timestamp_from_ns};
 use crate::error::StoreError;
 use crate::format::object::ChecksumAlgorithm as Algorithm;
 use crate::storage::checksum::algorithm_name;
-use crate::storage::{BodyStream, ChecksumVerifier, ObjectInfo, Precondition, PutOptions};
+use crate::storage::{BodyStream, ChecksumVerifier, ObjectInfo, Precondition, PutOptions, ReadPlan};
 
 /// Most keys one DeleteObjects request may name (the S3 limit).
 const MAX_DELETE_KEYS: usize = 1000;
@@ -383,32 +383,32 @@ impl BucketsS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let info = self.store.head_object(&input.bucket, &input.key).await.map_err(store_error)?;
-        check_read_conditions(
-            &info,
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        )
-        .map_err(store_error)?;
-        let (start, length, content_range) = match &input.range {
-            Some(range) => {
-                let bytes = range.check(info.size)?;
-                (
-                    bytes.start,
-                    bytes.end - bytes.start,
-                    Some(format!("bytes {}-{}/{}", bytes.start, bytes.end - 1, info.size)),
-                )
+        let (if_match, if_none_match) = (input.if_match.clone(), input.if_none_match.clone());
+        let (if_modified_since, if_unmodified_since) =
+            (input.if_modified_since.clone(), input.if_unmodified_since.clone());
+        let range = input.range;
+        let plan: ReadPlan = Box::new(move |info: &ObjectInfo| {
+            check_read_conditions(
+                info,
+                if_match.as_ref(),
+                if_none_match.as_ref(),
+                if_modified_since.as_ref(),
+                if_unmodified_since.as_ref(),
+            )?;
+            match &range {
+                Some(range) => {
+                    let bytes = range.check(info.size).map_err(|_| StoreError::InvalidRange)?;
+                    Ok((bytes.start, bytes.end - bytes.start))
+                }
+                None => Ok((0, info.size)),
             }
-            None => (0, info.size, None),
-        };
-        let (info, stream) =
-            self.store.get_object(&input.bucket, &input.key, start, length).await.map_err(store_error)?;
-        // The object may have changed between HEAD and GET; the stream's object wins.
-        if length > info.size.saturating_sub(start) {
-            return Err(store_error(StoreError::InvalidRange));
-        }
+        });
+        let read = self.store.get_object(&input.bucket, &input.key, plan).await.map_err(store_error)?;
+        let (info, stream, length) = (read.info, read.body, read.length);
+        let content_range = input
+            .range
+            .is_some()
+            .then(|| format!("bytes {}-{}/{}", read.start, read.start + length.max(1) - 1, info.size));
         let full = content_range.is_none();
         let with_checksums = full && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let fields = if with_checksums { checksum_fields(&info.checksums) } else { ChecksumFields::default() };

@@ -179,29 +179,26 @@ impl LocalDrive {
     }
 
     /// Makes a staged write visible: moves the staged data directory (if any) into the
-    /// object directory, then atomically replaces the metadata file, then removes the data
-    /// directories the old metadata referenced. A crash at any point leaves either the old
-    /// or the new object visible, never a mix; at worst an unreferenced data directory.
-    pub fn commit_object(
-        &self,
-        bucket: &str,
-        path: &ObjectPath,
-        meta: &[u8],
-        staged: Option<Uuid>,
-        obsolete_data_dirs: &[Uuid],
-    ) -> io::Result<()> {
+    /// object directory, then atomically replaces the metadata file. Every directory this
+    /// creates is fsynced, so an acknowledged object survives power loss. Data directories
+    /// of the replaced version stay until `remove_data_dirs` (after write quorum), so a
+    /// write that fails quorum can be rolled back with `restore_object`.
+    pub fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: Option<Uuid>) -> io::Result<()> {
         let bucket_dir = self.bucket_dir(bucket);
         if !bucket_dir.join(BUCKET_META_FILE).exists() {
             return Err(io::Error::new(io::ErrorKind::NotFound, "bucket missing on drive"));
         }
         let object_dir = bucket_dir.join(&path.dir);
+        if let Some(data_dir) = staged {
+            sync_dir(&self.tmp_root().join(data_dir.to_string()))?;
+        }
         // A concurrent delete may prune the parent directories between our mkdir and
         // rename; a few retries ride over that race.
         let mut attempt = 0;
         loop {
             attempt += 1;
             let result = (|| -> io::Result<()> {
-                fs::create_dir_all(&object_dir)?;
+                create_dirs_durable(&bucket_dir, &path.dir)?;
                 // The staging directory is named by the data directory's UUID.
                 if let Some(data_dir) = staged {
                     let source = self.tmp_root().join(data_dir.to_string());
@@ -213,13 +210,38 @@ impl LocalDrive {
             })();
             match result {
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 4 => continue,
-                other => break other?,
+                other => break other,
             }
         }
-        for old in obsolete_data_dirs {
-            if Some(*old) != staged {
-                let _ = fs::remove_dir_all(object_dir.join(format!("{DATA_DIR_PREFIX}{old}")));
-            }
+    }
+
+    /// Deletes data directories no metadata references any more.
+    pub fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {
+        let object_dir = self.object_dir(bucket, path);
+        for data_dir in data_dirs {
+            let _ = fs::remove_dir_all(object_dir.join(format!("{DATA_DIR_PREFIX}{data_dir}")));
+        }
+    }
+
+    /// Undoes `commit_object` of a write that did not reach quorum: puts back the previous
+    /// metadata (or removes the new one) and deletes the new data directory.
+    pub fn restore_object(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        previous_meta: Option<&[u8]>,
+        new_data_dir: Option<Uuid>,
+    ) -> io::Result<()> {
+        let object_dir = self.object_dir(bucket, path);
+        match previous_meta {
+            Some(meta) => write_atomic(&self.tmp_root(), &object_dir.join(path.meta_file), meta)?,
+            None => match fs::remove_file(object_dir.join(path.meta_file)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => sync_dir(&object_dir)?,
+            },
+        }
+        if let Some(data_dir) = new_data_dir {
+            self.remove_data_dirs(bucket, path, &[data_dir]);
         }
         Ok(())
     }
@@ -268,7 +290,12 @@ impl LocalDrive {
         let mut out = Vec::new();
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20 /* ENOTDIR */) => {
+            // A listing prefix may name a path that cannot exist (a segment too long for
+            // the file system): nothing is there.
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || matches!(e.raw_os_error(), Some(20 /* ENOTDIR */) | Some(36 /* ENAMETOOLONG */)) =>
+            {
                 return Ok(out);
             }
             Err(e) => return Err(e),
@@ -334,8 +361,9 @@ impl LocalDrive {
         Ok(())
     }
 
-    /// Moves the given part data files of an upload into a new staging directory as
-    /// `part.N`, ready for `commit_object`.
+    /// Links the given part data files of an upload into a new staging directory as
+    /// `part.N`, ready for `commit_object`. Links, not moves: if the completion fails, the
+    /// upload is untouched and can be completed again.
     pub fn stage_upload_parts(
         &self,
         bucket: &str,
@@ -346,7 +374,7 @@ impl LocalDrive {
         let staging = self.create_staging_dir(staging_id)?;
         let dir = self.upload_dir(bucket, upload_id);
         for (number, data_name) in parts {
-            fs::rename(dir.join(data_name), staging.join(format!("part.{number}")))?;
+            fs::hard_link(dir.join(data_name), staging.join(format!("part.{number}")))?;
         }
         Ok(())
     }
@@ -387,6 +415,22 @@ pub fn write_atomic(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> io::Result<(
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates `relative` below `base` (which exists) and fsyncs the parent of every directory
+/// it had to create, so the new path itself is durable.
+pub fn create_dirs_durable(base: &Path, relative: &Path) -> io::Result<()> {
+    let mut current = base.to_path_buf();
+    for component in relative.components() {
+        let parent = current.clone();
+        current.push(component);
+        match fs::create_dir(&current) {
+            Ok(()) => sync_dir(&parent)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Makes a directory's entries (renames, creations) durable.

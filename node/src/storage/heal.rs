@@ -84,6 +84,11 @@ async fn heal_buckets(store: &Arc<Store>) -> Vec<String> {
         Err(_) => return Vec::new(),
     };
     for bucket in &buckets {
+        // Re-check right before repairing, so a bucket deleted since the listing is not
+        // brought back.
+        if store.head_bucket(&bucket.name).await.is_err() {
+            continue;
+        }
         let meta = super::BucketMeta { created_ns: bucket.created_ns }.encode();
         for drive in store.all_drives().filter(|d| d.is_online()) {
             let drive = drive.clone();

@@ -41,6 +41,18 @@ pub const HEAL_QUEUE_CAPACITY: usize = 10_000;
 pub type BodyStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync>>;
 /// A check run under the object's write lock against the current version, if any.
 pub type Precondition = Box<dyn FnOnce(Option<&ObjectInfo>) -> StoreResult<()> + Send + Sync>;
+/// Decides, from the version about to be read, which bytes to read: (start, length). It
+/// is where GET conditions (If-Match, …) and ranges are checked.
+pub type ReadPlan = Box<dyn FnOnce(&ObjectInfo) -> StoreResult<(u64, u64)> + Send>;
+
+/// An object being read: the version, the byte range chosen, and its bytes.
+pub struct ObjectRead {
+    pub info: ObjectInfo,
+    pub start: u64,
+    pub length: u64,
+    pub body: BodyStream,
+}
+
 /// Compares the checksums computed while streaming with those the client sent (which,
 /// for trailing checksums, are only known once the body has ended).
 pub type ChecksumVerifier = Box<dyn FnOnce(&[(ChecksumAlgorithm, String)]) -> StoreResult<()> + Send + Sync>;
@@ -261,8 +273,10 @@ impl Store {
     }
 
     pub async fn make_bucket(&self, bucket: &str) -> StoreResult<()> {
-        if self.head_bucket(bucket).await.is_ok() {
-            return Err(StoreError::BucketAlreadyOwnedByYou);
+        match self.head_bucket(bucket).await {
+            Ok(_) => return Err(StoreError::BucketAlreadyOwnedByYou),
+            Err(StoreError::NoSuchBucket) => {}
+            Err(e) => return Err(e),
         }
         let meta = BucketMeta { created_ns: set::now_ns() }.encode();
         for set in &self.sets {
@@ -296,14 +310,25 @@ impl Store {
         for set in &self.sets {
             let drives = set.drives().to_vec();
             let name = bucket.to_string();
-            blocking(move || {
+            let deleted = blocking(move || {
+                let mut deleted = 0;
                 for drive in drives.iter().filter(|d| d.is_online()) {
-                    if let Err(e) = drive.delete_bucket(&name) {
-                        tracing::warn!(drive = %drive.root().display(), error = %e, "delete bucket");
+                    match drive.delete_bucket(&name) {
+                        Ok(()) => deleted += 1,
+                        Err(e) => tracing::warn!(drive = %drive.root().display(), error = %e, "delete bucket"),
                     }
                 }
+                deleted
             })
             .await;
+            let quorum = set.erasure().write_quorum();
+            if deleted < quorum {
+                return Err(StoreError::InsufficientQuorum {
+                    operation: "delete bucket",
+                    needed: quorum,
+                    available: deleted,
+                });
+            }
         }
         Ok(())
     }
@@ -368,16 +393,11 @@ impl Store {
         }
     }
 
-    /// Streams `length` bytes from `start`; the caller checked the range against the size.
-    pub async fn get_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        start: u64,
-        length: u64,
-    ) -> StoreResult<(ObjectInfo, BodyStream)> {
-        match self.set_for(key).read_object(bucket, key, start, length).await {
-            Ok((info, stream)) => Ok((info, Box::pin(stream))),
+    /// Streams the part of an object that `plan` chooses (start, length) after checking its
+    /// conditions against the version being read; both happen under the object's read lock.
+    pub async fn get_object(&self, bucket: &str, key: &str, plan: ReadPlan) -> StoreResult<ObjectRead> {
+        match self.set_for(key).read_object(bucket, key, plan).await {
+            Ok((info, start, length, stream)) => Ok(ObjectRead { info, start, length, body: Box::pin(stream) }),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
     }

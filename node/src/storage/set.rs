@@ -19,7 +19,7 @@ use super::drive::LocalDrive;
 use super::locks::NamespaceLocks;
 use super::path::{self, DIR_OBJECT_META_FILE, OBJECT_META_FILE, ObjectPath};
 use super::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
-use super::{BodyStream, HealRequest, ListEntry, ObjectInfo, PutOptions};
+use super::{BodyStream, HealRequest, ListEntry, ObjectInfo, PutOptions, ReadPlan};
 use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, shard_checksum};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ErasureLayout, ObjectMeta, ObjectVersion, PartInfo, VersionKind};
@@ -168,6 +168,7 @@ impl ErasureSet {
             }
         }
         let failed = metas.iter().filter(|m| matches!(m, DriveMeta::Failed)).count();
+        let found = metas.iter().filter(|m| matches!(m, DriveMeta::Found(_))).count();
         match best {
             Some((votes, version)) if votes >= quorum => {
                 let identity = version.identity();
@@ -192,7 +193,9 @@ impl ErasureSet {
                 }
                 Ok(Resolved { version, per_drive, data_dirs })
             }
-            Some((votes, _)) if votes + failed >= quorum => {
+            // Enough drives hold some version, or might, but no version has a quorum: the
+            // answer is unknown, not "absent".
+            Some((votes, _)) if found + failed >= quorum => {
                 Err(StoreError::InsufficientQuorum { operation: "read", needed: quorum, available: votes })
             }
             None if failed >= quorum => {
@@ -420,10 +423,6 @@ impl ErasureSet {
         let count = self.drives.len();
         let commits = per_drive.into_iter().enumerate().map(|(position, inline)| {
             let drive = self.drives[position].clone();
-            let obsolete = match &metas[position] {
-                DriveMeta::Found(meta) => referenced_data_dirs(meta),
-                _ => Vec::new(),
-            };
             let mut version = version.clone();
             version.erasure.shard_index = ((position + count - rotation) % count) as u8;
             let bucket = bucket.to_string();
@@ -434,7 +433,7 @@ impl ErasureSet {
                 };
                 version.inline_data = inline;
                 let meta = ObjectMeta { versions: vec![version] };
-                drive.commit_object(&bucket, &path, &meta.encode(), staged, &obsolete)
+                drive.commit_object(&bucket, &path, &meta.encode(), staged)
             })
         });
         let results = futures::future::join_all(commits).await;
@@ -443,6 +442,23 @@ impl ErasureSet {
             self.remove_staging(id).await;
         }
         if succeeded < self.erasure.write_quorum() {
+            // Put back what the committed drives had, so the previous version keeps the
+            // quorum and the redundancy it had before this write.
+            let rollbacks = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(position, _)| {
+                let drive = self.drives[position].clone();
+                let previous = match &metas[position] {
+                    DriveMeta::Found(meta) => Some(meta.encode()),
+                    _ => None,
+                };
+                let bucket = bucket.to_string();
+                let path = path.clone();
+                blocking(move || drive.restore_object(&bucket, &path, previous.as_deref(), staged))
+            });
+            for result in futures::future::join_all(rollbacks).await {
+                if let Err(e) = result {
+                    tracing::warn!(bucket, key, error = %e, "rolling back a failed write");
+                }
+            }
             if results.iter().all(|r| matches!(r, Err(e) if e.kind() == io::ErrorKind::NotFound)) {
                 return Err(StoreError::NoSuchBucket);
             }
@@ -452,6 +468,16 @@ impl ErasureSet {
                 available: succeeded,
             });
         }
+        // The new version is durable on a quorum: only now may the old data go.
+        let cleanups = results.iter().enumerate().filter(|(_, r)| r.is_ok()).filter_map(|(position, _)| {
+            let DriveMeta::Found(meta) = &metas[position] else { return None };
+            let obsolete: Vec<Uuid> = referenced_data_dirs(meta).into_iter().filter(|d| Some(*d) != staged).collect();
+            let drive = self.drives[position].clone();
+            let bucket = bucket.to_string();
+            let path = path.clone();
+            Some(blocking(move || drive.remove_data_dirs(&bucket, &path, &obsolete)))
+        });
+        futures::future::join_all(cleanups).await;
         if succeeded < count {
             self.queue_heal(bucket, key, false);
         }
@@ -494,15 +520,16 @@ impl ErasureSet {
         self: &Arc<Self>,
         bucket: &str,
         key: &str,
-        start: u64,
-        length: u64,
-    ) -> StoreResult<(ObjectInfo, impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static)> {
+        plan: ReadPlan,
+    ) -> StoreResult<(ObjectInfo, u64, u64, impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static)> {
         let path = path::object_path(key).map_err(key_error)?;
         let guard = self.locks.read(&Self::lock_name(bucket, key)).await;
         let metas = self.read_metas(bucket, &path).await;
         let resolved = self.resolve(&metas)?;
         let info = ObjectInfo::from_version(bucket, key, &resolved.version);
-        if start + length > resolved.version.size {
+        // Conditions and the range are decided on the very version that is streamed.
+        let (start, length) = plan(&info)?;
+        if start.checked_add(length).is_none_or(|end| end > resolved.version.size) {
             return Err(StoreError::InvalidRange);
         }
         if !resolved.is_complete() {
@@ -553,7 +580,7 @@ impl ErasureSet {
                 set.queue_heal(&bucket, &key, true);
             }
         });
-        Ok((info, tokio_stream_from(receiver)))
+        Ok((info, start, length, tokio_stream_from(receiver)))
     }
 
     // ---- listing ----
@@ -684,7 +711,9 @@ impl ErasureSet {
                     // Replace whatever partial data directory the drive had.
                     let _ = std::fs::remove_dir_all(drive.data_dir_path(&bucket, &path, id));
                 }
-                drive.commit_object(&bucket, &path, &meta.encode(), staged, &obsolete)
+                drive.commit_object(&bucket, &path, &meta.encode(), staged)?;
+                drive.remove_data_dirs(&bucket, &path, &obsolete);
+                Ok::<(), io::Error>(())
             })
             .await;
             if result.is_ok() {
@@ -737,7 +766,12 @@ impl ErasureSet {
             return Ok(Vec::new());
         }
         let rotation_value = (0..count)
-            .find_map(|p| resolved.per_drive[p].as_ref().map(|v| (p + count - v.erasure.shard_index as usize) % count))
+            .find_map(|p| {
+                resolved.per_drive[p]
+                    .as_ref()
+                    .filter(|v| (v.erasure.shard_index as usize) < count)
+                    .map(|v| (p + count - v.erasure.shard_index as usize) % count)
+            })
             .expect("a resolved object has drives");
         let data_dir = version.data_dir.map(Uuid::from_bytes);
         let mut outputs: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -876,12 +910,8 @@ impl ShardReader {
     pub(super) fn new(set: &ErasureSet, bucket: &str, path: &ObjectPath, resolved: &Resolved) -> Self {
         let count = set.drives.len();
         let mut sources: Vec<Option<ShardSource>> = (0..count).map(|_| None).collect();
-        let mut missing = false;
         for (position, version) in resolved.per_drive.iter().enumerate() {
-            let Some(version) = version else {
-                missing = true;
-                continue;
-            };
+            let Some(version) = version else { continue };
             let shard_index = version.erasure.shard_index as usize;
             if shard_index >= count || sources[shard_index].is_some() {
                 continue;
@@ -896,7 +926,9 @@ impl ShardReader {
                 (None, None) => continue,
             });
         }
-        ShardReader { erasure: set.erasure, sources, damaged: vec![false; count], saw_damage: missing }
+        // Missing copies are healed shallowly by the caller; `saw_damage` is for shards that
+        // failed to read or verify, which need a deep heal.
+        ShardReader { erasure: set.erasure, sources, damaged: vec![false; count], saw_damage: false }
     }
 
     fn damaged_positions(&self) -> Vec<usize> {
@@ -991,10 +1023,16 @@ impl Walker<'_> {
         let mut names: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
         let mut online = 0;
         for drive in self.set.drives.iter().filter(|d| d.is_online()) {
-            online += 1;
             let dir = drive.bucket_dir(self.bucket).join(&relative);
-            for (name, is_dir) in drive.read_dir(&dir)? {
-                *names.entry(name).or_default() |= is_dir;
+            match drive.read_dir(&dir) {
+                Ok(entries) => {
+                    online += 1;
+                    for (name, is_dir) in entries {
+                        *names.entry(name).or_default() |= is_dir;
+                    }
+                }
+                // One failing drive must not fail the listing; quorum is checked per key.
+                Err(e) => tracing::warn!(drive = %drive.root().display(), error = %e, "listing skipped a drive"),
             }
         }
         if online == 0 {
@@ -1121,7 +1159,9 @@ impl Walker<'_> {
                 }
             }
             Err(StoreError::NoSuchKey) => {}
-            Err(e) => return Err(e),
+            // A key without a readable quorum (a write in flight, drives away) is left out
+            // of this page rather than failing the whole listing.
+            Err(e) => tracing::warn!(bucket = self.bucket, key, error = %e, "listing skipped a key"),
         }
         Ok(())
     }

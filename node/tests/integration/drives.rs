@@ -236,3 +236,23 @@ async fn background_scan_finds_and_heals_bitrot_without_reads() {
         assert!(get(&s3, key).await.unwrap() == *body, "{key} from drives healed by the scan");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_that_misses_quorum_leaves_the_previous_version_intact() {
+    let node = Node::start(4); // 2+2: write quorum 3, read quorum 2
+    let s3 = node.client();
+    s3.create_bucket().bucket("data").send().await.unwrap();
+    let first = data(300_000, 1);
+    s3.put_object().bucket("data").key("k").body(ByteStream::from(first.clone())).send().await.unwrap();
+    // On two drives, put a directory where the metadata file goes: commits there fail.
+    for drive in [2, 3] {
+        let meta = node.drive(drive).join("data/k/%meta");
+        std::fs::remove_file(&meta).unwrap();
+        std::fs::create_dir_all(meta.join("blocker")).unwrap();
+    }
+    let second = data(400_000, 2);
+    let error = s3.put_object().bucket("data").key("k").body(ByteStream::from(second)).send().await.unwrap_err();
+    assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(503));
+    // The refused write was rolled back: the first version, with its data, is what reads see.
+    assert!(get(&s3, "k").await.unwrap() == first);
+}
