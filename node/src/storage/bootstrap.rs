@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::drive::LocalDrive;
+use super::drive::{Drive, LocalDrive};
 use super::set::ErasureSet;
 use super::{HEAL_QUEUE_CAPACITY, HealRequest, Store};
 use crate::erasure::{MAX_SET_DRIVES, MIN_SET_DRIVES};
@@ -156,7 +156,7 @@ pub fn open_store(
             };
             let drive = LocalDrive::new(path.clone(), format);
             drive.clean_tmp().map_err(io_error(path))?;
-            drives.push(Arc::new(drive));
+            drives.push(Arc::new(drive) as Arc<dyn Drive>);
         }
         sets.push(Arc::new(ErasureSet::new(set_index, drives, heal_sender.clone(), metrics_clone.clone())));
     }

@@ -19,11 +19,6 @@ pub const FORMAT_FILE: &str = "format.bkt";
 const TMP_DIR: &str = "tmp";
 const MULTIPART_DIR: &str = "multipart";
 
-/// A drive that failed an operation in a way that says the drive itself is gone.
-pub fn is_drive_gone(error: &io::Error) -> bool {
-    matches!(error.raw_os_error(), Some(5 /* EIO */) | Some(19 /* ENODEV */) | Some(30 /* EROFS */))
-}
-
 #[derive(Debug)]
 pub struct LocalDrive {
     root: PathBuf,
@@ -41,19 +36,7 @@ impl LocalDrive {
         &self.root
     }
 
-    pub fn format(&self) -> &DriveFormat {
-        &self.format
-    }
-
-    pub fn is_online(&self) -> bool {
-        self.online.load(Ordering::Relaxed)
-    }
-
-    pub fn set_online(&self, online: bool) {
-        self.online.store(online, Ordering::Relaxed);
-    }
-
-    pub fn system_dir(&self) -> PathBuf {
+    fn system_dir(&self) -> PathBuf {
         self.root.join(SYSTEM_DIR)
     }
 
@@ -99,39 +82,244 @@ impl LocalDrive {
         fs::create_dir_all(&tmp)
     }
 
-    pub fn tmp_root(&self) -> PathBuf {
+    fn tmp_root(&self) -> PathBuf {
         self.system_dir().join(TMP_DIR)
     }
 
     /// A new staging directory for one write.
-    pub fn create_staging_dir(&self, id: Uuid) -> io::Result<PathBuf> {
+    fn create_staging_dir(&self, id: Uuid) -> io::Result<PathBuf> {
         let dir = self.tmp_root().join(id.to_string());
         fs::create_dir_all(&dir)?;
         Ok(dir)
     }
 
-    pub fn remove_staging_dir(&self, id: Uuid) {
-        let _ = fs::remove_dir_all(self.tmp_root().join(id.to_string()));
-    }
-
-    // ---- buckets ----
-
-    pub fn bucket_dir(&self, bucket: &str) -> PathBuf {
+    fn bucket_dir(&self, bucket: &str) -> PathBuf {
         self.root.join(bucket)
     }
 
-    pub fn make_bucket(&self, bucket: &str, meta: &[u8]) -> io::Result<()> {
+    fn object_dir(&self, bucket: &str, path: &ObjectPath) -> PathBuf {
+        self.bucket_dir(bucket).join(&path.dir)
+    }
+
+    fn data_dir_path(&self, bucket: &str, path: &ObjectPath, data_dir: Uuid) -> PathBuf {
+        self.object_dir(bucket, path).join(format!("{DATA_DIR_PREFIX}{data_dir}"))
+    }
+
+    /// Removes empty directories from `dir` up to (not including) `stop`.
+    fn prune_empty_dirs(&self, stop: &Path, dir: &Path) {
+        let mut current = dir.to_path_buf();
+        while current.starts_with(stop) && current != stop {
+            if fs::remove_dir(&current).is_err() {
+                break;
+            }
+            if !current.pop() {
+                break;
+            }
+        }
+    }
+
+    /// Entries of a directory below a bucket: (name, is_dir).
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<(String, bool)>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // A listing prefix may name a path that cannot exist (a segment too long for
+            // the file system): nothing is there.
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || matches!(e.raw_os_error(), Some(20 /* ENOTDIR */) | Some(36 /* ENAMETOOLONG */)) =>
+            {
+                return Ok(out);
+            }
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let is_dir = entry.file_type()?.is_dir();
+            out.push((name, is_dir));
+        }
+        Ok(out)
+    }
+
+    fn multipart_bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.system_dir().join(MULTIPART_DIR).join(bucket)
+    }
+
+    fn upload_dir(&self, bucket: &str, upload_id: &str) -> PathBuf {
+        self.multipart_bucket_dir(bucket).join(upload_id)
+    }
+}
+
+/// A drive as the erasure sets use it: local today, remote (over peer RPC) in a cluster.
+/// Every call blocks; callers run it on the blocking pool. Paths never cross this
+/// interface: callers name buckets, keys (as `ObjectPath`), uploads and staging ids.
+pub trait Drive: Send + Sync + std::fmt::Debug {
+    /// How logs name the drive (a path, or a URL for a remote one).
+    fn name(&self) -> String;
+    fn format(&self) -> &DriveFormat;
+    fn is_online(&self) -> bool;
+    fn set_online(&self, online: bool);
+    /// The format file as it is on the drive now (`None`: the drive lost it).
+    fn read_current_format(&self) -> io::Result<Option<DriveFormat>>;
+    /// Writes the drive's format again (same identity) on a drive that lost it; `false`
+    /// when the drive's directory itself is gone.
+    fn reformat(&self) -> io::Result<bool>;
+
+    /// A new shard file `name` in staging directory `staging_id`.
+    fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>>;
+    fn has_staging(&self, staging_id: Uuid) -> bool;
+    fn remove_staging(&self, staging_id: Uuid);
+
+    fn make_bucket(&self, bucket: &str, meta: &[u8]) -> io::Result<()>;
+    fn read_bucket_meta(&self, bucket: &str) -> io::Result<Option<Vec<u8>>>;
+    fn delete_bucket(&self, bucket: &str) -> io::Result<()>;
+    fn list_buckets(&self) -> io::Result<Vec<(String, Vec<u8>)>>;
+
+    fn read_object_meta(&self, bucket: &str, path: &ObjectPath) -> io::Result<Option<Vec<u8>>>;
+    fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: Option<Uuid>) -> io::Result<()>;
+    fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]);
+    fn restore_object(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        previous_meta: Option<&[u8]>,
+        new_data_dir: Option<Uuid>,
+    ) -> io::Result<()>;
+    fn delete_object(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) -> io::Result<()>;
+    /// `len` bytes at `offset` of shard file `part.N` in a version's data directory.
+    fn read_shard(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        data_dir: Uuid,
+        part_number: u32,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<Vec<u8>>;
+    /// Entries (name, is directory) of a key directory (`relative` to the bucket).
+    fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>>;
+
+    fn write_upload_file(&self, bucket: &str, upload_id: &str, name: &str, bytes: &[u8]) -> io::Result<()>;
+    fn read_upload_file(&self, bucket: &str, upload_id: &str, name: &str) -> io::Result<Option<Vec<u8>>>;
+    fn list_upload_files(&self, bucket: &str, upload_id: &str) -> io::Result<Vec<String>>;
+    fn list_uploads(&self, bucket: &str) -> io::Result<Vec<String>>;
+    fn commit_part(&self, bucket: &str, upload_id: &str, staging_id: Uuid, number: u32, meta: &[u8]) -> io::Result<()>;
+    fn stage_upload_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        staging_id: Uuid,
+        parts: &[(u32, String)],
+    ) -> io::Result<()>;
+    fn remove_upload(&self, bucket: &str, upload_id: &str) -> io::Result<()>;
+}
+
+/// A shard file being written: appended block by block, then made durable.
+pub trait ShardFile: Send {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn sync(self: Box<Self>) -> io::Result<()>;
+}
+
+struct LocalShardFile(File);
+
+impl ShardFile for LocalShardFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        Write::write_all(&mut self.0, bytes)
+    }
+
+    fn sync(self: Box<Self>) -> io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+impl Drive for LocalDrive {
+    fn name(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn format(&self) -> &DriveFormat {
+        &self.format
+    }
+
+    fn read_current_format(&self) -> io::Result<Option<DriveFormat>> {
+        LocalDrive::read_format(&self.root)
+    }
+
+    fn reformat(&self) -> io::Result<bool> {
+        if !self.root.exists() {
+            return Ok(false);
+        }
+        LocalDrive::write_format(&self.root, &self.format)?;
+        self.clean_tmp()?;
+        Ok(true)
+    }
+
+    fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>> {
+        let dir = self.create_staging_dir(staging_id)?;
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(dir.join(name))?;
+        Ok(Box::new(LocalShardFile(file)))
+    }
+
+    fn has_staging(&self, staging_id: Uuid) -> bool {
+        self.tmp_root().join(staging_id.to_string()).exists()
+    }
+
+    fn remove_staging(&self, staging_id: Uuid) {
+        let _ = fs::remove_dir_all(self.tmp_root().join(staging_id.to_string()));
+    }
+
+    fn read_shard(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        data_dir: Uuid,
+        part_number: u32,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<Vec<u8>> {
+        let file = self.data_dir_path(bucket, path, data_dir).join(format!("part.{part_number}"));
+        let mut handle = File::open(file)?;
+        handle.seek(SeekFrom::Start(offset))?;
+        let mut buf = vec![0u8; len];
+        handle.read_exact(&mut buf)?;
+        Ok(buf)
+    }
+
+    fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>> {
+        self.read_dir(&self.bucket_dir(bucket).join(relative))
+    }
+
+    fn list_upload_files(&self, bucket: &str, upload_id: &str) -> io::Result<Vec<String>> {
+        Ok(self.read_dir(&self.upload_dir(bucket, upload_id))?.into_iter().map(|(name, _)| name).collect())
+    }
+
+    fn list_uploads(&self, bucket: &str) -> io::Result<Vec<String>> {
+        Ok(self.read_dir(&self.multipart_bucket_dir(bucket))?.into_iter().map(|(name, _)| name).collect())
+    }
+
+    fn is_online(&self) -> bool {
+        self.online.load(Ordering::Relaxed)
+    }
+
+    fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Relaxed);
+    }
+
+    fn make_bucket(&self, bucket: &str, meta: &[u8]) -> io::Result<()> {
         let dir = self.bucket_dir(bucket);
         fs::create_dir_all(&dir)?;
         write_atomic(&self.tmp_root(), &dir.join(BUCKET_META_FILE), meta)?;
         sync_dir(&self.root)
     }
 
-    pub fn read_bucket_meta(&self, bucket: &str) -> io::Result<Option<Vec<u8>>> {
+    fn read_bucket_meta(&self, bucket: &str) -> io::Result<Option<Vec<u8>>> {
         read_optional(&self.bucket_dir(bucket).join(BUCKET_META_FILE))
     }
 
-    pub fn delete_bucket(&self, bucket: &str) -> io::Result<()> {
+    fn delete_bucket(&self, bucket: &str) -> io::Result<()> {
         let dir = self.bucket_dir(bucket);
         // Move aside first so the bucket disappears atomically, then delete at leisure.
         let trash = self.tmp_root().join(format!("deleted-bucket-{}", Uuid::new_v4()));
@@ -147,7 +335,7 @@ impl LocalDrive {
     }
 
     /// Names of the directories at the drive root that carry a bucket meta file.
-    pub fn list_buckets(&self) -> io::Result<Vec<(String, Vec<u8>)>> {
+    fn list_buckets(&self) -> io::Result<Vec<(String, Vec<u8>)>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.root)? {
             let entry = entry?;
@@ -164,18 +352,8 @@ impl LocalDrive {
         Ok(out)
     }
 
-    // ---- objects ----
-
-    pub fn object_dir(&self, bucket: &str, path: &ObjectPath) -> PathBuf {
-        self.bucket_dir(bucket).join(&path.dir)
-    }
-
-    pub fn read_object_meta(&self, bucket: &str, path: &ObjectPath) -> io::Result<Option<Vec<u8>>> {
+    fn read_object_meta(&self, bucket: &str, path: &ObjectPath) -> io::Result<Option<Vec<u8>>> {
         read_optional(&self.bucket_dir(bucket).join(path.meta_path()))
-    }
-
-    pub fn data_dir_path(&self, bucket: &str, path: &ObjectPath, data_dir: Uuid) -> PathBuf {
-        self.object_dir(bucket, path).join(format!("{DATA_DIR_PREFIX}{data_dir}"))
     }
 
     /// Makes a staged write visible: moves the staged data directory (if any) into the
@@ -183,7 +361,7 @@ impl LocalDrive {
     /// creates is fsynced, so an acknowledged object survives power loss. Data directories
     /// of the replaced version stay until `remove_data_dirs` (after write quorum), so a
     /// write that fails quorum can be rolled back with `restore_object`.
-    pub fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: Option<Uuid>) -> io::Result<()> {
+    fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: Option<Uuid>) -> io::Result<()> {
         let bucket_dir = self.bucket_dir(bucket);
         if !bucket_dir.join(BUCKET_META_FILE).exists() {
             return Err(io::Error::new(io::ErrorKind::NotFound, "bucket missing on drive"));
@@ -216,7 +394,7 @@ impl LocalDrive {
     }
 
     /// Deletes data directories no metadata references any more.
-    pub fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {
+    fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {
         let object_dir = self.object_dir(bucket, path);
         for data_dir in data_dirs {
             let _ = fs::remove_dir_all(object_dir.join(format!("{DATA_DIR_PREFIX}{data_dir}")));
@@ -225,7 +403,7 @@ impl LocalDrive {
 
     /// Undoes `commit_object` of a write that did not reach quorum: puts back the previous
     /// metadata (or removes the new one) and deletes the new data directory.
-    pub fn restore_object(
+    fn restore_object(
         &self,
         bucket: &str,
         path: &ObjectPath,
@@ -247,7 +425,7 @@ impl LocalDrive {
     }
 
     /// Removes an object's metadata and data directories, then prunes empty parents.
-    pub fn delete_object(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) -> io::Result<()> {
+    fn delete_object(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) -> io::Result<()> {
         let bucket_dir = self.bucket_dir(bucket);
         let object_dir = bucket_dir.join(&path.dir);
         match fs::remove_file(object_dir.join(path.meta_file)) {
@@ -263,85 +441,20 @@ impl LocalDrive {
         Ok(())
     }
 
-    /// Removes empty directories from `dir` up to (not including) `stop`.
-    fn prune_empty_dirs(&self, stop: &Path, dir: &Path) {
-        let mut current = dir.to_path_buf();
-        while current.starts_with(stop) && current != stop {
-            if fs::remove_dir(&current).is_err() {
-                break;
-            }
-            if !current.pop() {
-                break;
-            }
-        }
-    }
-
-    /// Reads `len` bytes at `offset` of a shard file.
-    pub fn read_shard(&self, file: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        let mut handle = File::open(file)?;
-        handle.seek(SeekFrom::Start(offset))?;
-        let mut buf = vec![0u8; len];
-        handle.read_exact(&mut buf)?;
-        Ok(buf)
-    }
-
-    /// Entries of a directory below a bucket: (name, is_dir).
-    pub fn read_dir(&self, dir: &Path) -> io::Result<Vec<(String, bool)>> {
-        let mut out = Vec::new();
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            // A listing prefix may name a path that cannot exist (a segment too long for
-            // the file system): nothing is there.
-            Err(e)
-                if e.kind() == io::ErrorKind::NotFound
-                    || matches!(e.raw_os_error(), Some(20 /* ENOTDIR */) | Some(36 /* ENAMETOOLONG */)) =>
-            {
-                return Ok(out);
-            }
-            Err(e) => return Err(e),
-        };
-        for entry in entries {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
-            let is_dir = entry.file_type()?.is_dir();
-            out.push((name, is_dir));
-        }
-        Ok(out)
-    }
-
-    // ---- multipart ----
-
-    pub fn multipart_bucket_dir(&self, bucket: &str) -> PathBuf {
-        self.system_dir().join(MULTIPART_DIR).join(bucket)
-    }
-
-    pub fn upload_dir(&self, bucket: &str, upload_id: &str) -> PathBuf {
-        self.multipart_bucket_dir(bucket).join(upload_id)
-    }
-
-    pub fn write_upload_file(&self, bucket: &str, upload_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
+    fn write_upload_file(&self, bucket: &str, upload_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
         let dir = self.upload_dir(bucket, upload_id);
         fs::create_dir_all(&dir)?;
         write_atomic(&self.tmp_root(), &dir.join(name), bytes)?;
         sync_dir(&dir)
     }
 
-    pub fn read_upload_file(&self, bucket: &str, upload_id: &str, name: &str) -> io::Result<Option<Vec<u8>>> {
+    fn read_upload_file(&self, bucket: &str, upload_id: &str, name: &str) -> io::Result<Option<Vec<u8>>> {
         read_optional(&self.upload_dir(bucket, upload_id).join(name))
     }
 
     /// Moves a staged shard file into an upload as `part.N`, replacing an earlier upload
     /// of the same part, and writes the part's metadata after it.
-    pub fn commit_part(
-        &self,
-        bucket: &str,
-        upload_id: &str,
-        staging_id: Uuid,
-        number: u32,
-        meta: &[u8],
-    ) -> io::Result<()> {
+    fn commit_part(&self, bucket: &str, upload_id: &str, staging_id: Uuid, number: u32, meta: &[u8]) -> io::Result<()> {
         let dir = self.upload_dir(bucket, upload_id);
         if !dir.exists() {
             return Err(io::Error::new(io::ErrorKind::NotFound, "upload missing on drive"));
@@ -349,7 +462,7 @@ impl LocalDrive {
         let staged = self.tmp_root().join(staging_id.to_string()).join("part.1");
         let data_name = format!("part.{number}.{staging_id}");
         fs::rename(&staged, dir.join(&data_name))?;
-        self.remove_staging_dir(staging_id);
+        self.remove_staging(staging_id);
         write_atomic(&self.tmp_root(), &dir.join(format!("part.{number}.meta")), meta)?;
         sync_dir(&dir)?;
         // Earlier uploads of the same part number are garbage once the new meta is in.
@@ -364,7 +477,7 @@ impl LocalDrive {
     /// Links the given part data files of an upload into a new staging directory as
     /// `part.N`, ready for `commit_object`. Links, not moves: if the completion fails, the
     /// upload is untouched and can be completed again.
-    pub fn stage_upload_parts(
+    fn stage_upload_parts(
         &self,
         bucket: &str,
         upload_id: &str,
@@ -379,7 +492,7 @@ impl LocalDrive {
         Ok(())
     }
 
-    pub fn remove_upload(&self, bucket: &str, upload_id: &str) -> io::Result<()> {
+    fn remove_upload(&self, bucket: &str, upload_id: &str) -> io::Result<()> {
         match fs::remove_dir_all(self.upload_dir(bucket, upload_id)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),

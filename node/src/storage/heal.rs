@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::drive::LocalDrive;
+use super::drive::Drive;
 use super::{HealRequest, Store, blocking};
 
 /// Keys fetched per listing page of a heal scan.
@@ -98,7 +98,7 @@ async fn heal_buckets(store: &Arc<Store>) -> Vec<String> {
                 if matches!(drive.read_bucket_meta(&name), Ok(None))
                     && let Err(e) = drive.make_bucket(&name, &meta)
                 {
-                    tracing::warn!(drive = %drive.root().display(), bucket = name, error = %e, "heal bucket");
+                    tracing::warn!(drive = %drive.name(), bucket = name, error = %e, "heal bucket");
                 }
             })
             .await;
@@ -115,8 +115,8 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
         timer.tick().await;
         let mut reformatted = false;
         for drive in store.all_drives() {
-            let drive: Arc<LocalDrive> = drive.clone();
-            let changed = blocking(move || check_drive(&drive)).await;
+            let drive: Arc<dyn Drive> = drive.clone();
+            let changed = blocking(move || check_drive(drive.as_ref())).await;
             reformatted |= changed;
         }
         let online = store.all_drives().filter(|d| d.is_online()).count();
@@ -128,11 +128,11 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
 }
 
 /// Returns true when the drive was formatted again.
-fn check_drive(drive: &LocalDrive) -> bool {
-    match LocalDrive::read_format(drive.root()) {
+fn check_drive(drive: &dyn Drive) -> bool {
+    match drive.read_current_format() {
         Ok(Some(format)) if format == *drive.format() => {
             if !drive.is_online() {
-                tracing::info!(drive = %drive.root().display(), "drive is back online");
+                tracing::info!(drive = %drive.name(), "drive is back online");
                 drive.set_online(true);
             }
             false
@@ -140,7 +140,7 @@ fn check_drive(drive: &LocalDrive) -> bool {
         Ok(Some(other)) => {
             if drive.is_online() {
                 tracing::error!(
-                    drive = %drive.root().display(),
+                    drive = %drive.name(),
                     found_cluster = %other.cluster_id,
                     found_drive = %other.drive_id,
                     "drive now carries another drive's format; taking it offline"
@@ -151,24 +151,22 @@ fn check_drive(drive: &LocalDrive) -> bool {
         }
         Ok(None) => {
             drive.set_online(false);
-            if !drive.root().exists() {
-                return false;
-            }
-            match LocalDrive::write_format(drive.root(), drive.format()).and_then(|()| drive.clean_tmp()) {
-                Ok(()) => {
-                    tracing::warn!(drive = %drive.root().display(), "drive came back without its format: formatted again, healing");
+            match drive.reformat() {
+                Ok(true) => {
+                    tracing::warn!(drive = %drive.name(), "drive came back without its format: formatted again, healing");
                     drive.set_online(true);
                     true
                 }
+                Ok(false) => false,
                 Err(e) => {
-                    tracing::error!(drive = %drive.root().display(), error = %e, "cannot format drive");
+                    tracing::error!(drive = %drive.name(), error = %e, "cannot format drive");
                     false
                 }
             }
         }
         Err(e) => {
             if drive.is_online() {
-                tracing::error!(drive = %drive.root().display(), error = %e, "drive unreadable; taking it offline");
+                tracing::error!(drive = %drive.name(), error = %e, "drive unreadable; taking it offline");
                 drive.set_online(false);
             }
             false

@@ -209,7 +209,7 @@ impl Store {
         &self.sets[(hasher.finish() % self.sets.len() as u64) as usize]
     }
 
-    pub fn all_drives(&self) -> impl Iterator<Item = &Arc<drive::LocalDrive>> {
+    pub fn all_drives(&self) -> impl Iterator<Item = &Arc<dyn drive::Drive>> {
         self.sets.iter().flat_map(|s| s.drives().iter())
     }
 
@@ -315,7 +315,7 @@ impl Store {
                 for drive in drives.iter().filter(|d| d.is_online()) {
                     match drive.delete_bucket(&name) {
                         Ok(()) => deleted += 1,
-                        Err(e) => tracing::warn!(drive = %drive.root().display(), error = %e, "delete bucket"),
+                        Err(e) => tracing::warn!(drive = %drive.name(), error = %e, "delete bucket"),
                     }
                 }
                 deleted

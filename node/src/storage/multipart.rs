@@ -208,11 +208,11 @@ impl Store {
                     if !drive.is_online() {
                         return None;
                     }
-                    let entries = drive.read_dir(&drive.upload_dir(&name, &id)).ok()?;
+                    let entries = drive.list_upload_files(&name, &id).ok()?;
                     let parts = entries
                         .into_iter()
-                        .filter(|(file, _)| file.starts_with("part.") && file.ends_with(".meta"))
-                        .filter_map(|(file, _)| drive.read_upload_file(&name, &id, &file).ok().flatten())
+                        .filter(|file| file.starts_with("part.") && file.ends_with(".meta"))
+                        .filter_map(|file| drive.read_upload_file(&name, &id, &file).ok().flatten())
                         .filter_map(|bytes| decode_json::<PartMeta>(PART_MAGIC, &bytes))
                         .collect();
                     Some(parts)
@@ -317,10 +317,10 @@ impl Store {
             let found: Vec<(String, UploadMeta)> = blocking(move || {
                 let mut found = Vec::new();
                 for drive in drives.iter().filter(|d| d.is_online()) {
-                    let Ok(entries) = drive.read_dir(&drive.multipart_bucket_dir(&name)) else {
+                    let Ok(entries) = drive.list_uploads(&name) else {
                         continue;
                     };
-                    for (upload_id, _) in entries {
+                    for upload_id in entries {
                         if let Some(meta) = drive
                             .read_upload_file(&name, &upload_id, UPLOAD_META_FILE)
                             .ok()

@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::drive::LocalDrive;
+use super::drive::{Drive, ShardFile};
 use super::locks::NamespaceLocks;
 use super::path::{self, DIR_OBJECT_META_FILE, OBJECT_META_FILE, ObjectPath};
 use super::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
@@ -32,7 +32,7 @@ const GET_READAHEAD_BLOCKS: usize = 2;
 
 pub struct ErasureSet {
     pub index: usize,
-    drives: Vec<Arc<LocalDrive>>,
+    drives: Vec<Arc<dyn Drive>>,
     erasure: Erasure,
     pub(super) locks: NamespaceLocks,
     heal_queue: mpsc::Sender<HealRequest>,
@@ -84,7 +84,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 impl ErasureSet {
     pub fn new(
         index: usize,
-        drives: Vec<Arc<LocalDrive>>,
+        drives: Vec<Arc<dyn Drive>>,
         heal_queue: mpsc::Sender<HealRequest>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -100,7 +100,7 @@ impl ErasureSet {
         }
     }
 
-    pub fn drives(&self) -> &[Arc<LocalDrive>] {
+    pub fn drives(&self) -> &[Arc<dyn Drive>] {
         &self.drives
     }
 
@@ -112,7 +112,7 @@ impl ErasureSet {
         self.drives.iter().filter(|d| d.is_online()).count()
     }
 
-    fn drives_by_position(&self) -> Vec<Option<Arc<LocalDrive>>> {
+    fn drives_by_position(&self) -> Vec<Option<Arc<dyn Drive>>> {
         self.drives.iter().map(|d| d.is_online().then(|| d.clone())).collect()
     }
 
@@ -132,14 +132,14 @@ impl ErasureSet {
             let drive = drive.clone();
             let bucket = bucket.to_string();
             let path = path.clone();
-            blocking(move || read_drive_meta(&drive, &bucket, &path))
+            blocking(move || read_drive_meta(drive.as_ref(), &bucket, &path))
         });
         futures::future::join_all(reads).await
     }
 
     /// The same as `read_metas`, one drive after the other on the calling thread.
     pub(super) fn read_metas_blocking(&self, bucket: &str, path: &ObjectPath) -> Vec<DriveMeta> {
-        self.drives.iter().map(|drive| read_drive_meta(drive, bucket, path)).collect()
+        self.drives.iter().map(|drive| read_drive_meta(drive.as_ref(), bucket, path)).collect()
     }
 
     /// Picks the version a read quorum agrees on.
@@ -324,7 +324,7 @@ impl ErasureSet {
         let drives = self.drives.clone();
         blocking(move || {
             for drive in drives {
-                drive.remove_staging_dir(staging_id);
+                drive.remove_staging(staging_id);
             }
         })
         .await;
@@ -704,12 +704,10 @@ impl ErasureSet {
             let path = path.clone();
             let result = blocking(move || {
                 let meta = ObjectMeta { versions: vec![version] };
-                let staged = data_dir.filter(|id| drive.tmp_root().join(id.to_string()).exists());
-                if let Some(id) = data_dir
-                    && staged.is_some()
-                {
+                let staged = data_dir.filter(|id| drive.has_staging(*id));
+                if let Some(id) = staged {
                     // Replace whatever partial data directory the drive had.
-                    let _ = std::fs::remove_dir_all(drive.data_dir_path(&bucket, &path, id));
+                    drive.remove_data_dirs(&bucket, &path, &[id]);
                 }
                 drive.commit_object(&bucket, &path, &meta.encode(), staged)?;
                 drive.remove_data_dirs(&bucket, &path, &obsolete);
@@ -777,20 +775,15 @@ impl ErasureSet {
         let mut outputs: Vec<(usize, Vec<u8>)> = Vec::new();
         for &position in &targets {
             if let Some(id) = data_dir {
-                let drive = &self.drives[position];
-                let _ = std::fs::remove_dir_all(drive.tmp_root().join(id.to_string()));
-                drive.create_staging_dir(id)?;
+                self.drives[position].remove_staging(id);
             }
             outputs.push((position, Vec::new()));
         }
         for part in &version.parts {
-            let mut files: Vec<Option<std::fs::File>> = Vec::new();
+            let mut files: Vec<Option<Box<dyn ShardFile>>> = Vec::new();
             if let Some(id) = data_dir {
                 for &(position, _) in &outputs {
-                    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(
-                        self.drives[position].tmp_root().join(id.to_string()).join(format!("part.{}", part.number)),
-                    )?;
-                    files.push(Some(file));
+                    files.push(Some(self.drives[position].create_shard_file(id, &format!("part.{}", part.number))?));
                 }
             }
             let blocks = part.size.div_ceil(BLOCK_SIZE_BYTES as u64);
@@ -818,21 +811,20 @@ impl ErasureSet {
                         inline_bytes.extend_from_slice(&checksum);
                         inline_bytes.extend_from_slice(shard);
                     } else if let Some(file) = files[output_index].as_mut() {
-                        use std::io::Write;
                         file.write_all(&checksum)?;
                         file.write_all(shard)?;
                     }
                 }
             }
             for file in files.into_iter().flatten() {
-                file.sync_all()?;
+                file.sync()?;
             }
         }
         Ok(outputs.into_iter().map(|(position, bytes)| (position, inline.then_some(bytes))).collect())
     }
 }
 
-fn read_drive_meta(drive: &LocalDrive, bucket: &str, path: &ObjectPath) -> DriveMeta {
+fn read_drive_meta(drive: &dyn Drive, bucket: &str, path: &ObjectPath) -> DriveMeta {
     if !drive.is_online() {
         return DriveMeta::Failed;
     }
@@ -887,6 +879,8 @@ fn tokio_stream_from(
 /// returned damage so later blocks go straight to healthy ones.
 pub(super) struct ShardReader {
     erasure: Erasure,
+    bucket: String,
+    path: ObjectPath,
     /// Per shard index: the drive position and where its bytes are.
     sources: Vec<Option<ShardSource>>,
     damaged: Vec<bool>,
@@ -895,7 +889,7 @@ pub(super) struct ShardReader {
 
 enum ShardSource {
     Inline { position: usize, bytes: Arc<Vec<u8>> },
-    Files { position: usize, drive: Arc<LocalDrive>, data_dir: std::path::PathBuf },
+    Files { position: usize, drive: Arc<dyn Drive>, data_dir: Uuid },
 }
 
 impl ShardSource {
@@ -921,14 +915,21 @@ impl ShardReader {
                 (None, Some(data_dir)) => ShardSource::Files {
                     position,
                     drive: set.drives[position].clone(),
-                    data_dir: set.drives[position].data_dir_path(bucket, path, Uuid::from_bytes(data_dir)),
+                    data_dir: Uuid::from_bytes(data_dir),
                 },
                 (None, None) => continue,
             });
         }
         // Missing copies are healed shallowly by the caller; `saw_damage` is for shards that
         // failed to read or verify, which need a deep heal.
-        ShardReader { erasure: set.erasure, sources, damaged: vec![false; count], saw_damage: false }
+        ShardReader {
+            erasure: set.erasure,
+            bucket: bucket.to_string(),
+            path: path.clone(),
+            sources,
+            damaged: vec![false; count],
+            saw_damage: false,
+        }
     }
 
     fn damaged_positions(&self) -> Vec<usize> {
@@ -960,7 +961,7 @@ impl ShardReader {
                 bytes.get(start..start + SHARD_CHECKSUM_BYTES + shard_len).map(<[u8]>::to_vec)
             }
             ShardSource::Files { drive, data_dir, .. } => drive
-                .read_shard(&data_dir.join(format!("part.{}", part.number)), offset, SHARD_CHECKSUM_BYTES + shard_len)
+                .read_shard(&self.bucket, &self.path, *data_dir, part.number, offset, SHARD_CHECKSUM_BYTES + shard_len)
                 .ok(),
         };
         let verified = read.and_then(|mut bytes| {
@@ -1023,8 +1024,7 @@ impl Walker<'_> {
         let mut names: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
         let mut online = 0;
         for drive in self.set.drives.iter().filter(|d| d.is_online()) {
-            let dir = drive.bucket_dir(self.bucket).join(&relative);
-            match drive.read_dir(&dir) {
+            match drive.list_dir(self.bucket, &relative) {
                 Ok(entries) => {
                     online += 1;
                     for (name, is_dir) in entries {
@@ -1032,7 +1032,7 @@ impl Walker<'_> {
                     }
                 }
                 // One failing drive must not fail the listing; quorum is checked per key.
-                Err(e) => tracing::warn!(drive = %drive.root().display(), error = %e, "listing skipped a drive"),
+                Err(e) => tracing::warn!(drive = %drive.name(), error = %e, "listing skipped a drive"),
             }
         }
         if online == 0 {
@@ -1112,8 +1112,7 @@ impl Walker<'_> {
     fn has_children(&self, segments: &[String]) -> StoreResult<bool> {
         let relative = path::segments_dir(segments);
         for drive in self.set.drives.iter().filter(|d| d.is_online()) {
-            let dir = drive.bucket_dir(self.bucket).join(&relative);
-            for (name, is_dir) in drive.read_dir(&dir)? {
+            for (name, is_dir) in drive.list_dir(self.bucket, &relative)? {
                 if name == DIR_OBJECT_META_FILE || (is_dir && path::decode_segment(&name).is_some()) {
                     return Ok(true);
                 }

@@ -2,8 +2,7 @@
 //! blocking thread fed by a bounded channel, so network reads overlap encoding and disk
 //! writes and a 5 GiB object never sits in memory (at most a few blocks at a time).
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,7 +10,7 @@ use md5::Digest as _;
 use uuid::Uuid;
 
 use super::checksum::Hasher;
-use super::drive::LocalDrive;
+use super::drive::{Drive, ShardFile};
 use crate::erasure::{Erasure, shard_checksum};
 use crate::format::object::ChecksumAlgorithm;
 
@@ -31,8 +30,8 @@ pub struct PartWriter {
     erasure: Erasure,
     /// Shard `i` goes to the drive at position `(i + rotation) % drives`.
     rotation: usize,
-    drives: Vec<Option<Arc<LocalDrive>>>,
-    files: Vec<Option<File>>,
+    drives: Vec<Option<Arc<dyn Drive>>>,
+    files: Vec<Option<Box<dyn ShardFile>>>,
     inline: Vec<Vec<u8>>,
     failures: Vec<Option<io::Error>>,
     target_inline: bool,
@@ -56,13 +55,13 @@ impl PartWriter {
     pub fn new(
         erasure: Erasure,
         rotation: usize,
-        drives: Vec<Option<Arc<LocalDrive>>>,
+        drives: Vec<Option<Arc<dyn Drive>>>,
         target: Target,
         algorithms: &[ChecksumAlgorithm],
     ) -> Self {
         assert_eq!(drives.len(), erasure.total_shards(), "one drive per shard");
         let count = drives.len();
-        let mut files: Vec<Option<File>> = (0..count).map(|_| None).collect();
+        let mut files: Vec<Option<Box<dyn ShardFile>>> = (0..count).map(|_| None).collect();
         let mut failures: Vec<Option<io::Error>> = (0..count).map(|_| None).collect();
         let target_inline = matches!(target, Target::Inline);
         for (position, drive) in drives.iter().enumerate() {
@@ -71,9 +70,7 @@ impl PartWriter {
                 continue;
             };
             if let Target::Files { staging_id } = target {
-                let opened = drive
-                    .create_staging_dir(staging_id)
-                    .and_then(|dir| OpenOptions::new().write(true).create_new(true).open(dir.join("part.1")));
+                let opened = drive.create_shard_file(staging_id, "part.1");
                 match opened {
                     Ok(file) => files[position] = Some(file),
                     Err(e) => failures[position] = Some(e),
@@ -138,7 +135,7 @@ impl PartWriter {
                 .iter_mut()
                 .enumerate()
                 .filter_map(|(position, file)| file.take().map(|f| (position, f)))
-                .map(|(position, file)| scope.spawn(move || (position, file.sync_all())))
+                .map(|(position, file)| scope.spawn(move || (position, file.sync())))
                 .collect();
             handles.into_iter().map(|h| h.join().expect("fsync thread")).collect()
         });
