@@ -9,6 +9,7 @@ pub mod error;
 pub mod format;
 pub mod metrics;
 pub mod placement;
+pub mod rpc;
 pub mod s3;
 pub mod server;
 pub mod storage;

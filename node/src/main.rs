@@ -82,6 +82,7 @@ fn main() -> anyhow::Result<()> {
                 root_password,
                 region: std::env::var("BUCKETS_REGION").unwrap_or_else(|_| "us-east-1".to_string()),
                 domain: std::env::var("BUCKETS_DOMAIN").ok().filter(|d| !d.is_empty()),
+                cluster_secret: std::env::var("BUCKETS_CLUSTER_SECRET").ok().filter(|s| !s.is_empty()),
                 heal: HealConfig {
                     scan_interval: Duration::from_secs(heal_interval_secs.max(1)),
                     deep_scan_every: deep_heal_every,

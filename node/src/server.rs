@@ -14,8 +14,9 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
+use crate::rpc::server::RpcServer;
 use crate::s3::BucketsS3;
-use crate::storage::bootstrap::{self, BootstrapError};
+use crate::storage::bootstrap::{self, BootstrapError, DriveUrl};
 use crate::storage::heal::{self, HealConfig};
 
 pub const DEFAULT_ROOT_USER: &str = "bucketsadmin";
@@ -29,6 +30,7 @@ pub struct ServerConfig {
     pub root_password: String,
     pub region: String,
     pub domain: Option<String>,
+    pub cluster_secret: Option<String>,
     pub heal: HealConfig,
 }
 
@@ -69,24 +71,56 @@ fn expects_continue_without_body<B>(request: &http::Request<B>) -> bool {
     expects && empty
 }
 
-pub fn expand_drives(arguments: &[String]) -> Result<Vec<PathBuf>, BootstrapError> {
-    let mut paths = Vec::new();
+/// The drives a node was given: local paths (a node on its own) or drive URLs (a static
+/// cluster; the same list on every node).
+pub enum DriveList {
+    Local(Vec<PathBuf>),
+    Cluster(Vec<DriveUrl>),
+}
+
+pub fn expand_drives(arguments: &[String]) -> Result<DriveList, BootstrapError> {
+    let mut expanded = Vec::new();
     for argument in arguments {
-        if argument.starts_with("http://") || argument.starts_with("https://") {
-            return Err(BootstrapError::Argument(
-                argument.clone(),
-                "drive URLs (multi-node clusters) are not supported by this build yet; give local paths".into(),
-            ));
-        }
-        paths.extend(bootstrap::expand_ellipses(argument)?.into_iter().map(PathBuf::from));
+        expanded.extend(bootstrap::expand_ellipses(argument)?);
     }
-    Ok(paths)
+    let urls = expanded.iter().filter(|a| a.contains("://")).count();
+    if urls == 0 {
+        return Ok(DriveList::Local(expanded.into_iter().map(PathBuf::from).collect()));
+    }
+    if urls != expanded.len() {
+        return Err(BootstrapError::Argument(
+            arguments.join(" "),
+            "give either local paths or drive URLs, not both".into(),
+        ));
+    }
+    Ok(DriveList::Cluster(expanded.iter().map(|u| bootstrap::parse_drive_url(u)).collect::<Result<_, _>>()?))
 }
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let paths = expand_drives(&config.drives)?;
-    let (store, heal_requests) = tokio::task::spawn_blocking(move || bootstrap::open_store(paths, metrics)).await??;
+    let (store, heal_requests, rpc) = match expand_drives(&config.drives)? {
+        DriveList::Local(paths) => {
+            let (store, heal) = tokio::task::spawn_blocking(move || bootstrap::open_store(paths, metrics)).await??;
+            (store, heal, None)
+        }
+        DriveList::Cluster(urls) => {
+            let secret = config.cluster_secret.clone().ok_or_else(|| {
+                anyhow::anyhow!("a multi-node cluster needs BUCKETS_CLUSTER_SECRET (the same on every node)")
+            })?;
+            let own = config.admin_address.to_string();
+            let runtime = tokio::runtime::Handle::current();
+            let (store, heal, local) = tokio::task::spawn_blocking(move || {
+                let _entered = runtime.enter();
+                bootstrap::open_cluster_store(urls, &own, secret.as_bytes(), metrics)
+            })
+            .await??;
+            let rpc = RpcServer::new(
+                config.cluster_secret.clone().unwrap_or_default().into_bytes(),
+                local.into_iter().collect(),
+            );
+            (store, heal, Some(Arc::new(rpc)))
+        }
+    };
     let drive_count: usize = store.sets().iter().map(|s| s.drives().len()).sum();
     let erasure = store.sets()[0].erasure();
     tracing::info!(
@@ -128,9 +162,22 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             let Ok((socket, _)) = admin_listener.accept().await else {
                 continue;
             };
+            let _ = socket.set_nodelay(true);
             let store = admin_store.clone();
+            let rpc = rpc.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |request| crate::admin::handle(store.clone(), request));
+                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    let rpc = rpc.clone();
+                    async move {
+                        match rpc {
+                            Some(rpc) if RpcServer::handles(request.uri().path()) => {
+                                Ok::<_, std::convert::Infallible>(rpc.handle(request).await)
+                            }
+                            _ => crate::admin::handle(store, request).await,
+                        }
+                    }
+                });
                 let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
             });
         }

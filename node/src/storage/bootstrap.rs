@@ -181,6 +181,28 @@ mod tests {
     }
 
     #[test]
+    fn drive_urls() {
+        let url = parse_drive_url("http://127.0.0.2:9001/data/n2/d1").unwrap();
+        assert_eq!(url, DriveUrl { authority: "127.0.0.2:9001".into(), path: "/data/n2/d1".into() });
+        for bad in ["https://h:1/d", "http://h/d", "http://h:1", "http://h:1/", "http://h:1/a/../b", "/plain"] {
+            assert!(parse_drive_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_node_derives_the_same_formats() {
+        let urls: Vec<DriveUrl> = (0..16)
+            .map(|i| parse_drive_url(&format!("http://127.0.0.{}:9001/d{}", 2 + i / 4, i % 4)).unwrap())
+            .collect();
+        let a = cluster_formats(b"secret", &urls).unwrap();
+        assert_eq!(a, cluster_formats(b"secret", &urls).unwrap());
+        assert_ne!(a[0].cluster_id, cluster_formats(b"other", &urls).unwrap()[0].cluster_id);
+        assert!(a.iter().all(|f| f.set_drives == 16 && f.set_drive_ids.len() == 16));
+        let ids: std::collections::HashSet<_> = a.iter().map(|f| f.drive_id).collect();
+        assert_eq!(ids.len(), 16);
+    }
+
+    #[test]
     fn set_sizes() {
         assert_eq!(set_size(4).unwrap(), 4);
         assert_eq!(set_size(16).unwrap(), 16);
@@ -190,4 +212,141 @@ mod tests {
         assert!(set_size(3).is_err());
         assert!(set_size(17).is_err());
     }
+}
+
+/// One drive of a static multi-node cluster, from its URL `http://HOST:PORT/PATH`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DriveUrl {
+    /// `HOST:PORT` of the node's admin listener.
+    pub authority: String,
+    pub path: String,
+}
+
+pub fn parse_drive_url(url: &str) -> Result<DriveUrl, BootstrapError> {
+    let bad = |why: &str| BootstrapError::Argument(url.to_string(), why.to_string());
+    let rest = url.strip_prefix("http://").ok_or_else(|| bad("drive URLs start with http://"))?;
+    let slash = rest.find('/').ok_or_else(|| bad("expected http://HOST:PORT/PATH"))?;
+    let (authority, path) = rest.split_at(slash);
+    if authority.is_empty() || !authority.contains(':') {
+        return Err(bad("the drive URL needs HOST:PORT (the node's admin address)"));
+    }
+    if path.len() < 2 || path.split('/').any(|s| s == "..") {
+        return Err(bad("the drive path must be absolute and plain"));
+    }
+    Ok(DriveUrl { authority: authority.to_string(), path: path.to_string() })
+}
+
+/// Cluster and drive identities of a static cluster, derived from the cluster secret and
+/// the drive list so that every node computes the same ones without talking to the others.
+fn derived_uuid(parts: &[&[u8]]) -> Uuid {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    let digest = hasher.finalize();
+    uuid::Builder::from_random_bytes(digest[..16].try_into().expect("16 bytes")).into_uuid()
+}
+
+pub fn cluster_formats(secret: &[u8], urls: &[DriveUrl]) -> Result<Vec<DriveFormat>, BootstrapError> {
+    let size = set_size(urls.len())?;
+    let listing: Vec<u8> = urls.iter().flat_map(|u| format!("{}{}\n", u.authority, u.path).into_bytes()).collect();
+    let cluster_id = derived_uuid(&[b"buckets-cluster", secret, &listing]);
+    let drive_id = |position: usize| derived_uuid(&[b"buckets-drive", cluster_id.as_bytes(), &position.to_le_bytes()]);
+    Ok((0..urls.len())
+        .map(|position| {
+            let set_index = position / size;
+            DriveFormat {
+                cluster_id,
+                drive_id: drive_id(position),
+                set_index: set_index as u32,
+                drive_index: (position % size) as u32,
+                set_drives: size as u32,
+                set_drive_ids: (set_index * size..(set_index + 1) * size).map(drive_id).collect(),
+            }
+        })
+        .collect())
+}
+
+/// Assembles the store of one node of a static cluster: its own drives (those whose
+/// authority is `own_authority`) are local, formatted if blank and checked otherwise; the
+/// others are reached over peer RPC. Returns the local drives by path for the RPC server.
+#[allow(clippy::type_complexity)]
+pub fn open_cluster_store(
+    urls: Vec<DriveUrl>,
+    own_authority: &str,
+    secret: &[u8],
+    metrics: Arc<Metrics>,
+) -> Result<(Arc<Store>, mpsc::Receiver<HealRequest>, Vec<(String, Arc<LocalDrive>)>), BootstrapError> {
+    let mut seen = std::collections::HashSet::new();
+    for url in &urls {
+        if !seen.insert(url.clone()) {
+            return Err(BootstrapError::Duplicate(format!("http://{}{}", url.authority, url.path)));
+        }
+    }
+    if !urls.iter().any(|u| u.authority == own_authority) {
+        return Err(BootstrapError::Argument(
+            own_authority.to_string(),
+            "no drive URL names this node's --admin-address".into(),
+        ));
+    }
+    let formats = cluster_formats(secret, &urls)?;
+    let size = formats[0].set_drives as usize;
+    let client = crate::rpc::client::peer_client();
+    let (heal_sender, heal_receiver) = mpsc::channel(HEAL_QUEUE_CAPACITY);
+    let mut local = Vec::new();
+    let mut drives: Vec<Arc<dyn Drive>> = Vec::with_capacity(urls.len());
+    for (url, expected) in urls.iter().zip(&formats) {
+        if url.authority != own_authority {
+            let remote = crate::rpc::client::RemoteDrive::new(
+                format!("http://{}", url.authority),
+                url.path.clone(),
+                expected.clone(),
+                secret.to_vec(),
+                client.clone(),
+            );
+            drives.push(Arc::new(remote));
+            continue;
+        }
+        let path = PathBuf::from(&url.path);
+        let io_error = |source| BootstrapError::Io { path: url.path.clone(), source };
+        match LocalDrive::read_format(&path).map_err(io_error)? {
+            Some(found) if found.cluster_id != expected.cluster_id => {
+                return Err(BootstrapError::ForeignCluster {
+                    path: url.path.clone(),
+                    found: found.cluster_id,
+                    expected: expected.cluster_id,
+                });
+            }
+            Some(found) if found != *expected => {
+                return Err(BootstrapError::WrongPosition {
+                    path: url.path.clone(),
+                    found_set: found.set_index,
+                    found_drive: found.drive_index,
+                    expected_set: expected.set_index,
+                    expected_drive: expected.drive_index,
+                });
+            }
+            Some(_) => {}
+            None => {
+                if !LocalDrive::is_blank(&path).map_err(io_error)? {
+                    return Err(BootstrapError::Unformatted(url.path.clone()));
+                }
+                std::fs::create_dir_all(&path).map_err(io_error)?;
+                LocalDrive::write_format(&path, expected).map_err(io_error)?;
+            }
+        }
+        let drive = Arc::new(LocalDrive::new(path, expected.clone()));
+        drive.clean_tmp().map_err(io_error)?;
+        local.push((url.path.clone(), drive.clone()));
+        drives.push(drive);
+    }
+    let sets = drives
+        .chunks(size)
+        .enumerate()
+        .map(|(index, chunk)| Arc::new(ErasureSet::new(index, chunk.to_vec(), heal_sender.clone(), metrics.clone())))
+        .collect();
+    metrics.drives_total.set(urls.len() as i64);
+    Ok((Arc::new(Store::new(formats[0].cluster_id, sets, metrics)), heal_receiver, local))
 }

@@ -73,6 +73,20 @@ impl LocalDrive {
         }
     }
 
+    /// Writes `bytes` at `offset` of shard file `name` in a staging directory (a peer's
+    /// `ShardFile` appends block by block; offset 0 starts the file afresh).
+    pub fn write_shard_at(&self, staging_id: Uuid, name: &str, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let dir = self.create_staging_dir(staging_id)?;
+        let mut file = OpenOptions::new().write(true).create(true).truncate(offset == 0).open(dir.join(name))?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(bytes)
+    }
+
+    /// Makes a staged shard file durable.
+    pub fn sync_shard(&self, staging_id: Uuid, name: &str) -> io::Result<()> {
+        File::open(self.tmp_root().join(staging_id.to_string()).join(name))?.sync_all()
+    }
+
     /// Removes what a crash may have left in the staging area.
     pub fn clean_tmp(&self) -> io::Result<()> {
         let tmp = self.tmp_root();
@@ -159,6 +173,10 @@ impl LocalDrive {
 pub trait Drive: Send + Sync + std::fmt::Debug {
     /// How logs name the drive (a path, or a URL for a remote one).
     fn name(&self) -> String;
+    /// Whether this process owns the drive (and so monitors, formats and heals it).
+    fn is_local(&self) -> bool {
+        true
+    }
     fn format(&self) -> &DriveFormat;
     fn is_online(&self) -> bool;
     fn set_online(&self, online: bool);

@@ -127,8 +127,18 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
     }
 }
 
-/// Returns true when the drive was formatted again.
+/// Returns true when the drive needs its objects healed: formatted again, or (a peer's
+/// drive) reachable again after being offline.
 fn check_drive(drive: &dyn Drive) -> bool {
+    if !drive.is_local() {
+        let reachable = matches!(drive.read_current_format(), Ok(Some(format)) if format == *drive.format());
+        let was_online = drive.is_online();
+        drive.set_online(reachable);
+        if reachable && !was_online {
+            tracing::info!(drive = %drive.name(), "peer drive is online");
+        }
+        return reachable && !was_online;
+    }
     match drive.read_current_format() {
         Ok(Some(format)) if format == *drive.format() => {
             if !drive.is_online() {

@@ -68,6 +68,17 @@ pub struct ObjectPath {
 }
 
 impl ObjectPath {
+    /// The form sent to a peer: the directory as a string, and whether it is a "dir/" object.
+    pub fn to_wire(&self) -> (String, bool) {
+        (self.dir.to_string_lossy().into_owned(), self.meta_file == DIR_OBJECT_META_FILE)
+    }
+
+    /// Rebuilds a path a peer sent, refusing anything `object_path` could not have made.
+    pub fn from_wire(dir: &str, dir_object: bool) -> Result<ObjectPath, KeyError> {
+        let dir = checked_relative(dir)?;
+        Ok(ObjectPath { dir, meta_file: if dir_object { DIR_OBJECT_META_FILE } else { OBJECT_META_FILE } })
+    }
+
     pub fn meta_path(&self) -> PathBuf {
         self.dir.join(self.meta_file)
     }
@@ -106,6 +117,25 @@ pub fn prefix_dir(prefix: &str) -> (Vec<String>, String) {
     let mut segments: Vec<String> = prefix.split('/').map(str::to_string).collect();
     let partial = segments.pop().unwrap_or_default();
     (segments, partial)
+}
+
+/// A relative directory a peer sent: only plain, encoded segments (no `..`, `.`, root,
+/// empty or over-long segments), so it cannot leave the bucket directory.
+pub fn checked_relative(dir: &str) -> Result<PathBuf, KeyError> {
+    if dir.len() > MAX_KEY_BYTES * 3 || dir.contains('\0') {
+        return Err(KeyError::TooLong);
+    }
+    let mut out = PathBuf::new();
+    if dir.is_empty() {
+        return Ok(out);
+    }
+    for segment in dir.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." || segment.len() > MAX_SEGMENT_BYTES {
+            return Err(KeyError::SegmentTooLong);
+        }
+        out.push(segment);
+    }
+    Ok(out)
 }
 
 /// Encodes complete key segments as a relative directory path.

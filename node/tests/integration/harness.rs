@@ -11,12 +11,17 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 
 pub const ACCESS_KEY: &str = "testadmin";
 pub const SECRET_KEY: &str = "testadmin-secret";
+pub const CLUSTER_SECRET: &str = "test-cluster-secret";
 
 /// Status, lower-case headers, body.
 pub type RawResponse = (u16, Vec<(String, String)>, Vec<u8>);
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_port_on("127.0.0.1")
+}
+
+pub fn free_port_on(ip: &str) -> u16 {
+    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
 }
 
 pub struct Node {
@@ -26,6 +31,10 @@ pub struct Node {
     pub s3_port: u16,
     pub admin_port: u16,
     pub env: Vec<(String, String)>,
+    /// Loopback address the node listens on (127.0.0.1 alone, 127.0.0.2… in a cluster).
+    pub ip: String,
+    /// Drive arguments; empty means this node's own `d{1...N}` directories.
+    pub drive_args: Vec<String>,
 }
 
 impl Node {
@@ -42,9 +51,46 @@ impl Node {
             s3_port: free_port(),
             admin_port: free_port(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ip: "127.0.0.1".into(),
+            drive_args: Vec::new(),
         };
         node.spawn();
         node
+    }
+
+    /// `nodes` processes on 127.0.0.2, 127.0.0.3, … each with `drives_per_node` drives, all
+    /// given the same list of drive URLs; returns once every node is ready.
+    pub fn start_cluster(nodes: usize, drives_per_node: usize, env: &[(&str, &str)]) -> Vec<Node> {
+        let mut cluster: Vec<Node> = (0..nodes)
+            .map(|index| {
+                let ip = format!("127.0.0.{}", index + 2);
+                Node {
+                    child: None,
+                    root: tempfile::tempdir().unwrap(),
+                    drive_count: drives_per_node,
+                    s3_port: free_port_on(&ip),
+                    admin_port: free_port_on(&ip),
+                    env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                    ip,
+                    drive_args: Vec::new(),
+                }
+            })
+            .collect();
+        let urls: Vec<String> = cluster
+            .iter()
+            .map(|n| {
+                format!("http://{}:{}{}/d{{1...{}}}", n.ip, n.admin_port, n.root.path().display(), drives_per_node)
+            })
+            .collect();
+        for node in &mut cluster {
+            node.drive_args = urls.clone();
+            node.env.push(("BUCKETS_CLUSTER_SECRET".into(), CLUSTER_SECRET.into()));
+            node.launch();
+        }
+        for node in &mut cluster {
+            node.wait_ready();
+        }
+        cluster
     }
 
     pub fn drive(&self, index: usize) -> PathBuf {
@@ -56,16 +102,21 @@ impl Node {
     }
 
     pub fn spawn(&mut self) {
+        self.launch();
+        self.wait_ready();
+    }
+
+    fn launch(&mut self) {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.root.path().join("node.log")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_buckets-node"));
         command
             .arg("server")
             .arg("--address")
-            .arg(format!("127.0.0.1:{}", self.s3_port))
+            .arg(format!("{}:{}", self.ip, self.s3_port))
             .arg("--admin-address")
-            .arg(format!("127.0.0.1:{}", self.admin_port))
-            .arg(self.drive_argument())
+            .arg(format!("{}:{}", self.ip, self.admin_port))
+            .args(if self.drive_args.is_empty() { vec![self.drive_argument()] } else { self.drive_args.clone() })
             .env("BUCKETS_ROOT_USER", ACCESS_KEY)
             .env("BUCKETS_ROOT_PASSWORD", SECRET_KEY)
             .env("BUCKETS_DRIVE_CHECK_SECS", "1")
@@ -76,7 +127,6 @@ impl Node {
             command.env(k, v);
         }
         self.child = Some(command.spawn().expect("buckets-node starts"));
-        self.wait_ready();
     }
 
     pub fn log(&self) -> String {
@@ -89,7 +139,7 @@ impl Node {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("buckets-node exited with {status}:\n{}", self.log());
             }
-            if let Ok((status, _, _)) = http_get(self.admin_port, "/health/ready")
+            if let Ok((status, _, _)) = http_get_on(&self.ip, self.admin_port, "/health/ready")
                 && status == 200
             {
                 return;
@@ -108,7 +158,7 @@ impl Node {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.s3_port)
+        format!("http://{}:{}", self.ip, self.s3_port)
     }
 
     pub fn client(&self) -> Client {
@@ -127,7 +177,7 @@ impl Node {
     }
 
     pub fn metric(&self, name: &str) -> f64 {
-        let (_, _, body) = http_get(self.admin_port, "/metrics").unwrap();
+        let (_, _, body) = http_get_on(&self.ip, self.admin_port, "/metrics").unwrap();
         let text = String::from_utf8(body).unwrap();
         text.lines()
             .filter(|l| !l.starts_with('#'))
@@ -144,7 +194,11 @@ impl Drop for Node {
 
 /// A minimal HTTP/1.1 exchange over a fresh connection: (status, headers, body).
 pub fn raw_request(port: u16, request: &[u8]) -> std::io::Result<RawResponse> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    raw_request_on("127.0.0.1", port, request)
+}
+
+pub fn raw_request_on(ip: &str, port: u16, request: &[u8]) -> std::io::Result<RawResponse> {
+    let mut stream = TcpStream::connect((ip, port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(request)?;
     read_response(&mut stream)
@@ -184,7 +238,15 @@ pub fn read_response(stream: &mut TcpStream) -> std::io::Result<RawResponse> {
 }
 
 pub fn http_get(port: u16, path: &str) -> std::io::Result<RawResponse> {
-    raw_request(port, format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").as_bytes())
+    http_get_on("127.0.0.1", port, path)
+}
+
+pub fn http_get_on(ip: &str, port: u16, path: &str) -> std::io::Result<RawResponse> {
+    raw_request_on(
+        ip,
+        port,
+        format!("GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
 }
 
 /// Deterministic pseudo-random bytes.

@@ -3,6 +3,7 @@
 
 mod auth;
 mod buckets_and_lists;
+mod cluster;
 mod drives;
 mod harness;
 mod multipart;

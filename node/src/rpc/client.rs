@@ -1,0 +1,336 @@
+//! `RemoteDrive`: a peer's drive, reached over the drive-call RPC. Calls block the calling
+//! (blocking-pool) thread on the async HTTP client; connections are pooled and reused; every
+//! call has a timeout; a peer that does not answer marks the drive offline until the drive
+//! monitor reaches it again.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use uuid::Uuid;
+
+use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
+use crate::format::drive::DriveFormat;
+use crate::storage::drive::{Drive, ShardFile};
+use crate::storage::path::ObjectPath;
+
+/// Metadata calls answer in milliseconds; a peer silent this long is treated as down.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle pooled connections per peer.
+const POOL_IDLE_PER_PEER: usize = 64;
+
+pub type PeerClient = Client<HttpConnector, Full<Bytes>>;
+
+pub fn peer_client() -> PeerClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(3)));
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(POOL_IDLE_PER_PEER).build(connector)
+}
+
+/// A peer's drive. Cheap to share: the state lives behind an `Arc`, which open shard
+/// files keep too.
+#[derive(Debug, Clone)]
+pub struct RemoteDrive {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// `http://host:port` of the peer's admin listener.
+    endpoint: String,
+    /// The drive's path on the peer, as in its drive URL.
+    drive_path: String,
+    format: DriveFormat,
+    online: AtomicBool,
+    secret: Vec<u8>,
+    client: PeerClient,
+    runtime: tokio::runtime::Handle,
+}
+
+impl RemoteDrive {
+    /// Must be called inside the async runtime (it keeps a handle to it).
+    pub fn new(endpoint: String, drive_path: String, format: DriveFormat, secret: Vec<u8>, client: PeerClient) -> Self {
+        let inner = Inner {
+            endpoint,
+            drive_path,
+            format,
+            online: AtomicBool::new(false),
+            secret,
+            client,
+            runtime: tokio::runtime::Handle::current(),
+        };
+        RemoteDrive { inner: Arc::new(inner) }
+    }
+}
+
+impl Inner {
+    fn name(&self) -> String {
+        format!("{}{}", self.endpoint, self.drive_path)
+    }
+
+    fn call(&self, call: &DriveCall, payload: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        if !self.online.load(Ordering::Relaxed) && !matches!(call, DriveCall::ReadFormat) {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, format!("{} is offline", self.name())));
+        }
+        let path_and_query = format!("{DRIVE_CALL_PATH}?drive={}", hex::encode(self.drive_path.as_bytes()));
+        let signature = super::sign(&self.secret, "POST", &path_and_query, super::unix_now());
+        let request = http::Request::post(format!("{}{}", self.endpoint, path_and_query))
+            .header(super::AUTH_HEADER, signature)
+            .body(Full::new(Bytes::from(encode_request(call, payload))))
+            .map_err(io::Error::other)?;
+        let result = self.runtime.block_on(async {
+            tokio::time::timeout(CALL_TIMEOUT, async {
+                let response = self.client.request(request).await.map_err(io::Error::other)?;
+                let status = response.status();
+                let kind = response.headers().get(ERROR_KIND_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let body = Limited::new(response.into_body(), MAX_RPC_BODY_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))?
+                    .to_bytes();
+                Ok::<_, io::Error>((status, kind, body))
+            })
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer did not answer in time"))?
+        });
+        let (status, kind, body) = match result {
+            Ok(answer) => answer,
+            Err(e) => {
+                // No answer at all: the peer (or the network) is down until the drive
+                // monitor reaches it again.
+                if self.online.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(drive = %self.name(), error = %e, "peer drive went offline");
+                }
+                return Err(e);
+            }
+        };
+        match status.as_u16() {
+            200 => Ok(Some(body.to_vec())),
+            204 => Ok(None),
+            _ => {
+                let message = format!("{}: {}", self.name(), String::from_utf8_lossy(&body).trim());
+                let kind =
+                    if kind.as_deref() == Some("not-found") { io::ErrorKind::NotFound } else { io::ErrorKind::Other };
+                Err(io::Error::new(kind, message))
+            }
+        }
+    }
+
+    fn call_unit(&self, call: DriveCall, payload: &[u8]) -> io::Result<()> {
+        self.call(&call, payload).map(|_| ())
+    }
+
+    fn call_decoded<T: for<'de> serde::Deserialize<'de>>(&self, call: DriveCall) -> io::Result<T> {
+        let bytes = self.call(&call, &[])?.ok_or_else(|| io::Error::other("peer answered nothing"))?;
+        postcard::from_bytes(&bytes).map_err(|e| io::Error::other(format!("peer answer malformed: {e}")))
+    }
+}
+
+/// A shard file on a peer, appended one block per call.
+struct RemoteShardFile {
+    drive: Arc<Inner>,
+    staging: Uuid,
+    name: String,
+    offset: u64,
+}
+
+impl ShardFile for RemoteShardFile {
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let call = DriveCall::WriteShard { staging: self.staging, name: self.name.clone(), offset: self.offset };
+        self.drive.call_unit(call, bytes)?;
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn sync(self: Box<Self>) -> io::Result<()> {
+        self.drive.call_unit(DriveCall::SyncShard { staging: self.staging, name: self.name.clone() }, &[])
+    }
+}
+
+impl Drive for RemoteDrive {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    fn format(&self) -> &DriveFormat {
+        &self.inner.format
+    }
+
+    fn is_online(&self) -> bool {
+        self.inner.online.load(Ordering::Relaxed)
+    }
+
+    fn set_online(&self, online: bool) {
+        self.inner.online.store(online, Ordering::Relaxed);
+    }
+
+    fn read_current_format(&self) -> io::Result<Option<DriveFormat>> {
+        match self.inner.call(&DriveCall::ReadFormat, &[])? {
+            Some(bytes) => {
+                DriveFormat::decode(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn reformat(&self) -> io::Result<bool> {
+        self.inner.call_decoded(DriveCall::Reformat)
+    }
+
+    fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>> {
+        // The first write (offset 0) creates the file on the peer.
+        Ok(Box::new(RemoteShardFile {
+            drive: self.inner.clone(),
+            staging: staging_id,
+            name: name.to_string(),
+            offset: 0,
+        }))
+    }
+
+    fn has_staging(&self, staging_id: Uuid) -> bool {
+        self.inner.call_decoded(DriveCall::HasStaging { staging: staging_id }).unwrap_or(false)
+    }
+
+    fn remove_staging(&self, staging_id: Uuid) {
+        let _ = self.inner.call_unit(DriveCall::RemoveStaging { staging: staging_id }, &[]);
+    }
+
+    fn make_bucket(&self, bucket: &str, meta: &[u8]) -> io::Result<()> {
+        self.inner.call_unit(DriveCall::MakeBucket { bucket: bucket.into() }, meta)
+    }
+
+    fn read_bucket_meta(&self, bucket: &str) -> io::Result<Option<Vec<u8>>> {
+        self.inner.call(&DriveCall::ReadBucketMeta { bucket: bucket.into() }, &[])
+    }
+
+    fn delete_bucket(&self, bucket: &str) -> io::Result<()> {
+        self.inner.call_unit(DriveCall::DeleteBucket { bucket: bucket.into() }, &[])
+    }
+
+    fn list_buckets(&self) -> io::Result<Vec<(String, Vec<u8>)>> {
+        self.inner.call_decoded(DriveCall::ListBuckets)
+    }
+
+    fn read_object_meta(&self, bucket: &str, path: &ObjectPath) -> io::Result<Option<Vec<u8>>> {
+        self.inner.call(&DriveCall::ReadObjectMeta { bucket: bucket.into(), path: path.to_wire() }, &[])
+    }
+
+    fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: Option<Uuid>) -> io::Result<()> {
+        self.inner.call_unit(DriveCall::CommitObject { bucket: bucket.into(), path: path.to_wire(), staged }, meta)
+    }
+
+    fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {
+        let call =
+            DriveCall::RemoveDataDirs { bucket: bucket.into(), path: path.to_wire(), data_dirs: data_dirs.to_vec() };
+        let _ = self.inner.call_unit(call, &[]);
+    }
+
+    fn restore_object(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        previous_meta: Option<&[u8]>,
+        new_data_dir: Option<Uuid>,
+    ) -> io::Result<()> {
+        let call = DriveCall::RestoreObject {
+            bucket: bucket.into(),
+            path: path.to_wire(),
+            has_previous: previous_meta.is_some(),
+            new_data_dir,
+        };
+        self.inner.call_unit(call, previous_meta.unwrap_or_default())
+    }
+
+    fn delete_object(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) -> io::Result<()> {
+        let call =
+            DriveCall::DeleteObject { bucket: bucket.into(), path: path.to_wire(), data_dirs: data_dirs.to_vec() };
+        self.inner.call_unit(call, &[])
+    }
+
+    fn read_shard(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        data_dir: Uuid,
+        part_number: u32,
+        offset: u64,
+        len: usize,
+    ) -> io::Result<Vec<u8>> {
+        let call = DriveCall::ReadShard {
+            bucket: bucket.into(),
+            path: path.to_wire(),
+            data_dir,
+            part_number,
+            offset,
+            len: len as u64,
+        };
+        let bytes = self.inner.call(&call, &[])?.unwrap_or_default();
+        if bytes.len() != len {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer returned a short shard read"));
+        }
+        Ok(bytes)
+    }
+
+    fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>> {
+        self.inner.call_decoded(DriveCall::ListDir {
+            bucket: bucket.into(),
+            relative: relative.to_string_lossy().into_owned(),
+        })
+    }
+
+    fn write_upload_file(&self, bucket: &str, upload_id: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
+        let call = DriveCall::WriteUploadFile { bucket: bucket.into(), upload_id: upload_id.into(), name: name.into() };
+        self.inner.call_unit(call, bytes)
+    }
+
+    fn read_upload_file(&self, bucket: &str, upload_id: &str, name: &str) -> io::Result<Option<Vec<u8>>> {
+        let call = DriveCall::ReadUploadFile { bucket: bucket.into(), upload_id: upload_id.into(), name: name.into() };
+        self.inner.call(&call, &[])
+    }
+
+    fn list_upload_files(&self, bucket: &str, upload_id: &str) -> io::Result<Vec<String>> {
+        self.inner.call_decoded(DriveCall::ListUploadFiles { bucket: bucket.into(), upload_id: upload_id.into() })
+    }
+
+    fn list_uploads(&self, bucket: &str) -> io::Result<Vec<String>> {
+        self.inner.call_decoded(DriveCall::ListUploads { bucket: bucket.into() })
+    }
+
+    fn commit_part(&self, bucket: &str, upload_id: &str, staging_id: Uuid, number: u32, meta: &[u8]) -> io::Result<()> {
+        let call =
+            DriveCall::CommitPart { bucket: bucket.into(), upload_id: upload_id.into(), staging: staging_id, number };
+        self.inner.call_unit(call, meta)
+    }
+
+    fn stage_upload_parts(
+        &self,
+        bucket: &str,
+        upload_id: &str,
+        staging_id: Uuid,
+        parts: &[(u32, String)],
+    ) -> io::Result<()> {
+        let call = DriveCall::StageUploadParts {
+            bucket: bucket.into(),
+            upload_id: upload_id.into(),
+            staging: staging_id,
+            parts: parts.to_vec(),
+        };
+        self.inner.call_unit(call, &[])
+    }
+
+    fn remove_upload(&self, bucket: &str, upload_id: &str) -> io::Result<()> {
+        self.inner.call_unit(DriveCall::RemoveUpload { bucket: bucket.into(), upload_id: upload_id.into() }, &[])
+    }
+}

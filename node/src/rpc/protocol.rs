@@ -1,0 +1,84 @@
+//! The drive-call protocol: `POST /rpc/v1/drive`, body = u32 (LE) length of a postcard
+//! `DriveCall`, the call, then the payload bytes (shard data, metadata). Answers: 200 with
+//! the result bytes, 204 for "none", or an error status with `x-buckets-error` naming the
+//! kind (`not-found` or `other`) and the message as body.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const DRIVE_CALL_PATH: &str = "/rpc/v1/drive";
+pub const ERROR_KIND_HEADER: &str = "x-buckets-error";
+/// Largest request or response body: a metadata frame (64 MiB) plus the call.
+pub const MAX_RPC_BODY_BYTES: usize = 65 * 1024 * 1024;
+
+/// An object path on the wire: the encoded directory and whether it is a "dir/" object.
+pub type WirePath = (String, bool);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DriveCall {
+    ReadFormat,
+    Reformat,
+    WriteShard { staging: Uuid, name: String, offset: u64 },
+    SyncShard { staging: Uuid, name: String },
+    HasStaging { staging: Uuid },
+    RemoveStaging { staging: Uuid },
+    MakeBucket { bucket: String },
+    ReadBucketMeta { bucket: String },
+    DeleteBucket { bucket: String },
+    ListBuckets,
+    ReadObjectMeta { bucket: String, path: WirePath },
+    CommitObject { bucket: String, path: WirePath, staged: Option<Uuid> },
+    RemoveDataDirs { bucket: String, path: WirePath, data_dirs: Vec<Uuid> },
+    RestoreObject { bucket: String, path: WirePath, has_previous: bool, new_data_dir: Option<Uuid> },
+    DeleteObject { bucket: String, path: WirePath, data_dirs: Vec<Uuid> },
+    ReadShard { bucket: String, path: WirePath, data_dir: Uuid, part_number: u32, offset: u64, len: u64 },
+    ListDir { bucket: String, relative: String },
+    WriteUploadFile { bucket: String, upload_id: String, name: String },
+    ReadUploadFile { bucket: String, upload_id: String, name: String },
+    ListUploadFiles { bucket: String, upload_id: String },
+    ListUploads { bucket: String },
+    CommitPart { bucket: String, upload_id: String, staging: Uuid, number: u32 },
+    StageUploadParts { bucket: String, upload_id: String, staging: Uuid, parts: Vec<(u32, String)> },
+    RemoveUpload { bucket: String, upload_id: String },
+}
+
+/// Frames a call and its payload as a request body.
+pub fn encode_request(call: &DriveCall, payload: &[u8]) -> Vec<u8> {
+    let call = postcard::to_stdvec(call).expect("drive calls serialise");
+    let mut body = Vec::with_capacity(4 + call.len() + payload.len());
+    body.extend_from_slice(&(call.len() as u32).to_le_bytes());
+    body.extend_from_slice(&call);
+    body.extend_from_slice(payload);
+    body
+}
+
+/// Splits a request body into the call and its payload.
+pub fn decode_request(body: &[u8]) -> Result<(DriveCall, &[u8]), String> {
+    let length = body.get(..4).ok_or("request too short")?;
+    let length = u32::from_le_bytes(length.try_into().expect("4 bytes")) as usize;
+    let call = body.get(4..4 + length).ok_or("call length out of bounds")?;
+    let call = postcard::from_bytes(call).map_err(|e| format!("malformed call: {e}"))?;
+    Ok((call, &body[4 + length..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_garbage_is_refused() {
+        let call = DriveCall::ReadShard {
+            bucket: "b".into(),
+            path: ("a/%dotdot/c".into(), false),
+            data_dir: Uuid::from_u128(7),
+            part_number: 3,
+            offset: 1 << 40,
+            len: 4096,
+        };
+        let body = encode_request(&call, b"payload");
+        assert_eq!(decode_request(&body), Ok((call, &b"payload"[..])));
+        for bad in [&b""[..], b"\x05\x00\x00\x00ab", b"\xff\xff\xff\xff", b"\x01\x00\x00\x00\xff"] {
+            assert!(decode_request(bad).is_err());
+        }
+    }
+}

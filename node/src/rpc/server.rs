@@ -1,0 +1,204 @@
+//! Serves this node's local drives to authenticated peers.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, decode_request};
+use crate::storage::drive::{Drive, LocalDrive};
+use crate::storage::path::{ObjectPath, checked_relative};
+
+/// The drives a node serves to its peers, by the path in their drive URL.
+pub struct RpcServer {
+    secret: Vec<u8>,
+    drives: HashMap<String, Arc<LocalDrive>>,
+}
+
+fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    Response::builder().status(status).body(Full::new(Bytes::from(body))).expect("valid response")
+}
+
+fn error_response(error: &io::Error) -> Response<Full<Bytes>> {
+    let kind = if error.kind() == io::ErrorKind::NotFound { "not-found" } else { "other" };
+    Response::builder()
+        .status(StatusCode::INTERNAL_SERVER_ERROR)
+        .header(ERROR_KIND_HEADER, kind)
+        .body(Full::new(Bytes::from(error.to_string())))
+        .expect("valid response")
+}
+
+fn bad_request(message: &str) -> Response<Full<Bytes>> {
+    respond(StatusCode::BAD_REQUEST, message.as_bytes().to_vec())
+}
+
+/// What a call returns: bytes, nothing, or an I/O error.
+type CallResult = io::Result<Option<Vec<u8>>>;
+
+fn path_of(wire: &(String, bool)) -> io::Result<ObjectPath> {
+    ObjectPath::from_wire(&wire.0, wire.1).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+}
+
+fn encoded<T: serde::Serialize>(value: &T) -> CallResult {
+    Ok(Some(postcard::to_stdvec(value).map_err(io::Error::other)?))
+}
+
+fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
+    use DriveCall::*;
+    match call {
+        ReadFormat => match drive.read_current_format()? {
+            Some(format) => Ok(Some(format.encode())),
+            None => Ok(None),
+        },
+        Reformat => encoded(&drive.reformat()?),
+        WriteShard { staging, name, offset } => {
+            drive.write_shard_at(staging, &name, offset, payload)?;
+            Ok(None)
+        }
+        SyncShard { staging, name } => {
+            drive.sync_shard(staging, &name)?;
+            Ok(None)
+        }
+        HasStaging { staging } => encoded(&drive.has_staging(staging)),
+        RemoveStaging { staging } => {
+            drive.remove_staging(staging);
+            Ok(None)
+        }
+        MakeBucket { bucket } => drive.make_bucket(&bucket, payload).map(|()| None),
+        ReadBucketMeta { bucket } => drive.read_bucket_meta(&bucket),
+        DeleteBucket { bucket } => drive.delete_bucket(&bucket).map(|()| None),
+        ListBuckets => encoded(&drive.list_buckets()?),
+        ReadObjectMeta { bucket, path } => drive.read_object_meta(&bucket, &path_of(&path)?),
+        CommitObject { bucket, path, staged } => {
+            drive.commit_object(&bucket, &path_of(&path)?, payload, staged).map(|()| None)
+        }
+        RemoveDataDirs { bucket, path, data_dirs } => {
+            drive.remove_data_dirs(&bucket, &path_of(&path)?, &data_dirs);
+            Ok(None)
+        }
+        RestoreObject { bucket, path, has_previous, new_data_dir } => drive
+            .restore_object(&bucket, &path_of(&path)?, has_previous.then_some(payload), new_data_dir)
+            .map(|()| None),
+        DeleteObject { bucket, path, data_dirs } => {
+            drive.delete_object(&bucket, &path_of(&path)?, &data_dirs).map(|()| None)
+        }
+        ReadShard { bucket, path, data_dir, part_number, offset, len } => {
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|l| *l <= MAX_RPC_BODY_BYTES)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "shard read too large"))?;
+            drive.read_shard(&bucket, &path_of(&path)?, data_dir, part_number, offset, len).map(Some)
+        }
+        ListDir { bucket, relative } => {
+            let relative =
+                checked_relative(&relative).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            encoded(&drive.list_dir(&bucket, &relative)?)
+        }
+        WriteUploadFile { bucket, upload_id, name } => {
+            drive.write_upload_file(&bucket, &upload_id, &name, payload).map(|()| None)
+        }
+        ReadUploadFile { bucket, upload_id, name } => drive.read_upload_file(&bucket, &upload_id, &name),
+        ListUploadFiles { bucket, upload_id } => encoded(&drive.list_upload_files(&bucket, &upload_id)?),
+        ListUploads { bucket } => encoded(&drive.list_uploads(&bucket)?),
+        CommitPart { bucket, upload_id, staging, number } => {
+            drive.commit_part(&bucket, &upload_id, staging, number, payload).map(|()| None)
+        }
+        StageUploadParts { bucket, upload_id, staging, parts } => {
+            drive.stage_upload_parts(&bucket, &upload_id, staging, &parts).map(|()| None)
+        }
+        RemoveUpload { bucket, upload_id } => drive.remove_upload(&bucket, &upload_id).map(|()| None),
+    }
+}
+
+/// Names, buckets and upload ids arrive from peers; they must be single plain segments.
+fn names_are_plain(call: &DriveCall) -> bool {
+    use DriveCall::*;
+    let plain =
+        |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0') && s.len() <= 255;
+    match call {
+        WriteShard { name, .. } | SyncShard { name, .. } => plain(name),
+        MakeBucket { bucket } | ReadBucketMeta { bucket } | DeleteBucket { bucket } | ListUploads { bucket } => {
+            plain(bucket)
+        }
+        ReadObjectMeta { bucket, .. }
+        | CommitObject { bucket, .. }
+        | RemoveDataDirs { bucket, .. }
+        | RestoreObject { bucket, .. }
+        | DeleteObject { bucket, .. }
+        | ReadShard { bucket, .. }
+        | ListDir { bucket, .. } => plain(bucket),
+        WriteUploadFile { bucket, upload_id, name } | ReadUploadFile { bucket, upload_id, name } => {
+            plain(bucket) && plain(upload_id) && plain(name)
+        }
+        ListUploadFiles { bucket, upload_id }
+        | CommitPart { bucket, upload_id, .. }
+        | RemoveUpload { bucket, upload_id } => plain(bucket) && plain(upload_id),
+        StageUploadParts { bucket, upload_id, parts, .. } => {
+            plain(bucket) && plain(upload_id) && parts.iter().all(|(_, name)| plain(name))
+        }
+        ReadFormat | Reformat | HasStaging { .. } | RemoveStaging { .. } | ListBuckets => true,
+    }
+}
+
+impl RpcServer {
+    pub fn new(secret: Vec<u8>, drives: HashMap<String, Arc<LocalDrive>>) -> Self {
+        RpcServer { secret, drives }
+    }
+
+    /// Whether this request is for the RPC server (others are admin requests).
+    pub fn handles(path: &str) -> bool {
+        path.starts_with("/rpc/")
+    }
+
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+        let authorised = super::verify(
+            &self.secret,
+            request.method().as_str(),
+            &path_and_query,
+            request.headers().get(super::AUTH_HEADER).and_then(|v| v.to_str().ok()),
+            super::unix_now(),
+        );
+        if !authorised {
+            return respond(StatusCode::FORBIDDEN, b"peer RPC needs a valid cluster-secret signature\n".to_vec());
+        }
+        if request.uri().path() != DRIVE_CALL_PATH || request.method() != http::Method::POST {
+            return respond(StatusCode::NOT_FOUND, b"unknown RPC\n".to_vec());
+        }
+        let drive_path = request
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("drive="))
+            .and_then(|hex_path| hex::decode(hex_path).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        let Some(drive) = drive_path.and_then(|p| self.drives.get(&p).cloned()) else {
+            return respond(StatusCode::NOT_FOUND, b"no such drive on this node\n".to_vec());
+        };
+        let body = match Limited::new(request.into_body(), MAX_RPC_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return bad_request("request body unreadable or too large"),
+        };
+        let (call, _) = match decode_request(&body) {
+            Ok(decoded) => decoded,
+            Err(e) => return bad_request(&e),
+        };
+        if !names_are_plain(&call) {
+            return bad_request("a name in the call is not a plain segment");
+        }
+        let result = tokio::task::spawn_blocking(move || {
+            let (call, payload) = decode_request(&body).expect("decoded above");
+            execute(&drive, call, payload)
+        })
+        .await
+        .expect("drive call panicked");
+        match result {
+            Ok(Some(bytes)) => respond(StatusCode::OK, bytes),
+            Ok(None) => respond(StatusCode::NO_CONTENT, Vec::new()),
+            Err(e) => error_response(&e),
+        }
+    }
+}
