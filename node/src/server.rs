@@ -14,6 +14,8 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
+use crate::rpc::client::peer_client;
+use crate::rpc::lock::{DistributedLocker, LockTable};
 use crate::rpc::server::RpcServer;
 use crate::s3::BucketsS3;
 use crate::storage::bootstrap::{self, BootstrapError, DriveUrl};
@@ -78,6 +80,15 @@ pub enum DriveList {
     Cluster(Vec<DriveUrl>),
 }
 
+/// `http://host:port` of every node named in the drive URLs, each once.
+fn peer_endpoints(arguments: &[String]) -> Result<Vec<String>, BootstrapError> {
+    let DriveList::Cluster(urls) = expand_drives(arguments)? else { return Ok(Vec::new()) };
+    let mut endpoints: Vec<String> = urls.into_iter().map(|u| format!("http://{}", u.authority)).collect();
+    endpoints.sort();
+    endpoints.dedup();
+    Ok(endpoints)
+}
+
 pub fn expand_drives(arguments: &[String]) -> Result<DriveList, BootstrapError> {
     let mut expanded = Vec::new();
     for argument in arguments {
@@ -114,10 +125,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 bootstrap::open_cluster_store(urls, &own, secret.as_bytes(), metrics)
             })
             .await??;
-            let rpc = RpcServer::new(
-                config.cluster_secret.clone().unwrap_or_default().into_bytes(),
-                local.into_iter().collect(),
-            );
+            let secret = config.cluster_secret.clone().unwrap_or_default().into_bytes();
+            let lock_table = Arc::new(LockTable::default());
+            let own = format!("http://{}", config.admin_address);
+            let peers: Vec<String> = peer_endpoints(&config.drives)?.into_iter().filter(|p| *p != own).collect();
+            let locker = Arc::new(DistributedLocker::new(lock_table.clone(), peers, secret.clone(), peer_client()));
+            for set in store.sets() {
+                set.locks.set_cluster_lock(Arc::new(locker.clone()));
+            }
+            let rpc = RpcServer::new(secret, local.into_iter().collect(), lock_table);
             (store, heal, Some(Arc::new(rpc)))
         }
     };

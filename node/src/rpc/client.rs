@@ -80,27 +80,14 @@ impl Inner {
         if !self.online.load(Ordering::Relaxed) && !matches!(call, DriveCall::ReadFormat) {
             return Err(io::Error::new(io::ErrorKind::NotConnected, format!("{} is offline", self.name())));
         }
-        let path_and_query = format!("{DRIVE_CALL_PATH}?drive={}", hex::encode(self.drive_path.as_bytes()));
-        let signature = super::sign(&self.secret, "POST", &path_and_query, super::unix_now());
-        let request = http::Request::post(format!("{}{}", self.endpoint, path_and_query))
-            .header(super::AUTH_HEADER, signature)
-            .body(Full::new(Bytes::from(encode_request(call, payload))))
-            .map_err(io::Error::other)?;
-        let result = self.runtime.block_on(async {
-            tokio::time::timeout(CALL_TIMEOUT, async {
-                let response = self.client.request(request).await.map_err(io::Error::other)?;
-                let status = response.status();
-                let kind = response.headers().get(ERROR_KIND_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-                let body = Limited::new(response.into_body(), MAX_RPC_BODY_BYTES)
-                    .collect()
-                    .await
-                    .map_err(|e| io::Error::other(e.to_string()))?
-                    .to_bytes();
-                Ok::<_, io::Error>((status, kind, body))
-            })
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer did not answer in time"))?
-        });
+        let body = Bytes::from(encode_request(call, payload));
+        // A pooled connection the peer has just closed fails without the call reaching it;
+        // every drive call is idempotent, so one immediate retry tells that apart from a
+        // peer that is really gone.
+        let mut result = self.send(body.clone());
+        if matches!(&result, Err(e) if e.kind() != io::ErrorKind::TimedOut) {
+            result = self.send(body);
+        }
         let (status, kind, body) = match result {
             Ok(answer) => answer,
             Err(e) => {
@@ -122,6 +109,31 @@ impl Inner {
                 Err(io::Error::new(kind, message))
             }
         }
+    }
+
+    /// One HTTP exchange: (status, error kind header, body).
+    fn send(&self, body: Bytes) -> io::Result<(http::StatusCode, Option<String>, Bytes)> {
+        let path_and_query = format!("{DRIVE_CALL_PATH}?drive={}", hex::encode(self.drive_path.as_bytes()));
+        let signature = super::sign(&self.secret, "POST", &path_and_query, super::unix_now());
+        let request = http::Request::post(format!("{}{}", self.endpoint, path_and_query))
+            .header(super::AUTH_HEADER, signature)
+            .body(Full::new(body))
+            .map_err(io::Error::other)?;
+        self.runtime.block_on(async {
+            tokio::time::timeout(CALL_TIMEOUT, async {
+                let response = self.client.request(request).await.map_err(io::Error::other)?;
+                let status = response.status();
+                let kind = response.headers().get(ERROR_KIND_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let body = Limited::new(response.into_body(), MAX_RPC_BODY_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))?
+                    .to_bytes();
+                Ok::<_, io::Error>((status, kind, body))
+            })
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer did not answer in time"))?
+        })
     }
 
     fn call_unit(&self, call: DriveCall, payload: &[u8]) -> io::Result<()> {

@@ -7,6 +7,7 @@
 //! a drive that is not this node's own, nor a path that did not pass `storage::path`.
 
 pub mod client;
+pub mod lock;
 pub mod protocol;
 pub mod server;
 

@@ -9,6 +9,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use super::lock::{LOCK_PATH, LockCall, LockTable};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, decode_request};
 use crate::storage::drive::{Drive, LocalDrive};
 use crate::storage::path::{ObjectPath, checked_relative};
@@ -17,6 +18,7 @@ use crate::storage::path::{ObjectPath, checked_relative};
 pub struct RpcServer {
     secret: Vec<u8>,
     drives: HashMap<String, Arc<LocalDrive>>,
+    locks: Arc<LockTable>,
 }
 
 fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
@@ -145,8 +147,8 @@ fn names_are_plain(call: &DriveCall) -> bool {
 }
 
 impl RpcServer {
-    pub fn new(secret: Vec<u8>, drives: HashMap<String, Arc<LocalDrive>>) -> Self {
-        RpcServer { secret, drives }
+    pub fn new(secret: Vec<u8>, drives: HashMap<String, Arc<LocalDrive>>, locks: Arc<LockTable>) -> Self {
+        RpcServer { secret, drives, locks }
     }
 
     /// Whether this request is for the RPC server (others are admin requests).
@@ -165,6 +167,16 @@ impl RpcServer {
         );
         if !authorised {
             return respond(StatusCode::FORBIDDEN, b"peer RPC needs a valid cluster-secret signature\n".to_vec());
+        }
+        if request.uri().path() == LOCK_PATH && request.method() == http::Method::POST {
+            let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => return bad_request("lock call unreadable or too large"),
+            };
+            return match postcard::from_bytes::<LockCall>(&body) {
+                Ok(call) => respond(StatusCode::OK, if self.locks.apply(call) { b"1".to_vec() } else { b"0".to_vec() }),
+                Err(e) => bad_request(&format!("malformed lock call: {e}")),
+            };
         }
         if request.uri().path() != DRIVE_CALL_PATH || request.method() != http::Method::POST {
             return respond(StatusCode::NOT_FOUND, b"unknown RPC\n".to_vec());

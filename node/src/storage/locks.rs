@@ -1,15 +1,28 @@
-//! Per-object reader/writer locks inside one process. Readers (GET) hold a read lock for
-//! the whole response so an overwrite cannot delete the shard files under them; writers
-//! hold the write lock only around the metadata commit, never while a body uploads.
+//! Per-object reader/writer locks. Readers (GET) hold a read lock for the whole response
+//! so an overwrite on this node cannot delete the shard files under them; writers hold the
+//! write lock only around the metadata commit, never while a body uploads. In a cluster
+//! the write lock is also taken on a majority of nodes (`ClusterLock`), so two nodes never
+//! commit the same key at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
+/// A lock held on a majority of the cluster's nodes; released when dropped.
+pub type ClusterLockGuard = Box<dyn Send + Sync>;
+
+/// Cluster-wide mutual exclusion for writers (implemented over peer RPC).
+#[async_trait::async_trait]
+pub trait ClusterLock: Send + Sync {
+    /// Waits (bounded) for the lock on a majority of nodes.
+    async fn lock(&self, resource: &str) -> Result<ClusterLockGuard, crate::error::StoreError>;
+}
+
 #[derive(Default)]
 pub struct NamespaceLocks {
     locks: Mutex<HashMap<String, Arc<RwLock<()>>>>,
+    cluster: std::sync::OnceLock<Arc<dyn ClusterLock>>,
 }
 
 pub struct ReadGuard {
@@ -18,6 +31,7 @@ pub struct ReadGuard {
 
 pub struct WriteGuard {
     _guard: OwnedRwLockWriteGuard<()>,
+    _cluster: Option<ClusterLockGuard>,
 }
 
 impl NamespaceLocks {
@@ -34,7 +48,17 @@ impl NamespaceLocks {
         ReadGuard { _guard: self.entry(name).read_owned().await }
     }
 
-    pub async fn write(&self, name: &str) -> WriteGuard {
-        WriteGuard { _guard: self.entry(name).write_owned().await }
+    /// Makes writers also lock across the cluster (set once, at start).
+    pub fn set_cluster_lock(&self, cluster: Arc<dyn ClusterLock>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    pub async fn write(&self, name: &str) -> Result<WriteGuard, crate::error::StoreError> {
+        let guard = self.entry(name).write_owned().await;
+        let cluster = match self.cluster.get() {
+            Some(cluster) => Some(cluster.lock(name).await?),
+            None => None,
+        };
+        Ok(WriteGuard { _guard: guard, _cluster: cluster })
     }
 }

@@ -34,7 +34,7 @@ pub struct ErasureSet {
     pub index: usize,
     drives: Vec<Arc<dyn Drive>>,
     erasure: Erasure,
-    pub(super) locks: NamespaceLocks,
+    pub locks: NamespaceLocks,
     heal_queue: mpsc::Sender<HealRequest>,
     metrics: Arc<Metrics>,
 }
@@ -400,7 +400,15 @@ impl ErasureSet {
         staged: Option<Uuid>,
         precondition: Option<super::Precondition>,
     ) -> StoreResult<ObjectInfo> {
-        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await;
+        let _guard = match self.locks.write(&Self::lock_name(bucket, key)).await {
+            Ok(guard) => guard,
+            Err(e) => {
+                if let Some(id) = staged {
+                    self.remove_staging(id).await;
+                }
+                return Err(e);
+            }
+        };
         let metas = self.read_metas(bucket, path).await;
         if let Some(check) = precondition {
             let current = match self.resolve(&metas) {
@@ -486,7 +494,7 @@ impl ErasureSet {
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
         let path = path::object_path(key).map_err(key_error)?;
-        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await;
+        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
         let metas = self.read_metas(bucket, &path).await;
         let deletes = metas.into_iter().enumerate().map(|(position, meta)| {
             let drive = self.drives[position].clone();
@@ -654,7 +662,7 @@ impl ErasureSet {
     /// `deep` also reads and verifies every shard. Returns whether anything was repaired.
     pub async fn heal_object(self: &Arc<Self>, bucket: &str, key: &str, deep: bool) -> StoreResult<bool> {
         let path = path::object_path(key).map_err(key_error)?;
-        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await;
+        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
         let metas = self.read_metas(bucket, &path).await;
         let resolved = match self.resolve(&metas) {
             Ok(resolved) => resolved,
