@@ -1,14 +1,17 @@
 //! Background repair: heals objects that reads found damaged, scans every object
 //! periodically, and re-formats a drive that comes back empty (then scans at once).
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::drive::Drive;
 use super::{HealRequest, Store, blocking};
 
+/// Longest wait between probes of a peer drive that does not answer.
+const MAX_PEER_PROBE_DELAY: Duration = Duration::from_secs(30);
 /// Keys fetched per listing page of a heal scan.
 const SCAN_PAGE_KEYS: usize = 1000;
 
@@ -111,12 +114,25 @@ async fn heal_buckets(store: &Arc<Store>) -> Vec<String> {
 /// one) is formatted again with its old identity and healed.
 pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
     let mut timer = tokio::time::interval(interval);
+    // Offline peer drives are probed with exponential backoff: (next probe, current delay).
+    let mut backoff: HashMap<usize, (Instant, Duration)> = HashMap::new();
     loop {
         timer.tick().await;
         let mut reformatted = false;
-        for drive in store.all_drives() {
+        for (index, drive) in store.all_drives().enumerate() {
             let drive: Arc<dyn Drive> = drive.clone();
-            let changed = blocking(move || check_drive(drive.as_ref())).await;
+            let remote_offline = !drive.is_local() && !drive.is_online();
+            if remote_offline && backoff.get(&index).is_some_and(|(next, _)| Instant::now() < *next) {
+                continue;
+            }
+            let probed = drive.clone();
+            let changed = blocking(move || check_drive(probed.as_ref())).await;
+            if !drive.is_local() && !drive.is_online() {
+                let delay = backoff.get(&index).map_or(interval, |(_, d)| (*d * 2).min(MAX_PEER_PROBE_DELAY));
+                backoff.insert(index, (Instant::now() + delay, delay));
+            } else {
+                backoff.remove(&index);
+            }
             reformatted |= changed;
         }
         let online = store.all_drives().filter(|d| d.is_online()).count();
