@@ -13,3 +13,4 @@ pub mod rpc;
 pub mod s3;
 pub mod server;
 pub mod storage;
+pub mod tls;

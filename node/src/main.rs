@@ -35,7 +35,11 @@ enum Command {
         /// Seconds between checks that each drive still has its format file.
         #[arg(long, env = "BUCKETS_DRIVE_CHECK_SECS", default_value_t = 5)]
         drive_check_secs: u64,
-        /// Drive directories.
+        /// Directory with public.crt, private.key and optionally ca.crt: serve HTTPS and
+        /// verify peers against ca.crt (or public.crt).
+        #[arg(long, env = "BUCKETS_CERTS_DIR")]
+        certs_dir: Option<std::path::PathBuf>,
+        /// Drive directories, or drive URLs of a static cluster.
         #[arg(required = true)]
         drives: Vec<String>,
     },
@@ -56,7 +60,19 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
-        Command::Server { address, admin_address, heal_interval_secs, deep_heal_every, drive_check_secs, drives } => {
+        Command::Server {
+            address,
+            admin_address,
+            heal_interval_secs,
+            deep_heal_every,
+            drive_check_secs,
+            certs_dir,
+            drives,
+        } => {
+            let tls = match certs_dir {
+                Some(dir) => Some(buckets_node::tls::TlsSetup::from_dir(&dir).context("loading certificates")?),
+                None => None,
+            };
             let root_user = std::env::var("BUCKETS_ROOT_USER").ok();
             let root_password = std::env::var("BUCKETS_ROOT_PASSWORD").ok();
             let (root_user, root_password) = match (root_user, root_password) {
@@ -83,6 +99,7 @@ fn main() -> anyhow::Result<()> {
                 region: std::env::var("BUCKETS_REGION").unwrap_or_else(|_| "us-east-1".to_string()),
                 domain: std::env::var("BUCKETS_DOMAIN").ok().filter(|d| !d.is_empty()),
                 cluster_secret: std::env::var("BUCKETS_CLUSTER_SECRET").ok().filter(|s| !s.is_empty()),
+                tls,
                 heal: HealConfig {
                     scan_interval: Duration::from_secs(heal_interval_secs.max(1)),
                     deep_scan_every: deep_heal_every,

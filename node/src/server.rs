@@ -20,6 +20,7 @@ use crate::rpc::server::RpcServer;
 use crate::s3::BucketsS3;
 use crate::storage::bootstrap::{self, BootstrapError, DriveUrl};
 use crate::storage::heal::{self, HealConfig};
+use crate::tls::TlsSetup;
 
 pub const DEFAULT_ROOT_USER: &str = "bucketsadmin";
 pub const DEFAULT_ROOT_PASSWORD: &str = "bucketsadmin";
@@ -33,6 +34,7 @@ pub struct ServerConfig {
     pub region: String,
     pub domain: Option<String>,
     pub cluster_secret: Option<String>,
+    pub tls: Option<TlsSetup>,
     pub heal: HealConfig,
 }
 
@@ -51,6 +53,26 @@ impl S3Host for DomainHost {
             return Ok(VirtualHost::new(self.domain.as_str()).with_bucket(bucket));
         }
         Ok(VirtualHost::new(name))
+    }
+}
+
+/// A connection's byte stream, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// Completes the TLS handshake when the node has certificates (a failed handshake just
+/// drops the connection).
+async fn accept_io(socket: tokio::net::TcpStream, acceptor: Option<&tokio_rustls::TlsAcceptor>) -> Option<Box<dyn Io>> {
+    match acceptor {
+        None => Some(Box::new(socket)),
+        Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(socket)).await {
+            Ok(Ok(stream)) => Some(Box::new(stream)),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => None,
+        },
     }
 }
 
@@ -80,10 +102,11 @@ pub enum DriveList {
     Cluster(Vec<DriveUrl>),
 }
 
-/// `http://host:port` of every node named in the drive URLs, each once.
-fn peer_endpoints(arguments: &[String]) -> Result<Vec<String>, BootstrapError> {
+/// (authority, `scheme://host:port`) of every node named in the drive URLs, each once.
+fn peer_endpoints(arguments: &[String]) -> Result<Vec<(String, String)>, BootstrapError> {
     let DriveList::Cluster(urls) = expand_drives(arguments)? else { return Ok(Vec::new()) };
-    let mut endpoints: Vec<String> = urls.into_iter().map(|u| format!("http://{}", u.authority)).collect();
+    let mut endpoints: Vec<(String, String)> =
+        urls.into_iter().map(|u| (u.authority.clone(), format!("{}://{}", u.scheme, u.authority))).collect();
     endpoints.sort();
     endpoints.dedup();
     Ok(endpoints)
@@ -118,18 +141,24 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             let secret = config.cluster_secret.clone().ok_or_else(|| {
                 anyhow::anyhow!("a multi-node cluster needs BUCKETS_CLUSTER_SECRET (the same on every node)")
             })?;
-            let own = config.admin_address.to_string();
+            let own_authority = config.admin_address.to_string();
+            let own = own_authority.clone();
+            let client = peer_client(config.tls.as_ref().map(|t| t.client.clone()));
             let runtime = tokio::runtime::Handle::current();
+            let bootstrap_client = client.clone();
             let (store, heal, local) = tokio::task::spawn_blocking(move || {
                 let _entered = runtime.enter();
-                bootstrap::open_cluster_store(urls, &own, secret.as_bytes(), metrics)
+                bootstrap::open_cluster_store(urls, &own, secret.as_bytes(), bootstrap_client, metrics)
             })
             .await??;
             let secret = config.cluster_secret.clone().unwrap_or_default().into_bytes();
             let lock_table = Arc::new(LockTable::default());
-            let own = format!("http://{}", config.admin_address);
-            let peers: Vec<String> = peer_endpoints(&config.drives)?.into_iter().filter(|p| *p != own).collect();
-            let locker = Arc::new(DistributedLocker::new(lock_table.clone(), peers, secret.clone(), peer_client()));
+            let peers: Vec<String> = peer_endpoints(&config.drives)?
+                .into_iter()
+                .filter(|(authority, _)| *authority != own_authority)
+                .map(|(_, endpoint)| endpoint)
+                .collect();
+            let locker = Arc::new(DistributedLocker::new(lock_table.clone(), peers, secret.clone(), client));
             for set in store.sets() {
                 set.locks.set_cluster_lock(Arc::new(locker.clone()));
             }
@@ -160,8 +189,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let s3_listener = TcpListener::bind(config.address).await?;
     let admin_listener = TcpListener::bind(config.admin_address).await?;
-    println!("Buckets S3 endpoint: http://{}", reachable(s3_listener.local_addr()?));
-    println!("Admin endpoint (metrics, health): http://{}", reachable(admin_listener.local_addr()?));
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    if config.tls.is_none() {
+        tracing::warn!("no certificates given (--certs-dir): S3, admin and peer RPC are served over plain HTTP");
+    }
+    let acceptor = config.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.server.clone()));
+    println!("Buckets S3 endpoint: {scheme}://{}", reachable(s3_listener.local_addr()?));
+    println!("Admin endpoint (metrics, health): {scheme}://{}", reachable(admin_listener.local_addr()?));
     println!("Credentials: access key {}  secret key {}", config.root_user, config.root_password);
     println!(
         "Region: {}   Drives: {} in {} set(s), {}+{} erasure",
@@ -173,6 +207,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     );
 
     let admin_store = store.clone();
+    let admin_acceptor = acceptor.clone();
     tokio::spawn(async move {
         loop {
             let Ok((socket, _)) = admin_listener.accept().await else {
@@ -181,7 +216,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             let _ = socket.set_nodelay(true);
             let store = admin_store.clone();
             let rpc = rpc.clone();
+            let acceptor = admin_acceptor.clone();
             tokio::spawn(async move {
+                let Some(io) = accept_io(socket, acceptor.as_ref()).await else { return };
                 let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
                     let store = store.clone();
                     let rpc = rpc.clone();
@@ -194,7 +231,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                         }
                     }
                 });
-                let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(socket), service).await;
+                let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service).await;
             });
         }
     });
@@ -211,7 +248,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let _ = socket.set_nodelay(true);
         let service = s3_service.clone();
         let metrics = store.metrics.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let Some(io) = accept_io(socket, acceptor.as_ref()).await else { return };
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
                 let service = service.clone();
                 let metrics = metrics.clone();
@@ -241,7 +280,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             // Bound header size: a request with larger headers gets 431, never a buffer
             // that grows without limit.
             builder.http1().max_buf_size(64 * 1024);
-            let _ = builder.serve_connection(TokioIo::new(socket), service).await;
+            let _ = builder.serve_connection(TokioIo::new(io), service).await;
         });
     }
 }

@@ -26,13 +26,32 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections per peer.
 const POOL_IDLE_PER_PEER: usize = 64;
 
-pub type PeerClient = Client<HttpConnector, Full<Bytes>>;
+pub type PeerClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-pub fn peer_client() -> PeerClient {
+/// The pooled client a node reaches its peers with; with `tls`, `https://` peers are
+/// verified against its roots (plain `http://` peers stay reachable for a cluster without
+/// certificates).
+pub fn peer_client(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> PeerClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    connector.enforce_http(false);
     connector.set_connect_timeout(Some(Duration::from_secs(3)));
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(POOL_IDLE_PER_PEER).build(connector)
+    let config = match tls {
+        Some(config) => (*config).clone(),
+        None => rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth(),
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(POOL_IDLE_PER_PEER).build(https)
 }
 
 /// A peer's drive. Cheap to share: the state lives behind an `Arc`, which open shard

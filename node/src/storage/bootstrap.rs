@@ -183,8 +183,12 @@ mod tests {
     #[test]
     fn drive_urls() {
         let url = parse_drive_url("http://127.0.0.2:9001/data/n2/d1").unwrap();
-        assert_eq!(url, DriveUrl { authority: "127.0.0.2:9001".into(), path: "/data/n2/d1".into() });
-        for bad in ["https://h:1/d", "http://h/d", "http://h:1", "http://h:1/", "http://h:1/a/../b", "/plain"] {
+        assert_eq!(
+            url,
+            DriveUrl { scheme: "http".into(), authority: "127.0.0.2:9001".into(), path: "/data/n2/d1".into() }
+        );
+        assert_eq!(parse_drive_url("https://n1:9001/d").unwrap().scheme, "https");
+        for bad in ["ftp://h:1/d", "http://h/d", "http://h:1", "http://h:1/", "http://h:1/a/../b", "/plain"] {
             assert!(parse_drive_url(bad).is_err(), "{bad}");
         }
     }
@@ -217,6 +221,8 @@ mod tests {
 /// One drive of a static multi-node cluster, from its URL `http://HOST:PORT/PATH`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DriveUrl {
+    /// `http` or `https`.
+    pub scheme: String,
     /// `HOST:PORT` of the node's admin listener.
     pub authority: String,
     pub path: String,
@@ -224,7 +230,13 @@ pub struct DriveUrl {
 
 pub fn parse_drive_url(url: &str) -> Result<DriveUrl, BootstrapError> {
     let bad = |why: &str| BootstrapError::Argument(url.to_string(), why.to_string());
-    let rest = url.strip_prefix("http://").ok_or_else(|| bad("drive URLs start with http://"))?;
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        ("http", rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        ("https", rest)
+    } else {
+        return Err(bad("drive URLs start with http:// or https://"));
+    };
     let slash = rest.find('/').ok_or_else(|| bad("expected http://HOST:PORT/PATH"))?;
     let (authority, path) = rest.split_at(slash);
     if authority.is_empty() || !authority.contains(':') {
@@ -233,7 +245,7 @@ pub fn parse_drive_url(url: &str) -> Result<DriveUrl, BootstrapError> {
     if path.len() < 2 || path.split('/').any(|s| s == "..") {
         return Err(bad("the drive path must be absolute and plain"));
     }
-    Ok(DriveUrl { authority: authority.to_string(), path: path.to_string() })
+    Ok(DriveUrl { scheme: scheme.to_string(), authority: authority.to_string(), path: path.to_string() })
 }
 
 /// Cluster and drive identities of a static cluster, derived from the cluster secret and
@@ -277,6 +289,7 @@ pub fn open_cluster_store(
     urls: Vec<DriveUrl>,
     own_authority: &str,
     secret: &[u8],
+    client: crate::rpc::client::PeerClient,
     metrics: Arc<Metrics>,
 ) -> Result<(Arc<Store>, mpsc::Receiver<HealRequest>, Vec<(String, Arc<LocalDrive>)>), BootstrapError> {
     let mut seen = std::collections::HashSet::new();
@@ -293,14 +306,13 @@ pub fn open_cluster_store(
     }
     let formats = cluster_formats(secret, &urls)?;
     let size = formats[0].set_drives as usize;
-    let client = crate::rpc::client::peer_client();
     let (heal_sender, heal_receiver) = mpsc::channel(HEAL_QUEUE_CAPACITY);
     let mut local = Vec::new();
     let mut drives: Vec<Arc<dyn Drive>> = Vec::with_capacity(urls.len());
     for (url, expected) in urls.iter().zip(&formats) {
         if url.authority != own_authority {
             let remote = crate::rpc::client::RemoteDrive::new(
-                format!("http://{}", url.authority),
+                format!("{}://{}", url.scheme, url.authority),
                 url.path.clone(),
                 expected.clone(),
                 secret.to_vec(),

@@ -35,6 +35,8 @@ pub struct Node {
     pub ip: String,
     /// Drive arguments; empty means this node's own `d{1...N}` directories.
     pub drive_args: Vec<String>,
+    /// With certificates the node serves HTTPS; this is the CA's PEM that clients trust.
+    pub ca_pem: Option<String>,
 }
 
 impl Node {
@@ -53,14 +55,44 @@ impl Node {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             ip: "127.0.0.1".into(),
             drive_args: Vec::new(),
+            ca_pem: env
+                .iter()
+                .find(|(k, _)| *k == "BUCKETS_CERTS_DIR")
+                .and_then(|(_, dir)| std::fs::read_to_string(std::path::Path::new(dir).join("ca.crt")).ok()),
         };
         node.spawn();
         node
     }
 
+    /// A handle with this node's addresses and no process (for clients with other settings).
+    pub fn detached(&self) -> Node {
+        Node {
+            child: None,
+            root: tempfile::tempdir().unwrap(),
+            drive_count: self.drive_count,
+            s3_port: self.s3_port,
+            admin_port: self.admin_port,
+            env: Vec::new(),
+            ip: self.ip.clone(),
+            drive_args: Vec::new(),
+            ca_pem: self.ca_pem.clone(),
+        }
+    }
+
     /// `nodes` processes on 127.0.0.2, 127.0.0.3, … each with `drives_per_node` drives, all
     /// given the same list of drive URLs; returns once every node is ready.
     pub fn start_cluster(nodes: usize, drives_per_node: usize, env: &[(&str, &str)]) -> Vec<Node> {
+        Self::start_cluster_with(nodes, drives_per_node, env, None)
+    }
+
+    /// A cluster whose nodes serve HTTPS with certificates signed by `tls` (a certs dir
+    /// and the CA's PEM) and reach each other over `https://` drive URLs.
+    pub fn start_cluster_with(
+        nodes: usize,
+        drives_per_node: usize,
+        env: &[(&str, &str)],
+        tls: Option<(&std::path::Path, &str)>,
+    ) -> Vec<Node> {
         let mut cluster: Vec<Node> = (0..nodes)
             .map(|index| {
                 let ip = format!("127.0.0.{}", index + 2);
@@ -73,16 +105,22 @@ impl Node {
                     env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                     ip,
                     drive_args: Vec::new(),
+                    ca_pem: None,
                 }
             })
             .collect();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let urls: Vec<String> = cluster
             .iter()
             .map(|n| {
-                format!("http://{}:{}{}/d{{1...{}}}", n.ip, n.admin_port, n.root.path().display(), drives_per_node)
+                format!("{scheme}://{}:{}{}/d{{1...{}}}", n.ip, n.admin_port, n.root.path().display(), drives_per_node)
             })
             .collect();
         for node in &mut cluster {
+            if let Some((dir, ca)) = tls {
+                node.env.push(("BUCKETS_CERTS_DIR".into(), dir.display().to_string()));
+                node.ca_pem = Some(ca.to_string());
+            }
             node.drive_args = urls.clone();
             node.env.push(("BUCKETS_CLUSTER_SECRET".into(), CLUSTER_SECRET.into()));
             node.launch();
@@ -139,9 +177,7 @@ impl Node {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("buckets-node exited with {status}:\n{}", self.log());
             }
-            if let Ok((status, _, _)) = http_get_on(&self.ip, self.admin_port, "/health/ready")
-                && status == 200
-            {
+            if let Some((200, _)) = self.admin_get("/health/ready") {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -158,7 +194,30 @@ impl Node {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}:{}", self.ip, self.s3_port)
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.ip, self.s3_port)
+    }
+
+    /// GET on the admin listener (through curl with the CA when the node serves HTTPS).
+    fn admin_get(&self, path: &str) -> Option<(u16, Vec<u8>)> {
+        match &self.ca_pem {
+            None => http_get_on(&self.ip, self.admin_port, path).ok().map(|(status, _, body)| (status, body)),
+            Some(ca) => {
+                let ca_file = self.root.path().join("ca-for-curl.pem");
+                std::fs::write(&ca_file, ca).ok()?;
+                let output = Command::new("curl")
+                    .args(["-s", "--cacert"])
+                    .arg(&ca_file)
+                    .args(["-o", "-", "-w", "\n%{http_code}"])
+                    .arg(format!("https://{}:{}{}", self.ip, self.admin_port, path))
+                    .output()
+                    .ok()?;
+                let text = output.stdout;
+                let split = text.iter().rposition(|&b| b == b'\n')?;
+                let status = std::str::from_utf8(&text[split + 1..]).ok()?.trim().parse().ok()?;
+                Some((status, text[..split].to_vec()))
+            }
+        }
     }
 
     pub fn client(&self) -> Client {
@@ -166,7 +225,11 @@ impl Node {
     }
 
     pub fn client_with(&self, access: &str, secret: &str) -> Client {
-        let config = aws_sdk_s3::Config::builder()
+        let mut config = aws_sdk_s3::Config::builder();
+        if let Some(ca) = &self.ca_pem {
+            config = config.http_client(https_client_trusting(ca));
+        }
+        let config = config
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(self.endpoint())
             .region(Region::new("us-east-1"))
@@ -177,7 +240,7 @@ impl Node {
     }
 
     pub fn metric(&self, name: &str) -> f64 {
-        let (_, _, body) = http_get_on(&self.ip, self.admin_port, "/metrics").unwrap();
+        let (_, body) = self.admin_get("/metrics").unwrap();
         let text = String::from_utf8(body).unwrap();
         text.lines()
             .filter(|l| !l.starts_with('#'))
@@ -289,4 +352,43 @@ pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
 pub async fn get_bytes(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
     let response = s3.get_object().bucket(bucket).key(key).send().await.unwrap();
     response.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// An HTTPS client for the SDK that trusts only `ca_pem`.
+pub fn https_client_trusting(ca_pem: &str) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let trust = tls::TrustStore::empty().with_native_roots(false).with_pem_certificate(ca_pem.as_bytes().to_vec());
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(tls::TlsContext::builder().with_trust_store(trust).build().unwrap())
+        .build_https()
+}
+
+/// A CA and a certificate for 127.0.0.1–127.0.0.9 and localhost, written as a certs dir
+/// (public.crt, private.key, ca.crt); returns the CA's PEM.
+pub fn make_certs(dir: &std::path::Path) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, SanType};
+    let named = |name: &str| {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, name);
+        dn
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.distinguished_name = named("Buckets test CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    // Subject and issuer must differ, or verifiers take the certificate for self-signed.
+    params.distinguished_name = named("buckets-node");
+    for last in 1..10 {
+        params.subject_alt_names.push(SanType::IpAddress(format!("127.0.0.{last}").parse().unwrap()));
+    }
+    let key = KeyPair::generate().unwrap();
+    let certificate = params.signed_by(&key, &ca, &ca_key).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("public.crt"), certificate.pem()).unwrap();
+    std::fs::write(dir.join("private.key"), key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    ca.pem()
 }

@@ -8,3 +8,4 @@ mod drives;
 mod harness;
 mod multipart;
 mod objects;
+mod tls;
