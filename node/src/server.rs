@@ -206,7 +206,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         erasure.parity_shards
     );
 
-    let admin_store = store.clone();
+    let admin_store = Arc::new(crate::admin::Admin {
+        store: store.clone(),
+        root_user: config.root_user.clone(),
+        root_password: config.root_password.clone(),
+    });
     let admin_acceptor = acceptor.clone();
     tokio::spawn(async move {
         loop {

@@ -2,3 +2,4 @@
 //! key; no I/O.
 
 pub mod ring;
+pub mod topology;

@@ -220,6 +220,14 @@ impl Drive for RemoteDrive {
         self.inner.call_decoded(DriveCall::Reformat)
     }
 
+    fn read_system_file(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        self.inner.call(&DriveCall::ReadSystemFile { name: name.into() }, &[])
+    }
+
+    fn write_system_file(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.inner.call_unit(DriveCall::WriteSystemFile { name: name.into() }, bytes)
+    }
+
     fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>> {
         // The first write (offset 0) creates the file on the peer.
         Ok(Box::new(RemoteShardFile {

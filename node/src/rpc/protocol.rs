@@ -40,6 +40,8 @@ pub enum DriveCall {
     CommitPart { bucket: String, upload_id: String, staging: Uuid, number: u32 },
     StageUploadParts { bucket: String, upload_id: String, staging: Uuid, parts: Vec<(u32, String)> },
     RemoveUpload { bucket: String, upload_id: String },
+    ReadSystemFile { name: String },
+    WriteSystemFile { name: String },
 }
 
 /// Frames a call and its payload as a request body.

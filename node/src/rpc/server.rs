@@ -113,6 +113,8 @@ fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
             drive.stage_upload_parts(&bucket, &upload_id, staging, &parts).map(|()| None)
         }
         RemoveUpload { bucket, upload_id } => drive.remove_upload(&bucket, &upload_id).map(|()| None),
+        ReadSystemFile { name } => drive.read_system_file(&name),
+        WriteSystemFile { name } => drive.write_system_file(&name, payload).map(|()| None),
     }
 }
 
@@ -142,6 +144,7 @@ fn names_are_plain(call: &DriveCall) -> bool {
         StageUploadParts { bucket, upload_id, parts, .. } => {
             plain(bucket) && plain(upload_id) && parts.iter().all(|(_, name)| plain(name))
         }
+        ReadSystemFile { name } | WriteSystemFile { name } => plain(name),
         ReadFormat | Reformat | HasStaging { .. } | RemoveStaging { .. } | ListBuckets => true,
     }
 }

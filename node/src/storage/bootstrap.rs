@@ -14,6 +14,7 @@ use super::{HEAL_QUEUE_CAPACITY, HealRequest, Store};
 use crate::erasure::{MAX_SET_DRIVES, MIN_SET_DRIVES};
 use crate::format::drive::DriveFormat;
 use crate::metrics::Metrics;
+use crate::placement::topology::{SetState, TOPOLOGY_FILE, Topology};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
@@ -35,6 +36,8 @@ pub enum BootstrapError {
     Unformatted(String),
     #[error("drive {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("topology: {0}")]
+    Topology(String),
 }
 
 /// Expands MinIO-style ellipses: `/data/d{1...4}` → `/data/d1` … `/data/d4`. Several
@@ -162,7 +165,9 @@ pub fn open_store(
     }
     metrics.drives_total.set(count as i64);
     metrics.drives_online.set(count as i64);
-    Ok((Arc::new(Store::new(cluster_id, sets, metrics)), heal_receiver))
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let topology = load_topology(&sets, cluster_id, &names, size)?;
+    Ok((Arc::new(Store::new(topology, sets, metrics)), heal_receiver))
 }
 
 #[cfg(test)]
@@ -216,6 +221,59 @@ mod tests {
         assert!(set_size(3).is_err());
         assert!(set_size(17).is_err());
     }
+}
+
+/// The topology this node's own drives hold (the newest generation among them), or the
+/// first topology of the drives given. Every local drive is brought up to that generation.
+/// Changing topology arrives with the admin API; until then the sets it describes must be
+/// the ones given on the command line.
+fn load_topology(
+    sets: &[Arc<ErasureSet>],
+    cluster_id: Uuid,
+    names: &[String],
+    set_size: usize,
+) -> Result<Topology, BootstrapError> {
+    let local: Vec<&Arc<dyn Drive>> = sets.iter().flat_map(|s| s.drives().iter()).filter(|d| d.is_local()).collect();
+    let mut newest: Option<Topology> = None;
+    for drive in &local {
+        let bytes = drive
+            .read_system_file(TOPOLOGY_FILE)
+            .map_err(|source| BootstrapError::Io { path: drive.name(), source })?;
+        let Some(bytes) = bytes else { continue };
+        let topology = Topology::decode(&bytes)
+            .map_err(|e| BootstrapError::Topology(format!("{}: unreadable topology: {e}", drive.name())))?;
+        if topology.cluster_id != cluster_id {
+            return Err(BootstrapError::Topology(format!(
+                "{} holds the topology of cluster {}",
+                drive.name(),
+                topology.cluster_id
+            )));
+        }
+        if newest.as_ref().is_none_or(|n| topology.generation > n.generation) {
+            newest = Some(topology);
+        }
+    }
+    let topology = newest.unwrap_or_else(|| Topology::initial(cluster_id, names, set_size));
+    topology.validate().map_err(|e| BootstrapError::Topology(e.to_string()))?;
+    let configured: Vec<&[String]> = names.chunks(set_size).collect();
+    let described: Vec<&[String]> =
+        topology.sets().filter(|(_, s)| s.state != SetState::Removed).map(|(_, s)| s.drives.as_slice()).collect();
+    if configured != described {
+        return Err(BootstrapError::Topology(format!(
+            "the drives hold topology generation {} whose sets differ from the drives given; start with the drives of that topology",
+            topology.generation
+        )));
+    }
+    let encoded = topology.encode();
+    for drive in local {
+        let current = drive.read_system_file(TOPOLOGY_FILE).ok().flatten();
+        if current.as_deref() != Some(encoded.as_slice()) {
+            drive
+                .write_system_file(TOPOLOGY_FILE, &encoded)
+                .map_err(|source| BootstrapError::Io { path: drive.name(), source })?;
+        }
+    }
+    Ok(topology)
 }
 
 /// One drive of a static multi-node cluster, from its URL `http://HOST:PORT/PATH`.
@@ -354,11 +412,13 @@ pub fn open_cluster_store(
         local.push((url.path.clone(), drive.clone()));
         drives.push(drive);
     }
-    let sets = drives
+    let sets: Vec<Arc<ErasureSet>> = drives
         .chunks(size)
         .enumerate()
         .map(|(index, chunk)| Arc::new(ErasureSet::new(index, chunk.to_vec(), heal_sender.clone(), metrics.clone())))
         .collect();
     metrics.drives_total.set(urls.len() as i64);
-    Ok((Arc::new(Store::new(formats[0].cluster_id, sets, metrics)), heal_receiver, local))
+    let names: Vec<String> = urls.iter().map(|u| format!("{}://{}{}", u.scheme, u.authority, u.path)).collect();
+    let topology = load_topology(&sets, formats[0].cluster_id, &names, size)?;
+    Ok((Arc::new(Store::new(topology, sets, metrics)), heal_receiver, local))
 }

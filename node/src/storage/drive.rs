@@ -186,6 +186,11 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     /// when the drive's directory itself is gone.
     fn reformat(&self) -> io::Result<bool>;
 
+    /// A small file of the drive's system directory (the topology), `None` if absent.
+    fn read_system_file(&self, name: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Replaces a system file atomically and durably.
+    fn write_system_file(&self, name: &str, bytes: &[u8]) -> io::Result<()>;
+
     /// A new shard file `name` in staging directory `staging_id`.
     fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>>;
     fn has_staging(&self, staging_id: Uuid) -> bool;
@@ -273,6 +278,14 @@ impl Drive for LocalDrive {
         LocalDrive::write_format(&self.root, &self.format)?;
         self.clean_tmp()?;
         Ok(true)
+    }
+
+    fn read_system_file(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        read_optional(&self.system_dir().join(name))
+    }
+
+    fn write_system_file(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        write_atomic(&self.tmp_root(), &self.system_dir().join(name), bytes)
     }
 
     fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>> {

@@ -22,8 +22,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use siphasher::sip::SipHasher24;
-use std::hash::Hasher as _;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -31,6 +29,8 @@ use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo};
 use crate::format::{decode_frame, encode_frame};
 use crate::metrics::Metrics;
+use crate::placement::ring::{Ring, SetId};
+use crate::placement::topology::{SetState, Topology};
 use set::ErasureSet;
 
 /// Largest object a single PUT may upload (the S3 limit).
@@ -176,7 +176,11 @@ pub struct BucketInfo {
 
 pub struct Store {
     pub cluster_id: Uuid,
+    topology: Arc<Topology>,
+    ring: Ring,
     sets: Vec<Arc<ErasureSet>>,
+    /// Index in `sets` of each set id.
+    set_index: std::collections::HashMap<SetId, usize>,
     pub metrics: Arc<Metrics>,
     /// Wakes the healer for a full scan (a drive came back empty, for example).
     pub scan_now: Notify,
@@ -187,26 +191,36 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl Store {
-    pub fn new(cluster_id: Uuid, sets: Vec<Arc<ErasureSet>>, metrics: Arc<Metrics>) -> Self {
+    /// `sets` are the topology's non-removed sets, in topology order.
+    pub fn new(topology: Topology, sets: Vec<Arc<ErasureSet>>, metrics: Arc<Metrics>) -> Self {
         assert!(!sets.is_empty(), "a store has at least one set");
-        Store { cluster_id, sets, metrics, scan_now: Notify::new() }
+        let ids: Vec<SetId> =
+            topology.sets().filter(|(_, s)| s.state != SetState::Removed).map(|(_, s)| s.id).collect();
+        assert_eq!(ids.len(), sets.len(), "one erasure set per topology set");
+        let set_index = ids.iter().enumerate().map(|(index, id)| (*id, index)).collect();
+        Store {
+            cluster_id: topology.cluster_id,
+            ring: topology.ring(),
+            topology: Arc::new(topology),
+            sets,
+            set_index,
+            metrics,
+            scan_now: Notify::new(),
+        }
+    }
+
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.clone()
     }
 
     pub fn sets(&self) -> &[Arc<ErasureSet>] {
         &self.sets
     }
 
-    /// The set that holds `key`. Deterministic for a given cluster and set count: SipHash
-    /// keyed by the cluster id. (The consistent-hash ring replaces this for multi-set
-    /// clusters that change shape.)
-    pub fn set_for(&self, key: &str) -> &Arc<ErasureSet> {
-        if self.sets.len() == 1 {
-            return &self.sets[0];
-        }
-        let (k0, k1) = self.cluster_id.as_u64_pair();
-        let mut hasher = SipHasher24::new_with_keys(k0, k1);
-        hasher.write(key.as_bytes());
-        &self.sets[(hasher.finish() % self.sets.len() as u64) as usize]
+    /// The set that holds an object: where the topology's ring places it.
+    pub fn set_for(&self, bucket: &str, key: &str) -> &Arc<ErasureSet> {
+        let id = self.ring.locate(bucket, key);
+        &self.sets[self.set_index[&id]]
     }
 
     pub fn all_drives(&self) -> impl Iterator<Item = &Arc<dyn drive::Drive>> {
@@ -381,13 +395,13 @@ impl Store {
     ) -> StoreResult<ObjectInfo> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
-        let info = self.set_for(key).put_object(bucket, key, body, options).await?;
+        let info = self.set_for(bucket, key).put_object(bucket, key, body, options).await?;
         self.metrics.s3_received_bytes.inc_by(info.size);
         Ok(info)
     }
 
     pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectInfo> {
-        match self.set_for(key).head_object(bucket, key).await {
+        match self.set_for(bucket, key).head_object(bucket, key).await {
             Ok((info, _)) => Ok(info),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
@@ -396,7 +410,7 @@ impl Store {
     /// Streams the part of an object that `plan` chooses (start, length) after checking its
     /// conditions against the version being read; both happen under the object's read lock.
     pub async fn get_object(&self, bucket: &str, key: &str, plan: ReadPlan) -> StoreResult<ObjectRead> {
-        match self.set_for(key).read_object(bucket, key, plan).await {
+        match self.set_for(bucket, key).read_object(bucket, key, plan).await {
             Ok((info, start, length, stream)) => Ok(ObjectRead { info, start, length, body: Box::pin(stream) }),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
@@ -405,7 +419,7 @@ impl Store {
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
-        self.set_for(key).delete_object(bucket, key).await
+        self.set_for(bucket, key).delete_object(bucket, key).await
     }
 
     /// Lists up to `limit` entries after `marker`, merged across sets in key order.

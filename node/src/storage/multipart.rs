@@ -70,7 +70,7 @@ impl Store {
         self.head_bucket(bucket).await?;
         let upload_id = Uuid::new_v4().to_string();
         let meta = encode_json(UPLOAD_MAGIC, &UploadMeta { key: key.to_string(), headers, initiated_ns: now_ns() });
-        let set = self.set_for(key);
+        let set = self.set_for(bucket, key);
         let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.clone());
         let succeeded = blocking(move || {
@@ -94,7 +94,7 @@ impl Store {
     /// The upload's metadata, as a read quorum of drives hold it.
     pub async fn upload_meta(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadMeta> {
         check_upload_id(upload_id)?;
-        let set = self.set_for(key);
+        let set = self.set_for(bucket, key);
         let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
         let metas: Vec<UploadMeta> = blocking(move || {
@@ -128,7 +128,7 @@ impl Store {
             )));
         }
         self.upload_meta(bucket, key, upload_id).await?;
-        let set = self.set_for(key);
+        let set = self.set_for(bucket, key);
         let staging_id = Uuid::new_v4();
         options.max_size = MAX_PART_BYTES;
         let written = set.write_part(body, false, staging_id, rotation(key, set.drives().len()), &options).await?;
@@ -179,7 +179,7 @@ impl Store {
     /// Parts a read quorum of drives agree on, by part number.
     pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<Vec<PartMeta>> {
         self.upload_meta(bucket, key, upload_id).await?;
-        let set = self.set_for(key);
+        let set = self.set_for(bucket, key);
         let per_drive = self.part_metas_per_drive(bucket, key, upload_id).await;
         let quorum = set.erasure().read_quorum();
         let mut agreed: std::collections::BTreeMap<u32, PartMeta> = Default::default();
@@ -199,7 +199,7 @@ impl Store {
     }
 
     async fn part_metas_per_drive(&self, bucket: &str, key: &str, upload_id: &str) -> Vec<Option<Vec<PartMeta>>> {
-        let drives = self.set_for(key).drives().to_vec();
+        let drives = self.set_for(bucket, key).drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
         blocking(move || {
             drives
@@ -257,7 +257,7 @@ impl Store {
         }
         let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
         let size: u64 = chosen.iter().map(|p| p.size).sum();
-        let set = self.set_for(key).clone();
+        let set = self.set_for(bucket, key).clone();
         let data_dir = Uuid::new_v4();
         // Stage the part files on every drive that has all of them.
         let drives = set.drives().to_vec();
@@ -296,7 +296,7 @@ impl Store {
     }
 
     async fn remove_upload(&self, bucket: &str, key: &str, upload_id: &str) -> usize {
-        let drives = self.set_for(key).drives().to_vec();
+        let drives = self.set_for(bucket, key).drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
         blocking(move || drives.iter().filter(|d| d.is_online() && d.remove_upload(&name, &id).is_ok()).count()).await
     }

@@ -9,3 +9,4 @@ mod harness;
 mod multipart;
 mod objects;
 mod tls;
+mod topology;
