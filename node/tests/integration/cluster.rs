@@ -1,23 +1,12 @@
 //! Four node processes on 127.0.0.2–127.0.0.5, four drives each, one erasure set spread
 //! over all of them, reached through peer RPC.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 
-use crate::harness::{Node, data, files_under, get_bytes, raw_request_on};
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
+use crate::harness::{Node, data, files_under, get_bytes, raw_request_on, wait_until};
 
 const ENV: &[(&str, &str)] = &[("BUCKETS_DRIVE_CHECK_SECS", "1")];
 
@@ -177,56 +166,36 @@ async fn a_killed_node_costs_nothing_and_heals_when_it_returns() {
     }
 }
 
+/// Status of a ListBuckets drive call to `node` carrying `auth` (or no auth header).
+fn rpc_status(node: &Node, drive: &str, auth: Option<String>) -> u16 {
+    let body = b"\x01\x00\x00\x00\x09"; // a ListBuckets call
+    let header = auth.map(|a| format!("x-buckets-auth: {a}\r\n")).unwrap_or_default();
+    let request = format!(
+        "POST /rpc/v1/drive?drive={drive} HTTP/1.1\r\nHost: {}:{}\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        node.ip,
+        node.admin_port,
+        body.len()
+    );
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    raw_request_on(&node.ip, node.admin_port, &bytes).unwrap().0
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn peer_rpc_refuses_unauthenticated_and_wrongly_signed_calls() {
     let cluster = Node::start_cluster(4, 4, ENV);
     let node = &cluster[1];
     let drive = hex::encode(format!("{}/d1", node.root.path().display()));
-    let body = b"\x01\x00\x00\x00\x09"; // a ListBuckets call
-    for auth in [None, Some("0:00".to_string()), Some(format!("{}:{}", buckets_node::rpc::unix_now(), "ab".repeat(32)))]
-    {
-        let header = auth.map(|a| format!("x-buckets-auth: {a}\r\n")).unwrap_or_default();
-        let request = format!(
-            "POST /rpc/v1/drive?drive={drive} HTTP/1.1\r\nHost: {}:{}\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n",
-            node.ip,
-            node.admin_port,
-            body.len()
-        );
-        let mut bytes = request.into_bytes();
-        bytes.extend_from_slice(body);
-        let (status, _, _) = raw_request_on(&node.ip, node.admin_port, &bytes).unwrap();
-        assert_eq!(status, 403);
-    }
-    // A correctly signed call with another cluster's secret is refused too.
     let path = format!("/rpc/v1/drive?drive={drive}");
-    let signature = buckets_node::rpc::sign(b"another-cluster", "POST", &path, buckets_node::rpc::unix_now());
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {}:{}\r\nx-buckets-auth: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        node.ip,
-        node.admin_port,
-        body.len()
-    );
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body);
-    let (status, _, _) = raw_request_on(&node.ip, node.admin_port, &bytes).unwrap();
-    assert_eq!(status, 403);
+    let now = buckets_node::rpc::unix_now();
+    let forged = format!("{now}:{}", "ab".repeat(32));
+    let foreign = buckets_node::rpc::sign(b"another-cluster", "POST", &path, now);
+    for auth in [None, Some("0:00".to_string()), Some(forged), Some(foreign)] {
+        assert_eq!(rpc_status(node, &drive, auth), 403);
+    }
     // With the cluster's secret the same call is answered.
-    let signature = buckets_node::rpc::sign(
-        crate::harness::CLUSTER_SECRET.as_bytes(),
-        "POST",
-        &path,
-        buckets_node::rpc::unix_now(),
-    );
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {}:{}\r\nx-buckets-auth: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        node.ip,
-        node.admin_port,
-        body.len()
-    );
-    let mut bytes = request.into_bytes();
-    bytes.extend_from_slice(body);
-    let (status, _, _) = raw_request_on(&node.ip, node.admin_port, &bytes).unwrap();
-    assert_eq!(status, 200);
+    let signed = buckets_node::rpc::sign(crate::harness::CLUSTER_SECRET.as_bytes(), "POST", &path, now);
+    assert_eq!(rpc_status(node, &drive, Some(signed)), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

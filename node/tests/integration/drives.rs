@@ -1,10 +1,10 @@
 //! Losing, corrupting and replacing drives of a running node.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use crate::harness::{Node, data, files_under};
+use crate::harness::{Node, data, files_under, wait_until};
 
 async fn get(s3: &aws_sdk_s3::Client, key: &str) -> Result<Vec<u8>, String> {
     let response = s3.get_object().bucket("data").key(key).send().await.map_err(|e| format!("{e:?}"))?;
@@ -21,17 +21,6 @@ async fn fill(s3: &aws_sdk_s3::Client) -> Vec<(String, Vec<u8>)> {
         objects.push((key, body));
     }
     objects
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

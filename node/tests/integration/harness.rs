@@ -392,3 +392,15 @@ pub fn make_certs(dir: &std::path::Path) -> String {
     std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
     ca.pem()
 }
+
+/// Polls `check` until it holds, or fails the test after `timeout`.
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
