@@ -17,6 +17,12 @@ use crate::format::drive::DriveFormat;
 
 pub const FORMAT_FILE: &str = "format.bkt";
 const TMP_DIR: &str = "tmp";
+/// Data directories of replaced or deleted versions wait here (as `<uuid>.<unix secs>`)
+/// before deletion, so a reader still streaming that version (through another node) can
+/// finish it.
+const TRASH_DIR: &str = "trash";
+/// How long a retired data directory stays readable.
+pub const TRASH_RETENTION: std::time::Duration = std::time::Duration::from_secs(600);
 const MULTIPART_DIR: &str = "multipart";
 
 #[derive(Debug)]
@@ -94,6 +100,35 @@ impl LocalDrive {
             fs::remove_dir_all(&tmp)?;
         }
         fs::create_dir_all(&tmp)
+    }
+
+    fn trash_root(&self) -> PathBuf {
+        self.system_dir().join(TRASH_DIR)
+    }
+
+    /// Moves a data directory to the trash (deleting it outright if that fails).
+    fn retire_data_dir(&self, object_dir: &Path, data_dir: Uuid) {
+        let source = object_dir.join(format!("{DATA_DIR_PREFIX}{data_dir}"));
+        if !source.exists() {
+            return;
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let trash = self.trash_root();
+        let moved =
+            fs::create_dir_all(&trash).and_then(|()| fs::rename(&source, trash.join(format!("{data_dir}.{now}"))));
+        if moved.is_err() {
+            let _ = fs::remove_dir_all(&source);
+        }
+    }
+
+    /// Where a retired data directory went, if it is still in the trash.
+    fn retired_data_dir(&self, data_dir: Uuid) -> Option<PathBuf> {
+        let prefix = format!("{data_dir}.");
+        fs::read_dir(self.trash_root())
+            .ok()?
+            .flatten()
+            .find(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|entry| entry.path())
     }
 
     fn tmp_root(&self) -> PathBuf {
@@ -177,6 +212,10 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     fn is_local(&self) -> bool {
         true
     }
+    /// Deletes data of replaced versions retired longer than `retention` ago (owner only).
+    fn empty_trash(&self, _retention: std::time::Duration) -> usize {
+        0
+    }
     fn format(&self) -> &DriveFormat;
     fn is_online(&self) -> bool;
     fn set_online(&self, online: bool);
@@ -259,6 +298,21 @@ impl ShardFile for LocalShardFile {
 }
 
 impl Drive for LocalDrive {
+    /// Deletes retired data directories older than `retention`; returns how many.
+    fn empty_trash(&self, retention: std::time::Duration) -> usize {
+        let Ok(entries) = fs::read_dir(self.trash_root()) else { return 0 };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let retired = name.rsplit_once('.').and_then(|(_, secs)| secs.parse::<u64>().ok()).unwrap_or(0);
+            if now.saturating_sub(retired) >= retention.as_secs() && fs::remove_dir_all(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     fn name(&self) -> String {
         self.root.display().to_string()
     }
@@ -311,8 +365,16 @@ impl Drive for LocalDrive {
         offset: u64,
         len: usize,
     ) -> io::Result<Vec<u8>> {
-        let file = self.data_dir_path(bucket, path, data_dir).join(format!("part.{part_number}"));
-        let mut handle = File::open(file)?;
+        let name = format!("part.{part_number}");
+        let mut handle = match File::open(self.data_dir_path(bucket, path, data_dir).join(&name)) {
+            Ok(handle) => handle,
+            // Replaced or deleted while being read: the version may still be in the trash.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.retired_data_dir(data_dir) {
+                Some(retired) => File::open(retired.join(&name))?,
+                None => return Err(e),
+            },
+            Err(e) => return Err(e),
+        };
         handle.seek(SeekFrom::Start(offset))?;
         let mut buf = vec![0u8; len];
         handle.read_exact(&mut buf)?;
@@ -428,7 +490,7 @@ impl Drive for LocalDrive {
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {
         let object_dir = self.object_dir(bucket, path);
         for data_dir in data_dirs {
-            let _ = fs::remove_dir_all(object_dir.join(format!("{DATA_DIR_PREFIX}{data_dir}")));
+            self.retire_data_dir(&object_dir, *data_dir);
         }
     }
 
@@ -450,7 +512,8 @@ impl Drive for LocalDrive {
             },
         }
         if let Some(data_dir) = new_data_dir {
-            self.remove_data_dirs(bucket, path, &[data_dir]);
+            // Never readable (the write had no quorum): delete outright.
+            let _ = fs::remove_dir_all(self.data_dir_path(bucket, path, data_dir));
         }
         Ok(())
     }
@@ -466,7 +529,7 @@ impl Drive for LocalDrive {
         }
         sync_dir(&object_dir).ok();
         for data_dir in data_dirs {
-            let _ = fs::remove_dir_all(object_dir.join(format!("{DATA_DIR_PREFIX}{data_dir}")));
+            self.retire_data_dir(&object_dir, *data_dir);
         }
         self.prune_empty_dirs(&bucket_dir, &object_dir);
         Ok(())

@@ -137,6 +137,13 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
         }
         let online = store.all_drives().filter(|d| d.is_online()).count();
         store.metrics.drives_online.set(online as i64);
+        let local: Vec<Arc<dyn Drive>> = store.all_drives().filter(|d| d.is_local()).cloned().collect();
+        blocking(move || {
+            for drive in local {
+                drive.empty_trash(super::drive::TRASH_RETENTION);
+            }
+        })
+        .await;
         if reformatted {
             store.scan_now.notify_one();
         }

@@ -221,3 +221,22 @@ async fn concurrent_writes_of_one_key_through_different_nodes_leave_one_whole_ve
         assert!(seen.windows(2).all(|w| w[0] == w[1]), "round {round}: nodes disagree");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_in_progress_on_one_node_survives_an_overwrite_through_another() {
+    let cluster = Node::start_cluster(4, 4, ENV);
+    let (reader, writer) = (cluster[1].client(), cluster[2].client());
+    reader.create_bucket().bucket("streams").send().await.unwrap();
+    let original = data(12 * 1024 * 1024, 1);
+    writer.put_object().bucket("streams").key("big").body(ByteStream::from(original.clone())).send().await.unwrap();
+    let mut response = reader.get_object().bucket("streams").key("big").send().await.unwrap();
+    let mut received = response.body.next().await.unwrap().unwrap().to_vec();
+    // Replace the object through another node while the first download is under way.
+    let replacement = data(3 * 1024 * 1024, 2);
+    writer.put_object().bucket("streams").key("big").body(ByteStream::from(replacement.clone())).send().await.unwrap();
+    while let Some(chunk) = response.body.next().await {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(received == original, "the download in progress finished with the version it started");
+    assert!(get_bytes(&reader, "streams", "big").await == replacement);
+}
