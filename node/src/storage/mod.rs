@@ -43,7 +43,7 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync
 pub type Precondition = Box<dyn FnOnce(Option<&ObjectInfo>) -> StoreResult<()> + Send + Sync>;
 /// Decides, from the version about to be read, which bytes to read: (start, length). It
 /// is where GET conditions (If-Match, …) and ranges are checked.
-pub type ReadPlan = Box<dyn FnOnce(&ObjectInfo) -> StoreResult<(u64, u64)> + Send>;
+pub type ReadPlan = Box<dyn Fn(&ObjectInfo) -> StoreResult<(u64, u64)> + Send + Sync>;
 
 /// An object being read: the version, the byte range chosen, and its bytes.
 pub struct ObjectRead {
@@ -386,6 +386,31 @@ impl Store {
 
     // ---- objects ----
 
+    /// Whether an object may sit in another set than the ring names: only after the
+    /// topology changed (generation > 1) in a store of several sets. Until migration moves
+    /// every object to its ring set, reads fall back to the other sets and writes clear
+    /// stale copies there (contract 5: placement is a hint, never the only truth).
+    fn placement_may_differ(&self) -> bool {
+        self.sets.len() > 1 && self.topology.generation > 1
+    }
+
+    /// Every set but the one the ring names for this key.
+    fn other_sets(&self, bucket: &str, key: &str) -> Vec<Arc<ErasureSet>> {
+        let home = self.set_for(bucket, key);
+        self.sets.iter().filter(|s| !Arc::ptr_eq(s, home)).cloned().collect()
+    }
+
+    /// Removes copies of a key from the sets the ring does not name (after a write or a
+    /// delete in the ring's set).
+    pub(crate) async fn clear_stale_copies(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        if self.placement_may_differ() {
+            for set in self.other_sets(bucket, key) {
+                set.delete_object(bucket, key).await?;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn put_object(
         &self,
         bucket: &str,
@@ -396,13 +421,26 @@ impl Store {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let info = self.set_for(bucket, key).put_object(bucket, key, body, options).await?;
+        self.clear_stale_copies(bucket, key).await?;
         self.metrics.s3_received_bytes.inc_by(info.size);
         Ok(info)
     }
 
     pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectInfo> {
-        match self.set_for(bucket, key).head_object(bucket, key).await {
-            Ok((info, _)) => Ok(info),
+        let mut result = self.set_for(bucket, key).head_object(bucket, key).await.map(|(info, _)| info);
+        if matches!(result, Err(StoreError::NoSuchKey)) && self.placement_may_differ() {
+            for set in self.other_sets(bucket, key) {
+                match set.head_object(bucket, key).await {
+                    Err(StoreError::NoSuchKey) => continue,
+                    other => {
+                        result = other.map(|(info, _)| info);
+                        break;
+                    }
+                }
+            }
+        }
+        match result {
+            Ok(info) => Ok(info),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
     }
@@ -410,7 +448,16 @@ impl Store {
     /// Streams the part of an object that `plan` chooses (start, length) after checking its
     /// conditions against the version being read; both happen under the object's read lock.
     pub async fn get_object(&self, bucket: &str, key: &str, plan: ReadPlan) -> StoreResult<ObjectRead> {
-        match self.set_for(bucket, key).read_object(bucket, key, plan).await {
+        let mut result = self.set_for(bucket, key).read_object(bucket, key, &plan).await;
+        if matches!(result, Err(StoreError::NoSuchKey)) && self.placement_may_differ() {
+            for set in self.other_sets(bucket, key) {
+                result = set.read_object(bucket, key, &plan).await;
+                if !matches!(result, Err(StoreError::NoSuchKey)) {
+                    break;
+                }
+            }
+        }
+        match result {
             Ok((info, start, length, stream)) => Ok(ObjectRead { info, start, length, body: Box::pin(stream) }),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
@@ -419,7 +466,8 @@ impl Store {
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
-        self.set_for(bucket, key).delete_object(bucket, key).await
+        self.set_for(bucket, key).delete_object(bucket, key).await?;
+        self.clear_stale_copies(bucket, key).await
     }
 
     /// Lists up to `limit` entries after `marker`, merged across sets in key order.
@@ -435,15 +483,23 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut merged: Vec<ListEntry> = Vec::new();
+        let mut merged: Vec<(ListEntry, bool)> = Vec::new();
         for set in &self.sets {
-            merged.extend(set.list(bucket, prefix, delimiter, marker, limit).await?);
+            for entry in set.list(bucket, prefix, delimiter, marker, limit).await? {
+                // A key found in several sets (before migration cleans up) is shown as the
+                // copy in the set the ring names, which is the one reads return.
+                let home = match &entry {
+                    ListEntry::Object(info) => Arc::ptr_eq(set, self.set_for(bucket, &info.key)),
+                    ListEntry::Prefix(_) => true,
+                };
+                merged.push((entry, home));
+            }
         }
         if self.sets.len() > 1 {
-            merged.sort_by(|a, b| a.name().as_bytes().cmp(b.name().as_bytes()));
-            merged.dedup_by(|a, b| a.name() == b.name());
+            merged.sort_by(|a, b| a.0.name().as_bytes().cmp(b.0.name().as_bytes()).then(b.1.cmp(&a.1)));
+            merged.dedup_by(|a, b| a.0.name() == b.0.name());
         }
         merged.truncate(limit);
-        Ok(merged)
+        Ok(merged.into_iter().map(|(entry, _)| entry).collect())
     }
 }

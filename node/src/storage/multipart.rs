@@ -291,6 +291,7 @@ impl Store {
             .await;
         if result.is_ok() {
             self.remove_upload(bucket, key, upload_id).await;
+            self.clear_stale_copies(bucket, key).await?;
         }
         result
     }

@@ -528,7 +528,7 @@ impl ErasureSet {
         self: &Arc<Self>,
         bucket: &str,
         key: &str,
-        plan: ReadPlan,
+        plan: &ReadPlan,
     ) -> StoreResult<(ObjectInfo, u64, u64, impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static)> {
         let path = path::object_path(key).map_err(key_error)?;
         let guard = self.locks.read(&Self::lock_name(bucket, key)).await;
