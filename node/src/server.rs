@@ -132,10 +132,10 @@ pub fn expand_drives(arguments: &[String]) -> Result<DriveList, BootstrapError> 
 
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let (store, heal_requests, rpc) = match expand_drives(&config.drives)? {
+    let (store, heal_requests, cluster) = match expand_drives(&config.drives)? {
         DriveList::Local(paths) => {
             let (store, heal) = tokio::task::spawn_blocking(move || bootstrap::open_store(paths, metrics)).await??;
-            (store, heal, None)
+            (store, heal, None::<(Arc<RpcServer>, Arc<crate::rpc::Peers>)>)
         }
         DriveList::Cluster(urls) => {
             let secret = config.cluster_secret.clone().ok_or_else(|| {
@@ -158,12 +158,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 .filter(|(authority, _)| *authority != own_authority)
                 .map(|(_, endpoint)| endpoint)
                 .collect();
-            let locker = Arc::new(DistributedLocker::new(lock_table.clone(), peers, secret.clone(), client));
+            let locker =
+                Arc::new(DistributedLocker::new(lock_table.clone(), peers.clone(), secret.clone(), client.clone()));
             for set in store.sets() {
                 set.locks.set_cluster_lock(Arc::new(locker.clone()));
             }
-            let rpc = RpcServer::new(secret, local.into_iter().collect(), lock_table);
-            (store, heal, Some(Arc::new(rpc)))
+            let rpc = RpcServer::new(secret.clone(), local.into_iter().collect(), lock_table, store.clone());
+            let peers = Arc::new(crate::rpc::Peers { endpoints: peers, secret, client });
+            (store, heal, Some((Arc::new(rpc), peers)))
         }
     };
     let drive_count: usize = store.sets().iter().map(|s| s.drives().len()).sum();
@@ -210,7 +212,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         store: store.clone(),
         root_user: config.root_user.clone(),
         root_password: config.root_password.clone(),
+        peers: cluster.as_ref().map(|(_, peers)| peers.clone()),
     });
+    let rpc = cluster.map(|(rpc, _)| rpc);
     let admin_acceptor = acceptor.clone();
     tokio::spawn(async move {
         loop {

@@ -22,6 +22,16 @@ pub struct Admin {
     pub store: Arc<Store>,
     pub root_user: String,
     pub root_password: String,
+    /// Tells the other nodes of a cluster to load a new topology (none on a lone node).
+    pub peers: Option<Arc<crate::rpc::Peers>>,
+}
+
+/// Body of `POST /admin/v1/topology`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApplyTopology {
+    expected_generation: u64,
+    topology: crate::placement::topology::Topology,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -89,6 +99,31 @@ impl Admin {
                 match serde_json::to_vec_pretty(topology.as_ref()) {
                     Ok(json) => respond(StatusCode::OK, "application/json", json),
                     Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
+                }
+            }
+            (Method::POST, "/admin/v1/topology") => {
+                let request: ApplyTopology = match serde_json::from_slice(&body) {
+                    Ok(request) => request,
+                    Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedTopology", &e.to_string()),
+                };
+                use crate::storage::TopologyChangeError as E;
+                match self.store.apply_topology(request.expected_generation, request.topology).await {
+                    Ok(topology) => {
+                        if let Some(peers) = &self.peers {
+                            peers.push_topology().await;
+                        }
+                        match serde_json::to_vec_pretty(topology.as_ref()) {
+                            Ok(json) => respond(StatusCode::OK, "application/json", json),
+                            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
+                        }
+                    }
+                    Err(e @ E::Conflict { .. }) => {
+                        json_error(StatusCode::CONFLICT, "GenerationConflict", &e.to_string())
+                    }
+                    Err(e @ (E::Invalid(_) | E::Unsupported(_))) => {
+                        json_error(StatusCode::BAD_REQUEST, "InvalidTopology", &e.to_string())
+                    }
+                    Err(e @ E::Store(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
                 }
             }
             _ => json_error(StatusCode::NOT_FOUND, "NotFound", "no such admin endpoint"),

@@ -48,6 +48,37 @@ pub fn verify(secret: &[u8], method: &str, path_and_query: &str, header: Option<
     mac(secret, method, path_and_query, timestamp).verify_slice(&tag).is_ok()
 }
 
+/// The other nodes of a cluster, for calls that are not about one drive.
+pub struct Peers {
+    /// `scheme://host:port` of every other node.
+    pub endpoints: Vec<String>,
+    pub secret: Vec<u8>,
+    pub client: client::PeerClient,
+}
+
+pub const TOPOLOGY_PUSH_PATH: &str = "/rpc/v1/topology";
+
+impl Peers {
+    /// Asks every peer to load the newest topology from its drives; a peer that misses it
+    /// finds it at its next periodic check.
+    pub async fn push_topology(&self) {
+        let calls = self.endpoints.iter().map(|endpoint| async move {
+            let signature = sign(&self.secret, "POST", TOPOLOGY_PUSH_PATH, unix_now());
+            let Ok(request) = http::Request::post(format!("{endpoint}{TOPOLOGY_PUSH_PATH}"))
+                .header(AUTH_HEADER, signature)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+            else {
+                return;
+            };
+            let answer = tokio::time::timeout(std::time::Duration::from_secs(5), self.client.request(request)).await;
+            if !matches!(answer, Ok(Ok(ref response)) if response.status().is_success()) {
+                tracing::warn!(peer = %endpoint, "topology push not acknowledged; the peer will find it on its drives");
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+}
+
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -19,6 +19,7 @@ pub struct RpcServer {
     secret: Vec<u8>,
     drives: HashMap<String, Arc<LocalDrive>>,
     locks: Arc<LockTable>,
+    store: Arc<crate::storage::Store>,
 }
 
 fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
@@ -150,8 +151,13 @@ fn names_are_plain(call: &DriveCall) -> bool {
 }
 
 impl RpcServer {
-    pub fn new(secret: Vec<u8>, drives: HashMap<String, Arc<LocalDrive>>, locks: Arc<LockTable>) -> Self {
-        RpcServer { secret, drives, locks }
+    pub fn new(
+        secret: Vec<u8>,
+        drives: HashMap<String, Arc<LocalDrive>>,
+        locks: Arc<LockTable>,
+        store: Arc<crate::storage::Store>,
+    ) -> Self {
+        RpcServer { secret, drives, locks, store }
     }
 
     /// Whether this request is for the RPC server (others are admin requests).
@@ -170,6 +176,12 @@ impl RpcServer {
         );
         if !authorised {
             return respond(StatusCode::FORBIDDEN, b"peer RPC needs a valid cluster-secret signature\n".to_vec());
+        }
+        if request.uri().path() == super::TOPOLOGY_PUSH_PATH && request.method() == http::Method::POST {
+            return match self.store.reload_topology().await {
+                Ok(_) => respond(StatusCode::NO_CONTENT, Vec::new()),
+                Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
+            };
         }
         if request.uri().path() == LOCK_PATH && request.method() == http::Method::POST {
             let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {

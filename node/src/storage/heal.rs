@@ -137,6 +137,11 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
         }
         let online = store.all_drives().filter(|d| d.is_online()).count();
         store.metrics.drives_online.set(online as i64);
+        // A topology applied through another node reaches this one by push; this check
+        // catches a push that was missed.
+        if let Err(e) = store.reload_topology().await {
+            tracing::warn!(error = %e, "the drives hold a topology this node cannot adopt");
+        }
         let local: Vec<Arc<dyn Drive>> = store.all_drives().filter(|d| d.is_local()).cloned().collect();
         blocking(move || {
             for drive in local {

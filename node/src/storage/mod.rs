@@ -30,7 +30,19 @@ use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo};
 use crate::format::{decode_frame, encode_frame};
 use crate::metrics::Metrics;
 use crate::placement::ring::{Ring, SetId};
-use crate::placement::topology::{SetState, Topology};
+use crate::placement::topology::{SetState, TOPOLOGY_FILE, Topology, TopologyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyChangeError {
+    #[error("the topology is at generation {actual}, not the expected {expected}")]
+    Conflict { expected: u64, actual: u64 },
+    #[error("invalid topology: {0}")]
+    Invalid(TopologyError),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Store(StoreError),
+}
 use set::ErasureSet;
 
 /// Largest object a single PUT may upload (the S3 limit).
@@ -176,8 +188,8 @@ pub struct BucketInfo {
 
 pub struct Store {
     pub cluster_id: Uuid,
-    topology: Arc<Topology>,
-    ring: Ring,
+    /// The topology and its ring, replaced together when a new generation is applied.
+    placement: std::sync::RwLock<(Arc<Topology>, Arc<Ring>)>,
     sets: Vec<Arc<ErasureSet>>,
     /// Index in `sets` of each set id.
     set_index: std::collections::HashMap<SetId, usize>,
@@ -200,8 +212,7 @@ impl Store {
         let set_index = ids.iter().enumerate().map(|(index, id)| (*id, index)).collect();
         Store {
             cluster_id: topology.cluster_id,
-            ring: topology.ring(),
-            topology: Arc::new(topology),
+            placement: std::sync::RwLock::new((Arc::new(topology.clone()), Arc::new(topology.ring()))),
             sets,
             set_index,
             metrics,
@@ -210,7 +221,90 @@ impl Store {
     }
 
     pub fn topology(&self) -> Arc<Topology> {
-        self.topology.clone()
+        self.placement.read().expect("placement lock").0.clone()
+    }
+
+    fn ring(&self) -> Arc<Ring> {
+        self.placement.read().expect("placement lock").1.clone()
+    }
+
+    /// The sets `next` keeps in service must be the ones this store runs: adding or
+    /// retiring sets needs the migration engine.
+    fn same_sets(&self, next: &Topology) -> Result<(), TopologyChangeError> {
+        let current = self.topology();
+        let serving = |t: &Topology| -> Vec<(SetId, Vec<String>)> {
+            t.sets().filter(|(_, s)| s.state != SetState::Removed).map(|(_, s)| (s.id, s.drives.clone())).collect()
+        };
+        if serving(&current) != serving(next) {
+            return Err(TopologyChangeError::Unsupported(
+                "adding or removing sets needs the migration engine; this build changes set states and weights only"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Installs a newer topology already on the drives (pushed by the node that applied it,
+    /// or found by the periodic check). Returns whether anything changed.
+    pub fn adopt_topology(&self, next: Topology) -> Result<bool, TopologyChangeError> {
+        let current = self.topology();
+        if next.generation <= current.generation {
+            return Ok(false);
+        }
+        next.validate().map_err(TopologyChangeError::Invalid)?;
+        self.same_sets(&next)?;
+        let ring = Arc::new(next.ring());
+        *self.placement.write().expect("placement lock") = (Arc::new(next), ring);
+        Ok(true)
+    }
+
+    /// Reads the newest topology on this node's own drives and adopts it if newer.
+    pub async fn reload_topology(&self) -> Result<bool, TopologyChangeError> {
+        let local: Vec<Arc<dyn drive::Drive>> = self.all_drives().filter(|d| d.is_local()).cloned().collect();
+        let cluster_id = self.cluster_id;
+        let newest = blocking(move || {
+            local
+                .iter()
+                .filter_map(|d| d.read_system_file(TOPOLOGY_FILE).ok().flatten())
+                .filter_map(|bytes| Topology::decode(&bytes).ok())
+                .filter(|t| t.cluster_id == cluster_id)
+                .max_by_key(|t| t.generation)
+        })
+        .await;
+        match newest {
+            Some(topology) => self.adopt_topology(topology),
+            None => Ok(false),
+        }
+    }
+
+    /// Compare-and-swap of the topology: `next` replaces generation `expected` if that is
+    /// still the current one, cluster-wide (under a cluster lock, checked against what a
+    /// quorum of drives hold), and is written to a quorum of all drives before it is used.
+    pub async fn apply_topology(&self, expected: u64, next: Topology) -> Result<Arc<Topology>, TopologyChangeError> {
+        let _guard = self.sets[0].locks.write("\0topology").await.map_err(TopologyChangeError::Store)?;
+        self.reload_topology().await?;
+        let current = self.topology();
+        if current.generation != expected {
+            return Err(TopologyChangeError::Conflict { expected, actual: current.generation });
+        }
+        current.check_next(&next).map_err(TopologyChangeError::Invalid)?;
+        self.same_sets(&next)?;
+        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives().cloned().collect();
+        let needed = drives.len() / 2 + 1;
+        let encoded = next.encode();
+        let written = blocking(move || {
+            drives.iter().filter(|d| d.is_online() && d.write_system_file(TOPOLOGY_FILE, &encoded).is_ok()).count()
+        })
+        .await;
+        if written < needed {
+            return Err(TopologyChangeError::Store(StoreError::InsufficientQuorum {
+                operation: "write topology",
+                needed,
+                available: written,
+            }));
+        }
+        self.adopt_topology(next)?;
+        Ok(self.topology())
     }
 
     pub fn sets(&self) -> &[Arc<ErasureSet>] {
@@ -219,7 +313,7 @@ impl Store {
 
     /// The set that holds an object: where the topology's ring places it.
     pub fn set_for(&self, bucket: &str, key: &str) -> &Arc<ErasureSet> {
-        let id = self.ring.locate(bucket, key);
+        let id = self.ring().locate(bucket, key);
         &self.sets[self.set_index[&id]]
     }
 
@@ -391,7 +485,7 @@ impl Store {
     /// every object to its ring set, reads fall back to the other sets and writes clear
     /// stale copies there (contract 5: placement is a hint, never the only truth).
     fn placement_may_differ(&self) -> bool {
-        self.sets.len() > 1 && self.topology.generation > 1
+        self.sets.len() > 1 && self.topology().generation > 1
     }
 
     /// Every set but the one the ring names for this key.

@@ -118,3 +118,95 @@ async fn objects_stay_readable_when_the_ring_moves_away_from_them() {
         assert!(s3.head_object().bucket("moved").key(deleted.as_str()).send().await.is_err(), "{deleted} resurrected");
     }
 }
+
+fn admin_post(node: &Node, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let authorization = buckets_node::admin::auth::authorization(
+        ACCESS_KEY,
+        SECRET_KEY.as_bytes(),
+        "POST",
+        path,
+        body,
+        buckets_node::rpc::unix_now(),
+    );
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}:{}\r\nAuthorization: {authorization}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        node.ip,
+        node.admin_port,
+        body.len()
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    let (status, _, body) = raw_request_on(&node.ip, node.admin_port, &request).unwrap();
+    (status, body)
+}
+
+fn apply_body(expected: u64, topology: &Topology) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "expectedGeneration": expected, "topology": topology })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn topology_changes_only_by_compare_and_swap_and_reach_every_node() {
+    // Four nodes of five drives: 20 drives, two sets of 10 spread over all nodes.
+    let cluster = Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1")]);
+    let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+    let current: Topology = serde_json::from_slice(&body).unwrap();
+    assert_eq!(current.generation, 1);
+    assert_eq!(current.sets().count(), 2);
+    let s3 = cluster[0].client();
+    s3.create_bucket().bucket("cas").send().await.unwrap();
+    for n in 0..20 {
+        s3.put_object()
+            .bucket("cas")
+            .key(format!("before-{n}"))
+            .body(ByteStream::from(vec![1u8; 100]))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let mut next = current.clone();
+    next.generation = 2;
+    next.pools[0].sets[1].state = SetState::Draining;
+    // Signed with root credentials, applied through node 0 with the expected generation.
+    let (status, body) = admin_post(&cluster[0], "/admin/v1/topology", &apply_body(1, &next));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(serde_json::from_slice::<Topology>(&body).unwrap(), next);
+    // A second writer that still believes in generation 1 loses.
+    let mut stale = current.clone();
+    stale.generation = 2;
+    let (status, body) = admin_post(&cluster[1], "/admin/v1/topology", &apply_body(1, &stale));
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    // Changes the rules forbid are refused with a reason.
+    let mut dropped = next.clone();
+    dropped.generation = 3;
+    dropped.pools[0].sets.pop();
+    let (status, body) = admin_post(&cluster[2], "/admin/v1/topology", &apply_body(2, &dropped));
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("disappeared"), "{}", String::from_utf8_lossy(&body));
+    // Every node serves generation 2, and new objects go to the one active set.
+    for node in &cluster {
+        let (_, body) = admin_get(node, "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+        assert_eq!(serde_json::from_slice::<Topology>(&body).unwrap().generation, 2);
+    }
+    let ring = next.ring();
+    for n in 0..20 {
+        let key = format!("after-{n}");
+        assert_eq!(ring.locate("cas", &key), 0);
+        cluster[n % 4]
+            .client()
+            .put_object()
+            .bucket("cas")
+            .key(&key)
+            .body(ByteStream::from(vec![2u8; 100]))
+            .send()
+            .await
+            .unwrap();
+    }
+    // Objects written before are all still there, through any node.
+    let listed = cluster[3].client().list_objects_v2().bucket("cas").send().await.unwrap();
+    assert_eq!(listed.contents().len(), 40);
+    for n in 0..20 {
+        let got = crate::harness::get_bytes(&cluster[2].client(), "cas", &format!("before-{n}")).await;
+        assert_eq!(got, vec![1u8; 100]);
+    }
+}
