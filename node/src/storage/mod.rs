@@ -258,23 +258,56 @@ impl Store {
         Ok(true)
     }
 
-    /// Reads the newest topology on this node's own drives and adopts it if newer.
+    /// Reads the topology from every reachable drive and adopts the newest generation that
+    /// a majority of all drives hold (an applied topology always reaches one), then brings
+    /// this node's own drives up to it. Returns whether the topology changed.
     pub async fn reload_topology(&self) -> Result<bool, TopologyChangeError> {
-        let local: Vec<Arc<dyn drive::Drive>> = self.all_drives().filter(|d| d.is_local()).cloned().collect();
+        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives().cloned().collect();
         let cluster_id = self.cluster_id;
-        let newest = blocking(move || {
-            local
+        let majority = drives.len() / 2 + 1;
+        let found: Vec<(bool, Option<Topology>)> = blocking(move || {
+            drives
                 .iter()
-                .filter_map(|d| d.read_system_file(TOPOLOGY_FILE).ok().flatten())
-                .filter_map(|bytes| Topology::decode(&bytes).ok())
-                .filter(|t| t.cluster_id == cluster_id)
-                .max_by_key(|t| t.generation)
+                .map(|d| {
+                    let topology = d
+                        .is_online()
+                        .then(|| d.read_system_file(TOPOLOGY_FILE).ok().flatten())
+                        .flatten()
+                        .and_then(|bytes| Topology::decode(&bytes).ok())
+                        .filter(|t| t.cluster_id == cluster_id);
+                    (d.is_local(), topology)
+                })
+                .collect()
         })
         .await;
-        match newest {
-            Some(topology) => self.adopt_topology(topology),
-            None => Ok(false),
+        let mut generations: Vec<u64> = found.iter().filter_map(|(_, t)| t.as_ref().map(|t| t.generation)).collect();
+        generations.sort_unstable();
+        let newest_with_majority = generations
+            .iter()
+            .rev()
+            .find(|g| generations.iter().filter(|other| *other >= *g).count() >= majority)
+            .copied();
+        let Some(generation) = newest_with_majority else { return Ok(false) };
+        let Some(topology) = found.iter().filter_map(|(_, t)| t.clone()).find(|t| t.generation == generation) else {
+            return Ok(false);
+        };
+        let changed = self.adopt_topology(topology.clone())?;
+        let stale_local = found.iter().any(|(local, t)| *local && t.as_ref().is_none_or(|t| t.generation < generation));
+        if stale_local {
+            let local: Vec<Arc<dyn drive::Drive>> = self.all_drives().filter(|d| d.is_local()).cloned().collect();
+            let encoded = topology.encode();
+            blocking(move || {
+                for drive in local {
+                    let current =
+                        drive.read_system_file(TOPOLOGY_FILE).ok().flatten().and_then(|b| Topology::decode(&b).ok());
+                    if current.is_none_or(|t| t.generation < generation) {
+                        let _ = drive.write_system_file(TOPOLOGY_FILE, &encoded);
+                    }
+                }
+            })
+            .await;
         }
+        Ok(changed)
     }
 
     /// Compare-and-swap of the topology: `next` replaces generation `expected` if that is

@@ -210,3 +210,32 @@ async fn topology_changes_only_by_compare_and_swap_and_reach_every_node() {
         assert_eq!(got, vec![1u8; 100]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_missed_a_topology_change_catches_up_from_the_majority() {
+    let mut cluster = Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1")]);
+    let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+    let current: Topology = serde_json::from_slice(&body).unwrap();
+    cluster[3].kill();
+    let mut next = current.clone();
+    next.generation = 2;
+    next.pools[0].sets[0].weight = 2.0;
+    let (status, body) = admin_post(&cluster[0], "/admin/v1/topology", &apply_body(1, &next));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    // The node comes back with generation 1 on its own drives…
+    cluster[3].spawn();
+    // …and adopts generation 2 from the majority, rewriting its drives.
+    let node = &cluster[3];
+    crate::harness::wait_until("the returning node adopts generation 2", std::time::Duration::from_secs(20), || {
+        let (_, body) = admin_get(node, "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+        serde_json::from_slice::<Topology>(&body).is_ok_and(|t| t.generation == 2)
+    });
+    crate::harness::wait_until("its drives hold generation 2", std::time::Duration::from_secs(10), || {
+        (0..5).all(|d| {
+            std::fs::read(node.drive(d).join(".buckets.sys/topology.bkt"))
+                .ok()
+                .and_then(|bytes| Topology::decode(&bytes).ok())
+                .is_some_and(|t| t.generation == 2)
+        })
+    });
+}
