@@ -476,8 +476,9 @@ impl Drive for LocalDrive {
                     let target = object_dir.join(format!("{DATA_DIR_PREFIX}{data_dir}"));
                     fs::rename(&source, &target)?;
                 }
-                write_atomic(&self.tmp_root(), &object_dir.join(path.meta_file), meta)?;
-                sync_dir(&object_dir)
+                // write_atomic fsyncs the object directory after its rename, which also makes
+                // the data directory's rename above durable: one directory fsync for both.
+                write_atomic(&self.tmp_root(), &object_dir.join(path.meta_file), meta)
             })();
             match result {
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 4 => continue,
