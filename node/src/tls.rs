@@ -79,3 +79,17 @@ impl TlsSetup {
         Ok(TlsSetup { server: Arc::new(server), client: Arc::new(client) })
     }
 }
+
+/// A client configuration that trusts the certificates in `ca` (PEM), for tools.
+pub fn client_config_trusting(ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates(ca)? {
+        roots.add(certificate).map_err(|e| TlsError::Config(format!("unusable CA certificate: {e}")))?;
+    }
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(client))
+}

@@ -239,3 +239,49 @@ async fn a_node_that_missed_a_topology_change_catches_up_from_the_majority() {
         })
     });
 }
+
+fn admin_cli(node: &Node, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_buckets-admin"))
+        .args(args)
+        .env("BUCKETS_ENDPOINT", format!("http://{}:{}", node.ip, node.admin_port))
+        .env("BUCKETS_ROOT_USER", ACCESS_KEY)
+        .env("BUCKETS_ROOT_PASSWORD", SECRET_KEY)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn buckets_admin_shows_and_applies_the_topology() {
+    let node = Node::start(20);
+    let shown = admin_cli(&node, &["topology", "show"]);
+    assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+    let table = String::from_utf8_lossy(&shown.stdout).to_string();
+    assert!(table.contains("generation 1") && table.contains("Active"), "{table}");
+    let json = admin_cli(&node, &["topology", "show", "--json"]);
+    let mut topology: Topology = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(topology.generation, 1);
+
+    topology.generation = 2;
+    topology.pools[0].sets[1].weight = 0.5;
+    let file = node.root.path().join("next.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&topology).unwrap()).unwrap();
+    let file = file.to_string_lossy().to_string();
+    let applied = admin_cli(&node, &["topology", "apply", &file, "--expected-generation", "1", "--json"]);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    assert_eq!(serde_json::from_slice::<Topology>(&applied.stdout).unwrap(), topology);
+    // Applying the same change again is a conflict, said plainly, with a failing exit code.
+    let again = admin_cli(&node, &["topology", "apply", &file, "--expected-generation", "1"]);
+    assert!(!again.status.success());
+    let error = String::from_utf8_lossy(&again.stderr).to_string();
+    assert!(error.contains("GenerationConflict") && error.contains("generation 2"), "{error}");
+    // Wrong credentials are refused.
+    let denied = std::process::Command::new(env!("CARGO_BIN_EXE_buckets-admin"))
+        .args(["topology", "show"])
+        .env("BUCKETS_ENDPOINT", format!("http://{}:{}", node.ip, node.admin_port))
+        .env("BUCKETS_ROOT_USER", ACCESS_KEY)
+        .env("BUCKETS_ROOT_PASSWORD", "not-the-password")
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("AccessDenied"));
+}
