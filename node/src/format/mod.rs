@@ -6,6 +6,8 @@
 
 pub mod drive;
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod golden;
 pub mod object;
 
