@@ -63,27 +63,19 @@ impl TlsSetup {
             .with_no_client_auth()
             .with_single_cert(chain.clone(), private_key)
             .map_err(|e| TlsError::Config(format!("certificate and key do not fit together: {e}")))?;
-        let mut roots = rustls::RootCertStore::empty();
         let trusted = match &ca {
             Some(ca) => certificates(ca)?,
             None => chain,
         };
-        for certificate in trusted {
-            roots.add(certificate).map_err(|e| TlsError::Config(format!("unusable CA certificate: {e}")))?;
-        }
-        let client = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(TlsSetup { server: Arc::new(server), client: Arc::new(client) })
+        let client = client_config(trusted)?;
+        Ok(TlsSetup { server: Arc::new(server), client })
     }
 }
 
-/// A client configuration that trusts the certificates in `ca` (PEM), for tools.
-pub fn client_config_trusting(ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+/// A client configuration that trusts exactly `trusted`.
+fn client_config(trusted: Vec<CertificateDer<'static>>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
-    for certificate in certificates(ca)? {
+    for certificate in trusted {
         roots.add(certificate).map_err(|e| TlsError::Config(format!("unusable CA certificate: {e}")))?;
     }
     let client = rustls::ClientConfig::builder_with_provider(provider())
@@ -92,4 +84,9 @@ pub fn client_config_trusting(ca: &Path) -> Result<Arc<rustls::ClientConfig>, Tl
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(client))
+}
+
+/// A client configuration that trusts the certificates in `ca` (PEM), for tools.
+pub fn client_config_trusting(ca: &Path) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    client_config(certificates(ca)?)
 }

@@ -23,6 +23,8 @@ use crate::storage::path::ObjectPath;
 
 /// Metadata calls answer in milliseconds; a peer silent this long is treated as down.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long calls to a drive that stopped answering fail fast before one is tried again.
+const OFFLINE_COOLDOWN: std::time::Duration = std::time::Duration::from_millis(250);
 /// Idle pooled connections per peer.
 const POOL_IDLE_PER_PEER: usize = 64;
 
@@ -69,6 +71,13 @@ struct Inner {
     drive_path: String,
     format: DriveFormat,
     online: AtomicBool,
+    /// When the drive last went offline; calls try it again after `OFFLINE_COOLDOWN`
+    /// instead of waiting for the drive monitor, so one lost packet costs a moment, not
+    /// the drive.
+    offline_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Set when the drive answers again after being offline; the drive monitor takes it
+    /// and starts a heal scan.
+    returned: AtomicBool,
     secret: Vec<u8>,
     client: PeerClient,
     runtime: tokio::runtime::Handle,
@@ -81,7 +90,12 @@ impl RemoteDrive {
             endpoint,
             drive_path,
             format,
-            online: AtomicBool::new(false),
+            // Optimistic: a write at start must reach every drive that is up, not just the
+            // ones the monitor has probed so far (else it lands on write quorum only, and one
+            // more lost node makes it unreadable). A peer that is down fails its first call.
+            online: AtomicBool::new(true),
+            offline_since: std::sync::Mutex::new(None),
+            returned: AtomicBool::new(false),
             secret,
             client,
             runtime: tokio::runtime::Handle::current(),
@@ -91,12 +105,17 @@ impl RemoteDrive {
 }
 
 impl Inner {
+    /// Marked offline less than `OFFLINE_COOLDOWN` ago: calls fail fast.
+    fn cooling(&self) -> bool {
+        self.offline_since.lock().expect("offline clock").is_some_and(|since| since.elapsed() < OFFLINE_COOLDOWN)
+    }
+
     fn name(&self) -> String {
         format!("{}{}", self.endpoint, self.drive_path)
     }
 
     fn call(&self, call: &DriveCall, payload: &[u8]) -> io::Result<Option<Vec<u8>>> {
-        if !self.online.load(Ordering::Relaxed) && !matches!(call, DriveCall::ReadFormat) {
+        if !self.online.load(Ordering::Relaxed) && !matches!(call, DriveCall::ReadFormat) && self.cooling() {
             return Err(io::Error::new(io::ErrorKind::NotConnected, format!("{} is offline", self.name())));
         }
         let body = Bytes::from(encode_request(call, payload));
@@ -108,10 +127,19 @@ impl Inner {
             result = self.send(body);
         }
         let (status, kind, body) = match result {
-            Ok(answer) => answer,
+            Ok(answer) => {
+                // The monitor's format probe decides on its own whether the drive is the
+                // right one; any other answer proves the drive is back.
+                if !matches!(call, DriveCall::ReadFormat) && !self.online.swap(true, Ordering::Relaxed) {
+                    tracing::info!(drive = %self.name(), "peer drive answers again");
+                    self.returned.store(true, Ordering::Relaxed);
+                }
+                answer
+            }
             Err(e) => {
-                // No answer at all: the peer (or the network) is down until the drive
-                // monitor reaches it again.
+                // No answer at all: the peer (or the network) is down; calls try again
+                // after a cool-down, and the drive monitor probes it meanwhile.
+                *self.offline_since.lock().expect("offline clock") = Some(std::time::Instant::now());
                 if self.online.swap(false, Ordering::Relaxed) {
                     tracing::warn!(drive = %self.name(), error = %e, "peer drive went offline");
                 }
@@ -200,10 +228,21 @@ impl Drive for RemoteDrive {
     }
 
     fn is_online(&self) -> bool {
+        self.inner.online.load(Ordering::Relaxed) || !self.inner.cooling()
+    }
+
+    fn is_marked_online(&self) -> bool {
         self.inner.online.load(Ordering::Relaxed)
     }
 
+    fn take_returned(&self) -> bool {
+        self.inner.returned.swap(false, Ordering::Relaxed)
+    }
+
     fn set_online(&self, online: bool) {
+        if !online {
+            *self.inner.offline_since.lock().expect("offline clock") = Some(std::time::Instant::now());
+        }
         self.inner.online.store(online, Ordering::Relaxed);
     }
 

@@ -217,8 +217,18 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
         0
     }
     fn format(&self) -> &DriveFormat;
+    /// Whether I/O should be tried on the drive now.
     fn is_online(&self) -> bool;
+    /// Whether the drive was last seen answering (for transitions and logs; a remote drive
+    /// marked offline is still tried again after a short cool-down, see `is_online`).
+    fn is_marked_online(&self) -> bool {
+        self.is_online()
+    }
     fn set_online(&self, online: bool);
+    /// Whether the drive came back online since the last call (then it needs healing).
+    fn take_returned(&self) -> bool {
+        false
+    }
     /// The format file as it is on the drive now (`None`: the drive lost it).
     fn read_current_format(&self) -> io::Result<Option<DriveFormat>>;
     /// Writes the drive's format again (same identity) on a drive that lost it; `false`

@@ -121,13 +121,13 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
         let mut reformatted = false;
         for (index, drive) in store.all_drives().enumerate() {
             let drive: Arc<dyn Drive> = drive.clone();
-            let remote_offline = !drive.is_local() && !drive.is_online();
+            let remote_offline = !drive.is_local() && !drive.is_marked_online();
             if remote_offline && backoff.get(&index).is_some_and(|(next, _)| Instant::now() < *next) {
                 continue;
             }
             let probed = drive.clone();
             let changed = blocking(move || check_drive(probed.as_ref())).await;
-            if !drive.is_local() && !drive.is_online() {
+            if !drive.is_local() && !drive.is_marked_online() {
                 let delay = backoff.get(&index).map_or(interval, |(_, d)| (*d * 2).min(MAX_PEER_PROBE_DELAY));
                 backoff.insert(index, (Instant::now() + delay, delay));
             } else {
@@ -135,7 +135,7 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
             }
             reformatted |= changed;
         }
-        let online = store.all_drives().filter(|d| d.is_online()).count();
+        let online = store.all_drives().filter(|d| d.is_marked_online()).count();
         store.metrics.drives_online.set(online as i64);
         // A topology applied through another node reaches this one by push; this check
         // catches a push that was missed.
@@ -159,13 +159,15 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
 /// drive) reachable again after being offline.
 fn check_drive(drive: &dyn Drive) -> bool {
     if !drive.is_local() {
+        let was_online = drive.is_marked_online();
         let reachable = matches!(drive.read_current_format(), Ok(Some(format)) if format == *drive.format());
-        let was_online = drive.is_online();
         drive.set_online(reachable);
         if reachable && !was_online {
             tracing::info!(drive = %drive.name(), "peer drive is online");
         }
-        return reachable && !was_online;
+        // Back since the last check, whether the probe or an I/O call noticed first.
+        let returned = drive.take_returned();
+        return reachable && (!was_online || returned);
     }
     match drive.read_current_format() {
         Ok(Some(format)) if format == *drive.format() => {

@@ -128,6 +128,14 @@ impl Node {
         for node in &mut cluster {
             node.wait_ready();
         }
+        // Ready means write quorum; tests start from a settled cluster where every node
+        // has reached every drive (as a user's healthy cluster would be).
+        let total = (nodes * drives_per_node) as f64;
+        for node in &cluster {
+            wait_until("every node sees every drive", Duration::from_secs(30), || {
+                node.metric("buckets_drives_online") >= total
+            });
+        }
         cluster
     }
 
