@@ -10,6 +10,10 @@ use tokio::sync::mpsc;
 use super::drive::Drive;
 use super::{HealRequest, Store, blocking};
 
+/// How often a heal that found drives offline is tried again, and how long apart (times
+/// the attempt number): about five minutes in all.
+const HEAL_RETRIES: u32 = 10;
+const HEAL_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// Longest wait between probes of a peer drive that does not answer.
 const MAX_PEER_PROBE_DELAY: Duration = Duration::from_secs(30);
 /// Keys fetched per listing page of a heal scan.
@@ -37,6 +41,18 @@ pub async fn run_healer(store: Arc<Store>, mut requests: mpsc::Receiver<HealRequ
                     Ok(true) => tracing::info!(bucket = %request.bucket, key = %request.key, "healed object"),
                     Ok(false) => {}
                     Err(e) => tracing::warn!(bucket = %request.bucket, key = %request.key, error = %e, "heal failed"),
+                }
+                // Drives that were offline could not get their copy: try again later, so a
+                // write that landed on write quorum regains full redundancy soon after the
+                // drives return, not at the next scan.
+                let incomplete = !set.is_complete(&request.bucket, &request.key).await;
+                if incomplete && request.attempt < HEAL_RETRIES {
+                    let delay = HEAL_RETRY_DELAY * (request.attempt + 1);
+                    let set = set.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        set.requeue_heal(request);
+                    });
                 }
             }
             _ = scan_timer.tick() => {

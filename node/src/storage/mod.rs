@@ -159,6 +159,8 @@ pub struct HealRequest {
     pub bucket: String,
     pub key: String,
     pub deep: bool,
+    /// Earlier tries that left drives without a copy (they were offline).
+    pub attempt: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -120,9 +120,20 @@ impl ErasureSet {
         format!("{bucket}/{key}")
     }
 
+    pub(super) fn requeue_heal(&self, mut request: HealRequest) {
+        request.attempt += 1;
+        let _ = self.heal_queue.try_send(request);
+    }
+
     fn queue_heal(&self, bucket: &str, key: &str, deep: bool) {
         // Best effort: a full queue means the background scanner will find it later.
-        let _ = self.heal_queue.try_send(HealRequest { set: self.index, bucket: bucket.into(), key: key.into(), deep });
+        let _ = self.heal_queue.try_send(HealRequest {
+            set: self.index,
+            bucket: bucket.into(),
+            key: key.into(),
+            deep,
+            attempt: 0,
+        });
     }
 
     // ---- metadata ----
@@ -203,6 +214,13 @@ impl ErasureSet {
             }
             _ => Err(StoreError::NoSuchKey),
         }
+    }
+
+    /// Whether every drive holds the object's current version (no heal is queued).
+    pub(super) async fn is_complete(&self, bucket: &str, key: &str) -> bool {
+        let Ok(path) = path::object_path(key) else { return true };
+        let metas = self.read_metas(bucket, &path).await;
+        self.resolve(&metas).map(|resolved| resolved.is_complete()).unwrap_or(true)
     }
 
     pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<(ObjectInfo, Resolved)> {
