@@ -77,16 +77,6 @@ impl Erasure {
         raw.div_ceil(SHARD_ALIGN_BYTES).max(1) * SHARD_ALIGN_BYTES
     }
 
-    /// Length on disk of the shard file of a part of `part_size` bytes: every block's shard
-    /// plus its checksum.
-    pub fn shard_file_len(&self, part_size: u64) -> u64 {
-        let full_blocks = part_size / BLOCK_SIZE_BYTES as u64;
-        let tail = (part_size % BLOCK_SIZE_BYTES as u64) as usize;
-        let per_full = (self.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES) as u64;
-        let tail_len = if tail > 0 { (self.shard_len(tail) + SHARD_CHECKSUM_BYTES) as u64 } else { 0 };
-        full_blocks * per_full + tail_len
-    }
-
     /// Splits `block` into data shards and computes the parity shards. Returns
     /// `total_shards()` shards, each `shard_len(block.len())` bytes long.
     pub fn encode_block(&self, block: &[u8]) -> Result<Vec<Vec<u8>>, ErasureError> {
@@ -105,20 +95,17 @@ impl Erasure {
                 let mut slot = cell.borrow_mut();
                 let encoder = match slot.as_mut() {
                     Some(encoder) => {
-                        encoder
-                            .reset(self.data_shards, self.parity_shards, shard_len)
-                            .map_err(|e| ErasureError::Codec(e.to_string()))?;
+                        encoder.reset(self.data_shards, self.parity_shards, shard_len).map_err(codec)?;
                         encoder
                     }
                     None => slot.insert(
-                        ReedSolomonEncoder::new(self.data_shards, self.parity_shards, shard_len)
-                            .map_err(|e| ErasureError::Codec(e.to_string()))?,
+                        ReedSolomonEncoder::new(self.data_shards, self.parity_shards, shard_len).map_err(codec)?,
                     ),
                 };
                 for shard in &shards {
-                    encoder.add_original_shard(shard).map_err(|e| ErasureError::Codec(e.to_string()))?;
+                    encoder.add_original_shard(shard).map_err(codec)?;
                 }
-                let result = encoder.encode().map_err(|e| ErasureError::Codec(e.to_string()))?;
+                let result = encoder.encode().map_err(codec)?;
                 let parity: Vec<Vec<u8>> = result.recovery_iter().map(|s| s.to_vec()).collect();
                 Ok::<_, ErasureError>(parity)
             })
@@ -150,14 +137,11 @@ impl Erasure {
                 let mut slot = cell.borrow_mut();
                 let decoder = match slot.as_mut() {
                     Some(decoder) => {
-                        decoder
-                            .reset(self.data_shards, self.parity_shards, shard_len)
-                            .map_err(|e| ErasureError::Codec(e.to_string()))?;
+                        decoder.reset(self.data_shards, self.parity_shards, shard_len).map_err(codec)?;
                         decoder
                     }
                     None => slot.insert(
-                        ReedSolomonDecoder::new(self.data_shards, self.parity_shards, shard_len)
-                            .map_err(|e| ErasureError::Codec(e.to_string()))?,
+                        ReedSolomonDecoder::new(self.data_shards, self.parity_shards, shard_len).map_err(codec)?,
                     ),
                 };
                 for (index, shard) in shards.iter().enumerate() {
@@ -167,10 +151,10 @@ impl Erasure {
                         } else {
                             decoder.add_recovery_shard(index - self.data_shards, shard)
                         }
-                        .map_err(|e| ErasureError::Codec(e.to_string()))?;
+                        .map_err(codec)?;
                     }
                 }
-                let result = decoder.decode().map_err(|e| ErasureError::Codec(e.to_string()))?;
+                let result = decoder.decode().map_err(codec)?;
                 let restored: Vec<(usize, Vec<u8>)> =
                     result.restored_original_iter().map(|(index, data)| (index, data.to_vec())).collect();
                 Ok::<_, ErasureError>(restored)
@@ -206,6 +190,10 @@ thread_local! {
     // Encoders and decoders allocate work buffers; one per thread is reused across calls.
     static ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
     static DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
+}
+
+fn codec(error: reed_solomon_simd::Error) -> ErasureError {
+    ErasureError::Codec(error.to_string())
 }
 
 /// Bitrot checksum of one shard block.
@@ -282,13 +270,5 @@ mod tests {
         erasure.reconstruct_all(&mut slots, block.len()).unwrap();
         let rebuilt: Vec<Vec<u8>> = slots.into_iter().map(Option::unwrap).collect();
         assert_eq!(rebuilt, original);
-    }
-
-    #[test]
-    fn shard_file_len_counts_checksums() {
-        let erasure = Erasure::new(2, 2);
-        let expected = 2 * (BLOCK_SIZE_BYTES / 2 + 8) as u64 + (erasure.shard_len(10) + 8) as u64;
-        assert_eq!(erasure.shard_file_len(2 * BLOCK_SIZE_BYTES as u64 + 10), expected);
-        assert_eq!(erasure.shard_file_len(0), 0);
     }
 }
