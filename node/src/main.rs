@@ -39,6 +39,9 @@ enum Command {
         /// verify peers against ca.crt (or public.crt).
         #[arg(long, env = "BUCKETS_CERTS_DIR")]
         certs_dir: Option<std::path::PathBuf>,
+        /// Entries of this node's cache of object locations (0 turns it off).
+        #[arg(long, env = "BUCKETS_REGISTRY_CACHE_ENTRIES", default_value_t = buckets_node::storage::registry::DEFAULT_CACHE_ENTRIES)]
+        registry_cache_entries: usize,
         /// Drive directories, or drive URLs of a static cluster.
         #[arg(required = true)]
         drives: Vec<String>,
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
             deep_heal_every,
             drive_check_secs,
             certs_dir,
+            registry_cache_entries,
             drives,
         } => {
             let tls = match certs_dir {
@@ -100,6 +104,7 @@ fn main() -> anyhow::Result<()> {
                 domain: std::env::var("BUCKETS_DOMAIN").ok().filter(|d| !d.is_empty()),
                 cluster_secret: std::env::var("BUCKETS_CLUSTER_SECRET").ok().filter(|s| !s.is_empty()),
                 tls,
+                registry_cache_entries,
                 heal: HealConfig {
                     scan_interval: Duration::from_secs(heal_interval_secs.max(1)),
                     deep_scan_every: deep_heal_every,

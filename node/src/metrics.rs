@@ -12,6 +12,11 @@ pub struct Metrics {
     pub drives_online: IntGauge,
     pub healed_objects: IntCounter,
     pub heal_scans: IntCounter,
+    pub registry_cache_hits: IntCounter,
+    pub registry_cache_misses: IntCounter,
+    pub registry_cache_invalidations: IntCounter,
+    pub registry_records_written: IntCounter,
+    pub registry_fallback_reads: IntCounter,
 }
 
 impl Metrics {
@@ -38,6 +43,27 @@ impl Metrics {
         let healed_objects =
             IntCounter::new("buckets_heal_objects_healed_total", "Objects repaired by healing").expect("metric");
         let heal_scans = IntCounter::new("buckets_heal_scans_total", "Full heal scans started").expect("metric");
+        let registry_cache_hits =
+            IntCounter::new("buckets_registry_cache_hits_total", "Location lookups answered by the registry cache")
+                .expect("metric");
+        let registry_cache_misses = IntCounter::new(
+            "buckets_registry_cache_misses_total",
+            "Location lookups the registry cache could not answer",
+        )
+        .expect("metric");
+        let registry_cache_invalidations = IntCounter::new(
+            "buckets_registry_cache_invalidations_total",
+            "Registry cache entries dropped because the record changed or proved wrong",
+        )
+        .expect("metric");
+        let registry_records_written =
+            IntCounter::new("buckets_registry_records_written_total", "Registry records written by this node")
+                .expect("metric");
+        let registry_fallback_reads = IntCounter::new(
+            "buckets_registry_fallback_reads_total",
+            "Reads that found an object only by asking every set (no usable placement or record)",
+        )
+        .expect("metric");
         for collector in [
             Box::new(s3_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(s3_request_duration.clone()),
@@ -47,6 +73,11 @@ impl Metrics {
             Box::new(drives_online.clone()),
             Box::new(healed_objects.clone()),
             Box::new(heal_scans.clone()),
+            Box::new(registry_cache_hits.clone()),
+            Box::new(registry_cache_misses.clone()),
+            Box::new(registry_cache_invalidations.clone()),
+            Box::new(registry_records_written.clone()),
+            Box::new(registry_fallback_reads.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -60,6 +91,11 @@ impl Metrics {
             drives_online,
             healed_objects,
             heal_scans,
+            registry_cache_hits,
+            registry_cache_misses,
+            registry_cache_invalidations,
+            registry_records_written,
+            registry_fallback_reads,
         }
     }
 

@@ -35,6 +35,7 @@ pub struct ServerConfig {
     pub domain: Option<String>,
     pub cluster_secret: Option<String>,
     pub tls: Option<TlsSetup>,
+    pub registry_cache_entries: usize,
     pub heal: HealConfig,
 }
 
@@ -165,9 +166,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             }
             let rpc = RpcServer::new(secret.clone(), local.into_iter().collect(), lock_table, store.clone());
             let peers = Arc::new(crate::rpc::Peers { endpoints: peers, secret, client });
+            let (forget_sender, forget_receiver) = tokio::sync::mpsc::unbounded_channel();
+            store.registry.set_broadcast(forget_sender);
+            tokio::spawn(peers.clone().run_registry_invalidations(forget_receiver));
             (store, heal, Some((Arc::new(rpc), peers)))
         }
     };
+    store.registry.set_capacity(config.registry_cache_entries);
+    store.ensure_system_buckets().await;
     let drive_count: usize = store.sets().iter().map(|s| s.drives().len()).sum();
     let erasure = store.sets()[0].erasure();
     tracing::info!(

@@ -57,6 +57,10 @@ pub struct Peers {
 }
 
 pub const TOPOLOGY_PUSH_PATH: &str = "/rpc/v1/topology";
+/// Peers drop the registry cache entries of the keys posted here (postcard `Vec<u128>`).
+pub const REGISTRY_FORGET_PATH: &str = "/rpc/v1/registry/forget";
+/// Most keys sent in one invalidation call.
+pub const MAX_FORGET_BATCH: usize = 4096;
 
 impl Peers {
     /// Asks every peer to load the newest topology from its drives; a peer that misses it
@@ -76,6 +80,50 @@ impl Peers {
             }
         });
         futures::future::join_all(calls).await;
+    }
+}
+
+impl Peers {
+    /// Tells every peer to forget cached locations of `keys`. Best effort: a peer that
+    /// misses it serves from a stale entry at most once per key (a wrong hint is dropped
+    /// on the first read that disproves it).
+    pub async fn forget_registry_keys(&self, keys: &[u128]) {
+        let body = bytes::Bytes::from(postcard::to_stdvec(keys).expect("keys serialise"));
+        let calls = self.endpoints.iter().map(|endpoint| {
+            let body = body.clone();
+            async move {
+                let signature = sign(&self.secret, "POST", REGISTRY_FORGET_PATH, unix_now());
+                let Ok(request) = http::Request::post(format!("{endpoint}{REGISTRY_FORGET_PATH}"))
+                    .header(AUTH_HEADER, signature)
+                    .body(http_body_util::Full::new(body))
+                else {
+                    return;
+                };
+                let answer =
+                    tokio::time::timeout(std::time::Duration::from_secs(5), self.client.request(request)).await;
+                if !matches!(answer, Ok(Ok(ref response)) if response.status().is_success()) {
+                    tracing::debug!(peer = %endpoint, "registry invalidation not acknowledged");
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
+    }
+
+    /// Sends the keys `forget_everywhere` queues to every peer, in batches, until the
+    /// queue closes.
+    pub async fn run_registry_invalidations(
+        self: std::sync::Arc<Self>,
+        mut keys: tokio::sync::mpsc::UnboundedReceiver<u128>,
+    ) {
+        while let Some(first) = keys.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_FORGET_BATCH
+                && let Ok(key) = keys.try_recv()
+            {
+                batch.push(key);
+            }
+            self.forget_registry_keys(&batch).await;
+        }
     }
 }
 

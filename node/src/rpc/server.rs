@@ -183,6 +183,21 @@ impl RpcServer {
                 Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
             };
         }
+        if request.uri().path() == super::REGISTRY_FORGET_PATH && request.method() == http::Method::POST {
+            let body = match Limited::new(request.into_body(), super::MAX_FORGET_BATCH * 16 + 1024).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => return bad_request("registry invalidation unreadable or too large"),
+            };
+            return match postcard::from_bytes::<Vec<u128>>(&body) {
+                Ok(keys) => {
+                    for key in keys {
+                        self.store.registry.forget(key);
+                    }
+                    respond(StatusCode::NO_CONTENT, Vec::new())
+                }
+                Err(e) => bad_request(&format!("malformed registry invalidation: {e}")),
+            };
+        }
         if request.uri().path() == LOCK_PATH && request.method() == http::Method::POST {
             let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
                 Ok(collected) => collected.to_bytes(),

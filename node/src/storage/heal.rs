@@ -98,7 +98,8 @@ pub async fn scan(store: &Arc<Store>, deep: bool) {
 
 /// Re-creates bucket directories on drives that lost them; returns the bucket names.
 async fn heal_buckets(store: &Arc<Store>) -> Vec<String> {
-    let buckets = match store.list_buckets().await {
+    store.ensure_system_buckets().await;
+    let buckets = match store.list_all_buckets().await {
         Ok(buckets) => buckets,
         Err(_) => return Vec::new(),
     };

@@ -12,6 +12,7 @@ pub mod heal;
 pub mod locks;
 pub mod multipart;
 pub mod path;
+pub mod registry;
 pub mod set;
 pub mod writer;
 
@@ -193,11 +194,37 @@ pub struct Store {
     /// The topology and its ring, replaced together when a new generation is applied.
     placement: std::sync::RwLock<(Arc<Topology>, Arc<Ring>)>,
     sets: Vec<Arc<ErasureSet>>,
+    /// The topology id of each entry of `sets`.
+    set_ids: Vec<SetId>,
     /// Index in `sets` of each set id.
     set_index: std::collections::HashMap<SetId, usize>,
     pub metrics: Arc<Metrics>,
+    /// This node's cache of registry lookups.
+    pub registry: registry::Registry,
     /// Wakes the healer for a full scan (a drive came back empty, for example).
     pub scan_now: Notify,
+}
+
+/// What `Store::locate` does in the set it tries.
+enum Probe<'a> {
+    Head,
+    Read(&'a ReadPlan),
+}
+
+enum Found {
+    Head(ObjectInfo),
+    Read(ObjectRead),
+}
+
+impl Probe<'_> {
+    async fn run(&self, set: &Arc<ErasureSet>, bucket: &str, key: &str) -> StoreResult<Found> {
+        match self {
+            Probe::Head => set.head_object(bucket, key).await.map(|(info, _)| Found::Head(info)),
+            Probe::Read(plan) => set.read_object(bucket, key, plan).await.map(|(info, start, length, stream)| {
+                Found::Read(ObjectRead { info, start, length, body: Box::pin(stream) })
+            }),
+        }
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -216,7 +243,9 @@ impl Store {
             cluster_id: topology.cluster_id,
             placement: std::sync::RwLock::new((Arc::new(topology.clone()), Arc::new(topology.ring()))),
             sets,
+            set_ids: ids,
             set_index,
+            registry: registry::Registry::new(registry::DEFAULT_CACHE_ENTRIES, metrics.clone()),
             metrics,
             scan_now: Notify::new(),
         }
@@ -352,6 +381,17 @@ impl Store {
         &self.sets[self.set_index[&id]]
     }
 
+    /// The set with topology id `id`, if this store runs it.
+    pub fn set_by_id(&self, id: SetId) -> Option<&Arc<ErasureSet>> {
+        self.set_index.get(&id).map(|index| &self.sets[*index])
+    }
+
+    /// The topology id of a set of this store.
+    pub fn id_of(&self, set: &Arc<ErasureSet>) -> SetId {
+        let index = self.sets.iter().position(|s| Arc::ptr_eq(s, set)).expect("a set of this store");
+        self.set_ids[index]
+    }
+
     pub fn all_drives(&self) -> impl Iterator<Item = &Arc<dyn drive::Drive>> {
         self.sets.iter().flat_map(|s| s.drives().iter())
     }
@@ -476,7 +516,32 @@ impl Store {
         Ok(())
     }
 
+    /// The users' buckets (system buckets such as the registry are not listed).
     pub async fn list_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
+        let mut buckets = self.list_all_buckets().await?;
+        buckets.retain(|b| !b.name.starts_with('.'));
+        Ok(buckets)
+    }
+
+    /// Creates the system buckets on every online drive that lacks them (at start, and
+    /// when healing finds a drive that came back empty).
+    pub async fn ensure_system_buckets(&self) {
+        let meta = BucketMeta { created_ns: 0 }.encode();
+        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives().cloned().collect();
+        blocking(move || {
+            for drive in drives.iter().filter(|d| d.is_online()) {
+                if matches!(drive.read_bucket_meta(registry::REGISTRY_BUCKET), Ok(None))
+                    && let Err(e) = drive.make_bucket(registry::REGISTRY_BUCKET, &meta)
+                {
+                    tracing::warn!(drive = %drive.name(), error = %e, "could not create the registry bucket");
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Every bucket a read quorum of the first set's drives hold, system buckets included.
+    pub async fn list_all_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
         let set = &self.sets[0];
         let drives = set.drives().to_vec();
         let found = blocking(move || {
@@ -523,21 +588,90 @@ impl Store {
         self.sets.len() > 1 && self.topology().generation > 1
     }
 
-    /// Every set but the one the ring names for this key.
-    fn other_sets(&self, bucket: &str, key: &str) -> Vec<Arc<ErasureSet>> {
-        let home = self.set_for(bucket, key);
-        self.sets.iter().filter(|s| !Arc::ptr_eq(s, home)).cloned().collect()
-    }
-
-    /// Removes copies of a key from the sets the ring does not name (after a write or a
-    /// delete in the ring's set).
-    pub(crate) async fn clear_stale_copies(&self, bucket: &str, key: &str) -> StoreResult<()> {
-        if self.placement_may_differ() {
-            for set in self.other_sets(bucket, key) {
-                set.delete_object(bucket, key).await?;
+    /// Removes copies of a key from every set but `keep` (after a write or a delete there)
+    /// and, when `keep` is the ring's set, the key's registry record.
+    pub(crate) async fn clear_stale_copies(&self, bucket: &str, key: &str, keep: &Arc<ErasureSet>) -> StoreResult<()> {
+        if !self.placement_may_differ() {
+            return Ok(());
+        }
+        let home = self.set_for(bucket, key).clone();
+        for set in self.sets.iter().filter(|s| !Arc::ptr_eq(s, keep)) {
+            match set.delete_object(bucket, key).await {
+                Ok(()) | Err(StoreError::NoSuchKey) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if Arc::ptr_eq(keep, &home) {
+            self.delete_record(&home, bucket, key).await?;
+        } else {
+            // The object is committed; a record that cannot be written now only costs
+            // later readers the fallback through every set.
+            let location = registry::Location { set: self.id_of(keep), generation: self.topology().generation };
+            if let Err(e) = self.write_record(&home, bucket, key, location).await {
+                tracing::warn!(bucket, key, error = %e, "could not record an object's location");
             }
         }
         Ok(())
+    }
+
+    /// Runs `probe` on the set that holds an object (contract 5): the cached location,
+    /// then the ring's set, then the registry record, then every other set. `probe`
+    /// answering `NoSuchKey` means "not in this set"; any other answer is final. A wrong
+    /// hint is forgotten; an object found only by asking every set gets a record, so the
+    /// next lookup on any node takes one step.
+    async fn locate(&self, bucket: &str, key: &str, what: &Probe<'_>) -> StoreResult<Found> {
+        let probe = async |set: &Arc<ErasureSet>| what.run(set, bucket, key).await;
+        let home = self.set_for(bucket, key).clone();
+        if !self.placement_may_differ() {
+            return probe(&home).await;
+        }
+        let hash = registry::object_hash(bucket, key);
+        let mut tried: Vec<Arc<ErasureSet>> = Vec::new();
+        if let Some(location) = self.registry.cached(hash) {
+            match self.set_by_id(location.set).cloned() {
+                Some(set) => {
+                    match probe(&set).await {
+                        Err(StoreError::NoSuchKey) => self.registry.forget(hash),
+                        other => return other,
+                    }
+                    tried.push(set);
+                }
+                None => self.registry.forget(hash),
+            }
+        }
+        if !tried.iter().any(|s| Arc::ptr_eq(s, &home)) {
+            match probe(&home).await {
+                Err(StoreError::NoSuchKey) => tried.push(home.clone()),
+                other => return other,
+            }
+        }
+        if let Some(location) = self.read_record(&home, bucket, key).await
+            && let Some(set) = self.set_by_id(location.set).cloned()
+            && !tried.iter().any(|s| Arc::ptr_eq(s, &set))
+        {
+            match probe(&set).await {
+                Err(StoreError::NoSuchKey) => tried.push(set),
+                other => {
+                    self.registry.remember(hash, location);
+                    return other;
+                }
+            }
+        }
+        for set in self.sets.iter().filter(|s| !tried.iter().any(|t| Arc::ptr_eq(s, t))) {
+            match probe(set).await {
+                Err(StoreError::NoSuchKey) => continue,
+                Err(e) => return Err(e),
+                Ok(found) => {
+                    self.metrics.registry_fallback_reads.inc();
+                    let location = registry::Location { set: self.id_of(set), generation: self.topology().generation };
+                    if let Err(e) = self.write_record(&home, bucket, key, location).await {
+                        tracing::debug!(bucket, key, error = %e, "could not record an object's location");
+                    }
+                    return Ok(found);
+                }
+            }
+        }
+        Err(StoreError::NoSuchKey)
     }
 
     pub async fn put_object(
@@ -549,27 +683,17 @@ impl Store {
     ) -> StoreResult<ObjectInfo> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
-        let info = self.set_for(bucket, key).put_object(bucket, key, body, options).await?;
-        self.clear_stale_copies(bucket, key).await?;
+        let home = self.set_for(bucket, key).clone();
+        let info = home.put_object(bucket, key, body, options).await?;
+        self.clear_stale_copies(bucket, key, &home).await?;
         self.metrics.s3_received_bytes.inc_by(info.size);
         Ok(info)
     }
 
     pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectInfo> {
-        let mut result = self.set_for(bucket, key).head_object(bucket, key).await.map(|(info, _)| info);
-        if matches!(result, Err(StoreError::NoSuchKey)) && self.placement_may_differ() {
-            for set in self.other_sets(bucket, key) {
-                match set.head_object(bucket, key).await {
-                    Err(StoreError::NoSuchKey) => continue,
-                    other => {
-                        result = other.map(|(info, _)| info);
-                        break;
-                    }
-                }
-            }
-        }
-        match result {
-            Ok(info) => Ok(info),
+        match self.locate(bucket, key, &Probe::Head).await {
+            Ok(Found::Head(info)) => Ok(info),
+            Ok(Found::Read(read)) => Ok(read.info),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
     }
@@ -577,17 +701,9 @@ impl Store {
     /// Streams the part of an object that `plan` chooses (start, length) after checking its
     /// conditions against the version being read; both happen under the object's read lock.
     pub async fn get_object(&self, bucket: &str, key: &str, plan: ReadPlan) -> StoreResult<ObjectRead> {
-        let mut result = self.set_for(bucket, key).read_object(bucket, key, &plan).await;
-        if matches!(result, Err(StoreError::NoSuchKey)) && self.placement_may_differ() {
-            for set in self.other_sets(bucket, key) {
-                result = set.read_object(bucket, key, &plan).await;
-                if !matches!(result, Err(StoreError::NoSuchKey)) {
-                    break;
-                }
-            }
-        }
-        match result {
-            Ok((info, start, length, stream)) => Ok(ObjectRead { info, start, length, body: Box::pin(stream) }),
+        match self.locate(bucket, key, &Probe::Read(&plan)).await {
+            Ok(Found::Read(read)) => Ok(read),
+            Ok(Found::Head(_)) => unreachable!("a read probe returns a read"),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
     }
@@ -595,8 +711,9 @@ impl Store {
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
-        self.set_for(bucket, key).delete_object(bucket, key).await?;
-        self.clear_stale_copies(bucket, key).await
+        let home = self.set_for(bucket, key).clone();
+        home.delete_object(bucket, key).await?;
+        self.clear_stale_copies(bucket, key, &home).await
     }
 
     /// Lists up to `limit` entries after `marker`, merged across sets in key order.

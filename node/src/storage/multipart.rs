@@ -2,6 +2,8 @@
 //! its metadata and one erasure-coded shard file per part; completing it moves the chosen
 //! part files into the object's data directory and commits the object metadata.
 
+use std::sync::Arc;
+
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -93,24 +95,44 @@ impl Store {
 
     /// The upload's metadata, as a read quorum of drives hold it.
     pub async fn upload_meta(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<UploadMeta> {
+        self.find_upload(bucket, key, upload_id).await.map(|(meta, _)| meta)
+    }
+
+    /// The upload's metadata and the set holding it: the ring's set for the key, or, after
+    /// a topology change, the set the upload started in (uploads stay where they started;
+    /// completing one there records the object's location in the registry).
+    async fn find_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> StoreResult<(UploadMeta, Arc<super::set::ErasureSet>)> {
         check_upload_id(upload_id)?;
-        let set = self.set_for(bucket, key);
-        let drives = set.drives().to_vec();
-        let (name, id) = (bucket.to_string(), upload_id.to_string());
-        let metas: Vec<UploadMeta> = blocking(move || {
-            drives
-                .iter()
-                .filter(|d| d.is_online())
-                .filter_map(|d| d.read_upload_file(&name, &id, UPLOAD_META_FILE).ok().flatten())
-                .filter_map(|bytes| decode_json::<UploadMeta>(UPLOAD_MAGIC, &bytes))
-                .collect()
-        })
-        .await;
-        let quorum = set.erasure().read_quorum();
-        match metas.first() {
-            Some(meta) if metas.len() >= quorum && meta.key == key => Ok(meta.clone()),
-            _ => Err(self.explain_missing(bucket, StoreError::NoSuchUpload).await),
+        let home = self.set_for(bucket, key).clone();
+        let mut candidates = vec![home.clone()];
+        if self.placement_may_differ() {
+            candidates.extend(self.sets().iter().filter(|s| !Arc::ptr_eq(s, &home)).cloned());
         }
+        for set in candidates {
+            let drives = set.drives().to_vec();
+            let (name, id) = (bucket.to_string(), upload_id.to_string());
+            let metas: Vec<UploadMeta> = blocking(move || {
+                drives
+                    .iter()
+                    .filter(|d| d.is_online())
+                    .filter_map(|d| d.read_upload_file(&name, &id, UPLOAD_META_FILE).ok().flatten())
+                    .filter_map(|bytes| decode_json::<UploadMeta>(UPLOAD_MAGIC, &bytes))
+                    .collect()
+            })
+            .await;
+            match metas.first() {
+                Some(meta) if metas.len() >= set.erasure().read_quorum() && meta.key == key => {
+                    return Ok((meta.clone(), set));
+                }
+                _ => {}
+            }
+        }
+        Err(self.explain_missing(bucket, StoreError::NoSuchUpload).await)
     }
 
     pub async fn upload_part(
@@ -127,8 +149,7 @@ impl Store {
                 "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
             )));
         }
-        self.upload_meta(bucket, key, upload_id).await?;
-        let set = self.set_for(bucket, key);
+        let (_, set) = self.find_upload(bucket, key, upload_id).await?;
         let staging_id = Uuid::new_v4();
         options.max_size = MAX_PART_BYTES;
         let written = set.write_part(body, false, staging_id, rotation(key, set.drives().len()), &options).await?;
@@ -178,9 +199,8 @@ impl Store {
 
     /// Parts a read quorum of drives agree on, by part number.
     pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<Vec<PartMeta>> {
-        self.upload_meta(bucket, key, upload_id).await?;
-        let set = self.set_for(bucket, key);
-        let per_drive = self.part_metas_per_drive(bucket, key, upload_id).await;
+        let (_, set) = self.find_upload(bucket, key, upload_id).await?;
+        let per_drive = self.part_metas_per_drive(&set, bucket, upload_id).await;
         let quorum = set.erasure().read_quorum();
         let mut agreed: std::collections::BTreeMap<u32, PartMeta> = Default::default();
         for parts in per_drive.iter().flatten() {
@@ -198,8 +218,13 @@ impl Store {
         Ok(agreed.into_values().collect())
     }
 
-    async fn part_metas_per_drive(&self, bucket: &str, key: &str, upload_id: &str) -> Vec<Option<Vec<PartMeta>>> {
-        let drives = self.set_for(bucket, key).drives().to_vec();
+    async fn part_metas_per_drive(
+        &self,
+        set: &super::set::ErasureSet,
+        bucket: &str,
+        upload_id: &str,
+    ) -> Vec<Option<Vec<PartMeta>>> {
+        let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
         blocking(move || {
             drives
@@ -230,7 +255,7 @@ impl Store {
         requested: &[(u32, String)],
         precondition: Option<super::Precondition>,
     ) -> StoreResult<ObjectInfo> {
-        let upload = self.upload_meta(bucket, key, upload_id).await?;
+        let (upload, set) = self.find_upload(bucket, key, upload_id).await?;
         if requested.is_empty() {
             return Err(StoreError::InvalidRequest("You must specify at least one part".into()));
         }
@@ -257,7 +282,6 @@ impl Store {
         }
         let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
         let size: u64 = chosen.iter().map(|p| p.size).sum();
-        let set = self.set_for(bucket, key).clone();
         let data_dir = Uuid::new_v4();
         // Stage the part files on every drive that has all of them.
         let drives = set.drives().to_vec();
@@ -290,21 +314,21 @@ impl Store {
             .commit(bucket, key, &object_path, version, rotation_value, per_drive, Some(data_dir), precondition)
             .await;
         if result.is_ok() {
-            self.remove_upload(bucket, key, upload_id).await;
-            self.clear_stale_copies(bucket, key).await?;
+            self.remove_upload(&set, bucket, upload_id).await;
+            self.clear_stale_copies(bucket, key, &set).await?;
         }
         result
     }
 
-    async fn remove_upload(&self, bucket: &str, key: &str, upload_id: &str) -> usize {
-        let drives = self.set_for(bucket, key).drives().to_vec();
+    async fn remove_upload(&self, set: &super::set::ErasureSet, bucket: &str, upload_id: &str) -> usize {
+        let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
         blocking(move || drives.iter().filter(|d| d.is_online() && d.remove_upload(&name, &id).is_ok()).count()).await
     }
 
     pub async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StoreResult<()> {
-        self.upload_meta(bucket, key, upload_id).await?;
-        self.remove_upload(bucket, key, upload_id).await;
+        let (_, set) = self.find_upload(bucket, key, upload_id).await?;
+        self.remove_upload(&set, bucket, upload_id).await;
         Ok(())
     }
 

@@ -8,5 +8,6 @@ mod drives;
 mod harness;
 mod multipart;
 mod objects;
+mod registry;
 mod tls;
 mod topology;

@@ -6,7 +6,7 @@ use buckets_node::placement::topology::{SetState, Topology};
 
 use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, files_under, raw_request_on};
 
-fn admin_get(node: &Node, path: &str, user: &str, password: &str) -> (u16, Vec<u8>) {
+pub(crate) fn admin_get(node: &Node, path: &str, user: &str, password: &str) -> (u16, Vec<u8>) {
     let authorization = buckets_node::admin::auth::authorization(
         user,
         password.as_bytes(),
@@ -119,7 +119,7 @@ async fn objects_stay_readable_when_the_ring_moves_away_from_them() {
     }
 }
 
-fn admin_post(node: &Node, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+pub(crate) fn admin_post(node: &Node, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let authorization = buckets_node::admin::auth::authorization(
         ACCESS_KEY,
         SECRET_KEY.as_bytes(),
@@ -140,7 +140,7 @@ fn admin_post(node: &Node, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-fn apply_body(expected: u64, topology: &Topology) -> Vec<u8> {
+pub(crate) fn apply_body(expected: u64, topology: &Topology) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "expectedGeneration": expected, "topology": topology })).unwrap()
 }
 
