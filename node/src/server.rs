@@ -173,6 +173,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         }
     };
     store.registry.set_capacity(config.registry_cache_entries);
+    // The own drives gave a first topology; the newest one a majority of all drives hold
+    // wins (a node that was down during a change starts with the cluster's, not its own).
+    if let Err(e) = store.reload_topology().await {
+        tracing::warn!(error = %e, "could not read the cluster's topology at start; using this node's drives' copy");
+    }
     store.ensure_system_buckets().await;
     let drive_count: usize = store.sets().iter().map(|s| s.drives().len()).sum();
     let erasure = store.sets()[0].erasure();
