@@ -123,7 +123,8 @@ fn miss_over_loopback(c: &mut Criterion) {
         .collect();
     let metrics = Arc::new(Metrics::new());
     let (heal_sender, _heal_receiver) = tokio::sync::mpsc::channel(HEAL_QUEUE_CAPACITY);
-    let remote_set = Arc::new(ErasureSet::new(0, remote, heal_sender, metrics.clone()));
+    let locks = Arc::new(buckets_node::storage::locks::NamespaceLocks::default());
+    let remote_set = Arc::new(ErasureSet::new(0, remote, locks, heal_sender, metrics.clone()));
     let remote_store = Store::new((*local_store.topology()).clone(), vec![remote_set.clone()], metrics);
     runtime.block_on(async {
         for key in &keys {

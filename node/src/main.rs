@@ -42,6 +42,9 @@ enum Command {
         /// Entries of this node's cache of object locations (0 turns it off).
         #[arg(long, env = "BUCKETS_REGISTRY_CACHE_ENTRIES", default_value_t = buckets_node::storage::registry::DEFAULT_CACHE_ENTRIES)]
         registry_cache_entries: usize,
+        /// Objects moved at once by each migrating set (default: twice the cores, 2 to 16).
+        #[arg(long, env = "BUCKETS_MIGRATION_WORKERS")]
+        migration_workers: Option<usize>,
         /// Drive directories, or drive URLs of a static cluster.
         #[arg(required = true)]
         drives: Vec<String>,
@@ -71,6 +74,7 @@ fn main() -> anyhow::Result<()> {
             drive_check_secs,
             certs_dir,
             registry_cache_entries,
+            migration_workers,
             drives,
         } => {
             let tls = match certs_dir {
@@ -105,6 +109,14 @@ fn main() -> anyhow::Result<()> {
                 cluster_secret: std::env::var("BUCKETS_CLUSTER_SECRET").ok().filter(|s| !s.is_empty()),
                 tls,
                 registry_cache_entries,
+                migration: {
+                    let mut migration = buckets_node::storage::migration::MigrationConfig::default();
+                    if let Some(workers) = migration_workers {
+                        anyhow::ensure!(workers > 0, "--migration-workers must be at least 1");
+                        migration.workers = workers;
+                    }
+                    migration
+                },
                 heal: HealConfig {
                     scan_interval: Duration::from_secs(heal_interval_secs.max(1)),
                     deep_scan_every: deep_heal_every,

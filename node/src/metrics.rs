@@ -1,6 +1,6 @@
 //! Prometheus metrics of a node. Names start with `buckets_`, units go last.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -17,6 +17,18 @@ pub struct Metrics {
     pub registry_cache_invalidations: IntCounter,
     pub registry_records_written: IntCounter,
     pub registry_fallback_reads: IntCounter,
+    pub migration_moved_objects: IntCounter,
+    pub migration_moved_bytes: IntCounter,
+    pub migration_failed_objects: IntCounter,
+    pub migration_total_objects: IntGauge,
+    pub migration_total_bytes: IntGauge,
+    pub migration_done_objects: IntGauge,
+    pub migration_done_bytes: IntGauge,
+    pub migration_percent: Gauge,
+    pub migration_rate: Gauge,
+    pub migration_eta: Gauge,
+    pub migration_paused: IntGauge,
+    pub migration_generation: IntGauge,
 }
 
 impl Metrics {
@@ -64,6 +76,28 @@ impl Metrics {
             "Reads that found an object only by asking every set (no usable placement or record)",
         )
         .expect("metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("metric");
+        let int_gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("metric");
+        let gauge = |name: &str, help: &str| Gauge::new(name, help).expect("metric");
+        let migration_moved_objects =
+            counter("buckets_migration_moved_objects_total", "Objects this node moved to their ring set");
+        let migration_moved_bytes =
+            counter("buckets_migration_moved_bytes_total", "Bytes this node moved between sets");
+        let migration_failed_objects =
+            counter("buckets_migration_failed_objects_total", "Object moves that failed on this node (retried)");
+        let migration_total_objects =
+            int_gauge("buckets_migration_objects", "Objects the current migration moves, all sets together");
+        let migration_total_bytes =
+            int_gauge("buckets_migration_bytes", "Bytes the current migration moves, all sets together");
+        let migration_done_objects =
+            int_gauge("buckets_migration_done_objects", "Objects of the current migration already handled");
+        let migration_done_bytes = int_gauge("buckets_migration_done_bytes", "Bytes of the current migration moved");
+        let migration_percent = gauge("buckets_migration_progress_percent", "Progress of the current migration, 0-100");
+        let migration_rate =
+            gauge("buckets_migration_rate_bytes_per_second", "Average migration rate since it started");
+        let migration_eta = gauge("buckets_migration_eta_seconds", "Estimated seconds left (-1 when unknown)");
+        let migration_paused = int_gauge("buckets_migration_paused", "1 while the migration is paused");
+        let migration_generation = int_gauge("buckets_topology_generation", "Topology generation this node serves");
         for collector in [
             Box::new(s3_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(s3_request_duration.clone()),
@@ -78,6 +112,18 @@ impl Metrics {
             Box::new(registry_cache_invalidations.clone()),
             Box::new(registry_records_written.clone()),
             Box::new(registry_fallback_reads.clone()),
+            Box::new(migration_moved_objects.clone()),
+            Box::new(migration_moved_bytes.clone()),
+            Box::new(migration_failed_objects.clone()),
+            Box::new(migration_total_objects.clone()),
+            Box::new(migration_total_bytes.clone()),
+            Box::new(migration_done_objects.clone()),
+            Box::new(migration_done_bytes.clone()),
+            Box::new(migration_percent.clone()),
+            Box::new(migration_rate.clone()),
+            Box::new(migration_eta.clone()),
+            Box::new(migration_paused.clone()),
+            Box::new(migration_generation.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -96,6 +142,18 @@ impl Metrics {
             registry_cache_invalidations,
             registry_records_written,
             registry_fallback_reads,
+            migration_moved_objects,
+            migration_moved_bytes,
+            migration_failed_objects,
+            migration_total_objects,
+            migration_total_bytes,
+            migration_done_objects,
+            migration_done_bytes,
+            migration_percent,
+            migration_rate,
+            migration_eta,
+            migration_paused,
+            migration_generation,
         }
     }
 

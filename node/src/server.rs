@@ -37,6 +37,7 @@ pub struct ServerConfig {
     pub tls: Option<TlsSetup>,
     pub registry_cache_entries: usize,
     pub heal: HealConfig,
+    pub migration: crate::storage::migration::MigrationConfig,
 }
 
 /// Virtual-hosted-style requests under `BUCKETS_DOMAIN`; anything else is path style.
@@ -74,6 +75,22 @@ async fn accept_io(socket: tokio::net::TcpStream, acceptor: Option<&tokio_rustls
             }
             Err(_) => None,
         },
+    }
+}
+
+/// Counts a request in flight while alive.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -192,6 +209,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let drive_check = config.heal.drive_check_interval;
     tokio::spawn(heal::run_healer(store.clone(), heal_requests, config.heal));
     tokio::spawn(heal::run_drive_monitor(store.clone(), drive_check));
+    tokio::spawn(crate::storage::migration::run_migrations(store.clone(), config.migration.clone()));
 
     let mut builder = S3ServiceBuilder::new(BucketsS3::new(store.clone(), config.region.clone(), &config.root_user));
     builder.set_auth(SimpleAuth::from_single(config.root_user.clone(), config.root_password.clone()));
@@ -268,15 +286,20 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let service = s3_service.clone();
         let metrics = store.metrics.clone();
         let acceptor = acceptor.clone();
+        let store = store.clone();
         tokio::spawn(async move {
             let Some(io) = accept_io(socket, acceptor.as_ref()).await else { return };
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
                 let service = service.clone();
                 let metrics = metrics.clone();
+                let store = store.clone();
                 async move {
                     let method = request.method().as_str().to_string();
                     let started = Instant::now();
                     let close_after = expects_continue_without_body(&request);
+                    // Counted until the response headers: the migration engine yields
+                    // while users wait.
+                    let _in_flight = InFlight::new(&store.user_requests);
                     let mut response = hyper::service::Service::call(&service, request).await;
                     if close_after && let Ok(response) = response.as_mut() {
                         response

@@ -26,6 +26,55 @@ pub struct Admin {
     pub peers: Option<Arc<crate::rpc::Peers>>,
 }
 
+/// Body of `POST /admin/v1/migration/throttle`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Throttle {
+    bytes_per_second: u64,
+}
+
+/// Optional body of set changes: the generation the caller saw.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SetChange {
+    expected_generation: Option<u64>,
+}
+
+/// Body of `POST /admin/v1/topology/preview`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PreviewRequest {
+    topology: crate::placement::topology::Topology,
+}
+
+/// One node of `GET /admin/v1/nodes`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeInfo {
+    /// `HOST:PORT` of its admin listener (`local` for the drives of a lone node).
+    pub name: String,
+    pub online: bool,
+    pub drives_total: usize,
+    pub drives_online: usize,
+    pub drives: Vec<DriveInfo>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriveInfo {
+    pub drive: String,
+    pub set: crate::placement::ring::SetId,
+    pub set_state: crate::placement::topology::SetState,
+    pub online: bool,
+}
+
+fn json_ok<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(json) => respond(StatusCode::OK, "application/json", json),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
+    }
+}
+
 /// Body of `POST /admin/v1/topology`.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -93,40 +142,151 @@ impl Admin {
             return json_error(StatusCode::FORBIDDEN, "AccessDenied", why);
         }
         let path = path_and_query.split('?').next().unwrap_or_default();
-        match (method, path) {
-            (Method::GET, "/admin/v1/topology") => {
-                let topology = self.store.topology();
-                match serde_json::to_vec_pretty(topology.as_ref()) {
-                    Ok(json) => respond(StatusCode::OK, "application/json", json),
-                    Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
-                }
-            }
-            (Method::POST, "/admin/v1/topology") => {
+        let segments: Vec<&str> = path.trim_start_matches("/admin/v1/").split('/').collect();
+        match (method, segments.as_slice()) {
+            (Method::GET, ["topology"]) => json_ok(self.store.topology().as_ref()),
+            (Method::POST, ["topology"]) => {
                 let request: ApplyTopology = match serde_json::from_slice(&body) {
                     Ok(request) => request,
                     Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedTopology", &e.to_string()),
                 };
-                use crate::storage::TopologyChangeError as E;
-                match self.store.apply_topology(request.expected_generation, request.topology).await {
-                    Ok(topology) => {
-                        if let Some(peers) = &self.peers {
-                            peers.push_topology().await;
-                        }
-                        match serde_json::to_vec_pretty(topology.as_ref()) {
-                            Ok(json) => respond(StatusCode::OK, "application/json", json),
-                            Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
-                        }
-                    }
-                    Err(e @ E::Conflict { .. }) => {
-                        json_error(StatusCode::CONFLICT, "GenerationConflict", &e.to_string())
-                    }
-                    Err(e @ (E::Invalid(_) | E::Unsupported(_))) => {
-                        json_error(StatusCode::BAD_REQUEST, "InvalidTopology", &e.to_string())
-                    }
-                    Err(e @ E::Store(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+                self.apply(request.expected_generation, request.topology).await
+            }
+            (Method::POST, ["topology", "preview"]) => {
+                let request: PreviewRequest = match serde_json::from_slice(&body) {
+                    Ok(request) => request,
+                    Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedTopology", &e.to_string()),
+                };
+                if let Err(e) = self.store.topology().check_next(&request.topology) {
+                    return json_error(StatusCode::BAD_REQUEST, "InvalidTopology", &e.to_string());
+                }
+                match self.store.preview_topology(&request.topology).await {
+                    Ok(preview) => json_ok(&preview),
+                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
                 }
             }
+            (Method::POST, ["sets", id, "drain"]) => {
+                let Ok(id) = id.parse::<crate::placement::ring::SetId>() else {
+                    return json_error(StatusCode::BAD_REQUEST, "InvalidSet", "a set id is a number");
+                };
+                let change: SetChange = if body.is_empty() {
+                    SetChange::default()
+                } else {
+                    match serde_json::from_slice(&body) {
+                        Ok(change) => change,
+                        Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
+                    }
+                };
+                self.drain(id, change.expected_generation).await
+            }
+            (Method::GET, ["migration"]) => json_ok(&self.store.migration_status().await),
+            (Method::POST, ["migration", action @ ("pause" | "resume")]) => {
+                let paused = *action == "pause";
+                match self.store.update_migration_control(|c| c.paused = paused).await {
+                    Ok(_) => {
+                        // This node resumes now; the others see it at their next check (1 s).
+                        self.store.migrate_now.notify_one();
+                        json_ok(&self.store.migration_status().await)
+                    }
+                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+                }
+            }
+            (Method::POST, ["migration", "throttle"]) => {
+                let request: Throttle = match serde_json::from_slice(&body) {
+                    Ok(request) => request,
+                    Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
+                };
+                match self.store.update_migration_control(|c| c.bytes_per_second = request.bytes_per_second).await {
+                    Ok(_) => json_ok(&self.store.migration_status().await),
+                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+                }
+            }
+            (Method::GET, ["nodes"]) => json_ok(&self.nodes()),
+            (Method::GET, ["nodes", name]) => match self.nodes().into_iter().find(|n| n.name == *name) {
+                Some(node) => json_ok(&node),
+                None => json_error(StatusCode::NOT_FOUND, "NoSuchNode", &format!("no node named {name}")),
+            },
             _ => json_error(StatusCode::NOT_FOUND, "NotFound", "no such admin endpoint"),
         }
+    }
+
+    /// A topology compare-and-swap, pushed to every node when it succeeds.
+    async fn apply(&self, expected: u64, next: crate::placement::topology::Topology) -> Response<Full<Bytes>> {
+        use crate::storage::TopologyChangeError as E;
+        match self.store.apply_topology(expected, next).await {
+            Ok(topology) => {
+                if let Some(peers) = &self.peers {
+                    peers.push_topology().await;
+                }
+                json_ok(topology.as_ref())
+            }
+            Err(e @ E::Conflict { .. }) => json_error(StatusCode::CONFLICT, "GenerationConflict", &e.to_string()),
+            Err(e @ (E::Invalid(_) | E::Unsupported(_))) => {
+                json_error(StatusCode::BAD_REQUEST, "InvalidTopology", &e.to_string())
+            }
+            Err(e @ E::Store(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+        }
+    }
+
+    /// Takes a set out of the ring for new writes; the migration empties it.
+    async fn drain(&self, id: crate::placement::ring::SetId, expected: Option<u64>) -> Response<Full<Bytes>> {
+        use crate::placement::topology::SetState;
+        let current = self.store.topology();
+        let expected = expected.unwrap_or(current.generation);
+        let mut next = (*current).clone();
+        next.generation = expected + 1;
+        let Some(set) = next.pools.iter_mut().flat_map(|p| p.sets.iter_mut()).find(|s| s.id == id) else {
+            return json_error(StatusCode::NOT_FOUND, "NoSuchSet", &format!("the topology has no set {id}"));
+        };
+        match set.state {
+            SetState::Active => set.state = SetState::Draining,
+            SetState::Draining => {
+                return json_error(StatusCode::CONFLICT, "AlreadyDraining", &format!("set {id} is already draining"));
+            }
+            SetState::Removed => {
+                return json_error(StatusCode::CONFLICT, "SetRemoved", &format!("set {id} was removed"));
+            }
+        }
+        if !next.sets().any(|(_, s)| s.state == SetState::Active) {
+            return json_error(
+                StatusCode::CONFLICT,
+                "LastActiveSet",
+                &format!("set {id} is the last active set: draining it would leave nowhere to write"),
+            );
+        }
+        self.apply(expected, next).await
+    }
+
+    /// The nodes named by the topology's drives, with their drives' state as this node
+    /// sees it.
+    fn nodes(&self) -> Vec<NodeInfo> {
+        let topology = self.store.topology();
+        let mut nodes: Vec<NodeInfo> = Vec::new();
+        for (_, spec) in topology.sets() {
+            let running = self.store.set_by_id(spec.id);
+            for (position, drive) in spec.drives.iter().enumerate() {
+                let name = crate::storage::bootstrap::parse_drive_url(drive)
+                    .map(|url| url.authority)
+                    .unwrap_or_else(|_| "local".to_string());
+                let online = running.and_then(|set| set.drives().get(position)).is_some_and(|d| d.is_online());
+                let info = DriveInfo { drive: drive.clone(), set: spec.id, set_state: spec.state, online };
+                match nodes.iter_mut().find(|n| n.name == name) {
+                    Some(node) => node.drives.push(info),
+                    None => nodes.push(NodeInfo {
+                        name,
+                        online: false,
+                        drives_total: 0,
+                        drives_online: 0,
+                        drives: vec![info],
+                    }),
+                }
+            }
+        }
+        for node in &mut nodes {
+            node.drives_total = node.drives.len();
+            node.drives_online = node.drives.iter().filter(|d| d.online).count();
+            node.online = node.drives_online > 0;
+        }
+        nodes
     }
 }

@@ -361,6 +361,15 @@ impl Drive for RemoteDrive {
         Ok(bytes)
     }
 
+    fn walk(&self, bucket: &str, prefix: &str, marker: &str, limit: usize) -> io::Result<Vec<(String, Vec<u8>)>> {
+        self.inner.call_decoded(DriveCall::Walk {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            marker: marker.into(),
+            limit: limit.min(u32::MAX as usize) as u32,
+        })
+    }
+
     fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>> {
         self.inner.call_decoded(DriveCall::ListDir {
             bucket: bucket.into(),

@@ -33,6 +33,7 @@ pub enum DriveCall {
     DeleteObject { bucket: String, path: WirePath, data_dirs: Vec<Uuid> },
     ReadShard { bucket: String, path: WirePath, data_dir: Uuid, part_number: u32, offset: u64, len: u64 },
     ListDir { bucket: String, relative: String },
+    Walk { bucket: String, prefix: String, marker: String, limit: u32 },
     WriteUploadFile { bucket: String, upload_id: String, name: String },
     ReadUploadFile { bucket: String, upload_id: String, name: String },
     ListUploadFiles { bucket: String, upload_id: String },

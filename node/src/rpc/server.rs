@@ -12,6 +12,9 @@ use hyper::body::Incoming;
 use super::lock::{LOCK_PATH, LockCall, LockTable};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, decode_request};
 use crate::storage::drive::{Drive, LocalDrive};
+
+/// Most keys one walk call returns.
+const MAX_WALK_KEYS: usize = 10_000;
 use crate::storage::path::{ObjectPath, checked_relative};
 
 /// The drives a node serves to its peers, by the path in their drive URL.
@@ -96,6 +99,10 @@ fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "shard read too large"))?;
             drive.read_shard(&bucket, &path_of(&path)?, data_dir, part_number, offset, len).map(Some)
         }
+        Walk { bucket, prefix, marker, limit } => {
+            let limit = (limit as usize).min(MAX_WALK_KEYS);
+            encoded(&drive.walk(&bucket, &prefix, &marker, limit)?)
+        }
         ListDir { bucket, relative } => {
             let relative =
                 checked_relative(&relative).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -135,7 +142,8 @@ fn names_are_plain(call: &DriveCall) -> bool {
         | RestoreObject { bucket, .. }
         | DeleteObject { bucket, .. }
         | ReadShard { bucket, .. }
-        | ListDir { bucket, .. } => plain(bucket),
+        | ListDir { bucket, .. }
+        | Walk { bucket, .. } => plain(bucket),
         WriteUploadFile { bucket, upload_id, name } | ReadUploadFile { bucket, upload_id, name } => {
             plain(bucket) && plain(upload_id) && plain(name)
         }

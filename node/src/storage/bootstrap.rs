@@ -124,6 +124,7 @@ pub fn open_store(
     }
     let metrics_clone = metrics.clone();
     let (heal_sender, heal_receiver) = mpsc::channel(HEAL_QUEUE_CAPACITY);
+    let locks = Arc::new(super::locks::NamespaceLocks::default());
     let mut sets = Vec::new();
     for set_index in 0..count / size {
         let range = set_index * size..(set_index + 1) * size;
@@ -161,7 +162,13 @@ pub fn open_store(
             drive.clean_tmp().map_err(io_error(path))?;
             drives.push(Arc::new(drive) as Arc<dyn Drive>);
         }
-        sets.push(Arc::new(ErasureSet::new(set_index, drives, heal_sender.clone(), metrics_clone.clone())));
+        sets.push(Arc::new(ErasureSet::new(
+            set_index,
+            drives,
+            locks.clone(),
+            heal_sender.clone(),
+            metrics_clone.clone(),
+        )));
     }
     metrics.drives_total.set(count as i64);
     metrics.drives_online.set(count as i64);
@@ -209,6 +216,28 @@ mod tests {
         assert!(a.iter().all(|f| f.set_drives == 16 && f.set_drive_ids.len() == 16));
         let ids: std::collections::HashSet<_> = a.iter().map(|f| f.drive_id).collect();
         assert_eq!(ids.len(), 16);
+    }
+
+    #[test]
+    fn sets_span_every_node() {
+        // 4 nodes × 5 drives, listed node by node: two sets of 10.
+        let urls: Vec<DriveUrl> = (0..20)
+            .map(|i| parse_drive_url(&format!("http://127.0.0.{}:9001/d{}", 2 + i / 5, i % 5)).unwrap())
+            .collect();
+        let spread = spread_over_nodes(urls.clone());
+        let mut sorted = spread.clone();
+        sorted.sort_by(|a, b| (&a.authority, &a.path).cmp(&(&b.authority, &b.path)));
+        assert_eq!(sorted, urls, "the same drives, reordered");
+        for set in spread.chunks(10) {
+            for node in 2..6 {
+                let on_node = set.iter().filter(|u| u.authority == format!("127.0.0.{node}:9001")).count();
+                assert!((2..=3).contains(&on_node), "{on_node} drives of a set on node {node}");
+            }
+        }
+        // Drives of one node keep their order.
+        let first_node: Vec<&str> =
+            spread.iter().filter(|u| u.authority == "127.0.0.2:9001").map(|u| u.path.as_str()).collect();
+        assert_eq!(first_node, ["/d0", "/d1", "/d2", "/d3", "/d4"]);
     }
 
     #[test]
@@ -339,6 +368,30 @@ pub fn cluster_formats(secret: &[u8], urls: &[DriveUrl]) -> Result<Vec<DriveForm
         .collect())
 }
 
+/// Orders drive URLs so that consecutive drives sit on different nodes: the first drive of
+/// every node (in order of first appearance), then the second of each, and so on. Sets
+/// are consecutive runs of this order, so each set spans as many nodes as it can and a
+/// lost node costs each set as few drives as possible (4 nodes × 5 drives in two sets of
+/// 10: at most 3 drives of a set per node, within parity 4).
+pub fn spread_over_nodes(urls: Vec<DriveUrl>) -> Vec<DriveUrl> {
+    let mut nodes: Vec<(String, std::collections::VecDeque<DriveUrl>)> = Vec::new();
+    for url in urls {
+        match nodes.iter_mut().find(|(authority, _)| *authority == url.authority) {
+            Some((_, drives)) => drives.push_back(url),
+            None => nodes.push((url.authority.clone(), std::collections::VecDeque::from([url]))),
+        }
+    }
+    let mut out = Vec::new();
+    while nodes.iter().any(|(_, drives)| !drives.is_empty()) {
+        for (_, drives) in &mut nodes {
+            if let Some(url) = drives.pop_front() {
+                out.push(url);
+            }
+        }
+    }
+    out
+}
+
 /// Assembles the store of one node of a static cluster: its own drives (those whose
 /// authority is `own_authority`) are local, formatted if blank and checked otherwise; the
 /// others are reached over peer RPC. Returns the local drives by path for the RPC server.
@@ -362,9 +415,11 @@ pub fn open_cluster_store(
             "no drive URL names this node's --admin-address".into(),
         ));
     }
+    let urls = spread_over_nodes(urls);
     let formats = cluster_formats(secret, &urls)?;
     let size = formats[0].set_drives as usize;
     let (heal_sender, heal_receiver) = mpsc::channel(HEAL_QUEUE_CAPACITY);
+    let locks = Arc::new(super::locks::NamespaceLocks::default());
     let mut local = Vec::new();
     let mut drives: Vec<Arc<dyn Drive>> = Vec::with_capacity(urls.len());
     for (url, expected) in urls.iter().zip(&formats) {
@@ -415,7 +470,9 @@ pub fn open_cluster_store(
     let sets: Vec<Arc<ErasureSet>> = drives
         .chunks(size)
         .enumerate()
-        .map(|(index, chunk)| Arc::new(ErasureSet::new(index, chunk.to_vec(), heal_sender.clone(), metrics.clone())))
+        .map(|(index, chunk)| {
+            Arc::new(ErasureSet::new(index, chunk.to_vec(), locks.clone(), heal_sender.clone(), metrics.clone()))
+        })
         .collect();
     metrics.drives_total.set(urls.len() as i64);
     let names: Vec<String> = urls.iter().map(|u| format!("{}://{}{}", u.scheme, u.authority, u.path)).collect();

@@ -16,6 +16,85 @@ use super::path::{BUCKET_META_FILE, DATA_DIR_PREFIX, ObjectPath, SYSTEM_DIR};
 use crate::format::drive::DriveFormat;
 
 pub const FORMAT_FILE: &str = "format.bkt";
+
+/// The metadata of one object for a listing: decoded, inline data dropped, re-encoded.
+fn listing_meta(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut meta = crate::format::object::ObjectMeta::decode(bytes).ok()?;
+    for version in &mut meta.versions {
+        version.inline_data = None;
+    }
+    Some(meta.encode())
+}
+
+/// One directory level of `Drive::walk`: the "dir/" object, then the children in key
+/// order (an object `P+s` sorts before its subtree `P+s/`, and both among their siblings
+/// by bytes, which keeps the whole walk in S3 key order).
+#[allow(clippy::too_many_arguments)]
+fn walk_dir<D: Drive + ?Sized>(
+    drive: &D,
+    bucket: &str,
+    segments: &mut Vec<String>,
+    child_prefix: &str,
+    prefix: &str,
+    marker: &str,
+    limit: usize,
+    out: &mut Vec<(String, Vec<u8>)>,
+) -> io::Result<()> {
+    use super::path::{DIR_OBJECT_META_FILE, OBJECT_META_FILE, decode_segment, segments_dir};
+    let relative = segments_dir(segments);
+    let entries = match drive.list_dir(bucket, &relative) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let read = |dir: PathBuf, meta_file: &'static str| -> io::Result<Option<Vec<u8>>> {
+        Ok(drive.read_object_meta(bucket, &ObjectPath { dir, meta_file })?.as_deref().and_then(listing_meta))
+    };
+    let wanted = |key: &str| key > marker && key.starts_with(prefix);
+    if !segments.is_empty()
+        && wanted(child_prefix)
+        && entries.iter().any(|(name, is_dir)| !is_dir && name == DIR_OBJECT_META_FILE)
+        && let Some(meta) = read(relative.clone(), DIR_OBJECT_META_FILE)?
+    {
+        out.push((child_prefix.to_string(), meta));
+    }
+    // (key, is_subtree, segment)
+    let mut items: Vec<(String, bool, String)> = Vec::new();
+    for (name, is_dir) in &entries {
+        if !is_dir {
+            continue;
+        }
+        let Some(segment) = decode_segment(name) else { continue };
+        let key = format!("{child_prefix}{segment}");
+        if !key.is_empty() && !key.ends_with('/') {
+            items.push((key.clone(), false, segment.clone()));
+        }
+        items.push((format!("{key}/"), true, segment));
+    }
+    items.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    for (key, subtree, segment) in items {
+        if out.len() >= limit {
+            return Ok(());
+        }
+        if subtree {
+            let could_hold = key.starts_with(prefix) || prefix.starts_with(key.as_str());
+            let past = key.as_str() <= marker && !marker.starts_with(key.as_str());
+            if could_hold && !past {
+                segments.push(segment);
+                walk_dir(drive, bucket, segments, &key, prefix, marker, limit, out)?;
+                segments.pop();
+            }
+        } else if wanted(&key) {
+            segments.push(segment);
+            let meta = read(segments_dir(segments), OBJECT_META_FILE)?;
+            segments.pop();
+            if let Some(meta) = meta {
+                out.push((key, meta));
+            }
+        }
+    }
+    Ok(())
+}
 const TMP_DIR: &str = "tmp";
 /// Data directories of replaced or deleted versions wait here (as `<uuid>.<unix secs>`)
 /// before deletion, so a reader still streaming that version (through another node) can
@@ -273,6 +352,16 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     ) -> io::Result<Vec<u8>>;
     /// Entries (name, is directory) of a key directory (`relative` to the bucket).
     fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>>;
+
+    /// Up to `limit` objects of the bucket in key (byte) order, after `marker`, whose keys
+    /// start with `prefix`, each with its metadata (inline data stripped): one call per
+    /// drive for a page of a listing, instead of one per key. Remote drives answer it in a
+    /// single RPC.
+    fn walk(&self, bucket: &str, prefix: &str, marker: &str, limit: usize) -> io::Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        walk_dir(self, bucket, &mut Vec::new(), "", prefix, marker, limit, &mut out)?;
+        Ok(out)
+    }
 
     fn write_upload_file(&self, bucket: &str, upload_id: &str, name: &str, bytes: &[u8]) -> io::Result<()>;
     fn read_upload_file(&self, bucket: &str, upload_id: &str, name: &str) -> io::Result<Option<Vec<u8>>>;

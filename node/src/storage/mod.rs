@@ -10,10 +10,14 @@ pub mod checksum;
 pub mod drive;
 pub mod heal;
 pub mod locks;
+pub mod migrate;
+pub mod migration;
 pub mod multipart;
 pub mod path;
 pub mod registry;
 pub mod set;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod writer;
 
 use std::io;
@@ -203,6 +207,10 @@ pub struct Store {
     pub registry: registry::Registry,
     /// Wakes the healer for a full scan (a drive came back empty, for example).
     pub scan_now: Notify,
+    /// Wakes the migration engine (a new topology, a resumed migration).
+    pub migrate_now: Notify,
+    /// S3 requests in flight on this node; the migration engine yields to them.
+    pub user_requests: std::sync::atomic::AtomicUsize,
 }
 
 /// What `Store::locate` does in the set it tries.
@@ -248,6 +256,8 @@ impl Store {
             registry: registry::Registry::new(registry::DEFAULT_CACHE_ENTRIES, metrics.clone()),
             metrics,
             scan_now: Notify::new(),
+            migrate_now: Notify::new(),
+            user_requests: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -286,6 +296,7 @@ impl Store {
         self.same_sets(&next)?;
         let ring = Arc::new(next.ring());
         *self.placement.write().expect("placement lock") = (Arc::new(next), ring);
+        self.migrate_now.notify_one();
         Ok(true)
     }
 
@@ -379,6 +390,21 @@ impl Store {
     pub fn set_for(&self, bucket: &str, key: &str) -> &Arc<ErasureSet> {
         let id = self.ring().locate(bucket, key);
         &self.sets[self.set_index[&id]]
+    }
+
+    /// The sets in the order a listing must read them while objects move: draining sets
+    /// (which only give objects away) first, then the others in topology order (sets added
+    /// later come last). A move commits in its target before it deletes its source, so an
+    /// object moving from an earlier-listed set to a later one is seen in one or the other,
+    /// whenever the move happens during the listing.
+    fn sets_in_listing_order(&self) -> Vec<Arc<ErasureSet>> {
+        let topology = self.topology();
+        let draining: std::collections::HashSet<SetId> =
+            topology.sets().filter(|(_, s)| s.state == SetState::Draining).map(|(_, s)| s.id).collect();
+        let (mut first, rest): (Vec<_>, Vec<_>) =
+            self.sets.iter().zip(&self.set_ids).partition(|(_, id)| draining.contains(id));
+        first.extend(rest);
+        first.into_iter().map(|(set, _)| set.clone()).collect()
     }
 
     /// The set with topology id `id`, if this store runs it.
@@ -589,14 +615,17 @@ impl Store {
     }
 
     /// Removes copies of a key from every set but `keep` (after a write or a delete there)
-    /// and, when `keep` is the ring's set, the key's registry record.
-    pub(crate) async fn clear_stale_copies(&self, bucket: &str, key: &str, keep: &Arc<ErasureSet>) -> StoreResult<()> {
-        if !self.placement_may_differ() {
-            return Ok(());
-        }
+    /// and, when `keep` is the ring's set, the key's registry record. The caller holds the
+    /// key's write lock, so a migration cannot move a copy back in between.
+    pub(crate) async fn clear_stale_copies_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        keep: &Arc<ErasureSet>,
+    ) -> StoreResult<()> {
         let home = self.set_for(bucket, key).clone();
         for set in self.sets.iter().filter(|s| !Arc::ptr_eq(s, keep)) {
-            match set.delete_object(bucket, key).await {
+            match set.delete_object_locked(bucket, key).await {
                 Ok(()) | Err(StoreError::NoSuchKey) => {}
                 Err(e) => return Err(e),
             }
@@ -615,7 +644,8 @@ impl Store {
     }
 
     /// Runs `probe` on the set that holds an object (contract 5): the cached location,
-    /// then the ring's set, then the registry record, then every other set. `probe`
+    /// then the ring's set, then the registry record, then every other set, then the
+    /// ring's set once more. `probe`
     /// answering `NoSuchKey` means "not in this set"; any other answer is final. A wrong
     /// hint is forgotten; an object found only by asking every set gets a record, so the
     /// next lookup on any node takes one step.
@@ -671,7 +701,10 @@ impl Store {
                 }
             }
         }
-        Err(StoreError::NoSuchKey)
+        // A migration commits an object in its ring set before deleting the source copy:
+        // one that moved while this lookup went from the ring's set to the others is in
+        // the ring's set now.
+        probe(&home).await
     }
 
     pub async fn put_object(
@@ -684,8 +717,22 @@ impl Store {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let home = self.set_for(bucket, key).clone();
-        let info = home.put_object(bucket, key, body, options).await?;
-        self.clear_stale_copies(bucket, key, &home).await?;
+        let prepared = home.prepare_put(bucket, key, body, options).await?;
+        let info = if self.placement_may_differ() {
+            // Commit and clear the other sets under one hold of the key's lock.
+            let _guard = match self.lock_key(bucket, key).await {
+                Ok(guard) => guard,
+                Err(e) => {
+                    home.discard_prepared(prepared).await;
+                    return Err(e);
+                }
+            };
+            let info = home.commit_prepared(prepared, true).await?;
+            self.clear_stale_copies_locked(bucket, key, &home).await?;
+            info
+        } else {
+            home.commit_prepared(prepared, false).await?
+        };
         self.metrics.s3_received_bytes.inc_by(info.size);
         Ok(info)
     }
@@ -712,8 +759,12 @@ impl Store {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let home = self.set_for(bucket, key).clone();
-        home.delete_object(bucket, key).await?;
-        self.clear_stale_copies(bucket, key, &home).await
+        if !self.placement_may_differ() {
+            return home.delete_object(bucket, key).await;
+        }
+        let _guard = self.lock_key(bucket, key).await?;
+        home.delete_object_locked(bucket, key).await?;
+        self.clear_stale_copies_locked(bucket, key, &home).await
     }
 
     /// Lists up to `limit` entries after `marker`, merged across sets in key order.
@@ -730,7 +781,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut merged: Vec<(ListEntry, bool)> = Vec::new();
-        for set in &self.sets {
+        for set in self.sets_in_listing_order() {
+            let set = &set;
             for entry in set.list(bucket, prefix, delimiter, marker, limit).await? {
                 // A key found in several sets (before migration cleans up) is shown as the
                 // copy in the set the ring names, which is the one reads return.

@@ -152,7 +152,7 @@ impl Store {
         let (_, set) = self.find_upload(bucket, key, upload_id).await?;
         let staging_id = Uuid::new_v4();
         options.max_size = MAX_PART_BYTES;
-        let written = set.write_part(body, false, staging_id, rotation(key, set.drives().len()), &options).await?;
+        let written = set.write_part(body, false, staging_id, 1, rotation(key, set.drives().len()), &options).await?;
         if let Some(expected) = options.expected_md5
             && expected != written.md5
         {
@@ -310,14 +310,29 @@ impl Store {
         let per_drive = staged.into_iter().map(|ok| ok.then_some(None)).collect();
         let object_path = path::object_path(key).map_err(set::key_error)?;
         let rotation_value = rotation(key, set.drives().len());
-        let result = set
-            .commit(bucket, key, &object_path, version, rotation_value, per_drive, Some(data_dir), precondition)
-            .await;
-        if result.is_ok() {
-            self.remove_upload(&set, bucket, upload_id).await;
-            self.clear_stale_copies(bucket, key, &set).await?;
+        if !self.placement_may_differ() {
+            let result = set
+                .commit(bucket, key, &object_path, version, rotation_value, per_drive, Some(data_dir), precondition)
+                .await;
+            if result.is_ok() {
+                self.remove_upload(&set, bucket, upload_id).await;
+            }
+            return result;
         }
-        result
+        // Commit and clear the other sets under one hold of the key's lock.
+        let _guard = match self.lock_key(bucket, key).await {
+            Ok(guard) => guard,
+            Err(e) => {
+                set.remove_staging(data_dir).await;
+                return Err(e);
+            }
+        };
+        let info = set
+            .commit_locked(bucket, key, &object_path, version, rotation_value, per_drive, Some(data_dir), precondition)
+            .await?;
+        self.remove_upload(&set, bucket, upload_id).await;
+        self.clear_stale_copies_locked(bucket, key, &set).await?;
+        Ok(info)
     }
 
     async fn remove_upload(&self, set: &super::set::ErasureSet, bucket: &str, upload_id: &str) -> usize {

@@ -264,6 +264,17 @@ impl Store {
             .then_some(Location { set: record.set, generation: record.generation })
     }
 
+    /// The key a stored record describes (`None` when it cannot be read).
+    pub(crate) async fn record_subject(&self, set: &Arc<ErasureSet>, record_key: &str) -> Option<String> {
+        let (_, _, _, mut stream) = set.read_object(REGISTRY_BUCKET, record_key, &whole_object()).await.ok()?;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk.ok()?);
+        }
+        let record: Record = serde_json::from_slice(&bytes).ok()?;
+        (crate::storage::registry::record_key(&record.bucket, &record.key) == record_key).then_some(record.key)
+    }
+
     /// Records that an object lives in `location` (quorum write in `home`), caches it here
     /// and tells the other nodes to forget what they cached.
     pub async fn write_record(
@@ -289,7 +300,13 @@ impl Store {
 
     /// Removes an object's record from `home`, if it has one, everywhere.
     pub async fn delete_record(&self, home: &Arc<ErasureSet>, bucket: &str, key: &str) -> StoreResult<()> {
-        match home.delete_object(REGISTRY_BUCKET, &record_key(bucket, key)).await {
+        let record = record_key(bucket, key);
+        // Most objects have no record: a metadata read tells without taking a lock.
+        if matches!(home.head_object(REGISTRY_BUCKET, &record).await, Err(StoreError::NoSuchKey)) {
+            self.registry.forget(object_hash(bucket, key));
+            return Ok(());
+        }
+        match home.delete_object(REGISTRY_BUCKET, &record).await {
             Ok(()) | Err(StoreError::NoSuchKey) => {}
             Err(e) => return Err(e),
         }
@@ -337,36 +354,7 @@ mod tests {
     }
 
     use crate::placement::topology::SetState;
-    use crate::storage::bootstrap;
-
-    fn open_two_sets(dir: &std::path::Path) -> Arc<Store> {
-        let paths: Vec<std::path::PathBuf> = (0..20).map(|i| dir.join(format!("d{i}"))).collect();
-        for path in &paths {
-            std::fs::create_dir_all(path).unwrap();
-        }
-        let (store, _heal) = bootstrap::open_store(paths, Arc::new(Metrics::new())).unwrap();
-        assert_eq!(store.sets().len(), 2);
-        store
-    }
-
-    async fn read(store: &Store, bucket: &str, key: &str) -> StoreResult<Vec<u8>> {
-        let read = store.get_object(bucket, key, Box::new(|info| Ok((0, info.size)))).await?;
-        let mut body = read.body;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body.next().await {
-            bytes.extend_from_slice(&chunk.unwrap());
-        }
-        Ok(bytes)
-    }
-
-    async fn put(store: &Store, bucket: &str, key: &str, bytes: Vec<u8>) {
-        let length = bytes.len() as u64;
-        let body: crate::storage::BodyStream = Box::pin(futures::stream::once(async move { Ok(Bytes::from(bytes)) }));
-        store
-            .put_object(bucket, key, body, PutOptions { content_length: Some(length), ..PutOptions::default() })
-            .await
-            .unwrap();
-    }
+    use crate::storage::testing::{open_two_sets, put, read};
 
     /// Contract 5 on a store of two sets whose second set left the ring: objects found by
     /// asking every set get a record; lost records, a cold cache and a cache that points

@@ -34,9 +34,23 @@ pub struct ErasureSet {
     pub index: usize,
     drives: Vec<Arc<dyn Drive>>,
     erasure: Erasure,
-    pub locks: NamespaceLocks,
+    /// The key locks, shared by every set of the store: a key moving between sets is
+    /// one lock.
+    pub locks: Arc<NamespaceLocks>,
     heal_queue: mpsc::Sender<HealRequest>,
     metrics: Arc<Metrics>,
+}
+
+/// A PUT whose shards are staged, waiting for its commit.
+pub struct PreparedPut {
+    bucket: String,
+    key: String,
+    path: ObjectPath,
+    version: ObjectVersion,
+    rotation: usize,
+    per_drive: Vec<Option<Option<Vec<u8>>>>,
+    staged: Option<Uuid>,
+    precondition: Option<super::Precondition>,
 }
 
 /// What each drive said about an object's metadata.
@@ -45,6 +59,16 @@ pub(super) enum DriveMeta {
     Missing,
     Found(ObjectMeta),
     Failed,
+}
+
+impl DriveMeta {
+    /// `Missing` or `Failed` as is (a found metadata is not copied: it reads as missing).
+    fn shallow_clone(&self) -> DriveMeta {
+        match self {
+            DriveMeta::Failed => DriveMeta::Failed,
+            _ => DriveMeta::Missing,
+        }
+    }
 }
 
 /// An object version that a read quorum of drives agree on.
@@ -85,19 +109,13 @@ impl ErasureSet {
     pub fn new(
         index: usize,
         drives: Vec<Arc<dyn Drive>>,
+        locks: Arc<NamespaceLocks>,
         heal_queue: mpsc::Sender<HealRequest>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let count = drives.len();
         let parity = crate::erasure::default_parity_shards(count);
-        ErasureSet {
-            index,
-            drives,
-            erasure: Erasure::new(count - parity, parity),
-            locks: NamespaceLocks::default(),
-            heal_queue,
-            metrics,
-        }
+        ErasureSet { index, drives, erasure: Erasure::new(count - parity, parity), locks, heal_queue, metrics }
     }
 
     pub fn drives(&self) -> &[Arc<dyn Drive>] {
@@ -116,7 +134,7 @@ impl ErasureSet {
         self.drives.iter().map(|d| d.is_online().then(|| d.clone())).collect()
     }
 
-    fn lock_name(bucket: &str, key: &str) -> String {
+    pub(super) fn lock_name(bucket: &str, key: &str) -> String {
         format!("{bucket}/{key}")
     }
 
@@ -148,9 +166,10 @@ impl ErasureSet {
         futures::future::join_all(reads).await
     }
 
-    /// The same as `read_metas`, one drive after the other on the calling thread.
+    /// The same as `read_metas`, from a blocking thread (see `on_drives`).
     pub(super) fn read_metas_blocking(&self, bucket: &str, path: &ObjectPath) -> Vec<DriveMeta> {
-        self.drives.iter().map(|drive| read_drive_meta(drive.as_ref(), bucket, path)).collect()
+        let (bucket, path) = (bucket.to_string(), path.clone());
+        on_drives(&self.drives, move |drive| read_drive_meta(drive, &bucket, &path))
     }
 
     /// Picks the version a read quorum agrees on.
@@ -242,6 +261,7 @@ impl ErasureSet {
         mut body: BodyStream,
         allow_inline: bool,
         staging_id: Uuid,
+        part: u32,
         rotation: usize,
         options: &PutOptions,
     ) -> StoreResult<WrittenPart> {
@@ -263,7 +283,7 @@ impl ErasureSet {
             }
         }
         let inline = allow_inline && ended && first_blocks.is_empty();
-        let target = if inline { Target::Inline } else { Target::Files { staging_id } };
+        let target = if inline { Target::Inline } else { Target::Files { staging_id, part } };
         let drives = self.drives_by_position();
         let erasure = self.erasure;
         let algorithms = options.checksum_algorithms.clone();
@@ -355,12 +375,25 @@ impl ErasureSet {
         bucket: &str,
         key: &str,
         body: BodyStream,
-        mut options: PutOptions,
+        options: PutOptions,
     ) -> StoreResult<ObjectInfo> {
+        let prepared = self.prepare_put(bucket, key, body, options).await?;
+        self.commit_prepared(prepared, false).await
+    }
+
+    /// The first half of a PUT: the body streamed into staged shards and checked against
+    /// its digests; nothing visible yet, no lock held.
+    pub(super) async fn prepare_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: BodyStream,
+        mut options: PutOptions,
+    ) -> StoreResult<PreparedPut> {
         let path = path::object_path(key).map_err(key_error)?;
         let data_dir = Uuid::new_v4();
         let rotation = rotation(key, self.drives.len());
-        let written = self.write_part(body, true, data_dir, rotation, &options).await?;
+        let written = self.write_part(body, true, data_dir, 1, rotation, &options).await?;
         if let Err(e) = verify_digests(&written, &mut options) {
             self.remove_staging(data_dir).await;
             return Err(e);
@@ -380,19 +413,35 @@ impl ErasureSet {
             parts: vec![PartInfo { number: 1, size: written.size, etag }],
             inline_data: None,
         };
-        let per_drive_inline: Vec<Option<Option<Vec<u8>>>> =
-            written.per_drive.into_iter().map(|d| d.map(|bytes| inline.then_some(bytes))).collect();
-        self.commit(
-            bucket,
-            key,
-            &path,
+        let per_drive = written.per_drive.into_iter().map(|d| d.map(|bytes| inline.then_some(bytes))).collect();
+        Ok(PreparedPut {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            path,
             version,
             rotation,
-            per_drive_inline,
-            (!inline).then_some(data_dir),
-            options.precondition.take(),
-        )
-        .await
+            per_drive,
+            staged: (!inline).then_some(data_dir),
+            precondition: options.precondition.take(),
+        })
+    }
+
+    /// The second half of a PUT: the commit, under the key's write lock (taken here, or
+    /// already held by the caller when `locked`).
+    pub(super) async fn commit_prepared(&self, prepared: PreparedPut, locked: bool) -> StoreResult<ObjectInfo> {
+        let PreparedPut { bucket, key, path, version, rotation, per_drive, staged, precondition } = prepared;
+        if locked {
+            self.commit_locked(&bucket, &key, &path, version, rotation, per_drive, staged, precondition).await
+        } else {
+            self.commit(&bucket, &key, &path, version, rotation, per_drive, staged, precondition).await
+        }
+    }
+
+    /// Drops a prepared PUT that will not be committed.
+    pub(super) async fn discard_prepared(&self, prepared: PreparedPut) {
+        if let Some(staged) = prepared.staged {
+            self.remove_staging(staged).await;
+        }
     }
 
     pub(super) fn layout(&self, shard_index: usize) -> ErasureLayout {
@@ -427,6 +476,22 @@ impl ErasureSet {
                 return Err(e);
             }
         };
+        self.commit_locked(bucket, key, path, version, rotation, per_drive, staged, precondition).await
+    }
+
+    /// `commit` for a caller that holds the key's write lock (`Store::lock_key`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn commit_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &ObjectPath,
+        version: ObjectVersion,
+        rotation: usize,
+        per_drive: Vec<Option<Option<Vec<u8>>>>,
+        staged: Option<Uuid>,
+        precondition: Option<super::Precondition>,
+    ) -> StoreResult<ObjectInfo> {
         let metas = self.read_metas(bucket, path).await;
         if let Some(check) = precondition {
             let current = match self.resolve(&metas) {
@@ -511,8 +576,14 @@ impl ErasureSet {
     }
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
-        let path = path::object_path(key).map_err(key_error)?;
+        path::object_path(key).map_err(key_error)?;
         let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
+        self.delete_object_locked(bucket, key).await
+    }
+
+    /// `delete_object` for a caller that holds the key's write lock.
+    pub(super) async fn delete_object_locked(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
         let deletes = metas.into_iter().enumerate().map(|(position, meta)| {
             let drive = self.drives[position].clone();
@@ -621,6 +692,9 @@ impl ErasureSet {
         marker: &str,
         limit: usize,
     ) -> StoreResult<Vec<ListEntry>> {
+        if delimiter.is_none() {
+            return self.list_by_walking(bucket, prefix, marker, limit, false).await;
+        }
         let set = self.clone();
         let bucket = bucket.to_string();
         let prefix = prefix.to_string();
@@ -647,31 +721,107 @@ impl ErasureSet {
 
     /// Every key present on any drive under `bucket` (for the healer), from `marker`.
     pub async fn list_all_keys(self: &Arc<Self>, bucket: &str, marker: &str, limit: usize) -> StoreResult<Vec<String>> {
-        let set = self.clone();
-        let bucket = bucket.to_string();
-        let marker = marker.to_string();
-        blocking(move || {
-            let mut walker = Walker {
-                set: &set,
-                bucket: &bucket,
-                prefix: "",
-                delimiter: None,
-                marker: &marker,
-                limit,
-                out: Vec::new(),
-                include_unresolved: true,
-            };
-            walker.walk_dir(&[], "", Some(""))?;
-            Ok(walker
-                .out
-                .into_iter()
-                .filter_map(|e| match e {
-                    ListEntry::Object(info) => Some(info.key),
-                    ListEntry::Prefix(_) => None,
-                })
-                .collect())
-        })
-        .await
+        let entries = self.list_by_walking(bucket, "", marker, limit, true).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| match e {
+                ListEntry::Object(info) => Some(info.key),
+                ListEntry::Prefix(_) => None,
+            })
+            .collect())
+    }
+
+    /// A listing without delimiter from pages of `Drive::walk` (one call per drive per
+    /// page): keys merged across drives, each resolved by quorum from the metadata the
+    /// drives returned. With `include_unresolved`, keys any drive holds are listed even
+    /// without a quorum (placeholders, for the healer).
+    async fn list_by_walking(
+        self: &Arc<Self>,
+        bucket: &str,
+        prefix: &str,
+        marker: &str,
+        limit: usize,
+        include_unresolved: bool,
+    ) -> StoreResult<Vec<ListEntry>> {
+        let mut out = Vec::new();
+        let mut cursor = marker.to_string();
+        while out.len() < limit {
+            let (page, more) = self.walk_page(bucket, prefix, &cursor, limit - out.len()).await?;
+            for (key, metas) in &page {
+                match self.resolve(metas) {
+                    Ok(resolved) => {
+                        out.push(ListEntry::Object(ObjectInfo::from_version(bucket, key, &resolved.version)));
+                        if !resolved.is_complete() {
+                            self.queue_heal(bucket, key, false);
+                        }
+                    }
+                    Err(_) if include_unresolved => {
+                        out.push(ListEntry::Object(ObjectInfo::placeholder(bucket, key)));
+                    }
+                    Err(StoreError::NoSuchKey) => {}
+                    Err(e) => tracing::warn!(bucket, key, error = %e, "listing skipped a key"),
+                }
+            }
+            match page.last() {
+                Some((last, _)) if more => cursor = last.clone(),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// One walk call per drive, merged: the keys up to the point every drive has listed
+    /// (the smallest last key among drives that returned a full page), each with what
+    /// every drive holds. Returns whether keys may follow.
+    async fn walk_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        marker: &str,
+        limit: usize,
+    ) -> StoreResult<(Vec<(String, Vec<DriveMeta>)>, bool)> {
+        let walks = self.drives.iter().map(|drive| {
+            let drive = drive.clone();
+            let (bucket, prefix, marker) = (bucket.to_string(), prefix.to_string(), marker.to_string());
+            blocking(move || {
+                if !drive.is_online() {
+                    return Err(io::Error::other("drive offline"));
+                }
+                drive.walk(&bucket, &prefix, &marker, limit)
+            })
+        });
+        let results = futures::future::join_all(walks).await;
+        if results.iter().all(|r| r.is_err()) {
+            return Err(StoreError::InsufficientQuorum {
+                operation: "list",
+                needed: self.erasure.read_quorum(),
+                available: 0,
+            });
+        }
+        let cut: Option<String> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter(|entries| entries.len() >= limit)
+            .filter_map(|entries| entries.last().map(|(key, _)| key.clone()))
+            .min();
+        let empty: Vec<DriveMeta> =
+            results.iter().map(|r| if r.is_ok() { DriveMeta::Missing } else { DriveMeta::Failed }).collect();
+        let mut keys: std::collections::BTreeMap<String, Vec<DriveMeta>> = Default::default();
+        for (position, result) in results.into_iter().enumerate() {
+            let Ok(entries) = result else { continue };
+            for (key, bytes) in entries {
+                if cut.as_ref().is_some_and(|cut| key.as_bytes() > cut.as_bytes()) {
+                    break;
+                }
+                let meta = match ObjectMeta::decode(&bytes) {
+                    Ok(meta) => DriveMeta::Found(meta),
+                    Err(_) => DriveMeta::Missing,
+                };
+                keys.entry(key).or_insert_with(|| empty.iter().map(DriveMeta::shallow_clone).collect())[position] =
+                    meta;
+            }
+        }
+        Ok((keys.into_iter().collect(), cut.is_some()))
     }
 
     // ---- healing ----
@@ -847,6 +997,32 @@ impl ErasureSet {
             }
         }
         Ok(outputs.into_iter().map(|(position, bytes)| (position, inline.then_some(bytes))).collect())
+    }
+}
+
+/// Calls `f` on each drive from a blocking thread, returning the results in drive order.
+/// When some drive is remote (each call a network round trip), the calls run at once on
+/// the blocking pool; when all are local (a system call each), one after the other.
+fn on_drives<T: Send + 'static>(
+    drives: &[Arc<dyn Drive>],
+    f: impl Fn(&dyn Drive) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let remote = drives.iter().any(|d| !d.is_local());
+    let runtime = tokio::runtime::Handle::try_current();
+    match runtime {
+        Ok(runtime) if remote => {
+            let f = Arc::new(f);
+            let calls = drives.iter().map(|drive| {
+                let (drive, f) = (drive.clone(), f.clone());
+                tokio::task::spawn_blocking(move || f(drive.as_ref()))
+            });
+            runtime
+                .block_on(futures::future::join_all(calls))
+                .into_iter()
+                .map(|result| result.expect("drive call panicked"))
+                .collect()
+        }
+        _ => drives.iter().map(|drive| f(drive.as_ref())).collect(),
     }
 }
 
@@ -1049,8 +1225,11 @@ impl Walker<'_> {
         let relative = path::segments_dir(segments);
         let mut names: std::collections::BTreeMap<String, bool> = std::collections::BTreeMap::new();
         let mut online = 0;
-        for drive in self.set.drives.iter().filter(|d| d.is_online()) {
-            match drive.list_dir(self.bucket, &relative) {
+        let drives: Vec<Arc<dyn Drive>> = self.set.drives.iter().filter(|d| d.is_online()).cloned().collect();
+        let (bucket, dir) = (self.bucket.to_string(), relative.clone());
+        let listings = on_drives(&drives, move |drive| drive.list_dir(&bucket, &dir));
+        for (drive, listing) in drives.iter().zip(listings) {
+            match listing {
                 Ok(entries) => {
                     online += 1;
                     for (name, is_dir) in entries {

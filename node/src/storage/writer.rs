@@ -20,8 +20,8 @@ pub const INLINE_MAX_BYTES: usize = 128 * 1024;
 
 /// Where the shards go.
 pub enum Target {
-    /// Into `part.1` of a staging directory `tmp/<id>` on every drive.
-    Files { staging_id: Uuid },
+    /// Into `part.<part>` of a staging directory `tmp/<id>` on every drive.
+    Files { staging_id: Uuid, part: u32 },
     /// Into memory, to be inlined in the metadata.
     Inline,
 }
@@ -69,8 +69,8 @@ impl PartWriter {
                 failures[position] = Some(io::Error::other("drive offline"));
                 continue;
             };
-            if let Target::Files { staging_id } = target {
-                let opened = drive.create_shard_file(staging_id, "part.1");
+            if let Target::Files { staging_id, part } = target {
+                let opened = drive.create_shard_file(staging_id, &format!("part.{part}"));
                 match opened {
                     Ok(file) => files[position] = Some(file),
                     Err(e) => failures[position] = Some(e),

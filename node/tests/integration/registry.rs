@@ -50,7 +50,10 @@ async fn registry_records_and_caches_never_hide_objects_across_nodes() {
     let part_one = data(5 * 1024 * 1024, 77);
     let etag_one = upload_part(&s3[1], &upload_key, &upload_id, 1, &part_one).await;
 
-    // Generation 2 takes set 1 out of the ring; its objects stay where they are.
+    // Generation 2 takes set 1 out of the ring; with the migration paused, its objects
+    // stay where they are.
+    let (status, body) = admin_post(&cluster[0], "/admin/v1/migration/pause", b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let mut next = topology.clone();
     next.generation = 2;
     next.pools[0].sets[1].state = SetState::Draining;

@@ -1,0 +1,822 @@
+//! The migration engine: after a topology change, every object that is not in the set
+//! the current ring names is moved there (`Store::move_object`), set by set.
+//!
+//! Work is split by source set. A set's migration is run by its *owner*, the node that
+//! serves its first online drive (every node computes the same owner once it sees the same
+//! drives online; if two nodes briefly both think they own a set, both run moves that are
+//! safe to repeat, since each move re-checks under the key's lock). For each generation a
+//! set goes through two passes over every bucket in key order: counting (objects and
+//! bytes to move, for progress and ETA) and moving; a moving pass that had failures is
+//! run again until one has none. Progress is checkpointed on the set's own drives
+//! (`migration-<generation>.bkt`, written to a write quorum of them, newest `seq` wins)
+//! after every page of at most 1,000 keys, so a restarted owner resumes at the last page:
+//! the keys of that page are looked at again, which is harmless (a moved key is no longer
+//! listed in the source; a key in both sets is resolved by the move's checks).
+//!
+//! Cluster-wide controls (pause, bandwidth limit) are in `migration-control.bkt` on every
+//! drive, written to a majority and read newest-first, like the topology.
+//!
+//! Fates: the current version of every object is moved; objects are unversioned, so
+//! there are no older versions. Registry records found in a source set under a home that
+//! the current ring no longer gives them are deleted (they are hints; lookups fall back).
+//! Multipart uploads in progress stay in the set they started in and complete there (the
+//! object is then recorded in the registry); the next pass over that set moves it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::drive::Drive;
+use super::migrate::Moved;
+use super::set::ErasureSet;
+use super::{ListEntry, Store, blocking, registry};
+use crate::error::{StoreError, StoreResult};
+use crate::format::{decode_frame, encode_frame};
+use crate::placement::ring::SetId;
+
+pub const CONTROL_FILE: &str = "migration-control.bkt";
+const CONTROL_MAGIC: &[u8; 8] = b"BKTMIGCT";
+const PROGRESS_MAGIC: &[u8; 8] = b"BKTMIGPR";
+/// Keys listed, and at most moved, between two checkpoints (the contract asks for at
+/// least one per 1,000 objects; smaller pages also make progress visible sooner).
+pub const CHECKPOINT_EVERY_KEYS: usize = 250;
+/// How long a migration worker yields to S3 requests in flight before moving an object.
+const MAX_USER_BACKOFF: Duration = Duration::from_millis(10);
+
+fn progress_file(generation: u64) -> String {
+    format!("migration-{generation}.bkt")
+}
+
+/// Cluster-wide controls of the migration, set through the admin API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Control {
+    /// Newest wins.
+    pub seq: u64,
+    pub paused: bool,
+    /// Bytes per second all migrating nodes together may move; 0 is unlimited.
+    pub bytes_per_second: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    Counting,
+    Moving,
+    Done,
+}
+
+/// One source set's progress in migrating to a generation (persisted on its drives).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetProgress {
+    pub generation: u64,
+    pub set: SetId,
+    pub seq: u64,
+    pub phase: Phase,
+    /// Cursor of the current pass: bucket, and the last key done in it.
+    pub bucket: String,
+    pub after: String,
+    pub total_objects: u64,
+    pub total_bytes: u64,
+    pub moved_objects: u64,
+    pub moved_bytes: u64,
+    /// Objects that failed to move in the current moving pass (retried by the next).
+    pub failed_objects: u64,
+    pub passes: u32,
+    pub last_error: Option<String>,
+    pub started_unix: i64,
+    pub updated_unix: i64,
+}
+
+impl SetProgress {
+    fn new(generation: u64, set: SetId) -> Self {
+        let now = crate::rpc::unix_now();
+        SetProgress {
+            generation,
+            set,
+            seq: 0,
+            phase: Phase::Counting,
+            bucket: String::new(),
+            after: String::new(),
+            total_objects: 0,
+            total_bytes: 0,
+            moved_objects: 0,
+            moved_bytes: 0,
+            failed_objects: 0,
+            passes: 0,
+            last_error: None,
+            started_unix: now,
+            updated_unix: now,
+        }
+    }
+}
+
+fn encode_json<T: Serialize>(magic: &[u8; 8], value: &T) -> Vec<u8> {
+    encode_frame(magic, 1, &serde_json::to_vec(value).expect("serialises"))
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(magic: &[u8; 8], bytes: &[u8]) -> Option<T> {
+    let (_, body) = decode_frame(magic, 1, bytes).ok()?;
+    serde_json::from_slice(body).ok()
+}
+
+/// Reads a system file from every online drive of `drives` and decodes it.
+async fn read_everywhere<T: for<'de> Deserialize<'de> + Send + 'static>(
+    drives: Vec<Arc<dyn Drive>>,
+    name: String,
+    magic: &'static [u8; 8],
+) -> Vec<T> {
+    blocking(move || {
+        drives
+            .iter()
+            .filter(|d| d.is_online())
+            .filter_map(|d| d.read_system_file(&name).ok().flatten())
+            .filter_map(|bytes| decode_json::<T>(magic, &bytes))
+            .collect()
+    })
+    .await
+}
+
+/// Writes a system file to every online drive of `drives`; returns how many took it.
+async fn write_everywhere(drives: Vec<Arc<dyn Drive>>, name: String, bytes: Vec<u8>) -> usize {
+    blocking(move || drives.iter().filter(|d| d.is_online() && d.write_system_file(&name, &bytes).is_ok()).count())
+        .await
+}
+
+/// The overall state, as the admin API and `buckets-admin migration status` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationStatus {
+    pub generation: u64,
+    /// `idle` (nothing to migrate), `running`, `paused` or `done`.
+    pub state: String,
+    pub paused: bool,
+    pub bytes_per_second_limit: u64,
+    pub total_objects: u64,
+    pub total_bytes: u64,
+    pub moved_objects: u64,
+    pub moved_bytes: u64,
+    pub failed_objects: u64,
+    /// Moved bytes over total bytes (objects when there are no bytes), 0–100.
+    pub percent: f64,
+    /// Average bytes per second since the migration started.
+    pub rate_bytes_per_second: f64,
+    pub eta_seconds: Option<u64>,
+    pub last_error: Option<String>,
+    pub sets: Vec<SetProgress>,
+}
+
+impl Store {
+    /// The newest migration control a majority of drives agree exists (absent: defaults).
+    pub async fn migration_control(&self) -> Control {
+        let drives: Vec<Arc<dyn Drive>> = self.all_drives().cloned().collect();
+        let found: Vec<Control> = read_everywhere(drives, CONTROL_FILE.into(), CONTROL_MAGIC).await;
+        found.into_iter().max_by_key(|c| c.seq).unwrap_or_default()
+    }
+
+    /// Changes the migration control (pause, resume, bandwidth), written to a majority of
+    /// all drives. Serialised cluster-wide by a lock.
+    pub async fn update_migration_control(&self, change: impl FnOnce(&mut Control)) -> StoreResult<Control> {
+        let _guard = self.lock_key("\0migration", "control").await?;
+        let mut control = self.migration_control().await;
+        change(&mut control);
+        control.seq += 1;
+        let drives: Vec<Arc<dyn Drive>> = self.all_drives().cloned().collect();
+        let needed = drives.len() / 2 + 1;
+        let written = write_everywhere(drives, CONTROL_FILE.into(), encode_json(CONTROL_MAGIC, &control)).await;
+        if written < needed {
+            return Err(StoreError::InsufficientQuorum {
+                operation: "write migration control",
+                needed,
+                available: written,
+            });
+        }
+        Ok(control)
+    }
+
+    /// A set's progress towards `generation`, as its drives hold it (newest checkpoint).
+    pub async fn set_progress(&self, set: &Arc<ErasureSet>, generation: u64) -> Option<SetProgress> {
+        let found: Vec<SetProgress> =
+            read_everywhere(set.drives().to_vec(), progress_file(generation), PROGRESS_MAGIC).await;
+        found.into_iter().filter(|p| p.generation == generation).max_by_key(|p| p.seq)
+    }
+
+    async fn save_progress(&self, set: &Arc<ErasureSet>, progress: &mut SetProgress) -> StoreResult<()> {
+        progress.seq += 1;
+        progress.updated_unix = crate::rpc::unix_now();
+        let needed = set.erasure().write_quorum();
+        let written = write_everywhere(
+            set.drives().to_vec(),
+            progress_file(progress.generation),
+            encode_json(PROGRESS_MAGIC, progress),
+        )
+        .await;
+        if written < needed {
+            return Err(StoreError::InsufficientQuorum {
+                operation: "write migration checkpoint",
+                needed,
+                available: written,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether this node runs the migration out of `set`: it serves the set's first
+    /// online drive.
+    pub fn owns_migration_of(&self, set: &Arc<ErasureSet>) -> bool {
+        set.drives().iter().find(|d| d.is_online()).is_some_and(|d| d.is_local())
+    }
+
+    /// The migration towards the current generation, summed over the sets.
+    pub async fn migration_status(&self) -> MigrationStatus {
+        let generation = self.topology().generation;
+        let control = self.migration_control().await;
+        let mut sets = Vec::new();
+        if generation > 1 {
+            for set in self.sets() {
+                sets.push(
+                    self.set_progress(set, generation)
+                        .await
+                        .unwrap_or_else(|| SetProgress::new(generation, self.id_of(set))),
+                );
+            }
+        }
+        let sum = |f: fn(&SetProgress) -> u64| sets.iter().map(f).sum::<u64>();
+        let (total_objects, total_bytes) = (sum(|p| p.total_objects), sum(|p| p.total_bytes));
+        let (moved_objects, moved_bytes) = (sum(|p| p.moved_objects), sum(|p| p.moved_bytes));
+        let done = sets.iter().all(|p| p.phase == Phase::Done);
+        let state = match () {
+            _ if sets.is_empty() => "idle",
+            _ if done => "done",
+            _ if control.paused => "paused",
+            _ => "running",
+        };
+        let percent = if done {
+            100.0
+        } else if total_bytes > 0 {
+            (moved_bytes as f64 / total_bytes as f64 * 100.0).min(99.9)
+        } else if total_objects > 0 {
+            (moved_objects as f64 / total_objects as f64 * 100.0).min(99.9)
+        } else {
+            0.0
+        };
+        let started = sets.iter().map(|p| p.started_unix).min().unwrap_or(0);
+        let updated = sets.iter().map(|p| p.updated_unix).max().unwrap_or(0);
+        let elapsed = (updated - started).max(1) as f64;
+        let rate = moved_bytes as f64 / elapsed;
+        let eta_seconds = (!done && rate > 0.0 && total_bytes >= moved_bytes)
+            .then(|| ((total_bytes - moved_bytes) as f64 / rate).ceil() as u64);
+        let last_error = sets.iter().filter_map(|p| p.last_error.clone()).next_back();
+        MigrationStatus {
+            generation,
+            state: state.into(),
+            paused: control.paused,
+            bytes_per_second_limit: control.bytes_per_second,
+            total_objects,
+            total_bytes,
+            moved_objects,
+            moved_bytes,
+            failed_objects: sum(|p| p.failed_objects),
+            percent,
+            rate_bytes_per_second: rate,
+            eta_seconds,
+            last_error,
+            sets,
+        }
+    }
+}
+
+/// What a proposed topology would move, counted object by object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preview {
+    pub generation: u64,
+    pub total_objects: u64,
+    pub total_bytes: u64,
+    pub moved_objects: u64,
+    pub moved_bytes: u64,
+    /// `moved_bytes / total_bytes` (objects when there are no bytes).
+    pub fraction: f64,
+    pub flows: Vec<Flow>,
+}
+
+/// Objects and bytes that would go from one set to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flow {
+    pub from: SetId,
+    pub to: SetId,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Walks every object of every set and says which the ring of `next` would place in
+    /// another set than the one holding it. Metadata only: one listing of the cluster.
+    pub async fn preview_topology(&self, next: &crate::placement::topology::Topology) -> StoreResult<Preview> {
+        let ring = next.ring();
+        let mut preview = Preview { generation: next.generation, ..Preview::default() };
+        let mut flows: std::collections::BTreeMap<(SetId, SetId), (u64, u64)> = Default::default();
+        let buckets = self.list_buckets().await?;
+        for set in self.sets() {
+            let from = self.id_of(set);
+            for bucket in &buckets {
+                let mut after = String::new();
+                loop {
+                    let page = set.list(&bucket.name, "", None, &after, CHECKPOINT_EVERY_KEYS).await?;
+                    for entry in &page {
+                        let ListEntry::Object(info) = entry else { continue };
+                        preview.total_objects += 1;
+                        preview.total_bytes += info.size;
+                        let to = ring.locate(&bucket.name, &info.key);
+                        if to != from {
+                            preview.moved_objects += 1;
+                            preview.moved_bytes += info.size;
+                            let flow = flows.entry((from, to)).or_default();
+                            flow.0 += 1;
+                            flow.1 += info.size;
+                        }
+                    }
+                    match page.last() {
+                        Some(last) if page.len() == CHECKPOINT_EVERY_KEYS => after = last.name().to_string(),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        preview.fraction = if preview.total_bytes > 0 {
+            preview.moved_bytes as f64 / preview.total_bytes as f64
+        } else if preview.total_objects > 0 {
+            preview.moved_objects as f64 / preview.total_objects as f64
+        } else {
+            0.0
+        };
+        preview.flows =
+            flows.into_iter().map(|((from, to), (objects, bytes))| Flow { from, to, objects, bytes }).collect();
+        Ok(preview)
+    }
+}
+
+/// How the engine runs on this node.
+#[derive(Debug, Clone)]
+pub struct MigrationConfig {
+    /// Objects moved at once per source set.
+    pub workers: usize,
+    /// How often the engine looks for work (and re-reads the control).
+    pub interval: Duration,
+}
+
+impl Default for MigrationConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        MigrationConfig { workers: (cores * 2).clamp(2, 16), interval: Duration::from_secs(1) }
+    }
+}
+
+/// Keeps bytes moved per second under a limit (a token bucket one second deep).
+pub struct Throttle {
+    next: Instant,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle { next: Instant::now() }
+    }
+}
+
+impl Throttle {
+    async fn take(&mut self, bytes: u64, bytes_per_second: u64) {
+        if bytes_per_second == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if self.next < now - Duration::from_secs(1) {
+            self.next = now - Duration::from_secs(1);
+        }
+        self.next += Duration::from_secs_f64(bytes as f64 / bytes_per_second as f64);
+        if self.next > now {
+            tokio::time::sleep(self.next - now).await;
+        }
+    }
+}
+
+/// Runs the migrations this node owns, forever.
+pub async fn run_migrations(store: Arc<Store>, config: MigrationConfig) {
+    let mut throttle = Throttle::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(config.interval) => {}
+            _ = store.migrate_now.notified() => {}
+        }
+        if let Err(e) = migrate_pending(&store, &config, &mut throttle).await {
+            tracing::warn!(error = %e, "migration step failed; retrying");
+        }
+        store.refresh_migration_metrics().await;
+    }
+}
+
+/// Runs the migrations this node owns, page by page with a checkpoint after each, until
+/// there is nothing left to do right now (all done, paused, or nothing owned here).
+pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throttle: &mut Throttle) -> StoreResult<()> {
+    loop {
+        let generation = store.topology().generation;
+        if generation <= 1 {
+            return Ok(());
+        }
+        let control = store.migration_control().await;
+        if control.paused {
+            return Ok(());
+        }
+        let mut worked = false;
+        let owned: Vec<Arc<ErasureSet>> = store.sets().iter().filter(|s| store.owns_migration_of(s)).cloned().collect();
+        // The bandwidth limit is shared by the sets still migrating (whoever runs them).
+        let mut migrating = 0u64;
+        for set in store.sets() {
+            if store.set_progress(set, generation).await.is_none_or(|p| p.phase != Phase::Done) {
+                migrating += 1;
+            }
+        }
+        let migrating = migrating.max(1);
+        for set in owned {
+            let mut progress = match store.set_progress(&set, generation).await {
+                Some(progress) => progress,
+                None => SetProgress::new(generation, store.id_of(&set)),
+            };
+            if progress.phase == Phase::Done {
+                continue;
+            }
+            worked = true;
+            let share = control.bytes_per_second.div_ceil(migrating);
+            store.migrate_page(&set, &mut progress, config, throttle, share).await?;
+            store.save_progress(&set, &mut progress).await?;
+            if store.topology().generation != generation || store.migration_control().await.paused {
+                return Ok(());
+            }
+        }
+        if !worked {
+            return Ok(());
+        }
+    }
+}
+
+impl Store {
+    /// The user buckets and the registry, in name order.
+    async fn migration_buckets(&self) -> StoreResult<Vec<String>> {
+        let mut names: Vec<String> = self.list_all_buckets().await?.into_iter().map(|b| b.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Processes up to `CHECKPOINT_EVERY_KEYS` keys of `set` after the progress cursor and
+    /// advances it (to the next bucket, the next phase or the next pass at the end).
+    async fn migrate_page(
+        self: &Arc<Self>,
+        set: &Arc<ErasureSet>,
+        progress: &mut SetProgress,
+        config: &MigrationConfig,
+        throttle: &mut Throttle,
+        bytes_per_second: u64,
+    ) -> StoreResult<()> {
+        let buckets = self.migration_buckets().await?;
+        let Some(bucket) = buckets.iter().find(|b| **b >= progress.bucket).cloned() else {
+            return self.finish_pass(progress);
+        };
+        if bucket != progress.bucket {
+            progress.bucket = bucket.clone();
+            progress.after.clear();
+        }
+        let entries = set.list(&bucket, "", None, &progress.after, CHECKPOINT_EVERY_KEYS).await?;
+        let my_id = self.id_of(set);
+        let away: Vec<(String, u64)> = entries
+            .iter()
+            .filter_map(|e| match e {
+                ListEntry::Object(info) => Some((info.key.clone(), info.size)),
+                ListEntry::Prefix(_) => None,
+            })
+            .filter(|(key, _)| self.home_of(&bucket, key) != Some(my_id))
+            .collect();
+        match progress.phase {
+            Phase::Counting => {
+                if bucket != registry::REGISTRY_BUCKET {
+                    progress.total_objects += away.len() as u64;
+                    progress.total_bytes += away.iter().map(|(_, size)| size).sum::<u64>();
+                }
+            }
+            Phase::Moving if bucket == registry::REGISTRY_BUCKET => {
+                self.drop_misplaced_records(set, &away).await;
+            }
+            Phase::Moving => {
+                let moves = futures::stream::iter(away.into_iter().map(|(key, _)| {
+                    let store = self.clone();
+                    let (set, bucket) = (set.clone(), bucket.clone());
+                    async move {
+                        store.yield_to_users().await;
+                        let result = match store.home_of(&bucket, &key).and_then(|id| store.set_by_id(id).cloned()) {
+                            Some(target) => store.move_object(&bucket, &key, &set, &target).await,
+                            None => Ok(Moved::Changed),
+                        };
+                        (key, result)
+                    }
+                }))
+                .buffer_unordered(config.workers.max(1));
+                futures::pin_mut!(moves);
+                while let Some((key, result)) = moves.next().await {
+                    match result {
+                        Ok(Moved::Copied { bytes }) => {
+                            progress.moved_objects += 1;
+                            progress.moved_bytes += bytes;
+                            self.metrics.migration_moved_objects.inc();
+                            self.metrics.migration_moved_bytes.inc_by(bytes);
+                            throttle.take(bytes, bytes_per_second).await;
+                        }
+                        Ok(Moved::SourceWasStale | Moved::Changed) => {
+                            progress.moved_objects += 1;
+                        }
+                        Err(e) => {
+                            progress.failed_objects += 1;
+                            progress.last_error = Some(format!("{bucket}/{key}: {e}"));
+                            self.metrics.migration_failed_objects.inc();
+                            tracing::warn!(bucket, key, error = %e, "migration: move failed; the next pass retries");
+                        }
+                    }
+                }
+            }
+            Phase::Done => return Ok(()),
+        }
+        match entries.last() {
+            Some(last) if entries.len() == CHECKPOINT_EVERY_KEYS => progress.after = last.name().to_string(),
+            _ => {
+                // End of this bucket: on to the next one, or the end of the pass.
+                match buckets.iter().find(|b| **b > bucket) {
+                    Some(next) => {
+                        progress.bucket = next.clone();
+                        progress.after.clear();
+                    }
+                    None => self.finish_pass(progress)?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_pass(&self, progress: &mut SetProgress) -> StoreResult<()> {
+        progress.bucket.clear();
+        progress.after.clear();
+        progress.passes += 1;
+        progress.phase = match progress.phase {
+            Phase::Counting => Phase::Moving,
+            Phase::Moving if progress.failed_objects > 0 => {
+                progress.failed_objects = 0;
+                Phase::Moving
+            }
+            _ => Phase::Done,
+        };
+        if progress.phase == Phase::Done {
+            // A pass without failures left nothing in the set that belongs elsewhere: every
+            // counted object moved (or was overwritten or deleted by a user meanwhile). Moves
+            // a killed node made after its last checkpoint are not in the counters; the
+            // totals are.
+            progress.moved_objects = progress.moved_objects.max(progress.total_objects);
+            progress.moved_bytes = progress.moved_bytes.max(progress.total_bytes);
+            progress.last_error = None;
+        }
+        Ok(())
+    }
+
+    /// The set the current ring names for a key (registry records: for the object the
+    /// record describes, which is where the record belongs).
+    fn home_of(&self, bucket: &str, key: &str) -> Option<SetId> {
+        if bucket == registry::REGISTRY_BUCKET {
+            return None;
+        }
+        Some(self.set_for(bucket, key).clone()).map(|set| self.id_of(&set))
+    }
+
+    /// Registry records in `set` whose object the current ring places elsewhere are stale
+    /// hints: deleted. (Records for objects the ring places in `set` stay.)
+    async fn drop_misplaced_records(&self, set: &Arc<ErasureSet>, records: &[(String, u64)]) {
+        let my_id = self.id_of(set);
+        for (record_key, _) in records {
+            let Some((bucket, _)) = record_key.split_once('/') else { continue };
+            // Read the record to learn its key; a record that cannot be read is dropped.
+            let key = self.record_subject(set, record_key).await;
+            let misplaced = key.as_ref().is_none_or(|key| self.home_of(bucket, key) != Some(my_id));
+            if misplaced && let Err(e) = set.delete_object(registry::REGISTRY_BUCKET, record_key).await {
+                tracing::debug!(record_key, error = %e, "could not drop a misplaced registry record");
+            }
+        }
+    }
+
+    /// Publishes the migration's state as gauges (every node, from the checkpoints).
+    pub async fn refresh_migration_metrics(&self) {
+        let status = self.migration_status().await;
+        let m = &self.metrics;
+        m.migration_total_objects.set(status.total_objects as i64);
+        m.migration_total_bytes.set(status.total_bytes as i64);
+        m.migration_done_objects.set(status.moved_objects as i64);
+        m.migration_done_bytes.set(status.moved_bytes as i64);
+        m.migration_percent.set(status.percent);
+        m.migration_rate.set(status.rate_bytes_per_second);
+        m.migration_eta.set(status.eta_seconds.map_or(-1.0, |s| s as f64));
+        m.migration_paused.set(i64::from(status.paused));
+        m.migration_generation.set(status.generation as i64);
+    }
+
+    /// Waits (bounded) while S3 requests are in flight on this node: users first.
+    async fn yield_to_users(&self) {
+        let started = Instant::now();
+        while self.user_requests.load(Ordering::Relaxed) > 0 && started.elapsed() < MAX_USER_BACKOFF {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::PutOptions;
+    use crate::storage::testing::{body, data, drain_set_one, open_two_sets, put, read};
+
+    /// Objects of every kind: inline, empty, multi-block and multipart.
+    async fn fill(store: &Arc<Store>) -> Vec<(String, Vec<u8>)> {
+        store.make_bucket("b").await.unwrap();
+        let mut objects = Vec::new();
+        for n in 0..60 {
+            let bytes = match n % 10 {
+                0 => Vec::new(),
+                1 => data(2 * 1024 * 1024 + 17, n),
+                _ => data(100 + n as usize * 37, n),
+            };
+            let key = format!("dir{}/obj-{n}", n % 3);
+            put(store, "b", &key, bytes.clone()).await;
+            objects.push((key, bytes));
+        }
+        for n in 0..4u64 {
+            let key = format!("multipart-{n}");
+            let id = store.create_multipart_upload("b", &key, Vec::new()).await.unwrap();
+            let (one, two) = (data(5 * 1024 * 1024, 100 + n), data(300_000, 200 + n));
+            let mut etags = Vec::new();
+            for (number, part) in [(1u32, &one), (2, &two)] {
+                let options = PutOptions { content_length: Some(part.len() as u64), ..PutOptions::default() };
+                let meta = store.upload_part("b", &key, &id, number, body(part.clone()), options).await.unwrap();
+                etags.push((number, meta.etag));
+            }
+            store.complete_multipart_upload("b", &key, &id, &etags, None).await.unwrap();
+            objects.push((key, [one, two].concat()));
+        }
+        objects
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn draining_a_set_moves_exactly_its_objects_and_keeps_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        let objects = fill(&store).await;
+        let ring = store.topology().ring();
+        let in_set_one: Vec<&(String, Vec<u8>)> = objects.iter().filter(|(k, _)| ring.locate("b", k) == 1).collect();
+        let bytes_in_set_one: u64 = in_set_one.iter().map(|(_, b)| b.len() as u64).sum();
+        let etags_before: Vec<String> = {
+            let mut etags = Vec::new();
+            for (key, _) in &objects {
+                etags.push(store.head_object("b", key).await.unwrap().etag);
+            }
+            etags
+        };
+        drain_set_one(&store).await;
+        assert_eq!(store.migration_status().await.state, "running");
+
+        migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();
+
+        let status = store.migration_status().await;
+        assert_eq!(status.state, "done", "{status:?}");
+        assert_eq!(status.total_objects, in_set_one.len() as u64);
+        assert_eq!(status.total_bytes, bytes_in_set_one);
+        assert_eq!(status.moved_objects, in_set_one.len() as u64);
+        assert_eq!(status.moved_bytes, bytes_in_set_one);
+        assert_eq!(status.percent, 100.0);
+        // Set 1 holds no object any more; every object reads back whole, same ETag.
+        assert!(store.sets()[1].list("b", "", None, "", 10).await.unwrap().is_empty());
+        for ((key, bytes), etag) in objects.iter().zip(&etags_before) {
+            assert_eq!(&read(&store, "b", key).await.unwrap(), bytes, "{key}");
+            assert_eq!(&store.sets()[0].head_object("b", key).await.unwrap().0.etag, etag, "{key}");
+        }
+        // The listing shows each object once.
+        let listed = store.list_objects("b", "", None, "", 1000).await.unwrap();
+        assert_eq!(listed.len(), objects.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_migration_resumes_from_its_checkpoint_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        // Enough keys for several checkpoint pages in set 1.
+        store.make_bucket("b").await.unwrap();
+        let keys: Vec<String> = (0..2 * CHECKPOINT_EVERY_KEYS + 300).map(|n| format!("k{n:05}")).collect();
+        let writes = futures::stream::iter(keys.iter().map(|key| put(&store, "b", key, key.as_bytes().to_vec())));
+        writes.buffer_unordered(8).collect::<Vec<()>>().await;
+        let ring = store.topology().ring();
+        let away = keys.iter().filter(|k| ring.locate("b", k) == 1).count() as u64;
+        drain_set_one(&store).await;
+        // Count, then move one page, as a node would before being killed.
+        let set = store.sets()[1].clone();
+        let mut progress = SetProgress::new(store.topology().generation, 1);
+        let config = MigrationConfig::default();
+        let mut throttle = Throttle::default();
+        while progress.phase == Phase::Counting {
+            store.migrate_page(&set, &mut progress, &config, &mut throttle, 0).await.unwrap();
+            store.save_progress(&set, &mut progress).await.unwrap();
+        }
+        while progress.moved_objects == 0 {
+            store.migrate_page(&set, &mut progress, &config, &mut throttle, 0).await.unwrap();
+            store.save_progress(&set, &mut progress).await.unwrap();
+        }
+        assert!(progress.moved_objects < away, "{} of {away} moved in one page", progress.moved_objects);
+        drop(store);
+
+        // A new process on the same drives picks up the checkpoint and finishes.
+        let store = open_two_sets(dir.path());
+        let checkpoint = store.set_progress(&store.sets()[1], 2).await.unwrap();
+        assert_eq!(checkpoint.phase, Phase::Moving);
+        assert_eq!(checkpoint.total_objects, away);
+        migrate_pending(&store, &config, &mut throttle).await.unwrap();
+        let status = store.migration_status().await;
+        assert_eq!(status.state, "done");
+        assert_eq!(status.moved_objects, away);
+        assert!(store.sets()[1].list("b", "", None, "", 10).await.unwrap().is_empty());
+        for key in keys.iter().step_by(7) {
+            assert_eq!(read(&store, "b", key).await.unwrap(), key.as_bytes());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pause_holds_and_resume_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        let objects = fill(&store).await;
+        drain_set_one(&store).await;
+        store.update_migration_control(|c| c.paused = true).await.unwrap();
+        migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();
+        let status = store.migration_status().await;
+        assert_eq!((status.state.as_str(), status.moved_objects), ("paused", 0));
+        store.update_migration_control(|c| c.paused = false).await.unwrap();
+        migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();
+        assert_eq!(store.migration_status().await.state, "done");
+        for (key, bytes) in &objects {
+            assert_eq!(&read(&store, "b", key).await.unwrap(), bytes);
+        }
+    }
+
+    /// Overwrites and deletes racing with moves of the same keys: whatever the
+    /// interleaving, the user's write is what stays (never clobbered, never resurrected).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn user_writes_racing_with_moves_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.make_bucket("b").await.unwrap();
+        let ring = store.topology().ring();
+        let keys: Vec<String> =
+            (0..).map(|n| format!("race-{n}")).filter(|k| ring.locate("b", k) == 1).take(24).collect();
+        for key in &keys {
+            put(&store, "b", key, data(300_000, 1)).await;
+        }
+        drain_set_one(&store).await;
+        let (source, target) = (store.sets()[1].clone(), store.sets()[0].clone());
+        let mut tasks = Vec::new();
+        for (n, key) in keys.iter().enumerate() {
+            let (store, source, target, key) = (store.clone(), source.clone(), target.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                let mover = {
+                    let (store, key) = (store.clone(), key.clone());
+                    tokio::spawn(async move { store.move_object("b", &key, &source, &target).await })
+                };
+                // Let the move get going by a varying amount before the user acts.
+                tokio::time::sleep(Duration::from_micros(300 * n as u64)).await;
+                if n % 2 == 0 {
+                    put(&store, "b", &key, data(1000, 2)).await;
+                } else {
+                    store.delete_object("b", &key).await.unwrap();
+                }
+                mover.await.unwrap().unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        for (n, key) in keys.iter().enumerate() {
+            let got = read(&store, "b", key).await;
+            if n % 2 == 0 {
+                assert_eq!(got.unwrap(), data(1000, 2), "{key}: the overwrite was clobbered");
+            } else {
+                assert!(matches!(got, Err(StoreError::NoSuchKey)), "{key}: deleted, then resurrected");
+            }
+            assert!(matches!(store.sets()[1].head_object("b", key).await, Err(StoreError::NoSuchKey)));
+        }
+    }
+}

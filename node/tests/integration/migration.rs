@@ -1,0 +1,249 @@
+//! The migration engine on a 4-node cluster: draining a set moves out exactly its objects
+//! while a reader loop checks every object's bytes the whole time; a node killed with
+//! `kill -9` mid-migration is replaced as the set's migrator and, back, catches up; pause
+//! holds, resume finishes, a throttle limits the rate. Driven through `buckets-admin`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use buckets_node::placement::topology::Topology;
+use buckets_node::storage::migration::MigrationStatus;
+use futures::StreamExt;
+
+use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, data, files_under, md5_hex, wait_until};
+use crate::topology::admin_get;
+
+fn admin(node: &Node, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_buckets-admin"))
+        .args(args)
+        .env("BUCKETS_ENDPOINT", format!("http://{}:{}", node.ip, node.admin_port))
+        .env("BUCKETS_ROOT_USER", ACCESS_KEY)
+        .env("BUCKETS_ROOT_PASSWORD", SECRET_KEY)
+        .output()
+        .expect("buckets-admin runs")
+}
+
+fn admin_ok(node: &Node, args: &[&str]) -> String {
+    let output = admin(node, args);
+    assert!(output.status.success(), "buckets-admin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn status(node: &Node) -> MigrationStatus {
+    serde_json::from_str(&admin_ok(node, &["migration", "status", "--json"])).unwrap()
+}
+
+/// Sizes of the 2,000+ objects: mostly small (inline), some multi-block; multipart
+/// uploads come on top.
+fn size_of(n: usize) -> usize {
+    if n.is_multiple_of(50) { 1_300_000 + n } else { 500 + (n * 37) % 6000 }
+}
+
+async fn upload_multipart(s3: &aws_sdk_s3::Client, key: &str, parts: &[Vec<u8>]) {
+    let upload = s3.create_multipart_upload().bucket("live").key(key).send().await.unwrap();
+    let id = upload.upload_id().unwrap();
+    let mut completed = CompletedMultipartUpload::builder();
+    for (index, part) in parts.iter().enumerate() {
+        let number = index as i32 + 1;
+        let answer = s3
+            .upload_part()
+            .bucket("live")
+            .key(key)
+            .upload_id(id)
+            .part_number(number)
+            .body(ByteStream::from(part.clone()))
+            .send()
+            .await
+            .unwrap();
+        completed =
+            completed.parts(CompletedPart::builder().part_number(number).e_tag(answer.e_tag().unwrap()).build());
+    }
+    s3.complete_multipart_upload()
+        .bucket("live")
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(completed.build())
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
+    // Four nodes of five drives: two sets of 10, each with 2–3 drives on every node.
+    let mut cluster = Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1")]);
+    let clients: Vec<aws_sdk_s3::Client> = cluster.iter().map(|n| n.client()).collect();
+    clients[0].create_bucket().bucket("live").send().await.unwrap();
+    let mut expected: HashMap<String, String> = HashMap::new();
+    let keys: Vec<String> = (0..2000).map(|n| format!("data/{:02}/object-{n:05}", n % 17)).collect();
+    let writes = futures::stream::iter(keys.iter().enumerate().map(|(n, key)| {
+        let s3 = clients[n % 4].clone();
+        let bytes = data(size_of(n), n as u64);
+        async move {
+            s3.put_object().bucket("live").key(key).body(ByteStream::from(bytes)).send().await.unwrap();
+        }
+    }));
+    writes.buffer_unordered(16).collect::<Vec<()>>().await;
+    for (n, key) in keys.iter().enumerate() {
+        expected.insert(key.clone(), md5_hex(&data(size_of(n), n as u64)));
+    }
+    for n in 0..4u64 {
+        let key = format!("multipart/{n}");
+        let parts = vec![data(5 * 1024 * 1024, 1000 + n), data(100_000, 2000 + n)];
+        upload_multipart(&clients[n as usize], &key, &parts).await;
+        expected.insert(key, md5_hex(&parts.concat()));
+    }
+    let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+    let before: Topology = serde_json::from_slice(&body).unwrap();
+    let ring = before.ring();
+    let in_set_one = expected.keys().filter(|k| ring.locate("live", k) == 1).count() as u64;
+    let total = expected.len() as f64;
+    assert!((0.4..0.6).contains(&(in_set_one as f64 / total)), "{in_set_one} of {total} in set 1");
+
+    // A reader loop through every node, for the whole migration.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let expected = Arc::new(expected);
+    let mut readers = Vec::new();
+    for reader in 0..4usize {
+        let (stop, reads, expected) = (stop.clone(), reads.clone(), expected.clone());
+        let clients = clients.clone();
+        readers.push(tokio::spawn(async move {
+            let keys: Vec<&String> = expected.keys().collect();
+            let mut failures = Vec::new();
+            let mut n = reader * 7919;
+            while !stop.load(Ordering::Relaxed) {
+                n = (n + 104_729) % keys.len();
+                let key = keys[n];
+                // A node being killed may fail a request; another node must answer.
+                let mut answer = None;
+                for attempt in 0..4 {
+                    let s3 = &clients[(n + attempt + reader) % 4];
+                    match s3.get_object().bucket("live").key(key).send().await {
+                        Ok(response) => match response.body.collect().await {
+                            Ok(body) => {
+                                answer = Some(Ok(body.into_bytes()));
+                                break;
+                            }
+                            Err(e) => answer = Some(Err(format!("{key}: body: {e}"))),
+                        },
+                        Err(e) => {
+                            let text = format!("{e:?}");
+                            if text.contains("NoSuchKey") {
+                                answer = Some(Err(format!("{key}: 404 during migration")));
+                                break;
+                            }
+                            answer = Some(Err(format!("{key}: {text}")));
+                        }
+                    }
+                }
+                match answer {
+                    Some(Ok(bytes)) if md5_hex(&bytes) == expected[key] => {
+                        reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(Ok(_)) => failures.push(format!("{key}: wrong bytes")),
+                    Some(Err(e)) => failures.push(e),
+                    None => failures.push(format!("{key}: no answer")),
+                }
+            }
+            failures
+        }));
+    }
+
+    // Throttled so that the kill lands mid-migration, then drained through the CLI.
+    admin_ok(&cluster[0], &["migration", "throttle", "12M"]);
+    let drained = admin_ok(&cluster[1], &["drain-set", "1"]);
+    assert!(drained.contains("Draining"), "{drained}");
+    wait_until("the migration moves objects", Duration::from_secs(60), || {
+        let s = status(&cluster[0]);
+        s.moved_objects > 10 && s.state == "running"
+    });
+    let during = status(&cluster[3]);
+    assert!(during.total_objects > 0 && during.percent < 100.0, "{during:?}");
+    // Rate limited: the average since the start stays near the limit (loose bound).
+    assert!(during.rate_bytes_per_second < 2.0 * 12.0 * 1024.0 * 1024.0, "{during:?}");
+
+    // kill -9 the node that runs set 1's migration (it serves set 1's first drive).
+    let owner = cluster
+        .iter()
+        .position(|n| before.pools[0].sets[1].drives[0].contains(&format!("{}:{}", n.ip, n.admin_port)))
+        .unwrap();
+    cluster[owner].kill();
+    let survivor = (owner + 1) % 4;
+    let moved_at_kill = status(&cluster[survivor]).moved_objects;
+    wait_until("another node takes over set 1's migration", Duration::from_secs(60), || {
+        status(&cluster[survivor]).moved_objects > moved_at_kill + 10
+    });
+    cluster[owner].spawn();
+
+    // Pause holds; resume finishes.
+    admin_ok(&cluster[survivor], &["migration", "pause"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let paused = status(&cluster[survivor]);
+    assert_eq!(paused.state, "paused");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(status(&cluster[survivor]).moved_objects, paused.moved_objects, "moves continued while paused");
+    admin_ok(&cluster[survivor], &["migration", "throttle", "0"]);
+    admin_ok(&cluster[survivor], &["migration", "resume"]);
+    let started = Instant::now();
+    wait_until("the migration completes", Duration::from_secs(180), || status(&cluster[0]).state == "done");
+    eprintln!("migration finished {:?} after resume", started.elapsed());
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for reader in readers {
+        failures.extend(reader.await.unwrap());
+    }
+    assert!(failures.is_empty(), "{} failed reads, first: {:?}", failures.len(), failures.first());
+    assert!(reads.load(Ordering::Relaxed) > 100, "the readers ran");
+
+    // Exactly set 1's objects moved, and all of them; set 1 holds none now.
+    let done = status(&cluster[2]);
+    assert_eq!(done.percent, 100.0);
+    assert_eq!(done.total_objects, in_set_one, "{done:?}");
+    assert_eq!(done.moved_objects, in_set_one, "{done:?}");
+    let fraction = done.moved_objects as f64 / total;
+    assert!((fraction - 0.5).abs() < 0.1, "moved {fraction} of the objects");
+    // No copy is left behind in the drained set: the killed node's drives missed the
+    // deletes while it was down, and healing removes those leftovers once it is back.
+    let leftovers = || -> usize {
+        let mut count = 0;
+        for node in &cluster {
+            for drive in 0..5 {
+                let on_set_one = before.pools[0].sets[1]
+                    .drives
+                    .iter()
+                    .any(|d| d.ends_with(&format!("{}/d{}", node.root.path().display(), drive + 1)));
+                if on_set_one {
+                    count += files_under(&node.drive(drive).join("live"))
+                        .into_iter()
+                        .filter(|f| f.file_name().is_some_and(|n| n == "%meta"))
+                        .count();
+                }
+            }
+        }
+        count
+    };
+    wait_until("no copies left in the drained set", Duration::from_secs(90), || leftovers() == 0);
+    // Every object whole, through every node; a listing shows each once.
+    for (n, (key, md5)) in expected.iter().enumerate() {
+        let bytes = crate::harness::get_bytes(&clients[n % 4], "live", key).await;
+        assert_eq!(&md5_hex(&bytes), md5, "{key}");
+    }
+    let mut listed = 0;
+    let mut token = None;
+    loop {
+        let page = clients[1].list_objects_v2().bucket("live").set_continuation_token(token).send().await.unwrap();
+        listed += page.contents().len();
+        token = page.next_continuation_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(listed, expected.len());
+    let text = admin_ok(&cluster[0], &["migration", "status"]);
+    assert!(text.contains("done") && text.contains("100.0%"), "{text}");
+}
