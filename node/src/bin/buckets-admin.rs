@@ -210,18 +210,26 @@ fn human_bytes(bytes: f64) -> String {
     if unit == 0 { format!("{value:.0} {}", units[unit]) } else { format!("{value:.1} {}", units[unit]) }
 }
 
-fn print_status(status: &MigrationStatus) {
-    println!(
-        "generation {}  {}  {:.1}%  objects {}/{}  bytes {}/{}  rate {}/s  ETA {}{}",
-        status.generation,
-        status.state,
-        status.percent,
+/// One line: objects and bytes moved of the totals, rate and ETA.
+fn progress_line(status: &MigrationStatus) -> String {
+    format!(
+        "{}/{} objects, {}/{} at {}/s, ETA {}",
         status.moved_objects,
         status.total_objects,
         human_bytes(status.moved_bytes as f64),
         human_bytes(status.total_bytes as f64),
         human_bytes(status.rate_bytes_per_second),
         status.eta_seconds.map_or("-".to_string(), |s| format!("{s}s")),
+    )
+}
+
+fn print_status(status: &MigrationStatus) {
+    println!(
+        "generation {}  {}  {:.1}%  {}{}",
+        status.generation,
+        status.state,
+        status.percent,
+        progress_line(status),
         if status.bytes_per_second_limit > 0 {
             format!("  limit {}/s", human_bytes(status.bytes_per_second_limit as f64))
         } else {
@@ -272,15 +280,7 @@ async fn migration_status(admin: &AdminClient, args: StatusArgs) -> anyhow::Resu
         let status = fetch().await?;
         bar.set_prefix(format!("generation {} {}", status.generation, status.state));
         bar.set_position((status.percent * 10.0) as u64);
-        bar.set_message(format!(
-            "{}/{} objects, {}/{} at {}/s, ETA {}",
-            status.moved_objects,
-            status.total_objects,
-            human_bytes(status.moved_bytes as f64),
-            human_bytes(status.total_bytes as f64),
-            human_bytes(status.rate_bytes_per_second),
-            status.eta_seconds.map_or("-".to_string(), |s| format!("{s}s")),
-        ));
+        bar.set_message(progress_line(&status));
         if status.state == "done" || status.state == "idle" {
             bar.finish();
             return Ok(());

@@ -412,3 +412,14 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut check: impl FnMu
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Runs `buckets-admin` against a node's admin endpoint with the root credentials.
+pub fn admin_cli(node: &Node, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_buckets-admin"))
+        .args(args)
+        .env("BUCKETS_ENDPOINT", format!("http://{}:{}", node.ip, node.admin_port))
+        .env("BUCKETS_ROOT_USER", ACCESS_KEY)
+        .env("BUCKETS_ROOT_PASSWORD", SECRET_KEY)
+        .output()
+        .expect("buckets-admin runs")
+}

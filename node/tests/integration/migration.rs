@@ -14,21 +14,11 @@ use buckets_node::placement::topology::Topology;
 use buckets_node::storage::migration::MigrationStatus;
 use futures::StreamExt;
 
-use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, data, files_under, md5_hex, wait_until};
+use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, admin_cli, data, files_under, md5_hex, wait_until};
 use crate::topology::admin_get;
 
-fn admin(node: &Node, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_buckets-admin"))
-        .args(args)
-        .env("BUCKETS_ENDPOINT", format!("http://{}:{}", node.ip, node.admin_port))
-        .env("BUCKETS_ROOT_USER", ACCESS_KEY)
-        .env("BUCKETS_ROOT_PASSWORD", SECRET_KEY)
-        .output()
-        .expect("buckets-admin runs")
-}
-
 fn admin_ok(node: &Node, args: &[&str]) -> String {
-    let output = admin(node, args);
+    let output = admin_cli(node, args);
     assert!(output.status.success(), "buckets-admin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
 }
@@ -75,6 +65,7 @@ async fn upload_multipart(s3: &aws_sdk_s3::Client, key: &str, parts: &[Vec<u8>])
 #[tokio::test(flavor = "multi_thread")]
 async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
     // Four nodes of five drives: two sets of 10, each with 2–3 drives on every node.
+    let began = Instant::now();
     let mut cluster = Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1")]);
     let clients: Vec<aws_sdk_s3::Client> = cluster.iter().map(|n| n.client()).collect();
     clients[0].create_bucket().bucket("live").send().await.unwrap();
@@ -97,6 +88,7 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
         upload_multipart(&clients[n as usize], &key, &parts).await;
         expected.insert(key, md5_hex(&parts.concat()));
     }
+    eprintln!("{:?}: objects written", began.elapsed());
     let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
     let before: Topology = serde_json::from_slice(&body).unwrap();
     let ring = before.ring();
@@ -172,6 +164,7 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
         .iter()
         .position(|n| before.pools[0].sets[1].drives[0].contains(&format!("{}:{}", n.ip, n.admin_port)))
         .unwrap();
+    eprintln!("{:?}: killing the owner of set 1", began.elapsed());
     cluster[owner].kill();
     let survivor = (owner + 1) % 4;
     let moved_at_kill = status(&cluster[survivor]).moved_objects;
@@ -227,7 +220,9 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
         }
         count
     };
+    eprintln!("{:?}: migration done, checked", began.elapsed());
     wait_until("no copies left in the drained set", Duration::from_secs(90), || leftovers() == 0);
+    eprintln!("{:?}: leftovers healed", began.elapsed());
     // Every object whole, through every node; a listing shows each once.
     for (n, (key, md5)) in expected.iter().enumerate() {
         let bytes = crate::harness::get_bytes(&clients[n % 4], "live", key).await;

@@ -4,7 +4,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use buckets_node::placement::topology::{SetState, Topology};
 
-use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, files_under, raw_request_on};
+use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, admin_cli, files_under, raw_request_on};
 
 pub(crate) fn admin_get(node: &Node, path: &str, user: &str, password: &str) -> (u16, Vec<u8>) {
     let authorization = buckets_node::admin::auth::authorization(
@@ -234,16 +234,6 @@ async fn a_node_that_missed_a_topology_change_catches_up_from_the_majority() {
         let bytes = std::fs::read(node.drive(d).join(".buckets.sys/topology.bkt")).unwrap();
         assert_eq!(Topology::decode(&bytes).unwrap().generation, 2, "drive {d}");
     }
-}
-
-fn admin_cli(node: &Node, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_buckets-admin"))
-        .args(args)
-        .env("BUCKETS_ENDPOINT", format!("http://{}:{}", node.ip, node.admin_port))
-        .env("BUCKETS_ROOT_USER", ACCESS_KEY)
-        .env("BUCKETS_ROOT_PASSWORD", SECRET_KEY)
-        .output()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
