@@ -45,6 +45,9 @@ const PROGRESS_MAGIC: &[u8; 8] = b"BKTMIGPR";
 pub const CHECKPOINT_EVERY_KEYS: usize = 250;
 /// How long a migration worker yields to S3 requests in flight before moving an object.
 const MAX_USER_BACKOFF: Duration = Duration::from_millis(10);
+/// While S3 requests are in flight, a worker rests this many times the duration of its
+/// last move (a duty cycle of 1 / (1 + factor) per worker).
+const USER_BUSY_REST_FACTOR: u32 = 4;
 
 fn progress_file(generation: u64) -> String {
     format!("migration-{generation}.bkt")
@@ -515,10 +518,17 @@ impl Store {
                     let (set, bucket) = (set.clone(), bucket.clone());
                     async move {
                         store.yield_to_users().await;
+                        let started = Instant::now();
                         let result = match store.home_of(&bucket, &key).and_then(|id| store.set_by_id(id).cloned()) {
                             Some(target) => store.move_object(&bucket, &key, &set, &target).await,
                             None => Ok(Moved::Changed),
                         };
+                        // Users first: while S3 requests are in flight here, each worker
+                        // rests for a multiple of the time its move took, so migration
+                        // keeps a small share of a busy node.
+                        if store.user_requests.load(Ordering::Relaxed) > 0 {
+                            tokio::time::sleep(started.elapsed() * USER_BUSY_REST_FACTOR).await;
+                        }
                         (key, result)
                     }
                 }))

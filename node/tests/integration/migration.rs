@@ -66,7 +66,8 @@ async fn upload_multipart(s3: &aws_sdk_s3::Client, key: &str, parts: &[Vec<u8>])
 async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
     // Four nodes of five drives: two sets of 10, each with 2–3 drives on every node.
     let began = Instant::now();
-    let mut cluster = Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1")]);
+    let mut cluster =
+        Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1"), ("BUCKETS_MIGRATION_WORKERS", "8")]);
     let clients: Vec<aws_sdk_s3::Client> = cluster.iter().map(|n| n.client()).collect();
     clients[0].create_bucket().bucket("live").send().await.unwrap();
     let mut expected: HashMap<String, String> = HashMap::new();
@@ -101,7 +102,7 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
     let reads = Arc::new(AtomicU64::new(0));
     let expected = Arc::new(expected);
     let mut readers = Vec::new();
-    for reader in 0..4usize {
+    for reader in 0..2usize {
         let (stop, reads, expected) = (stop.clone(), reads.clone(), expected.clone());
         let clients = clients.clone();
         readers.push(tokio::spawn(async move {

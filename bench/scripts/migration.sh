@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Migration benchmark (docs/benchmarks.md): a 4-node cluster on 127.0.0.2–5, 5 drives
+# each (two sets of 10, 6+4), filled with 1 MiB objects by buckets-load; then
+#   A. a raw `cp -r` + sync of set 1's drive directories, and set 1 drained alone
+#      (migration throughput against the raw copy of the same bytes);
+#   B. on a fresh cluster with the same fill: the load alone, then set 1 drained while
+#      the same load runs (user throughput with and without migration, back to back).
+# Usage: bench/scripts/migration.sh [FILL_SECONDS] [LOAD_SECONDS]   (release binaries)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+FILL=${1:-20}
+LOAD=${2:-8}
+TARGET=${CARGO_TARGET_DIR:-target}/release
+ROOT=${BENCH_DIR:-/tmp/buckets-migration-bench}
+export BUCKETS_CLUSTER_SECRET=bench-secret BUCKETS_ROOT_USER=admin BUCKETS_ROOT_PASSWORD=adminadmin
+export AWS_ACCESS_KEY_ID=admin AWS_SECRET_ACCESS_KEY=adminadmin
+export BUCKETS_ENDPOINT=http://127.0.0.2:29001 BUCKETS_LOG=warn
+ENDPOINTS=""; for n in 2 3 4 5; do ENDPOINTS="$ENDPOINTS --endpoint http://127.0.0.$n:29000"; done
+PIDS=()
+stop() {
+  for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+trap stop EXIT
+
+start_cluster() {
+  rm -rf "$ROOT"; mkdir -p "$ROOT"
+  local args=""; for n in 2 3 4 5; do args="$args http://127.0.0.$n:29001$ROOT/n$n/d{1...5}"; done
+  for n in 2 3 4 5; do
+    "$TARGET/buckets-node" server --address 127.0.0.$n:29000 --admin-address 127.0.0.$n:29001 $args \
+      >"$ROOT/node$n.log" 2>&1 &
+    PIDS+=($!)
+  done
+  for n in 2 3 4 5; do
+    until curl -sf "http://127.0.0.$n:29001/health/ready" >/dev/null; do sleep 0.2; done
+  done
+  sleep 2
+}
+
+load() { "$TARGET/buckets-load" $ENDPOINTS --size 1048576 --concurrency 16 --seconds "$1" --bucket "$2"; }
+
+# Waits for the migration to finish; prints seconds taken and the bytes it moved.
+drain_and_wait() {
+  local start; start=$(date +%s.%N)
+  "$TARGET/buckets-admin" drain-set 1 >/dev/null
+  until "$TARGET/buckets-admin" migration status --json | grep -q '"state": "done"'; do sleep 0.5; done
+  local end; end=$(date +%s.%N)
+  "$TARGET/buckets-admin" migration status --json | python3 -c "
+import json, sys
+status = json.load(sys.stdin)
+seconds = $end - $start
+mib = status['totalBytes'] / 1048576
+print(f\"migration: {status['totalObjects']} objects, {mib:.0f} MiB in {seconds:.1f} s = {mib / seconds:.1f} MiB/s\")"
+}
+
+echo "== A: a raw copy of set 1, then the drain alone"
+start_cluster
+load "$FILL" fill | sed 's/^/fill: /'
+# The drives of set 1 (the second run of 10 in the node-interleaved order).
+SET1=$("$TARGET/buckets-admin" topology show --json | python3 -c '
+import json,sys
+t=json.load(sys.stdin)
+print(" ".join(d.split(":29001",1)[1] for d in t["pools"][0]["sets"][1]["drives"]))')
+SET1_BYTES=$(du -sbc $SET1 | tail -1 | cut -f1)
+rm -rf "$ROOT/rawcopy"; mkdir -p "$ROOT/rawcopy"; sync
+START=$(date +%s.%N)
+i=0; for d in $SET1; do cp -r "$d" "$ROOT/rawcopy/$i"; i=$((i+1)); done; sync
+END=$(date +%s.%N)
+python3 -c "s=$END-$START; print(f'raw copy of set 1 drives: {$SET1_BYTES/1048576:.0f} MiB on disk in {s:.1f} s = {$SET1_BYTES/1048576/s:.1f} MiB/s')"
+rm -rf "$ROOT/rawcopy"
+drain_and_wait
+stop
+
+echo "== B: the load without, then with the drain"
+start_cluster
+load "$FILL" fill | sed 's/^/fill: /'
+load "$LOAD" baseline | sed 's/^/without migration: /'
+drain_and_wait &
+DRAIN=$!
+sleep 1
+load "$LOAD" during | sed 's/^/during migration: /'
+wait $DRAIN
+stop
