@@ -36,6 +36,28 @@ pub enum Moved {
     Changed,
 }
 
+/// Crash-point hook for tests: `BUCKETS_FAILPOINT=<point>:<n>` ends the process at once
+/// (`abort`, no cleanup, as `kill -9` would) the n-th time a move reaches `<point>`:
+/// `move-after-copy` (staged in the target, nothing committed), `move-after-commit`
+/// (committed in the target, registry and source untouched) or `move-after-registry`
+/// (registry updated, source copy not yet deleted). Unset, it costs one branch.
+fn failpoint(point: &str) {
+    static CONFIG: std::sync::OnceLock<Option<(String, u64)>> = std::sync::OnceLock::new();
+    static HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let config = CONFIG.get_or_init(|| {
+        let value = std::env::var("BUCKETS_FAILPOINT").ok()?;
+        let (name, count) = value.split_once(':').unwrap_or((value.as_str(), "1"));
+        Some((name.to_string(), count.parse().unwrap_or(1)))
+    });
+    if let Some((name, count)) = config
+        && name == point
+        && HITS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == *count
+    {
+        eprintln!("failpoint {point} reached: aborting");
+        std::process::abort();
+    }
+}
+
 /// The identity of the version a move copies; compared again under the lock.
 fn same_version(a: &ObjectVersion, b: &ObjectVersion) -> bool {
     a.identity() == b.identity()
@@ -76,6 +98,7 @@ impl Store {
                 return Err(e);
             }
         };
+        failpoint("move-after-copy");
         let _guard = match self.lock_key(bucket, key).await {
             Ok(guard) => guard,
             Err(e) => {
@@ -109,7 +132,9 @@ impl Store {
         target
             .commit_locked(bucket, key, &object_path, moved, rotation, per_drive, (!inline).then_some(data_dir), None)
             .await?;
+        failpoint("move-after-commit");
         self.note_location(target, bucket, key).await;
+        failpoint("move-after-registry");
         source.delete_object_locked(bucket, key).await?;
         Ok(Moved::Copied { bytes: version.size })
     }

@@ -492,16 +492,33 @@ impl Store {
             progress.bucket = bucket.clone();
             progress.after.clear();
         }
-        let entries = set.list(&bucket, "", None, &progress.after, CHECKPOINT_EVERY_KEYS).await?;
+        // Keys without a readable quorum are listed too (as placeholders, no ETag): the
+        // remains of a write or delete cut short by a crash, which the moving pass clears.
+        let entries = set.list_by_walking(&bucket, "", &progress.after, CHECKPOINT_EVERY_KEYS, true).await?;
         let my_id = self.id_of(set);
+        let is_remnant = |info: &super::ObjectInfo| info.etag.is_empty();
+        let remnants: Vec<String> = entries
+            .iter()
+            .filter_map(|e| match e {
+                ListEntry::Object(info) if is_remnant(info) => Some(info.key.clone()),
+                _ => None,
+            })
+            .collect();
         let away: Vec<(String, u64)> = entries
             .iter()
             .filter_map(|e| match e {
-                ListEntry::Object(info) => Some((info.key.clone(), info.size)),
-                ListEntry::Prefix(_) => None,
+                ListEntry::Object(info) if !is_remnant(info) => Some((info.key.clone(), info.size)),
+                _ => None,
             })
             .filter(|(key, _)| self.home_of(&bucket, key) != Some(my_id))
             .collect();
+        if progress.phase == Phase::Moving {
+            for key in &remnants {
+                if let Err(e) = set.heal_object(&bucket, key, false).await {
+                    tracing::debug!(bucket, key, error = %e, "migration: could not clear a remnant");
+                }
+            }
+        }
         match progress.phase {
             Phase::Counting => {
                 if bucket != registry::REGISTRY_BUCKET {

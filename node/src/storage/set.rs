@@ -735,7 +735,7 @@ impl ErasureSet {
     /// page): keys merged across drives, each resolved by quorum from the metadata the
     /// drives returned. With `include_unresolved`, keys any drive holds are listed even
     /// without a quorum (placeholders, for the healer).
-    async fn list_by_walking(
+    pub(super) async fn list_by_walking(
         self: &Arc<Self>,
         bucket: &str,
         prefix: &str,

@@ -193,6 +193,21 @@ impl Node {
         panic!("buckets-node did not become ready:\n{}", self.log());
     }
 
+    /// Waits until the process ends on its own (a failpoint); false on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(_))) | None => {
+                    self.child = None;
+                    return true;
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        false
+    }
+
     /// `kill -9`.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
