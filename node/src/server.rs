@@ -178,7 +178,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 .collect();
             let locker =
                 Arc::new(DistributedLocker::new(lock_table.clone(), peers.clone(), secret.clone(), client.clone()));
-            for set in store.sets() {
+            for set in store.sets().iter() {
                 set.locks.set_cluster_lock(Arc::new(locker.clone()));
             }
             let rpc = RpcServer::new(secret.clone(), local.into_iter().collect(), lock_table, store.clone());

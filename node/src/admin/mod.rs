@@ -179,6 +179,20 @@ impl Admin {
                 };
                 self.drain(id, change.expected_generation).await
             }
+            (Method::POST, ["sets", id, "remove"]) => {
+                let Ok(id) = id.parse::<crate::placement::ring::SetId>() else {
+                    return json_error(StatusCode::BAD_REQUEST, "InvalidSet", "a set id is a number");
+                };
+                let change: SetChange = if body.is_empty() {
+                    SetChange::default()
+                } else {
+                    match serde_json::from_slice(&body) {
+                        Ok(change) => change,
+                        Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
+                    }
+                };
+                self.remove(id, change.expected_generation).await
+            }
             (Method::GET, ["migration"]) => json_ok(&self.store.migration_status().await),
             (Method::POST, ["migration", action @ ("pause" | "resume")]) => {
                 let paused = *action == "pause";
@@ -224,8 +238,35 @@ impl Admin {
             Err(e @ (E::Invalid(_) | E::Unsupported(_))) => {
                 json_error(StatusCode::BAD_REQUEST, "InvalidTopology", &e.to_string())
             }
+            Err(e @ E::NotEmpty(_)) => json_error(StatusCode::CONFLICT, "SetNotEmpty", &e.to_string()),
             Err(e @ E::Store(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
         }
+    }
+
+    /// Retires a drained, empty set: out of the topology's service for good.
+    async fn remove(&self, id: crate::placement::ring::SetId, expected: Option<u64>) -> Response<Full<Bytes>> {
+        use crate::placement::topology::SetState;
+        let current = self.store.topology();
+        let expected = expected.unwrap_or(current.generation);
+        let mut next = (*current).clone();
+        next.generation = expected + 1;
+        let Some(set) = next.pools.iter_mut().flat_map(|p| p.sets.iter_mut()).find(|s| s.id == id) else {
+            return json_error(StatusCode::NOT_FOUND, "NoSuchSet", &format!("the topology has no set {id}"));
+        };
+        match set.state {
+            SetState::Draining => set.state = SetState::Removed,
+            SetState::Active => {
+                return json_error(
+                    StatusCode::CONFLICT,
+                    "SetNotDrained",
+                    &format!("set {id} is active: drain it first (buckets-admin drain-set {id})"),
+                );
+            }
+            SetState::Removed => {
+                return json_error(StatusCode::CONFLICT, "SetRemoved", &format!("set {id} was already removed"));
+            }
+        }
+        self.apply(expected, next).await
     }
 
     /// Takes a set out of the ring for new writes; the migration empties it.
@@ -268,7 +309,7 @@ impl Admin {
                 let name = crate::storage::bootstrap::parse_drive_url(drive)
                     .map(|url| url.authority)
                     .unwrap_or_else(|_| "local".to_string());
-                let online = running.and_then(|set| set.drives().get(position)).is_some_and(|d| d.is_online());
+                let online = running.as_ref().and_then(|set| set.drives().get(position)).is_some_and(|d| d.is_online());
                 let info = DriveInfo { drive: drive.clone(), set: spec.id, set_state: spec.state, online };
                 match nodes.iter_mut().find(|n| n.name == name) {
                     Some(node) => node.drives.push(info),

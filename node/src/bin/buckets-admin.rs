@@ -52,6 +52,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Retire a drained set once it is empty (refused, with what is left, otherwise).
+    RemoveSet {
+        set: u32,
+        #[arg(long)]
+        expected_generation: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The migration that follows a topology change.
     #[command(subcommand)]
     Migration(MigrationCommand),
@@ -289,6 +297,16 @@ async fn migration_status(admin: &AdminClient, args: StatusArgs) -> anyhow::Resu
     }
 }
 
+/// Drain or remove a set: POST with the optional expected generation, print the result.
+async fn set_change(admin: &AdminClient, path: &str, expected: Option<u64>, json: bool) -> anyhow::Result<()> {
+    let body = match expected {
+        Some(generation) => serde_json::to_vec(&serde_json::json!({ "expectedGeneration": generation }))?,
+        None => Vec::new(),
+    };
+    let topology = admin.json("POST", path, body).await?;
+    print_topology(&serde_json::from_value(topology)?, json)
+}
+
 fn print_nodes(nodes: &[serde_json::Value], detail: bool) {
     println!("{:<24} {:<7} {:>8}", "NODE", "STATE", "DRIVES");
     for node in nodes {
@@ -396,12 +414,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::DrainSet { set, expected_generation, json } => {
-            let body = match expected_generation {
-                Some(generation) => serde_json::to_vec(&serde_json::json!({ "expectedGeneration": generation }))?,
-                None => Vec::new(),
-            };
-            let topology = admin.json("POST", &format!("/admin/v1/sets/{set}/drain"), body).await?;
-            print_topology(&serde_json::from_value(topology)?, json)
+            set_change(&admin, &format!("/admin/v1/sets/{set}/drain"), expected_generation, json).await
+        }
+        Command::RemoveSet { set, expected_generation, json } => {
+            set_change(&admin, &format!("/admin/v1/sets/{set}/remove"), expected_generation, json).await
         }
         Command::Migration(MigrationCommand::Status(args)) | Command::MigrationStatus(args) => {
             migration_status(&admin, args).await

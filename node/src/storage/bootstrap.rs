@@ -14,6 +14,7 @@ use super::{HEAL_QUEUE_CAPACITY, HealRequest, Store};
 use crate::erasure::{MAX_SET_DRIVES, MIN_SET_DRIVES};
 use crate::format::drive::DriveFormat;
 use crate::metrics::Metrics;
+use crate::placement::ring::SetId;
 use crate::placement::topology::{SetState, TOPOLOGY_FILE, Topology};
 
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +126,7 @@ pub fn open_store(
     let metrics_clone = metrics.clone();
     let (heal_sender, heal_receiver) = mpsc::channel(HEAL_QUEUE_CAPACITY);
     let locks = Arc::new(super::locks::NamespaceLocks::default());
-    let mut sets = Vec::new();
+    let mut chunks: Vec<Vec<Arc<dyn Drive>>> = Vec::new();
     for set_index in 0..count / size {
         let range = set_index * size..(set_index + 1) * size;
         // Drive ids of the set: from any formatted member, else new.
@@ -162,19 +163,32 @@ pub fn open_store(
             drive.clean_tmp().map_err(io_error(path))?;
             drives.push(Arc::new(drive) as Arc<dyn Drive>);
         }
-        sets.push(Arc::new(ErasureSet::new(
-            set_index,
-            drives,
-            locks.clone(),
-            heal_sender.clone(),
-            metrics_clone.clone(),
-        )));
+        chunks.push(drives);
     }
     metrics.drives_total.set(count as i64);
     metrics.drives_online.set(count as i64);
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let topology = load_topology(&sets, cluster_id, &names, size)?;
+    let (topology, ids) = load_topology(&chunks, cluster_id, &names, size)?;
+    let sets = build_sets(chunks, &ids, &locks, &heal_sender, &metrics_clone);
     Ok((Arc::new(Store::new(topology, sets, metrics)), heal_receiver))
+}
+
+/// The erasure sets in service: each chunk of drives with its topology id, skipping the
+/// chunks of removed sets.
+fn build_sets(
+    chunks: Vec<Vec<Arc<dyn Drive>>>,
+    ids: &[Option<SetId>],
+    locks: &Arc<super::locks::NamespaceLocks>,
+    heal_sender: &mpsc::Sender<HealRequest>,
+    metrics: &Arc<Metrics>,
+) -> Vec<Arc<ErasureSet>> {
+    chunks
+        .into_iter()
+        .zip(ids)
+        .filter_map(|(drives, id)| {
+            id.map(|id| Arc::new(ErasureSet::new(id, drives, locks.clone(), heal_sender.clone(), metrics.clone())))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -253,16 +267,16 @@ mod tests {
 }
 
 /// The topology this node's own drives hold (the newest generation among them), or the
-/// first topology of the drives given. Every local drive is brought up to that generation.
-/// Changing topology arrives with the admin API; until then the sets it describes must be
-/// the ones given on the command line.
+/// first topology of the drives given, and the topology id of each chunk of drives given
+/// (`None` for a removed set's). The drives given must be the topology's sets, with or
+/// without the removed ones. Every local drive is brought up to that generation.
 fn load_topology(
-    sets: &[Arc<ErasureSet>],
+    chunks: &[Vec<Arc<dyn Drive>>],
     cluster_id: Uuid,
     names: &[String],
     set_size: usize,
-) -> Result<Topology, BootstrapError> {
-    let local: Vec<&Arc<dyn Drive>> = sets.iter().flat_map(|s| s.drives().iter()).filter(|d| d.is_local()).collect();
+) -> Result<(Topology, Vec<Option<SetId>>), BootstrapError> {
+    let local: Vec<&Arc<dyn Drive>> = chunks.iter().flatten().filter(|d| d.is_local()).collect();
     let mut newest: Option<Topology> = None;
     for drive in &local {
         let bytes = drive
@@ -285,14 +299,19 @@ fn load_topology(
     let topology = newest.unwrap_or_else(|| Topology::initial(cluster_id, names, set_size));
     topology.validate().map_err(|e| BootstrapError::Topology(e.to_string()))?;
     let configured: Vec<&[String]> = names.chunks(set_size).collect();
-    let described: Vec<&[String]> =
-        topology.sets().filter(|(_, s)| s.state != SetState::Removed).map(|(_, s)| s.drives.as_slice()).collect();
-    if configured != described {
+    let all: Vec<(&[String], SetId, SetState)> =
+        topology.sets().map(|(_, s)| (s.drives.as_slice(), s.id, s.state)).collect();
+    let serving: Vec<&(&[String], SetId, SetState)> = all.iter().filter(|s| s.2 != SetState::Removed).collect();
+    let ids: Vec<Option<SetId>> = if configured == all.iter().map(|s| s.0).collect::<Vec<_>>() {
+        all.iter().map(|s| (s.2 != SetState::Removed).then_some(s.1)).collect()
+    } else if configured == serving.iter().map(|s| s.0).collect::<Vec<_>>() {
+        serving.iter().map(|s| Some(s.1)).collect()
+    } else {
         return Err(BootstrapError::Topology(format!(
             "the drives hold topology generation {} whose sets differ from the drives given; start with the drives of that topology",
             topology.generation
         )));
-    }
+    };
     let encoded = topology.encode();
     for drive in local {
         let current = drive.read_system_file(TOPOLOGY_FILE).ok().flatten();
@@ -302,7 +321,7 @@ fn load_topology(
                 .map_err(|source| BootstrapError::Io { path: drive.name(), source })?;
         }
     }
-    Ok(topology)
+    Ok((topology, ids))
 }
 
 /// One drive of a static multi-node cluster, from its URL `http://HOST:PORT/PATH`.
@@ -467,15 +486,10 @@ pub fn open_cluster_store(
         local.push((url.path.clone(), drive.clone()));
         drives.push(drive);
     }
-    let sets: Vec<Arc<ErasureSet>> = drives
-        .chunks(size)
-        .enumerate()
-        .map(|(index, chunk)| {
-            Arc::new(ErasureSet::new(index, chunk.to_vec(), locks.clone(), heal_sender.clone(), metrics.clone()))
-        })
-        .collect();
+    let chunks: Vec<Vec<Arc<dyn Drive>>> = drives.chunks(size).map(<[_]>::to_vec).collect();
     metrics.drives_total.set(urls.len() as i64);
     let names: Vec<String> = urls.iter().map(|u| format!("{}://{}{}", u.scheme, u.authority, u.path)).collect();
-    let topology = load_topology(&sets, formats[0].cluster_id, &names, size)?;
+    let (topology, ids) = load_topology(&chunks, formats[0].cluster_id, &names, size)?;
+    let sets = build_sets(chunks, &ids, &locks, &heal_sender, &metrics);
     Ok((Arc::new(Store::new(topology, sets, metrics)), heal_receiver, local))
 }

@@ -36,7 +36,8 @@ pub async fn run_healer(store: Arc<Store>, mut requests: mpsc::Receiver<HealRequ
         tokio::select! {
             request = requests.recv() => {
                 let Some(request) = request else { return };
-                let set = store.sets()[request.set].clone();
+                // A set removed since the request was queued has nothing left to heal.
+                let Some(set) = store.set_by_id(request.set) else { continue };
                 match set.heal_object(&request.bucket, &request.key, request.deep).await {
                     Ok(true) => tracing::info!(bucket = %request.bucket, key = %request.key, "healed object"),
                     Ok(false) => {}
@@ -71,7 +72,7 @@ pub async fn run_healer(store: Arc<Store>, mut requests: mpsc::Receiver<HealRequ
 pub async fn scan(store: &Arc<Store>, deep: bool) {
     store.metrics.heal_scans.inc();
     let buckets = heal_buckets(store).await;
-    for set in store.sets() {
+    for set in store.sets().iter() {
         for bucket in &buckets {
             let mut marker = String::new();
             loop {
@@ -110,7 +111,7 @@ async fn heal_buckets(store: &Arc<Store>) -> Vec<String> {
             continue;
         }
         let meta = super::BucketMeta { created_ns: bucket.created_ns }.encode();
-        for drive in store.all_drives().filter(|d| d.is_online()) {
+        for drive in store.all_drives().into_iter().filter(|d| d.is_online()) {
             let drive = drive.clone();
             let name = bucket.name.clone();
             let meta = meta.clone();
@@ -136,7 +137,7 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
     loop {
         timer.tick().await;
         let mut reformatted = false;
-        for (index, drive) in store.all_drives().enumerate() {
+        for (index, drive) in store.all_drives().into_iter().enumerate() {
             let drive: Arc<dyn Drive> = drive.clone();
             let remote_offline = !drive.is_local() && !drive.is_marked_online();
             if remote_offline && backoff.get(&index).is_some_and(|(next, _)| Instant::now() < *next) {
@@ -152,14 +153,14 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
             }
             reformatted |= changed;
         }
-        let online = store.all_drives().filter(|d| d.is_marked_online()).count();
+        let online = store.all_drives().into_iter().filter(|d| d.is_marked_online()).count();
         store.metrics.drives_online.set(online as i64);
         // A topology applied through another node reaches this one by push; this check
         // catches a push that was missed.
         if let Err(e) = store.reload_topology().await {
             tracing::warn!(error = %e, "the drives hold a topology this node cannot adopt");
         }
-        let local: Vec<Arc<dyn Drive>> = store.all_drives().filter(|d| d.is_local()).cloned().collect();
+        let local: Vec<Arc<dyn Drive>> = store.all_drives().into_iter().filter(|d| d.is_local()).collect();
         blocking(move || {
             for drive in local {
                 drive.empty_trash(super::drive::TRASH_RETENTION);

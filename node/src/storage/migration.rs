@@ -89,6 +89,11 @@ pub struct SetProgress {
     pub moved_bytes: u64,
     /// Objects that failed to move in the current moving pass (retried by the next).
     pub failed_objects: u64,
+    /// Objects the current moving pass found away from their ring set; a pass that found
+    /// any is followed by another, so objects that arrived meanwhile (an upload completed
+    /// in the set) are not left behind.
+    #[serde(default)]
+    pub found_in_pass: u64,
     pub passes: u32,
     pub last_error: Option<String>,
     pub started_unix: i64,
@@ -110,6 +115,7 @@ impl SetProgress {
             moved_objects: 0,
             moved_bytes: 0,
             failed_objects: 0,
+            found_in_pass: 0,
             passes: 0,
             last_error: None,
             started_unix: now,
@@ -176,7 +182,7 @@ pub struct MigrationStatus {
 impl Store {
     /// The newest migration control a majority of drives agree exists (absent: defaults).
     pub async fn migration_control(&self) -> Control {
-        let drives: Vec<Arc<dyn Drive>> = self.all_drives().cloned().collect();
+        let drives: Vec<Arc<dyn Drive>> = self.all_drives();
         let found: Vec<Control> = read_everywhere(drives, CONTROL_FILE.into(), CONTROL_MAGIC).await;
         found.into_iter().max_by_key(|c| c.seq).unwrap_or_default()
     }
@@ -188,7 +194,7 @@ impl Store {
         let mut control = self.migration_control().await;
         change(&mut control);
         control.seq += 1;
-        let drives: Vec<Arc<dyn Drive>> = self.all_drives().cloned().collect();
+        let drives: Vec<Arc<dyn Drive>> = self.all_drives();
         let needed = drives.len() / 2 + 1;
         let written = write_everywhere(drives, CONTROL_FILE.into(), encode_json(CONTROL_MAGIC, &control)).await;
         if written < needed {
@@ -228,6 +234,26 @@ impl Store {
         Ok(())
     }
 
+    /// Asks for another moving pass over `set` (an upload completed there after its pass
+    /// ended): a finished checkpoint goes back to the moving phase.
+    pub async fn rescan_set(&self, set: &Arc<ErasureSet>) {
+        let generation = self.topology().generation;
+        if generation <= 1 {
+            return;
+        }
+        let Some(mut progress) = self.set_progress(set, generation).await else { return };
+        if progress.phase != Phase::Done {
+            return;
+        }
+        progress.phase = Phase::Moving;
+        progress.bucket.clear();
+        progress.after.clear();
+        if let Err(e) = self.save_progress(set, &mut progress).await {
+            tracing::warn!(set = set.id, error = %e, "could not ask for another migration pass");
+        }
+        self.migrate_now.notify_one();
+    }
+
     /// Whether this node runs the migration out of `set`: it serves the set's first
     /// online drive.
     pub fn owns_migration_of(&self, set: &Arc<ErasureSet>) -> bool {
@@ -240,7 +266,7 @@ impl Store {
         let control = self.migration_control().await;
         let mut sets = Vec::new();
         if generation > 1 {
-            for set in self.sets() {
+            for set in self.sets().iter() {
                 sets.push(
                     self.set_progress(set, generation)
                         .await
@@ -325,7 +351,7 @@ impl Store {
         let mut preview = Preview { generation: next.generation, ..Preview::default() };
         let mut flows: std::collections::BTreeMap<(SetId, SetId), (u64, u64)> = Default::default();
         let buckets = self.list_buckets().await?;
-        for set in self.sets() {
+        for set in self.sets().iter() {
             let from = self.id_of(set);
             for bucket in &buckets {
                 let mut after = String::new();
@@ -438,7 +464,7 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
         let owned: Vec<Arc<ErasureSet>> = store.sets().iter().filter(|s| store.owns_migration_of(s)).cloned().collect();
         // The bandwidth limit is shared by the sets still migrating (whoever runs them).
         let mut migrating = 0u64;
-        for set in store.sets() {
+        for set in store.sets().iter() {
             if store.set_progress(set, generation).await.is_none_or(|p| p.phase != Phase::Done) {
                 migrating += 1;
             }
@@ -530,13 +556,14 @@ impl Store {
                 self.drop_misplaced_records(set, &away).await;
             }
             Phase::Moving => {
+                progress.found_in_pass += away.len() as u64;
                 let moves = futures::stream::iter(away.into_iter().map(|(key, _)| {
                     let store = self.clone();
                     let (set, bucket) = (set.clone(), bucket.clone());
                     async move {
                         store.yield_to_users().await;
                         let started = Instant::now();
-                        let result = match store.home_of(&bucket, &key).and_then(|id| store.set_by_id(id).cloned()) {
+                        let result = match store.home_of(&bucket, &key).and_then(|id| store.set_by_id(id)) {
                             Some(target) => store.move_object(&bucket, &key, &set, &target).await,
                             None => Ok(Moved::Changed),
                         };
@@ -596,8 +623,9 @@ impl Store {
         progress.passes += 1;
         progress.phase = match progress.phase {
             Phase::Counting => Phase::Moving,
-            Phase::Moving if progress.failed_objects > 0 => {
+            Phase::Moving if progress.failed_objects > 0 || progress.found_in_pass > 0 => {
                 progress.failed_objects = 0;
+                progress.found_in_pass = 0;
                 Phase::Moving
             }
             _ => Phase::Done,

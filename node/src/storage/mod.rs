@@ -46,6 +46,8 @@ pub enum TopologyChangeError {
     #[error("{0}")]
     Unsupported(String),
     #[error("{0}")]
+    NotEmpty(String),
+    #[error("{0}")]
     Store(StoreError),
 }
 use set::ErasureSet;
@@ -160,7 +162,7 @@ impl ListEntry {
 
 #[derive(Debug, Clone)]
 pub struct HealRequest {
-    pub set: usize,
+    pub set: SetId,
     pub bucket: String,
     pub key: String,
     pub deep: bool,
@@ -193,15 +195,19 @@ pub struct BucketInfo {
     pub created_ns: i64,
 }
 
+/// What a generation of the topology places objects with.
+struct Placement {
+    topology: Arc<Topology>,
+    ring: Arc<Ring>,
+    /// The topology's non-removed sets, in topology order.
+    sets: Arc<Vec<Arc<ErasureSet>>>,
+}
+
 pub struct Store {
     pub cluster_id: Uuid,
-    /// The topology and its ring, replaced together when a new generation is applied.
-    placement: std::sync::RwLock<(Arc<Topology>, Arc<Ring>)>,
-    sets: Vec<Arc<ErasureSet>>,
-    /// The topology id of each entry of `sets`.
-    set_ids: Vec<SetId>,
-    /// Index in `sets` of each set id.
-    set_index: std::collections::HashMap<SetId, usize>,
+    /// The topology, its ring and the sets this store runs, replaced together when a
+    /// new generation is installed.
+    placement: std::sync::RwLock<Placement>,
     pub metrics: Arc<Metrics>,
     /// This node's cache of registry lookups.
     pub registry: registry::Registry,
@@ -245,14 +251,14 @@ impl Store {
         assert!(!sets.is_empty(), "a store has at least one set");
         let ids: Vec<SetId> =
             topology.sets().filter(|(_, s)| s.state != SetState::Removed).map(|(_, s)| s.id).collect();
-        assert_eq!(ids.len(), sets.len(), "one erasure set per topology set");
-        let set_index = ids.iter().enumerate().map(|(index, id)| (*id, index)).collect();
+        assert_eq!(ids, sets.iter().map(|s| s.id).collect::<Vec<_>>(), "one erasure set per topology set");
         Store {
             cluster_id: topology.cluster_id,
-            placement: std::sync::RwLock::new((Arc::new(topology.clone()), Arc::new(topology.ring()))),
-            sets,
-            set_ids: ids,
-            set_index,
+            placement: std::sync::RwLock::new(Placement {
+                ring: Arc::new(topology.ring()),
+                topology: Arc::new(topology),
+                sets: Arc::new(sets),
+            }),
             registry: registry::Registry::new(registry::DEFAULT_CACHE_ENTRIES, metrics.clone()),
             metrics,
             scan_now: Notify::new(),
@@ -262,27 +268,64 @@ impl Store {
     }
 
     pub fn topology(&self) -> Arc<Topology> {
-        self.placement.read().expect("placement lock").0.clone()
+        self.placement.read().expect("placement lock").topology.clone()
     }
 
-    fn ring(&self) -> Arc<Ring> {
-        self.placement.read().expect("placement lock").1.clone()
-    }
-
-    /// The sets `next` keeps in service must be the ones this store runs: adding or
-    /// retiring sets needs the migration engine.
-    fn same_sets(&self, next: &Topology) -> Result<(), TopologyChangeError> {
-        let current = self.topology();
-        let serving = |t: &Topology| -> Vec<(SetId, Vec<String>)> {
-            t.sets().filter(|(_, s)| s.state != SetState::Removed).map(|(_, s)| (s.id, s.drives.clone())).collect()
-        };
-        if serving(&current) != serving(next) {
-            return Err(TopologyChangeError::Unsupported(
-                "adding or removing sets needs the migration engine; this build changes set states and weights only"
-                    .into(),
-            ));
+    /// The sets this store runs under `next`: the current ones minus those `next` removes.
+    /// Adding sets at runtime is not built yet.
+    fn sets_for(&self, next: &Topology) -> Result<Vec<Arc<ErasureSet>>, TopologyChangeError> {
+        let current = self.sets();
+        let mut out = Vec::new();
+        for (_, spec) in next.sets().filter(|(_, s)| s.state != SetState::Removed) {
+            match current.iter().find(|s| s.id == spec.id) {
+                Some(set) => out.push(set.clone()),
+                None => {
+                    return Err(TopologyChangeError::Unsupported(format!(
+                        "set {} is new: adding sets at runtime is not built yet (set states, weights and removals are)",
+                        spec.id
+                    )));
+                }
+            }
         }
-        Ok(())
+        if out.is_empty() {
+            return Err(TopologyChangeError::Unsupported("a topology needs at least one set in service".into()));
+        }
+        Ok(out)
+    }
+
+    /// Refuses to retire a set that still holds objects or uploads, saying what is left.
+    async fn check_empty(&self, set: &Arc<ErasureSet>) -> Result<(), TopologyChangeError> {
+        const COUNT_UP_TO: usize = 1000;
+        let mut objects = 0;
+        let mut uploads = 0;
+        let mut buckets = Vec::new();
+        for bucket in self.list_buckets().await.map_err(TopologyChangeError::Store)? {
+            let found = set.list(&bucket.name, "", None, "", COUNT_UP_TO).await.map_err(TopologyChangeError::Store)?;
+            let drives = set.drives().to_vec();
+            let name = bucket.name.clone();
+            let in_progress = blocking(move || {
+                let mut ids = std::collections::BTreeSet::new();
+                for drive in drives.iter().filter(|d| d.is_online()) {
+                    ids.extend(drive.list_uploads(&name).unwrap_or_default());
+                }
+                ids.len()
+            })
+            .await;
+            if !found.is_empty() || in_progress > 0 {
+                buckets.push(bucket.name.clone());
+            }
+            objects += found.len();
+            uploads += in_progress;
+        }
+        if objects == 0 && uploads == 0 {
+            return Ok(());
+        }
+        let objects = if objects >= COUNT_UP_TO { format!("at least {objects}") } else { objects.to_string() };
+        Err(TopologyChangeError::NotEmpty(format!(
+            "set {} still holds {objects} object(s) and {uploads} multipart upload(s) (buckets: {}); drain it and let the migration finish (and the uploads complete or be aborted) before removing it",
+            set.id,
+            buckets.join(", ")
+        )))
     }
 
     /// Installs a newer topology already on the drives (pushed by the node that applied it,
@@ -293,9 +336,14 @@ impl Store {
             return Ok(false);
         }
         next.validate().map_err(TopologyChangeError::Invalid)?;
-        self.same_sets(&next)?;
+        let sets = self.sets_for(&next)?;
         let ring = Arc::new(next.ring());
-        *self.placement.write().expect("placement lock") = (Arc::new(next), ring);
+        {
+            let mut placement = self.placement.write().expect("placement lock");
+            placement.ring = ring;
+            placement.topology = Arc::new(next);
+            placement.sets = Arc::new(sets);
+        }
         self.migrate_now.notify_one();
         Ok(true)
     }
@@ -304,7 +352,7 @@ impl Store {
     /// a majority of all drives hold (an applied topology always reaches one), then brings
     /// this node's own drives up to it. Returns whether the topology changed.
     pub async fn reload_topology(&self) -> Result<bool, TopologyChangeError> {
-        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives().cloned().collect();
+        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives();
         let cluster_id = self.cluster_id;
         let majority = drives.len() / 2 + 1;
         let found: Vec<(bool, Option<Topology>)> = blocking(move || {
@@ -336,7 +384,7 @@ impl Store {
         let changed = self.adopt_topology(topology.clone())?;
         let stale_local = found.iter().any(|(local, t)| *local && t.as_ref().is_none_or(|t| t.generation < generation));
         if stale_local {
-            let local: Vec<Arc<dyn drive::Drive>> = self.all_drives().filter(|d| d.is_local()).cloned().collect();
+            let local: Vec<Arc<dyn drive::Drive>> = self.all_drives().into_iter().filter(|d| d.is_local()).collect();
             let encoded = topology.encode();
             blocking(move || {
                 for drive in local {
@@ -356,15 +404,20 @@ impl Store {
     /// still the current one, cluster-wide (under a cluster lock, checked against what a
     /// quorum of drives hold), and is written to a quorum of all drives before it is used.
     pub async fn apply_topology(&self, expected: u64, next: Topology) -> Result<Arc<Topology>, TopologyChangeError> {
-        let _guard = self.sets[0].locks.write("\0topology").await.map_err(TopologyChangeError::Store)?;
+        let _guard = self.sets()[0].locks.write("\0topology").await.map_err(TopologyChangeError::Store)?;
         self.reload_topology().await?;
         let current = self.topology();
         if current.generation != expected {
             return Err(TopologyChangeError::Conflict { expected, actual: current.generation });
         }
         current.check_next(&next).map_err(TopologyChangeError::Invalid)?;
-        self.same_sets(&next)?;
-        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives().cloned().collect();
+        self.sets_for(&next)?;
+        for (_, spec) in next.sets().filter(|(_, s)| s.state == SetState::Removed) {
+            if let Some(set) = self.set_by_id(spec.id) {
+                self.check_empty(&set).await?;
+            }
+        }
+        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives();
         let needed = drives.len() / 2 + 1;
         let encoded = next.encode();
         let written = blocking(move || {
@@ -382,14 +435,16 @@ impl Store {
         Ok(self.topology())
     }
 
-    pub fn sets(&self) -> &[Arc<ErasureSet>] {
-        &self.sets
+    /// The sets in service (not removed), in topology order.
+    pub fn sets(&self) -> Arc<Vec<Arc<ErasureSet>>> {
+        self.placement.read().expect("placement lock").sets.clone()
     }
 
     /// The set that holds an object: where the topology's ring places it.
-    pub fn set_for(&self, bucket: &str, key: &str) -> &Arc<ErasureSet> {
-        let id = self.ring().locate(bucket, key);
-        &self.sets[self.set_index[&id]]
+    pub fn set_for(&self, bucket: &str, key: &str) -> Arc<ErasureSet> {
+        let placement = self.placement.read().expect("placement lock");
+        let id = placement.ring.locate(bucket, key);
+        placement.sets.iter().find(|s| s.id == id).expect("the ring names a set in service").clone()
     }
 
     /// The sets in the order a listing must read them while objects move: draining sets
@@ -401,30 +456,29 @@ impl Store {
         let topology = self.topology();
         let draining: std::collections::HashSet<SetId> =
             topology.sets().filter(|(_, s)| s.state == SetState::Draining).map(|(_, s)| s.id).collect();
-        let (mut first, rest): (Vec<_>, Vec<_>) =
-            self.sets.iter().zip(&self.set_ids).partition(|(_, id)| draining.contains(id));
+        let (mut first, rest): (Vec<_>, Vec<_>) = self.sets().iter().cloned().partition(|s| draining.contains(&s.id));
         first.extend(rest);
-        first.into_iter().map(|(set, _)| set.clone()).collect()
+        first
     }
 
     /// The set with topology id `id`, if this store runs it.
-    pub fn set_by_id(&self, id: SetId) -> Option<&Arc<ErasureSet>> {
-        self.set_index.get(&id).map(|index| &self.sets[*index])
+    pub fn set_by_id(&self, id: SetId) -> Option<Arc<ErasureSet>> {
+        self.sets().iter().find(|s| s.id == id).cloned()
     }
 
     /// The topology id of a set of this store.
     pub fn id_of(&self, set: &Arc<ErasureSet>) -> SetId {
-        let index = self.sets.iter().position(|s| Arc::ptr_eq(s, set)).expect("a set of this store");
-        self.set_ids[index]
+        set.id
     }
 
-    pub fn all_drives(&self) -> impl Iterator<Item = &Arc<dyn drive::Drive>> {
-        self.sets.iter().flat_map(|s| s.drives().iter())
+    /// Every drive of every set in service.
+    pub fn all_drives(&self) -> Vec<Arc<dyn drive::Drive>> {
+        self.sets().iter().flat_map(|s| s.drives().iter().cloned()).collect()
     }
 
     /// Ready to serve: every set has write quorum of online drives.
     pub fn is_ready(&self) -> bool {
-        self.sets.iter().all(|s| s.online_drives() >= s.erasure().write_quorum())
+        self.sets().iter().all(|s| s.online_drives() >= s.erasure().write_quorum())
     }
 
     // ---- buckets ----
@@ -432,7 +486,7 @@ impl Store {
     /// How many drives of each set hold the bucket's metadata, and its creation time.
     async fn bucket_votes(&self, bucket: &str) -> Vec<(usize, usize, Option<BucketMeta>)> {
         let mut out = Vec::new();
-        for set in &self.sets {
+        for set in self.sets().iter() {
             let drives = set.drives().to_vec();
             let name = bucket.to_string();
             let (votes, failed, meta) = blocking(move || {
@@ -464,7 +518,7 @@ impl Store {
     pub async fn head_bucket(&self, bucket: &str) -> StoreResult<BucketInfo> {
         let votes = self.bucket_votes(bucket).await;
         let mut created_ns = None;
-        for (set, (count, failed, meta)) in self.sets.iter().zip(votes) {
+        for (set, (count, failed, meta)) in self.sets().iter().zip(votes) {
             let quorum = set.erasure().read_quorum();
             if count < quorum {
                 if count + failed >= quorum {
@@ -488,7 +542,7 @@ impl Store {
             Err(e) => return Err(e),
         }
         let meta = BucketMeta { created_ns: set::now_ns() }.encode();
-        for set in &self.sets {
+        for set in self.sets().iter() {
             let drives = set.drives().to_vec();
             let name = bucket.to_string();
             let meta = meta.clone();
@@ -510,13 +564,13 @@ impl Store {
 
     pub async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
         self.head_bucket(bucket).await?;
-        for set in &self.sets {
+        for set in self.sets().iter() {
             let found = set.list(bucket, "", None, "", 1).await?;
             if !found.is_empty() {
                 return Err(StoreError::BucketNotEmpty);
             }
         }
-        for set in &self.sets {
+        for set in self.sets().iter() {
             let drives = set.drives().to_vec();
             let name = bucket.to_string();
             let deleted = blocking(move || {
@@ -553,7 +607,7 @@ impl Store {
     /// when healing finds a drive that came back empty).
     pub async fn ensure_system_buckets(&self) {
         let meta = BucketMeta { created_ns: 0 }.encode();
-        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives().cloned().collect();
+        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives();
         blocking(move || {
             for drive in drives.iter().filter(|d| d.is_online()) {
                 if matches!(drive.read_bucket_meta(registry::REGISTRY_BUCKET), Ok(None))
@@ -568,7 +622,7 @@ impl Store {
 
     /// Every bucket a read quorum of the first set's drives hold, system buckets included.
     pub async fn list_all_buckets(&self) -> StoreResult<Vec<BucketInfo>> {
-        let set = &self.sets[0];
+        let set = &self.sets()[0];
         let drives = set.drives().to_vec();
         let found = blocking(move || {
             let mut counts: std::collections::BTreeMap<String, (usize, i64)> = Default::default();
@@ -611,7 +665,7 @@ impl Store {
     /// every object to its ring set, reads fall back to the other sets and writes clear
     /// stale copies there (contract 5: placement is a hint, never the only truth).
     fn placement_may_differ(&self) -> bool {
-        self.sets.len() > 1 && self.topology().generation > 1
+        self.sets().len() > 1 && self.topology().generation > 1
     }
 
     /// Removes copies of a key from every set but `keep` (after a write or a delete there)
@@ -624,7 +678,7 @@ impl Store {
         keep: &Arc<ErasureSet>,
     ) -> StoreResult<()> {
         let home = self.set_for(bucket, key).clone();
-        for set in self.sets.iter().filter(|s| !Arc::ptr_eq(s, keep)) {
+        for set in self.sets().iter().filter(|s| !Arc::ptr_eq(s, keep)) {
             match set.delete_object_locked(bucket, key).await {
                 Ok(()) | Err(StoreError::NoSuchKey) => {}
                 Err(e) => return Err(e),
@@ -658,7 +712,7 @@ impl Store {
         let hash = registry::object_hash(bucket, key);
         let mut tried: Vec<Arc<ErasureSet>> = Vec::new();
         if let Some(location) = self.registry.cached(hash) {
-            match self.set_by_id(location.set).cloned() {
+            match self.set_by_id(location.set) {
                 Some(set) => {
                     match probe(&set).await {
                         Err(StoreError::NoSuchKey) => self.registry.forget(hash),
@@ -676,7 +730,7 @@ impl Store {
             }
         }
         if let Some(location) = self.read_record(&home, bucket, key).await
-            && let Some(set) = self.set_by_id(location.set).cloned()
+            && let Some(set) = self.set_by_id(location.set)
             && !tried.iter().any(|s| Arc::ptr_eq(s, &set))
         {
             match probe(&set).await {
@@ -687,7 +741,7 @@ impl Store {
                 }
             }
         }
-        for set in self.sets.iter().filter(|s| !tried.iter().any(|t| Arc::ptr_eq(s, t))) {
+        for set in self.sets().iter().filter(|s| !tried.iter().any(|t| Arc::ptr_eq(s, t))) {
             match probe(set).await {
                 Err(StoreError::NoSuchKey) => continue,
                 Err(e) => return Err(e),
@@ -787,13 +841,13 @@ impl Store {
                 // A key found in several sets (before migration cleans up) is shown as the
                 // copy in the set the ring names, which is the one reads return.
                 let home = match &entry {
-                    ListEntry::Object(info) => Arc::ptr_eq(set, self.set_for(bucket, &info.key)),
+                    ListEntry::Object(info) => Arc::ptr_eq(set, &self.set_for(bucket, &info.key)),
                     ListEntry::Prefix(_) => true,
                 };
                 merged.push((entry, home));
             }
         }
-        if self.sets.len() > 1 {
+        if self.sets().len() > 1 {
             merged.sort_by(|a, b| a.0.name().as_bytes().cmp(b.0.name().as_bytes()).then(b.1.cmp(&a.1)));
             merged.dedup_by(|a, b| a.0.name() == b.0.name());
         }

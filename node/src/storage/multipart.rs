@@ -332,6 +332,10 @@ impl Store {
             .await?;
         self.remove_upload(&set, bucket, upload_id).await;
         self.clear_stale_copies_locked(bucket, key, &set).await?;
+        if !Arc::ptr_eq(&set, &self.set_for(bucket, key)) {
+            // Completed away from the ring's set: the migration moves it on its next pass.
+            self.rescan_set(&set).await;
+        }
         Ok(info)
     }
 

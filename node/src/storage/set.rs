@@ -31,7 +31,8 @@ const PUT_PIPELINE_BLOCKS: usize = 4;
 const GET_READAHEAD_BLOCKS: usize = 2;
 
 pub struct ErasureSet {
-    pub index: usize,
+    /// The set's id in the topology.
+    pub id: crate::placement::ring::SetId,
     drives: Vec<Arc<dyn Drive>>,
     erasure: Erasure,
     /// The key locks, shared by every set of the store: a key moving between sets is
@@ -107,7 +108,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 impl ErasureSet {
     pub fn new(
-        index: usize,
+        id: crate::placement::ring::SetId,
         drives: Vec<Arc<dyn Drive>>,
         locks: Arc<NamespaceLocks>,
         heal_queue: mpsc::Sender<HealRequest>,
@@ -115,7 +116,7 @@ impl ErasureSet {
     ) -> Self {
         let count = drives.len();
         let parity = crate::erasure::default_parity_shards(count);
-        ErasureSet { index, drives, erasure: Erasure::new(count - parity, parity), locks, heal_queue, metrics }
+        ErasureSet { id, drives, erasure: Erasure::new(count - parity, parity), locks, heal_queue, metrics }
     }
 
     pub fn drives(&self) -> &[Arc<dyn Drive>] {
@@ -146,7 +147,7 @@ impl ErasureSet {
     fn queue_heal(&self, bucket: &str, key: &str, deep: bool) {
         // Best effort: a full queue means the background scanner will find it later.
         let _ = self.heal_queue.try_send(HealRequest {
-            set: self.index,
+            set: self.id,
             bucket: bucket.into(),
             key: key.into(),
             deep,

@@ -311,3 +311,87 @@ async fn a_migration_killed_at_every_point_of_a_move_completes_with_nothing_lost
         assert!(staged.is_empty(), "staged files left on drive {d}: {staged:?}");
     }
 }
+
+/// A set is removed only once drained and empty — an upload left in it counts, and one
+/// completed there after the drain is moved out too — and stays removed across a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drained_set_is_removed_only_when_empty_and_stays_removed() {
+    let mut node = Node::start(20); // two sets of 10
+    let s3 = node.client();
+    s3.create_bucket().bucket("retire").send().await.unwrap();
+    let objects: Vec<(String, Vec<u8>)> =
+        (0..80).map(|n| (format!("obj-{n}"), data(300 + n * 101, n as u64))).collect();
+    for (key, bytes) in &objects {
+        s3.put_object().bucket("retire").key(key).body(ByteStream::from(bytes.clone())).send().await.unwrap();
+    }
+    let (_, body) = admin_get(&node, "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+    let ring = serde_json::from_slice::<Topology>(&body).unwrap().ring();
+    // An upload of a key in set 1, started before the drain.
+    let upload_key = (0..).map(|n| format!("late-{n}")).find(|k| ring.locate("retire", k) == 1).unwrap();
+    let upload = s3.create_multipart_upload().bucket("retire").key(&upload_key).send().await.unwrap();
+    let upload_id = upload.upload_id().unwrap().to_string();
+    let part = data(5 * 1024 * 1024 + 7, 99);
+    let etag = s3
+        .upload_part()
+        .bucket("retire")
+        .key(&upload_key)
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from(part.clone()))
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_string();
+
+    let refused = admin_cli(&node, &["remove-set", "0"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("drain it first"), "{refused:?}");
+    admin_ok(&node, &["migration", "pause"]);
+    admin_ok(&node, &["drain-set", "1"]);
+    let refused = admin_cli(&node, &["remove-set", "1"]);
+    let why = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(!refused.status.success());
+    assert!(why.contains("SetNotEmpty") && why.contains("object(s)") && why.contains("1 multipart upload"), "{why}");
+    admin_ok(&node, &["migration", "resume"]);
+    wait_until("the drain completes", Duration::from_secs(60), || status(&node).state == "done");
+    // Objects moved, but the upload still sits in set 1.
+    let refused = admin_cli(&node, &["remove-set", "1"]);
+    let why = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(why.contains("0 object(s) and 1 multipart upload"), "{why}");
+    // Completing it puts the object in set 1 for a moment; the migration moves it out.
+    let parts =
+        CompletedMultipartUpload::builder().parts(CompletedPart::builder().part_number(1).e_tag(etag).build()).build();
+    s3.complete_multipart_upload()
+        .bucket("retire")
+        .key(&upload_key)
+        .upload_id(&upload_id)
+        .multipart_upload(parts)
+        .send()
+        .await
+        .unwrap();
+    wait_until("the completed upload leaves set 1", Duration::from_secs(60), || {
+        let output = admin_cli(&node, &["remove-set", "1"]);
+        output.status.success()
+    });
+    let topology: Topology = serde_json::from_str(&admin_ok(&node, &["topology", "show", "--json"])).unwrap();
+    assert_eq!(topology.pools[0].sets[1].state, buckets_node::placement::topology::SetState::Removed);
+
+    let check = async |node: &Node, new_bucket: &str| {
+        let s3 = node.client();
+        for (key, bytes) in &objects {
+            assert_eq!(&crate::harness::get_bytes(&s3, "retire", key).await, bytes, "{key}");
+        }
+        assert_eq!(crate::harness::get_bytes(&s3, "retire", &upload_key).await, part);
+        s3.put_object().bucket("retire").key("after").body(ByteStream::from_static(b"x")).send().await.unwrap();
+        s3.create_bucket().bucket(new_bucket).send().await.unwrap();
+        let listed = s3.list_objects_v2().bucket("retire").send().await.unwrap();
+        assert_eq!(listed.contents().len(), objects.len() + 2);
+    };
+    check(&node, "made-before-restart").await;
+    // Restarted with the same drive arguments, the node skips the removed set.
+    node.kill();
+    node.spawn();
+    check(&node, "made-after-restart").await;
+}
