@@ -40,6 +40,15 @@ struct SetChange {
     expected_generation: Option<u64>,
 }
 
+/// Body of `POST /admin/v1/sets`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AddSet {
+    pool: Option<String>,
+    drives: Vec<String>,
+    expected_generation: Option<u64>,
+}
+
 /// Body of `POST /admin/v1/topology/preview`.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -165,6 +174,14 @@ impl Admin {
                     Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
                 }
             }
+            (Method::POST, ["sets"]) => {
+                let request: AddSet = match serde_json::from_slice(&body) {
+                    Ok(request) => request,
+                    Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
+                };
+                let result = self.store.add_set(request.pool, request.drives, request.expected_generation).await;
+                self.answer_change(result).await
+            }
             (Method::POST, ["sets", id, "drain"]) => {
                 let Ok(id) = id.parse::<crate::placement::ring::SetId>() else {
                     return json_error(StatusCode::BAD_REQUEST, "InvalidSet", "a set id is a number");
@@ -226,8 +243,18 @@ impl Admin {
 
     /// A topology compare-and-swap, pushed to every node when it succeeds.
     async fn apply(&self, expected: u64, next: crate::placement::topology::Topology) -> Response<Full<Bytes>> {
+        let result = self.store.apply_topology(expected, next).await;
+        self.answer_change(result).await
+    }
+
+    /// The answer to a topology change: the new topology (pushed to every node first), or
+    /// why it was refused.
+    async fn answer_change(
+        &self,
+        result: Result<Arc<crate::placement::topology::Topology>, crate::storage::TopologyChangeError>,
+    ) -> Response<Full<Bytes>> {
         use crate::storage::TopologyChangeError as E;
-        match self.store.apply_topology(expected, next).await {
+        match result {
             Ok(topology) => {
                 if let Some(peers) = &self.peers {
                     peers.push_topology().await;
@@ -238,6 +265,7 @@ impl Admin {
             Err(e @ (E::Invalid(_) | E::Unsupported(_))) => {
                 json_error(StatusCode::BAD_REQUEST, "InvalidTopology", &e.to_string())
             }
+            Err(e @ E::Drives(_)) => json_error(StatusCode::BAD_REQUEST, "InvalidDrives", &e.to_string()),
             Err(e @ E::NotEmpty(_)) => json_error(StatusCode::CONFLICT, "SetNotEmpty", &e.to_string()),
             Err(e @ E::Store(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
         }

@@ -42,6 +42,20 @@ enum Command {
     /// The cluster's topology: pools, sets, their states, and its generation.
     #[command(subcommand)]
     Topology(TopologyCommand),
+    /// Add a set of new drives (4 to 16) to a pool; the migration moves its share in.
+    #[command(alias = "add-node")]
+    AddSet {
+        /// The drives of the new set (MinIO-style ellipses are expanded: /data/d{1...8}).
+        #[arg(required = true)]
+        drives: Vec<String>,
+        /// The pool to add it to (created if absent; default: the first pool).
+        #[arg(long)]
+        pool: Option<String>,
+        #[arg(long)]
+        expected_generation: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Take a set out of the ring: new writes go elsewhere and the migration empties it.
     DrainSet {
         /// The set's id (`buckets-admin topology show`).
@@ -53,6 +67,7 @@ enum Command {
         json: bool,
     },
     /// Retire a drained set once it is empty (refused, with what is left, otherwise).
+    #[command(alias = "remove-node")]
     RemoveSet {
         set: u32,
         #[arg(long)]
@@ -412,6 +427,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::AddSet { drives, pool, expected_generation, json } => {
+            let mut expanded = Vec::new();
+            for drive in &drives {
+                expanded.extend(
+                    buckets_node::storage::bootstrap::expand_ellipses(drive).map_err(|e| anyhow::anyhow!("{e}"))?,
+                );
+            }
+            let body = serde_json::to_vec(&serde_json::json!({
+                "pool": pool,
+                "drives": expanded,
+                "expectedGeneration": expected_generation,
+            }))?;
+            let topology = admin.json("POST", "/admin/v1/sets", body).await?;
+            print_topology(&serde_json::from_value(topology)?, json)
         }
         Command::DrainSet { set, expected_generation, json } => {
             set_change(&admin, &format!("/admin/v1/sets/{set}/drain"), expected_generation, json).await

@@ -168,8 +168,12 @@ pub fn open_store(
     metrics.drives_total.set(count as i64);
     metrics.drives_online.set(count as i64);
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    let (topology, ids) = load_topology(&chunks, cluster_id, &names, size)?;
-    let sets = build_sets(chunks, &ids, &locks, &heal_sender, &metrics_clone);
+    let (topology, ids, added) = load_topology(&chunks, cluster_id, &names, size)?;
+    let mut sets = build_sets(chunks, &ids, &locks, &heal_sender, &metrics_clone);
+    for (id, paths) in added {
+        let drives = open_added_local_set(cluster_id, id, &paths)?;
+        sets.push(Arc::new(ErasureSet::new(id, drives, locks.clone(), heal_sender.clone(), metrics_clone.clone())));
+    }
     Ok((Arc::new(Store::new(topology, sets, metrics)), heal_receiver))
 }
 
@@ -266,6 +270,10 @@ mod tests {
     }
 }
 
+/// A topology as loaded at start: the topology, the id of each chunk of drives given
+/// (`None`: a removed set's), and the sets added at runtime after them (id, drives).
+type LoadedTopology = (Topology, Vec<Option<SetId>>, Vec<(SetId, Vec<String>)>);
+
 /// The topology this node's own drives hold (the newest generation among them), or the
 /// first topology of the drives given, and the topology id of each chunk of drives given
 /// (`None` for a removed set's). The drives given must be the topology's sets, with or
@@ -275,7 +283,7 @@ fn load_topology(
     cluster_id: Uuid,
     names: &[String],
     set_size: usize,
-) -> Result<(Topology, Vec<Option<SetId>>), BootstrapError> {
+) -> Result<LoadedTopology, BootstrapError> {
     let local: Vec<&Arc<dyn Drive>> = chunks.iter().flatten().filter(|d| d.is_local()).collect();
     let mut newest: Option<Topology> = None;
     for drive in &local {
@@ -301,17 +309,26 @@ fn load_topology(
     let configured: Vec<&[String]> = names.chunks(set_size).collect();
     let all: Vec<(&[String], SetId, SetState)> =
         topology.sets().map(|(_, s)| (s.drives.as_slice(), s.id, s.state)).collect();
-    let serving: Vec<&(&[String], SetId, SetState)> = all.iter().filter(|s| s.2 != SetState::Removed).collect();
-    let ids: Vec<Option<SetId>> = if configured == all.iter().map(|s| s.0).collect::<Vec<_>>() {
-        all.iter().map(|s| (s.2 != SetState::Removed).then_some(s.1)).collect()
-    } else if configured == serving.iter().map(|s| s.0).collect::<Vec<_>>() {
-        serving.iter().map(|s| Some(s.1)).collect()
+    let serving: Vec<(&[String], SetId, SetState)> = all.iter().filter(|s| s.2 != SetState::Removed).copied().collect();
+    // The drives given are the topology's first sets (with or without the removed ones);
+    // sets added at runtime come after them and are opened from the topology.
+    let starts_with = |sets: &[(&[String], SetId, SetState)]| {
+        sets.len() >= configured.len() && sets[..configured.len()].iter().map(|s| s.0).eq(configured.iter().copied())
+    };
+    let matched: &[(&[String], SetId, SetState)] = if starts_with(&all) {
+        &all
+    } else if starts_with(&serving) {
+        &serving
     } else {
         return Err(BootstrapError::Topology(format!(
             "the drives hold topology generation {} whose sets differ from the drives given; start with the drives of that topology",
             topology.generation
         )));
     };
+    let ids: Vec<Option<SetId>> =
+        matched[..configured.len()].iter().map(|s| (s.2 != SetState::Removed).then_some(s.1)).collect();
+    let added: Vec<(SetId, Vec<String>)> =
+        matched[configured.len()..].iter().filter(|s| s.2 != SetState::Removed).map(|s| (s.1, s.0.to_vec())).collect();
     let encoded = topology.encode();
     for drive in local {
         let current = drive.read_system_file(TOPOLOGY_FILE).ok().flatten();
@@ -321,7 +338,7 @@ fn load_topology(
                 .map_err(|source| BootstrapError::Io { path: drive.name(), source })?;
         }
     }
-    Ok((topology, ids))
+    Ok((topology, ids, added))
 }
 
 /// One drive of a static multi-node cluster, from its URL `http://HOST:PORT/PATH`.
@@ -356,6 +373,74 @@ pub fn parse_drive_url(url: &str) -> Result<DriveUrl, BootstrapError> {
 
 /// Cluster and drive identities of a static cluster, derived from the cluster secret and
 /// the drive list so that every node computes the same ones without talking to the others.
+/// The formats of the drives of a set added at runtime: identities derived from the
+/// cluster, the set id and the position, so every node computes the same ones.
+pub fn added_set_formats(cluster_id: Uuid, set: SetId, drives: usize) -> Vec<DriveFormat> {
+    let drive_id = |position: usize| {
+        derived_uuid(&[b"buckets-added-drive", cluster_id.as_bytes(), &set.to_le_bytes(), &position.to_le_bytes()])
+    };
+    let ids: Vec<Uuid> = (0..drives).map(drive_id).collect();
+    (0..drives)
+        .map(|position| DriveFormat {
+            cluster_id,
+            drive_id: ids[position],
+            set_index: set,
+            drive_index: position as u32,
+            set_drives: drives as u32,
+            set_drive_ids: ids.clone(),
+        })
+        .collect()
+}
+
+/// Opens the local drives of a set added at runtime, formatting blank ones with their
+/// derived identity; a drive formatted otherwise is refused.
+pub fn open_added_local_set(
+    cluster_id: Uuid,
+    set: SetId,
+    paths: &[String],
+) -> Result<Vec<Arc<dyn Drive>>, BootstrapError> {
+    if !(crate::erasure::MIN_SET_DRIVES..=crate::erasure::MAX_SET_DRIVES).contains(&paths.len()) {
+        return Err(BootstrapError::Argument(
+            paths.join(" "),
+            format!(
+                "a set has {} to {} drives, not {}",
+                crate::erasure::MIN_SET_DRIVES,
+                crate::erasure::MAX_SET_DRIVES,
+                paths.len()
+            ),
+        ));
+    }
+    let formats = added_set_formats(cluster_id, set, paths.len());
+    let mut drives: Vec<Arc<dyn Drive>> = Vec::with_capacity(paths.len());
+    for (path, expected) in paths.iter().zip(formats) {
+        if path.contains("://") || !path.starts_with('/') {
+            return Err(BootstrapError::Argument(path.clone(), "a drive of a lone node is an absolute path".into()));
+        }
+        let path = PathBuf::from(path);
+        let io_error = |source| BootstrapError::Io { path: path.display().to_string(), source };
+        match LocalDrive::read_format(&path).map_err(io_error)? {
+            Some(found) if found == expected => {}
+            Some(found) => {
+                return Err(BootstrapError::Argument(
+                    path.display().to_string(),
+                    format!("the drive already belongs to set {} of cluster {}", found.set_index, found.cluster_id),
+                ));
+            }
+            None => {
+                if !LocalDrive::is_blank(&path).map_err(io_error)? {
+                    return Err(BootstrapError::Unformatted(path.display().to_string()));
+                }
+                std::fs::create_dir_all(&path).map_err(io_error)?;
+                LocalDrive::write_format(&path, &expected).map_err(io_error)?;
+            }
+        }
+        let drive = LocalDrive::new(path.clone(), expected);
+        drive.clean_tmp().map_err(io_error)?;
+        drives.push(Arc::new(drive));
+    }
+    Ok(drives)
+}
+
 fn derived_uuid(parts: &[&[u8]]) -> Uuid {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
@@ -489,7 +574,12 @@ pub fn open_cluster_store(
     let chunks: Vec<Vec<Arc<dyn Drive>>> = drives.chunks(size).map(<[_]>::to_vec).collect();
     metrics.drives_total.set(urls.len() as i64);
     let names: Vec<String> = urls.iter().map(|u| format!("{}://{}{}", u.scheme, u.authority, u.path)).collect();
-    let (topology, ids) = load_topology(&chunks, formats[0].cluster_id, &names, size)?;
+    let (topology, ids, added) = load_topology(&chunks, formats[0].cluster_id, &names, size)?;
+    if let Some((id, _)) = added.first() {
+        return Err(BootstrapError::Topology(format!(
+            "set {id} was added at runtime; clusters of several nodes cannot open such sets yet"
+        )));
+    }
     let sets = build_sets(chunks, &ids, &locks, &heal_sender, &metrics);
     Ok((Arc::new(Store::new(topology, sets, metrics)), heal_receiver, local))
 }

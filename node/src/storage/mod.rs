@@ -35,7 +35,7 @@ use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo};
 use crate::format::{decode_frame, encode_frame};
 use crate::metrics::Metrics;
 use crate::placement::ring::{Ring, SetId};
-use crate::placement::topology::{SetState, TOPOLOGY_FILE, Topology, TopologyError};
+use crate::placement::topology::{SetSpec, SetState, TOPOLOGY_FILE, Topology, TopologyError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyChangeError {
@@ -47,6 +47,8 @@ pub enum TopologyChangeError {
     Unsupported(String),
     #[error("{0}")]
     NotEmpty(String),
+    #[error("{0}")]
+    Drives(String),
     #[error("{0}")]
     Store(StoreError),
 }
@@ -217,6 +219,8 @@ pub struct Store {
     pub migrate_now: Notify,
     /// S3 requests in flight on this node; the migration engine yields to them.
     pub user_requests: std::sync::atomic::AtomicUsize,
+    /// Sets being added: opened and prepared, installed when their topology is applied.
+    pending_sets: std::sync::Mutex<std::collections::HashMap<SetId, Arc<ErasureSet>>>,
 }
 
 /// What `Store::locate` does in the set it tries.
@@ -264,6 +268,7 @@ impl Store {
             scan_now: Notify::new(),
             migrate_now: Notify::new(),
             user_requests: std::sync::atomic::AtomicUsize::new(0),
+            pending_sets: Default::default(),
         }
     }
 
@@ -277,8 +282,9 @@ impl Store {
         let current = self.sets();
         let mut out = Vec::new();
         for (_, spec) in next.sets().filter(|(_, s)| s.state != SetState::Removed) {
-            match current.iter().find(|s| s.id == spec.id) {
-                Some(set) => out.push(set.clone()),
+            let pending = self.pending_sets.lock().expect("pending sets").get(&spec.id).cloned();
+            match current.iter().find(|s| s.id == spec.id).cloned().or(pending) {
+                Some(set) => out.push(set),
                 None => {
                     return Err(TopologyChangeError::Unsupported(format!(
                         "set {} is new: adding sets at runtime is not built yet (set states, weights and removals are)",
@@ -291,6 +297,66 @@ impl Store {
             return Err(TopologyChangeError::Unsupported("a topology needs at least one set in service".into()));
         }
         Ok(out)
+    }
+
+    /// Adds a set of new drives (local paths; a lone node only, for now) to `pool` (created
+    /// if absent): formats them, creates every bucket on them, then applies the next
+    /// generation with the set Active; the migration then moves its share of objects in.
+    pub async fn add_set(
+        &self,
+        pool: Option<String>,
+        drives: Vec<String>,
+        expected: Option<u64>,
+    ) -> Result<Arc<Topology>, TopologyChangeError> {
+        if !self.all_drives().iter().all(|d| d.is_local()) {
+            return Err(TopologyChangeError::Unsupported(
+                "adding a set to a cluster of several nodes is not built yet (a lone node can add local drives)".into(),
+            ));
+        }
+        let current = self.topology();
+        let expected = expected.unwrap_or(current.generation);
+        let mut seen = std::collections::HashSet::new();
+        for drive in &drives {
+            if !seen.insert(drive) {
+                return Err(TopologyChangeError::Drives(format!("drive {drive} is given twice")));
+            }
+            if let Some((_, set)) = current.sets().find(|(_, s)| s.drives.contains(drive)) {
+                return Err(TopologyChangeError::Drives(format!("drive {drive} already belongs to set {}", set.id)));
+            }
+        }
+        let id = current.sets().map(|(_, s)| s.id).max().map_or(0, |max| max + 1);
+        let (cluster_id, paths) = (self.cluster_id, drives.clone());
+        let opened = blocking(move || bootstrap::open_added_local_set(cluster_id, id, &paths))
+            .await
+            .map_err(|e| TopologyChangeError::Drives(e.to_string()))?;
+        let set = Arc::new(self.sets()[0].sibling(id, opened));
+        for bucket in self.list_all_buckets().await.map_err(TopologyChangeError::Store)? {
+            let meta = BucketMeta { created_ns: bucket.created_ns }.encode();
+            let (set_drives, name) = (set.drives().to_vec(), bucket.name.clone());
+            let made = blocking(move || {
+                set_drives.iter().filter(|d| d.is_online() && d.make_bucket(&name, &meta).is_ok()).count()
+            })
+            .await;
+            if made < set.erasure().write_quorum() {
+                return Err(TopologyChangeError::Store(StoreError::InsufficientQuorum {
+                    operation: "create buckets on the new set",
+                    needed: set.erasure().write_quorum(),
+                    available: made,
+                }));
+            }
+        }
+        let mut next = (*current).clone();
+        next.generation = expected + 1;
+        let spec = SetSpec { id, state: SetState::Active, drives, weight: 1.0 };
+        let pool = pool.or_else(|| current.pools.first().map(|p| p.name.clone())).unwrap_or_else(|| "pool-0".into());
+        match next.pools.iter_mut().find(|p| p.name == pool) {
+            Some(existing) => existing.sets.push(spec),
+            None => next.pools.push(crate::placement::topology::Pool { name: pool, sets: vec![spec] }),
+        }
+        self.pending_sets.lock().expect("pending sets").insert(id, set);
+        let result = self.apply_topology(expected, next).await;
+        self.pending_sets.lock().expect("pending sets").remove(&id);
+        result
     }
 
     /// Refuses to retire a set that still holds objects or uploads, saying what is left.

@@ -119,6 +119,11 @@ impl ErasureSet {
         ErasureSet { id, drives, erasure: Erasure::new(count - parity, parity), locks, heal_queue, metrics }
     }
 
+    /// A new set of `drives` sharing this one's key locks, heal queue and metrics.
+    pub fn sibling(&self, id: crate::placement::ring::SetId, drives: Vec<Arc<dyn Drive>>) -> ErasureSet {
+        ErasureSet::new(id, drives, self.locks.clone(), self.heal_queue.clone(), self.metrics.clone())
+    }
+
     pub fn drives(&self) -> &[Arc<dyn Drive>] {
         &self.drives
     }

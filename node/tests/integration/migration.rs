@@ -395,3 +395,61 @@ async fn a_drained_set_is_removed_only_when_empty_and_stays_removed() {
     node.spawn();
     check(&node, "made-after-restart").await;
 }
+
+/// Adding a set moves about 1/(N+1) of the objects and bytes, every object ends where the
+/// new ring places it, and the node restarts with the set it added.
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_a_set_moves_one_share_and_every_object_lands_on_its_ring_set() {
+    let mut node = Node::start(20); // two sets of 10
+    let s3 = node.client();
+    s3.create_bucket().bucket("grow").send().await.unwrap();
+    let objects: Vec<(String, Vec<u8>)> =
+        (0..2000).map(|n| (format!("k{n:05}"), data(500 + (n * 7919) % 3000, n as u64))).collect();
+    let writes = futures::stream::iter(objects.iter().map(|(key, bytes)| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object().bucket("grow").key(key).body(ByteStream::from(bytes.clone())).send().await.unwrap();
+        }
+    }));
+    writes.buffer_unordered(8).collect::<Vec<()>>().await;
+    let total_bytes: u64 = objects.iter().map(|(_, b)| b.len() as u64).sum();
+
+    let new_drives = format!("{}/added/e{{1...10}}", node.root.path().display());
+    let refused = admin_cli(&node, &["add-set", &format!("{}/d1", node.root.path().display())]);
+    assert!(!refused.status.success(), "a drive of a set, or fewer than 4, is refused");
+    let shown = admin_ok(&node, &["add-set", &new_drives]);
+    assert!(shown.contains("generation 2"), "{shown}");
+    wait_until("the migration completes", Duration::from_secs(120), || status(&node).state == "done");
+    let done = status(&node);
+    let (fraction, byte_fraction) =
+        (done.moved_objects as f64 / objects.len() as f64, done.moved_bytes as f64 / total_bytes as f64);
+    let expected = 1.0 / 3.0;
+    assert!((fraction - expected).abs() / expected < 0.10, "moved {fraction} of the objects: {done:?}");
+    assert!((byte_fraction - expected).abs() / expected < 0.10, "moved {byte_fraction} of the bytes");
+
+    let topology: Topology = serde_json::from_str(&admin_ok(&node, &["topology", "show", "--json"])).unwrap();
+    let ring = topology.ring();
+    let drives_of = |set: u32| -> Vec<std::path::PathBuf> {
+        let spec = topology.sets().find(|(_, s)| s.id == set).unwrap().1;
+        spec.drives.iter().map(std::path::PathBuf::from).collect()
+    };
+    for (key, _) in &objects {
+        let home = ring.locate("grow", key);
+        for set in 0..3u32 {
+            let present = drives_of(set).iter().filter(|d| d.join("grow").join(key).join("%meta").exists()).count();
+            if set == home {
+                assert_eq!(present, 10, "{key} not whole in its ring set {set}");
+            } else {
+                assert_eq!(present, 0, "{key} left in set {set}");
+            }
+        }
+    }
+    node.kill();
+    node.spawn();
+    let s3 = node.client();
+    for (key, bytes) in objects.iter().step_by(5) {
+        assert_eq!(&crate::harness::get_bytes(&s3, "grow", key).await, bytes, "{key} after a restart");
+    }
+    let shown = admin_ok(&node, &["nodes", "list"]);
+    assert!(shown.contains("30/30"), "{shown}");
+}
