@@ -83,7 +83,8 @@ fn miss_over_loopback(c: &mut Criterion) {
             (p.display().to_string(), Arc::new(LocalDrive::new(p.clone(), format)))
         })
         .collect();
-    let rpc = Arc::new(RpcServer::new(secret.clone(), local, Arc::new(LockTable::default()), local_store.clone()));
+    let served = Arc::new(std::sync::RwLock::new(local));
+    let rpc = Arc::new(RpcServer::new(secret.clone(), served, Arc::new(LockTable::default()), local_store.clone()));
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     runtime.spawn(async move {

@@ -164,11 +164,29 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             let client = peer_client(config.tls.as_ref().map(|t| t.client.clone()));
             let runtime = tokio::runtime::Handle::current();
             let bootstrap_client = client.clone();
+            let served: crate::rpc::server::ServedDrives = Default::default();
+            let opener = Arc::new(crate::rpc::ClusterSetOpener {
+                own_authority: own_authority.clone(),
+                secret: secret.clone().into_bytes(),
+                client: client.clone(),
+                served: served.clone(),
+                runtime: runtime.clone(),
+            });
+            let bootstrap_opener = opener.clone();
             let (store, heal, local) = tokio::task::spawn_blocking(move || {
                 let _entered = runtime.enter();
-                bootstrap::open_cluster_store(urls, &own, secret.as_bytes(), bootstrap_client, metrics)
+                bootstrap::open_cluster_store(
+                    urls,
+                    &own,
+                    secret.as_bytes(),
+                    bootstrap_client,
+                    metrics,
+                    bootstrap_opener.as_ref(),
+                )
             })
             .await??;
+            served.write().expect("served drives").extend(local);
+            store.set_opener(opener);
             let secret = config.cluster_secret.clone().unwrap_or_default().into_bytes();
             let lock_table = Arc::new(LockTable::default());
             let peers: Vec<String> = peer_endpoints(&config.drives)?
@@ -181,7 +199,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             for set in store.sets().iter() {
                 set.locks.set_cluster_lock(Arc::new(locker.clone()));
             }
-            let rpc = RpcServer::new(secret.clone(), local.into_iter().collect(), lock_table, store.clone());
+            let rpc = RpcServer::new(secret.clone(), served, lock_table, store.clone());
             let peers = Arc::new(crate::rpc::Peers { endpoints: peers, secret, client });
             let (forget_sender, forget_receiver) = tokio::sync::mpsc::unbounded_channel();
             store.registry.set_broadcast(forget_sender);

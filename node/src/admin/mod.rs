@@ -179,7 +179,14 @@ impl Admin {
                     Ok(request) => request,
                     Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
                 };
-                let result = self.store.add_set(request.pool, request.drives, request.expected_generation).await;
+                let id = self.store.next_set_id();
+                // The nodes holding the new drives format and serve them first.
+                if let Some(peers) = &self.peers
+                    && let Err(why) = peers.open_set(id, &request.drives).await
+                {
+                    return json_error(StatusCode::BAD_REQUEST, "InvalidDrives", &why);
+                }
+                let result = self.store.add_set(id, request.pool, request.drives, request.expected_generation).await;
                 self.answer_change(result).await
             }
             (Method::POST, ["sets", id, "drain"]) => {

@@ -57,6 +57,74 @@ pub struct Peers {
 }
 
 pub const TOPOLOGY_PUSH_PATH: &str = "/rpc/v1/topology";
+/// Peers open (format and serve) their own drives of a set about to be added.
+pub const OPEN_SET_PATH: &str = "/rpc/v1/sets/open";
+
+/// Body of `OPEN_SET_PATH`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct OpenSet {
+    pub set: crate::placement::ring::SetId,
+    pub drives: Vec<String>,
+}
+
+/// Opens the drives of sets added to a cluster at runtime: this node's own (by the
+/// authority of their URL) formatted when blank and served by peer RPC, the others as
+/// remote drives.
+pub struct ClusterSetOpener {
+    pub own_authority: String,
+    pub secret: Vec<u8>,
+    pub client: client::PeerClient,
+    pub served: server::ServedDrives,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl crate::storage::bootstrap::SetOpener for ClusterSetOpener {
+    fn open(
+        &self,
+        cluster_id: uuid::Uuid,
+        set: crate::placement::ring::SetId,
+        drives: &[String],
+    ) -> Result<Vec<std::sync::Arc<dyn crate::storage::drive::Drive>>, crate::storage::bootstrap::BootstrapError> {
+        use crate::storage::bootstrap::{
+            added_set_formats, check_added_set_size, open_added_local_drive, parse_drive_url,
+        };
+        check_added_set_size(drives)?;
+        let urls = drives.iter().map(|d| parse_drive_url(d)).collect::<Result<Vec<_>, _>>()?;
+        let _entered = self.runtime.enter();
+        let mut out: Vec<std::sync::Arc<dyn crate::storage::drive::Drive>> = Vec::with_capacity(urls.len());
+        for (url, format) in urls.into_iter().zip(added_set_formats(cluster_id, set, drives.len())) {
+            if url.authority == self.own_authority {
+                let existing = self.served.read().expect("served drives").get(&url.path).cloned();
+                let drive = match existing {
+                    Some(drive) if crate::storage::drive::Drive::format(drive.as_ref()) == &format => drive,
+                    Some(_) => {
+                        return Err(crate::storage::bootstrap::BootstrapError::Argument(
+                            url.path,
+                            "the drive already serves another set".into(),
+                        ));
+                    }
+                    None => {
+                        let drive =
+                            std::sync::Arc::new(open_added_local_drive(std::path::Path::new(&url.path), format)?);
+                        self.served.write().expect("served drives").insert(url.path.clone(), drive.clone());
+                        drive
+                    }
+                };
+                out.push(drive);
+            } else {
+                out.push(std::sync::Arc::new(client::RemoteDrive::new(
+                    format!("{}://{}", url.scheme, url.authority),
+                    url.path,
+                    format,
+                    self.secret.clone(),
+                    self.client.clone(),
+                )));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Peers drop the registry cache entries of the keys posted here (postcard `Vec<u128>`).
 pub const REGISTRY_FORGET_PATH: &str = "/rpc/v1/registry/forget";
 /// Most keys sent in one invalidation call.
@@ -84,6 +152,30 @@ impl Peers {
 }
 
 impl Peers {
+    /// Asks every peer to open its own drives of set `set` (format and serve them) before
+    /// the set is added; fails with the first peer that cannot.
+    pub async fn open_set(&self, set: crate::placement::ring::SetId, drives: &[String]) -> Result<(), String> {
+        let body =
+            bytes::Bytes::from(serde_json::to_vec(&OpenSet { set, drives: drives.to_vec() }).expect("serialises"));
+        for endpoint in &self.endpoints {
+            let signature = sign(&self.secret, "POST", OPEN_SET_PATH, unix_now());
+            let request = http::Request::post(format!("{endpoint}{OPEN_SET_PATH}"))
+                .header(AUTH_HEADER, signature)
+                .body(http_body_util::Full::new(body.clone()))
+                .map_err(|e| e.to_string())?;
+            let answer = tokio::time::timeout(std::time::Duration::from_secs(30), self.client.request(request))
+                .await
+                .map_err(|_| format!("{endpoint} did not answer in time"))?
+                .map_err(|e| format!("{endpoint} is unreachable: {e}"))?;
+            if !answer.status().is_success() {
+                use http_body_util::BodyExt;
+                let text = answer.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                return Err(format!("{endpoint}: {}", String::from_utf8_lossy(&text)));
+            }
+        }
+        Ok(())
+    }
+
     /// Tells every peer to forget cached locations of `keys`. Best effort: a peer that
     /// misses it serves from a stale entry at most once per key (a wrong hint is dropped
     /// on the first read that disproves it).

@@ -18,9 +18,12 @@ const MAX_WALK_KEYS: usize = 10_000;
 use crate::storage::path::{ObjectPath, checked_relative};
 
 /// The drives a node serves to its peers, by the path in their drive URL.
+/// This node's drives by path, as peer RPC serves them (sets added at runtime join).
+pub type ServedDrives = Arc<std::sync::RwLock<HashMap<String, Arc<LocalDrive>>>>;
+
 pub struct RpcServer {
     secret: Vec<u8>,
-    drives: HashMap<String, Arc<LocalDrive>>,
+    drives: ServedDrives,
     locks: Arc<LockTable>,
     store: Arc<crate::storage::Store>,
 }
@@ -161,7 +164,7 @@ fn names_are_plain(call: &DriveCall) -> bool {
 impl RpcServer {
     pub fn new(
         secret: Vec<u8>,
-        drives: HashMap<String, Arc<LocalDrive>>,
+        drives: ServedDrives,
         locks: Arc<LockTable>,
         store: Arc<crate::storage::Store>,
     ) -> Self {
@@ -206,6 +209,24 @@ impl RpcServer {
                 Err(e) => bad_request(&format!("malformed registry invalidation: {e}")),
             };
         }
+        if request.uri().path() == super::OPEN_SET_PATH && request.method() == http::Method::POST {
+            let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => return bad_request("open-set call unreadable or too large"),
+            };
+            let call: super::OpenSet = match serde_json::from_slice(&body) {
+                Ok(call) => call,
+                Err(e) => return bad_request(&format!("malformed open-set call: {e}")),
+            };
+            let store = self.store.clone();
+            let opened = tokio::task::spawn_blocking(move || store.open_set_drives(call.set, &call.drives))
+                .await
+                .expect("open-set panicked");
+            return match opened {
+                Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
+                Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
+            };
+        }
         if request.uri().path() == LOCK_PATH && request.method() == http::Method::POST {
             let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
                 Ok(collected) => collected.to_bytes(),
@@ -225,7 +246,7 @@ impl RpcServer {
             .and_then(|q| q.strip_prefix("drive="))
             .and_then(|hex_path| hex::decode(hex_path).ok())
             .and_then(|bytes| String::from_utf8(bytes).ok());
-        let Some(drive) = drive_path.and_then(|p| self.drives.get(&p).cloned()) else {
+        let Some(drive) = drive_path.and_then(|p| self.drives.read().expect("served drives").get(&p).cloned()) else {
             return respond(StatusCode::NOT_FOUND, b"no such drive on this node\n".to_vec());
         };
         let body = match Limited::new(request.into_body(), MAX_RPC_BODY_BYTES).collect().await {

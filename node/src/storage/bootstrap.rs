@@ -392,51 +392,71 @@ pub fn added_set_formats(cluster_id: Uuid, set: SetId, drives: usize) -> Vec<Dri
         .collect()
 }
 
-/// Opens the local drives of a set added at runtime, formatting blank ones with their
-/// derived identity; a drive formatted otherwise is refused.
+/// Opens the drives of a set added at runtime: this node's own drives formatted (when
+/// blank) with their derived identity and served, the others reached over peer RPC.
+pub trait SetOpener: Send + Sync {
+    fn open(&self, cluster_id: Uuid, set: SetId, drives: &[String]) -> Result<Vec<Arc<dyn Drive>>, BootstrapError>;
+}
+
+/// The opener of a lone node: every drive is a local path.
+pub struct LocalSetOpener;
+
+impl SetOpener for LocalSetOpener {
+    fn open(&self, cluster_id: Uuid, set: SetId, drives: &[String]) -> Result<Vec<Arc<dyn Drive>>, BootstrapError> {
+        open_added_local_set(cluster_id, set, drives)
+    }
+}
+
+/// Checks the drive count of a set added at runtime.
+pub fn check_added_set_size(drives: &[String]) -> Result<(), BootstrapError> {
+    if !(MIN_SET_DRIVES..=MAX_SET_DRIVES).contains(&drives.len()) {
+        return Err(BootstrapError::Argument(
+            drives.join(" "),
+            format!("a set has {MIN_SET_DRIVES} to {MAX_SET_DRIVES} drives, not {}", drives.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Opens one local drive of a set added at runtime, formatting it when blank; a drive
+/// formatted otherwise is refused.
+pub fn open_added_local_drive(path: &std::path::Path, expected: DriveFormat) -> Result<LocalDrive, BootstrapError> {
+    let io_error = |source| BootstrapError::Io { path: path.display().to_string(), source };
+    match LocalDrive::read_format(path).map_err(io_error)? {
+        Some(found) if found == expected => {}
+        Some(found) => {
+            return Err(BootstrapError::Argument(
+                path.display().to_string(),
+                format!("the drive already belongs to set {} of cluster {}", found.set_index, found.cluster_id),
+            ));
+        }
+        None => {
+            if !LocalDrive::is_blank(path).map_err(io_error)? {
+                return Err(BootstrapError::Unformatted(path.display().to_string()));
+            }
+            std::fs::create_dir_all(path).map_err(io_error)?;
+            LocalDrive::write_format(path, &expected).map_err(io_error)?;
+        }
+    }
+    let drive = LocalDrive::new(path.to_path_buf(), expected);
+    drive.clean_tmp().map_err(io_error)?;
+    Ok(drive)
+}
+
+/// Opens the local drives of a set added at runtime to a lone node.
 pub fn open_added_local_set(
     cluster_id: Uuid,
     set: SetId,
     paths: &[String],
 ) -> Result<Vec<Arc<dyn Drive>>, BootstrapError> {
-    if !(crate::erasure::MIN_SET_DRIVES..=crate::erasure::MAX_SET_DRIVES).contains(&paths.len()) {
-        return Err(BootstrapError::Argument(
-            paths.join(" "),
-            format!(
-                "a set has {} to {} drives, not {}",
-                crate::erasure::MIN_SET_DRIVES,
-                crate::erasure::MAX_SET_DRIVES,
-                paths.len()
-            ),
-        ));
-    }
+    check_added_set_size(paths)?;
     let formats = added_set_formats(cluster_id, set, paths.len());
     let mut drives: Vec<Arc<dyn Drive>> = Vec::with_capacity(paths.len());
     for (path, expected) in paths.iter().zip(formats) {
         if path.contains("://") || !path.starts_with('/') {
             return Err(BootstrapError::Argument(path.clone(), "a drive of a lone node is an absolute path".into()));
         }
-        let path = PathBuf::from(path);
-        let io_error = |source| BootstrapError::Io { path: path.display().to_string(), source };
-        match LocalDrive::read_format(&path).map_err(io_error)? {
-            Some(found) if found == expected => {}
-            Some(found) => {
-                return Err(BootstrapError::Argument(
-                    path.display().to_string(),
-                    format!("the drive already belongs to set {} of cluster {}", found.set_index, found.cluster_id),
-                ));
-            }
-            None => {
-                if !LocalDrive::is_blank(&path).map_err(io_error)? {
-                    return Err(BootstrapError::Unformatted(path.display().to_string()));
-                }
-                std::fs::create_dir_all(&path).map_err(io_error)?;
-                LocalDrive::write_format(&path, &expected).map_err(io_error)?;
-            }
-        }
-        let drive = LocalDrive::new(path.clone(), expected);
-        drive.clean_tmp().map_err(io_error)?;
-        drives.push(Arc::new(drive));
+        drives.push(Arc::new(open_added_local_drive(std::path::Path::new(path), expected)?));
     }
     Ok(drives)
 }
@@ -506,6 +526,7 @@ pub fn open_cluster_store(
     secret: &[u8],
     client: crate::rpc::client::PeerClient,
     metrics: Arc<Metrics>,
+    opener: &dyn SetOpener,
 ) -> Result<(Arc<Store>, mpsc::Receiver<HealRequest>, Vec<(String, Arc<LocalDrive>)>), BootstrapError> {
     let mut seen = std::collections::HashSet::new();
     for url in &urls {
@@ -575,11 +596,10 @@ pub fn open_cluster_store(
     metrics.drives_total.set(urls.len() as i64);
     let names: Vec<String> = urls.iter().map(|u| format!("{}://{}{}", u.scheme, u.authority, u.path)).collect();
     let (topology, ids, added) = load_topology(&chunks, formats[0].cluster_id, &names, size)?;
-    if let Some((id, _)) = added.first() {
-        return Err(BootstrapError::Topology(format!(
-            "set {id} was added at runtime; clusters of several nodes cannot open such sets yet"
-        )));
+    let mut sets = build_sets(chunks, &ids, &locks, &heal_sender, &metrics);
+    for (id, drives) in added {
+        let drives = opener.open(formats[0].cluster_id, id, &drives)?;
+        sets.push(Arc::new(ErasureSet::new(id, drives, locks.clone(), heal_sender.clone(), metrics.clone())));
     }
-    let sets = build_sets(chunks, &ids, &locks, &heal_sender, &metrics);
     Ok((Arc::new(Store::new(topology, sets, metrics)), heal_receiver, local))
 }

@@ -221,6 +221,8 @@ pub struct Store {
     pub user_requests: std::sync::atomic::AtomicUsize,
     /// Sets being added: opened and prepared, installed when their topology is applied.
     pending_sets: std::sync::Mutex<std::collections::HashMap<SetId, Arc<ErasureSet>>>,
+    /// Opens the drives of sets added at runtime (a lone node's local paths by default).
+    opener: std::sync::OnceLock<Arc<dyn bootstrap::SetOpener>>,
 }
 
 /// What `Store::locate` does in the set it tries.
@@ -269,6 +271,7 @@ impl Store {
             migrate_now: Notify::new(),
             user_requests: std::sync::atomic::AtomicUsize::new(0),
             pending_sets: Default::default(),
+            opener: std::sync::OnceLock::new(),
         }
     }
 
@@ -276,8 +279,31 @@ impl Store {
         self.placement.read().expect("placement lock").topology.clone()
     }
 
-    /// The sets this store runs under `next`: the current ones minus those `next` removes.
-    /// Adding sets at runtime is not built yet.
+    /// How this store opens the drives of sets added at runtime (set once, at start).
+    pub fn set_opener(&self, opener: Arc<dyn bootstrap::SetOpener>) {
+        let _ = self.opener.set(opener);
+    }
+
+    fn opener(&self) -> Arc<dyn bootstrap::SetOpener> {
+        self.opener.get().cloned().unwrap_or_else(|| Arc::new(bootstrap::LocalSetOpener))
+    }
+
+    /// Opens the drives of set `id` on this node (formatting and serving its own): what a
+    /// peer asks before it adds a set whose drives are partly here.
+    pub fn open_set_drives(&self, id: SetId, drives: &[String]) -> Result<(), TopologyChangeError> {
+        self.opener()
+            .open(self.cluster_id, id, drives)
+            .map(|_| ())
+            .map_err(|e| TopologyChangeError::Drives(e.to_string()))
+    }
+
+    /// The id the next added set gets.
+    pub fn next_set_id(&self) -> SetId {
+        self.topology().sets().map(|(_, s)| s.id).max().map_or(0, |max| max + 1)
+    }
+
+    /// The sets this store runs under `next`: the current ones, minus those `next` removes,
+    /// plus those it adds (prepared by `add_set` here, or opened now).
     fn sets_for(&self, next: &Topology) -> Result<Vec<Arc<ErasureSet>>, TopologyChangeError> {
         let current = self.sets();
         let mut out = Vec::new();
@@ -286,10 +312,11 @@ impl Store {
             match current.iter().find(|s| s.id == spec.id).cloned().or(pending) {
                 Some(set) => out.push(set),
                 None => {
-                    return Err(TopologyChangeError::Unsupported(format!(
-                        "set {} is new: adding sets at runtime is not built yet (set states, weights and removals are)",
-                        spec.id
-                    )));
+                    let drives = self
+                        .opener()
+                        .open(self.cluster_id, spec.id, &spec.drives)
+                        .map_err(|e| TopologyChangeError::Drives(e.to_string()))?;
+                    out.push(Arc::new(current[0].sibling(spec.id, drives)));
                 }
             }
         }
@@ -299,20 +326,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Adds a set of new drives (local paths; a lone node only, for now) to `pool` (created
-    /// if absent): formats them, creates every bucket on them, then applies the next
-    /// generation with the set Active; the migration then moves its share of objects in.
+    /// Adds set `id` (`next_set_id`) of new drives to `pool` (created if absent): opens them
+    /// (in a cluster, their nodes have opened their own first), creates every bucket on
+    /// them, then applies the next generation with the set Active; the migration then
+    /// moves its share of objects in.
     pub async fn add_set(
         &self,
+        id: SetId,
         pool: Option<String>,
         drives: Vec<String>,
         expected: Option<u64>,
     ) -> Result<Arc<Topology>, TopologyChangeError> {
-        if !self.all_drives().iter().all(|d| d.is_local()) {
-            return Err(TopologyChangeError::Unsupported(
-                "adding a set to a cluster of several nodes is not built yet (a lone node can add local drives)".into(),
-            ));
-        }
         let current = self.topology();
         let expected = expected.unwrap_or(current.generation);
         let mut seen = std::collections::HashSet::new();
@@ -324,9 +348,11 @@ impl Store {
                 return Err(TopologyChangeError::Drives(format!("drive {drive} already belongs to set {}", set.id)));
             }
         }
-        let id = current.sets().map(|(_, s)| s.id).max().map_or(0, |max| max + 1);
-        let (cluster_id, paths) = (self.cluster_id, drives.clone());
-        let opened = blocking(move || bootstrap::open_added_local_set(cluster_id, id, &paths))
+        if current.sets().any(|(_, s)| s.id == id) {
+            return Err(TopologyChangeError::Conflict { expected, actual: current.generation });
+        }
+        let (cluster_id, paths, opener) = (self.cluster_id, drives.clone(), self.opener());
+        let opened = blocking(move || opener.open(cluster_id, id, &paths))
             .await
             .map_err(|e| TopologyChangeError::Drives(e.to_string()))?;
         let set = Arc::new(self.sets()[0].sibling(id, opened));

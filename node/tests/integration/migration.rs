@@ -453,3 +453,60 @@ async fn adding_a_set_moves_one_share_and_every_object_lands_on_its_ring_set() {
     let shown = admin_ok(&node, &["nodes", "list"]);
     assert!(shown.contains("30/30"), "{shown}");
 }
+
+/// A cluster grows by one set whose drives sit on all four nodes: each node formats and
+/// serves its own new drives, every node adopts the set, a third of the objects move in,
+/// and a restarted node opens the set from the topology.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_adds_a_set_spread_over_its_nodes() {
+    let mut cluster = Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1")]);
+    let s3 = cluster[0].client();
+    s3.create_bucket().bucket("wide").send().await.unwrap();
+    let objects: Vec<(String, Vec<u8>)> =
+        (0..1500).map(|n| (format!("w{n:05}"), data(400 + (n * 7919) % 2000, n as u64))).collect();
+    let clients: Vec<aws_sdk_s3::Client> = cluster.iter().map(|n| n.client()).collect();
+    let writes = futures::stream::iter(objects.iter().enumerate().map(|(n, (key, bytes))| {
+        let s3 = clients[n % 4].clone();
+        async move {
+            s3.put_object().bucket("wide").key(key).body(ByteStream::from(bytes.clone())).send().await.unwrap();
+        }
+    }));
+    writes.buffer_unordered(16).collect::<Vec<()>>().await;
+
+    // Two new drives on each node, listed node by node in turn.
+    let mut drives = Vec::new();
+    for slot in 1..=2 {
+        for node in &cluster {
+            drives.push(format!("http://{}:{}{}/x{slot}", node.ip, node.admin_port, node.root.path().display()));
+        }
+    }
+    let args: Vec<&str> = std::iter::once("add-set").chain(drives.iter().map(String::as_str)).collect();
+    let shown = admin_ok(&cluster[1], &args);
+    assert!(shown.contains("generation 2"), "{shown}");
+    for node in &cluster {
+        wait_until("every node serves generation 2", Duration::from_secs(20), || {
+            let (_, body) = admin_get(node, "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+            serde_json::from_slice::<Topology>(&body).is_ok_and(|t| t.generation == 2)
+        });
+    }
+    wait_until("the migration completes", Duration::from_secs(180), || status(&cluster[0]).state == "done");
+    let done = status(&cluster[2]);
+    let fraction = done.moved_objects as f64 / objects.len() as f64;
+    assert!((fraction - 1.0 / 3.0).abs() / (1.0 / 3.0) < 0.10, "moved {fraction} of the objects: {done:?}");
+    for node in &cluster {
+        for drive in 1..=2 {
+            assert!(node.root.path().join(format!("x{drive}/.buckets.sys/format.bkt")).exists(), "new drive formatted");
+        }
+    }
+    for (n, (key, bytes)) in objects.iter().enumerate().step_by(3) {
+        assert_eq!(&crate::harness::get_bytes(&clients[n % 4], "wide", key).await, bytes, "{key}");
+    }
+    // A restarted node opens the added set from the topology on its drives.
+    cluster[3].kill();
+    cluster[3].spawn();
+    let s3 = cluster[3].client();
+    for (key, bytes) in objects.iter().step_by(11) {
+        assert_eq!(&crate::harness::get_bytes(&s3, "wide", key).await, bytes, "{key} through the restarted node");
+    }
+    s3.put_object().bucket("wide").key("after-restart").body(ByteStream::from_static(b"ok")).send().await.unwrap();
+}
