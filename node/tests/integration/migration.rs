@@ -510,3 +510,72 @@ async fn a_cluster_adds_a_set_spread_over_its_nodes() {
     }
     s3.put_object().bucket("wide").key("after-restart").body(ByteStream::from_static(b"ok")).send().await.unwrap();
 }
+
+/// The same crash points on a 4-node cluster: the node running set 1's migration aborts
+/// after a copy, after a commit and after a registry update; the others keep serving,
+/// and in the end every object is whole, exactly once, in its ring set.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_migration_killed_at_every_point_of_a_move_completes() {
+    let mut cluster =
+        Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1"), ("BUCKETS_MIGRATION_WORKERS", "2")]);
+    let clients: Vec<aws_sdk_s3::Client> = cluster.iter().map(|n| n.client()).collect();
+    clients[0].create_bucket().bucket("crash").send().await.unwrap();
+    // Enough objects that the nodes taking over while the owner is down cannot finish
+    // set 1 before the last crash point.
+    let objects: Vec<(String, Vec<u8>)> = (0..1200)
+        .map(|n| (format!("c{n:04}"), data(if n % 100 == 0 { 1_200_000 } else { 300 + n * 7 }, n as u64)))
+        .collect();
+    let writes = futures::stream::iter(objects.iter().enumerate().map(|(n, (key, bytes))| {
+        let s3 = clients[n % 4].clone();
+        async move {
+            s3.put_object().bucket("crash").key(key).body(ByteStream::from(bytes.clone())).send().await.unwrap();
+        }
+    }));
+    writes.buffer_unordered(16).collect::<Vec<()>>().await;
+    let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+    let before: Topology = serde_json::from_slice(&body).unwrap();
+    let owner = cluster
+        .iter()
+        .position(|n| before.pools[0].sets[1].drives[0].contains(&format!("{}:{}", n.ip, n.admin_port)))
+        .unwrap();
+    let other = (owner + 1) % 4;
+    admin_ok(&cluster[other], &["migration", "pause"]);
+    admin_ok(&cluster[other], &["drain-set", "1"]);
+    for point in ["move-after-copy", "move-after-commit", "move-after-registry"] {
+        cluster[owner].kill();
+        cluster[owner].env.push(("BUCKETS_FAILPOINT".into(), format!("{point}:3")));
+        cluster[owner].spawn();
+        admin_ok(&cluster[other], &["migration", "resume"]);
+        assert!(cluster[owner].wait_exit(Duration::from_secs(90)), "the owner did not reach {point}");
+        admin_ok(&cluster[other], &["migration", "pause"]);
+        assert!(cluster[owner].log().contains(&format!("failpoint {point} reached")));
+        cluster[owner].env.retain(|(k, _)| k != "BUCKETS_FAILPOINT");
+        cluster[owner].spawn();
+        for (n, (key, bytes)) in objects.iter().enumerate().step_by(29) {
+            assert_eq!(&crate::harness::get_bytes(&clients[n % 4], "crash", key).await, bytes, "{key} after {point}");
+        }
+    }
+    admin_ok(&cluster[other], &["migration", "resume"]);
+    wait_until("the migration completes", Duration::from_secs(120), || status(&cluster[other]).state == "done");
+    for (n, (key, bytes)) in objects.iter().enumerate() {
+        assert_eq!(&crate::harness::get_bytes(&clients[n % 4], "crash", key).await, bytes, "{key}");
+    }
+    // Exactly once: ten metadata files per object in set 0, none in set 1 (healing brings
+    // the owner's drives up to date after each restart).
+    let metas_in = |set: usize| -> usize {
+        before.pools[0].sets[set]
+            .drives
+            .iter()
+            .map(|url| {
+                let path = buckets_node::storage::bootstrap::parse_drive_url(url).unwrap().path;
+                files_under(&std::path::Path::new(&path).join("crash"))
+                    .into_iter()
+                    .filter(|f| f.file_name().is_some_and(|n| n == "%meta"))
+                    .count()
+            })
+            .sum()
+    };
+    wait_until("every object is whole in set 0 and gone from set 1", Duration::from_secs(90), || {
+        metas_in(0) == 10 * objects.len() && metas_in(1) == 0
+    });
+}
