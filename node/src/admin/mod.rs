@@ -189,7 +189,7 @@ impl Admin {
                 let result = self.store.add_set(id, request.pool, request.drives, request.expected_generation).await;
                 self.answer_change(result).await
             }
-            (Method::POST, ["sets", id, "drain"]) => {
+            (Method::POST, ["sets", id, action @ ("drain" | "remove")]) => {
                 let Ok(id) = id.parse::<crate::placement::ring::SetId>() else {
                     return json_error(StatusCode::BAD_REQUEST, "InvalidSet", "a set id is a number");
                 };
@@ -201,21 +201,11 @@ impl Admin {
                         Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
                     }
                 };
-                self.drain(id, change.expected_generation).await
-            }
-            (Method::POST, ["sets", id, "remove"]) => {
-                let Ok(id) = id.parse::<crate::placement::ring::SetId>() else {
-                    return json_error(StatusCode::BAD_REQUEST, "InvalidSet", "a set id is a number");
-                };
-                let change: SetChange = if body.is_empty() {
-                    SetChange::default()
+                if *action == "drain" {
+                    self.drain(id, change.expected_generation).await
                 } else {
-                    match serde_json::from_slice(&body) {
-                        Ok(change) => change,
-                        Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
-                    }
-                };
-                self.remove(id, change.expected_generation).await
+                    self.remove(id, change.expected_generation).await
+                }
             }
             (Method::GET, ["migration"]) => json_ok(&self.store.migration_status().await),
             (Method::POST, ["migration", action @ ("pause" | "resume")]) => {
