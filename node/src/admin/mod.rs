@@ -201,11 +201,7 @@ impl Admin {
                         Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
                     }
                 };
-                if *action == "drain" {
-                    self.drain(id, change.expected_generation).await
-                } else {
-                    self.remove(id, change.expected_generation).await
-                }
+                self.change_set_state(id, *action == "drain", change.expected_generation).await
             }
             (Method::GET, ["migration"]) => json_ok(&self.store.migration_status().await),
             (Method::POST, ["migration", action @ ("pause" | "resume")]) => {
@@ -268,8 +264,15 @@ impl Admin {
         }
     }
 
-    /// Retires a drained, empty set: out of the topology's service for good.
-    async fn remove(&self, id: crate::placement::ring::SetId, expected: Option<u64>) -> Response<Full<Bytes>> {
+    /// Moves set `id` to its next state: drain (Active → Draining: out of the ring for new
+    /// writes, the migration empties it) or remove (Draining → Removed: retired for good;
+    /// the store refuses while anything is left in it).
+    async fn change_set_state(
+        &self,
+        id: crate::placement::ring::SetId,
+        drain: bool,
+        expected: Option<u64>,
+    ) -> Response<Full<Bytes>> {
         use crate::placement::topology::SetState;
         let current = self.store.topology();
         let expected = expected.unwrap_or(current.generation);
@@ -278,41 +281,19 @@ impl Admin {
         let Some(set) = next.pools.iter_mut().flat_map(|p| p.sets.iter_mut()).find(|s| s.id == id) else {
             return json_error(StatusCode::NOT_FOUND, "NoSuchSet", &format!("the topology has no set {id}"));
         };
-        match set.state {
-            SetState::Draining => set.state = SetState::Removed,
-            SetState::Active => {
-                return json_error(
-                    StatusCode::CONFLICT,
-                    "SetNotDrained",
-                    &format!("set {id} is active: drain it first (buckets-admin drain-set {id})"),
-                );
+        let refusal = match (set.state, drain) {
+            (SetState::Active, true) => None,
+            (SetState::Draining, false) => None,
+            (SetState::Draining, true) => Some(("AlreadyDraining", format!("set {id} is already draining"))),
+            (SetState::Active, false) => {
+                Some(("SetNotDrained", format!("set {id} is active: drain it first (buckets-admin drain-set {id})")))
             }
-            SetState::Removed => {
-                return json_error(StatusCode::CONFLICT, "SetRemoved", &format!("set {id} was already removed"));
-            }
-        }
-        self.apply(expected, next).await
-    }
-
-    /// Takes a set out of the ring for new writes; the migration empties it.
-    async fn drain(&self, id: crate::placement::ring::SetId, expected: Option<u64>) -> Response<Full<Bytes>> {
-        use crate::placement::topology::SetState;
-        let current = self.store.topology();
-        let expected = expected.unwrap_or(current.generation);
-        let mut next = (*current).clone();
-        next.generation = expected + 1;
-        let Some(set) = next.pools.iter_mut().flat_map(|p| p.sets.iter_mut()).find(|s| s.id == id) else {
-            return json_error(StatusCode::NOT_FOUND, "NoSuchSet", &format!("the topology has no set {id}"));
+            (SetState::Removed, _) => Some(("SetRemoved", format!("set {id} was removed"))),
         };
-        match set.state {
-            SetState::Active => set.state = SetState::Draining,
-            SetState::Draining => {
-                return json_error(StatusCode::CONFLICT, "AlreadyDraining", &format!("set {id} is already draining"));
-            }
-            SetState::Removed => {
-                return json_error(StatusCode::CONFLICT, "SetRemoved", &format!("set {id} was removed"));
-            }
+        if let Some((code, message)) = refusal {
+            return json_error(StatusCode::CONFLICT, code, &message);
         }
+        set.state = if drain { SetState::Draining } else { SetState::Removed };
         if !next.sets().any(|(_, s)| s.state == SetState::Active) {
             return json_error(
                 StatusCode::CONFLICT,

@@ -441,10 +441,15 @@ pub async fn run_migrations(store: Arc<Store>, config: MigrationConfig) {
             _ = tokio::time::sleep(config.interval) => {}
             _ = store.migrate_now.notified() => {}
         }
-        if let Err(e) = migrate_pending(&store, &config, &mut throttle).await {
+        // One read of the control and of every set's checkpoint per tick: published as
+        // metrics, and the engine only runs when something is left to move.
+        let status = store.migration_status().await;
+        store.publish_migration_metrics(&status);
+        if status.state == "running"
+            && let Err(e) = migrate_pending(&store, &config, &mut throttle).await
+        {
             tracing::warn!(error = %e, "migration step failed; retrying");
         }
-        store.refresh_migration_metrics().await;
     }
 }
 
@@ -461,20 +466,18 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
             return Ok(());
         }
         let mut worked = false;
-        let owned: Vec<Arc<ErasureSet>> = store.sets().iter().filter(|s| store.owns_migration_of(s)).cloned().collect();
-        // The bandwidth limit is shared by the sets still migrating (whoever runs them).
-        let mut migrating = 0u64;
+        let mut checkpoints = Vec::new();
         for set in store.sets().iter() {
-            if store.set_progress(set, generation).await.is_none_or(|p| p.phase != Phase::Done) {
-                migrating += 1;
-            }
+            checkpoints.push((set.clone(), store.set_progress(set, generation).await));
         }
-        let migrating = migrating.max(1);
-        for set in owned {
-            let mut progress = match store.set_progress(&set, generation).await {
-                Some(progress) => progress,
-                None => SetProgress::new(generation, store.id_of(&set)),
-            };
+        // The bandwidth limit is shared by the sets still migrating (whoever runs them).
+        let migrating =
+            checkpoints.iter().filter(|(_, p)| p.as_ref().is_none_or(|p| p.phase != Phase::Done)).count().max(1) as u64;
+        for (set, checkpoint) in checkpoints {
+            if !store.owns_migration_of(&set) {
+                continue;
+            }
+            let mut progress = checkpoint.unwrap_or_else(|| SetProgress::new(generation, set.id));
             if progress.phase == Phase::Done {
                 continue;
             }
@@ -522,7 +525,7 @@ impl Store {
         // remains of a write or delete cut short by a crash, which the moving pass clears.
         let entries = set.list_by_walking(&bucket, "", &progress.after, CHECKPOINT_EVERY_KEYS, true).await?;
         let my_id = self.id_of(set);
-        let is_remnant = |info: &super::ObjectInfo| info.etag.is_empty();
+        let is_remnant = super::ObjectInfo::is_placeholder;
         let remnants: Vec<String> = entries
             .iter()
             .filter_map(|e| match e {
@@ -667,8 +670,7 @@ impl Store {
     }
 
     /// Publishes the migration's state as gauges (every node, from the checkpoints).
-    pub async fn refresh_migration_metrics(&self) {
-        let status = self.migration_status().await;
+    pub fn publish_migration_metrics(&self, status: &MigrationStatus) {
         let m = &self.metrics;
         m.migration_total_objects.set(status.total_objects as i64);
         m.migration_total_bytes.set(status.total_bytes as i64);

@@ -129,6 +129,11 @@ impl ObjectInfo {
         }
     }
 
+    /// Whether this entry is a key listed without a readable quorum (`placeholder`).
+    pub fn is_placeholder(&self) -> bool {
+        self.etag.is_empty()
+    }
+
     fn placeholder(bucket: &str, key: &str) -> Self {
         ObjectInfo {
             bucket: bucket.into(),
@@ -760,15 +765,19 @@ impl Store {
         self.sets().len() > 1 && self.topology().generation > 1
     }
 
-    /// Removes copies of a key from every set but `keep` (after a write or a delete there)
-    /// and, when `keep` is the ring's set, the key's registry record. The caller holds the
-    /// key's write lock, so a migration cannot move a copy back in between.
+    /// After a topology change: removes copies of a key from every set but `keep` (after a
+    /// write or a delete there) and, when `keep` is the ring's set, the key's registry
+    /// record. The caller holds the key's write lock, so a migration cannot move a copy
+    /// back in between. Before any change there is nothing to clear.
     pub(crate) async fn clear_stale_copies_locked(
         &self,
         bucket: &str,
         key: &str,
         keep: &Arc<ErasureSet>,
     ) -> StoreResult<()> {
+        if !self.placement_may_differ() {
+            return Ok(());
+        }
         let home = self.set_for(bucket, key).clone();
         for set in self.sets().iter().filter(|s| !Arc::ptr_eq(s, keep)) {
             match set.delete_object_locked(bucket, key).await {
@@ -864,21 +873,16 @@ impl Store {
         self.head_bucket(bucket).await?;
         let home = self.set_for(bucket, key).clone();
         let prepared = home.prepare_put(bucket, key, body, options).await?;
-        let info = if self.placement_may_differ() {
-            // Commit and clear the other sets under one hold of the key's lock.
-            let _guard = match self.lock_key(bucket, key).await {
-                Ok(guard) => guard,
-                Err(e) => {
-                    home.discard_prepared(prepared).await;
-                    return Err(e);
-                }
-            };
-            let info = home.commit_prepared(prepared, true).await?;
-            self.clear_stale_copies_locked(bucket, key, &home).await?;
-            info
-        } else {
-            home.commit_prepared(prepared, false).await?
+        // Commit and clear the other sets under one hold of the key's lock.
+        let _guard = match self.lock_key(bucket, key).await {
+            Ok(guard) => guard,
+            Err(e) => {
+                home.discard_prepared(prepared).await;
+                return Err(e);
+            }
         };
+        let info = home.commit_prepared(prepared, true).await?;
+        self.clear_stale_copies_locked(bucket, key, &home).await?;
         self.metrics.s3_received_bytes.inc_by(info.size);
         Ok(info)
     }
@@ -905,9 +909,6 @@ impl Store {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let home = self.set_for(bucket, key).clone();
-        if !self.placement_may_differ() {
-            return home.delete_object(bucket, key).await;
-        }
         let _guard = self.lock_key(bucket, key).await?;
         home.delete_object_locked(bucket, key).await?;
         self.clear_stale_copies_locked(bucket, key, &home).await

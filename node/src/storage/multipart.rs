@@ -310,15 +310,6 @@ impl Store {
         let per_drive = staged.into_iter().map(|ok| ok.then_some(None)).collect();
         let object_path = path::object_path(key).map_err(set::key_error)?;
         let rotation_value = rotation(key, set.drives().len());
-        if !self.placement_may_differ() {
-            let result = set
-                .commit(bucket, key, &object_path, version, rotation_value, per_drive, Some(data_dir), precondition)
-                .await;
-            if result.is_ok() {
-                self.remove_upload(&set, bucket, upload_id).await;
-            }
-            return result;
-        }
         // Commit and clear the other sets under one hold of the key's lock.
         let _guard = match self.lock_key(bucket, key).await {
             Ok(guard) => guard,

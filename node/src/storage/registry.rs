@@ -240,6 +240,16 @@ impl Registry {
     }
 }
 
+/// The record stored under `stored_as` in `set`, if it reads and parses.
+async fn read_stored_record(set: &Arc<ErasureSet>, stored_as: &str) -> Option<Record> {
+    let (_, _, _, mut stream) = set.read_object(REGISTRY_BUCKET, stored_as, &whole_object()).await.ok()?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.ok()?);
+    }
+    serde_json::from_slice(&bytes).ok()
+}
+
 fn whole_object() -> ReadPlan {
     Box::new(|info| {
         if info.size > MAX_RECORD_BYTES {
@@ -253,26 +263,15 @@ impl Store {
     /// Reads an object's registry record from `home` (the ring's set for the object).
     /// A missing, unreadable or foreign record reads as none: the registry is a hint.
     pub async fn read_record(&self, home: &Arc<ErasureSet>, bucket: &str, key: &str) -> Option<Location> {
-        let (_, _, _, mut stream) =
-            home.read_object(REGISTRY_BUCKET, &record_key(bucket, key), &whole_object()).await.ok()?;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            bytes.extend_from_slice(&chunk.ok()?);
-        }
-        let record: Record = serde_json::from_slice(&bytes).ok()?;
+        let record = read_stored_record(home, &record_key(bucket, key)).await?;
         (record.bucket == bucket && record.key == key)
             .then_some(Location { set: record.set, generation: record.generation })
     }
 
     /// The key a stored record describes (`None` when it cannot be read).
-    pub(crate) async fn record_subject(&self, set: &Arc<ErasureSet>, record_key: &str) -> Option<String> {
-        let (_, _, _, mut stream) = set.read_object(REGISTRY_BUCKET, record_key, &whole_object()).await.ok()?;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            bytes.extend_from_slice(&chunk.ok()?);
-        }
-        let record: Record = serde_json::from_slice(&bytes).ok()?;
-        (crate::storage::registry::record_key(&record.bucket, &record.key) == record_key).then_some(record.key)
+    pub(crate) async fn record_subject(&self, set: &Arc<ErasureSet>, stored_as: &str) -> Option<String> {
+        let record = read_stored_record(set, stored_as).await?;
+        (record_key(&record.bucket, &record.key) == stored_as).then_some(record.key)
     }
 
     /// Records that an object lives in `location` (quorum write in `home`), caches it here

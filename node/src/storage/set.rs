@@ -435,12 +435,19 @@ impl ErasureSet {
     /// The second half of a PUT: the commit, under the key's write lock (taken here, or
     /// already held by the caller when `locked`).
     pub(super) async fn commit_prepared(&self, prepared: PreparedPut, locked: bool) -> StoreResult<ObjectInfo> {
-        let PreparedPut { bucket, key, path, version, rotation, per_drive, staged, precondition } = prepared;
-        if locked {
-            self.commit_locked(&bucket, &key, &path, version, rotation, per_drive, staged, precondition).await
+        let _guard = if locked {
+            None
         } else {
-            self.commit(&bucket, &key, &path, version, rotation, per_drive, staged, precondition).await
-        }
+            match self.locks.write(&Self::lock_name(&prepared.bucket, &prepared.key)).await {
+                Ok(guard) => Some(guard),
+                Err(e) => {
+                    self.discard_prepared(prepared).await;
+                    return Err(e);
+                }
+            }
+        };
+        let PreparedPut { bucket, key, path, version, rotation, per_drive, staged, precondition } = prepared;
+        self.commit_locked(&bucket, &key, &path, version, rotation, per_drive, staged, precondition).await
     }
 
     /// Drops a prepared PUT that will not be committed.
@@ -460,32 +467,8 @@ impl ErasureSet {
     }
 
     /// Writes `version` as the object's only version on every drive marked in `per_drive`
-    /// (`Some(inline bytes)`), moving the staged data directory into place.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn commit(
-        &self,
-        bucket: &str,
-        key: &str,
-        path: &ObjectPath,
-        version: ObjectVersion,
-        rotation: usize,
-        per_drive: Vec<Option<Option<Vec<u8>>>>,
-        staged: Option<Uuid>,
-        precondition: Option<super::Precondition>,
-    ) -> StoreResult<ObjectInfo> {
-        let _guard = match self.locks.write(&Self::lock_name(bucket, key)).await {
-            Ok(guard) => guard,
-            Err(e) => {
-                if let Some(id) = staged {
-                    self.remove_staging(id).await;
-                }
-                return Err(e);
-            }
-        };
-        self.commit_locked(bucket, key, path, version, rotation, per_drive, staged, precondition).await
-    }
-
-    /// `commit` for a caller that holds the key's write lock (`Store::lock_key`).
+    /// (`Some(inline bytes)`), moving the staged data directory into place. The caller
+    /// holds the key's write lock (`Store::lock_key`).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn commit_locked(
         &self,

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use crate::harness::{Node, data, files_under, get_bytes, raw_request_on, wait_until};
+use crate::harness::{Node, complete_upload, data, files_under, get_bytes, raw_request_on, upload_part, wait_until};
 
 const ENV: &[(&str, &str)] = &[("BUCKETS_DRIVE_CHECK_SECS", "1")];
 
@@ -62,39 +62,9 @@ async fn every_node_serves_every_operation_of_the_cluster() {
         .to_string();
     let part_one = data(5 * 1024 * 1024, 1);
     let part_two = data(1234, 2);
-    let first = clients[1]
-        .upload_part()
-        .bucket("shared")
-        .key("mpu")
-        .upload_id(&upload_id)
-        .part_number(1)
-        .body(ByteStream::from(part_one.clone()))
-        .send()
-        .await
-        .unwrap();
-    let second = clients[2]
-        .upload_part()
-        .bucket("shared")
-        .key("mpu")
-        .upload_id(&upload_id)
-        .part_number(2)
-        .body(ByteStream::from(part_two.clone()))
-        .send()
-        .await
-        .unwrap();
-    let parts = vec![
-        CompletedPart::builder().part_number(1).e_tag(first.e_tag().unwrap()).build(),
-        CompletedPart::builder().part_number(2).e_tag(second.e_tag().unwrap()).build(),
-    ];
-    clients[3]
-        .complete_multipart_upload()
-        .bucket("shared")
-        .key("mpu")
-        .upload_id(&upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
-        .send()
-        .await
-        .unwrap();
+    let first = upload_part(&clients[1], "shared", "mpu", &upload_id, 1, &part_one).await;
+    let second = upload_part(&clients[2], "shared", "mpu", &upload_id, 2, &part_two).await;
+    complete_upload(&clients[3], "shared", "mpu", &upload_id, &[(1, first), (2, second)]).await;
     let expected: Vec<u8> = part_one.iter().chain(part_two.iter()).copied().collect();
     assert!(get_bytes(&clients[1], "shared", "mpu").await == expected);
     // Copy through one node, delete through another.

@@ -438,3 +438,32 @@ pub fn admin_cli(node: &Node, args: &[&str]) -> std::process::Output {
         .output()
         .expect("buckets-admin runs")
 }
+
+/// Uploads part `number` of an upload; returns its ETag.
+pub async fn upload_part(s3: &Client, bucket: &str, key: &str, upload_id: &str, number: i32, bytes: &[u8]) -> String {
+    let answer = s3
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(number)
+        .body(aws_sdk_s3::primitives::ByteStream::from(bytes.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    answer.e_tag().unwrap().to_string()
+}
+
+/// Completes an upload from its (part number, ETag) pairs.
+pub async fn complete_upload(s3: &Client, bucket: &str, key: &str, upload_id: &str, parts: &[(i32, String)]) {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let parts = parts.iter().map(|(number, etag)| CompletedPart::builder().part_number(*number).e_tag(etag).build());
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts.collect())).build())
+        .send()
+        .await
+        .unwrap();
+}

@@ -9,12 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use buckets_node::placement::topology::Topology;
 use buckets_node::storage::migration::MigrationStatus;
 use futures::StreamExt;
 
-use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, admin_cli, data, files_under, md5_hex, wait_until};
+use crate::harness::{
+    ACCESS_KEY, Node, SECRET_KEY, admin_cli, complete_upload, data, files_under, md5_hex, upload_part, wait_until,
+};
 use crate::topology::admin_get;
 
 fn admin_ok(node: &Node, args: &[&str]) -> String {
@@ -36,30 +37,12 @@ fn size_of(n: usize) -> usize {
 async fn upload_multipart(s3: &aws_sdk_s3::Client, key: &str, parts: &[Vec<u8>]) {
     let upload = s3.create_multipart_upload().bucket("live").key(key).send().await.unwrap();
     let id = upload.upload_id().unwrap();
-    let mut completed = CompletedMultipartUpload::builder();
+    let mut etags = Vec::new();
     for (index, part) in parts.iter().enumerate() {
         let number = index as i32 + 1;
-        let answer = s3
-            .upload_part()
-            .bucket("live")
-            .key(key)
-            .upload_id(id)
-            .part_number(number)
-            .body(ByteStream::from(part.clone()))
-            .send()
-            .await
-            .unwrap();
-        completed =
-            completed.parts(CompletedPart::builder().part_number(number).e_tag(answer.e_tag().unwrap()).build());
+        etags.push((number, upload_part(s3, "live", key, id, number, part).await));
     }
-    s3.complete_multipart_upload()
-        .bucket("live")
-        .key(key)
-        .upload_id(id)
-        .multipart_upload(completed.build())
-        .send()
-        .await
-        .unwrap();
+    complete_upload(s3, "live", key, id, &etags).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -331,19 +314,7 @@ async fn a_drained_set_is_removed_only_when_empty_and_stays_removed() {
     let upload = s3.create_multipart_upload().bucket("retire").key(&upload_key).send().await.unwrap();
     let upload_id = upload.upload_id().unwrap().to_string();
     let part = data(5 * 1024 * 1024 + 7, 99);
-    let etag = s3
-        .upload_part()
-        .bucket("retire")
-        .key(&upload_key)
-        .upload_id(&upload_id)
-        .part_number(1)
-        .body(ByteStream::from(part.clone()))
-        .send()
-        .await
-        .unwrap()
-        .e_tag()
-        .unwrap()
-        .to_string();
+    let etag = upload_part(&s3, "retire", &upload_key, &upload_id, 1, &part).await;
 
     let refused = admin_cli(&node, &["remove-set", "0"]);
     assert!(!refused.status.success());
@@ -361,16 +332,7 @@ async fn a_drained_set_is_removed_only_when_empty_and_stays_removed() {
     let why = String::from_utf8_lossy(&refused.stderr).to_string();
     assert!(why.contains("0 object(s) and 1 multipart upload"), "{why}");
     // Completing it puts the object in set 1 for a moment; the migration moves it out.
-    let parts =
-        CompletedMultipartUpload::builder().parts(CompletedPart::builder().part_number(1).e_tag(etag).build()).build();
-    s3.complete_multipart_upload()
-        .bucket("retire")
-        .key(&upload_key)
-        .upload_id(&upload_id)
-        .multipart_upload(parts)
-        .send()
-        .await
-        .unwrap();
+    complete_upload(&s3, "retire", &upload_key, &upload_id, &[(1, etag)]).await;
     wait_until("the completed upload leaves set 1", Duration::from_secs(60), || {
         let output = admin_cli(&node, &["remove-set", "1"]);
         output.status.success()

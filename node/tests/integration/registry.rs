@@ -4,26 +4,11 @@
 //! hide an object or bring back a deleted one.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use buckets_node::placement::topology::{SetState, Topology};
 use buckets_node::storage::registry::REGISTRY_BUCKET;
 
-use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, data, get_bytes, wait_until};
+use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, complete_upload, data, get_bytes, upload_part, wait_until};
 use crate::topology::{admin_get, admin_post, apply_body};
-
-async fn upload_part(s3: &aws_sdk_s3::Client, key: &str, upload_id: &str, number: i32, bytes: &[u8]) -> String {
-    let answer = s3
-        .upload_part()
-        .bucket("reg")
-        .key(key)
-        .upload_id(upload_id)
-        .part_number(number)
-        .body(ByteStream::from(bytes.to_vec()))
-        .send()
-        .await
-        .unwrap();
-    answer.e_tag().unwrap().to_string()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registry_records_and_caches_never_hide_objects_across_nodes() {
@@ -48,7 +33,7 @@ async fn registry_records_and_caches_never_hide_objects_across_nodes() {
     let upload = s3[1].create_multipart_upload().bucket("reg").key(&upload_key).send().await.unwrap();
     let upload_id = upload.upload_id().unwrap().to_string();
     let part_one = data(5 * 1024 * 1024, 77);
-    let etag_one = upload_part(&s3[1], &upload_key, &upload_id, 1, &part_one).await;
+    let etag_one = upload_part(&s3[1], "reg", &upload_key, &upload_id, 1, &part_one).await;
 
     // Generation 2 takes set 1 out of the ring; with the migration paused, its objects
     // stay where they are.
@@ -83,20 +68,8 @@ async fn registry_records_and_caches_never_hide_objects_across_nodes() {
 
     // The upload started in set 1 completes there, through another node, and is recorded.
     let part_two = data(1000, 78);
-    let etag_two = upload_part(&s3[2], &upload_key, &upload_id, 2, &part_two).await;
-    let parts = CompletedMultipartUpload::builder()
-        .parts(CompletedPart::builder().part_number(1).e_tag(etag_one).build())
-        .parts(CompletedPart::builder().part_number(2).e_tag(etag_two).build())
-        .build();
-    s3[2]
-        .complete_multipart_upload()
-        .bucket("reg")
-        .key(&upload_key)
-        .upload_id(&upload_id)
-        .multipart_upload(parts)
-        .send()
-        .await
-        .unwrap();
+    let etag_two = upload_part(&s3[2], "reg", &upload_key, &upload_id, 2, &part_two).await;
+    complete_upload(&s3[2], "reg", &upload_key, &upload_id, &[(1, etag_one), (2, etag_two)]).await;
     let expected_upload = [part_one, part_two].concat();
     assert_eq!(get_bytes(&s3[3], "reg", &upload_key).await, expected_upload);
     assert_eq!(cluster[3].metric("buckets_registry_fallback_reads_total"), 0.0, "the completed upload was recorded");
