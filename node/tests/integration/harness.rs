@@ -20,8 +20,22 @@ pub fn free_port() -> u16 {
     free_port_on("127.0.0.1")
 }
 
+/// Ports for test nodes come from below the kernel's ephemeral range (32768 and up on
+/// Linux): a port the kernel hands out for port 0 can be taken by any outgoing connection
+/// while its node restarts, and the restarted node then fails with "address in use".
+const TEST_PORTS: std::ops::Range<u32> = 20_000..32_000;
+
 pub fn free_port_on(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let offset = std::process::id() * 7919;
+    loop {
+        let port = TEST_PORTS.start + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        if TcpListener::bind((ip, port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
 }
 
 pub struct Node {
