@@ -366,7 +366,7 @@ async fn adding_a_set_moves_one_share_and_every_object_lands_on_its_ring_set() {
     let s3 = node.client();
     s3.create_bucket().bucket("grow").send().await.unwrap();
     let objects: Vec<(String, Vec<u8>)> =
-        (0..2000).map(|n| (format!("k{n:05}"), data(500 + (n * 7919) % 3000, n as u64))).collect();
+        (0..3000).map(|n| (format!("k{n:05}"), data(500 + (n * 7919) % 3000, n as u64))).collect();
     let writes = futures::stream::iter(objects.iter().map(|(key, bytes)| {
         let s3 = s3.clone();
         async move {
@@ -425,7 +425,7 @@ async fn a_cluster_adds_a_set_spread_over_its_nodes() {
     let s3 = cluster[0].client();
     s3.create_bucket().bucket("wide").send().await.unwrap();
     let objects: Vec<(String, Vec<u8>)> =
-        (0..1500).map(|n| (format!("w{n:05}"), data(400 + (n * 7919) % 2000, n as u64))).collect();
+        (0..3000).map(|n| (format!("w{n:05}"), data(400 + (n * 7919) % 2000, n as u64))).collect();
     let clients: Vec<aws_sdk_s3::Client> = cluster.iter().map(|n| n.client()).collect();
     let writes = futures::stream::iter(objects.iter().enumerate().map(|(n, (key, bytes))| {
         let s3 = clients[n % 4].clone();
@@ -453,6 +453,11 @@ async fn a_cluster_adds_a_set_spread_over_its_nodes() {
     }
     wait_until("the migration completes", Duration::from_secs(180), || status(&cluster[0]).state == "done");
     let done = status(&cluster[2]);
+    // Exactly the objects whose ring set changed moved, and they are about 1/(N+1).
+    let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+    let ring = serde_json::from_slice::<Topology>(&body).unwrap().ring();
+    let must_move = objects.iter().filter(|(k, _)| ring.locate("wide", k) == 2).count() as u64;
+    assert_eq!(done.moved_objects, must_move, "{done:?}");
     let fraction = done.moved_objects as f64 / objects.len() as f64;
     assert!((fraction - 1.0 / 3.0).abs() / (1.0 / 3.0) < 0.10, "moved {fraction} of the objects: {done:?}");
     for node in &cluster {
