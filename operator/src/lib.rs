@@ -1,6 +1,8 @@
 //! The Buckets Kubernetes operator (kube-rs): watches `BucketsCluster` and `BucketsPool`
-//! resources and turns topology changes into set add / drain / remove operations.
-//!
-//! Not built yet: this crate holds no code until the operator issue. It will follow the
-//! pipeline dereference → validate → build → apply → update_status, one module per step,
-//! and reach nodes only through their admin API.
+//! resources and turns changes of pool size into set add / drain / remove operations on
+//! the nodes. One reconcile follows the pipeline dereference → validate → build → apply →
+//! update_status, one module per step; the scaling state machine (`scaling`) and the
+//! builders (`build`) are pure. The operator reaches nodes only through their admin API.
+
+pub mod build;
+pub mod crd;
