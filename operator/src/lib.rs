@@ -7,3 +7,4 @@
 pub mod build;
 pub mod crd;
 pub mod scaling;
+pub mod status;
