@@ -84,7 +84,8 @@ fn miss_over_loopback(c: &mut Criterion) {
         })
         .collect();
     let served = Arc::new(std::sync::RwLock::new(local));
-    let rpc = Arc::new(RpcServer::new(secret.clone(), served, Arc::new(LockTable::default()), local_store.clone()));
+    let rpc = Arc::new(RpcServer::new(secret.clone(), served, Arc::new(LockTable::default()), None));
+    rpc.set_store(local_store.clone());
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     runtime.spawn(async move {

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod erasure;
 pub mod error;
 pub mod format;
+pub mod member;
 pub mod metrics;
 pub mod placement;
 pub mod rpc;

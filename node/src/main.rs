@@ -45,6 +45,12 @@ enum Command {
         /// Objects moved at once by each migrating set (default: twice the cores, 2 to 16).
         #[arg(long, env = "BUCKETS_MIGRATION_WORKERS")]
         migration_workers: Option<usize>,
+        /// `HOST:PORT` other nodes reach this node's admin listener at. With local drive
+        /// paths it makes this node a member of a cluster formed through the admin API
+        /// (bootstrap, or its drives added as a set); with drive URLs it names this node's
+        /// drives (default: --admin-address).
+        #[arg(long, env = "BUCKETS_NODE_ADDRESS")]
+        node_address: Option<String>,
         /// Drive directories, or drive URLs of a static cluster.
         #[arg(required = true)]
         drives: Vec<String>,
@@ -75,6 +81,7 @@ fn main() -> anyhow::Result<()> {
             certs_dir,
             registry_cache_entries,
             migration_workers,
+            node_address,
             drives,
         } => {
             let tls = match certs_dir {
@@ -107,6 +114,7 @@ fn main() -> anyhow::Result<()> {
                 region: std::env::var("BUCKETS_REGION").unwrap_or_else(|_| "us-east-1".to_string()),
                 domain: std::env::var("BUCKETS_DOMAIN").ok().filter(|d| !d.is_empty()),
                 cluster_secret: std::env::var("BUCKETS_CLUSTER_SECRET").ok().filter(|s| !s.is_empty()),
+                node_address: node_address.filter(|a| !a.is_empty()),
                 tls,
                 registry_cache_entries,
                 migration: {

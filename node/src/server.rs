@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub region: String,
     pub domain: Option<String>,
     pub cluster_secret: Option<String>,
+    /// `HOST:PORT` peers reach this node's admin listener at (default: --admin-address).
+    pub node_address: Option<String>,
     pub tls: Option<TlsSetup>,
     pub registry_cache_entries: usize,
     pub heal: HealConfig,
@@ -120,16 +122,6 @@ pub enum DriveList {
     Cluster(Vec<DriveUrl>),
 }
 
-/// (authority, `scheme://host:port`) of every node named in the drive URLs, each once.
-fn peer_endpoints(arguments: &[String]) -> Result<Vec<(String, String)>, BootstrapError> {
-    let DriveList::Cluster(urls) = expand_drives(arguments)? else { return Ok(Vec::new()) };
-    let mut endpoints: Vec<(String, String)> =
-        urls.into_iter().map(|u| (u.authority.clone(), format!("{}://{}", u.scheme, u.authority))).collect();
-    endpoints.sort();
-    endpoints.dedup();
-    Ok(endpoints)
-}
-
 pub fn expand_drives(arguments: &[String]) -> Result<DriveList, BootstrapError> {
     let mut expanded = Vec::new();
     for argument in arguments {
@@ -148,37 +140,165 @@ pub fn expand_drives(arguments: &[String]) -> Result<DriveList, BootstrapError> 
     Ok(DriveList::Cluster(expanded.iter().map(|u| bootstrap::parse_drive_url(u)).collect::<Result<_, _>>()?))
 }
 
+/// Which node the process is: alone on local paths, one of a static cluster (drive
+/// URLs), or a member of a cluster formed through the admin API (local paths and
+/// `--node-address`).
+enum Mode {
+    Lone(Vec<PathBuf>),
+    Static(Vec<DriveUrl>),
+    Member(Arc<crate::member::Member>),
+}
+
+/// What the admin listener dispatches to; the admin API appears once the store is open.
+struct AdminRouting {
+    rpc: Option<Arc<RpcServer>>,
+    admin: std::sync::OnceLock<Arc<crate::admin::Admin>>,
+    member: Option<Arc<crate::member::Member>>,
+    metrics: Arc<Metrics>,
+    root_user: Arc<str>,
+    root_password: Arc<str>,
+}
+
+impl AdminRouting {
+    async fn route(
+        self: Arc<Self>,
+        request: http::Request<hyper::body::Incoming>,
+    ) -> Result<http::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
+        if let Some(rpc) = &self.rpc
+            && RpcServer::handles(request.uri().path())
+        {
+            return Ok(rpc.clone().handle(request).await);
+        }
+        if let Some(admin) = self.admin.get() {
+            return crate::admin::handle(admin.clone(), request).await;
+        }
+        match &self.member {
+            Some(member) => {
+                crate::admin::handle_awaiting(
+                    member.clone(),
+                    self.metrics.clone(),
+                    self.root_user.clone(),
+                    self.root_password.clone(),
+                    request,
+                )
+                .await
+            }
+            None => Ok(http::Response::builder()
+                .status(http::StatusCode::SERVICE_UNAVAILABLE)
+                .body(http_body_util::Full::new(bytes::Bytes::from_static(b"starting\n")))
+                .expect("static response")),
+        }
+    }
+}
+
+/// Serves the admin listener (admin API, probes, metrics, peer RPC) until the process ends.
+fn serve_admin(listener: TcpListener, acceptor: Option<tokio_rustls::TlsAcceptor>, routing: Arc<AdminRouting>) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = socket.set_nodelay(true);
+            let routing = routing.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Some(io) = accept_io(socket, acceptor.as_ref()).await else { return };
+                let service =
+                    service_fn(move |request: http::Request<hyper::body::Incoming>| routing.clone().route(request));
+                let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service).await;
+            });
+        }
+    });
+}
+
+/// Waits until this member node's drives hold a topology (a bootstrap or a running
+/// cluster wrote it there).
+async fn await_topology(member: &crate::member::Member) -> anyhow::Result<crate::placement::topology::Topology> {
+    let mut announced = false;
+    loop {
+        if let Some(topology) = member.local_topology()? {
+            return Ok(topology);
+        }
+        if !announced {
+            tracing::info!(
+                node_address = %member.own_authority,
+                "waiting for a topology: bootstrap the cluster (POST /admin/v1/bootstrap) or add this node's drives as a set"
+            );
+            announced = true;
+        }
+        tokio::select! {
+            _ = member.topology_written.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let (store, heal_requests, cluster) = match expand_drives(&config.drives)? {
-        DriveList::Local(paths) => {
-            let (store, heal) = tokio::task::spawn_blocking(move || bootstrap::open_store(paths, metrics)).await??;
-            (store, heal, None::<(Arc<RpcServer>, Arc<crate::rpc::Peers>)>)
+    let own_authority = config.node_address.clone().unwrap_or_else(|| config.admin_address.to_string());
+    let client = peer_client(config.tls.as_ref().map(|t| t.client.clone()));
+    let served: crate::rpc::server::ServedDrives = Default::default();
+    let secret = config.cluster_secret.clone().unwrap_or_default().into_bytes();
+    let opener = Arc::new(crate::rpc::ClusterSetOpener {
+        own_authority: own_authority.clone(),
+        secret: secret.clone(),
+        client: client.clone(),
+        served: served.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    });
+    let mode = match (expand_drives(&config.drives)?, &config.node_address) {
+        (DriveList::Local(paths), None) => Mode::Lone(paths),
+        (DriveList::Local(paths), Some(_)) => Mode::Member(Arc::new(crate::member::Member {
+            own_authority: own_authority.clone(),
+            paths,
+            secret: secret.clone(),
+            client: client.clone(),
+            opener: opener.clone(),
+            topology_written: tokio::sync::Notify::new(),
+        })),
+        (DriveList::Cluster(urls), _) => Mode::Static(urls),
+    };
+    if !matches!(mode, Mode::Lone(_)) && config.cluster_secret.is_none() {
+        anyhow::bail!("a multi-node cluster needs BUCKETS_CLUSTER_SECRET (the same on every node)");
+    }
+    let member = match &mode {
+        Mode::Member(member) => Some(member.clone()),
+        _ => None,
+    };
+    let lock_table = Arc::new(LockTable::default());
+    let rpc = (!matches!(mode, Mode::Lone(_)))
+        .then(|| Arc::new(RpcServer::new(secret.clone(), served.clone(), lock_table.clone(), member.clone())));
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let acceptor = config.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.server.clone()));
+    // The admin listener comes first: a member node answers probes, bootstrap and peers'
+    // RPC while it waits for a topology.
+    let admin_listener = TcpListener::bind(config.admin_address).await?;
+    let routing = Arc::new(AdminRouting {
+        rpc: rpc.clone(),
+        admin: std::sync::OnceLock::new(),
+        member: member.clone(),
+        metrics: metrics.clone(),
+        root_user: config.root_user.as_str().into(),
+        root_password: config.root_password.as_str().into(),
+    });
+    println!("Admin endpoint (metrics, health): {scheme}://{}", reachable(admin_listener.local_addr()?));
+    serve_admin(admin_listener, acceptor.clone(), routing.clone());
+
+    let (store, heal_requests) = match mode {
+        Mode::Lone(paths) => {
+            let metrics = metrics.clone();
+            tokio::task::spawn_blocking(move || bootstrap::open_store(paths, metrics)).await??
         }
-        DriveList::Cluster(urls) => {
-            let secret = config.cluster_secret.clone().ok_or_else(|| {
-                anyhow::anyhow!("a multi-node cluster needs BUCKETS_CLUSTER_SECRET (the same on every node)")
-            })?;
-            let own_authority = config.admin_address.to_string();
-            let own = own_authority.clone();
-            let client = peer_client(config.tls.as_ref().map(|t| t.client.clone()));
+        Mode::Static(urls) => {
             let runtime = tokio::runtime::Handle::current();
-            let bootstrap_client = client.clone();
-            let served: crate::rpc::server::ServedDrives = Default::default();
-            let opener = Arc::new(crate::rpc::ClusterSetOpener {
-                own_authority: own_authority.clone(),
-                secret: secret.clone().into_bytes(),
-                client: client.clone(),
-                served: served.clone(),
-                runtime: runtime.clone(),
-            });
-            let bootstrap_opener = opener.clone();
+            let (own, bootstrap_client, bootstrap_opener, cluster_secret, metrics) =
+                (own_authority.clone(), client.clone(), opener.clone(), secret.clone(), metrics.clone());
             let (store, heal, local) = tokio::task::spawn_blocking(move || {
                 let _entered = runtime.enter();
                 bootstrap::open_cluster_store(
                     urls,
                     &own,
-                    secret.as_bytes(),
+                    &cluster_secret,
                     bootstrap_client,
                     metrics,
                     bootstrap_opener.as_ref(),
@@ -186,25 +306,49 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             })
             .await??;
             served.write().expect("served drives").extend(local);
-            store.set_opener(opener);
-            let secret = config.cluster_secret.clone().unwrap_or_default().into_bytes();
-            let lock_table = Arc::new(LockTable::default());
-            let peers: Vec<String> = peer_endpoints(&config.drives)?
-                .into_iter()
-                .filter(|(authority, _)| *authority != own_authority)
-                .map(|(_, endpoint)| endpoint)
-                .collect();
+            (store, heal)
+        }
+        Mode::Member(member) => {
+            let topology = await_topology(&member).await?;
+            let metrics = metrics.clone();
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                let _entered = runtime.enter();
+                member.open_store(topology, metrics)
+            })
+            .await??
+        }
+    };
+    let peers = match &rpc {
+        None => None,
+        Some(rpc) => {
+            store.set_opener(opener.clone());
+            let endpoints: crate::rpc::PeerEndpoints =
+                Arc::new(std::sync::RwLock::new(crate::rpc::endpoints_of(&store.topology(), &own_authority)));
             let locker =
-                Arc::new(DistributedLocker::new(lock_table.clone(), peers.clone(), secret.clone(), client.clone()));
+                Arc::new(DistributedLocker::new(lock_table.clone(), endpoints.clone(), secret.clone(), client.clone()));
             for set in store.sets().iter() {
                 set.locks.set_cluster_lock(Arc::new(locker.clone()));
             }
-            let rpc = RpcServer::new(secret.clone(), served, lock_table, store.clone());
-            let peers = Arc::new(crate::rpc::Peers { endpoints: peers, secret, client });
+            rpc.set_store(store.clone());
+            let peers = Arc::new(crate::rpc::Peers {
+                endpoints,
+                secret: secret.clone(),
+                client: client.clone(),
+                own_authority: own_authority.clone(),
+            });
             let (forget_sender, forget_receiver) = tokio::sync::mpsc::unbounded_channel();
             store.registry.set_broadcast(forget_sender);
             tokio::spawn(peers.clone().run_registry_invalidations(forget_receiver));
-            (store, heal, Some((Arc::new(rpc), peers)))
+            // The peer list follows the topology: nodes join and leave with their sets.
+            let (following, followed) = (peers.clone(), store.clone());
+            tokio::spawn(async move {
+                loop {
+                    following.follow(&followed.topology());
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+            Some(peers)
         }
     };
     store.registry.set_capacity(config.registry_cache_entries);
@@ -237,14 +381,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let s3_service = builder.build();
 
     let s3_listener = TcpListener::bind(config.address).await?;
-    let admin_listener = TcpListener::bind(config.admin_address).await?;
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
     if config.tls.is_none() {
         tracing::warn!("no certificates given (--certs-dir): S3, admin and peer RPC are served over plain HTTP");
     }
-    let acceptor = config.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.server.clone()));
     println!("Buckets S3 endpoint: {scheme}://{}", reachable(s3_listener.local_addr()?));
-    println!("Admin endpoint (metrics, health): {scheme}://{}", reachable(admin_listener.local_addr()?));
     println!("Credentials: access key {}  secret key {}", config.root_user, config.root_password);
     println!(
         "Region: {}   Drives: {} in {} set(s), {}+{} erasure",
@@ -254,42 +394,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         erasure.data_shards,
         erasure.parity_shards
     );
-
-    let admin_store = Arc::new(crate::admin::Admin {
+    let _ = routing.admin.set(Arc::new(crate::admin::Admin {
         store: store.clone(),
         root_user: config.root_user.clone(),
         root_password: config.root_password.clone(),
-        peers: cluster.as_ref().map(|(_, peers)| peers.clone()),
-    });
-    let rpc = cluster.map(|(rpc, _)| rpc);
-    let admin_acceptor = acceptor.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = admin_listener.accept().await else {
-                continue;
-            };
-            let _ = socket.set_nodelay(true);
-            let store = admin_store.clone();
-            let rpc = rpc.clone();
-            let acceptor = admin_acceptor.clone();
-            tokio::spawn(async move {
-                let Some(io) = accept_io(socket, acceptor.as_ref()).await else { return };
-                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let store = store.clone();
-                    let rpc = rpc.clone();
-                    async move {
-                        match rpc {
-                            Some(rpc) if RpcServer::handles(request.uri().path()) => {
-                                Ok::<_, std::convert::Infallible>(rpc.handle(request).await)
-                            }
-                            _ => crate::admin::handle(store, request).await,
-                        }
-                    }
-                });
-                let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service).await;
-            });
-        }
-    });
+        peers,
+        node_address: if rpc.is_some() { own_authority.clone() } else { "local".into() },
+    }));
 
     loop {
         let (socket, _) = match s3_listener.accept().await {

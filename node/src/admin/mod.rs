@@ -4,6 +4,7 @@
 //! never serve S3 or touch drives directly.
 
 pub mod auth;
+pub mod client;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,6 +25,110 @@ pub struct Admin {
     pub root_password: String,
     /// Tells the other nodes of a cluster to load a new topology (none on a lone node).
     pub peers: Option<Arc<crate::rpc::Peers>>,
+    /// How peers reach this node (`local` for a lone node).
+    pub node_address: String,
+}
+
+/// `GET /admin/v1/node`: whether this node serves a topology or waits for one.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeState {
+    /// `serving` or `awaitingTopology`.
+    pub state: String,
+    pub node_address: String,
+    /// 0 while it waits.
+    pub topology_generation: u64,
+}
+
+/// A request whose signature checked out.
+pub struct SignedRequest {
+    pub method: Method,
+    /// Path without the `/admin/v1/` prefix, split at `/`.
+    pub path: String,
+    pub body: Bytes,
+}
+
+impl SignedRequest {
+    pub fn segments(&self) -> Vec<&str> {
+        self.path.split('/').collect()
+    }
+}
+
+/// Reads an admin request and checks its signature with the root credentials.
+pub async fn read_signed(
+    root_user: &str,
+    root_password: &str,
+    request: Request<Incoming>,
+) -> Result<SignedRequest, Response<Full<Bytes>>> {
+    let method = request.method().clone();
+    let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = match Limited::new(request.into_body(), MAX_ADMIN_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, "BodyTooLarge", "request body too large")),
+    };
+    let verdict = auth::verify(
+        root_user,
+        root_password.as_bytes(),
+        method.as_str(),
+        &path_and_query,
+        &body,
+        header.as_deref(),
+        crate::rpc::unix_now(),
+    );
+    if let Err(why) = verdict {
+        return Err(json_error(StatusCode::FORBIDDEN, "AccessDenied", why));
+    }
+    let path = path_and_query.split('?').next().unwrap_or_default().trim_start_matches("/admin/v1/").to_string();
+    Ok(SignedRequest { method, path, body })
+}
+
+/// The admin listener of a member node that waits for a topology: probes, its state,
+/// and bootstrap; everything else is unavailable until it serves.
+pub async fn handle_awaiting(
+    member: Arc<crate::member::Member>,
+    metrics: Arc<crate::metrics::Metrics>,
+    root_user: Arc<str>,
+    root_password: Arc<str>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_string();
+    if !path.starts_with("/admin/") {
+        return Ok(match path.as_str() {
+            "/metrics" => respond(StatusCode::OK, "text/plain; version=0.0.4", metrics.render()),
+            "/health/live" => respond(StatusCode::OK, "text/plain", "ok\n"),
+            "/health/ready" => {
+                respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready: awaiting a topology\n")
+            }
+            _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        });
+    }
+    let request = match read_signed(&root_user, &root_password, request).await {
+        Ok(request) => request,
+        Err(response) => return Ok(response),
+    };
+    Ok(match (&request.method, request.segments().as_slice()) {
+        (&Method::GET, ["node"]) => json_ok(&NodeState {
+            state: "awaitingTopology".into(),
+            node_address: member.own_authority.clone(),
+            topology_generation: 0,
+        }),
+        (&Method::POST, ["bootstrap"]) => {
+            let bootstrap: crate::member::BootstrapRequest = match serde_json::from_slice(&request.body) {
+                Ok(bootstrap) => bootstrap,
+                Err(e) => return Ok(json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string())),
+            };
+            match member.bootstrap(&bootstrap).await {
+                Ok(topology) => json_ok(&topology),
+                Err(e) => json_error(StatusCode::CONFLICT, "BootstrapFailed", &e),
+            }
+        }
+        _ => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "AwaitingTopology",
+            "this node waits for a topology: bootstrap the cluster or add its drives as a set",
+        ),
+    })
 }
 
 /// Body of `POST /admin/v1/migration/throttle`.
@@ -130,29 +235,32 @@ pub async fn handle(admin: Arc<Admin>, request: Request<Incoming>) -> Result<Res
 
 impl Admin {
     async fn api(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let method = request.method().clone();
-        let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-        let header =
-            request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = match Limited::new(request.into_body(), MAX_ADMIN_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => return json_error(StatusCode::PAYLOAD_TOO_LARGE, "BodyTooLarge", "request body too large"),
+        let request = match read_signed(&self.root_user, &self.root_password, request).await {
+            Ok(request) => request,
+            Err(response) => return response,
         };
-        let verdict = auth::verify(
-            &self.root_user,
-            self.root_password.as_bytes(),
-            method.as_str(),
-            &path_and_query,
-            &body,
-            header.as_deref(),
-            crate::rpc::unix_now(),
-        );
-        if let Err(why) = verdict {
-            return json_error(StatusCode::FORBIDDEN, "AccessDenied", why);
-        }
-        let path = path_and_query.split('?').next().unwrap_or_default();
-        let segments: Vec<&str> = path.trim_start_matches("/admin/v1/").split('/').collect();
-        match (method, segments.as_slice()) {
+        let (method, body) = (request.method.clone(), request.body.clone());
+        match (method, request.segments().as_slice()) {
+            (Method::GET, ["node"]) => json_ok(&NodeState {
+                state: "serving".into(),
+                node_address: self.node_address.clone(),
+                topology_generation: self.store.topology().generation,
+            }),
+            (Method::POST, ["bootstrap"]) => {
+                // Already bootstrapped: the same request again is answered with the
+                // topology (a retry after a lost answer); anything else is refused.
+                let topology = self.store.topology();
+                let same = serde_json::from_slice::<crate::member::BootstrapRequest>(&body).is_ok_and(|request| {
+                    let asked: Vec<Vec<String>> = request.pools.iter().flat_map(|p| p.sets.iter().cloned()).collect();
+                    let have: Vec<Vec<String>> = topology.sets().map(|(_, s)| s.drives.clone()).collect();
+                    have.starts_with(&asked) && topology.generation >= 1
+                });
+                if same {
+                    json_ok(topology.as_ref())
+                } else {
+                    json_error(StatusCode::CONFLICT, "AlreadyBootstrapped", "this cluster already has a topology")
+                }
+            }
             (Method::GET, ["topology"]) => json_ok(self.store.topology().as_ref()),
             (Method::POST, ["topology"]) => {
                 let request: ApplyTopology = match serde_json::from_slice(&body) {
@@ -182,7 +290,7 @@ impl Admin {
                 let id = self.store.next_set_id();
                 // The nodes holding the new drives format and serve them first.
                 if let Some(peers) = &self.peers
-                    && let Err(why) = peers.open_set(id, &request.drives).await
+                    && let Err(why) = peers.open_set(self.store.cluster_id, id, &request.drives).await
                 {
                     return json_error(StatusCode::BAD_REQUEST, "InvalidDrives", &why);
                 }
@@ -250,7 +358,7 @@ impl Admin {
         match result {
             Ok(topology) => {
                 if let Some(peers) = &self.peers {
-                    peers.push_topology().await;
+                    peers.push_topology(&topology).await;
                 }
                 json_ok(topology.as_ref())
             }

@@ -7,9 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use clap::{Parser, Subcommand};
-use http_body_util::{BodyExt, Full};
 
 use buckets_node::placement::topology::Topology;
 use buckets_node::storage::migration::MigrationStatus;
@@ -39,6 +37,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Form a cluster of nodes started with --node-address that wait for a topology: each
+    /// SET argument is one erasure set's drive URLs (ellipses expand), e.g.
+    /// 'http://node{1...4}:9001/data/d1'.
+    Bootstrap {
+        /// The sets, one argument each.
+        #[arg(required = true, value_name = "SET")]
+        sets: Vec<String>,
+        /// Name of the pool the sets form.
+        #[arg(long, default_value = "pool-0")]
+        pool: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether the node serves a topology or waits for one, and its address.
+    Node {
+        #[arg(long)]
+        json: bool,
+    },
     /// The cluster's topology: pools, sets, their states, and its generation.
     #[command(subcommand)]
     Topology(TopologyCommand),
@@ -167,41 +183,7 @@ enum TopologyCommand {
     },
 }
 
-struct AdminClient {
-    endpoint: String,
-    user: String,
-    password: String,
-    client: buckets_node::rpc::client::PeerClient,
-}
-
-impl AdminClient {
-    async fn call(&self, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<(u16, Vec<u8>)> {
-        let now = buckets_node::rpc::unix_now();
-        let authorization =
-            buckets_node::admin::auth::authorization(&self.user, self.password.as_bytes(), method, path, &body, now);
-        let request = http::Request::builder()
-            .method(method)
-            .uri(format!("{}{}", self.endpoint.trim_end_matches('/'), path))
-            .header(http::header::AUTHORIZATION, authorization)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body)))?;
-        let response = self.client.request(request).await.with_context(|| format!("cannot reach {}", self.endpoint))?;
-        let status = response.status().as_u16();
-        let body = response.into_body().collect().await?.to_bytes().to_vec();
-        Ok((status, body))
-    }
-}
-
-impl AdminClient {
-    /// Calls the API and parses a 200 answer; anything else is the server's error.
-    async fn json(&self, method: &str, path: &str, body: Vec<u8>) -> anyhow::Result<serde_json::Value> {
-        let (status, body) = self.call(method, path, body).await?;
-        if status != 200 {
-            bail!("{}", explain(status, &body));
-        }
-        serde_json::from_slice(&body).context("the server's answer is not JSON")
-    }
-}
+use buckets_node::admin::client::{AdminClient, refusal};
 
 /// Parses `50M`, `1.5G`, `200KB`, `1000`: bytes per second.
 fn parse_rate(text: &str) -> anyhow::Result<u64> {
@@ -282,7 +264,7 @@ fn print_status(status: &MigrationStatus) {
 
 async fn migration_status(admin: &AdminClient, args: StatusArgs) -> anyhow::Result<()> {
     let fetch = async || -> anyhow::Result<MigrationStatus> {
-        let value = admin.json("GET", "/admin/v1/migration", Vec::new()).await?;
+        let value = admin.json::<serde_json::Value>("GET", "/admin/v1/migration", Vec::new()).await?;
         serde_json::from_value(value).context("the server's migration status is malformed")
     };
     if args.json {
@@ -318,7 +300,7 @@ async fn set_change(admin: &AdminClient, path: &str, expected: Option<u64>, json
         Some(generation) => serde_json::to_vec(&serde_json::json!({ "expectedGeneration": generation }))?,
         None => Vec::new(),
     };
-    let topology = admin.json("POST", path, body).await?;
+    let topology = admin.json::<serde_json::Value>("POST", path, body).await?;
     print_topology(&serde_json::from_value(topology)?, json)
 }
 
@@ -348,14 +330,7 @@ fn print_nodes(nodes: &[serde_json::Value], detail: bool) {
 
 /// The server's error message, or the raw body.
 fn explain(status: u16, body: &[u8]) -> String {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => format!(
-            "{} ({status}): {}",
-            value["error"].as_str().unwrap_or("error"),
-            value["message"].as_str().unwrap_or_default()
-        ),
-        Err(_) => format!("HTTP {status}: {}", String::from_utf8_lossy(body).trim()),
-    }
+    refusal(status, body).to_string()
 }
 
 fn print_topology(topology: &Topology, json: bool) -> anyhow::Result<()> {
@@ -384,12 +359,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(path) => Some(buckets_node::tls::client_config_trusting(path).context("loading the CA file")?),
         None => None,
     };
-    let admin = AdminClient {
-        endpoint: cli.endpoint.clone(),
-        user: cli.user.clone(),
-        password: cli.password.clone(),
-        client: buckets_node::rpc::client::peer_client(tls),
-    };
+    let admin = AdminClient::new(
+        cli.endpoint.clone(),
+        cli.user.clone(),
+        cli.password.clone(),
+        buckets_node::rpc::client::peer_client(tls),
+    );
     match cli.command {
         Command::Topology(TopologyCommand::Show { json }) => {
             let (status, body) = admin.call("GET", "/admin/v1/topology", Vec::new()).await?;
@@ -403,7 +378,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let topology: Topology = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not a topology document", file.display()))?;
             let body = serde_json::to_vec(&serde_json::json!({ "topology": topology }))?;
-            let preview = admin.json("POST", "/admin/v1/topology/preview", body).await?;
+            let preview = admin.json::<serde_json::Value>("POST", "/admin/v1/topology/preview", body).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&preview)?);
                 return Ok(());
@@ -428,6 +403,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Bootstrap { sets, pool, json } => {
+            let mut expanded = Vec::new();
+            for set in &sets {
+                expanded
+                    .push(buckets_node::storage::bootstrap::expand_ellipses(set).map_err(|e| anyhow::anyhow!("{e}"))?);
+            }
+            let body = serde_json::to_vec(&serde_json::json!({ "pools": [{ "name": pool, "sets": expanded }] }))?;
+            let topology = admin.json::<serde_json::Value>("POST", "/admin/v1/bootstrap", body).await?;
+            print_topology(&serde_json::from_value(topology)?, json)
+        }
+        Command::Node { json } => {
+            let node = admin.json::<serde_json::Value>("GET", "/admin/v1/node", Vec::new()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&node)?);
+            } else {
+                println!(
+                    "{}  {}  topology generation {}",
+                    node["nodeAddress"].as_str().unwrap_or_default(),
+                    node["state"].as_str().unwrap_or_default(),
+                    node["topologyGeneration"]
+                );
+            }
+            Ok(())
+        }
         Command::AddSet { drives, pool, expected_generation, json } => {
             let mut expanded = Vec::new();
             for drive in &drives {
@@ -440,7 +439,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "drives": expanded,
                 "expectedGeneration": expected_generation,
             }))?;
-            let topology = admin.json("POST", "/admin/v1/sets", body).await?;
+            let topology = admin.json::<serde_json::Value>("POST", "/admin/v1/sets", body).await?;
             print_topology(&serde_json::from_value(topology)?, json)
         }
         Command::DrainSet { set, expected_generation, json } => {
@@ -453,24 +452,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             migration_status(&admin, args).await
         }
         Command::Migration(MigrationCommand::Pause) | Command::MigrationPause => {
-            let status = admin.json("POST", "/admin/v1/migration/pause", Vec::new()).await?;
+            let status = admin.json::<serde_json::Value>("POST", "/admin/v1/migration/pause", Vec::new()).await?;
             print_status(&serde_json::from_value(status)?);
             Ok(())
         }
         Command::Migration(MigrationCommand::Resume) | Command::MigrationResume => {
-            let status = admin.json("POST", "/admin/v1/migration/resume", Vec::new()).await?;
+            let status = admin.json::<serde_json::Value>("POST", "/admin/v1/migration/resume", Vec::new()).await?;
             print_status(&serde_json::from_value(status)?);
             Ok(())
         }
         Command::Migration(MigrationCommand::Throttle { rate }) => {
             let bytes_per_second = parse_rate(&rate)?;
             let body = serde_json::to_vec(&serde_json::json!({ "bytesPerSecond": bytes_per_second }))?;
-            let status = admin.json("POST", "/admin/v1/migration/throttle", body).await?;
+            let status = admin.json::<serde_json::Value>("POST", "/admin/v1/migration/throttle", body).await?;
             print_status(&serde_json::from_value(status)?);
             Ok(())
         }
         Command::Nodes(NodesCommand::List { json }) | Command::ListNodes { json } => {
-            let nodes = admin.json("GET", "/admin/v1/nodes", Vec::new()).await?;
+            let nodes = admin.json::<serde_json::Value>("GET", "/admin/v1/nodes", Vec::new()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&nodes)?);
             } else {
@@ -479,7 +478,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Nodes(NodesCommand::Info { name, json }) | Command::NodeInfo { name, json } => {
-            let node = admin.json("GET", &format!("/admin/v1/nodes/{name}"), Vec::new()).await?;
+            let node = admin.json::<serde_json::Value>("GET", &format!("/admin/v1/nodes/{name}"), Vec::new()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&node)?);
             } else {

@@ -67,8 +67,8 @@ impl LockTable {
 /// Takes locks on this node's table and on every peer's.
 pub struct DistributedLocker {
     local: Arc<LockTable>,
-    /// `http://host:port` of every other node.
-    peers: Vec<String>,
+    /// `http://host:port` of every other node (follows the topology).
+    peers: super::PeerEndpoints,
     secret: Vec<u8>,
     client: PeerClient,
 }
@@ -90,14 +90,8 @@ impl Drop for Held {
 }
 
 impl DistributedLocker {
-    pub fn new(local: Arc<LockTable>, peers: Vec<String>, secret: Vec<u8>, client: PeerClient) -> Self {
+    pub fn new(local: Arc<LockTable>, peers: super::PeerEndpoints, secret: Vec<u8>, client: PeerClient) -> Self {
         DistributedLocker { local, peers, secret, client }
-    }
-
-    /// A strict majority of all nodes (this one and its peers).
-    fn quorum(&self) -> usize {
-        let nodes = self.peers.len() + 1;
-        nodes / 2 + 1
     }
 
     async fn call_peer(&self, peer: &str, call: &LockCall) -> bool {
@@ -120,11 +114,15 @@ impl DistributedLocker {
         matches!(answer, Ok(Some(true)))
     }
 
-    /// Sends `call` to this node and every peer; returns how many granted it.
-    async fn broadcast(&self, call: &LockCall) -> usize {
+    /// Sends `call` to this node and every peer; returns how many granted it and the
+    /// strict majority of the nodes asked (this one and its peers at that moment).
+    async fn broadcast(&self, call: &LockCall) -> (usize, usize) {
+        let peers = self.peers.read().expect("peer endpoints").clone();
         let local = usize::from(self.local.apply(call.clone()));
-        let remote = futures::future::join_all(self.peers.iter().map(|peer| self.call_peer(peer, call))).await;
-        local + remote.into_iter().filter(|granted| *granted).count()
+        let remote = futures::future::join_all(peers.iter().map(|peer| self.call_peer(peer, call))).await;
+        let nodes = peers.len() + 1;
+        let quorum = nodes / 2 + 1;
+        (local + remote.into_iter().filter(|granted| *granted).count(), quorum)
     }
 }
 
@@ -135,17 +133,13 @@ impl ClusterLock for Arc<DistributedLocker> {
         let deadline = Instant::now() + ACQUIRE_DEADLINE;
         let mut backoff_ms = 2u64;
         loop {
-            let granted = self.broadcast(&LockCall::Lock { resource: resource.to_string(), owner }).await;
-            if granted >= self.quorum() {
+            let (granted, quorum) = self.broadcast(&LockCall::Lock { resource: resource.to_string(), owner }).await;
+            if granted >= quorum {
                 return Ok(Box::new(Held { locker: self.clone(), resource: resource.to_string(), owner }));
             }
             self.broadcast(&LockCall::Unlock { resource: resource.to_string(), owner }).await;
             if Instant::now() >= deadline {
-                return Err(StoreError::InsufficientQuorum {
-                    operation: "lock",
-                    needed: self.quorum(),
-                    available: granted,
-                });
+                return Err(StoreError::InsufficientQuorum { operation: "lock", needed: quorum, available: granted });
             }
             // Jitter keeps two writers of one key from retrying in lockstep.
             let jitter = u64::from(owner.as_bytes()[(backoff_ms % 16) as usize]) % backoff_ms.max(1);

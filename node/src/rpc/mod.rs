@@ -48,12 +48,32 @@ pub fn verify(secret: &[u8], method: &str, path_and_query: &str, header: Option<
     mac(secret, method, path_and_query, timestamp).verify_slice(&tag).is_ok()
 }
 
+/// `scheme://host:port` of every other node; follows the topology (nodes join and
+/// leave with their sets).
+pub type PeerEndpoints = std::sync::Arc<std::sync::RwLock<Vec<String>>>;
+
 /// The other nodes of a cluster, for calls that are not about one drive.
 pub struct Peers {
-    /// `scheme://host:port` of every other node.
-    pub endpoints: Vec<String>,
+    pub endpoints: PeerEndpoints,
     pub secret: Vec<u8>,
     pub client: client::PeerClient,
+    /// This node's authority (left out of the endpoints).
+    pub own_authority: String,
+}
+
+/// `scheme://host:port` of every node a topology names, except `own_authority`.
+pub fn endpoints_of(topology: &crate::placement::topology::Topology, own_authority: &str) -> Vec<String> {
+    let mut endpoints: Vec<String> = topology
+        .sets()
+        .filter(|(_, s)| s.state != crate::placement::topology::SetState::Removed)
+        .flat_map(|(_, s)| s.drives.iter())
+        .filter_map(|d| crate::storage::bootstrap::parse_drive_url(d).ok())
+        .filter(|u| u.authority != own_authority)
+        .map(|u| format!("{}://{}", u.scheme, u.authority))
+        .collect();
+    endpoints.sort();
+    endpoints.dedup();
+    endpoints
 }
 
 pub const TOPOLOGY_PUSH_PATH: &str = "/rpc/v1/topology";
@@ -65,6 +85,9 @@ pub const OPEN_SET_PATH: &str = "/rpc/v1/sets/open";
 pub struct OpenSet {
     pub set: crate::placement::ring::SetId,
     pub drives: Vec<String>,
+    /// The cluster's id (a node waiting for a topology formats its drives for it).
+    #[serde(default)]
+    pub cluster_id: Option<uuid::Uuid>,
 }
 
 /// Opens the drives of sets added to a cluster at runtime: this node's own (by the
@@ -131,10 +154,26 @@ pub const REGISTRY_FORGET_PATH: &str = "/rpc/v1/registry/forget";
 pub const MAX_FORGET_BATCH: usize = 4096;
 
 impl Peers {
-    /// Asks every peer to load the newest topology from its drives; a peer that misses it
-    /// finds it at its next periodic check.
-    pub async fn push_topology(&self) {
-        let calls = self.endpoints.iter().map(|endpoint| async move {
+    fn current(&self) -> Vec<String> {
+        self.endpoints.read().expect("peer endpoints").clone()
+    }
+
+    /// Follows `topology`: its nodes are the peers from now on.
+    pub fn follow(&self, topology: &crate::placement::topology::Topology) {
+        let next = endpoints_of(topology, &self.own_authority);
+        let mut endpoints = self.endpoints.write().expect("peer endpoints");
+        if *endpoints != next {
+            tracing::info!(peers = next.len(), "peer list follows topology generation {}", topology.generation);
+            *endpoints = next;
+        }
+    }
+
+    /// Asks every node of `topology` (other than this one) to load the newest topology
+    /// from its drives; a peer that misses it finds it at its next periodic check.
+    pub async fn push_topology(&self, topology: &crate::placement::topology::Topology) {
+        self.follow(topology);
+        let endpoints = self.current();
+        let calls = endpoints.iter().map(|endpoint| async move {
             let signature = sign(&self.secret, "POST", TOPOLOGY_PUSH_PATH, unix_now());
             let Ok(request) = http::Request::post(format!("{endpoint}{TOPOLOGY_PUSH_PATH}"))
                 .header(AUTH_HEADER, signature)
@@ -154,10 +193,26 @@ impl Peers {
 impl Peers {
     /// Asks every peer to open its own drives of set `set` (format and serve them) before
     /// the set is added; fails with the first peer that cannot.
-    pub async fn open_set(&self, set: crate::placement::ring::SetId, drives: &[String]) -> Result<(), String> {
-        let body =
-            bytes::Bytes::from(serde_json::to_vec(&OpenSet { set, drives: drives.to_vec() }).expect("serialises"));
-        for endpoint in &self.endpoints {
+    pub async fn open_set(
+        &self,
+        cluster_id: uuid::Uuid,
+        set: crate::placement::ring::SetId,
+        drives: &[String],
+    ) -> Result<(), String> {
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(&OpenSet { set, drives: drives.to_vec(), cluster_id: Some(cluster_id) })
+                .expect("serialises"),
+        );
+        // The nodes holding the set's drives: peers, or nodes joining with this set.
+        let mut endpoints: Vec<String> = drives
+            .iter()
+            .filter_map(|d| crate::storage::bootstrap::parse_drive_url(d).ok())
+            .filter(|u| u.authority != self.own_authority)
+            .map(|u| format!("{}://{}", u.scheme, u.authority))
+            .collect();
+        endpoints.sort();
+        endpoints.dedup();
+        for endpoint in &endpoints {
             let signature = sign(&self.secret, "POST", OPEN_SET_PATH, unix_now());
             let request = http::Request::post(format!("{endpoint}{OPEN_SET_PATH}"))
                 .header(AUTH_HEADER, signature)
@@ -181,7 +236,8 @@ impl Peers {
     /// on the first read that disproves it).
     pub async fn forget_registry_keys(&self, keys: &[u128]) {
         let body = bytes::Bytes::from(postcard::to_stdvec(keys).expect("keys serialise"));
-        let calls = self.endpoints.iter().map(|endpoint| {
+        let endpoints = self.current();
+        let calls = endpoints.iter().map(|endpoint| {
             let body = body.clone();
             async move {
                 let signature = sign(&self.secret, "POST", REGISTRY_FORGET_PATH, unix_now());

@@ -25,7 +25,10 @@ pub struct RpcServer {
     secret: Vec<u8>,
     drives: ServedDrives,
     locks: Arc<LockTable>,
-    store: Arc<crate::storage::Store>,
+    /// Set once the node serves a topology (a member node waits for one first).
+    store: std::sync::OnceLock<Arc<crate::storage::Store>>,
+    /// A member node: joins bootstraps and opens sets before it has a store.
+    member: Option<Arc<crate::member::Member>>,
 }
 
 fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
@@ -166,9 +169,40 @@ impl RpcServer {
         secret: Vec<u8>,
         drives: ServedDrives,
         locks: Arc<LockTable>,
-        store: Arc<crate::storage::Store>,
+        member: Option<Arc<crate::member::Member>>,
     ) -> Self {
-        RpcServer { secret, drives, locks, store }
+        RpcServer { secret, drives, locks, store: std::sync::OnceLock::new(), member }
+    }
+
+    /// The node serves `store` from now on.
+    pub fn set_store(&self, store: Arc<crate::storage::Store>) {
+        let _ = self.store.set(store);
+    }
+
+    /// Joins a bootstrap (a member node without a topology) or confirms it already did.
+    async fn join(&self, body: &[u8]) -> Response<Full<Bytes>> {
+        let topology: crate::placement::topology::Topology = match serde_json::from_slice(body) {
+            Ok(topology) => topology,
+            Err(e) => return bad_request(&format!("malformed join call: {e}")),
+        };
+        if let Some(store) = self.store.get() {
+            return if store.cluster_id == topology.cluster_id {
+                respond(StatusCode::NO_CONTENT, Vec::new())
+            } else {
+                respond(StatusCode::CONFLICT, format!("this node serves cluster {}", store.cluster_id).into_bytes())
+            };
+        }
+        let Some(member) = self.member.clone() else {
+            return respond(StatusCode::CONFLICT, b"this node was started with its cluster's drives\n".to_vec());
+        };
+        let joiner = member.clone();
+        match tokio::task::spawn_blocking(move || joiner.join(&topology)).await.expect("join panicked") {
+            Ok(()) => {
+                member.topology_written.notify_one();
+                respond(StatusCode::NO_CONTENT, Vec::new())
+            }
+            Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
+        }
     }
 
     /// Whether this request is for the RPC server (others are admin requests).
@@ -189,10 +223,23 @@ impl RpcServer {
             return respond(StatusCode::FORBIDDEN, b"peer RPC needs a valid cluster-secret signature\n".to_vec());
         }
         if request.uri().path() == super::TOPOLOGY_PUSH_PATH && request.method() == http::Method::POST {
-            return match self.store.reload_topology().await {
+            let Some(store) = self.store.get() else {
+                if let Some(member) = &self.member {
+                    member.topology_written.notify_one();
+                }
+                return respond(StatusCode::NO_CONTENT, Vec::new());
+            };
+            return match store.reload_topology().await {
                 Ok(_) => respond(StatusCode::NO_CONTENT, Vec::new()),
                 Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
             };
+        }
+        if request.uri().path() == crate::member::JOIN_PATH && request.method() == http::Method::POST {
+            let body = match Limited::new(request.into_body(), 4 * 1024 * 1024).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(_) => return bad_request("join call unreadable or too large"),
+            };
+            return self.join(&body).await;
         }
         if request.uri().path() == super::REGISTRY_FORGET_PATH && request.method() == http::Method::POST {
             let body = match Limited::new(request.into_body(), super::MAX_FORGET_BATCH * 16 + 1024).collect().await {
@@ -201,8 +248,10 @@ impl RpcServer {
             };
             return match postcard::from_bytes::<Vec<u128>>(&body) {
                 Ok(keys) => {
-                    for key in keys {
-                        self.store.registry.forget(key);
+                    if let Some(store) = self.store.get() {
+                        for key in keys {
+                            store.registry.forget(key);
+                        }
                     }
                     respond(StatusCode::NO_CONTENT, Vec::new())
                 }
@@ -218,13 +267,26 @@ impl RpcServer {
                 Ok(call) => call,
                 Err(e) => return bad_request(&format!("malformed open-set call: {e}")),
             };
-            let store = self.store.clone();
-            let opened = tokio::task::spawn_blocking(move || store.open_set_drives(call.set, &call.drives))
-                .await
-                .expect("open-set panicked");
+            let store = self.store.get().cloned();
+            let member = self.member.clone();
+            let opened = tokio::task::spawn_blocking(move || match (store, member, call.cluster_id) {
+                (Some(store), _, _) => store.open_set_drives(call.set, &call.drives).map_err(|e| e.to_string()),
+                // A waiting member node: its drives join a running cluster.
+                (None, Some(member), Some(cluster_id)) => crate::storage::bootstrap::SetOpener::open(
+                    member.opener.as_ref(),
+                    cluster_id,
+                    call.set,
+                    &call.drives,
+                )
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+                _ => Err("this node has no topology and was given no cluster id".to_string()),
+            })
+            .await
+            .expect("open-set panicked");
             return match opened {
                 Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
-                Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
+                Err(e) => respond(StatusCode::CONFLICT, e.into_bytes()),
             };
         }
         if request.uri().path() == LOCK_PATH && request.method() == http::Method::POST {

@@ -508,13 +508,18 @@ impl Store {
             return Err(TopologyChangeError::Conflict { expected, actual: current.generation });
         }
         current.check_next(&next).map_err(TopologyChangeError::Invalid)?;
-        self.sets_for(&next)?;
+        let next_sets = self.sets_for(&next)?;
         for (_, spec) in next.sets().filter(|(_, s)| s.state == SetState::Removed) {
             if let Some(set) = self.set_by_id(spec.id) {
                 self.check_empty(&set).await?;
             }
         }
-        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives();
+        // Every drive of the current sets and of the sets `next` adds: a node whose only
+        // drives are in a new set learns its cluster's topology from them.
+        let mut drives: Vec<Arc<dyn drive::Drive>> = self.all_drives();
+        for set in next_sets.iter().filter(|set| self.set_by_id(set.id).is_none()) {
+            drives.extend(set.drives().iter().cloned());
+        }
         let needed = drives.len() / 2 + 1;
         let encoded = next.encode();
         let written = blocking(move || {

@@ -153,6 +153,43 @@ impl Node {
         cluster
     }
 
+    /// `count` member nodes (`--node-address`, own drives `d1…dN`) on loopback addresses
+    /// from 127.0.0.`first_ip`; they wait for a topology (not ready yet).
+    pub fn start_members(first_ip: usize, count: usize, drives_per_node: usize) -> Vec<Node> {
+        (0..count)
+            .map(|index| {
+                let ip = format!("127.0.0.{}", first_ip + index);
+                let admin_port = free_port_on(&ip);
+                let mut node = Node {
+                    child: None,
+                    root: tempfile::tempdir().unwrap(),
+                    drive_count: drives_per_node,
+                    s3_port: free_port_on(&ip),
+                    admin_port,
+                    env: vec![
+                        ("BUCKETS_CLUSTER_SECRET".into(), CLUSTER_SECRET.into()),
+                        ("BUCKETS_NODE_ADDRESS".into(), format!("{ip}:{admin_port}")),
+                    ],
+                    ip,
+                    drive_args: Vec::new(),
+                    ca_pem: None,
+                };
+                node.launch();
+                node
+            })
+            .collect()
+    }
+
+    /// The drive URL of this node's drive `index` (1-based, as named on disk).
+    pub fn drive_url(&self, index: usize) -> String {
+        format!("http://{}:{}{}/d{index}", self.ip, self.admin_port, self.root.path().display())
+    }
+
+    /// Status of a GET on the admin listener (0 when it does not answer).
+    pub fn admin_status(&self, path: &str) -> u16 {
+        self.admin_get(path).map_or(0, |(status, _)| status)
+    }
+
     pub fn drive(&self, index: usize) -> PathBuf {
         self.root.path().join(format!("d{}", index + 1))
     }
@@ -166,7 +203,7 @@ impl Node {
         self.wait_ready();
     }
 
-    fn launch(&mut self) {
+    pub fn launch(&mut self) {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.root.path().join("node.log")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_buckets-node"));
@@ -193,7 +230,7 @@ impl Node {
         std::fs::read_to_string(self.root.path().join("node.log")).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) {
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {

@@ -152,7 +152,7 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
     cluster[owner].kill();
     let survivor = (owner + 1) % 4;
     let moved_at_kill = status(&cluster[survivor]).moved_objects;
-    wait_until("another node takes over set 1's migration", Duration::from_secs(60), || {
+    wait_until("another node takes over set 1's migration", Duration::from_secs(120), || {
         status(&cluster[survivor]).moved_objects > moved_at_kill + 10
     });
     cluster[owner].spawn();
