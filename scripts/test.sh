@@ -24,6 +24,22 @@ if ! cmp -s "$REQUIREMENTS" "$VENV/.installed-requirements" 2>/dev/null; then
   cp "$REQUIREMENTS" "$VENV/.installed-requirements"
 fi
 
+step "helm (built from Go modules once, cached)"
+# The chart tests (operator/tests/chart.rs) run helm lint and helm template.
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="/usr/local/go/bin:$PATH"
+fi
+HELM_VERSION=v3.22.0
+HELM="$CACHE/go/bin/helm-$HELM_VERSION"
+if [ ! -x "$HELM" ]; then
+  mkdir -p "$CACHE/go/bin"
+  GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOBIN="$CACHE/go/bin" GOFLAGS=-mod=mod \
+    go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mv "$CACHE/go/bin/helm" "$HELM"
+fi
+export BUCKETS_HELM="$HELM"
+"$HELM" version --short
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -4,7 +4,14 @@
 //! update_status, one module per step; the scaling state machine (`scaling`) and the
 //! builders (`build`) are pure. The operator reaches nodes only through their admin API.
 
+pub mod admin;
+pub mod apply;
 pub mod build;
+pub mod controller;
 pub mod crd;
+pub mod dereference;
+pub mod metrics;
 pub mod scaling;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod testing;

@@ -22,7 +22,8 @@ pub struct Inputs<'a> {
     /// Problems seen (pods not ready, drives offline, nodes unreachable), for Degraded.
     pub problems: Vec<String>,
     pub deleting: bool,
-    pub now: &'a str,
+    /// RFC 3339 time of this reconcile.
+    pub now: String,
 }
 
 /// An Event to publish on the cluster.
@@ -75,7 +76,7 @@ fn describe(operation: &Operation) -> String {
 }
 
 pub fn cluster_status(previous: &BucketsClusterStatus, inputs: &Inputs) -> BucketsClusterStatus {
-    let stamp = (inputs.generation, inputs.now);
+    let stamp = (inputs.generation, inputs.now.as_str());
     let observed = inputs.observed;
     let plan = inputs.plan;
     let topology = observed.topology.as_ref();
@@ -213,7 +214,7 @@ pub fn pool_status(
         (false, None, None) if inputs.observed.topology.is_none() => "Pending",
         (false, None, None) => "Ready",
     };
-    let stamp = (generation, inputs.now);
+    let stamp = (generation, inputs.now.as_str());
     let accepted = match (refusal, operation) {
         (Some(refusal), _) => {
             condition(&previous.conditions, PROGRESSING, false, &refusal.reason, refusal.message.clone(), stamp)
@@ -359,7 +360,16 @@ mod tests {
     }
 
     fn inputs<'a>(observed: &'a Observed, plan: &'a Plan, problems: Vec<String>, now: &'a str) -> Inputs<'a> {
-        Inputs { cluster_name: "demo", generation: 2, observed, plan, migration: None, problems, deleting: false, now }
+        Inputs {
+            cluster_name: "demo",
+            generation: 2,
+            observed,
+            plan,
+            migration: None,
+            problems,
+            deleting: false,
+            now: now.to_string(),
+        }
     }
 
     fn get<'a>(status: &'a BucketsClusterStatus, kind: &str) -> &'a Condition {
