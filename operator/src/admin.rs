@@ -3,6 +3,7 @@
 //! through (an in-process fake in unit tests; real nodes in the end-to-end tests).
 
 use async_trait::async_trait;
+pub use buckets_node::admin::Capacity;
 use buckets_node::admin::client::{AdminClient, AdminError};
 use buckets_node::placement::topology::Topology;
 use buckets_node::rpc::client::PeerClient;
@@ -44,6 +45,7 @@ pub trait NodeApi: Send + Sync {
     async fn node_state(&self, endpoint: &str, credentials: &Credentials) -> Result<NodeState, AdminError>;
     async fn topology(&self, endpoint: &str, credentials: &Credentials) -> Result<Topology, AdminError>;
     async fn migration(&self, endpoint: &str, credentials: &Credentials) -> Result<MigrationStatus, AdminError>;
+    async fn capacity(&self, endpoint: &str, credentials: &Credentials) -> Result<Capacity, AdminError>;
     async fn bootstrap(
         &self,
         endpoint: &str,
@@ -112,6 +114,10 @@ impl NodeApi for HttpNodeApi {
 
     async fn migration(&self, endpoint: &str, credentials: &Credentials) -> Result<MigrationStatus, AdminError> {
         self.client(endpoint, credentials).json("GET", "/admin/v1/migration", Vec::new()).await
+    }
+
+    async fn capacity(&self, endpoint: &str, credentials: &Credentials) -> Result<Capacity, AdminError> {
+        self.client(endpoint, credentials).json("GET", "/admin/v1/capacity", Vec::new()).await
     }
 
     async fn bootstrap(

@@ -127,6 +127,7 @@ async fn reconcile_cluster(cluster: &BucketsCluster, ctx: &Context) -> Result<Ac
             (Some(m), Some(t)) => dereference::migration_view(m, t),
             _ => Default::default(),
         },
+        capacity: answers.capacity.as_ref().map(dereference::capacity_view),
         pools,
     };
 
@@ -769,6 +770,27 @@ mod tests {
         assert_eq!(bed.node_calls().len(), 1, "only the bootstrap");
         let events = bed.api.lock().unwrap().calls_matching("events");
         assert!(!events.is_empty(), "the refusal is an Event");
+    }
+
+    #[tokio::test]
+    async fn a_drain_without_room_is_refused_with_the_numbers() {
+        let bed = ready_bed().await;
+        bed.set_replicas(8);
+        bed.reconcile().await;
+        bed.start_pods();
+        bed.reconcile().await;
+        bed.nodes.finish_migration();
+        bed.reconcile().await;
+        assert_eq!(bed.status()["activeSets"], 2);
+        // The set that would stay has almost no free space left.
+        bed.nodes.state.lock().unwrap().free_per_drive = 1000;
+        bed.set_replicas(4);
+        bed.reconcile().await;
+        let progressing = bed.condition("Progressing");
+        assert_eq!(progressing["reason"], "InsufficientCapacity");
+        assert!(progressing["message"].as_str().unwrap().contains("GiB"), "{progressing}");
+        assert!(!bed.node_calls().iter().any(|c| c.starts_with("drain")), "nothing drained");
+        assert_eq!(bed.object(STS_PATH)["spec"]["replicas"], 8);
     }
 
     #[tokio::test]

@@ -279,6 +279,7 @@ pub struct BucketsClusterStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolSummary {
+    /// The BucketsPool's name.
     pub name: String,
     /// Nodes the pool's spec asks for.
     pub replicas: i32,
@@ -314,15 +315,20 @@ pub struct MigrationProgress {
     pub percent: i32,
     /// Percent as text for the printer column ("42%"; "-" when idle).
     pub progress: String,
+    /// Objects moved so far.
     pub objects_moved: i64,
+    /// Objects that must move.
     pub objects_total: i64,
+    /// Object bytes moved so far.
     pub bytes_moved: i64,
+    /// Object bytes that must move.
     pub bytes_total: i64,
     /// Average bytes per second since the migration started.
     pub rate_bytes_per_second: i64,
     /// Seconds left at the current rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eta_seconds: Option<i64>,
+    /// The last error a move met (it is retried by the next pass).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -355,15 +361,19 @@ pub struct BucketsPoolStatus {
     /// Label selector of the pool's pods (for the scale subresource).
     #[serde(default)]
     pub selector: String,
+    /// Nodes of the pool that answer (serving, or waiting to join).
     #[serde(default)]
     pub ready_replicas: i32,
+    /// Sets of the pool receiving new objects.
     #[serde(default)]
     pub active_sets: i32,
     /// Pending, Ready, Scaling, Draining, Refused or Deleting.
     #[serde(default)]
     pub phase: String,
+    /// Progressing: the cluster's step for this pool, or why a request was refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The .metadata.generation this status describes.
     #[serde(default)]
     pub observed_generation: i64,
 }
@@ -468,6 +478,34 @@ mod tests {
                     path.display()
                 );
             }
+        }
+    }
+
+    /// `kubectl explain` teaches every field: each property of both schemas, nested ones
+    /// included, has a description.
+    #[test]
+    fn every_field_is_described() {
+        use kube::CustomResourceExt;
+        fn walk(schema: &serde_json::Value, path: &str, missing: &mut Vec<String>) {
+            if let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) {
+                for (name, property) in properties {
+                    let here = format!("{path}.{name}");
+                    let described = property.get("description").and_then(|d| d.as_str()).is_some_and(|d| !d.is_empty());
+                    if !described && !matches!(name.as_str(), "apiVersion" | "kind" | "metadata") {
+                        missing.push(here.clone());
+                    }
+                    walk(property, &here, missing);
+                }
+            }
+            if let Some(items) = schema.get("items") {
+                walk(items, &format!("{path}[]"), missing);
+            }
+        }
+        for crd in [BucketsCluster::crd(), BucketsPool::crd()] {
+            let json = serde_json::to_value(&crd).unwrap();
+            let mut missing = Vec::new();
+            walk(&json["spec"]["versions"][0]["schema"]["openAPIV3Schema"], "", &mut missing);
+            assert!(missing.is_empty(), "{}: fields without a description: {missing:?}", crd.spec.names.kind);
         }
     }
 

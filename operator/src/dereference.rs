@@ -117,6 +117,8 @@ pub struct NodeAnswers {
     pub states: BTreeMap<(String, i32), NodeState>,
     /// Admin endpoint of a serving node, and what it reported.
     pub serving: Option<(String, Topology, MigrationStatus)>,
+    /// The sets' usage (None when the serving node could not say).
+    pub capacity: Option<crate::admin::Capacity>,
     /// (pool, ordinal) → why the node did not answer.
     pub errors: BTreeMap<(String, i32), String>,
 }
@@ -153,6 +155,7 @@ pub async fn ask_nodes(kube: &KubeState, nodes: &dyn NodeApi) -> NodeAnswers {
         let topology = nodes.topology(&endpoint, credentials).await;
         let migration = nodes.migration(&endpoint, credentials).await;
         if let (Ok(topology), Ok(migration)) = (topology, migration) {
+            answers.capacity = nodes.capacity(&endpoint, credentials).await.ok();
             answers.serving = Some((endpoint, topology, migration));
             break;
         }
@@ -239,4 +242,23 @@ pub fn migration_view(status: &MigrationStatus, topology: &Topology) -> Migratio
             .filter(|id| draining.contains(id))
             .collect(),
     }
+}
+
+/// The sets' usage as the state machine needs it.
+pub fn capacity_view(capacity: &crate::admin::Capacity) -> BTreeMap<i64, crate::scaling::SetCapacityView> {
+    capacity
+        .sets
+        .iter()
+        .map(|s| {
+            (
+                s.id as i64,
+                crate::scaling::SetCapacityView {
+                    stored_bytes: s.stored_bytes,
+                    min_free_bytes: s.min_free_bytes,
+                    data_shards: s.data_shards as u64,
+                    parity_shards: s.parity_shards as u64,
+                },
+            )
+        })
+        .collect()
 }

@@ -108,6 +108,35 @@ impl MigrationView {
     }
 }
 
+/// What a set holds and can take, as the nodes report it.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct SetCapacityView {
+    /// Bytes on the set's drives, parity included.
+    pub stored_bytes: u64,
+    /// Free space of the set's fullest drive.
+    pub min_free_bytes: u64,
+    pub data_shards: u64,
+    pub parity_shards: u64,
+}
+
+impl SetCapacityView {
+    /// Object bytes the set holds (its stored bytes without parity).
+    fn object_bytes(&self) -> f64 {
+        let shards = (self.data_shards + self.parity_shards).max(1) as f64;
+        self.stored_bytes as f64 * self.data_shards as f64 / shards
+    }
+
+    /// Object bytes the set can still take: one shard per drive, so the fullest drive
+    /// limits it.
+    fn room_bytes(&self) -> f64 {
+        self.min_free_bytes as f64 * self.data_shards as f64
+    }
+}
+
+/// Share of the remaining free space a drain may fill (the rest is headroom for users'
+/// writes during and after the drain).
+const DRAIN_FILL_LIMIT: f64 = 0.9;
+
 /// Everything the state machine looks at.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Observed {
@@ -116,6 +145,8 @@ pub struct Observed {
     /// None until the cluster is bootstrapped.
     pub topology: Option<TopologyView>,
     pub migration: MigrationView,
+    /// Per set id; None when the nodes did not say (the drain is then not checked).
+    pub capacity: Option<BTreeMap<i64, SetCapacityView>>,
 }
 
 /// One admin API call.
@@ -293,6 +324,10 @@ fn next_operation(
                 });
                 continue;
             }
+            if let Some(refusal) = capacity_refusal(observed, topology, pool, wanted) {
+                plan.refusals.push(refusal);
+                continue;
+            }
             let kind = if pool.deleting { DELETE_POOL } else { SCALE_DOWN };
             return Some(operation(kind, &pool.name, wanted, "Draining", now));
         }
@@ -313,6 +348,41 @@ fn next_operation(
         }
     }
     None
+}
+
+/// Refuses a drain whose objects would not fit in the free space of the sets that stay.
+fn capacity_refusal(observed: &Observed, topology: &TopologyView, pool: &PoolView, wanted: i32) -> Option<Refusal> {
+    let capacity = observed.capacity.as_ref()?;
+    let leaving: BTreeSet<i64> = topology
+        .live_sets(&pool.name)
+        .filter(|s| s.state == SetState::Active && s.index >= wanted)
+        .map(|s| s.id)
+        .collect();
+    let to_move: f64 = leaving.iter().filter_map(|id| capacity.get(id)).map(SetCapacityView::object_bytes).sum();
+    let room: f64 = topology
+        .sets
+        .iter()
+        .filter(|s| s.state == SetState::Active && !leaving.contains(&s.id))
+        .filter_map(|s| capacity.get(&s.id))
+        .map(SetCapacityView::room_bytes)
+        .sum::<f64>()
+        * DRAIN_FILL_LIMIT;
+    if to_move <= room {
+        return None;
+    }
+    let gib = |bytes: f64| bytes / (1u64 << 30) as f64;
+    Some(Refusal {
+        pool: pool.name.clone(),
+        reason: "InsufficientCapacity".into(),
+        message: format!(
+            "draining pool {}'s set(s) {:?} would move about {:.1} GiB into {:.1} GiB of usable free space in the sets \
+             that stay; add capacity first",
+            pool.name,
+            leaving,
+            gib(to_move),
+            gib(room)
+        ),
+    })
 }
 
 fn continue_operation(observed: &Observed, topology: &TopologyView, mut op: Operation, plan: &mut Plan) {
@@ -521,7 +591,12 @@ mod tests {
 
     #[test]
     fn bootstrap_waits_for_every_pod_then_creates_all_sets_at_once() {
-        let observed = Observed { pools: vec![pool("a", 8, 5), pool("b", 4, 4)], topology: None, migration: idle() };
+        let observed = Observed {
+            pools: vec![pool("a", 8, 5), pool("b", 4, 4)],
+            topology: None,
+            migration: idle(),
+            capacity: None,
+        };
         let waiting = plan(&observed, None, NOW);
         assert!(waiting.actions.is_empty());
         assert_eq!(waiting.operation.as_ref().unwrap().stage, "WaitingForPods");
@@ -543,7 +618,7 @@ mod tests {
 
     #[test]
     fn no_pool_means_no_bootstrap() {
-        let plan = plan(&Observed { pools: vec![], topology: None, migration: idle() }, None, NOW);
+        let plan = plan(&Observed { pools: vec![], topology: None, migration: idle(), capacity: None }, None, NOW);
         assert!(plan.actions.is_empty());
         assert!(plan.waiting_for.unwrap().contains("create a BucketsPool"));
     }
@@ -554,6 +629,7 @@ mod tests {
             pools: vec![pool("a", 12, 8)],
             topology: topology(vec![set(0, "a", 0, SetState::Active), set(1, "a", 1, SetState::Active)]),
             migration: idle(),
+            capacity: None,
         };
         let first = plan(&observed, None, NOW);
         let op = first.operation.clone().unwrap();
@@ -581,6 +657,7 @@ mod tests {
                 set(2, "a", 2, SetState::Active),
             ]),
             migration: idle(),
+            capacity: None,
         };
         let first = plan(&observed, None, NOW);
         assert_eq!(first.actions, vec![NodeAction::DrainSet { id: 2 }, NodeAction::DrainSet { id: 1 }]);
@@ -611,6 +688,7 @@ mod tests {
             pools: vec![pool("a", 4, 4), doomed],
             topology: topology(vec![set(0, "a", 0, SetState::Active), set(1, "b", 0, SetState::Active)]),
             migration: idle(),
+            capacity: None,
         };
         let first = plan(&observed, None, NOW);
         assert_eq!(first.operation.as_ref().unwrap().kind, DELETE_POOL);
@@ -628,6 +706,7 @@ mod tests {
             pools: vec![pool("a", 0, 4)],
             topology: topology(vec![set(0, "a", 0, SetState::Active)]),
             migration: idle(),
+            capacity: None,
         };
         let refused = plan(&observed, None, NOW);
         assert_eq!(refused.refusals[0].reason, "BelowOneSet");
@@ -646,10 +725,37 @@ mod tests {
             pools: vec![reshaped],
             topology: topology(vec![set(0, "a", 0, SetState::Active)]),
             migration: idle(),
+            capacity: None,
         };
         let refused = plan(&observed, None, NOW);
         assert_eq!(refused.refusals[0].reason, "SetShapeChanged");
         assert!(refused.actions.is_empty());
+    }
+
+    #[test]
+    fn a_drain_that_would_not_fit_is_refused() {
+        let mut observed = Observed {
+            pools: vec![pool("a", 4, 8)],
+            topology: topology(vec![set(0, "a", 0, SetState::Active), set(1, "a", 1, SetState::Active)]),
+            migration: idle(),
+            capacity: None,
+        };
+        let view = |stored: u64, free: u64| SetCapacityView {
+            stored_bytes: stored,
+            min_free_bytes: free,
+            data_shards: 2,
+            parity_shards: 2,
+        };
+        // Set 1 holds 400 object bytes (800 stored with parity); set 0 can take 2 × 150.
+        observed.capacity = Some(BTreeMap::from([(0, view(100, 150)), (1, view(800, 1000))]));
+        let refused = plan(&observed, None, NOW);
+        assert_eq!(refused.refusals[0].reason, "InsufficientCapacity");
+        assert!(refused.actions.is_empty() && refused.operation.is_none());
+        // With room (2 × 250 × 0.9 = 450 ≥ 400) the drain starts.
+        observed.capacity = Some(BTreeMap::from([(0, view(100, 250)), (1, view(800, 1000))]));
+        let go = plan(&observed, None, NOW);
+        assert!(go.refusals.is_empty(), "{:?}", go.refusals);
+        assert_eq!(go.actions, vec![NodeAction::DrainSet { id: 1 }]);
     }
 
     #[test]
@@ -658,6 +764,7 @@ mod tests {
             pools: vec![pool("a", 12, 12)],
             topology: topology(vec![set(0, "a", 0, SetState::Active), set(1, "a", 1, SetState::Active)]),
             migration: idle(),
+            capacity: None,
         };
         let first = plan(&observed, None, NOW);
         let mut world = world_after(&observed, &first);
@@ -682,6 +789,7 @@ mod tests {
             pools: vec![pool("a", 12, 12)],
             topology: topology(vec![set(0, "a", 0, SetState::Active), set(1, "a", 1, SetState::Active)]),
             migration: running(),
+            capacity: None,
         };
         let plan = plan(&observed, None, NOW);
         assert!(plan.operation.is_none() && plan.actions.is_empty());
@@ -693,11 +801,12 @@ mod tests {
     #[test]
     fn restart_between_any_two_steps_converges_to_the_same_end() {
         let scenarios: Vec<Observed> = vec![
-            Observed { pools: vec![pool("a", 8, 8)], topology: None, migration: idle() },
+            Observed { pools: vec![pool("a", 8, 8)], topology: None, migration: idle(), capacity: None },
             Observed {
                 pools: vec![pool("a", 16, 8)],
                 topology: topology(vec![set(0, "a", 0, SetState::Active), set(1, "a", 1, SetState::Active)]),
                 migration: idle(),
+                capacity: None,
             },
             Observed {
                 pools: vec![pool("a", 4, 12)],
@@ -707,6 +816,7 @@ mod tests {
                     set(2, "a", 2, SetState::Active),
                 ]),
                 migration: idle(),
+                capacity: None,
             },
             Observed {
                 pools: vec![pool("a", 4, 4), PoolView { deleting: true, ..pool("b", 8, 8) }],
@@ -716,6 +826,7 @@ mod tests {
                     set(2, "b", 1, SetState::Active),
                 ]),
                 migration: idle(),
+                capacity: None,
             },
         ];
         for start in scenarios {

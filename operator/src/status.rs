@@ -356,6 +356,7 @@ mod tests {
                     .collect(),
             }),
             migration: MigrationView { state: migration.into(), drained_sets: BTreeSet::new() },
+            capacity: None,
         }
     }
 

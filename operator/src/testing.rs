@@ -255,19 +255,32 @@ pub fn fake_client(api: Arc<Mutex<FakeApi>>) -> kube::Client {
     kube::Client::new(service, "default")
 }
 
+impl Default for FakeNodeState {
+    fn default() -> Self {
+        FakeNodeState {
+            topology: None,
+            migration: String::new(),
+            throttle: 0,
+            calls: Vec::new(),
+            free_per_drive: 1 << 30,
+        }
+    }
+}
+
 /// In-process nodes: one topology, one migration, the admin API's rules.
 #[derive(Default)]
 pub struct FakeNodes {
     pub state: Mutex<FakeNodeState>,
 }
 
-#[derive(Default)]
 pub struct FakeNodeState {
     pub topology: Option<Value>,
     /// `running` after a change until the test finishes it.
     pub migration: String,
     pub throttle: u64,
     pub calls: Vec<String>,
+    /// Free bytes each drive reports.
+    pub free_per_drive: u64,
 }
 
 fn refused(status: u16, code: &str, message: &str) -> AdminError {
@@ -345,6 +358,23 @@ impl NodeApi for FakeNodes {
             "rateBytesPerSecond": 100.0, "etaSeconds": null, "lastError": null, "sets": sets
         }))
         .map_err(|e| AdminError::Malformed(e.to_string()))
+    }
+
+    async fn capacity(&self, _: &str, _: &Credentials) -> Result<crate::admin::Capacity, AdminError> {
+        let state = self.state.lock().unwrap();
+        let topology = FakeNodes::topology_of(&state)?;
+        let sets: Vec<Value> = topology
+            .sets()
+            .filter(|(_, s)| s.state != buckets_node::placement::topology::SetState::Removed)
+            .map(|(_, s)| {
+                json!({
+                    "id": s.id, "state": s.state, "drives": s.drives.len(), "drivesOnline": s.drives.len(),
+                    "dataShards": 2, "parityShards": 2, "totalBytes": 4u64 << 30, "freeBytes": state.free_per_drive * 4,
+                    "minFreeBytes": state.free_per_drive, "storedBytes": 1u64 << 20
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({ "sets": sets })).map_err(|e| AdminError::Malformed(e.to_string()))
     }
 
     async fn bootstrap(

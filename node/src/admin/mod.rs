@@ -40,6 +40,32 @@ pub struct NodeState {
     pub topology_generation: u64,
 }
 
+/// `GET /admin/v1/capacity`: what every set in service holds and can still take.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Capacity {
+    pub sets: Vec<SetCapacity>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SetCapacity {
+    pub id: crate::placement::ring::SetId,
+    pub state: crate::placement::topology::SetState,
+    pub drives: usize,
+    /// Drives that answered (the sums below are over them).
+    pub drives_online: usize,
+    pub data_shards: usize,
+    pub parity_shards: usize,
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    /// Free space of the fullest drive: each object puts one shard on every drive, so
+    /// this times `dataShards` is what the set can still take.
+    pub min_free_bytes: u64,
+    /// Bytes stored on the drives (shards and metadata, parity included).
+    pub stored_bytes: u64,
+}
+
 /// A request whose signature checked out.
 pub struct SignedRequest {
     pub method: Method,
@@ -261,6 +287,7 @@ impl Admin {
                     json_error(StatusCode::CONFLICT, "AlreadyBootstrapped", "this cluster already has a topology")
                 }
             }
+            (Method::GET, ["capacity"]) => json_ok(&self.capacity().await),
             (Method::GET, ["topology"]) => json_ok(self.store.topology().as_ref()),
             (Method::POST, ["topology"]) => {
                 let request: ApplyTopology = match serde_json::from_slice(&body) {
@@ -410,6 +437,34 @@ impl Admin {
             );
         }
         self.apply(expected, next).await
+    }
+
+    /// Usage of every set in service, from its online drives.
+    async fn capacity(&self) -> Capacity {
+        let topology = self.store.topology();
+        let mut sets = Vec::new();
+        for set in self.store.sets().iter() {
+            let drives = set.drives().to_vec();
+            let usages: Vec<crate::storage::drive::DriveUsage> = tokio::task::spawn_blocking(move || {
+                drives.iter().filter(|d| d.is_online()).filter_map(|d| d.usage().ok()).collect()
+            })
+            .await
+            .unwrap_or_default();
+            let erasure = set.erasure();
+            sets.push(SetCapacity {
+                id: set.id,
+                state: topology.set(set.id).map_or(crate::placement::topology::SetState::Active, |s| s.state),
+                drives: set.drives().len(),
+                drives_online: usages.len(),
+                data_shards: erasure.data_shards,
+                parity_shards: erasure.parity_shards,
+                total_bytes: usages.iter().map(|u| u.total_bytes).sum(),
+                free_bytes: usages.iter().map(|u| u.free_bytes).sum(),
+                min_free_bytes: usages.iter().map(|u| u.free_bytes).min().unwrap_or(0),
+                stored_bytes: usages.iter().map(|u| u.stored_bytes).sum(),
+            });
+        }
+        Capacity { sets }
     }
 
     /// The nodes named by the topology's drives, with their drives' state as this node

@@ -301,6 +301,10 @@ impl Drive for RemoteDrive {
         self.inner.call_decoded(DriveCall::ListBuckets)
     }
 
+    fn usage(&self) -> io::Result<crate::storage::drive::DriveUsage> {
+        self.inner.call_decoded(DriveCall::Usage)
+    }
+
     fn read_object_meta(&self, bucket: &str, path: &ObjectPath) -> io::Result<Option<Vec<u8>>> {
         self.inner.call(&DriveCall::ReadObjectMeta { bucket: bucket.into(), path: path.to_wire() }, &[])
     }

@@ -43,6 +43,7 @@ pub enum DriveCall {
     RemoveUpload { bucket: String, upload_id: String },
     ReadSystemFile { name: String },
     WriteSystemFile { name: String },
+    Usage,
 }
 
 /// Frames a call and its payload as a request body.

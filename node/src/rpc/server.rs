@@ -62,6 +62,7 @@ fn encoded<T: serde::Serialize>(value: &T) -> CallResult {
 fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
     use DriveCall::*;
     match call {
+        Usage => encoded(&drive.usage()?),
         ReadFormat => match drive.read_current_format()? {
             Some(format) => Ok(Some(format.encode())),
             None => Ok(None),
@@ -160,7 +161,7 @@ fn names_are_plain(call: &DriveCall) -> bool {
             plain(bucket) && plain(upload_id) && parts.iter().all(|(_, name)| plain(name))
         }
         ReadSystemFile { name } | WriteSystemFile { name } => plain(name),
-        ReadFormat | Reformat | HasStaging { .. } | RemoveStaging { .. } | ListBuckets => true,
+        ReadFormat | Reformat | HasStaging { .. } | RemoveStaging { .. } | ListBuckets | Usage => true,
     }
 }
 

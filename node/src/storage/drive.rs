@@ -104,6 +104,52 @@ const TRASH_DIR: &str = "trash";
 pub const TRASH_RETENTION: std::time::Duration = std::time::Duration::from_secs(600);
 const MULTIPART_DIR: &str = "multipart";
 
+/// What a drive holds and can still take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DriveUsage {
+    /// Size of the filesystem the drive is on.
+    pub total_bytes: u64,
+    /// Bytes the filesystem still has for this process.
+    pub free_bytes: u64,
+    /// Bytes of files under the drive's directory (shards, metadata, system files): what
+    /// this drive would hand to others if its set were drained. Counted by a walk that
+    /// stops at `MAX_USAGE_WALK_ENTRIES` (then a lower bound).
+    pub stored_bytes: u64,
+}
+
+/// Most directory entries one usage walk visits (bounds the cost of `GET
+/// /admin/v1/capacity` on a drive with very many objects).
+pub const MAX_USAGE_WALK_ENTRIES: usize = 5_000_000;
+
+/// Sums the sizes of the files under `root`, visiting at most `MAX_USAGE_WALK_ENTRIES`.
+fn stored_bytes(root: &Path) -> io::Result<u64> {
+    let mut total = 0u64;
+    let mut visited = 0usize;
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            // A directory removed meanwhile (a commit, a trash purge) holds nothing.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            visited += 1;
+            if visited > MAX_USAGE_WALK_ENTRIES {
+                return Ok(total);
+            }
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if let Ok(meta) = entry.metadata() {
+                total += meta.len();
+            }
+        }
+    }
+    Ok(total)
+}
+
 #[derive(Debug)]
 pub struct LocalDrive {
     root: PathBuf,
@@ -319,6 +365,9 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     /// Replaces a system file atomically and durably.
     fn write_system_file(&self, name: &str, bytes: &[u8]) -> io::Result<()>;
 
+    /// Size and free space of the drive's filesystem, and the bytes stored on the drive.
+    fn usage(&self) -> io::Result<DriveUsage>;
+
     /// A new shard file `name` in staging directory `staging_id`.
     fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>>;
     fn has_staging(&self, staging_id: Uuid) -> bool;
@@ -439,6 +488,15 @@ impl Drive for LocalDrive {
 
     fn write_system_file(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
         write_atomic(&self.tmp_root(), &self.system_dir().join(name), bytes)
+    }
+
+    fn usage(&self) -> io::Result<DriveUsage> {
+        let stats = fs4::statvfs(&self.root)?;
+        Ok(DriveUsage {
+            total_bytes: stats.total_space(),
+            free_bytes: stats.available_space(),
+            stored_bytes: stored_bytes(&self.root)?,
+        })
     }
 
     fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>> {

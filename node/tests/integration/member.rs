@@ -92,6 +92,21 @@ async fn member_nodes_bootstrap_grow_by_a_set_and_restart_from_their_drives() {
         serde_json::from_str::<MigrationStatus>(&admin_ok(&members[0], &["migration", "status", "--json"]))
             .is_ok_and(|s| s.state == "done")
     });
+    // Capacity per set: every drive answers, and the stored bytes hold every object
+    // with its parity (2 data + 2 parity: twice the object bytes at least).
+    let (status, body) = admin_get(&members[0], "/admin/v1/capacity", ACCESS_KEY, SECRET_KEY);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let capacity: buckets_node::admin::Capacity = serde_json::from_slice(&body).unwrap();
+    assert_eq!(capacity.sets.len(), 3);
+    for set in &capacity.sets {
+        assert_eq!((set.drives_online, set.data_shards, set.parity_shards), (4, 2, 2), "{set:?}");
+        assert!(set.total_bytes >= set.free_bytes && set.min_free_bytes > 0, "{set:?}");
+        assert!(set.stored_bytes > 0, "{set:?}");
+    }
+    let object_bytes: u64 = objects.iter().map(|(_, b)| b.len() as u64).sum();
+    let stored: u64 = capacity.sets.iter().map(|s| s.stored_bytes).sum();
+    assert!(stored >= 2 * object_bytes, "stored {stored} for {object_bytes} object bytes");
+
     // Every object reads back through a joined node, and one written there reads back
     // through an old one.
     let newcomer = joining[1].client();
