@@ -93,14 +93,7 @@ fn run(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::sync::Arc;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BUCKETS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if std::env::var("BUCKETS_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    buckets_node::init_logging();
     // kube and the node client both use rustls; one process-wide provider.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
