@@ -40,6 +40,11 @@ fi
 export BUCKETS_HELM="$HELM"
 "$HELM" version --short
 
+step "Kubernetes test bed (etcd, kube-apiserver, kube-controller-manager, kubectl; built from Go modules once, cached)"
+BUCKETS_TESTBED_BIN="$(./e2e/testbed/build.sh | tail -n 1)"
+export BUCKETS_TESTBED_BIN
+"$BUCKETS_TESTBED_BIN/kubectl" version --client | head -n 1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -518,6 +518,8 @@ pub async fn run(ctx: Arc<Context>) {
                 _ => None,
             }
         })
+        // Bursts of events (a StatefulSet's pods starting together) make one reconcile.
+        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -671,8 +673,10 @@ mod tests {
         assert_eq!(bed.condition("Progressing")["reason"], "BootstrapWaitingForPods");
         assert!(bed.node_calls().is_empty(), "no node is up: nothing is asked");
 
-        // The root Secret is never overwritten.
+        // The root Secret is never overwritten, and nothing changed: no status write (a
+        // write would wake the controller again, a loop).
         bed.reconcile().await;
+        assert!(bed.api.lock().unwrap().calls_matching("bucketsclusters/demo/status").is_empty(), "{:?}", bed.calls());
         assert_eq!(bed.object("/api/v1/namespaces/storage/secrets/demo-root")["stringData"], root["stringData"]);
 
         bed.start_pods();

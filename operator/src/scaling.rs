@@ -236,7 +236,9 @@ fn shape_refusal(pool: &PoolView, topology: &TopologyView) -> Option<Refusal> {
 pub fn plan(observed: &Observed, current: Option<&Operation>, now: &str) -> Plan {
     let mut plan = Plan::default();
     let Some(topology) = &observed.topology else {
-        bootstrap(observed, now, &mut plan);
+        // A bootstrap in flight keeps the time it started.
+        let started = current.filter(|op| op.kind == BOOTSTRAP).map_or(now, |op| op.started_at.as_str());
+        bootstrap(observed, started, &mut plan);
         plan.statefulset_replicas = statefulset_replicas(observed, None);
         return plan;
     };
@@ -602,6 +604,9 @@ mod tests {
         assert_eq!(waiting.operation.as_ref().unwrap().stage, "WaitingForPods");
         assert!(waiting.waiting_for.as_ref().unwrap().contains("a (5 of 8 pods ready)"));
         assert_eq!(waiting.statefulset_replicas, BTreeMap::from([("a".into(), 8), ("b".into(), 4)]));
+
+        let later = plan(&observed, waiting.operation.as_ref(), "2026-11-26T00:05:00Z");
+        assert_eq!(later, waiting, "waiting again changes nothing, not even the start time");
 
         let mut ready = observed.clone();
         ready.pools[0].ready_ordinals = (0..8).collect();

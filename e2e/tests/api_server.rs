@@ -1,0 +1,172 @@
+//! Scenarios on a real kube-apiserver and kube-controller-manager (built from Go modules):
+//! the CRDs install and teach `kubectl explain`, the samples pass server-side validation,
+//! bad specs are rejected by the CEL rules with their messages (also through `kubectl
+//! scale`), and the operator — running as a process with exactly the chart's RBAC and
+//! leader election — creates a cluster's objects, follows a scale of its pool, and
+//! cleans up everything when the cluster is deleted. No pod runs yet (no kubelet): the
+//! cluster stays in Bootstrapping, waiting for its pods.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use buckets_e2e::{Process, TestBed, repo_root, wait_until, workspace_binary};
+
+fn helm() -> String {
+    std::env::var("BUCKETS_HELM").unwrap_or_else(|_| "helm".into())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn crds_samples_cel_rules_and_the_operator_on_a_real_api_server() {
+    let bed = TestBed::start();
+    crds_install_and_reject_bad_specs(&bed);
+    operator_with_the_charts_rbac_creates_scales_and_cleans_up(&bed);
+}
+
+fn crds_install_and_reject_bad_specs(bed: &TestBed) {
+    let root = repo_root();
+    let crds = root.join("crds");
+    bed.kubectl_ok(&["apply", "--server-side", "-f", crds.to_str().unwrap()]);
+    bed.kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "crd/bucketsclusters.buckets.io",
+        "crd/bucketspools.buckets.io",
+        "--timeout",
+        "60s",
+    ]);
+    // The API server publishes a new CRD's schema a moment after it is established.
+    wait_until("kubectl explain teaches the pool's fields", Duration::from_secs(60), || {
+        String::from_utf8_lossy(&bed.kubectl(&["explain", "bucketspool.spec.setSize"]).stdout)
+            .contains("Drives per erasure set")
+    });
+    let samples = root.join("config/samples");
+    let dry = bed.kubectl_ok(&["apply", "--dry-run=server", "-f", samples.to_str().unwrap()]);
+    assert!(dry.contains("bucketspool.buckets.io/fast created (server dry run)"), "{dry}");
+
+    let pool = |name: &str, replicas: i32, drives: i32, set_size: i32| {
+        format!(
+            "apiVersion: buckets.io/v1alpha1\nkind: BucketsPool\nmetadata: {{name: {name}, namespace: default}}\n\
+             spec: {{cluster: demo, replicas: {replicas}, drivesPerNode: {drives}, setSize: {set_size}, storage: {{size: 1Gi}}}}\n"
+        )
+    };
+    let rejected = |yaml: &str, message: &str| {
+        let output = bed.kubectl_with_input(&["apply", "--dry-run=server", "-f", "-"], Some(yaml));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains(message), "expected {message:?}, got: {stderr}");
+    };
+    rejected(&pool("small", 3, 1, 3), "setSize must be between 4 and 16");
+    rejected(&pool("ragged", 5, 1, 4), "replicas × drivesPerNode must be a multiple of setSize");
+    let created = bed.kubectl_with_input(&["apply", "-f", "-"], Some(&pool("shape", 4, 1, 4)));
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    rejected(&pool("shape", 4, 2, 4), "drivesPerNode is immutable");
+    rejected(&pool("shape", 8, 1, 8), "setSize is immutable");
+    let scaled = bed.kubectl(&["scale", "bp/shape", "--replicas", "6"]);
+    assert!(!scaled.status.success(), "kubectl scale to a partial set is refused");
+    assert!(String::from_utf8_lossy(&scaled.stderr).contains("multiple of setSize"));
+    bed.kubectl_ok(&["scale", "bp/shape", "--replicas", "8"]);
+    assert_eq!(bed.kubectl_ok(&["get", "bp/shape", "-o", "jsonpath={.spec.replicas}"]), "8");
+    bed.kubectl_ok(&["delete", "bp/shape"]);
+}
+
+fn operator_with_the_charts_rbac_creates_scales_and_cleans_up(bed: &TestBed) {
+    let root = repo_root();
+    bed.kubectl_ok(&["create", "namespace", "buckets-system"]);
+    bed.kubectl_ok(&["create", "namespace", "store"]);
+    let rendered = Command::new(helm())
+        .args([
+            "template",
+            "ops",
+            "charts/buckets-operator",
+            "--namespace",
+            "buckets-system",
+            "--kube-version",
+            "1.34.4",
+        ])
+        .current_dir(&root)
+        .output()
+        .expect("helm runs (set BUCKETS_HELM)");
+    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    let chart = String::from_utf8(rendered.stdout).unwrap();
+    let applied = bed.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&chart));
+    assert!(
+        applied.status.success(),
+        "the chart's objects pass the API server: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    // The Deployment would run the image; here the same binary runs as a process with
+    // the Deployment's service account.
+    bed.kubectl_ok(&["-n", "buckets-system", "scale", "deployment/ops-buckets-operator", "--replicas", "0"]);
+    let kubeconfig = bed.kubeconfig_for("buckets-system", "ops-buckets-operator");
+    let start_operator = |name: &str| {
+        let log = bed.dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(workspace_binary("buckets-operator"))
+            .args(["run", "--leader-election", "--metrics-address", &format!("127.0.0.1:{}", free_port())])
+            .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAMESPACE", "buckets-system")
+            .env("POD_NAME", name)
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        Process { child, log }
+    };
+    let leader = start_operator("operator-a");
+    wait_until("operator-a leads", Duration::from_secs(30), || {
+        bed.kubectl(&[
+            "-n",
+            "buckets-system",
+            "get",
+            "lease",
+            "buckets-operator-leader",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .stdout
+            == b"operator-a"
+    });
+    let follower = start_operator("operator-b");
+
+    let samples = root.join("config/samples");
+    bed.kubectl_ok(&["-n", "store", "apply", "-f", samples.to_str().unwrap()]);
+    let get = |args: &[&str]| -> String {
+        let mut all = vec!["-n", "store"];
+        all.extend_from_slice(args);
+        String::from_utf8(bed.kubectl(&all).stdout).unwrap()
+    };
+    wait_until("the cluster waits for its pods", Duration::from_secs(60), || {
+        get(&["get", "bc/demo", "-o", "jsonpath={.status.phase}"]) == "Bootstrapping"
+    });
+    assert_eq!(get(&["get", "sts/demo-fast", "-o", "jsonpath={.spec.replicas}"]), "4");
+    assert_eq!(get(&["get", "pdb/demo-fast", "-o", "jsonpath={.spec.maxUnavailable}"]), "2");
+    assert_eq!(get(&["get", "svc/demo-hl", "-o", "jsonpath={.spec.clusterIP}"]), "None");
+    assert!(get(&["get", "secret/demo-root", "-o", "jsonpath={.data.rootPassword}"]).len() > 40);
+    let progressing =
+        get(&["get", "bc/demo", "-o", "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}"]);
+    assert_eq!(progressing, "BootstrapWaitingForPods");
+    let columns = get(&["get", "bc/demo"]);
+    assert!(columns.contains("PHASE") && columns.contains("Bootstrapping"), "{columns}");
+    let events = get(&["events", "--for", "bucketscluster/demo"]);
+    assert!(events.contains("Bootstrapping"), "an Event for the transition: {events}");
+
+    // Scaling the pool before bootstrap grows the StatefulSet to the new size.
+    bed.kubectl_ok(&["-n", "store", "scale", "bp/fast", "--replicas", "8"]);
+    wait_until("the StatefulSet follows the pool", Duration::from_secs(60), || {
+        get(&["get", "sts/demo-fast", "-o", "jsonpath={.spec.replicas}"]) == "8"
+    });
+    assert!(!follower.log().contains("leading:"), "only one replica reconciles");
+
+    // Deleting the cluster takes everything it owns, its pools included.
+    bed.kubectl_ok(&["-n", "store", "delete", "bc/demo", "--timeout", "60s"]);
+    wait_until("everything of the cluster is gone", Duration::from_secs(60), || {
+        let left = get(&["get", "bp,sts,svc,secret,pdb,pods", "-o", "name"]);
+        left.lines().all(|l| l.starts_with("secret/default-token") || l.is_empty())
+    });
+    let log = leader.log();
+    assert!(!log.contains("forbidden"), "the chart's RBAC covers every call:\n{log}");
+}
