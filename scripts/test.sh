@@ -51,6 +51,8 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+export BUCKETS_AWS_CLI="$VENV/bin/aws"
+
 step "cargo test"
 CARGO_LOG="$CACHE/cargo-test.log"
 set +e

@@ -1,8 +1,9 @@
 //! End-to-end Kubernetes scenarios for Buckets: a test bed of etcd, kube-apiserver and
 //! kube-controller-manager built from Go modules (`testbed/build.sh`, cached under
-//! `~/.cache/buckets/testbed`), started per test binary (`testbed/up.sh`), and driven with
-//! the built kubectl. The pod runner (playing kubelet) is not here yet: these scenarios
-//! check what needs no running pod.
+//! `~/.cache/buckets/testbed`), started per test binary (`testbed/up.sh`), driven with the
+//! built kubectl; `runner` plays kubelet so node pods run as local processes.
+
+pub mod runner;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -148,4 +149,67 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
         std::thread::sleep(Duration::from_millis(250));
     }
     panic!("timed out waiting for {what}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Installs the CRDs and the chart's objects (release `ops` in `buckets-system`; its
+/// Deployment scaled to 0: the operator runs as a process instead) and returns a
+/// kubeconfig of the chart's service account.
+pub fn install_operator_chart(bed: &TestBed) -> PathBuf {
+    let root = repo_root();
+    bed.kubectl_ok(&["apply", "--server-side", "-f", root.join("crds").to_str().unwrap()]);
+    bed.kubectl_ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "crd/bucketsclusters.buckets.io",
+        "crd/bucketspools.buckets.io",
+        "--timeout",
+        "60s",
+    ]);
+    bed.kubectl_ok(&["create", "namespace", "buckets-system"]);
+    let helm = std::env::var("BUCKETS_HELM").unwrap_or_else(|_| "helm".into());
+    let rendered = Command::new(helm)
+        .args([
+            "template",
+            "ops",
+            "charts/buckets-operator",
+            "--namespace",
+            "buckets-system",
+            "--kube-version",
+            "1.34.4",
+        ])
+        .current_dir(&root)
+        .output()
+        .expect("helm runs (set BUCKETS_HELM)");
+    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    let chart = String::from_utf8(rendered.stdout).unwrap();
+    let applied = bed.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&chart));
+    assert!(
+        applied.status.success(),
+        "the chart's objects pass the API server: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    bed.kubectl_ok(&["-n", "buckets-system", "scale", "deployment/ops-buckets-operator", "--replicas", "0"]);
+    bed.kubeconfig_for("buckets-system", "ops-buckets-operator")
+}
+
+/// The operator binary as a process with `kubeconfig`, leader election on, named `name`.
+pub fn start_operator(bed: &TestBed, kubeconfig: &Path, name: &str) -> Process {
+    let log = bed.dir.path().join(format!("{name}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(workspace_binary("buckets-operator"))
+        .args(["run", "--leader-election", "--metrics-address", &format!("127.0.0.1:{}", free_port())])
+        .env("KUBECONFIG", kubeconfig)
+        .env("POD_NAMESPACE", "buckets-system")
+        .env("POD_NAME", name)
+        .env("BUCKETS_LOG", "info,kube=warn")
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    Process { child, log }
 }

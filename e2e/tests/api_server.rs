@@ -6,18 +6,9 @@
 //! cleans up everything when the cluster is deleted. No pod runs yet (no kubelet): the
 //! cluster stays in Bootstrapping, waiting for its pods.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use buckets_e2e::{Process, TestBed, repo_root, wait_until, workspace_binary};
-
-fn helm() -> String {
-    std::env::var("BUCKETS_HELM").unwrap_or_else(|_| "helm".into())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use buckets_e2e::{TestBed, install_operator_chart, repo_root, start_operator, wait_until};
 
 #[test]
 fn crds_samples_cel_rules_and_the_operator_on_a_real_api_server() {
@@ -75,47 +66,9 @@ fn crds_install_and_reject_bad_specs(bed: &TestBed) {
 
 fn operator_with_the_charts_rbac_creates_scales_and_cleans_up(bed: &TestBed) {
     let root = repo_root();
-    bed.kubectl_ok(&["create", "namespace", "buckets-system"]);
     bed.kubectl_ok(&["create", "namespace", "store"]);
-    let rendered = Command::new(helm())
-        .args([
-            "template",
-            "ops",
-            "charts/buckets-operator",
-            "--namespace",
-            "buckets-system",
-            "--kube-version",
-            "1.34.4",
-        ])
-        .current_dir(&root)
-        .output()
-        .expect("helm runs (set BUCKETS_HELM)");
-    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
-    let chart = String::from_utf8(rendered.stdout).unwrap();
-    let applied = bed.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&chart));
-    assert!(
-        applied.status.success(),
-        "the chart's objects pass the API server: {}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-    // The Deployment would run the image; here the same binary runs as a process with
-    // the Deployment's service account.
-    bed.kubectl_ok(&["-n", "buckets-system", "scale", "deployment/ops-buckets-operator", "--replicas", "0"]);
-    let kubeconfig = bed.kubeconfig_for("buckets-system", "ops-buckets-operator");
-    let start_operator = |name: &str| {
-        let log = bed.dir.path().join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(workspace_binary("buckets-operator"))
-            .args(["run", "--leader-election", "--metrics-address", &format!("127.0.0.1:{}", free_port())])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("POD_NAMESPACE", "buckets-system")
-            .env("POD_NAME", name)
-            .stdout(Stdio::from(file.try_clone().unwrap()))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .unwrap();
-        Process { child, log }
-    };
+    let kubeconfig = install_operator_chart(bed);
+    let start_operator = |name: &str| start_operator(bed, &kubeconfig, name);
     let leader = start_operator("operator-a");
     wait_until("operator-a leads", Duration::from_secs(30), || {
         bed.kubectl(&[

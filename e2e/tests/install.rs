@@ -1,0 +1,165 @@
+//! On a real API server with node pods running (the pod runner plays kubelet): install
+//! (the chart's CRDs and RBAC, the operator as a process, `kubectl apply` of the samples →
+//! BucketsCluster Ready via `kubectl wait` → an S3 round trip with the AWS CLI through a
+//! pod behind the client Service), then scale up by one set (`kubectl scale bp`) and back
+//! down, with every object written before intact after each.
+
+use std::process::Command;
+use std::time::Duration;
+
+use buckets_e2e::runner::PodRunner;
+use buckets_e2e::{TestBed, install_operator_chart, repo_root, start_operator, wait_until, workspace_binary};
+
+fn aws_cli() -> String {
+    std::env::var("BUCKETS_AWS_CLI").unwrap_or_else(|_| "aws".into())
+}
+
+#[test]
+fn install_scale_up_and_scale_down() {
+    let bed = TestBed::start();
+    let runner = PodRunner::start(&bed, workspace_binary("buckets-node"));
+    let kubeconfig = install_operator_chart(&bed);
+    let operator = start_operator(&bed, &kubeconfig, "operator");
+    bed.kubectl_ok(&["create", "namespace", "store"]);
+    wait_until("the namespace's default service account", Duration::from_secs(60), || {
+        bed.kubectl(&["-n", "store", "get", "serviceaccount", "default"]).status.success()
+    });
+    let samples = repo_root().join("config/samples");
+    bed.kubectl_ok(&["-n", "store", "apply", "-f", samples.to_str().unwrap()]);
+
+    let waited = bed.kubectl(&["-n", "store", "wait", "bc/demo", "--for=condition=Ready", "--timeout=240s"]);
+    if !waited.status.success() {
+        let status = bed.kubectl_ok(&["-n", "store", "get", "bc/demo", "-o", "jsonpath={.status}"]);
+        panic!(
+            "the cluster did not become Ready: {}\nstatus: {status}\npods: {}\noperator:\n{}\nnode 0:\n{}",
+            String::from_utf8_lossy(&waited.stderr),
+            bed.kubectl_ok(&["-n", "store", "get", "pods", "-o", "wide"]),
+            operator.log(),
+            runner.log("store", "demo-fast-0")
+        );
+    }
+    let columns = bed.kubectl_ok(&["-n", "store", "get", "bc/demo"]);
+    assert!(columns.contains("Ready"), "{columns}");
+    assert_eq!(bed.kubectl_ok(&["-n", "store", "get", "bc/demo", "-o", "jsonpath={.status.activeSets}"]), "1");
+    assert_eq!(bed.kubectl_ok(&["-n", "store", "get", "bp/fast", "-o", "jsonpath={.status.readyReplicas}"]), "4");
+
+    // Through a pod behind the client Service, with the root credentials of the Secret.
+    let endpoints = || {
+        bed.kubectl_ok(&[
+            "-n",
+            "store",
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=demo",
+            "-o",
+            "jsonpath={range .items[*].endpoints[*]}{.conditions.ready} {.addresses[0]}{\"\\n\"}{end}",
+        ])
+        .lines()
+        .filter_map(|line| line.strip_prefix("true "))
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while endpoints().split_whitespace().count() < 4 {
+        if std::time::Instant::now() > deadline {
+            let log =
+                std::fs::read_to_string(bed.dir.path().join("logs/kube-controller-manager.log")).unwrap_or_default();
+            let slice_lines: Vec<&str> = log.lines().filter(|l| l.contains("ndpoint")).rev().take(20).collect();
+            panic!(
+                "no ready endpoints behind the client Service:\n{}\n{}\n{slice_lines:#?}",
+                bed.kubectl_ok(&["-n", "store", "get", "endpointslices", "-o", "yaml"]),
+                bed.kubectl_ok(&["-n", "store", "get", "pods", "-o", "wide"])
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let addresses = endpoints();
+    let address = addresses.split_whitespace().next().unwrap();
+    let secret = |key: &str| {
+        let encoded =
+            bed.kubectl_ok(&["-n", "store", "get", "secret", "demo-root", "-o", &format!("jsonpath={{.data.{key}}}")]);
+        let decoded = Command::new("sh").arg("-c").arg(format!("echo '{encoded}' | base64 -d")).output().unwrap();
+        String::from_utf8(decoded.stdout).unwrap()
+    };
+    let (user, password) = (secret("rootUser"), secret("rootPassword"));
+    let file = bed.dir.path().join("hello.txt");
+    std::fs::write(&file, b"hello from the test bed\n").unwrap();
+    let aws = |args: &[&str]| {
+        let output = Command::new(aws_cli())
+            .args(["--endpoint-url", &format!("http://{address}:9000")])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &user)
+            .env("AWS_SECRET_ACCESS_KEY", &password)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("the AWS CLI runs (set BUCKETS_AWS_CLI)");
+        assert!(output.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    aws(&["s3", "mb", "s3://e2e"]);
+    aws(&["s3", "cp", file.to_str().unwrap(), "s3://e2e/hello.txt"]);
+    let back = bed.dir.path().join("back.txt");
+    aws(&["s3", "cp", "s3://e2e/hello.txt", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&back).unwrap(), b"hello from the test bed\n");
+    let listed = aws(&["s3", "ls", "s3://e2e/"]);
+    assert!(listed.contains("hello.txt"), "{listed}");
+
+    // Objects to carry through the scaling.
+    let upload = bed.dir.path().join("upload");
+    std::fs::create_dir_all(&upload).unwrap();
+    for n in 0..120 {
+        let body: Vec<u8> = (0..(500 + n * 97)).map(|i| ((i * 31 + n * 7) % 251) as u8).collect();
+        std::fs::write(upload.join(format!("object-{n:03}")), body).unwrap();
+    }
+    aws(&["s3", "sync", upload.to_str().unwrap(), "s3://e2e/data/"]);
+    let intact = |label: &str| {
+        let download = bed.dir.path().join(format!("download-{label}"));
+        aws(&["s3", "sync", "s3://e2e/data/", download.to_str().unwrap()]);
+        for n in 0..120 {
+            let name = format!("object-{n:03}");
+            assert_eq!(
+                std::fs::read(download.join(&name)).unwrap_or_default(),
+                std::fs::read(upload.join(&name)).unwrap(),
+                "{name} after {label}"
+            );
+        }
+    };
+    let get = |path: &str| bed.kubectl_ok(&["-n", "store", "get", "bc/demo", "-o", &format!("jsonpath={path}")]);
+
+    // Scale up by one set: Progressing, then Ready with two sets.
+    bed.kubectl_ok(&["-n", "store", "scale", "bp/fast", "--replicas", "8"]);
+    wait_until("the scale-up is in progress", Duration::from_secs(60), || {
+        get("{.status.conditions[?(@.type==\"Progressing\")].status}") == "True"
+    });
+    wait_until("two active sets and Ready", Duration::from_secs(240), || {
+        get("{.status.activeSets}") == "2"
+            && get("{.status.phase}") == "Ready"
+            && get("{.status.conditions[?(@.type==\"Progressing\")].status}") == "False"
+    });
+    assert_eq!(bed.kubectl_ok(&["-n", "store", "get", "sts/demo-fast", "-o", "jsonpath={.spec.replicas}"]), "8");
+    let columns = bed.kubectl_ok(&["-n", "store", "get", "bc/demo"]);
+    assert!(columns.lines().nth(1).is_some_and(|l| l.contains("Ready") && l.contains(" 2 ")), "{columns}");
+    assert_eq!(get("{.status.migration.percent}"), "100", "the migration finished");
+    let claims = bed.kubectl_ok(&["-n", "store", "get", "pvc", "-o", "name"]);
+    assert!(claims.contains("d0-demo-fast-7"), "each new node has its drive's claim: {claims}");
+    intact("scale-up");
+
+    // Scale down by one set: drained, removed, StatefulSet shrunk, claims deleted.
+    bed.kubectl_ok(&["-n", "store", "scale", "bp/fast", "--replicas", "4"]);
+    wait_until("one active set, the other removed, Ready", Duration::from_secs(240), || {
+        get("{.status.activeSets}") == "1"
+            && get("{.status.sets[1].state}") == "Removed"
+            && get("{.status.phase}") == "Ready"
+    });
+    wait_until("the StatefulSet and its pods shrink", Duration::from_secs(120), || {
+        bed.kubectl_ok(&["-n", "store", "get", "pods", "-o", "name"]).lines().count() == 4
+    });
+    assert_eq!(bed.kubectl_ok(&["-n", "store", "get", "sts/demo-fast", "-o", "jsonpath={.spec.replicas}"]), "4");
+    wait_until("the drained pods' claims go (whenScaled: Delete)", Duration::from_secs(60), || {
+        !bed.kubectl_ok(&["-n", "store", "get", "pvc", "-o", "name"]).contains("d0-demo-fast-4")
+    });
+    intact("scale-down");
+}
