@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running control plane, stopped when dropped.
+/// A running control plane (stopped when dropped), or an existing cluster.
 pub struct TestBed {
+    /// Directory of kubectl (the built one, or the one on PATH for an existing cluster).
     pub bin: PathBuf,
     pub dir: tempfile::TempDir,
     pub kubeconfig: PathBuf,
+    /// An existing cluster named by `BUCKETS_E2E_KUBECONFIG`: nothing is started or
+    /// stopped, and a real kubelet runs the pods.
+    pub external: bool,
 }
 
 fn testbed_dir() -> PathBuf {
@@ -29,6 +33,17 @@ impl TestBed {
     /// Builds the binaries if needed (`BUCKETS_TESTBED_BIN` skips that) and starts etcd,
     /// kube-apiserver and kube-controller-manager.
     pub fn start() -> TestBed {
+        if let Some(kubeconfig) = std::env::var_os("BUCKETS_E2E_KUBECONFIG") {
+            let kubectl = Command::new("sh").args(["-c", "command -v kubectl"]).output().unwrap();
+            let kubectl = PathBuf::from(String::from_utf8(kubectl.stdout).unwrap().trim());
+            assert!(kubectl.is_file(), "BUCKETS_E2E_KUBECONFIG needs kubectl on PATH");
+            return TestBed {
+                bin: kubectl.parent().unwrap().to_path_buf(),
+                dir: tempfile::tempdir().unwrap(),
+                kubeconfig: PathBuf::from(kubeconfig),
+                external: true,
+            };
+        }
         let bin = match std::env::var_os("BUCKETS_TESTBED_BIN") {
             Some(bin) => PathBuf::from(bin),
             None => {
@@ -57,7 +72,7 @@ impl TestBed {
             logs(dir.path())
         );
         let kubeconfig = dir.path().join("kubeconfig");
-        TestBed { bin, dir, kubeconfig }
+        TestBed { bin, dir, kubeconfig, external: false }
     }
 
     /// Runs kubectl against the test bed.
@@ -108,7 +123,9 @@ impl TestBed {
 
 impl Drop for TestBed {
     fn drop(&mut self) {
-        let _ = Command::new(testbed_dir().join("down.sh")).arg(self.dir.path()).output();
+        if !self.external {
+            let _ = Command::new(testbed_dir().join("down.sh")).arg(self.dir.path()).output();
+        }
     }
 }
 
@@ -170,7 +187,9 @@ pub fn install_operator_chart(bed: &TestBed) -> PathBuf {
         "--timeout",
         "60s",
     ]);
-    bed.kubectl_ok(&["create", "namespace", "buckets-system"]);
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: buckets-system}\n";
+    let created = bed.kubectl_with_input(&["apply", "-f", "-"], Some(namespace));
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let helm = std::env::var("BUCKETS_HELM").unwrap_or_else(|_| "helm".into());
     let rendered = Command::new(helm)
         .args([

@@ -27,6 +27,8 @@ use serde_json::{Value, json};
 pub const NODE_NAME: &str = "local-node";
 /// How often the runner looks at the pods.
 const TICK: Duration = Duration::from_millis(400);
+/// Wait before restarting a crashed container (a kubelet starts at 10 s and doubles).
+const RESTART_BACKOFF: Duration = Duration::from_secs(5);
 
 struct Running {
     uid: String,
@@ -34,6 +36,8 @@ struct Running {
     ready: bool,
     restarts: u32,
     started_at: String,
+    /// When the process was found dead (it restarts after `RESTART_BACKOFF`).
+    crashed_at: Option<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -51,6 +55,9 @@ pub struct PodRunner {
     thread: Option<std::thread::JoinHandle<()>>,
     state: Arc<Mutex<State>>,
     pub dir: PathBuf,
+    /// On an existing cluster the real kubelet runs pods; this runner only answers
+    /// questions through kubectl.
+    external: Option<(PathBuf, PathBuf)>,
 }
 
 struct Context {
@@ -97,6 +104,15 @@ impl PodRunner {
     /// Starts the runner against a test bed; pods' processes are `node_binary`.
     pub fn start(bed: &crate::TestBed, node_binary: PathBuf) -> PodRunner {
         let dir = bed.dir.path().join("runner");
+        if bed.external {
+            return PodRunner {
+                stop: Arc::new(AtomicBool::new(true)),
+                thread: None,
+                state: Arc::default(),
+                dir,
+                external: Some((bed.bin.join("kubectl"), bed.kubeconfig.clone())),
+            };
+        }
         std::fs::create_dir_all(dir.join("claims")).unwrap();
         std::fs::create_dir_all(dir.join("logs")).unwrap();
         std::fs::write(dir.join("hosts"), "127.0.0.1 localhost\n").unwrap();
@@ -133,16 +149,30 @@ impl PodRunner {
                 let _ = Command::new("ip").args(["addr", "del", &format!("{ip}/32"), "dev", "lo"]).output();
             }
         });
-        PodRunner { stop, thread: Some(thread), state, dir }
+        PodRunner { stop, thread: Some(thread), state, dir, external: None }
+    }
+
+    fn external_kubectl(&self, args: &[&str]) -> Option<String> {
+        let (kubectl, kubeconfig) = self.external.as_ref()?;
+        let output = Command::new(kubectl).arg("--kubeconfig").arg(kubeconfig).args(args).output().ok()?;
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     /// The pod IP of `namespace/name`, once it runs.
     pub fn pod_ip(&self, namespace: &str, name: &str) -> Option<String> {
+        if self.external.is_some() {
+            return self
+                .external_kubectl(&["-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.podIP}"])
+                .filter(|ip| !ip.is_empty());
+        }
         self.state.lock().unwrap().ips.get(&format!("{namespace}/{name}")).cloned()
     }
 
     /// `kill -9` of a pod's process (the runner restarts it, as a kubelet would).
     pub fn kill(&self, namespace: &str, name: &str) -> bool {
+        if self.external.is_some() {
+            return self.external_kubectl(&["-n", namespace, "exec", name, "--", "sh", "-c", "kill -9 1"]).is_some();
+        }
         let mut state = self.state.lock().unwrap();
         match state.running.get_mut(&format!("{namespace}/{name}")) {
             Some(pod) => pod.child.kill().is_ok(),
@@ -246,7 +276,17 @@ fn ensure_running(context: &Context, state: &Mutex<State>, pod: &Value, key: &st
                 let _ = running.child.wait();
                 guard.running.remove(key);
             } else if let Ok(Some(_)) = running.child.try_wait() {
-                restarted = true;
+                // Crashed: not ready at once, restarted after a back-off (as a kubelet).
+                match running.crashed_at {
+                    None => {
+                        running.crashed_at = Some(std::time::Instant::now());
+                        running.ready = false;
+                        drop(guard);
+                        return report(context, state, namespace, name, key, &ip, false);
+                    }
+                    Some(at) if at.elapsed() < RESTART_BACKOFF => return Ok(()),
+                    Some(_) => restarted = true,
+                }
             }
         }
     }
@@ -256,7 +296,14 @@ fn ensure_running(context: &Context, state: &Mutex<State>, pod: &Value, key: &st
         let child = start_container(context, pod, &ip)?;
         state.lock().unwrap().running.insert(
             key.to_string(),
-            Running { uid: uid.to_string(), child, ready: false, restarts: previous_restarts, started_at: now() },
+            Running {
+                uid: uid.to_string(),
+                child,
+                ready: false,
+                restarts: previous_restarts,
+                started_at: now(),
+                crashed_at: None,
+            },
         );
         report(context, state, namespace, name, key, &ip, false)?;
         return Ok(());
