@@ -172,12 +172,9 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Installs the CRDs and the chart's objects (release `ops` in `buckets-system`; its
-/// Deployment scaled to 0: the operator runs as a process instead) and returns a
-/// kubeconfig of the chart's service account.
-pub fn install_operator_chart(bed: &TestBed) -> PathBuf {
-    let root = repo_root();
-    bed.kubectl_ok(&["apply", "--server-side", "-f", root.join("crds").to_str().unwrap()]);
+/// Applies `crds/` server-side and waits until the API server serves both kinds.
+pub fn install_crds(bed: &TestBed) {
+    bed.kubectl_ok(&["apply", "--server-side", "-f", repo_root().join("crds").to_str().unwrap()]);
     bed.kubectl_ok(&[
         "wait",
         "--for",
@@ -187,6 +184,14 @@ pub fn install_operator_chart(bed: &TestBed) -> PathBuf {
         "--timeout",
         "60s",
     ]);
+}
+
+/// Installs the CRDs and the chart's objects (release `ops` in `buckets-system`; its
+/// Deployment scaled to 0: the operator runs as a process instead) and returns a
+/// kubeconfig of the chart's service account.
+pub fn install_operator_chart(bed: &TestBed) -> PathBuf {
+    let root = repo_root();
+    install_crds(bed);
     let namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: buckets-system}\n";
     let created = bed.kubectl_with_input(&["apply", "-f", "-"], Some(namespace));
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
@@ -231,4 +236,55 @@ pub fn start_operator(bed: &TestBed, kubeconfig: &Path, name: &str) -> Process {
         .spawn()
         .unwrap();
     Process { child, log }
+}
+
+/// Creates `namespace` and waits for its default service account (pods are refused
+/// until the controller manager made it).
+pub fn create_namespace(bed: &TestBed, namespace: &str) {
+    bed.kubectl_ok(&["create", "namespace", namespace]);
+    wait_until("the namespace's default service account", Duration::from_secs(60), || {
+        bed.kubectl(&["-n", namespace, "get", "serviceaccount", "default"]).status.success()
+    });
+}
+
+/// The root credentials the operator generated for a cluster (Secret `<cluster>-root`).
+pub fn root_credentials(bed: &TestBed, namespace: &str, cluster: &str) -> (String, String) {
+    let key = |key: &str| {
+        let encoded = bed.kubectl_ok(&[
+            "-n",
+            namespace,
+            "get",
+            "secret",
+            &format!("{cluster}-root"),
+            "-o",
+            &format!("jsonpath={{.data.{key}}}"),
+        ]);
+        let decoded = Command::new("sh").arg("-c").arg(format!("echo '{encoded}' | base64 -d")).output().unwrap();
+        String::from_utf8(decoded.stdout).unwrap()
+    };
+    (key("rootUser"), key("rootPassword"))
+}
+
+/// The AWS CLI (`BUCKETS_AWS_CLI`, else `aws`) against one S3 endpoint.
+pub struct AwsCli {
+    pub endpoint: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl AwsCli {
+    /// Runs an `aws` command that must succeed; returns its stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let output = Command::new(std::env::var("BUCKETS_AWS_CLI").unwrap_or_else(|_| "aws".into()))
+            .args(["--endpoint-url", &self.endpoint])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &self.user)
+            .env("AWS_SECRET_ACCESS_KEY", &self.password)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("the AWS CLI runs (set BUCKETS_AWS_CLI)");
+        assert!(output.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use buckets_e2e::{TestBed, install_operator_chart, repo_root, start_operator, wait_until};
+use buckets_e2e::{TestBed, install_crds, install_operator_chart, repo_root, start_operator, wait_until};
 
 #[test]
 fn crds_samples_cel_rules_and_the_operator_on_a_real_api_server() {
@@ -19,17 +19,7 @@ fn crds_samples_cel_rules_and_the_operator_on_a_real_api_server() {
 
 fn crds_install_and_reject_bad_specs(bed: &TestBed) {
     let root = repo_root();
-    let crds = root.join("crds");
-    bed.kubectl_ok(&["apply", "--server-side", "-f", crds.to_str().unwrap()]);
-    bed.kubectl_ok(&[
-        "wait",
-        "--for",
-        "condition=established",
-        "crd/bucketsclusters.buckets.io",
-        "crd/bucketspools.buckets.io",
-        "--timeout",
-        "60s",
-    ]);
+    install_crds(bed);
     // The API server publishes a new CRD's schema a moment after it is established.
     wait_until("kubectl explain teaches the pool's fields", Duration::from_secs(60), || {
         String::from_utf8_lossy(&bed.kubectl(&["explain", "bucketspool.spec.setSize"]).stdout)

@@ -6,11 +6,13 @@
 //! with every object intact. Then deleting the BucketsCluster removes everything it
 //! owns while the claims stay (whenDeleted: Retain).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use buckets_e2e::runner::PodRunner;
-use buckets_e2e::{TestBed, install_operator_chart, repo_root, start_operator, wait_until, workspace_binary};
+use buckets_e2e::{
+    AwsCli, TestBed, create_namespace, install_operator_chart, repo_root, root_credentials, start_operator, wait_until,
+    workspace_binary,
+};
 
 /// Objects written before the scale-up.
 const OBJECTS: usize = 1000;
@@ -21,10 +23,7 @@ fn kill_a_node_and_the_operator_during_a_scale_up() {
     let runner = PodRunner::start(&bed, workspace_binary("buckets-node"));
     let kubeconfig = install_operator_chart(&bed);
     let operator = start_operator(&bed, &kubeconfig, "operator-1");
-    bed.kubectl_ok(&["create", "namespace", "store"]);
-    wait_until("the namespace's default service account", Duration::from_secs(60), || {
-        bed.kubectl(&["-n", "store", "get", "serviceaccount", "default"]).status.success()
-    });
+    create_namespace(&bed, "store");
     // The sample cluster with a slow migration, so that the faults land in it.
     let cluster = std::fs::read_to_string(repo_root().join("config/samples/bucketscluster.yaml"))
         .unwrap()
@@ -38,25 +37,11 @@ fn kill_a_node_and_the_operator_during_a_scale_up() {
 
     // 1,000 objects (about 4 MB) through a node, with the root credentials: enough keys
     // for several migration checkpoints (every 250 keys), which is when the percent moves.
-    let secret = |key: &str| {
-        let encoded =
-            bed.kubectl_ok(&["-n", "store", "get", "secret", "demo-root", "-o", &format!("jsonpath={{.data.{key}}}")]);
-        let decoded = Command::new("sh").arg("-c").arg(format!("echo '{encoded}' | base64 -d")).output().unwrap();
-        String::from_utf8(decoded.stdout).unwrap()
-    };
-    let (user, password) = (secret("rootUser"), secret("rootPassword"));
+    let (user, password) = root_credentials(&bed, "store", "demo");
     let node_ip = runner.pod_ip("store", "demo-fast-0").unwrap();
+    let cli = AwsCli { endpoint: format!("http://{node_ip}:9000"), user, password };
     let aws = |args: &[&str]| {
-        let output = Command::new(std::env::var("BUCKETS_AWS_CLI").unwrap_or_else(|_| "aws".into()))
-            .args(["--endpoint-url", &format!("http://{node_ip}:9000")])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", &user)
-            .env("AWS_SECRET_ACCESS_KEY", &password)
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("the AWS CLI runs (set BUCKETS_AWS_CLI)");
-        assert!(output.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        cli.run(args);
     };
     let upload = bed.dir.path().join("upload");
     std::fs::create_dir_all(&upload).unwrap();

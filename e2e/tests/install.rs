@@ -4,15 +4,13 @@
 //! pod behind the client Service), then scale up by one set (`kubectl scale bp`) and back
 //! down, with every object written before intact after each.
 
-use std::process::Command;
 use std::time::Duration;
 
 use buckets_e2e::runner::PodRunner;
-use buckets_e2e::{TestBed, install_operator_chart, repo_root, start_operator, wait_until, workspace_binary};
-
-fn aws_cli() -> String {
-    std::env::var("BUCKETS_AWS_CLI").unwrap_or_else(|_| "aws".into())
-}
+use buckets_e2e::{
+    AwsCli, TestBed, create_namespace, install_operator_chart, repo_root, root_credentials, start_operator, wait_until,
+    workspace_binary,
+};
 
 #[test]
 fn install_scale_up_and_scale_down() {
@@ -20,10 +18,7 @@ fn install_scale_up_and_scale_down() {
     let runner = PodRunner::start(&bed, workspace_binary("buckets-node"));
     let kubeconfig = install_operator_chart(&bed);
     let operator = start_operator(&bed, &kubeconfig, "operator");
-    bed.kubectl_ok(&["create", "namespace", "store"]);
-    wait_until("the namespace's default service account", Duration::from_secs(60), || {
-        bed.kubectl(&["-n", "store", "get", "serviceaccount", "default"]).status.success()
-    });
+    create_namespace(&bed, "store");
     let samples = repo_root().join("config/samples");
     bed.kubectl_ok(&["-n", "store", "apply", "-f", samples.to_str().unwrap()]);
 
@@ -77,28 +72,11 @@ fn install_scale_up_and_scale_down() {
     }
     let addresses = endpoints();
     let address = addresses.split_whitespace().next().unwrap();
-    let secret = |key: &str| {
-        let encoded =
-            bed.kubectl_ok(&["-n", "store", "get", "secret", "demo-root", "-o", &format!("jsonpath={{.data.{key}}}")]);
-        let decoded = Command::new("sh").arg("-c").arg(format!("echo '{encoded}' | base64 -d")).output().unwrap();
-        String::from_utf8(decoded.stdout).unwrap()
-    };
-    let (user, password) = (secret("rootUser"), secret("rootPassword"));
+    let (user, password) = root_credentials(&bed, "store", "demo");
     let file = bed.dir.path().join("hello.txt");
     std::fs::write(&file, b"hello from the test bed\n").unwrap();
-    let aws = |args: &[&str]| {
-        let output = Command::new(aws_cli())
-            .args(["--endpoint-url", &format!("http://{address}:9000")])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", &user)
-            .env("AWS_SECRET_ACCESS_KEY", &password)
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("the AWS CLI runs (set BUCKETS_AWS_CLI)");
-        assert!(output.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let cli = AwsCli { endpoint: format!("http://{address}:9000"), user, password };
+    let aws = |args: &[&str]| cli.run(args);
     aws(&["s3", "mb", "s3://e2e"]);
     aws(&["s3", "cp", file.to_str().unwrap(), "s3://e2e/hello.txt"]);
     let back = bed.dir.path().join("back.txt");
