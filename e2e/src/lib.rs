@@ -259,8 +259,7 @@ pub fn root_credentials(bed: &TestBed, namespace: &str, cluster: &str) -> (Strin
             "-o",
             &format!("jsonpath={{.data.{key}}}"),
         ]);
-        let decoded = Command::new("sh").arg("-c").arg(format!("echo '{encoded}' | base64 -d")).output().unwrap();
-        String::from_utf8(decoded.stdout).unwrap()
+        decode_base64(&encoded)
     };
     (key("rootUser"), key("rootPassword"))
 }
@@ -287,4 +286,11 @@ impl AwsCli {
         assert!(output.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8(output.stdout).unwrap()
     }
+}
+
+/// A Secret's `data` value as text.
+pub fn decode_base64(encoded: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).expect("Secret data is base64");
+    String::from_utf8(bytes).expect("Secret data is text")
 }

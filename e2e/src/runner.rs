@@ -87,8 +87,8 @@ impl Context {
 }
 
 fn now() -> String {
-    let output = Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("zero nanoseconds");
+    now.format(&time::format_description::well_known::Rfc3339).expect("RFC 3339 formats any time")
 }
 
 /// `$(VAR)` references to earlier variables, as the kubelet expands them.
@@ -412,10 +412,7 @@ fn environment(context: &Context, pod: &Value, ip: &str) -> Result<BTreeMap<Stri
                 &["-n", namespace, "get", "secret", secret, "-o", &format!("jsonpath={{.data.{key}}}")],
                 None,
             )?;
-            let decoded = Command::new("base64").arg("-d").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn();
-            let mut decoded = decoded.map_err(|e| e.to_string())?;
-            decoded.stdin.take().unwrap().write_all(encoded.as_bytes()).map_err(|e| e.to_string())?;
-            String::from_utf8_lossy(&decoded.wait_with_output().map_err(|e| e.to_string())?.stdout).into_owned()
+            crate::decode_base64(&encoded)
         } else {
             String::new()
         };

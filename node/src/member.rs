@@ -58,20 +58,14 @@ pub struct Member {
 /// A deterministic cluster id for a bootstrap: the same request gives the same id, so a
 /// retried bootstrap finds the nodes that already joined in agreement.
 fn cluster_id_for(secret: &[u8], request: &BootstrapRequest) -> Uuid {
-    use sha2::Digest;
-    let mut hash = sha2::Sha256::new();
-    hash.update(b"buckets-bootstrap\n");
-    hash.update(secret);
+    let mut listing = Vec::new();
     for pool in &request.pools {
-        hash.update(format!("pool {}\n", pool.name).as_bytes());
+        listing.extend_from_slice(format!("pool {}\n", pool.name).as_bytes());
         for set in &pool.sets {
-            hash.update(format!("set {}\n", set.join(" ")).as_bytes());
+            listing.extend_from_slice(format!("set {}\n", set.join(" ")).as_bytes());
         }
     }
-    let digest = hash.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
+    crate::storage::bootstrap::derived_uuid(&[b"buckets-bootstrap", secret, &listing])
 }
 
 /// The first topology of a cluster bootstrapped with `request` (generation 1, every set
@@ -125,26 +119,13 @@ impl Member {
 
     /// The newest topology on this node's formatted drives.
     pub fn local_topology(&self) -> Result<Option<Topology>, BootstrapError> {
-        let mut newest: Option<Topology> = None;
+        let mut drives = Vec::new();
         for path in &self.paths {
-            let io_error = |source| BootstrapError::Io { path: path.display().to_string(), source };
-            let Some(format) = LocalDrive::read_format(path).map_err(io_error)? else { continue };
-            let drive = LocalDrive::new(path.clone(), format);
-            let Some(bytes) = drive.read_system_file(TOPOLOGY_FILE).map_err(io_error)? else { continue };
-            let topology = Topology::decode(&bytes)
-                .map_err(|e| BootstrapError::Topology(format!("{}: unreadable topology: {e}", path.display())))?;
-            if newest.as_ref().is_some_and(|n| n.cluster_id != topology.cluster_id) {
-                return Err(BootstrapError::Topology(format!(
-                    "{} holds the topology of another cluster ({})",
-                    path.display(),
-                    topology.cluster_id
-                )));
-            }
-            if newest.as_ref().is_none_or(|n| topology.generation > n.generation) {
-                newest = Some(topology);
-            }
+            let format = LocalDrive::read_format(path)
+                .map_err(|source| BootstrapError::Io { path: path.display().to_string(), source })?;
+            drives.extend(format.map(|format| LocalDrive::new(path.clone(), format)));
         }
-        Ok(newest)
+        crate::storage::bootstrap::newest_topology(drives.iter().map(|d| d as &dyn Drive), None)
     }
 
     /// Formats and serves this node's drives of every set of `topology` and writes the

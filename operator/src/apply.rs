@@ -15,26 +15,31 @@ use serde::de::DeserializeOwned;
 
 use crate::build::{FIELD_MANAGER, LABEL_CLUSTER, LABEL_POOL};
 
+/// A Kubernetes API call that failed, with what it was doing (every module of the
+/// operator reports its API errors this way).
 #[derive(Debug, thiserror::Error)]
-#[error("{action} {kind} {name}: {source}")]
-pub struct ApplyError {
-    pub action: &'static str,
-    pub kind: String,
-    pub name: String,
+#[error("{what}: {source}")]
+pub struct KubeCallError {
+    pub what: String,
     pub source: Box<kube::Error>,
+}
+
+/// `map_err` adapter: the call's error, said as `what`.
+pub fn kube_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeCallError {
+    let what = what.into();
+    move |source| KubeCallError { what, source: Box::new(source) }
 }
 
 fn apply_error<K: Resource<DynamicType = ()>>(
     action: &'static str,
     name: &str,
-) -> impl FnOnce(kube::Error) -> ApplyError {
-    let name = name.to_string();
-    move |source| ApplyError { action, kind: K::kind(&()).to_string(), name, source: Box::new(source) }
+) -> impl FnOnce(kube::Error) -> KubeCallError {
+    kube_error(format!("{action} {} {name}", K::kind(&())))
 }
 
 /// Server-side apply of an owned object (the operator's field manager, forced: the
 /// operator is the only writer of these fields).
-pub async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K, ApplyError>
+pub async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K, KubeCallError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Serialize
@@ -50,7 +55,7 @@ where
 }
 
 /// Creates a Secret unless one of that name exists (credentials are never overwritten).
-pub async fn create_secret_if_absent(client: &Client, namespace: &str, secret: &Secret) -> Result<bool, ApplyError> {
+pub async fn create_secret_if_absent(client: &Client, namespace: &str, secret: &Secret) -> Result<bool, KubeCallError> {
     let name = secret.name_any();
     match Api::<Secret>::namespaced(client.clone(), namespace).create(&PostParams::default(), secret).await {
         Ok(_) => Ok(true),
@@ -60,7 +65,7 @@ pub async fn create_secret_if_absent(client: &Client, namespace: &str, secret: &
 }
 
 /// Whether the API server knows a CRD (the ServiceMonitor is applied only then).
-pub async fn crd_exists(client: &Client, name: &str) -> Result<bool, ApplyError> {
+pub async fn crd_exists(client: &Client, name: &str) -> Result<bool, KubeCallError> {
     Api::<CustomResourceDefinition>::all(client.clone())
         .get_opt(name)
         .await
@@ -73,22 +78,17 @@ pub async fn apply_dynamic(
     namespace: &str,
     resource: &kube::api::ApiResource,
     object: &DynamicObject,
-) -> Result<(), ApplyError> {
+) -> Result<(), KubeCallError> {
     let name = object.name_any();
     Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource)
         .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
         .await
         .map(|_| ())
-        .map_err(|source| ApplyError {
-            action: "applying",
-            kind: resource.kind.clone(),
-            name,
-            source: Box::new(source),
-        })
+        .map_err(kube_error(format!("applying {} {name}", resource.kind)))
 }
 
 /// Deletes an object; one that is already gone is fine.
-pub async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<(), ApplyError>
+pub async fn delete<K>(client: &Client, namespace: &str, name: &str) -> Result<(), KubeCallError>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + DeserializeOwned
@@ -108,27 +108,36 @@ pub async fn delete_orphans(
     namespace: &str,
     cluster_name: &str,
     live_pools: &BTreeSet<String>,
-) -> Result<Vec<String>, ApplyError> {
+) -> Result<Vec<String>, KubeCallError> {
+    let mut deleted = delete_orphans_of::<StatefulSet>(client, namespace, cluster_name, live_pools).await?;
+    deleted.extend(delete_orphans_of::<PodDisruptionBudget>(client, namespace, cluster_name, live_pools).await?);
+    Ok(deleted)
+}
+
+/// Deletes the objects of kind `K` labelled with the cluster and a pool not in
+/// `live_pools`; returns what it deleted.
+async fn delete_orphans_of<K>(
+    client: &Client,
+    namespace: &str,
+    cluster_name: &str,
+    live_pools: &BTreeSet<String>,
+) -> Result<Vec<String>, KubeCallError>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + DeserializeOwned
+        + Clone
+        + std::fmt::Debug,
+{
     let selector = ListParams::default().labels(&format!("{LABEL_CLUSTER}={cluster_name},{LABEL_POOL}"));
+    let objects = Api::<K>::namespaced(client.clone(), namespace)
+        .list(&selector)
+        .await
+        .map_err(apply_error::<K>("listing", cluster_name))?;
     let mut deleted = Vec::new();
-    let statefulsets = Api::<StatefulSet>::namespaced(client.clone(), namespace)
-        .list(&selector)
-        .await
-        .map_err(apply_error::<StatefulSet>("listing", cluster_name))?;
-    for sts in statefulsets {
-        if !sts.labels().get(LABEL_POOL).is_some_and(|p| live_pools.contains(p)) {
-            delete::<StatefulSet>(client, namespace, &sts.name_any()).await?;
-            deleted.push(format!("StatefulSet {}", sts.name_any()));
-        }
-    }
-    let budgets = Api::<PodDisruptionBudget>::namespaced(client.clone(), namespace)
-        .list(&selector)
-        .await
-        .map_err(apply_error::<PodDisruptionBudget>("listing", cluster_name))?;
-    for pdb in budgets {
-        if !pdb.labels().get(LABEL_POOL).is_some_and(|p| live_pools.contains(p)) {
-            delete::<PodDisruptionBudget>(client, namespace, &pdb.name_any()).await?;
-            deleted.push(format!("PodDisruptionBudget {}", pdb.name_any()));
+    for object in objects {
+        if !object.labels().get(LABEL_POOL).is_some_and(|p| live_pools.contains(p)) {
+            delete::<K>(client, namespace, &object.name_any()).await?;
+            deleted.push(format!("{} {}", K::kind(&()), object.name_any()));
         }
     }
     Ok(deleted)

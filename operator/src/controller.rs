@@ -20,7 +20,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::admin::{AWAITING_TOPOLOGY, BootstrapPool, Credentials, NodeApi};
-use crate::apply::{self, ApplyError};
+use crate::apply::{self, KubeCallError, kube_error};
 use crate::build::{self, LABEL_CLUSTER, Settings};
 use crate::crd::{BucketsCluster, BucketsClusterStatus, BucketsPool, BucketsPoolStatus};
 use crate::dereference::{self, DereferenceError, KubeState, NodeAnswers};
@@ -44,20 +44,13 @@ pub enum Error {
     #[error(transparent)]
     Dereference(#[from] DereferenceError),
     #[error(transparent)]
-    Apply(#[from] ApplyError),
-    #[error("{what}: {source}")]
-    Kube { what: String, source: Box<kube::Error> },
+    Kube(#[from] KubeCallError),
     #[error("node admin API: {0}")]
     Node(String),
     #[error("BucketsCluster {0} has no namespace")]
     NotNamespaced(String),
     #[error(transparent)]
     Finalizer(#[from] Box<finalizer::Error<Error>>),
-}
-
-fn kube_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let what = what.into();
-    move |source| Error::Kube { what, source: Box::new(source) }
 }
 
 pub struct Context {
@@ -326,7 +319,7 @@ async fn patch_pool_status(
         .patch_status(&pool.name_any(), &PatchParams::default(), &Patch::Merge(status_patch(previous, status)))
         .await
         .map(|_| ())
-        .map_err(kube_error(format!("updating the status of BucketsPool {}", pool.name_any())))
+        .map_err(|e| kube_error(format!("updating the status of BucketsPool {}", pool.name_any()))(e).into())
 }
 
 /// Events are best effort: a lost Event never fails a reconcile.
@@ -355,7 +348,7 @@ async fn add_pool_finalizer(client: &Client, namespace: &str, pool: &BucketsPool
         )
         .await
         .map(|_| ())
-        .map_err(kube_error(format!("adding the finalizer of BucketsPool {}", pool.name_any())))
+        .map_err(|e| kube_error(format!("adding the finalizer of BucketsPool {}", pool.name_any()))(e).into())
 }
 
 async fn remove_pool_finalizer(client: &Client, namespace: &str, pool: &BucketsPool) -> Result<(), Error> {
@@ -370,7 +363,7 @@ async fn remove_pool_finalizer(client: &Client, namespace: &str, pool: &BucketsP
     {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(kube_error(format!("releasing BucketsPool {}", pool.name_any()))(e)),
+        Err(e) => Err(kube_error(format!("releasing BucketsPool {}", pool.name_any()))(e).into()),
     }
 }
 
@@ -462,21 +455,19 @@ async fn execute(
             NodeAction::DrainSet { id } | NodeAction::RemoveSet { id } => {
                 let endpoint = serving.as_deref().ok_or_else(|| Error::Node("set change: no node serves".into()))?;
                 let verb = if matches!(action, NodeAction::DrainSet { .. }) { "drain" } else { "remove" };
-                match nodes.change_set(endpoint, credentials, *id, verb, generation).await {
-                    Ok(topology) => {
-                        ctx.metrics.node_actions.with_label_values(&[verb, "ok"]).inc();
-                        generation = topology.generation;
-                        let reason = if verb == "drain" { "SetDraining" } else { "SetRemoved" };
-                        publish_event(ctx, cluster, false, reason, format!("set {id}: {verb}")).await;
-                    }
-                    // Not empty yet (something arrived after the pass): the next reconcile
-                    // asks again once the migration says so.
-                    Err(e) if e.code() == Some("SetNotEmpty") => {
-                        ctx.metrics.node_actions.with_label_values(&[verb, "not-empty"]).inc();
-                        tracing::info!(set = id, error = %e, "set not empty yet");
-                    }
-                    Err(e) => return node_call(ctx, verb, Err(e)),
+                let result = nodes.change_set(endpoint, credentials, *id, verb, generation).await;
+                // Not empty yet (something arrived after the pass): the next reconcile asks
+                // again once the migration says so.
+                if let Err(e) = &result
+                    && e.code() == Some("SetNotEmpty")
+                {
+                    ctx.metrics.node_actions.with_label_values(&[verb, "not-empty"]).inc();
+                    tracing::info!(set = id, error = %e, "set not empty yet");
+                    continue;
                 }
+                generation = node_call(ctx, verb, result)?.generation;
+                let reason = if verb == "drain" { "SetDraining" } else { "SetRemoved" };
+                publish_event(ctx, cluster, false, reason, format!("set {id}: {verb}")).await;
             }
         }
     }
@@ -494,7 +485,7 @@ async fn cleanup(cluster: &BucketsCluster, ctx: &Context) -> Result<Action, Erro
         match api.delete(&pool.name_any(), &Default::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(e) => return Err(kube_error(format!("deleting BucketsPool {}", pool.name_any()))(e)),
+            Err(e) => return Err(kube_error(format!("deleting BucketsPool {}", pool.name_any()))(e).into()),
         }
     }
     publish_event(ctx, cluster, false, "Deleted", "the cluster and its pools are being deleted".into()).await;

@@ -12,6 +12,7 @@ use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use crate::admin::{AWAITING_TOPOLOGY, Credentials, NodeApi, NodeState, SERVING};
+use crate::apply::KubeCallError;
 use crate::build::secret::{ROOT_PASSWORD_KEY, ROOT_USER_KEY};
 use crate::build::{Geometry, LABEL_CLUSTER, Settings, parse_drive_url, root_secret_name, statefulset_name};
 use crate::crd::{ADMIN_PORT, BucketsCluster, BucketsPool};
@@ -19,15 +20,14 @@ use crate::scaling::{MigrationView, PoolView, SetState, SetView, TopologyView};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DereferenceError {
-    #[error("reading {what}: {source}")]
-    Kube { what: String, source: Box<kube::Error> },
+    #[error(transparent)]
+    Kube(#[from] KubeCallError),
     #[error("secret {0} lacks the key {1}")]
     SecretKey(String, &'static str),
 }
 
-fn kube_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> DereferenceError {
-    let what = what.into();
-    move |source| DereferenceError::Kube { what, source: Box::new(source) }
+fn kube_error(what: impl std::fmt::Display) -> impl FnOnce(kube::Error) -> KubeCallError {
+    crate::apply::kube_error(format!("reading {what}"))
 }
 
 /// The Kubernetes side of a cluster.

@@ -250,8 +250,8 @@ pub fn transitions(previous: &BucketsClusterStatus, next: &BucketsClusterStatus)
             warning: next.phase == "Degraded",
             reason: next.phase.clone(),
             message: match &next.operation {
-                Some(op) => format!("{} → {}: {}", previous.phase_or_new(), next.phase, describe(op)),
-                None => format!("{} → {}", previous.phase_or_new(), next.phase),
+                Some(op) => format!("{} → {}: {}", phase_or_new(previous), next.phase, describe(op)),
+                None => format!("{} → {}", phase_or_new(previous), next.phase),
             },
         });
     }
@@ -287,14 +287,9 @@ pub fn transitions(previous: &BucketsClusterStatus, next: &BucketsClusterStatus)
     notes
 }
 
-trait PhaseName {
-    fn phase_or_new(&self) -> String;
-}
-
-impl PhaseName for BucketsClusterStatus {
-    fn phase_or_new(&self) -> String {
-        if self.phase.is_empty() { "New".into() } else { self.phase.clone() }
-    }
+/// The phase for an Event's message (`New` before the first status).
+fn phase_or_new(status: &BucketsClusterStatus) -> &str {
+    if status.phase.is_empty() { "New" } else { &status.phase }
 }
 
 /// The printer column's text and the integer percent of a migration.

@@ -285,25 +285,7 @@ fn load_topology(
     set_size: usize,
 ) -> Result<LoadedTopology, BootstrapError> {
     let local: Vec<&Arc<dyn Drive>> = chunks.iter().flatten().filter(|d| d.is_local()).collect();
-    let mut newest: Option<Topology> = None;
-    for drive in &local {
-        let bytes = drive
-            .read_system_file(TOPOLOGY_FILE)
-            .map_err(|source| BootstrapError::Io { path: drive.name(), source })?;
-        let Some(bytes) = bytes else { continue };
-        let topology = Topology::decode(&bytes)
-            .map_err(|e| BootstrapError::Topology(format!("{}: unreadable topology: {e}", drive.name())))?;
-        if topology.cluster_id != cluster_id {
-            return Err(BootstrapError::Topology(format!(
-                "{} holds the topology of cluster {}",
-                drive.name(),
-                topology.cluster_id
-            )));
-        }
-        if newest.as_ref().is_none_or(|n| topology.generation > n.generation) {
-            newest = Some(topology);
-        }
-    }
+    let newest = newest_topology(local.iter().map(|d| d.as_ref()), Some(cluster_id))?;
     let topology = newest.unwrap_or_else(|| Topology::initial(cluster_id, names, set_size));
     topology.validate().map_err(|e| BootstrapError::Topology(e.to_string()))?;
     let configured: Vec<&[String]> = names.chunks(set_size).collect();
@@ -461,7 +443,38 @@ pub fn open_added_local_set(
     Ok(drives)
 }
 
-fn derived_uuid(parts: &[&[u8]]) -> Uuid {
+/// The newest topology the drives hold. All must be of one cluster: `cluster_id` when
+/// given, else the first one found.
+pub fn newest_topology<'a>(
+    drives: impl Iterator<Item = &'a dyn Drive>,
+    cluster_id: Option<Uuid>,
+) -> Result<Option<Topology>, BootstrapError> {
+    let mut newest: Option<Topology> = None;
+    for drive in drives {
+        let bytes = drive
+            .read_system_file(TOPOLOGY_FILE)
+            .map_err(|source| BootstrapError::Io { path: drive.name(), source })?;
+        let Some(bytes) = bytes else { continue };
+        let topology = Topology::decode(&bytes)
+            .map_err(|e| BootstrapError::Topology(format!("{}: unreadable topology: {e}", drive.name())))?;
+        let expected = cluster_id.or(newest.as_ref().map(|n| n.cluster_id));
+        if expected.is_some_and(|expected| topology.cluster_id != expected) {
+            return Err(BootstrapError::Topology(format!(
+                "{} holds the topology of cluster {}",
+                drive.name(),
+                topology.cluster_id
+            )));
+        }
+        if newest.as_ref().is_none_or(|n| topology.generation > n.generation) {
+            newest = Some(topology);
+        }
+    }
+    Ok(newest)
+}
+
+/// A UUID derived from `parts` (length-prefixed, SHA-256): the same inputs give the same
+/// id on every node.
+pub(crate) fn derived_uuid(parts: &[&[u8]]) -> Uuid {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
     for part in parts {

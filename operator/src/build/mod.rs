@@ -192,21 +192,18 @@ pub fn set_drive_urls(cluster: &BucketsCluster, pool: &BucketsPool, index: i32, 
 /// Where a drive URL of this cluster points: (pool, ordinal, drive). None for drives the
 /// operator did not name (a topology changed by hand).
 pub fn parse_drive_url(cluster: &BucketsCluster, url: &str, settings: &Settings) -> Option<(String, i32, i32)> {
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest.split_once('/')?;
-    let host = host.strip_suffix(&format!(":{ADMIN_PORT}"))?;
+    let url = buckets_node::storage::bootstrap::parse_drive_url(url).ok()?;
+    let host = url.authority.strip_suffix(&format!(":{ADMIN_PORT}"))?;
     let suffix = format!(
         ".{}.{}.svc.{}",
         headless_service_name(cluster),
         cluster.namespace().unwrap_or_else(|| "default".into()),
         settings.cluster_domain
     );
-    let pod = host.strip_suffix(&suffix)?;
-    let statefulset = pod.rsplit_once('-')?;
-    let ordinal: i32 = statefulset.1.parse().ok()?;
-    let pool = statefulset.0.strip_prefix(&format!("{}-", cluster.name_any()))?;
-    let drive: i32 = path.strip_prefix(&format!("{}/d", DRIVE_ROOT.trim_start_matches('/')))?.parse().ok()?;
-    Some((pool.to_string(), ordinal, drive))
+    let (statefulset, ordinal) = host.strip_suffix(&suffix)?.rsplit_once('-')?;
+    let pool = statefulset.strip_prefix(&format!("{}-", cluster.name_any()))?;
+    let drive: i32 = url.path.strip_prefix(&format!("{DRIVE_ROOT}/d"))?.parse().ok()?;
+    Some((pool.to_string(), ordinal.parse().ok()?, drive))
 }
 
 #[cfg(test)]
