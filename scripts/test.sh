@@ -43,7 +43,7 @@ export BUCKETS_HELM="$HELM"
 step "Kubernetes test bed (etcd, kube-apiserver, kube-controller-manager, kubectl; built from Go modules once, cached)"
 BUCKETS_TESTBED_BIN="$(./e2e/testbed/build.sh | tail -n 1)"
 export BUCKETS_TESTBED_BIN
-"$BUCKETS_TESTBED_BIN/kubectl" version --client | head -n 1
+"$BUCKETS_TESTBED_BIN/kubectl" version --client=true -o yaml | sed -n "s/^  gitVersion: //p"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
