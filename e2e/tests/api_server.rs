@@ -104,6 +104,20 @@ fn operator_with_the_charts_rbac_creates_scales_and_cleans_up(bed: &TestBed) {
     });
     assert!(!follower.log().contains("leading:"), "only one replica reconciles");
 
+    // A pool naming a cluster that does not exist says so, in its status and an Event.
+    let stray = "apiVersion: buckets.io/v1alpha1\nkind: BucketsPool\nmetadata: {name: stray}\n\
+                 spec: {cluster: nowhere, replicas: 4, drivesPerNode: 1, setSize: 4, storage: {size: 1Gi}}\n";
+    let applied = bed.kubectl_with_input(&["-n", "store", "apply", "-f", "-"], Some(stray));
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    wait_until("the stray pool says its cluster is missing", Duration::from_secs(60), || {
+        get(&["get", "bp/stray", "-o", "jsonpath={.status.conditions[0].reason}"]) == "ClusterNotFound"
+    });
+    let columns = get(&["get", "bp/stray"]);
+    assert!(columns.contains("nowhere") && columns.contains("Pending"), "{columns}");
+    let events = get(&["events", "--for", "bucketspool/stray"]);
+    assert!(events.contains("BucketsCluster nowhere does not exist in namespace store"), "{events}");
+    bed.kubectl_ok(&["-n", "store", "delete", "bp/stray", "--timeout", "30s"]);
+
     // Deleting the cluster takes everything it owns, its pools included.
     bed.kubectl_ok(&["-n", "store", "delete", "bc/demo", "--timeout", "60s"]);
     wait_until("everything of the cluster is gone", Duration::from_secs(60), || {

@@ -323,7 +323,13 @@ async fn patch_pool_status(
 }
 
 /// Events are best effort: a lost Event never fails a reconcile.
-async fn publish_event(ctx: &Context, cluster: &BucketsCluster, warning: bool, reason: &str, message: String) {
+async fn publish_event<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    warning: bool,
+    reason: &str,
+    message: String,
+) {
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let event = KubeEvent {
         type_: if warning { EventType::Warning } else { EventType::Normal },
@@ -332,7 +338,7 @@ async fn publish_event(ctx: &Context, cluster: &BucketsCluster, warning: bool, r
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, &cluster.object_ref(&())).await {
+    if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
         tracing::debug!(error = %e, "could not publish an event");
     }
 }
@@ -492,8 +498,60 @@ async fn cleanup(cluster: &BucketsCluster, ctx: &Context) -> Result<Action, Erro
     Ok(Action::await_change())
 }
 
-/// Runs the controller until a shutdown signal.
+/// Pools are reconciled with their cluster; this only speaks for a pool whose cluster does
+/// not exist (no cluster reconcile ever sees it): status Pending with ClusterNotFound and
+/// a Warning Event, so `kubectl get bp` and `kubectl describe bp` say what is wrong.
+pub async fn reconcile_pool(pool: Arc<BucketsPool>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = pool.namespace().ok_or_else(|| Error::NotNamespaced(pool.name_any()))?;
+    if pool.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let clusters: Api<BucketsCluster> = Api::namespaced(ctx.client.clone(), &namespace);
+    let cluster = clusters
+        .get_opt(&pool.spec.cluster)
+        .await
+        .map_err(kube_error(format!("reading BucketsCluster {}", pool.spec.cluster)))?;
+    if cluster.is_some() {
+        // The cluster's reconciler owns this pool's status.
+        return Ok(Action::await_change());
+    }
+    let previous = pool.status.clone().unwrap_or_default();
+    let next = status::orphan_pool_status(
+        &previous,
+        &namespace,
+        &pool.name_any(),
+        &pool.spec.cluster,
+        pool.metadata.generation.unwrap_or(0),
+        &now(),
+    );
+    // The condition keeps its transition time, so an unchanged status compares equal.
+    if next != previous {
+        patch_pool_status(&ctx.client, &namespace, &pool, &previous, &next).await?;
+        let message = next.conditions.first().map(|c| c.message.clone()).unwrap_or_default();
+        publish_event(&ctx, pool.as_ref(), true, status::CLUSTER_NOT_FOUND, message).await;
+    }
+    Ok(Action::await_change())
+}
+
+pub fn pool_error_policy(pool: Arc<BucketsPool>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(pool = %pool.name_any(), %error, "pool reconcile failed");
+    Action::requeue(ERROR_REQUEUE)
+}
+
+/// Runs the controllers (clusters, and pools without one) until a shutdown signal.
 pub async fn run(ctx: Arc<Context>) {
+    let pools = Controller::new(Api::<BucketsPool>::all(ctx.client.clone()), watcher::Config::default())
+        .shutdown_on_signal()
+        .run(reconcile_pool, pool_error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "pool reconcile error");
+            }
+        });
+    tokio::join!(run_clusters(ctx), pools);
+}
+
+async fn run_clusters(ctx: Arc<Context>) {
     let client = ctx.client.clone();
     let clusters: Api<BucketsCluster> = Api::all(client.clone());
     let owned = watcher::Config::default().labels(LABEL_CLUSTER);
@@ -786,6 +844,46 @@ mod tests {
         assert!(progressing["message"].as_str().unwrap().contains("GiB"), "{progressing}");
         assert!(!bed.node_calls().iter().any(|c| c.starts_with("drain")), "nothing drained");
         assert_eq!(bed.object(STS_PATH)["spec"]["replicas"], 8);
+    }
+
+    #[tokio::test]
+    async fn a_pool_naming_a_missing_cluster_says_so_once() {
+        let bed = Bed::new();
+        let lost_path = "/apis/buckets.io/v1alpha1/namespaces/storage/bucketspools/lost";
+        bed.api.lock().unwrap().insert(
+            lost_path,
+            json!({
+                "apiVersion": "buckets.io/v1alpha1", "kind": "BucketsPool",
+                "metadata": { "name": "lost", "namespace": NS },
+                "spec": { "cluster": "gone", "replicas": 4, "drivesPerNode": 1, "setSize": 4,
+                          "storage": { "size": "1Gi" } }
+            }),
+        );
+        let reconcile = |path: &'static str| {
+            let pool: BucketsPool = serde_json::from_value(bed.object(path)).unwrap();
+            bed.api.lock().unwrap().calls.clear();
+            reconcile_pool(Arc::new(pool), bed.ctx.clone())
+        };
+
+        reconcile(lost_path).await.expect("reconcile");
+        let status = bed.object(lost_path)["status"].clone();
+        assert_eq!(status["phase"], "Pending");
+        assert_eq!(status["conditions"][0]["type"], "Progressing");
+        assert_eq!(status["conditions"][0]["status"], "False");
+        assert_eq!(status["conditions"][0]["reason"], "ClusterNotFound");
+        let message = status["conditions"][0]["message"].as_str().unwrap();
+        assert!(message.contains("BucketsCluster gone does not exist in namespace storage"), "{message}");
+        assert_eq!(bed.api.lock().unwrap().calls_matching("events").len(), 1, "{:?}", bed.calls());
+        assert!(bed.object("/apis/apps/v1/namespaces/storage/statefulsets/gone-lost").is_null(), "nothing built");
+
+        // Nothing changed: no second write, no second Event.
+        reconcile(lost_path).await.expect("reconcile");
+        assert_eq!(bed.calls(), vec![format!("GET /apis/buckets.io/v1alpha1/namespaces/{NS}/bucketsclusters/gone")]);
+
+        // A pool whose cluster exists is left to the cluster's reconciler.
+        reconcile(POOL_PATH).await.expect("reconcile");
+        assert_eq!(bed.calls(), vec![format!("GET {CLUSTER_PATH}")]);
+        assert!(bed.object(POOL_PATH)["status"].is_null());
     }
 
     #[tokio::test]

@@ -242,6 +242,43 @@ pub fn pool_status(
     }
 }
 
+/// Why a pool whose cluster does not exist is waiting. `spec.cluster` cannot change, so
+/// the message says both ways out.
+pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
+
+/// The status of a pool that names a BucketsCluster its namespace does not have: nothing
+/// is built for it until that cluster exists (the cluster's reconciler then takes over
+/// its status).
+pub fn orphan_pool_status(
+    previous: &BucketsPoolStatus,
+    namespace: &str,
+    pool: &str,
+    cluster: &str,
+    generation: i64,
+    now: &str,
+) -> BucketsPoolStatus {
+    let message = format!(
+        "BucketsCluster {cluster} does not exist in namespace {namespace}: create it, or delete this pool and \
+         create one that names an existing cluster (spec.cluster cannot change)"
+    );
+    BucketsPoolStatus {
+        replicas: 0,
+        selector: selector_string(&pool_selector(cluster, pool)),
+        ready_replicas: 0,
+        active_sets: 0,
+        phase: "Pending".into(),
+        conditions: vec![condition(
+            &previous.conditions,
+            PROGRESSING,
+            false,
+            CLUSTER_NOT_FOUND,
+            message,
+            (generation, now),
+        )],
+        observed_generation: generation,
+    }
+}
+
 /// The Events a status change deserves: phase changes, new refusals, Degraded turning on.
 pub fn transitions(previous: &BucketsClusterStatus, next: &BucketsClusterStatus) -> Vec<EventNote> {
     let mut notes = Vec::new();
