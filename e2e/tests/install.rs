@@ -121,6 +121,12 @@ fn install_scale_up_and_scale_down() {
     let columns = bed.kubectl_ok(&["-n", "store", "get", "bc/demo"]);
     assert!(columns.lines().nth(1).is_some_and(|l| l.contains("Ready") && l.contains(" 2 ")), "{columns}");
     assert_eq!(get("{.status.migration.percent}"), "100", "the migration finished");
+    // Only the objects the new set takes over moved: about 1/(N+1) = 1/2 of the 121
+    // (a rehash of everything would move all of them).
+    let moved: f64 = get("{.status.migration.objectsMoved}").parse().unwrap();
+    assert_eq!(get("{.status.migration.objectsTotal}"), moved.to_string(), "everything that had to move moved");
+    assert!((0.3..=0.7).contains(&(moved / 121.0)), "moved {moved} of 121 objects");
+    eprintln!("scale-up moved {moved} of 121 objects");
     let claims = bed.kubectl_ok(&["-n", "store", "get", "pvc", "-o", "name"]);
     assert!(claims.contains("d0-demo-fast-7"), "each new node has its drive's claim: {claims}");
     intact("scale-up");
