@@ -180,11 +180,16 @@ impl BucketsS3 {
             .upload_part(&input.bucket, &input.key, &input.upload_id, part_number, body, options)
             .await
             .map_err(store_error)?;
+        let fields = super::object::checksum_fields(&part.checksums);
         Ok(S3Response::new(UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
+                checksum_crc32: fields.crc32,
+                checksum_crc32c: fields.crc32c,
+                checksum_crc64nvme: fields.crc64nvme,
+                checksum_sha1: fields.sha1,
+                checksum_sha256: fields.sha256,
                 e_tag: Some(ETag::Strong(part.etag)),
                 last_modified: Some(timestamp_from_ns(part.modified_ns)),
-                ..Default::default()
             }),
             ..Default::default()
         }))

@@ -4,10 +4,52 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::object::{ChecksumRequest, StoredHeaders, body_stream, parse_content_md5, write_precondition};
+use super::object::{
+    ChecksumRequest, StoredHeaders, body_stream, checksum_fields, parse_algorithm, parse_content_md5,
+    write_precondition,
+};
 use super::{BucketsS3, store_error, timestamp_from_ns};
 use crate::error::StoreError;
+use crate::format::object::ChecksumAlgorithm as Algorithm;
+use crate::storage::multipart::{MultipartChecksum, RequestedPart};
 use crate::storage::{BodyStream, PutOptions};
+
+/// The checksum a CreateMultipartUpload asks for (x-amz-checksum-algorithm and
+/// x-amz-checksum-type), with S3's rules: COMPOSITE is the default except for CRC64NVME,
+/// which is FULL_OBJECT only; FULL_OBJECT needs a CRC.
+fn multipart_checksum(
+    algorithm: Option<&ChecksumAlgorithm>,
+    kind: Option<&ChecksumType>,
+) -> S3Result<Option<MultipartChecksum>> {
+    let invalid = |message: String| Err(S3Error::with_message(S3ErrorCode::InvalidRequest, message));
+    let algorithm = algorithm.map(|a| parse_algorithm(a.as_str())).transpose()?;
+    let Some(algorithm) = algorithm else {
+        return match kind {
+            Some(_) => invalid(
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.".into(),
+            ),
+            None => Ok(None),
+        };
+    };
+    let crc = matches!(algorithm, Algorithm::Crc32 | Algorithm::Crc32c | Algorithm::Crc64Nvme);
+    let full_object = match kind.map(ChecksumType::as_str) {
+        None => algorithm == Algorithm::Crc64Nvme,
+        Some(ChecksumType::FULL_OBJECT) if crc => true,
+        Some(ChecksumType::COMPOSITE) if algorithm != Algorithm::Crc64Nvme => false,
+        Some(kind @ (ChecksumType::FULL_OBJECT | ChecksumType::COMPOSITE)) => {
+            return invalid(format!(
+                "The {kind} checksum type cannot be used with the {} checksum algorithm.",
+                crate::storage::checksum::algorithm_name(algorithm).to_ascii_lowercase()
+            ));
+        }
+        Some(other) => return invalid(format!("Value for x-amz-checksum-type header is invalid: {other}")),
+    };
+    Ok(Some(MultipartChecksum { algorithm, full_object }))
+}
+
+fn checksum_type(checksum: &MultipartChecksum) -> ChecksumType {
+    ChecksumType::from_static(if checksum.full_object { ChecksumType::FULL_OBJECT } else { ChecksumType::COMPOSITE })
+}
 
 /// Most parts or uploads listed per page (the S3 limit).
 const MAX_LIST_PARTS: i32 = 1000;
@@ -29,12 +71,18 @@ impl BucketsS3 {
             metadata: input.metadata.clone(),
         }
         .to_headers()?;
-        let upload_id =
-            self.store.create_multipart_upload(&input.bucket, &input.key, headers).await.map_err(store_error)?;
+        let checksum = multipart_checksum(input.checksum_algorithm.as_ref(), input.checksum_type.as_ref())?;
+        let upload_id = self
+            .store
+            .create_multipart_upload(&input.bucket, &input.key, headers, checksum)
+            .await
+            .map_err(store_error)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
+            checksum_algorithm: checksum.and(input.checksum_algorithm),
+            checksum_type: checksum.as_ref().map(checksum_type),
             ..Default::default()
         }))
     }
@@ -74,7 +122,16 @@ impl BucketsS3 {
             .upload_part(&input.bucket, &input.key, &input.upload_id, number, body, options)
             .await
             .map_err(store_error)?;
-        Ok(S3Response::new(UploadPartOutput { e_tag: Some(ETag::Strong(part.etag)), ..Default::default() }))
+        let fields = checksum_fields(&part.checksums);
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(part.etag)),
+            checksum_crc32: fields.crc32,
+            checksum_crc32c: fields.crc32c,
+            checksum_crc64nvme: fields.crc64nvme,
+            checksum_sha1: fields.sha1,
+            checksum_sha256: fields.sha256,
+            ..Default::default()
+        }))
     }
 
     pub(super) async fn complete_multipart_upload_impl(
@@ -89,7 +146,17 @@ impl BucketsS3 {
                 S3Error::with_message(S3ErrorCode::InvalidPart, "Every part needs a PartNumber between 1 and 10000")
             })?;
             let etag = part.e_tag.map(|e| e.value().to_string()).unwrap_or_default();
-            requested.push((number, etag));
+            let checksums = [
+                (Algorithm::Crc32, part.checksum_crc32),
+                (Algorithm::Crc32c, part.checksum_crc32c),
+                (Algorithm::Crc64Nvme, part.checksum_crc64nvme),
+                (Algorithm::Sha1, part.checksum_sha1),
+                (Algorithm::Sha256, part.checksum_sha256),
+            ]
+            .into_iter()
+            .filter_map(|(algorithm, value)| Some((algorithm, value?)))
+            .collect();
+            requested.push(RequestedPart { number, etag, checksums });
         }
         let precondition = write_precondition(input.if_match, input.if_none_match);
         let info = self
@@ -97,11 +164,25 @@ impl BucketsS3 {
             .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, &requested, precondition)
             .await
             .map_err(store_error)?;
+        let fields = checksum_fields(&info.checksums);
+        let kind = info.checksums.first().map(|(_, value)| {
+            ChecksumType::from_static(if value.contains('-') {
+                ChecksumType::COMPOSITE
+            } else {
+                ChecksumType::FULL_OBJECT
+            })
+        });
         Ok(S3Response::new(CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             e_tag: Some(ETag::Strong(info.etag)),
+            checksum_crc32: fields.crc32,
+            checksum_crc32c: fields.crc32c,
+            checksum_crc64nvme: fields.crc64nvme,
+            checksum_sha1: fields.sha1,
+            checksum_sha256: fields.sha256,
+            checksum_type: kind,
             ..Default::default()
         }))
     }
@@ -129,12 +210,19 @@ impl BucketsS3 {
         let next_marker = page.last().map(|p| p.number as i32);
         let parts = page
             .into_iter()
-            .map(|p| Part {
-                part_number: Some(p.number as i32),
-                e_tag: Some(ETag::Strong(p.etag)),
-                size: Some(i64::try_from(p.size).unwrap_or(i64::MAX)),
-                last_modified: Some(timestamp_from_ns(p.modified_ns)),
-                ..Default::default()
+            .map(|p| {
+                let fields = checksum_fields(&p.checksums);
+                Part {
+                    checksum_crc32: fields.crc32,
+                    checksum_crc32c: fields.crc32c,
+                    checksum_crc64nvme: fields.crc64nvme,
+                    checksum_sha1: fields.sha1,
+                    checksum_sha256: fields.sha256,
+                    part_number: Some(p.number as i32),
+                    e_tag: Some(ETag::Strong(p.etag)),
+                    size: Some(i64::try_from(p.size).unwrap_or(i64::MAX)),
+                    last_modified: Some(timestamp_from_ns(p.modified_ns)),
+                }
             })
             .collect::<Vec<_>>();
         Ok(S3Response::new(ListPartsOutput {

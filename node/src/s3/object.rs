@@ -95,7 +95,7 @@ pub(super) fn parse_content_md5(value: Option<&String>) -> S3Result<Option<[u8; 
     Ok(Some(digest))
 }
 
-fn parse_algorithm(name: &str) -> S3Result<Algorithm> {
+pub(super) fn parse_algorithm(name: &str) -> S3Result<Algorithm> {
     match name.to_ascii_uppercase().as_str() {
         "CRC32" => Ok(Algorithm::Crc32),
         "CRC32C" => Ok(Algorithm::Crc32c),

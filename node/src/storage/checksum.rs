@@ -64,6 +64,36 @@ pub fn algorithm_name(algorithm: ChecksumAlgorithm) -> &'static str {
     }
 }
 
+/// The CRC of a concatenation from the CRCs (base64, as in `x-amz-checksum-*`) and lengths
+/// of its pieces, in order. `None` for a non-CRC algorithm or a value that does not decode.
+pub fn combine_crcs(algorithm: ChecksumAlgorithm, pieces: &[(&str, u64)]) -> Option<String> {
+    use crc_fast::CrcAlgorithm;
+    let crc = match algorithm {
+        ChecksumAlgorithm::Crc32 => CrcAlgorithm::Crc32IsoHdlc,
+        ChecksumAlgorithm::Crc32c => CrcAlgorithm::Crc32Iscsi,
+        ChecksumAlgorithm::Crc64Nvme => CrcAlgorithm::Crc64Nvme,
+        ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => return None,
+    };
+    if pieces.is_empty() {
+        return Some(Hasher::new(algorithm).finish().1);
+    }
+    let width = if algorithm == ChecksumAlgorithm::Crc64Nvme { 8 } else { 4 };
+    let mut combined: Option<u64> = None;
+    for (value, length) in pieces {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
+        if bytes.len() != width {
+            return None;
+        }
+        let piece = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        combined = Some(match combined {
+            None => piece,
+            Some(so_far) => crc_fast::checksum_combine(crc, so_far, piece, *length),
+        });
+    }
+    let value = combined?.to_be_bytes();
+    Some(base64::engine::general_purpose::STANDARD.encode(&value[8 - width..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +113,26 @@ mod tests {
             hasher.update(b"lo");
             assert_eq!(hasher.finish(), (algorithm, expected.to_string()));
         }
+    }
+
+    #[test]
+    fn crcs_of_pieces_combine_into_the_crc_of_the_whole() {
+        let whole = |algorithm, data: &[u8]| {
+            let mut hasher = Hasher::new(algorithm);
+            hasher.update(data);
+            hasher.finish().1
+        };
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for algorithm in [ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Crc32c, ChecksumAlgorithm::Crc64Nvme] {
+            let (a, rest) = data.split_at(70_000);
+            let (b, c) = rest.split_at(1);
+            let pieces = [whole(algorithm, a), whole(algorithm, b), whole(algorithm, c)];
+            let lengths = [a.len(), b.len(), c.len()];
+            let pieces: Vec<(&str, u64)> = pieces.iter().map(String::as_str).zip(lengths.map(|l| l as u64)).collect();
+            assert_eq!(combine_crcs(algorithm, &pieces), Some(whole(algorithm, &data)), "{algorithm:?}");
+            assert_eq!(combine_crcs(algorithm, &[]), Some(whole(algorithm, b"")));
+        }
+        assert_eq!(combine_crcs(ChecksumAlgorithm::Sha256, &[("AAAA", 3)]), None);
+        assert_eq!(combine_crcs(ChecksumAlgorithm::Crc32, &[("not base64!", 3)]), None);
     }
 }

@@ -714,13 +714,13 @@ mod tests {
         }
         for n in 0..4u64 {
             let key = format!("multipart-{n}");
-            let id = store.create_multipart_upload("b", &key, Vec::new()).await.unwrap();
+            let id = store.create_multipart_upload("b", &key, Vec::new(), None).await.unwrap();
             let (one, two) = (data(5 * 1024 * 1024, 100 + n), data(300_000, 200 + n));
             let mut etags = Vec::new();
             for (number, part) in [(1u32, &one), (2, &two)] {
                 let options = PutOptions { content_length: Some(part.len() as u64), ..PutOptions::default() };
                 let meta = store.upload_part("b", &key, &id, number, body(part.clone()), options).await.unwrap();
-                etags.push((number, meta.etag));
+                etags.push(crate::storage::multipart::RequestedPart::new(number, meta.etag));
             }
             store.complete_multipart_upload("b", &key, &id, &etags, None).await.unwrap();
             objects.push((key, [one, two].concat()));

@@ -8,10 +8,11 @@ use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::checksum::{Hasher, algorithm_name, combine_crcs};
 use super::set::{self, now_ns, rotation};
 use super::{BodyStream, ObjectInfo, PutOptions, Store, blocking, path};
 use crate::error::{StoreError, StoreResult};
-use crate::format::object::{ObjectVersion, PartInfo, VersionKind};
+use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo, VersionKind};
 use crate::format::{decode_frame, encode_frame};
 
 /// S3's bounds on parts.
@@ -28,6 +29,18 @@ pub struct UploadMeta {
     pub key: String,
     pub headers: Vec<(String, String)>,
     pub initiated_ns: i64,
+    /// The checksum asked for at creation: every part gets one, and so does the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<MultipartChecksum>,
+}
+
+/// A multipart upload's checksum: its algorithm, and whether the object's checksum is of
+/// the whole object (FULL_OBJECT, CRCs only, combined from the parts' CRCs) or of the
+/// parts' checksums (COMPOSITE, reported with "-N").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    pub full_object: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +51,44 @@ pub struct PartMeta {
     pub modified_ns: i64,
     /// Name of the shard file inside the upload directory.
     pub data_name: String,
+    /// Checksums of the part's bytes (base64, as in `x-amz-checksum-*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checksums: Vec<(ChecksumAlgorithm, String)>,
+}
+
+/// A part as CompleteMultipartUpload names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedPart {
+    pub number: u32,
+    pub etag: String,
+    /// Checksums the client lists for the part; each must match the part's.
+    pub checksums: Vec<(ChecksumAlgorithm, String)>,
+}
+
+impl RequestedPart {
+    pub fn new(number: u32, etag: impl Into<String>) -> Self {
+        RequestedPart { number, etag: etag.into(), checksums: Vec::new() }
+    }
+}
+
+/// The checksum of a completed multipart object. COMPOSITE: the algorithm over the
+/// concatenated raw checksums of the parts, "-N" after it; FULL_OBJECT: the parts' CRCs
+/// combined into the CRC of the whole object. `None` when a part has no checksum of the
+/// upload's algorithm (a part uploaded before the upload recorded one).
+fn object_checksum(checksum: MultipartChecksum, parts: &[PartMeta]) -> Option<String> {
+    use base64::Engine as _;
+    let algorithm = checksum.algorithm;
+    let values =
+        parts.iter().map(|part| Some((part.checksums.iter().find(|(a, _)| *a == algorithm)?.1.as_str(), part.size)));
+    let values: Vec<(&str, u64)> = values.collect::<Option<_>>()?;
+    if checksum.full_object {
+        return combine_crcs(algorithm, &values);
+    }
+    let mut hasher = Hasher::new(algorithm);
+    for (value, _) in values {
+        hasher.update(&base64::engine::general_purpose::STANDARD.decode(value).ok()?);
+    }
+    Some(format!("{}-{}", hasher.finish().1, parts.len()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,11 +118,13 @@ impl Store {
         bucket: &str,
         key: &str,
         headers: Vec<(String, String)>,
+        checksum: Option<MultipartChecksum>,
     ) -> StoreResult<String> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let upload_id = Uuid::new_v4().to_string();
-        let meta = encode_json(UPLOAD_MAGIC, &UploadMeta { key: key.to_string(), headers, initiated_ns: now_ns() });
+        let meta =
+            encode_json(UPLOAD_MAGIC, &UploadMeta { key: key.to_string(), headers, initiated_ns: now_ns(), checksum });
         let set = self.set_for(bucket, key);
         let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.clone());
@@ -149,7 +202,19 @@ impl Store {
                 "Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive"
             )));
         }
-        let (_, set) = self.find_upload(bucket, key, upload_id).await?;
+        let (upload, set) = self.find_upload(bucket, key, upload_id).await?;
+        if let Some(MultipartChecksum { algorithm, .. }) = upload.checksum {
+            if let Some(other) = options.checksum_algorithms.iter().find(|a| **a != algorithm) {
+                return Err(StoreError::InvalidRequest(format!(
+                    "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                    algorithm_name(algorithm).to_ascii_lowercase(),
+                    algorithm_name(*other).to_ascii_lowercase()
+                )));
+            }
+            if options.checksum_algorithms.is_empty() {
+                options.checksum_algorithms.push(algorithm);
+            }
+        }
         let staging_id = Uuid::new_v4();
         options.max_size = MAX_PART_BYTES;
         let written = set.write_part(body, false, staging_id, 1, rotation(key, set.drives().len()), &options).await?;
@@ -171,6 +236,7 @@ impl Store {
             etag: hex::encode(written.md5),
             modified_ns: now_ns(),
             data_name: format!("part.{number}.{staging_id}"),
+            checksums: written.checksums.clone(),
         };
         let meta = encode_json(PART_MAGIC, &part);
         let drives = set.drives().to_vec();
@@ -252,26 +318,32 @@ impl Store {
         bucket: &str,
         key: &str,
         upload_id: &str,
-        requested: &[(u32, String)],
+        requested: &[RequestedPart],
         precondition: Option<super::Precondition>,
     ) -> StoreResult<ObjectInfo> {
         let (upload, set) = self.find_upload(bucket, key, upload_id).await?;
         if requested.is_empty() {
             return Err(StoreError::InvalidRequest("You must specify at least one part".into()));
         }
-        if requested.windows(2).any(|w| w[0].0 >= w[1].0) {
+        if requested.windows(2).any(|w| w[0].number >= w[1].number) {
             return Err(StoreError::InvalidPartOrder);
         }
         let available = self.list_parts(bucket, key, upload_id).await?;
         let mut chosen: Vec<PartMeta> = Vec::with_capacity(requested.len());
-        for (number, etag) in requested {
-            let etag = etag.trim_matches('"');
-            match available.iter().find(|p| p.number == *number && p.etag == etag) {
-                Some(part) => chosen.push(part.clone()),
-                None => {
-                    return Err(StoreError::InvalidPart(format!("part {number} with ETag \"{etag}\"")));
+        for wanted in requested {
+            let (number, etag) = (wanted.number, wanted.etag.trim_matches('"'));
+            let Some(part) = available.iter().find(|p| p.number == number && p.etag == etag) else {
+                return Err(StoreError::InvalidPart(format!("part {number} with ETag \"{etag}\"")));
+            };
+            for (algorithm, value) in &wanted.checksums {
+                if part.checksums.iter().any(|(a, v)| a == algorithm && v != value) {
+                    return Err(StoreError::InvalidPart(format!(
+                        "part {number}: the {} checksum {value} is not the part's",
+                        algorithm_name(*algorithm)
+                    )));
                 }
             }
+            chosen.push(part.clone());
         }
         if chosen[..chosen.len() - 1].iter().any(|p| p.size < MIN_PART_BYTES) {
             return Err(StoreError::EntityTooSmall);
@@ -301,7 +373,11 @@ impl Store {
             size,
             etag,
             headers: upload.headers.clone(),
-            checksums: Vec::new(),
+            checksums: upload
+                .checksum
+                .and_then(|c| Some((c.algorithm, object_checksum(c, &chosen)?)))
+                .into_iter()
+                .collect(),
             erasure: set.layout(0),
             data_dir: Some(*data_dir.as_bytes()),
             parts: chosen.iter().map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone() }).collect(),

@@ -131,3 +131,68 @@ def test_boto3_empty_object_then_more_requests_on_the_connection(s3):
         s3.put_object(Bucket="empties", Key=f"full-{index}", Body=b"data")
     assert s3.get_object(Bucket="empties", Key="empty-0")["Body"].read() == b""
     assert s3.head_object(Bucket="empties", Key="empty-2")["ContentLength"] == 0
+
+
+def test_multipart_checksums(s3):
+    """Checksums of multipart uploads as boto3 asks for them: each part's, the object's
+    (COMPOSITE "-N" or FULL_OBJECT), a part listed with the wrong checksum refused."""
+    import base64
+    import zlib
+
+    def b64_crc32(data):
+        return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+    s3.create_bucket(Bucket="sums")
+    part1, part2 = os.urandom(5 * MIB + 1), os.urandom(1024)
+
+    def upload(key, kind):
+        extra = {"ChecksumType": kind} if kind else {}
+        created = s3.create_multipart_upload(Bucket="sums", Key=key, ChecksumAlgorithm="CRC32", **extra)
+        assert created["ChecksumAlgorithm"] == "CRC32"
+        assert created["ChecksumType"] == (kind or "COMPOSITE")
+        upload_id = created["UploadId"]
+        parts = []
+        for number, body in [(1, part1), (2, part2)]:
+            answer = s3.upload_part(
+                Bucket="sums", Key=key, UploadId=upload_id, PartNumber=number, Body=body, ChecksumAlgorithm="CRC32"
+            )
+            assert answer["ChecksumCRC32"] == b64_crc32(body)
+            parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": answer["ChecksumCRC32"]})
+        listed = s3.list_parts(Bucket="sums", Key=key, UploadId=upload_id)["Parts"]
+        assert [p["ChecksumCRC32"] for p in listed] == [b64_crc32(part1), b64_crc32(part2)]
+        return upload_id, parts
+
+    upload_id, parts = upload("composite", None)
+    wrong = [dict(parts[0], ChecksumCRC32=b64_crc32(b"other")), parts[1]]
+    with pytest.raises(ClientError) as error:
+        s3.complete_multipart_upload(Bucket="sums", Key="composite", UploadId=upload_id, MultipartUpload={"Parts": wrong})
+    assert error.value.response["Error"]["Code"] == "InvalidPart"
+    done = s3.complete_multipart_upload(
+        Bucket="sums", Key="composite", UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    raw = zlib.crc32(part1).to_bytes(4, "big") + zlib.crc32(part2).to_bytes(4, "big")
+    composite = b64_crc32(raw) + "-2"
+    assert done["ChecksumCRC32"] == composite
+    assert done["ChecksumType"] == "COMPOSITE"
+    head = s3.head_object(Bucket="sums", Key="composite", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == composite
+    assert s3.get_object(Bucket="sums", Key="composite")["Body"].read() == part1 + part2
+
+    upload_id, parts = upload("full", "FULL_OBJECT")
+    done = s3.complete_multipart_upload(Bucket="sums", Key="full", UploadId=upload_id, MultipartUpload={"Parts": parts})
+    assert done["ChecksumCRC32"] == b64_crc32(part1 + part2), "the CRC of the whole object"
+    assert done["ChecksumType"] == "FULL_OBJECT"
+    got = s3.get_object(Bucket="sums", Key="full", ChecksumMode="ENABLED")
+    assert got["ChecksumCRC32"] == b64_crc32(part1 + part2)
+    assert got["Body"].read() == part1 + part2
+
+    with pytest.raises(ClientError) as error:
+        s3.create_multipart_upload(Bucket="sums", Key="bad", ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT")
+    assert error.value.response["Error"]["Code"] == "InvalidRequest"
+    assert "FULL_OBJECT checksum type cannot be used with the sha256" in error.value.response["Error"]["Message"]
+    created = s3.create_multipart_upload(Bucket="sums", Key="mixed", ChecksumAlgorithm="CRC32")
+    with pytest.raises(ClientError) as error:
+        s3.upload_part(
+            Bucket="sums", Key="mixed", UploadId=created["UploadId"], PartNumber=1, Body=b"x", ChecksumAlgorithm="SHA256"
+        )
+    assert error.value.response["Error"]["Code"] == "InvalidRequest"
