@@ -45,6 +45,17 @@ BUCKETS_TESTBED_BIN="$(./e2e/testbed/build.sh | tail -n 1)"
 export BUCKETS_TESTBED_BIN
 "$BUCKETS_TESTBED_BIN/kubectl" version --client=true -o yaml | sed -n "s/^  gitVersion: //p"
 
+step "s3s-e2e (the s3s project's S3 test suite, built from its crate once, cached)"
+S3S_E2E_VERSION=0.14.1
+S3S_E2E="$CACHE/s3s-e2e-$S3S_E2E_VERSION/bin/s3s-e2e"
+if [ ! -x "$S3S_E2E" ]; then
+  CARGO_TARGET_DIR="$CACHE/s3s-e2e-build" cargo install --quiet --locked s3s-e2e --version "$S3S_E2E_VERSION" \
+    --root "$CACHE/s3s-e2e-$S3S_E2E_VERSION"
+  rm -rf "$CACHE/s3s-e2e-build"
+fi
+export BUCKETS_S3S_E2E="$S3S_E2E"
+"$S3S_E2E" --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -62,7 +73,9 @@ set -e
 
 step "AWS CLI and boto3 against buckets-node"
 set +e
+rm -f "$CACHE/s3s-e2e-summary.txt"
 PATH="$VENV/bin:$PATH" BUCKETS_NODE_BIN="$CARGO_TARGET_DIR/debug/buckets-node" \
+  BUCKETS_S3S_E2E_SUMMARY="$CACHE/s3s-e2e-summary.txt" \
   "$VENV/bin/python" -m pytest -q node/tests/clients 2>&1 | tee "$CACHE/pytest.log"
 pytest_status=${PIPESTATUS[0]}
 set -e
@@ -74,6 +87,7 @@ count() { # count WORD FILE LINE-PATTERN: sums "N WORD" over the lines matching 
 passed=$(( $(count passed "$CARGO_LOG" '^test result:') + $(count passed "$CACHE/pytest.log" ' in [0-9.]+s') ))
 failed=$(( $(count failed "$CARGO_LOG" '^test result:') + $(count failed "$CACHE/pytest.log" ' in [0-9.]+s') ))
 echo
+if [ -f "$CACHE/s3s-e2e-summary.txt" ]; then cat "$CACHE/s3s-e2e-summary.txt"; fi
 echo "all tests: $passed passed, $failed failed"
 if [ "$cargo_status" -ne 0 ] || [ "$pytest_status" -ne 0 ]; then
   exit 1
