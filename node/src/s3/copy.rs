@@ -5,6 +5,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::object::{StoredHeaders, check_read_conditions};
+use super::tagging;
 use super::{BucketsS3, store_error, timestamp_from_ns};
 use crate::error::StoreError;
 use crate::storage::{ObjectInfo, PutOptions, ReadPlan};
@@ -118,11 +119,21 @@ impl BucketsS3 {
                 expires: input.expires.clone(),
                 website_redirect_location: input.website_redirect_location.clone(),
                 metadata: input.metadata.clone(),
+                tagging: None,
             }
             .to_headers()?
         } else {
             source.headers.clone()
         };
+        // Tags follow x-amz-tagging-directive, whatever the metadata directive says.
+        let mut headers = headers;
+        let replace_tags = input.tagging_directive.as_ref().is_some_and(|d| d.as_str() == TaggingDirective::REPLACE);
+        let tags = if replace_tags {
+            input.tagging.as_deref().map(tagging::from_header).transpose()?
+        } else {
+            source.headers.iter().find(|(name, _)| name == tagging::TAGGING_HEADER).map(|(_, value)| value.clone())
+        };
+        tagging::replace(&mut headers, tags);
         let body = read.body;
         let options = PutOptions {
             headers,

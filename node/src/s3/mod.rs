@@ -11,6 +11,7 @@ pub mod error;
 mod list;
 mod multipart;
 mod object;
+mod tagging;
 
 use std::sync::Arc;
 
@@ -177,5 +178,23 @@ impl S3 for BucketsS3 {
         req: S3Request<dto::ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<dto::ListMultipartUploadsOutput>> {
         self.list_multipart_uploads_impl(req).await
+    }
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<dto::PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<dto::PutObjectTaggingOutput>> {
+        self.put_object_tagging_impl(req).await
+    }
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<dto::GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<dto::GetObjectTaggingOutput>> {
+        self.get_object_tagging_impl(req).await
+    }
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<dto::DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<dto::DeleteObjectTaggingOutput>> {
+        self.delete_object_tagging_impl(req).await
     }
 }

@@ -69,6 +69,7 @@ impl BucketsS3 {
             expires: input.expires.clone(),
             website_redirect_location: input.website_redirect_location.clone(),
             metadata: input.metadata.clone(),
+            tagging: input.tagging.clone(),
         }
         .to_headers()?;
         let checksum = multipart_checksum(input.checksum_algorithm.as_ref(), input.checksum_type.as_ref())?;

@@ -27,6 +27,8 @@ pub(super) struct StoredHeaders {
     pub expires: Option<Timestamp>,
     pub website_redirect_location: Option<String>,
     pub metadata: Option<Metadata>,
+    /// The `x-amz-tagging` request header (`k1=v1&k2=v2`).
+    pub tagging: Option<String>,
 }
 
 impl StoredHeaders {
@@ -61,6 +63,9 @@ impl StoredHeaders {
             for (name, value) in user {
                 out.push((format!("x-amz-meta-{}", name.to_ascii_lowercase()), value.clone()));
             }
+        }
+        if let Some(tagging) = &self.tagging {
+            super::tagging::replace(&mut out, Some(super::tagging::from_header(tagging)?));
         }
         Ok(out)
     }
@@ -295,6 +300,7 @@ impl BucketsS3 {
             expires: input.expires.clone(),
             website_redirect_location: input.website_redirect_location.clone(),
             metadata: input.metadata.clone(),
+            tagging: input.tagging.clone(),
         }
         .to_headers()?;
         let checksums = ChecksumRequest::new(
@@ -412,7 +418,9 @@ impl BucketsS3 {
         let full = content_range.is_none();
         let with_checksums = full && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let fields = if with_checksums { checksum_fields(&info.checksums) } else { ChecksumFields::default() };
+        let tag_count = super::tagging::stored(&info.headers).len() as i32;
         Ok(S3Response::new(GetObjectOutput {
+            tag_count: (tag_count > 0).then_some(tag_count),
             body: Some(StreamingBlob::wrap(stream)),
             accept_ranges: Some("bytes".into()),
             content_length: Some(to_i64(length)),

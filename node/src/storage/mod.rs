@@ -230,10 +230,15 @@ pub struct Store {
     opener: std::sync::OnceLock<Arc<dyn bootstrap::SetOpener>>,
 }
 
+/// A change of an object's stored headers (its tags), or a refusal.
+pub type HeaderChange<'a> = dyn Fn(&mut Vec<(String, String)>) -> StoreResult<()> + Send + Sync + 'a;
+
 /// What `Store::locate` does in the set it tries.
 enum Probe<'a> {
     Head,
     Read(&'a ReadPlan),
+    /// Under the key's write lock, held by the caller.
+    UpdateHeaders(&'a HeaderChange<'a>),
 }
 
 enum Found {
@@ -248,6 +253,7 @@ impl Probe<'_> {
             Probe::Read(plan) => set.read_object(bucket, key, plan).await.map(|(info, start, length, stream)| {
                 Found::Read(ObjectRead { info, start, length, body: Box::pin(stream) })
             }),
+            Probe::UpdateHeaders(change) => set.update_headers_locked(bucket, key, *change).await.map(Found::Head),
         }
     }
 }
@@ -906,6 +912,25 @@ impl Store {
         match self.locate(bucket, key, &Probe::Read(&plan)).await {
             Ok(Found::Read(read)) => Ok(read),
             Ok(Found::Head(_)) => unreachable!("a read probe returns a read"),
+            Err(e) => Err(self.explain_missing(bucket, e).await),
+        }
+    }
+
+    /// Changes the stored headers of an object's current version in place (its tags),
+    /// wherever the object is (contract 5), under the key's write lock: the data, ETag and
+    /// size stay. Returns the object as it is afterwards.
+    pub async fn update_object_headers(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: &HeaderChange<'_>,
+    ) -> StoreResult<ObjectInfo> {
+        path::object_path(key).map_err(set::key_error)?;
+        self.head_bucket(bucket).await?;
+        let _guard = self.lock_key(bucket, key).await?;
+        match self.locate(bucket, key, &Probe::UpdateHeaders(change)).await {
+            Ok(Found::Head(info)) => Ok(info),
+            Ok(Found::Read(_)) => unreachable!("an update probe returns the object's info"),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
     }

@@ -551,7 +551,10 @@ impl ErasureSet {
         // The new version is durable on a quorum: only now may the old data go.
         let cleanups = results.iter().enumerate().filter(|(_, r)| r.is_ok()).filter_map(|(position, _)| {
             let DriveMeta::Found(meta) = &metas[position] else { return None };
-            let obsolete: Vec<Uuid> = referenced_data_dirs(meta).into_iter().filter(|d| Some(*d) != staged).collect();
+            // A data directory the new version still uses (a change of headers only) stays.
+            let kept = version.data_dir.map(Uuid::from_bytes);
+            let obsolete: Vec<Uuid> =
+                referenced_data_dirs(meta).into_iter().filter(|d| Some(*d) != staged && Some(*d) != kept).collect();
             let drive = self.drives[position].clone();
             let bucket = bucket.to_string();
             let path = path.clone();
@@ -562,6 +565,38 @@ impl ErasureSet {
             self.queue_heal(bucket, key, false);
         }
         Ok(ObjectInfo::from_version(bucket, key, &version))
+    }
+
+    /// Rewrites the current version's headers (object tags) and keeps its data, ETag and
+    /// size. The caller holds the key's write lock. The version's time moves on by one
+    /// nanosecond (Last-Modified is shown to the second) so that it is a new version to
+    /// quorum reads: a drive that missed the change is outvoted and healed, never read.
+    /// `NoSuchKey` when this set does not hold the object.
+    pub(super) async fn update_headers_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: &super::HeaderChange<'_>,
+    ) -> StoreResult<ObjectInfo> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let metas = self.read_metas(bucket, &path).await;
+        let resolved = self.resolve(&metas)?;
+        let mut version = resolved.version.clone();
+        change(&mut version.headers)?;
+        version.modified_ns += 1;
+        let count = self.drives.len();
+        let rotation = (0..count)
+            .find_map(|p| {
+                resolved.per_drive[p]
+                    .as_ref()
+                    .filter(|v| (v.erasure.shard_index as usize) < count)
+                    .map(|v| (p + count - v.erasure.shard_index as usize) % count)
+            })
+            .expect("a resolved object has drives");
+        // Each drive keeps its own shard (and inline bytes); drives without the version get
+        // nothing now and are healed (the commit queues it).
+        let per_drive = resolved.per_drive.iter().map(|v| v.as_ref().map(|v| v.inline_data.clone())).collect();
+        self.commit_locked(bucket, key, &path, version, rotation, per_drive, None, None).await
     }
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
@@ -1364,5 +1399,58 @@ fn item_key(item: &Item) -> &str {
     match item {
         Item::Object(key, _) => key,
         Item::Subtree(key, _) => key,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::StoreError;
+    use crate::storage::testing::{data, open_two_sets, put, read};
+
+    #[tokio::test]
+    async fn a_header_change_keeps_the_data_and_outvotes_a_drive_that_missed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.make_bucket("b").await.unwrap();
+        let tag = |headers: &mut Vec<(String, String)>| {
+            headers.push(("x-amz-tagging".to_string(), "team=storage".to_string()));
+            Ok(())
+        };
+        // Inline and in a data directory (the one the new metadata still names must stay).
+        for (key, len) in [("small", 1000), ("large", 3 * 1024 * 1024 + 5)] {
+            let bytes = data(len, len as u64);
+            put(&store, "b", key, bytes.clone()).await;
+            let before = store.head_object("b", key).await.unwrap();
+            let set = store.set_for("b", key);
+            let missed = set.drives()[3].clone();
+            missed.set_online(false);
+            let after = store.update_object_headers("b", key, &tag).await.unwrap();
+            missed.set_online(true);
+            assert_eq!((after.etag.as_str(), after.size), (before.etag.as_str(), before.size), "{key}");
+            assert_eq!(after.modified_ns, before.modified_ns + 1, "{key}: Last-Modified kept to the second");
+            let retired: Vec<_> = (0..20)
+                .filter_map(|d| std::fs::read_dir(dir.path().join(format!("d{d}/.buckets.sys/trash"))).ok())
+                .flat_map(|entries| entries.flatten().map(|e| e.path()))
+                .collect();
+            assert!(retired.is_empty(), "{key}: the data the object still uses was retired: {retired:?}");
+
+            // The drive that missed the change still holds the old headers: outvoted.
+            let seen = store.head_object("b", key).await.unwrap();
+            assert!(seen.headers.iter().any(|(k, v)| k == "x-amz-tagging" && v == "team=storage"), "{key}");
+            assert_eq!(read(&store, "b", key).await.unwrap(), bytes, "{key}");
+
+            // Healed, the drive serves the new version: reads that need it still succeed
+            // with parity-many other drives gone.
+            assert!(set.heal_object("b", key, false).await.unwrap(), "{key}: the stale drive is healed");
+            let parity = set.erasure().parity_shards;
+            let others: Vec<_> =
+                set.drives().iter().filter(|d| !std::sync::Arc::ptr_eq(d, &missed)).take(parity).collect();
+            others.iter().for_each(|d| d.set_online(false));
+            let seen = store.head_object("b", key).await.unwrap();
+            assert!(seen.headers.iter().any(|(k, _)| k == "x-amz-tagging"), "{key}");
+            assert_eq!(read(&store, "b", key).await.unwrap(), bytes, "{key}: data intact after the change and heal");
+            others.iter().for_each(|d| d.set_online(true));
+        }
+        assert!(matches!(store.update_object_headers("b", "missing", &tag).await, Err(StoreError::NoSuchKey)));
     }
 }

@@ -196,3 +196,60 @@ def test_multipart_checksums(s3):
             Bucket="sums", Key="mixed", UploadId=created["UploadId"], PartNumber=1, Body=b"x", ChecksumAlgorithm="SHA256"
         )
     assert error.value.response["Error"]["Code"] == "InvalidRequest"
+
+
+def test_object_tagging(s3):
+    """Tags with boto3: on PUT, by PutObjectTagging (data, ETag and Last-Modified kept), on
+    copies (COPY and REPLACE directives) and multipart uploads; bad tag sets refused."""
+    s3.create_bucket(Bucket="tags")
+
+    def tags(key):
+        return {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket="tags", Key=key)["TagSet"]}
+
+    s3.put_object(Bucket="tags", Key="a", Body=b"tagged", Tagging="team=storage&cost%20center=a%2Fb")
+    assert tags("a") == {"team": "storage", "cost center": "a/b"}
+    before = s3.head_object(Bucket="tags", Key="a")
+    assert s3.get_object(Bucket="tags", Key="a")["TagCount"] == 2
+
+    s3.put_object_tagging(
+        Bucket="tags", Key="a", Tagging={"TagSet": [{"Key": "Environment", "Value": "Test"}, {"Key": "x", "Value": ""}]}
+    )
+    assert tags("a") == {"Environment": "Test", "x": ""}
+    after = s3.get_object(Bucket="tags", Key="a")
+    assert after["Body"].read() == b"tagged"
+    assert after["ETag"] == before["ETag"]
+    assert after["LastModified"] == before["LastModified"]
+    assert after["Metadata"] == before["Metadata"]
+
+    s3.copy_object(Bucket="tags", Key="copied", CopySource="tags/a")
+    assert tags("copied") == {"Environment": "Test", "x": ""}
+    s3.copy_object(Bucket="tags", Key="retagged", CopySource="tags/a", TaggingDirective="REPLACE", Tagging="only=one")
+    assert tags("retagged") == {"only": "one"}
+
+    s3.delete_object_tagging(Bucket="tags", Key="a")
+    assert tags("a") == {}
+    assert "TagCount" not in s3.get_object(Bucket="tags", Key="a")
+
+    upload = s3.create_multipart_upload(Bucket="tags", Key="multi", Tagging="from=upload")
+    part = s3.upload_part(Bucket="tags", Key="multi", UploadId=upload["UploadId"], PartNumber=1, Body=b"abc")
+    s3.complete_multipart_upload(
+        Bucket="tags",
+        Key="multi",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert tags("multi") == {"from": "upload"}
+
+    def refused(call, code):
+        with pytest.raises(ClientError) as error:
+            call()
+        assert error.value.response["Error"]["Code"] == code, error.value.response
+
+    eleven = {"TagSet": [{"Key": f"k{i}", "Value": "v"} for i in range(11)]}
+    refused(lambda: s3.put_object_tagging(Bucket="tags", Key="a", Tagging=eleven), "InvalidTag")
+    twice = {"TagSet": [{"Key": "k", "Value": "1"}, {"Key": "k", "Value": "2"}]}
+    refused(lambda: s3.put_object_tagging(Bucket="tags", Key="a", Tagging=twice), "InvalidTag")
+    refused(lambda: s3.put_object(Bucket="tags", Key="b", Body=b"x", Tagging="k=" + "v" * 257), "InvalidTag")
+    refused(lambda: s3.get_object_tagging(Bucket="tags", Key="missing"), "NoSuchKey")
+    refused(lambda: s3.put_object_tagging(Bucket="tags", Key="missing", Tagging={"TagSet": []}), "NoSuchKey")
+    refused(lambda: s3.get_object_tagging(Bucket="nobucket", Key="a"), "NoSuchBucket")

@@ -13,7 +13,6 @@ from conftest import ACCESS_KEY, SECRET_KEY
 
 NOT_SUPPORTED = {
     "Advanced/STS/test_assume_role": "STS AssumeRole: Buckets has no identity service (root credentials only)",
-    "Advanced/Tagging/test_object_tagging": "object tagging is not implemented yet",
 }
 
 
