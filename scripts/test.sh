@@ -13,6 +13,17 @@ mkdir -p "$CACHE"
 
 step() { printf '\n=== %s\n' "$*"; }
 
+# Every build leaves new test executables beside the old ones (hundreds of MB each);
+# keep the newest of each so the cache does not fill the disk over many runs.
+prune_stale_test_binaries() {
+  local deps="$CARGO_TARGET_DIR/debug/deps"
+  [ -d "$deps" ] || return 0
+  find "$deps" -maxdepth 1 -type f -perm -u+x ! -name '*.*' -printf '%T@ %f\n' | sort -rn |
+    awk '{ name = $2; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print $2 }' |
+    while read -r stale; do rm -f "$deps/$stale"; done
+}
+prune_stale_test_binaries
+
 step "Python clients (AWS CLI, boto3, pytest)"
 VENV="$CACHE/venv"
 if [ ! -x "$VENV/bin/python" ]; then
