@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
 use s3s::host::{S3Host, VirtualHost};
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
@@ -374,7 +373,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(crate::storage::migration::run_migrations(store.clone(), config.migration.clone()));
 
     let mut builder = S3ServiceBuilder::new(BucketsS3::new(store.clone(), config.region.clone(), &config.root_user));
-    builder.set_auth(SimpleAuth::from_single(config.root_user.clone(), config.root_password.clone()));
+    // The root user, and temporary credentials from STS AssumeRole on the same endpoint.
+    let identity = crate::s3::sts::Identity::new(config.root_user.clone(), config.root_password.clone());
+    builder.set_auth(identity.clone());
+    builder.set_access(identity.clone());
+    builder.set_route(crate::s3::sts::AssumeRoleRoute { identity });
     if let Some(domain) = &config.domain {
         builder.set_host(DomainHost { domain: domain.clone() });
     }

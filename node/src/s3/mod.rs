@@ -11,6 +11,7 @@ pub mod error;
 mod list;
 mod multipart;
 mod object;
+pub mod sts;
 mod tagging;
 
 use std::sync::Arc;
