@@ -87,6 +87,20 @@ impl Resolved {
     pub fn is_complete(&self) -> bool {
         self.per_drive.iter().all(Option::is_some)
     }
+
+    /// The rotation the object's shards were written with, from the drives that hold it
+    /// (drive position = (shard index + rotation) mod drive count).
+    fn rotation(&self) -> usize {
+        let count = self.per_drive.len();
+        (0..count)
+            .find_map(|p| {
+                self.per_drive[p]
+                    .as_ref()
+                    .filter(|v| (v.erasure.shard_index as usize) < count)
+                    .map(|v| (p + count - v.erasure.shard_index as usize) % count)
+            })
+            .expect("a resolved object has drives")
+    }
 }
 
 pub fn now_ns() -> i64 {
@@ -584,15 +598,7 @@ impl ErasureSet {
         let mut version = resolved.version.clone();
         change(&mut version.headers)?;
         version.modified_ns += 1;
-        let count = self.drives.len();
-        let rotation = (0..count)
-            .find_map(|p| {
-                resolved.per_drive[p]
-                    .as_ref()
-                    .filter(|v| (v.erasure.shard_index as usize) < count)
-                    .map(|v| (p + count - v.erasure.shard_index as usize) % count)
-            })
-            .expect("a resolved object has drives");
+        let rotation = resolved.rotation();
         // Each drive keeps its own shard (and inline bytes); drives without the version get
         // nothing now and are healed (the commit queues it).
         let per_drive = resolved.per_drive.iter().map(|v| v.as_ref().map(|v| v.inline_data.clone())).collect();
@@ -963,14 +969,7 @@ impl ErasureSet {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
-        let rotation_value = (0..count)
-            .find_map(|p| {
-                resolved.per_drive[p]
-                    .as_ref()
-                    .filter(|v| (v.erasure.shard_index as usize) < count)
-                    .map(|v| (p + count - v.erasure.shard_index as usize) % count)
-            })
-            .expect("a resolved object has drives");
+        let rotation_value = resolved.rotation();
         let data_dir = version.data_dir.map(Uuid::from_bytes);
         let mut outputs: Vec<(usize, Vec<u8>)> = Vec::new();
         for &position in &targets {
