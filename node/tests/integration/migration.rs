@@ -427,10 +427,18 @@ async fn a_cluster_adds_a_set_spread_over_its_nodes() {
     let objects: Vec<(String, Vec<u8>)> =
         (0..3000).map(|n| (format!("w{n:05}"), data(400 + (n * 7919) % 2000, n as u64))).collect();
     let clients: Vec<aws_sdk_s3::Client> = cluster.iter().map(|n| n.client()).collect();
+    // Every tenth object is tagged: tags travel with the object.
     let writes = futures::stream::iter(objects.iter().enumerate().map(|(n, (key, bytes))| {
         let s3 = clients[n % 4].clone();
         async move {
-            s3.put_object().bucket("wide").key(key).body(ByteStream::from(bytes.clone())).send().await.unwrap();
+            s3.put_object()
+                .bucket("wide")
+                .key(key)
+                .set_tagging((n % 10 == 0).then(|| format!("n={n}")))
+                .body(ByteStream::from(bytes.clone()))
+                .send()
+                .await
+                .unwrap();
         }
     }));
     writes.buffer_unordered(16).collect::<Vec<()>>().await;
@@ -468,6 +476,22 @@ async fn a_cluster_adds_a_set_spread_over_its_nodes() {
     for (n, (key, bytes)) in objects.iter().enumerate().step_by(3) {
         assert_eq!(&crate::harness::get_bytes(&clients[n % 4], "wide", key).await, bytes, "{key}");
     }
+    let tags_of = async |s3: &aws_sdk_s3::Client, key: &str| -> Vec<(String, String)> {
+        let answer = s3.get_object_tagging().bucket("wide").key(key).send().await.unwrap();
+        answer.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
+    };
+    for (n, (key, _)) in objects.iter().enumerate().step_by(10).take(100) {
+        assert_eq!(tags_of(&clients[(n + 1) % 4], key).await, vec![("n".to_string(), n.to_string())], "{key}");
+    }
+    // Tags of a moved object change through one node and read back through another.
+    let (moved, bytes) = objects.iter().find(|(k, _)| ring.locate("wide", k) == 2).unwrap();
+    let tagging = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(aws_sdk_s3::types::Tag::builder().key("after").value("move").build().unwrap())
+        .build()
+        .unwrap();
+    clients[1].put_object_tagging().bucket("wide").key(moved).tagging(tagging).send().await.unwrap();
+    assert_eq!(tags_of(&clients[2], moved).await, vec![("after".to_string(), "move".to_string())]);
+    assert_eq!(&crate::harness::get_bytes(&clients[3], "wide", moved).await, bytes, "{moved} after retagging");
     // A restarted node opens the added set from the topology on its drives.
     cluster[3].kill();
     cluster[3].spawn();
