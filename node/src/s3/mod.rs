@@ -13,6 +13,7 @@ mod multipart;
 mod object;
 pub mod sts;
 mod tagging;
+mod unconfigured;
 
 use std::sync::Arc;
 
@@ -197,5 +198,119 @@ impl S3 for BucketsS3 {
         req: S3Request<dto::DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<dto::DeleteObjectTaggingOutput>> {
         self.delete_object_tagging_impl(req).await
+    }
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<dto::GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<dto::GetBucketPolicyOutput>> {
+        self.not_configured(&req.input.bucket, s3s::S3ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist")
+            .await
+    }
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<dto::GetBucketCorsInput>,
+    ) -> S3Result<S3Response<dto::GetBucketCorsOutput>> {
+        self.not_configured(
+            &req.input.bucket,
+            s3s::S3ErrorCode::NoSuchCORSConfiguration,
+            "The CORS configuration does not exist",
+        )
+        .await
+    }
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<dto::GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<dto::GetBucketLifecycleConfigurationOutput>> {
+        self.not_configured(
+            &req.input.bucket,
+            s3s::S3ErrorCode::NoSuchLifecycleConfiguration,
+            "The lifecycle configuration does not exist",
+        )
+        .await
+    }
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<dto::GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<dto::GetBucketEncryptionOutput>> {
+        self.not_configured(
+            &req.input.bucket,
+            s3s::S3ErrorCode::ServerSideEncryptionConfigurationNotFoundError,
+            "The server side encryption configuration was not found",
+        )
+        .await
+    }
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<dto::GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<dto::GetBucketTaggingOutput>> {
+        self.not_configured(&req.input.bucket, s3s::S3ErrorCode::NoSuchTagSet, "The TagSet does not exist").await
+    }
+    async fn get_bucket_website(
+        &self,
+        req: S3Request<dto::GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<dto::GetBucketWebsiteOutput>> {
+        self.not_configured(
+            &req.input.bucket,
+            s3s::S3ErrorCode::NoSuchWebsiteConfiguration,
+            "The specified bucket does not have a website configuration",
+        )
+        .await
+    }
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<dto::GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<dto::GetObjectLockConfigurationOutput>> {
+        self.not_configured(
+            &req.input.bucket,
+            s3s::S3ErrorCode::ObjectLockConfigurationNotFoundError,
+            "Object Lock configuration does not exist for this bucket",
+        )
+        .await
+    }
+    async fn get_bucket_replication(
+        &self,
+        req: S3Request<dto::GetBucketReplicationInput>,
+    ) -> S3Result<S3Response<dto::GetBucketReplicationOutput>> {
+        self.not_configured(
+            &req.input.bucket,
+            s3s::S3ErrorCode::ReplicationConfigurationNotFoundError,
+            "The replication configuration was not found",
+        )
+        .await
+    }
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<dto::GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<dto::GetBucketOwnershipControlsOutput>> {
+        self.not_configured(
+            &req.input.bucket,
+            s3s::S3ErrorCode::OwnershipControlsNotFoundError,
+            "The bucket ownership controls were not found",
+        )
+        .await
+    }
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<dto::GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<dto::GetBucketLoggingOutput>> {
+        self.default_setting(&req.input.bucket, dto::GetBucketLoggingOutput::default()).await
+    }
+    async fn get_bucket_request_payment(
+        &self,
+        req: S3Request<dto::GetBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<dto::GetBucketRequestPaymentOutput>> {
+        self.default_setting(&req.input.bucket, Self::request_payment()).await
+    }
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<dto::GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<dto::GetBucketNotificationConfigurationOutput>> {
+        self.default_setting(&req.input.bucket, dto::GetBucketNotificationConfigurationOutput::default()).await
+    }
+    async fn get_bucket_accelerate_configuration(
+        &self,
+        req: S3Request<dto::GetBucketAccelerateConfigurationInput>,
+    ) -> S3Result<S3Response<dto::GetBucketAccelerateConfigurationOutput>> {
+        self.default_setting(&req.input.bucket, dto::GetBucketAccelerateConfigurationOutput::default()).await
     }
 }

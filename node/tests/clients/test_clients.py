@@ -319,3 +319,38 @@ def test_sts_assume_role_temporary_credentials(node, s3):
     with pytest.raises(ClientError) as error:
         unknown.assume_role(RoleArn="arn:aws:iam::000000000000:role/x", RoleSessionName="sess")
     assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_bucket_settings_not_kept_answer_as_unset(s3):
+    """What tools that read every bucket setting (Terraform, rclone) ask: settings Buckets
+    does not keep answer as for a bucket without them; a missing bucket is NoSuchBucket."""
+    s3.create_bucket(Bucket="settings")
+    unset = {
+        "get_bucket_policy": "NoSuchBucketPolicy",
+        "get_bucket_cors": "NoSuchCORSConfiguration",
+        "get_bucket_lifecycle_configuration": "NoSuchLifecycleConfiguration",
+        "get_bucket_encryption": "ServerSideEncryptionConfigurationNotFoundError",
+        "get_bucket_tagging": "NoSuchTagSet",
+        "get_bucket_website": "NoSuchWebsiteConfiguration",
+        "get_object_lock_configuration": "ObjectLockConfigurationNotFoundError",
+        "get_bucket_replication": "ReplicationConfigurationNotFoundError",
+        "get_bucket_ownership_controls": "OwnershipControlsNotFoundError",
+    }
+    for call, code in unset.items():
+        for bucket, expected, status in [("settings", code, 404), ("no-such-bucket", "NoSuchBucket", 404)]:
+            with pytest.raises(ClientError) as error:
+                getattr(s3, call)(Bucket=bucket)
+            assert error.value.response["Error"]["Code"] == expected, (call, bucket, error.value.response)
+            assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == status, (call, bucket)
+    assert "LoggingEnabled" not in s3.get_bucket_logging(Bucket="settings")
+    assert s3.get_bucket_request_payment(Bucket="settings")["Payer"] == "BucketOwner"
+    notifications = s3.get_bucket_notification_configuration(Bucket="settings")
+    assert not any(k.endswith("Configurations") for k in notifications)
+    assert "Status" not in s3.get_bucket_accelerate_configuration(Bucket="settings")
+    with pytest.raises(ClientError) as error:
+        s3.get_bucket_logging(Bucket="no-such-bucket")
+    assert error.value.response["Error"]["Code"] == "NoSuchBucket"
+    # Setting them is refused, never silently ignored.
+    with pytest.raises(ClientError) as error:
+        s3.put_bucket_policy(Bucket="settings", Policy='{"Version": "2012-10-17", "Statement": []}')
+    assert error.value.response["Error"]["Code"] == "NotImplemented"
