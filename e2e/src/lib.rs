@@ -265,6 +265,7 @@ pub fn root_credentials(bed: &TestBed, namespace: &str, cluster: &str) -> (Strin
 }
 
 /// The AWS CLI (`BUCKETS_AWS_CLI`, else `aws`) against one S3 endpoint.
+#[derive(Clone)]
 pub struct AwsCli {
     pub endpoint: String,
     pub user: String,
@@ -274,17 +275,30 @@ pub struct AwsCli {
 impl AwsCli {
     /// Runs an `aws` command that must succeed; returns its stdout.
     pub fn run(&self, args: &[&str]) -> String {
-        let output = Command::new(std::env::var("BUCKETS_AWS_CLI").unwrap_or_else(|_| "aws".into()))
+        self.try_run(args, true).unwrap_or_else(|e| panic!("aws {args:?}: {e}"))
+    }
+
+    /// Runs an `aws` command; its stdout, or its stderr when it failed. Without
+    /// `retries` the CLI makes one attempt per request, so every failure a user would
+    /// see shows.
+    pub fn try_run(&self, args: &[&str], retries: bool) -> Result<String, String> {
+        let mut command = Command::new(std::env::var("BUCKETS_AWS_CLI").unwrap_or_else(|_| "aws".into()));
+        command
             .args(["--endpoint-url", &self.endpoint])
             .args(args)
             .env("AWS_ACCESS_KEY_ID", &self.user)
             .env("AWS_SECRET_ACCESS_KEY", &self.password)
             .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("the AWS CLI runs (set BUCKETS_AWS_CLI)");
-        assert!(output.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap()
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        if !retries {
+            command.env("AWS_RETRY_MODE", "standard").env("AWS_MAX_ATTEMPTS", "1");
+        }
+        let output = command.output().expect("the AWS CLI runs (set BUCKETS_AWS_CLI)");
+        if output.status.success() {
+            Ok(String::from_utf8(output.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
     }
 }
 

@@ -2,8 +2,13 @@
 //! (the chart's CRDs and RBAC, the operator as a process, `kubectl apply` of the samples →
 //! BucketsCluster Ready via `kubectl wait` → an S3 round trip with the AWS CLI through a
 //! pod behind the client Service), then scale up by one set (`kubectl scale bp`) and back
-//! down, with every object written before intact after each.
+//! down, with every object written before intact after each and S3 traffic through a pod
+//! during each change without a single failed request (no client retries).
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use buckets_e2e::runner::PodRunner;
@@ -11,6 +16,60 @@ use buckets_e2e::{
     AwsCli, TestBed, create_namespace, install_operator_chart, repo_root, root_credentials, start_operator, wait_until,
     workspace_binary,
 };
+
+/// S3 traffic while the cluster scales, as a user sees it: through pod 0 (which neither
+/// scaling removes), with no client retries, a new object is written and read back and one
+/// written before is read, over and over. Every failure is kept.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<(usize, Vec<String>)>,
+}
+
+impl Traffic {
+    fn start(cli: AwsCli, label: &'static str, upload: PathBuf, scratch: PathBuf) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            std::fs::create_dir_all(&scratch).unwrap();
+            let (mut ok, mut failures) = (0, Vec::new());
+            let mut check = |what: String, result: Result<bool, String>| match result {
+                Ok(true) => ok += 1,
+                Ok(false) => failures.push(format!("{what}: wrong bytes")),
+                Err(e) => failures.push(format!("{what}: {}", e.trim())),
+            };
+            let mut n = 0;
+            while !stopped.load(Ordering::SeqCst) {
+                let (key, text) = (format!("s3://e2e/live-{label}/{n:04}"), format!("{label} {n}\n"));
+                let file = scratch.join(format!("put-{n}"));
+                std::fs::write(&file, &text).unwrap();
+                check(
+                    format!("PUT {key}"),
+                    cli.try_run(&["s3", "cp", file.to_str().unwrap(), &key], false).map(|_| true),
+                );
+                check(format!("GET {key}"), cli.try_run(&["s3", "cp", &key, "-"], false).map(|got| got == text));
+                let old = format!("object-{:03}", n % 120);
+                let back = scratch.join(format!("get-{n}"));
+                let read = cli.try_run(&["s3", "cp", &format!("s3://e2e/data/{old}"), back.to_str().unwrap()], false);
+                check(
+                    format!("GET {old}"),
+                    read.map(|_| std::fs::read(&back).ok() == std::fs::read(upload.join(&old)).ok()),
+                );
+                n += 1;
+            }
+            (ok, failures)
+        });
+        Traffic { stop, thread }
+    }
+
+    /// Stops the traffic; asserts that no request failed and that there was some.
+    fn finish(self, label: &str) {
+        self.stop.store(true, Ordering::SeqCst);
+        let (ok, failures) = self.thread.join().unwrap();
+        eprintln!("{label}: {ok} S3 requests during the change, {} failed", failures.len());
+        assert!(failures.is_empty(), "requests failed during the {label}: {failures:#?}");
+        assert!(ok >= 3, "traffic ran during the {label}: {ok} requests");
+    }
+}
 
 #[test]
 fn install_scale_up_and_scale_down() {
@@ -106,8 +165,12 @@ fn install_scale_up_and_scale_down() {
         }
     };
     let get = |path: &str| bed.kubectl_ok(&["-n", "store", "get", "bc/demo", "-o", &format!("jsonpath={path}")]);
+    let pod0 = bed.kubectl_ok(&["-n", "store", "get", "pod", "demo-fast-0", "-o", "jsonpath={.status.podIP}"]);
+    let users = AwsCli { endpoint: format!("http://{pod0}:9000"), ..cli.clone() };
+    let traffic = |label| Traffic::start(users.clone(), label, upload.clone(), bed.dir.path().join(label));
 
-    // Scale up by one set: Progressing, then Ready with two sets.
+    // Scale up by one set: Progressing, then Ready with two sets; users keep full service.
+    let during = traffic("scale-up");
     bed.kubectl_ok(&["-n", "store", "scale", "bp/fast", "--replicas", "8"]);
     wait_until("the scale-up is in progress", Duration::from_secs(60), || {
         get("{.status.conditions[?(@.type==\"Progressing\")].status}") == "True"
@@ -129,9 +192,12 @@ fn install_scale_up_and_scale_down() {
     eprintln!("scale-up moved {moved} of 121 objects");
     let claims = bed.kubectl_ok(&["-n", "store", "get", "pvc", "-o", "name"]);
     assert!(claims.contains("d0-demo-fast-7"), "each new node has its drive's claim: {claims}");
+    during.finish("scale-up");
     intact("scale-up");
 
-    // Scale down by one set: drained, removed, StatefulSet shrunk, claims deleted.
+    // Scale down by one set: drained, removed, StatefulSet shrunk, claims deleted; users
+    // keep full service.
+    let during = traffic("scale-down");
     bed.kubectl_ok(&["-n", "store", "scale", "bp/fast", "--replicas", "4"]);
     wait_until("one active set, the other removed, Ready", Duration::from_secs(240), || {
         get("{.status.activeSets}") == "1"
@@ -145,5 +211,6 @@ fn install_scale_up_and_scale_down() {
     wait_until("the drained pods' claims go (whenScaled: Delete)", Duration::from_secs(60), || {
         !bed.kubectl_ok(&["-n", "store", "get", "pvc", "-o", "name"]).contains("d0-demo-fast-4")
     });
+    during.finish("scale-down");
     intact("scale-down");
 }
