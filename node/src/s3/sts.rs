@@ -105,6 +105,11 @@ impl S3Auth for Identity {
     }
 }
 
+/// Equality that takes the same time wherever the first difference is.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// The session token a request carries (header, or query parameter of a presigned URL).
 fn session_token_of(cx: &S3AccessContext<'_>) -> Option<String> {
     if let Some(token) = cx.headers().get("x-amz-security-token").and_then(|v| v.to_str().ok()) {
@@ -124,7 +129,7 @@ impl S3Access for Identity {
         };
         if temporary_expiry(&credentials.access_key).is_some() {
             let expected = self.session_token(&credentials.access_key);
-            if session_token_of(cx).as_deref() != Some(expected.as_str()) {
+            if !session_token_of(cx).is_some_and(|given| same_bytes(given.as_bytes(), expected.as_bytes())) {
                 return Err(s3_error!(InvalidToken, "The security token included in the request is invalid."));
             }
         }
@@ -184,7 +189,9 @@ impl AssumeRoleRoute {
         let Some(session) = field("RoleSessionName").filter(|v| !v.is_empty()) else {
             return bad("RoleSessionName is required");
         };
-        if session.len() > 64 || !session.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)) {
+        if !(2..=64).contains(&session.len())
+            || !session.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c))
+        {
             return bad("RoleSessionName must be 2 to 64 characters of letters, digits and +=,.@-_");
         }
         let duration = match field("DurationSeconds").map(str::parse::<u64>) {
@@ -227,8 +234,10 @@ impl S3Route for AssumeRoleRoute {
         headers: &http::HeaderMap,
         _: &mut http::Extensions,
     ) -> bool {
+        // No query string: S3's POST requests on a bucket root (DeleteObjects) have one.
         method == http::Method::POST
             && uri.path() == "/"
+            && uri.query().is_none()
             && headers
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
@@ -236,6 +245,18 @@ impl S3Route for AssumeRoleRoute {
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
+        // The form is what grants credentials, so the signature must cover it: a request
+        // signed for STS, in headers, with the body's hash (never a presigned URL or an
+        // unsigned or streamed payload, which a holder could reuse with another body).
+        let payload = req.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok());
+        let body_signed = payload.is_none_or(|p| p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+        if req.service.as_deref() != Some("sts") || !body_signed {
+            return Ok(sts_error(
+                http::StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "AssumeRole must be signed for the sts service in headers, over the request body",
+            ));
+        }
         let form = match req.input.store_all_limited(MAX_FORM_BYTES).await {
             Ok(bytes) => bytes,
             Err(_) => {

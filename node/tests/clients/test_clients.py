@@ -259,6 +259,7 @@ def test_sts_assume_role_temporary_credentials(node, s3):
     """STS AssumeRole on the S3 endpoint with boto3: the temporary credentials work for S3
     (headers and presigned URLs) only with their session token."""
     import datetime
+    import urllib.error
 
     import boto3
     from botocore.config import Config
@@ -313,6 +314,32 @@ def test_sts_assume_role_temporary_credentials(node, s3):
         lambda: sts.assume_role(RoleArn="arn:aws:iam::000000000000:role/x", RoleSessionName="sess", DurationSeconds=60000),
         "ValidationError",
     )
+    # The form grants credentials, so the signature must cover it: signed for S3 instead
+    # of STS, or with an unsigned payload, AssumeRole is refused.
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    form = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A0%3Arole%2Fx&RoleSessionName=sess"
+    form_hash = hashlib.sha256(form.encode()).hexdigest()
+    for service, payload in [("s3", form_hash), ("sts", "UNSIGNED-PAYLOAD")]:
+        request = AWSRequest(
+            method="POST",
+            url=node.endpoint + "/",
+            data=form,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        if payload:
+            request.headers["x-amz-content-sha256"] = payload
+        SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), service, "us-east-1").add_auth(request)
+        prepared = request.prepare()
+        raw = urllib.request.Request(prepared.url, data=form.encode(), headers=dict(prepared.headers), method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused_raw:
+            urllib.request.urlopen(raw, timeout=10)
+        body = refused_raw.value.read()
+        assert refused_raw.value.code == 403, (service, payload, body)
+        assert b"<Code>AccessDenied</Code>" in body, (service, payload, body)
+
     # An unknown signer is refused before the STS handler (as S3 XML, so only the status
     # reaches an STS client).
     unknown = client("sts", "nobody", "nothing")
