@@ -47,6 +47,15 @@ fn multipart_checksum(
     Ok(Some(MultipartChecksum { algorithm, full_object }))
 }
 
+/// The checksums a request lists (CRC32, CRC32C, CRC64NVME, SHA1, SHA256, in that order).
+fn listed_checksums(values: [Option<String>; 5]) -> Vec<(Algorithm, String)> {
+    [Algorithm::Crc32, Algorithm::Crc32c, Algorithm::Crc64Nvme, Algorithm::Sha1, Algorithm::Sha256]
+        .into_iter()
+        .zip(values)
+        .filter_map(|(algorithm, value)| Some((algorithm, value?)))
+        .collect()
+}
+
 fn checksum_type(checksum: &MultipartChecksum) -> ChecksumType {
     ChecksumType::from_static(if checksum.full_object { ChecksumType::FULL_OBJECT } else { ChecksumType::COMPOSITE })
 }
@@ -147,22 +156,26 @@ impl BucketsS3 {
                 S3Error::with_message(S3ErrorCode::InvalidPart, "Every part needs a PartNumber between 1 and 10000")
             })?;
             let etag = part.e_tag.map(|e| e.value().to_string()).unwrap_or_default();
-            let checksums = [
-                (Algorithm::Crc32, part.checksum_crc32),
-                (Algorithm::Crc32c, part.checksum_crc32c),
-                (Algorithm::Crc64Nvme, part.checksum_crc64nvme),
-                (Algorithm::Sha1, part.checksum_sha1),
-                (Algorithm::Sha256, part.checksum_sha256),
-            ]
-            .into_iter()
-            .filter_map(|(algorithm, value)| Some((algorithm, value?)))
-            .collect();
+            let checksums = listed_checksums([
+                part.checksum_crc32,
+                part.checksum_crc32c,
+                part.checksum_crc64nvme,
+                part.checksum_sha1,
+                part.checksum_sha256,
+            ]);
             requested.push(RequestedPart { number, etag, checksums });
         }
+        let expected = listed_checksums([
+            input.checksum_crc32,
+            input.checksum_crc32c,
+            input.checksum_crc64nvme,
+            input.checksum_sha1,
+            input.checksum_sha256,
+        ]);
         let precondition = write_precondition(input.if_match, input.if_none_match);
         let info = self
             .store
-            .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, &requested, precondition)
+            .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, &requested, &expected, precondition)
             .await
             .map_err(store_error)?;
         let fields = checksum_fields(&info.checksums);

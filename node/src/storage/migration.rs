@@ -722,7 +722,7 @@ mod tests {
                 let meta = store.upload_part("b", &key, &id, number, body(part.clone()), options).await.unwrap();
                 etags.push(crate::storage::multipart::RequestedPart::new(number, meta.etag));
             }
-            store.complete_multipart_upload("b", &key, &id, &etags, None).await.unwrap();
+            store.complete_multipart_upload("b", &key, &id, &etags, &[], None).await.unwrap();
             objects.push((key, [one, two].concat()));
         }
         objects

@@ -319,6 +319,7 @@ impl Store {
         key: &str,
         upload_id: &str,
         requested: &[RequestedPart],
+        expected: &[(ChecksumAlgorithm, String)],
         precondition: Option<super::Precondition>,
     ) -> StoreResult<ObjectInfo> {
         let (upload, set) = self.find_upload(bucket, key, upload_id).await?;
@@ -336,17 +337,43 @@ impl Store {
                 return Err(StoreError::InvalidPart(format!("part {number} with ETag \"{etag}\"")));
             };
             for (algorithm, value) in &wanted.checksums {
-                if part.checksums.iter().any(|(a, v)| a == algorithm && v != value) {
-                    return Err(StoreError::InvalidPart(format!(
-                        "part {number}: the {} checksum {value} is not the part's",
-                        algorithm_name(*algorithm)
-                    )));
+                match part.checksums.iter().find(|(a, _)| a == algorithm) {
+                    Some((_, stored)) if stored == value => {}
+                    Some(_) => {
+                        return Err(StoreError::InvalidPart(format!(
+                            "part {number}: the {} checksum {value} is not the part's",
+                            algorithm_name(*algorithm)
+                        )));
+                    }
+                    None => {
+                        return Err(StoreError::InvalidPart(format!(
+                            "part {number} was uploaded without a {} checksum",
+                            algorithm_name(*algorithm)
+                        )));
+                    }
                 }
             }
             chosen.push(part.clone());
         }
         if chosen[..chosen.len() - 1].iter().any(|p| p.size < MIN_PART_BYTES) {
             return Err(StoreError::EntityTooSmall);
+        }
+        let checksums: Vec<(ChecksumAlgorithm, String)> =
+            upload.checksum.and_then(|c| Some((c.algorithm, object_checksum(c, &chosen)?))).into_iter().collect();
+        // A whole-object checksum sent with Complete must be the object's (base64 has no
+        // '-', so a composite value compares without its "-N").
+        let head = |value: &str| value.split('-').next().unwrap_or_default().to_string();
+        for (algorithm, value) in expected {
+            match checksums.iter().find(|(a, _)| a == algorithm) {
+                Some((_, ours)) if head(ours) == head(value) => {}
+                Some(_) => return Err(StoreError::ChecksumMismatch(algorithm_name(*algorithm))),
+                None => {
+                    return Err(StoreError::InvalidRequest(format!(
+                        "The upload was not created with a {} checksum, so the object cannot be checked against one",
+                        algorithm_name(*algorithm)
+                    )));
+                }
+            }
         }
         let mut md5 = md5::Md5::new();
         for part in &chosen {
@@ -373,11 +400,7 @@ impl Store {
             size,
             etag,
             headers: upload.headers.clone(),
-            checksums: upload
-                .checksum
-                .and_then(|c| Some((c.algorithm, object_checksum(c, &chosen)?)))
-                .into_iter()
-                .collect(),
+            checksums,
             erasure: set.layout(0),
             data_dir: Some(*data_dir.as_bytes()),
             parts: chosen.iter().map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone() }).collect(),

@@ -164,9 +164,13 @@ def test_multipart_checksums(s3):
 
     upload_id, parts = upload("composite", None)
     wrong = [dict(parts[0], ChecksumCRC32=b64_crc32(b"other")), parts[1]]
-    with pytest.raises(ClientError) as error:
-        s3.complete_multipart_upload(Bucket="sums", Key="composite", UploadId=upload_id, MultipartUpload={"Parts": wrong})
-    assert error.value.response["Error"]["Code"] == "InvalidPart"
+    other_algorithm = [dict(parts[0], ChecksumSHA256=base64.b64encode(b"x" * 32).decode()), parts[1]]
+    for listed in (wrong, other_algorithm):
+        with pytest.raises(ClientError) as error:
+            s3.complete_multipart_upload(
+                Bucket="sums", Key="composite", UploadId=upload_id, MultipartUpload={"Parts": listed}
+            )
+        assert error.value.response["Error"]["Code"] == "InvalidPart"
     done = s3.complete_multipart_upload(
         Bucket="sums", Key="composite", UploadId=upload_id, MultipartUpload={"Parts": parts}
     )
@@ -179,7 +183,22 @@ def test_multipart_checksums(s3):
     assert s3.get_object(Bucket="sums", Key="composite")["Body"].read() == part1 + part2
 
     upload_id, parts = upload("full", "FULL_OBJECT")
-    done = s3.complete_multipart_upload(Bucket="sums", Key="full", UploadId=upload_id, MultipartUpload={"Parts": parts})
+    with pytest.raises(ClientError) as error:
+        s3.complete_multipart_upload(
+            Bucket="sums",
+            Key="full",
+            UploadId=upload_id,
+            MultipartUpload={"Parts": parts},
+            ChecksumCRC32=b64_crc32(part1),
+        )
+    assert error.value.response["Error"]["Code"] == "BadDigest", "a whole-object checksum that is not the object's"
+    done = s3.complete_multipart_upload(
+        Bucket="sums",
+        Key="full",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": parts},
+        ChecksumCRC32=b64_crc32(part1 + part2),
+    )
     assert done["ChecksumCRC32"] == b64_crc32(part1 + part2), "the CRC of the whole object"
     assert done["ChecksumType"] == "FULL_OBJECT"
     got = s3.get_object(Bucket="sums", Key="full", ChecksumMode="ENABLED")
