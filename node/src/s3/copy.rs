@@ -4,7 +4,7 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::object::{StoredHeaders, check_read_conditions};
+use super::object::{StoredHeaders, WithChecksums, check_read_conditions};
 use super::tagging;
 use super::{BucketsS3, store_error, timestamp_from_ns};
 use crate::error::StoreError;
@@ -191,17 +191,15 @@ impl BucketsS3 {
             .upload_part(&input.bucket, &input.key, &input.upload_id, part_number, body, options)
             .await
             .map_err(store_error)?;
-        let fields = super::object::checksum_fields(&part.checksums);
         Ok(S3Response::new(UploadPartCopyOutput {
-            copy_part_result: Some(CopyPartResult {
-                checksum_crc32: fields.crc32,
-                checksum_crc32c: fields.crc32c,
-                checksum_crc64nvme: fields.crc64nvme,
-                checksum_sha1: fields.sha1,
-                checksum_sha256: fields.sha256,
-                e_tag: Some(ETag::Strong(part.etag)),
-                last_modified: Some(timestamp_from_ns(part.modified_ns)),
-            }),
+            copy_part_result: Some(
+                CopyPartResult {
+                    e_tag: Some(ETag::Strong(part.etag)),
+                    last_modified: Some(timestamp_from_ns(part.modified_ns)),
+                    ..Default::default()
+                }
+                .with_checksums(&part.checksums),
+            ),
             ..Default::default()
         }))
     }

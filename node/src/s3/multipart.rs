@@ -5,8 +5,7 @@ use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::object::{
-    ChecksumRequest, StoredHeaders, body_stream, checksum_fields, parse_algorithm, parse_content_md5,
-    write_precondition,
+    ChecksumRequest, StoredHeaders, WithChecksums, body_stream, parse_algorithm, parse_content_md5, write_precondition,
 };
 use super::{BucketsS3, store_error, timestamp_from_ns};
 use crate::error::StoreError;
@@ -132,16 +131,10 @@ impl BucketsS3 {
             .upload_part(&input.bucket, &input.key, &input.upload_id, number, body, options)
             .await
             .map_err(store_error)?;
-        let fields = checksum_fields(&part.checksums);
-        Ok(S3Response::new(UploadPartOutput {
-            e_tag: Some(ETag::Strong(part.etag)),
-            checksum_crc32: fields.crc32,
-            checksum_crc32c: fields.crc32c,
-            checksum_crc64nvme: fields.crc64nvme,
-            checksum_sha1: fields.sha1,
-            checksum_sha256: fields.sha256,
-            ..Default::default()
-        }))
+        Ok(S3Response::new(
+            UploadPartOutput { e_tag: Some(ETag::Strong(part.etag)), ..Default::default() }
+                .with_checksums(&part.checksums),
+        ))
     }
 
     pub(super) async fn complete_multipart_upload_impl(
@@ -178,7 +171,6 @@ impl BucketsS3 {
             .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, &requested, &expected, precondition)
             .await
             .map_err(store_error)?;
-        let fields = checksum_fields(&info.checksums);
         let kind = info.checksums.first().map(|(_, value)| {
             ChecksumType::from_static(if value.contains('-') {
                 ChecksumType::COMPOSITE
@@ -186,19 +178,17 @@ impl BucketsS3 {
                 ChecksumType::FULL_OBJECT
             })
         });
-        Ok(S3Response::new(CompleteMultipartUploadOutput {
-            bucket: Some(input.bucket.clone()),
-            key: Some(input.key.clone()),
-            location: Some(format!("/{}/{}", input.bucket, input.key)),
-            e_tag: Some(ETag::Strong(info.etag)),
-            checksum_crc32: fields.crc32,
-            checksum_crc32c: fields.crc32c,
-            checksum_crc64nvme: fields.crc64nvme,
-            checksum_sha1: fields.sha1,
-            checksum_sha256: fields.sha256,
-            checksum_type: kind,
-            ..Default::default()
-        }))
+        Ok(S3Response::new(
+            CompleteMultipartUploadOutput {
+                bucket: Some(input.bucket.clone()),
+                key: Some(input.key.clone()),
+                location: Some(format!("/{}/{}", input.bucket, input.key)),
+                e_tag: Some(ETag::Strong(info.etag.clone())),
+                checksum_type: kind,
+                ..Default::default()
+            }
+            .with_checksums(&info.checksums),
+        ))
     }
 
     pub(super) async fn abort_multipart_upload_impl(
@@ -225,18 +215,14 @@ impl BucketsS3 {
         let parts = page
             .into_iter()
             .map(|p| {
-                let fields = checksum_fields(&p.checksums);
                 Part {
-                    checksum_crc32: fields.crc32,
-                    checksum_crc32c: fields.crc32c,
-                    checksum_crc64nvme: fields.crc64nvme,
-                    checksum_sha1: fields.sha1,
-                    checksum_sha256: fields.sha256,
                     part_number: Some(p.number as i32),
-                    e_tag: Some(ETag::Strong(p.etag)),
+                    e_tag: Some(ETag::Strong(p.etag.clone())),
                     size: Some(i64::try_from(p.size).unwrap_or(i64::MAX)),
                     last_modified: Some(timestamp_from_ns(p.modified_ns)),
+                    ..Default::default()
                 }
+                .with_checksums(&p.checksums)
             })
             .collect::<Vec<_>>();
         Ok(S3Response::new(ListPartsOutput {

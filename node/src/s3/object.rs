@@ -175,29 +175,40 @@ impl ChecksumRequest {
     }
 }
 
-#[derive(Default)]
-pub(super) struct ChecksumFields {
-    pub crc32: Option<String>,
-    pub crc32c: Option<String>,
-    pub crc64nvme: Option<String>,
-    pub sha1: Option<String>,
-    pub sha256: Option<String>,
+/// s3s outputs that carry the five x-amz-checksum-* fields, filled from stored checksums.
+pub(super) trait WithChecksums: Sized {
+    fn with_checksums(self, checksums: &[(Algorithm, String)]) -> Self;
 }
 
-pub(super) fn checksum_fields(checksums: &[(Algorithm, String)]) -> ChecksumFields {
-    let mut fields = ChecksumFields::default();
-    for (algorithm, value) in checksums {
-        let slot = match algorithm {
-            Algorithm::Crc32 => &mut fields.crc32,
-            Algorithm::Crc32c => &mut fields.crc32c,
-            Algorithm::Crc64Nvme => &mut fields.crc64nvme,
-            Algorithm::Sha1 => &mut fields.sha1,
-            Algorithm::Sha256 => &mut fields.sha256,
-        };
-        *slot = Some(value.clone());
-    }
-    fields
+macro_rules! impl_with_checksums {
+    ($($output:ty),* $(,)?) => {$(
+        impl WithChecksums for $output {
+            fn with_checksums(mut self, checksums: &[(Algorithm, String)]) -> Self {
+                for (algorithm, value) in checksums {
+                    let slot = match algorithm {
+                        Algorithm::Crc32 => &mut self.checksum_crc32,
+                        Algorithm::Crc32c => &mut self.checksum_crc32c,
+                        Algorithm::Crc64Nvme => &mut self.checksum_crc64nvme,
+                        Algorithm::Sha1 => &mut self.checksum_sha1,
+                        Algorithm::Sha256 => &mut self.checksum_sha256,
+                    };
+                    *slot = Some(value.clone());
+                }
+                self
+            }
+        }
+    )*};
 }
+
+impl_with_checksums!(
+    PutObjectOutput,
+    GetObjectOutput,
+    HeadObjectOutput,
+    UploadPartOutput,
+    CompleteMultipartUploadOutput,
+    CopyPartResult,
+    Part,
+);
 
 fn strong_etag(info: &ObjectInfo) -> ETag {
     ETag::Strong(info.etag.clone())
@@ -325,16 +336,9 @@ impl BucketsS3 {
             None => Box::pin(futures::stream::empty()),
         };
         let info = self.store.put_object(&input.bucket, &input.key, body, options).await.map_err(store_error)?;
-        let fields = checksum_fields(&info.checksums);
-        Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(strong_etag(&info)),
-            checksum_crc32: fields.crc32,
-            checksum_crc32c: fields.crc32c,
-            checksum_crc64nvme: fields.crc64nvme,
-            checksum_sha1: fields.sha1,
-            checksum_sha256: fields.sha256,
-            ..Default::default()
-        }))
+        Ok(S3Response::new(
+            PutObjectOutput { e_tag: Some(strong_etag(&info)), ..Default::default() }.with_checksums(&info.checksums),
+        ))
     }
 
     pub(super) async fn head_object_impl(
@@ -359,29 +363,29 @@ impl BucketsS3 {
             None => (info.size, None),
         };
         let with_checksums = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
-        let fields = if with_checksums { checksum_fields(&info.checksums) } else { ChecksumFields::default() };
-        Ok(S3Response::new(HeadObjectOutput {
-            accept_ranges: Some("bytes".into()),
-            content_length: Some(to_i64(content_length)),
-            content_range,
-            content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
-            content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
-            content_disposition: input.response_content_disposition.or_else(|| header(&info, "content-disposition")),
-            content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
-            cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
-            expires: input.response_expires.or_else(|| expires(&info)),
-            website_redirect_location: header(&info, "x-amz-website-redirect-location"),
-            e_tag: Some(strong_etag(&info)),
-            last_modified: Some(timestamp_from_ns(info.modified_ns)),
-            metadata: user_metadata(&info),
-            parts_count: (info.parts.len() > 1 || info.etag.contains('-')).then_some(info.parts.len() as i32),
-            checksum_crc32: fields.crc32,
-            checksum_crc32c: fields.crc32c,
-            checksum_crc64nvme: fields.crc64nvme,
-            checksum_sha1: fields.sha1,
-            checksum_sha256: fields.sha256,
-            ..Default::default()
-        }))
+        let checksums: &[(Algorithm, String)] = if with_checksums { &info.checksums } else { &[] };
+        Ok(S3Response::new(
+            HeadObjectOutput {
+                accept_ranges: Some("bytes".into()),
+                content_length: Some(to_i64(content_length)),
+                content_range,
+                content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
+                content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
+                content_disposition: input
+                    .response_content_disposition
+                    .or_else(|| header(&info, "content-disposition")),
+                content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
+                cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
+                expires: input.response_expires.or_else(|| expires(&info)),
+                website_redirect_location: header(&info, "x-amz-website-redirect-location"),
+                e_tag: Some(strong_etag(&info)),
+                last_modified: Some(timestamp_from_ns(info.modified_ns)),
+                metadata: user_metadata(&info),
+                parts_count: (info.parts.len() > 1 || info.etag.contains('-')).then_some(info.parts.len() as i32),
+                ..Default::default()
+            }
+            .with_checksums(checksums),
+        ))
     }
 
     pub(super) async fn get_object_impl(
@@ -417,32 +421,32 @@ impl BucketsS3 {
             .then(|| format!("bytes {}-{}/{}", read.start, read.start + length.max(1) - 1, info.size));
         let full = content_range.is_none();
         let with_checksums = full && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
-        let fields = if with_checksums { checksum_fields(&info.checksums) } else { ChecksumFields::default() };
+        let checksums: &[(Algorithm, String)] = if with_checksums { &info.checksums } else { &[] };
         let tag_count = super::tagging::stored(&info.headers).len() as i32;
-        Ok(S3Response::new(GetObjectOutput {
-            tag_count: (tag_count > 0).then_some(tag_count),
-            body: Some(StreamingBlob::wrap(stream)),
-            accept_ranges: Some("bytes".into()),
-            content_length: Some(to_i64(length)),
-            content_range,
-            content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
-            content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
-            content_disposition: input.response_content_disposition.or_else(|| header(&info, "content-disposition")),
-            content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
-            cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
-            expires: input.response_expires.or_else(|| expires(&info)),
-            website_redirect_location: header(&info, "x-amz-website-redirect-location"),
-            e_tag: Some(strong_etag(&info)),
-            last_modified: Some(timestamp_from_ns(info.modified_ns)),
-            metadata: user_metadata(&info),
-            parts_count: (info.etag.contains('-')).then_some(info.parts.len() as i32),
-            checksum_crc32: fields.crc32,
-            checksum_crc32c: fields.crc32c,
-            checksum_crc64nvme: fields.crc64nvme,
-            checksum_sha1: fields.sha1,
-            checksum_sha256: fields.sha256,
-            ..Default::default()
-        }))
+        Ok(S3Response::new(
+            GetObjectOutput {
+                tag_count: (tag_count > 0).then_some(tag_count),
+                body: Some(StreamingBlob::wrap(stream)),
+                accept_ranges: Some("bytes".into()),
+                content_length: Some(to_i64(length)),
+                content_range,
+                content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
+                content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
+                content_disposition: input
+                    .response_content_disposition
+                    .or_else(|| header(&info, "content-disposition")),
+                content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
+                cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
+                expires: input.response_expires.or_else(|| expires(&info)),
+                website_redirect_location: header(&info, "x-amz-website-redirect-location"),
+                e_tag: Some(strong_etag(&info)),
+                last_modified: Some(timestamp_from_ns(info.modified_ns)),
+                metadata: user_metadata(&info),
+                parts_count: (info.etag.contains('-')).then_some(info.parts.len() as i32),
+                ..Default::default()
+            }
+            .with_checksums(checksums),
+        ))
     }
 
     pub(super) async fn delete_object_impl(
