@@ -158,12 +158,7 @@ impl Member {
             if !self.own_drives_of(set) {
                 continue;
             }
-            let drives = crate::storage::bootstrap::SetOpener::open(
-                self.opener.as_ref(),
-                topology.cluster_id,
-                set.id,
-                &set.drives,
-            )?;
+            let drives = self.open_set(topology, set)?;
             for drive in drives.iter().filter(|d| d.is_local()) {
                 drive
                     .write_system_file(TOPOLOGY_FILE, &bytes)
@@ -171,6 +166,11 @@ impl Member {
             }
         }
         Ok(())
+    }
+
+    /// The drives of one set of `topology`: this node's local, the others through peer RPC.
+    fn open_set(&self, topology: &Topology, set: &SetSpec) -> Result<Vec<Arc<dyn Drive>>, BootstrapError> {
+        crate::storage::bootstrap::SetOpener::open(self.opener.as_ref(), topology.cluster_id, set.id, &set.drives)
     }
 
     fn own_drives_of(&self, set: &SetSpec) -> bool {
@@ -189,12 +189,7 @@ impl Member {
         let mut sets = Vec::new();
         let mut drives_total = 0;
         for (_, spec) in topology.sets().filter(|(_, s)| s.state != SetState::Removed) {
-            let drives = crate::storage::bootstrap::SetOpener::open(
-                self.opener.as_ref(),
-                topology.cluster_id,
-                spec.id,
-                &spec.drives,
-            )?;
+            let drives = self.open_set(&topology, spec)?;
             drives_total += drives.len();
             sets.push(Arc::new(ErasureSet::new(spec.id, drives, locks.clone(), heal_sender.clone(), metrics.clone())));
         }

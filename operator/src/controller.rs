@@ -593,6 +593,15 @@ mod tests {
     const POOL_PATH: &str = "/apis/buckets.io/v1alpha1/namespaces/storage/bucketspools/fast";
     const STS_PATH: &str = "/apis/apps/v1/namespaces/storage/statefulsets/demo-fast";
 
+    /// A pool of four one-drive nodes (one set of 4) in `cluster`.
+    fn pool(name: &str, cluster: &str) -> Value {
+        json!({
+            "apiVersion": "buckets.io/v1alpha1", "kind": "BucketsPool",
+            "metadata": { "name": name, "namespace": NS },
+            "spec": { "cluster": cluster, "replicas": 4, "drivesPerNode": 1, "setSize": 4, "storage": { "size": "1Gi" } }
+        })
+    }
+
     struct Bed {
         api: Arc<Mutex<FakeApi>>,
         nodes: Arc<FakeNodes>,
@@ -612,15 +621,7 @@ mod tests {
                         "spec": { "image": "buckets/buckets-node:test" }
                     }),
                 );
-                fake.insert(
-                    POOL_PATH,
-                    json!({
-                        "apiVersion": "buckets.io/v1alpha1", "kind": "BucketsPool",
-                        "metadata": { "name": "fast", "namespace": NS },
-                        "spec": { "cluster": "demo", "replicas": 4, "drivesPerNode": 1, "setSize": 4,
-                                  "storage": { "size": "1Gi" } }
-                    }),
-                );
+                fake.insert(POOL_PATH, pool("fast", "demo"));
             }
             let nodes = Arc::new(FakeNodes::default());
             let ctx = Bed::context(&api, &nodes);
@@ -850,15 +851,7 @@ mod tests {
     async fn a_pool_naming_a_missing_cluster_says_so_once() {
         let bed = Bed::new();
         let lost_path = "/apis/buckets.io/v1alpha1/namespaces/storage/bucketspools/lost";
-        bed.api.lock().unwrap().insert(
-            lost_path,
-            json!({
-                "apiVersion": "buckets.io/v1alpha1", "kind": "BucketsPool",
-                "metadata": { "name": "lost", "namespace": NS },
-                "spec": { "cluster": "gone", "replicas": 4, "drivesPerNode": 1, "setSize": 4,
-                          "storage": { "size": "1Gi" } }
-            }),
-        );
+        bed.api.lock().unwrap().insert(lost_path, pool("lost", "gone"));
         let reconcile = |path: &'static str| {
             let pool: BucketsPool = serde_json::from_value(bed.object(path)).unwrap();
             bed.api.lock().unwrap().calls.clear();

@@ -88,6 +88,47 @@ fn expires(info: &ObjectInfo) -> Option<Timestamp> {
     info.header("expires").and_then(|v| Timestamp::parse(TimestampFormat::HttpDate, v).ok())
 }
 
+/// The `response-*` overrides of a HEAD or GET (presigned downloads use them).
+struct Overrides {
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<Timestamp>,
+}
+
+/// HEAD and GET describe an object the same way: its stored headers (or the request's
+/// overrides), ETag, Last-Modified, user metadata and, for multipart objects, the part count.
+trait DescribeObject: Sized {
+    fn describe(self, info: &ObjectInfo, overrides: Overrides) -> Self;
+}
+
+macro_rules! impl_describe_object {
+    ($($output:ty),*) => {$(
+        impl DescribeObject for $output {
+            fn describe(mut self, info: &ObjectInfo, overrides: Overrides) -> Self {
+                self.content_type = overrides.content_type.or_else(|| header(info, "content-type"));
+                self.content_encoding = overrides.content_encoding.or_else(|| header(info, "content-encoding"));
+                self.content_disposition =
+                    overrides.content_disposition.or_else(|| header(info, "content-disposition"));
+                self.content_language = overrides.content_language.or_else(|| header(info, "content-language"));
+                self.cache_control = overrides.cache_control.or_else(|| header(info, "cache-control"));
+                self.expires = overrides.expires.or_else(|| expires(info));
+                self.website_redirect_location = header(info, "x-amz-website-redirect-location");
+                self.e_tag = Some(strong_etag(info));
+                self.last_modified = Some(timestamp_from_ns(info.modified_ns));
+                self.metadata = user_metadata(info);
+                // Multipart objects (ETag "md5-N"); every other object is one part.
+                self.parts_count = info.etag.contains('-').then_some(info.parts.len() as i32);
+                self
+            }
+        }
+    )*};
+}
+
+impl_describe_object!(HeadObjectOutput, GetObjectOutput);
+
 pub(super) fn body_stream(blob: StreamingBlob) -> BodyStream {
     Box::pin(blob.map_err(io::Error::other))
 }
@@ -364,26 +405,22 @@ impl BucketsS3 {
         };
         let with_checksums = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let checksums: &[(Algorithm, String)] = if with_checksums { &info.checksums } else { &[] };
+        let overrides = Overrides {
+            content_type: input.response_content_type,
+            content_encoding: input.response_content_encoding,
+            content_disposition: input.response_content_disposition,
+            content_language: input.response_content_language,
+            cache_control: input.response_cache_control,
+            expires: input.response_expires,
+        };
         Ok(S3Response::new(
             HeadObjectOutput {
                 accept_ranges: Some("bytes".into()),
                 content_length: Some(to_i64(content_length)),
                 content_range,
-                content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
-                content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
-                content_disposition: input
-                    .response_content_disposition
-                    .or_else(|| header(&info, "content-disposition")),
-                content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
-                cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
-                expires: input.response_expires.or_else(|| expires(&info)),
-                website_redirect_location: header(&info, "x-amz-website-redirect-location"),
-                e_tag: Some(strong_etag(&info)),
-                last_modified: Some(timestamp_from_ns(info.modified_ns)),
-                metadata: user_metadata(&info),
-                parts_count: (info.parts.len() > 1 || info.etag.contains('-')).then_some(info.parts.len() as i32),
                 ..Default::default()
             }
+            .describe(&info, overrides)
             .with_checksums(checksums),
         ))
     }
@@ -423,6 +460,14 @@ impl BucketsS3 {
         let with_checksums = full && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let checksums: &[(Algorithm, String)] = if with_checksums { &info.checksums } else { &[] };
         let tag_count = super::tagging::stored(&info.headers).len() as i32;
+        let overrides = Overrides {
+            content_type: input.response_content_type,
+            content_encoding: input.response_content_encoding,
+            content_disposition: input.response_content_disposition,
+            content_language: input.response_content_language,
+            cache_control: input.response_cache_control,
+            expires: input.response_expires,
+        };
         Ok(S3Response::new(
             GetObjectOutput {
                 tag_count: (tag_count > 0).then_some(tag_count),
@@ -430,21 +475,9 @@ impl BucketsS3 {
                 accept_ranges: Some("bytes".into()),
                 content_length: Some(to_i64(length)),
                 content_range,
-                content_type: input.response_content_type.or_else(|| header(&info, "content-type")),
-                content_encoding: input.response_content_encoding.or_else(|| header(&info, "content-encoding")),
-                content_disposition: input
-                    .response_content_disposition
-                    .or_else(|| header(&info, "content-disposition")),
-                content_language: input.response_content_language.or_else(|| header(&info, "content-language")),
-                cache_control: input.response_cache_control.or_else(|| header(&info, "cache-control")),
-                expires: input.response_expires.or_else(|| expires(&info)),
-                website_redirect_location: header(&info, "x-amz-website-redirect-location"),
-                e_tag: Some(strong_etag(&info)),
-                last_modified: Some(timestamp_from_ns(info.modified_ns)),
-                metadata: user_metadata(&info),
-                parts_count: (info.etag.contains('-')).then_some(info.parts.len() as i32),
                 ..Default::default()
             }
+            .describe(&info, overrides)
             .with_checksums(checksums),
         ))
     }
