@@ -31,9 +31,24 @@ impl DriveFormat {
         encode_frame(DRIVE_FORMAT_MAGIC, DRIVE_FORMAT_VERSION, &body)
     }
 
+    /// Decodes a format file; one that contradicts itself (a position outside its set, a
+    /// set whose ids do not match its size) is refused.
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let (_version, body) = decode_frame(DRIVE_FORMAT_MAGIC, DRIVE_FORMAT_VERSION, bytes)?;
-        serde_json::from_slice(body).map_err(|e| FormatError::Body(e.to_string()))
+        let format: DriveFormat = serde_json::from_slice(body).map_err(|e| FormatError::Body(e.to_string()))?;
+        format.validate().map_err(FormatError::Body)?;
+        Ok(format)
+    }
+
+    /// Checks the format on its own.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.set_drive_ids.len() != self.set_drives as usize {
+            return Err(format!("{} drive ids for a set of {}", self.set_drive_ids.len(), self.set_drives));
+        }
+        if self.drive_index >= self.set_drives {
+            return Err(format!("position {} is outside a set of {}", self.drive_index, self.set_drives));
+        }
+        Ok(())
     }
 }
 

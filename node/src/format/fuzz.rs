@@ -57,33 +57,78 @@ fn valid_inputs() -> Vec<Vec<u8>> {
 fn decoders_refuse_random_and_mutated_input_without_panicking() {
     let mut rng = StdRng::seed_from_u64(0x5eed);
     let seeds = valid_inputs();
+    let (mut changed, mut requests_accepted) = (0, 0);
     for round in 0..20_000 {
         let input: Vec<u8> = if round % 4 == 0 {
             (0..rng.random_range(0..256)).map(|_| rng.random()).collect()
         } else {
             mutate(&mut rng, &seeds[round % seeds.len()])
         };
-        let _ = ObjectMeta::decode(&input);
-        let _ = DriveFormat::decode(&input);
-        let _ = Topology::decode(&input);
-        let _ = decode_request(&input);
+        // The framed formats carry a checksum: any change is refused; only an input
+        // that is a seed byte for byte (a mutation that changed nothing) decodes.
+        let unchanged = seeds.contains(&input);
+        changed += usize::from(!unchanged);
+        assert!(ObjectMeta::decode(&input).is_err() || input == seeds[0], "round {round}: object meta accepted");
+        assert!(Topology::decode(&input).is_err() || input == seeds[1], "round {round}: topology accepted");
+        assert!(DriveFormat::decode(&input).is_err() || input == seeds[3], "round {round}: drive format accepted");
+        // A drive call has no checksum (the RPC signature covers it on the wire): what
+        // it accepts, it must have read exactly, every byte accounted for.
+        if let Ok((call, payload)) = decode_request(&input) {
+            requests_accepted += 1;
+            assert_eq!(
+                crate::rpc::protocol::encode_request(&call, payload),
+                input,
+                "round {round}: {call:?} was decoded from bytes that do not encode it"
+            );
+        }
     }
+    assert!(changed > 19_000, "the inputs were mutated: {changed}");
+    assert!(requests_accepted > 100, "mutated drive calls decode often enough to check: {requests_accepted}");
 }
 
 #[test]
 fn bodies_with_valid_frames_but_mutated_content_are_refused_without_panicking() {
     // The frame checksum stops random damage; a body that passes it must still never panic
-    // its decoder (a bug, or a hostile peer, could produce one).
+    // its decoder (a bug, or a hostile peer, could produce one), and what it accepts must
+    // be a value its readers can rely on (valid), that survives its own round trip.
+    // (Postcard reads some bytes that it would not write, such as longer varints, so the
+    // bytes themselves need not come back.)
     let mut rng = StdRng::seed_from_u64(0xb0d1e5);
     let meta = ObjectMeta { versions: vec![super::object::tests::sample_version()] };
     let meta_body = postcard::to_stdvec(&meta).unwrap();
     let topology =
         Topology::initial(uuid::Uuid::from_u128(1), &(0..8).map(|i| format!("/d{i}")).collect::<Vec<_>>(), 4);
     let topology_body = serde_json::to_vec(&topology).unwrap();
+    let drive_format = valid_inputs().pop().unwrap();
+    let format_body =
+        drive_format[super::FRAME_HEADER_BYTES..drive_format.len() - super::FRAME_CHECKSUM_BYTES].to_vec();
+    let (mut refused, mut accepted) = (0, 0);
     for _ in 0..20_000 {
-        let body = mutate(&mut rng, &meta_body);
-        let _ = ObjectMeta::decode(&super::encode_frame(super::object::OBJECT_META_MAGIC, 1, &body));
-        let body = mutate(&mut rng, &topology_body);
-        let _ = Topology::decode(&super::encode_frame(crate::placement::topology::TOPOLOGY_MAGIC, 1, &body));
+        let frame = super::encode_frame(super::object::OBJECT_META_MAGIC, 1, &mutate(&mut rng, &meta_body));
+        match ObjectMeta::decode(&frame) {
+            Ok(decoded) => {
+                accepted += 1;
+                assert_eq!(decoded.validate(), Ok(()), "an impossible object meta decoded: {decoded:?}");
+                assert_eq!(ObjectMeta::decode(&decoded.encode()).as_ref(), Ok(&decoded));
+            }
+            Err(_) => refused += 1,
+        }
+        let frame =
+            super::encode_frame(crate::placement::topology::TOPOLOGY_MAGIC, 1, &mutate(&mut rng, &topology_body));
+        if let Ok(decoded) = Topology::decode(&frame) {
+            accepted += 1;
+            assert_eq!(decoded.validate(), Ok(()), "an invalid topology decoded: {decoded:?}");
+            assert_eq!(Topology::decode(&decoded.encode()).as_ref(), Ok(&decoded));
+        } else {
+            refused += 1;
+        }
+        let frame = super::encode_frame(super::drive::DRIVE_FORMAT_MAGIC, 1, &mutate(&mut rng, &format_body));
+        if let Ok(decoded) = DriveFormat::decode(&frame) {
+            accepted += 1;
+            assert_eq!(decoded.validate(), Ok(()), "an inconsistent drive format decoded: {decoded:?}");
+        } else {
+            refused += 1;
+        }
     }
+    assert!(refused > 10_000 && accepted > 100, "both outcomes were exercised: {refused} refused, {accepted} accepted");
 }

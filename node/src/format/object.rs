@@ -92,7 +92,26 @@ impl ObjectMeta {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, FormatError> {
         let (_version, body) = decode_frame(OBJECT_META_MAGIC, OBJECT_META_VERSION, bytes)?;
-        postcard::from_bytes(body).map_err(|e| FormatError::Body(e.to_string()))
+        let (meta, rest) = postcard::take_from_bytes(body).map_err(|e| FormatError::Body(e.to_string()))?;
+        // Whatever is stored is all read: bytes after the metadata mean it is not ours.
+        if !rest.is_empty() {
+            return Err(FormatError::Body(format!("{} bytes after the object metadata", rest.len())));
+        }
+        Self::validate(&meta).map_err(FormatError::Body)?;
+        Ok(meta)
+    }
+
+    /// Checks what the readers rely on: every version's erasure layout is one that can
+    /// exist (at least one data shard, a block size, this drive's shard inside the set).
+    pub fn validate(&self) -> Result<(), String> {
+        for version in &self.versions {
+            let layout = &version.erasure;
+            let shards = layout.data_shards as usize + layout.parity_shards as usize;
+            if layout.data_shards == 0 || layout.block_size == 0 || layout.shard_index as usize >= shards {
+                return Err(format!("impossible erasure layout {layout:?}"));
+            }
+        }
+        Ok(())
     }
 
     pub fn latest(&self) -> Option<&ObjectVersion> {

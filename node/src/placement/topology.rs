@@ -170,9 +170,13 @@ impl Topology {
         encode_frame(TOPOLOGY_MAGIC, TOPOLOGY_VERSION, &body)
     }
 
+    /// Decodes a stored topology; one that is not valid on its own is refused (a node
+    /// never adopts it).
     pub fn decode(bytes: &[u8]) -> Result<Topology, FormatError> {
         let (_, body) = decode_frame(TOPOLOGY_MAGIC, TOPOLOGY_VERSION, bytes)?;
-        serde_json::from_slice(body).map_err(|e| FormatError::Body(e.to_string()))
+        let topology: Topology = serde_json::from_slice(body).map_err(|e| FormatError::Body(e.to_string()))?;
+        topology.validate().map_err(|e| FormatError::Body(format!("invalid topology: {e}")))?;
+        Ok(topology)
     }
 
     /// The first topology of a cluster: one pool, every set Active with weight 1.

@@ -61,7 +61,10 @@ pub fn decode_request(body: &[u8]) -> Result<(DriveCall, &[u8]), String> {
     let length = body.get(..4).ok_or("request too short")?;
     let length = u32::from_le_bytes(length.try_into().expect("4 bytes")) as usize;
     let call = body.get(4..4 + length).ok_or("call length out of bounds")?;
-    let call = postcard::from_bytes(call).map_err(|e| format!("malformed call: {e}"))?;
+    let (call, rest) = postcard::take_from_bytes(call).map_err(|e| format!("malformed call: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!("malformed call: {} bytes after it", rest.len()));
+    }
     Ok((call, &body[4 + length..]))
 }
 
