@@ -51,6 +51,12 @@ pub enum StoreError {
     InsufficientQuorum { operation: &'static str, needed: usize, available: usize },
     #[error("object data is corrupt beyond repair: {0}")]
     Unrecoverable(String),
+    /// Drives hold copies of the object, too few to read it, and no delete removed it:
+    /// more drives than parity lost it. Never "no such key".
+    #[error(
+        "the object is unreadable: {found} of {drives} drives hold its metadata and {needed} are needed (lost beyond parity)"
+    )]
+    LostBeyondParity { found: usize, needed: usize, drives: usize },
     #[error("request body: {0}")]
     Body(io::Error),
     #[error("internal I/O error: {0}")]

@@ -224,23 +224,59 @@ mod tests {
         assert_eq!(Erasure::new(12, 4).read_quorum(), 12);
     }
 
+    /// Decodes `block` with the shards at `missing` dropped; checks the answer: the
+    /// block when at most `parity` are missing, `TooFewShards` otherwise.
+    fn check_with_missing(erasure: &Erasure, block: &[u8], missing: &[usize]) {
+        let shards = erasure.encode_block(block).unwrap();
+        assert_eq!(shards.len(), erasure.data_shards + erasure.parity_shards);
+        let mut slots: Vec<Option<Vec<u8>>> = shards.into_iter().map(Some).collect();
+        for &index in missing {
+            slots[index] = None;
+        }
+        let shape =
+            format!("{}+{} len {} missing {missing:?}", erasure.data_shards, erasure.parity_shards, block.len());
+        let decoded = erasure.decode_block(&mut slots, block.len());
+        if missing.len() <= erasure.parity_shards {
+            assert_eq!(decoded.as_deref(), Ok(block), "{shape}");
+        } else {
+            let available = erasure.data_shards + erasure.parity_shards - missing.len();
+            assert_eq!(decoded, Err(ErasureError::TooFewShards { needed: erasure.data_shards, available }), "{shape}");
+        }
+    }
+
     #[test]
-    fn round_trip_with_any_parity_shards_missing() {
-        let shapes = [(2, 2), (4, 2), (8, 4), (12, 4)];
-        let lengths = [1, 63, 64, 1000, 65_537, BLOCK_SIZE_BYTES];
-        for (data, parity) in shapes {
+    fn round_trip_with_every_combination_of_missing_shards_in_small_shapes() {
+        // Every subset of shards, for every small shape: up to parity missing decodes,
+        // one more is an error.
+        for (data, parity) in [(2, 2), (3, 2), (4, 2), (3, 3), (4, 3), (4, 4)] {
             let erasure = Erasure::new(data, parity);
-            for len in lengths {
-                let block = pattern(len, data as u8);
-                let shards = erasure.encode_block(&block).unwrap();
-                assert_eq!(shards.len(), data + parity);
-                // Drop the first `parity` shards (all data shards when possible).
-                let mut slots: Vec<Option<Vec<u8>>> = shards.into_iter().map(Some).collect();
-                for slot in slots.iter_mut().take(parity) {
-                    *slot = None;
+            let total = data + parity;
+            for len in [1, 63, 64, 1000, 65_537] {
+                let block = pattern(len, (data * 10 + parity) as u8);
+                for subset in 0u32..(1 << total) {
+                    let missing: Vec<usize> = (0..total).filter(|i| subset & (1 << i) != 0).collect();
+                    if missing.len() <= parity + 1 {
+                        check_with_missing(&erasure, &block, &missing);
+                    }
                 }
-                let decoded = erasure.decode_block(&mut slots, len).unwrap();
-                assert_eq!(decoded, block, "{data}+{parity} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_with_random_missing_shards_in_large_shapes() {
+        use rand::seq::index::sample;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0xec);
+        for (data, parity) in [(6, 4), (8, 4), (12, 4), (10, 6)] {
+            let erasure = Erasure::new(data, parity);
+            let total = data + parity;
+            for round in 0..60 {
+                let len = if round % 10 == 0 { BLOCK_SIZE_BYTES } else { rng.random_range(1..200_000) };
+                let block = pattern(len, round as u8);
+                let count = rng.random_range(0..=parity + 1);
+                let missing = sample(&mut rng, total, count).into_vec();
+                check_with_missing(&erasure, &block, &missing);
             }
         }
     }

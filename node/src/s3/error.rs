@@ -29,11 +29,14 @@ pub fn to_s3_error(error: StoreError) -> S3Error {
         StoreError::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
         StoreError::IncompleteBody | StoreError::Body(_) => S3ErrorCode::IncompleteBody,
         StoreError::InsufficientQuorum { .. } => S3ErrorCode::SlowDown,
-        StoreError::Unrecoverable(_) | StoreError::Io(_) => S3ErrorCode::InternalError,
+        StoreError::Unrecoverable(_) | StoreError::LostBeyondParity { .. } | StoreError::Io(_) => {
+            S3ErrorCode::InternalError
+        }
     };
     match &error {
         StoreError::Io(e) => tracing::error!(error = %e, "internal I/O error"),
         StoreError::Unrecoverable(e) => tracing::error!(error = %e, "unrecoverable object"),
+        StoreError::LostBeyondParity { .. } => tracing::error!(%message, "object lost beyond parity"),
         StoreError::InsufficientQuorum { .. } => tracing::warn!(%message, "quorum not reached"),
         _ => {}
     }
@@ -58,6 +61,7 @@ mod tests {
             (StoreError::EntityTooSmall, 400),
             (StoreError::InvalidRange, 416),
             (StoreError::InsufficientQuorum { operation: "read", needed: 2, available: 1 }, 503),
+            (StoreError::LostBeyondParity { found: 1, needed: 2, drives: 4 }, 500),
         ];
         for (error, status) in table {
             let code = to_s3_error(error).code().clone();

@@ -537,7 +537,7 @@ pub fn open_cluster_store(
     urls: Vec<DriveUrl>,
     own_authority: &str,
     secret: &[u8],
-    client: crate::rpc::client::PeerClient,
+    transport: crate::rpc::client::PeerTransport,
     metrics: Arc<Metrics>,
     opener: &dyn SetOpener,
 ) -> Result<(Arc<Store>, mpsc::Receiver<HealRequest>, Vec<(String, Arc<LocalDrive>)>), BootstrapError> {
@@ -566,8 +566,7 @@ pub fn open_cluster_store(
                 format!("{}://{}", url.scheme, url.authority),
                 url.path.clone(),
                 expected.clone(),
-                secret.to_vec(),
-                client.clone(),
+                transport.clone(),
             );
             drives.push(Arc::new(remote));
             continue;

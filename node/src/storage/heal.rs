@@ -173,8 +173,8 @@ pub async fn run_drive_monitor(store: Arc<Store>, interval: Duration) {
     }
 }
 
-/// Returns true when the drive needs its objects healed: formatted again, or (a peer's
-/// drive) reachable again after being offline.
+/// Returns true when the drive needs its objects healed: formatted again, or back after
+/// being offline (it missed writes and deletes meanwhile).
 fn check_drive(drive: &dyn Drive) -> bool {
     if !drive.is_local() {
         let was_online = drive.is_marked_online();
@@ -192,6 +192,8 @@ fn check_drive(drive: &dyn Drive) -> bool {
             if !drive.is_online() {
                 tracing::info!(drive = %drive.name(), "drive is back online");
                 drive.set_online(true);
+                // It missed what was written and deleted while it was away.
+                return true;
             }
             false
         }

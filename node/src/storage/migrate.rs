@@ -151,7 +151,8 @@ impl Store {
             Ok((_, there)) => {
                 Ok(same_version(&there.version, version) || there.version.modified_ns >= version.modified_ns)
             }
-            Err(StoreError::NoSuchKey) => Ok(false),
+            // Copies below quorum in the target are a commit cut short: the copy replaces them.
+            Err(StoreError::NoSuchKey | StoreError::LostBeyondParity { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -543,8 +543,21 @@ impl Store {
             .collect();
         if progress.phase == Phase::Moving {
             for key in &remnants {
-                if let Err(e) = set.heal_object(&bucket, key, false).await {
-                    tracing::debug!(bucket, key, error = %e, "migration: could not clear a remnant");
+                match set.heal_object(&bucket, key, false).await {
+                    // A move cut short while it deleted its source leaves copies here below
+                    // quorum; they go once the object is whole in its ring set.
+                    Err(StoreError::LostBeyondParity { .. }) => {
+                        let Some(home) = self.home_of(&bucket, key).filter(|home| *home != my_id) else { continue };
+                        let home_holds_it = async || match self.set_by_id(home) {
+                            Some(home) => home.head_object(&bucket, key).await.is_ok(),
+                            None => false,
+                        };
+                        if let Err(e) = set.purge_remnant(&bucket, key, home_holds_it).await {
+                            tracing::debug!(bucket, key, error = %e, "migration: could not clear a remnant");
+                        }
+                    }
+                    Err(e) => tracing::debug!(bucket, key, error = %e, "migration: could not clear a remnant"),
+                    Ok(_) => {}
                 }
             }
         }

@@ -815,8 +815,32 @@ impl Store {
     /// answering `NoSuchKey` means "not in this set"; any other answer is final. A wrong
     /// hint is forgotten; an object found only by asking every set gets a record, so the
     /// next lookup on any node takes one step.
+    ///
+    /// A set that holds copies of the object too few to read (`LostBeyondParity`, or a
+    /// move cut short in its target) does not end the search: another set may hold it
+    /// whole. Only when none does is that loss the answer, never `NoSuchKey`.
     async fn locate(&self, bucket: &str, key: &str, what: &Probe<'_>) -> StoreResult<Found> {
-        let probe = async |set: &Arc<ErasureSet>| what.run(set, bucket, key).await;
+        let lost = std::sync::Mutex::new(None);
+        match self.locate_readable(bucket, key, what, &lost).await {
+            Err(StoreError::NoSuchKey) => Err(lost.into_inner().expect("lost").unwrap_or(StoreError::NoSuchKey)),
+            other => other,
+        }
+    }
+
+    async fn locate_readable(
+        &self,
+        bucket: &str,
+        key: &str,
+        what: &Probe<'_>,
+        lost: &std::sync::Mutex<Option<StoreError>>,
+    ) -> StoreResult<Found> {
+        let probe = async |set: &Arc<ErasureSet>| match what.run(set, bucket, key).await {
+            Err(error @ StoreError::LostBeyondParity { .. }) => {
+                lost.lock().expect("lost").get_or_insert(error);
+                Err(StoreError::NoSuchKey)
+            }
+            other => other,
+        };
         let home = self.set_for(bucket, key).clone();
         if !self.placement_may_differ() {
             return probe(&home).await;

@@ -192,8 +192,18 @@ impl ErasureSet {
         on_drives(&self.drives, move |drive| read_drive_meta(drive, &bucket, &path))
     }
 
-    /// Picks the version a read quorum agrees on.
+    /// Picks the object version a read quorum agrees on; a tombstone (a delete that did
+    /// not reach every drive) reads as `NoSuchKey`.
     pub(super) fn resolve(&self, metas: &[DriveMeta]) -> StoreResult<Resolved> {
+        let resolved = self.resolve_any(metas)?;
+        if resolved.version.kind == VersionKind::DeleteMarker {
+            return Err(StoreError::NoSuchKey);
+        }
+        Ok(resolved)
+    }
+
+    /// The version, object or tombstone, a read quorum agrees on.
+    fn resolve_any(&self, metas: &[DriveMeta]) -> StoreResult<Resolved> {
         let quorum = self.erasure.read_quorum();
         let mut best: Option<(usize, &ObjectVersion)> = None;
         for meta in metas {
@@ -219,6 +229,12 @@ impl ErasureSet {
         }
         let failed = metas.iter().filter(|m| matches!(m, DriveMeta::Failed)).count();
         let found = metas.iter().filter(|m| matches!(m, DriveMeta::Found(_))).count();
+        let holding_object = metas
+            .iter()
+            .filter(
+                |m| matches!(m, DriveMeta::Found(meta) if meta.latest().is_some_and(|v| v.kind == VersionKind::Object)),
+            )
+            .count();
         match best {
             Some((votes, version)) if votes >= quorum => {
                 let identity = version.identity();
@@ -238,9 +254,6 @@ impl ErasureSet {
                     .collect();
                 let mut version = version.clone();
                 version.inline_data = None;
-                if version.kind == VersionKind::DeleteMarker {
-                    return Err(StoreError::NoSuchKey);
-                }
                 Ok(Resolved { version, per_drive, data_dirs })
             }
             // Enough drives hold some version, or might, but no version has a quorum: the
@@ -251,15 +264,27 @@ impl ErasureSet {
             None if failed >= quorum => {
                 Err(StoreError::InsufficientQuorum { operation: "read", needed: quorum, available: 0 })
             }
+            // Drives answered; some hold the object, too few to read it, and no tombstone
+            // says it was deleted (a delete that misses a drive leaves one): its copies
+            // were lost beyond parity. That must never look like "no such key".
+            _ if holding_object > 0 => {
+                Err(StoreError::LostBeyondParity { found: holding_object, needed: quorum, drives: metas.len() })
+            }
             _ => Err(StoreError::NoSuchKey),
         }
     }
 
-    /// Whether every drive holds the object's current version (no heal is queued).
+    /// Whether every drive holds the object's current version and no tombstone waits to
+    /// be removed (nothing left for the healer).
     pub(super) async fn is_complete(&self, bucket: &str, key: &str) -> bool {
         let Ok(path) = path::object_path(key) else { return true };
         let metas = self.read_metas(bucket, &path).await;
-        self.resolve(&metas).map(|resolved| resolved.is_complete()).unwrap_or(true)
+        match self.resolve_any(&metas) {
+            // A tombstone waits for every drive, then goes: not done yet.
+            Ok(resolved) if resolved.version.kind == VersionKind::DeleteMarker => false,
+            Ok(resolved) => resolved.is_complete(),
+            Err(_) => true,
+        }
     }
 
     pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<(ObjectInfo, Resolved)> {
@@ -611,24 +636,48 @@ impl ErasureSet {
         self.delete_object_locked(bucket, key).await
     }
 
-    /// `delete_object` for a caller that holds the key's write lock.
+    /// `delete_object` for a caller that holds the key's write lock. With every drive
+    /// answering, the object's files go from every drive. When a drive is away or fails
+    /// the removal, it may keep its copy: the drives that answer get a tombstone instead
+    /// (metadata saying "deleted", the data removed), so the copy left behind is outvoted
+    /// when its drive returns, never read as the object or as a loss, and the healer
+    /// removes tombstone and copy once every drive answers.
     pub(super) async fn delete_object_locked(&self, bucket: &str, key: &str) -> StoreResult<()> {
         let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
-        let deletes = metas.into_iter().enumerate().map(|(position, meta)| {
+        if !metas.iter().any(|m| matches!(m, DriveMeta::Failed)) {
+            let removals = metas.iter().enumerate().map(|(position, meta)| {
+                let drive = self.drives[position].clone();
+                let (bucket, path) = (bucket.to_string(), path.clone());
+                let data_dirs = match meta {
+                    DriveMeta::Found(meta) => Some(referenced_data_dirs(meta)),
+                    _ => None,
+                };
+                blocking(move || match data_dirs {
+                    Some(data_dirs) => drive.delete_object(&bucket, &path, &data_dirs),
+                    None => Ok(()),
+                })
+            });
+            if futures::future::join_all(removals).await.iter().all(Result::is_ok) {
+                return Ok(());
+            }
+        }
+        let tombstone = Arc::new(ObjectMeta { versions: vec![self.tombstone()] }.encode());
+        let writes = metas.into_iter().enumerate().map(|(position, meta)| {
             let drive = self.drives[position].clone();
-            let bucket = bucket.to_string();
-            let path = path.clone();
+            let (bucket, path, tombstone) = (bucket.to_string(), path.clone(), tombstone.clone());
             blocking(move || -> io::Result<()> {
-                match meta {
-                    DriveMeta::Found(meta) => drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta)),
-                    DriveMeta::Missing => Ok(()),
-                    DriveMeta::Failed => Err(io::Error::other("drive offline")),
-                }
+                let data_dirs = match meta {
+                    DriveMeta::Failed => return Err(io::Error::other("drive offline")),
+                    DriveMeta::Found(meta) => referenced_data_dirs(&meta),
+                    DriveMeta::Missing => Vec::new(),
+                };
+                drive.commit_object(&bucket, &path, &tombstone, None)?;
+                drive.remove_data_dirs(&bucket, &path, &data_dirs);
+                Ok(())
             })
         });
-        let results = futures::future::join_all(deletes).await;
-        let succeeded = results.iter().filter(|r| r.is_ok()).count();
+        let succeeded = futures::future::join_all(writes).await.iter().filter(|r| r.is_ok()).count();
         if succeeded < self.erasure.write_quorum() {
             return Err(StoreError::InsufficientQuorum {
                 operation: "delete",
@@ -636,7 +685,85 @@ impl ErasureSet {
                 available: succeeded,
             });
         }
+        self.queue_heal(bucket, key, false);
         Ok(())
+    }
+
+    /// A tombstone: the metadata of a deleted object, newer than any copy of it.
+    fn tombstone(&self) -> ObjectVersion {
+        ObjectVersion {
+            version_id: None,
+            modified_ns: now_ns(),
+            kind: VersionKind::DeleteMarker,
+            size: 0,
+            etag: String::new(),
+            headers: Vec::new(),
+            checksums: Vec::new(),
+            erasure: self.layout(0),
+            data_dir: None,
+            parts: Vec::new(),
+            inline_data: None,
+        }
+    }
+
+    /// Removes every drive's files of a deleted object (tombstones and the copies they
+    /// outvote), copies first, so a removal cut short never leaves a copy without its
+    /// tombstone. Only when every drive answered: a drive away may still hold a copy, and
+    /// its tombstones must wait for it.
+    async fn purge_deleted(&self, bucket: &str, path: &ObjectPath, metas: Vec<DriveMeta>) -> StoreResult<bool> {
+        if metas.iter().any(|m| matches!(m, DriveMeta::Failed)) {
+            return Ok(false);
+        }
+        let (copies, tombstones): (Vec<_>, Vec<_>) = metas
+            .into_iter()
+            .enumerate()
+            .filter_map(|(position, meta)| match meta {
+                DriveMeta::Found(meta) => Some((position, meta)),
+                _ => None,
+            })
+            .partition(|(_, meta)| meta.latest().is_some_and(|v| v.kind == VersionKind::Object));
+        let mut removed = false;
+        for round in [copies, tombstones] {
+            let removals = round.into_iter().map(|(position, meta)| {
+                let drive = self.drives[position].clone();
+                let (bucket, path) = (bucket.to_string(), path.clone());
+                blocking(move || drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta)))
+            });
+            for result in futures::future::join_all(removals).await {
+                result?;
+                removed = true;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the copies of an object that this set holds below read quorum, left by a
+    /// move whose source delete was cut short, once `home_holds_it` says the object is
+    /// whole in another set (checked under the key's lock). Returns whether it did.
+    pub(super) async fn purge_remnant(
+        &self,
+        bucket: &str,
+        key: &str,
+        home_holds_it: impl AsyncFnOnce() -> bool,
+    ) -> StoreResult<bool> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
+        let metas = self.read_metas(bucket, &path).await;
+        if !matches!(self.resolve(&metas), Err(StoreError::LostBeyondParity { .. })) || !home_holds_it().await {
+            return Ok(false);
+        }
+        let removals = metas.into_iter().enumerate().filter_map(|(position, meta)| match meta {
+            DriveMeta::Found(meta) => {
+                let drive = self.drives[position].clone();
+                let (bucket, path) = (bucket.to_string(), path.clone());
+                Some(blocking(move || drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta))))
+            }
+            _ => None,
+        });
+        for result in futures::future::join_all(removals).await {
+            result?;
+        }
+        Ok(true)
     }
 
     // ---- reads ----
@@ -664,6 +791,7 @@ impl ErasureSet {
         }
         let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(GET_READAHEAD_BLOCKS);
         let set = self.clone();
+        let name = format!("{bucket}/{key}");
         let bucket = bucket.to_string();
         let key = key.to_string();
         tokio::spawn(async move {
@@ -707,7 +835,15 @@ impl ErasureSet {
                 set.queue_heal(&bucket, &key, true);
             }
         });
-        Ok((info, start, length, tokio_stream_from(receiver)))
+        // The first block is read before the answer starts: an object whose data is lost
+        // gets a clear error, not a 200 whose body breaks off at once.
+        let mut receiver = receiver;
+        let first = if length > 0 { receiver.recv().await } else { None };
+        if let Some(Err(e)) = &first {
+            return Err(StoreError::Unrecoverable(format!("{name}: {e}")));
+        }
+        let body = futures::stream::iter(first).chain(tokio_stream_from(receiver));
+        Ok((info, start, length, body))
     }
 
     // ---- listing ----
@@ -862,27 +998,15 @@ impl ErasureSet {
         let path = path::object_path(key).map_err(key_error)?;
         let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
         let metas = self.read_metas(bucket, &path).await;
-        let resolved = match self.resolve(&metas) {
-            Ok(resolved) => resolved,
-            Err(StoreError::NoSuchKey) => {
-                // Leftovers of a write that never reached quorum, or of a delete that did:
-                // remove them so they cannot resurface.
-                let found = metas.iter().filter(|m| matches!(m, DriveMeta::Found(_))).count();
-                let failed = metas.iter().filter(|m| matches!(m, DriveMeta::Failed)).count();
-                if found > 0 && failed == 0 && found < self.erasure.read_quorum() {
-                    for (position, meta) in metas.into_iter().enumerate() {
-                        if let DriveMeta::Found(meta) = meta {
-                            let drive = self.drives[position].clone();
-                            let bucket = bucket.to_string();
-                            let path = path.clone();
-                            let _ = blocking(move || drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta)))
-                                .await;
-                        }
-                    }
-                    return Ok(true);
-                }
-                return Ok(false);
+        let resolved = match self.resolve_any(&metas) {
+            Ok(resolved) if resolved.version.kind == VersionKind::DeleteMarker => {
+                return self.purge_deleted(bucket, &path, metas).await;
             }
+            Ok(resolved) => resolved,
+            // Tombstones alone, below quorum: a purge that stopped half-way; finish it.
+            Err(StoreError::NoSuchKey) => return self.purge_deleted(bucket, &path, metas).await,
+            // Copies below quorum with no tombstone are a loss (or a write cut short by a
+            // crash, which looks the same): nothing is removed, the read error reports it.
             Err(e) => return Err(e),
         };
         let set = self.clone();

@@ -11,6 +11,18 @@ async fn get(s3: &aws_sdk_s3::Client, key: &str) -> Result<Vec<u8>, String> {
     response.body.collect().await.map(|b| b.into_bytes().to_vec()).map_err(|e| format!("{e:?}"))
 }
 
+/// A GET's HTTP status and error code (200 and "" when it succeeds).
+async fn get_status(s3: &aws_sdk_s3::Client, key: &str) -> (u16, String) {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    match s3.get_object().bucket("data").key(key).send().await {
+        Ok(_) => (200, String::new()),
+        Err(e) => {
+            let status = e.raw_response().map_or(0, |r| r.status().as_u16());
+            (status, e.into_service_error().code().unwrap_or_default().to_string())
+        }
+    }
+}
+
 async fn fill(s3: &aws_sdk_s3::Client) -> Vec<(String, Vec<u8>)> {
     s3.create_bucket().bucket("data").send().await.unwrap();
     let mut objects = Vec::new();
@@ -97,18 +109,18 @@ async fn corrupt_shards_are_detected_never_returned_and_healed_on_read() {
     for (key, body) in &objects {
         assert!(get(&s3, key).await.unwrap() == *body, "{key} with two corrupt drives");
     }
-    wait_until("corrupt shards healed after reads", Duration::from_secs(20), || {
-        node.metric("buckets_heal_objects_healed_total") > healed_before
+    // Every object had corrupt metadata on both drives (and the larger ones corrupt
+    // shards too): each one is healed.
+    wait_until("every corrupt object healed after reads", Duration::from_secs(30), || {
+        node.metric("buckets_heal_objects_healed_total") >= healed_before + objects.len() as f64
     });
-    // After healing, the two other drives can go and every object still reads.
-    std::thread::sleep(Duration::from_secs(1));
+    // After healing, the two other drives can go and every object, the empty one too,
+    // still reads: from the healed copies alone.
     for drive in [2, 3] {
         std::fs::remove_dir_all(node.drive(drive).join("data")).unwrap();
     }
     for (key, body) in &objects {
-        if !body.is_empty() {
-            assert!(get(&s3, key).await.unwrap() == *body, "{key} from healed drives");
-        }
+        assert!(get(&s3, key).await.unwrap() == *body, "{key} from healed drives");
     }
 }
 
@@ -120,10 +132,15 @@ async fn beyond_parity_requests_fail_clearly_never_with_wrong_data() {
     for drive in [0, 1, 2] {
         std::fs::remove_dir_all(node.drive(drive).join("data").join("obj")).unwrap();
     }
+    // Every drive answers; one holds each object, two are needed: the objects are lost
+    // beyond parity, and say so (500 InternalError), never "no such key".
     for (key, _) in &objects {
-        let error = get(&s3, key).await.unwrap_err();
-        assert!(error.contains("NoSuchKey") || error.contains("SlowDown") || error.contains("503"), "{key}: {error}");
+        let (status, code) = get_status(&s3, key).await;
+        assert_eq!((status, code.as_str()), (500, "InternalError"), "{key}");
     }
+    assert!(node.log().contains("lost beyond parity"), "the loss is logged");
+    // A key that never existed is still NoSuchKey.
+    assert_eq!(get_status(&s3, "obj/never").await, (404, "NoSuchKey".to_string()));
     // And corruption beyond parity on the shards: error, not wrong bytes.
     let node = Node::start(4);
     let s3 = node.client();
@@ -138,11 +155,13 @@ async fn beyond_parity_requests_fail_clearly_never_with_wrong_data() {
         }
     }
     for (key, body) in &objects {
-        let result = get(&s3, key).await;
         if body.len() > 128 * 1024 {
-            // Shard files on three of four drives are corrupt: the read must fail.
-            assert!(result.is_err(), "{key}: corrupt beyond parity yet read succeeded");
+            // Shard files on three of four drives are corrupt: the read fails before it
+            // starts, with a clear error.
+            let (status, code) = get_status(&s3, key).await;
+            assert_eq!((status, code.as_str()), (500, "InternalError"), "{key}: corrupt beyond parity");
         } else {
+            let result = get(&s3, key).await;
             // Inline objects were not touched and read back intact.
             assert!(result.unwrap() == *body, "{key}");
         }
