@@ -11,7 +11,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use buckets_node::metrics::Metrics;
-use buckets_node::rpc::client::{RemoteDrive, peer_client};
+use buckets_node::rpc::auth::CallVerifier;
+use buckets_node::rpc::client::{PeerTransport, RemoteDrive};
 use buckets_node::rpc::lock::LockTable;
 use buckets_node::rpc::server::RpcServer;
 use buckets_node::storage::bootstrap;
@@ -84,19 +85,22 @@ fn miss_over_loopback(c: &mut Criterion) {
         })
         .collect();
     let served = Arc::new(std::sync::RwLock::new(local));
-    let rpc = Arc::new(RpcServer::new(secret.clone(), served, Arc::new(LockTable::default()), None));
-    rpc.set_store(local_store.clone());
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let authority = listener.local_addr().unwrap().to_string();
+    let endpoint = format!("http://{authority}");
+    let verifier = CallVerifier::new(&secret, &authority);
+    let rpc =
+        Arc::new(RpcServer::new(verifier, served, Arc::new(LockTable::default()), None, Arc::new(Metrics::new())));
+    rpc.set_store(local_store.clone());
     runtime.spawn(async move {
         loop {
-            let Ok((socket, _)) = listener.accept().await else { continue };
+            let Ok((socket, remote)) = listener.accept().await else { continue };
             let _ = socket.set_nodelay(true);
             let rpc = rpc.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
                     let rpc = rpc.clone();
-                    async move { Ok::<_, std::convert::Infallible>(rpc.handle(request).await) }
+                    async move { Ok::<_, std::convert::Infallible>(rpc.handle(request, remote).await) }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(socket), service)
@@ -104,9 +108,9 @@ fn miss_over_loopback(c: &mut Criterion) {
             });
         }
     });
-    let client = {
+    let transport = {
         let _entered = runtime.enter();
-        peer_client(None)
+        PeerTransport::new(None, &secret)
     };
 
     let _entered = runtime.enter();
@@ -114,13 +118,8 @@ fn miss_over_loopback(c: &mut Criterion) {
         .iter()
         .map(|p| {
             let format = LocalDrive::read_format(p).unwrap().unwrap();
-            Arc::new(RemoteDrive::new(
-                endpoint.clone(),
-                p.display().to_string(),
-                format,
-                secret.clone(),
-                client.clone(),
-            )) as Arc<dyn Drive>
+            Arc::new(RemoteDrive::new(endpoint.clone(), p.display().to_string(), format, transport.clone()))
+                as Arc<dyn Drive>
         })
         .collect();
     let metrics = Arc::new(Metrics::new());

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::metrics::Metrics;
 use crate::placement::topology::{Pool, SetSpec, SetState, TOPOLOGY_FILE, Topology};
 use crate::rpc::ClusterSetOpener;
-use crate::rpc::client::PeerClient;
+use crate::rpc::client::PeerTransport;
 use crate::storage::bootstrap::{BootstrapError, parse_drive_url};
 use crate::storage::drive::{Drive, LocalDrive};
 use crate::storage::set::ErasureSet;
@@ -25,6 +25,8 @@ use crate::storage::{HEAL_QUEUE_CAPACITY, HealRequest, Store};
 pub const JOIN_PATH: &str = "/rpc/v1/join";
 /// How long a peer may take to format its drives and join.
 const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// A join answers with a status and a short message.
+const MAX_JOIN_ANSWER_BYTES: usize = 64 * 1024;
 /// Most sets a bootstrap request may name (bounds the work one request can cause).
 const MAX_BOOTSTRAP_SETS: usize = 1024;
 
@@ -47,8 +49,9 @@ pub struct Member {
     /// `HOST:PORT` peers reach this node at (the authority of its drive URLs).
     pub own_authority: String,
     pub paths: Vec<PathBuf>,
+    /// The cluster secret (a bootstrap derives the cluster id from it).
     pub secret: Vec<u8>,
-    pub client: PeerClient,
+    pub transport: PeerTransport,
     pub opener: Arc<ClusterSetOpener>,
     /// Woken when a peer says a topology was written on this node's drives (the waiting
     /// loop also looks every second).
@@ -217,21 +220,15 @@ impl Member {
         let calls = authorities.iter().map(|(_, endpoint)| {
             let body = body.clone();
             async move {
-                let signature = crate::rpc::sign(&self.secret, "POST", JOIN_PATH, crate::rpc::unix_now());
-                let request = http::Request::post(format!("{endpoint}{JOIN_PATH}"))
-                    .header(crate::rpc::AUTH_HEADER, signature)
-                    .body(http_body_util::Full::new(body))
-                    .map_err(|e| format!("{endpoint}: {e}"))?;
-                let answer = tokio::time::timeout(JOIN_TIMEOUT, self.client.request(request))
+                let answer = self
+                    .transport
+                    .call(endpoint, JOIN_PATH, body, JOIN_TIMEOUT, MAX_JOIN_ANSWER_BYTES)
                     .await
-                    .map_err(|_| format!("{endpoint} did not answer in time"))?
-                    .map_err(|e| format!("{endpoint} is unreachable: {e}"))?;
-                if answer.status().is_success() {
+                    .map_err(|e| format!("{endpoint}: {e}"))?;
+                if answer.status.is_success() {
                     return Ok(());
                 }
-                use http_body_util::BodyExt;
-                let text = answer.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                Err(format!("{endpoint}: {}", String::from_utf8_lossy(&text).trim()))
+                Err(format!("{endpoint}: {}", String::from_utf8_lossy(&answer.body).trim()))
             }
         });
         let failures: Vec<String> =

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub migration_eta: Gauge,
     pub migration_paused: IntGauge,
     pub migration_generation: IntGauge,
+    pub rpc_refused_calls: IntCounterVec,
 }
 
 impl Metrics {
@@ -98,8 +99,17 @@ impl Metrics {
         let migration_eta = gauge("buckets_migration_eta_seconds", "Estimated seconds left (-1 when unknown)");
         let migration_paused = int_gauge("buckets_migration_paused", "1 while the migration is paused");
         let migration_generation = int_gauge("buckets_topology_generation", "Topology generation this node serves");
+        let rpc_refused_calls = IntCounterVec::new(
+            Opts::new(
+                "buckets_rpc_refused_calls_total",
+                "Peer RPC calls refused by their signature, by reason (unsigned, malformed, stale, forged, replayed)",
+            ),
+            &["reason"],
+        )
+        .expect("metric");
         for collector in [
             Box::new(s3_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rpc_refused_calls.clone()),
             Box::new(s3_request_duration.clone()),
             Box::new(s3_received_bytes.clone()),
             Box::new(s3_sent_bytes.clone()),
@@ -154,6 +164,7 @@ impl Metrics {
             migration_eta,
             migration_paused,
             migration_generation,
+            rpc_refused_calls,
         }
     }
 

@@ -13,7 +13,7 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
-use crate::rpc::client::peer_client;
+use crate::rpc::client::PeerTransport;
 use crate::rpc::lock::{DistributedLocker, LockTable};
 use crate::rpc::server::RpcServer;
 use crate::s3::BucketsS3;
@@ -162,11 +162,12 @@ impl AdminRouting {
     async fn route(
         self: Arc<Self>,
         request: http::Request<hyper::body::Incoming>,
+        remote: SocketAddr,
     ) -> Result<http::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
         if let Some(rpc) = &self.rpc
             && RpcServer::handles(request.uri().path())
         {
-            return Ok(rpc.clone().handle(request).await);
+            return Ok(rpc.clone().handle(request, remote).await);
         }
         if let Some(admin) = self.admin.get() {
             return crate::admin::handle(admin.clone(), request).await;
@@ -194,7 +195,7 @@ impl AdminRouting {
 fn serve_admin(listener: TcpListener, acceptor: Option<tokio_rustls::TlsAcceptor>, routing: Arc<AdminRouting>) {
     tokio::spawn(async move {
         loop {
-            let Ok((socket, _)) = listener.accept().await else {
+            let Ok((socket, remote)) = listener.accept().await else {
                 continue;
             };
             let _ = socket.set_nodelay(true);
@@ -202,8 +203,9 @@ fn serve_admin(listener: TcpListener, acceptor: Option<tokio_rustls::TlsAcceptor
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Some(io) = accept_io(socket, acceptor.as_ref()).await else { return };
-                let service =
-                    service_fn(move |request: http::Request<hyper::body::Incoming>| routing.clone().route(request));
+                let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    routing.clone().route(request, remote)
+                });
                 let _ = ConnBuilder::new(TokioExecutor::new()).serve_connection(TokioIo::new(io), service).await;
             });
         }
@@ -235,13 +237,12 @@ async fn await_topology(member: &crate::member::Member) -> anyhow::Result<crate:
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let own_authority = config.node_address.clone().unwrap_or_else(|| config.admin_address.to_string());
-    let client = peer_client(config.tls.as_ref().map(|t| t.client.clone()));
     let served: crate::rpc::server::ServedDrives = Default::default();
     let secret = config.cluster_secret.clone().unwrap_or_default().into_bytes();
+    let transport = PeerTransport::new(config.tls.as_ref().map(|t| t.client.clone()), &secret);
     let opener = Arc::new(crate::rpc::ClusterSetOpener {
         own_authority: own_authority.clone(),
-        secret: secret.clone(),
-        client: client.clone(),
+        transport: transport.clone(),
         served: served.clone(),
         runtime: tokio::runtime::Handle::current(),
     });
@@ -251,7 +252,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             own_authority: own_authority.clone(),
             paths,
             secret: secret.clone(),
-            client: client.clone(),
+            transport: transport.clone(),
             opener: opener.clone(),
             topology_written: tokio::sync::Notify::new(),
         })),
@@ -265,8 +266,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         _ => None,
     };
     let lock_table = Arc::new(LockTable::default());
-    let rpc = (!matches!(mode, Mode::Lone(_)))
-        .then(|| Arc::new(RpcServer::new(secret.clone(), served.clone(), lock_table.clone(), member.clone())));
+    let rpc = (!matches!(mode, Mode::Lone(_))).then(|| {
+        let verifier = crate::rpc::auth::CallVerifier::new(&secret, &own_authority);
+        Arc::new(RpcServer::new(verifier, served.clone(), lock_table.clone(), member.clone(), metrics.clone()))
+    });
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let acceptor = config.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.server.clone()));
     // The admin listener comes first: a member node answers probes, bootstrap and peers'
@@ -290,15 +293,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         }
         Mode::Static(urls) => {
             let runtime = tokio::runtime::Handle::current();
-            let (own, bootstrap_client, bootstrap_opener, cluster_secret, metrics) =
-                (own_authority.clone(), client.clone(), opener.clone(), secret.clone(), metrics.clone());
+            let (own, bootstrap_transport, bootstrap_opener, cluster_secret, metrics) =
+                (own_authority.clone(), transport.clone(), opener.clone(), secret.clone(), metrics.clone());
             let (store, heal, local) = tokio::task::spawn_blocking(move || {
                 let _entered = runtime.enter();
                 bootstrap::open_cluster_store(
                     urls,
                     &own,
                     &cluster_secret,
-                    bootstrap_client,
+                    bootstrap_transport,
                     metrics,
                     bootstrap_opener.as_ref(),
                 )
@@ -324,16 +327,14 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             store.set_opener(opener.clone());
             let endpoints: crate::rpc::PeerEndpoints =
                 Arc::new(std::sync::RwLock::new(crate::rpc::endpoints_of(&store.topology(), &own_authority)));
-            let locker =
-                Arc::new(DistributedLocker::new(lock_table.clone(), endpoints.clone(), secret.clone(), client.clone()));
+            let locker = Arc::new(DistributedLocker::new(lock_table.clone(), endpoints.clone(), transport.clone()));
             for set in store.sets().iter() {
                 set.locks.set_cluster_lock(Arc::new(locker.clone()));
             }
             rpc.set_store(store.clone());
             let peers = Arc::new(crate::rpc::Peers {
                 endpoints,
-                secret: secret.clone(),
-                client: client.clone(),
+                transport: transport.clone(),
                 own_authority: own_authority.clone(),
             });
             let (forget_sender, forget_receiver) = tokio::sync::mpsc::unbounded_channel();

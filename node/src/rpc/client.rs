@@ -1,7 +1,9 @@
-//! `RemoteDrive`: a peer's drive, reached over the drive-call RPC. Calls block the calling
-//! (blocking-pool) thread on the async HTTP client; connections are pooled and reused; every
-//! call has a timeout; a peer that does not answer marks the drive offline until the drive
-//! monitor reaches it again.
+//! How a node calls its peers (`PeerTransport`: the pooled HTTP client and this process's
+//! peer key; every call signed, every answer checked), and `RemoteDrive`, a peer's drive
+//! reached over the drive-call RPC. Drive calls block the calling (blocking-pool) thread
+//! on the async HTTP client; connections are pooled and reused; every call has a timeout;
+//! a peer that does not answer marks the drive offline until the drive monitor reaches it
+//! again.
 
 use std::io;
 use std::path::Path;
@@ -16,6 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use uuid::Uuid;
 
+use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
 use crate::format::drive::DriveFormat;
 use crate::storage::drive::{Drive, ShardFile};
@@ -56,6 +59,89 @@ pub fn peer_client(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> PeerCli
     Client::builder(TokioExecutor::new()).pool_max_idle_per_host(POOL_IDLE_PER_PEER).build(https)
 }
 
+/// How this node calls its peers: the pooled client and this process's key (its session
+/// of the replay protection). Cheap to clone.
+#[derive(Clone)]
+pub struct PeerTransport {
+    client: PeerClient,
+    key: Arc<PeerKey>,
+}
+
+impl std::fmt::Debug for PeerTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTransport").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+/// A peer's answer to a call, authenticated.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: http::StatusCode,
+    /// `ERROR_KIND_HEADER` of an error answer.
+    pub error_kind: Option<String>,
+    pub body: Bytes,
+}
+
+impl PeerTransport {
+    /// Peers reached with `tls` roots for `https://` (see `peer_client`), calls signed
+    /// with the cluster `secret`.
+    pub fn new(tls: Option<std::sync::Arc<rustls::ClientConfig>>, secret: &[u8]) -> PeerTransport {
+        PeerTransport { client: peer_client(tls), key: Arc::new(PeerKey::new(secret)) }
+    }
+
+    /// One signed POST to `endpoint` (`scheme://host:port`, the node's authority as in its
+    /// drive URLs); the answer, once its signature shows it is the peer's, unaltered. A
+    /// peer that refuses the call is a `PermissionDenied` error.
+    pub async fn call(
+        &self,
+        endpoint: &str,
+        path_and_query: &str,
+        body: Bytes,
+        timeout: Duration,
+        max_answer_bytes: usize,
+    ) -> io::Result<Answer> {
+        let authority = endpoint.split_once("://").map_or(endpoint, |(_, authority)| authority);
+        let (signature, nonce) = self.key.sign("POST", authority, path_and_query, &body, super::unix_now());
+        let request = http::Request::post(format!("{endpoint}{path_and_query}"))
+            .header(AUTH_HEADER, signature)
+            .body(Full::new(body))
+            .map_err(io::Error::other)?;
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(io::Error::other)?;
+            let status = response.status();
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let (error_kind, answer_signature) = (header(ERROR_KIND_HEADER), header(ANSWER_AUTH_HEADER));
+            let body = Limited::new(response.into_body(), max_answer_bytes)
+                .collect()
+                .await
+                .map_err(|e| io::Error::other(format!("{endpoint}: answer unreadable or too large: {e}")))?
+                .to_bytes();
+            let authentic = self.key.answer_is_authentic(
+                &nonce,
+                status.as_u16(),
+                error_kind.as_deref(),
+                &body,
+                answer_signature.as_deref(),
+            );
+            if !authentic {
+                let text = String::from_utf8_lossy(&body[..body.len().min(512)]).trim().to_string();
+                return Err(if status == http::StatusCode::FORBIDDEN {
+                    io::Error::new(io::ErrorKind::PermissionDenied, format!("{endpoint} refused the call: {text}"))
+                } else {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{endpoint}: the answer ({status}) is not signed with the cluster's secret"),
+                    )
+                });
+            }
+            Ok(Answer { status, error_kind, body })
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("{endpoint} did not answer in time")))?
+    }
+}
+
 /// A peer's drive. Cheap to share: the state lives behind an `Arc`, which open shard
 /// files keep too.
 #[derive(Debug, Clone)]
@@ -78,14 +164,13 @@ struct Inner {
     /// Set when the drive answers again after being offline; the drive monitor takes it
     /// and starts a heal scan.
     returned: AtomicBool,
-    secret: Vec<u8>,
-    client: PeerClient,
+    transport: PeerTransport,
     runtime: tokio::runtime::Handle,
 }
 
 impl RemoteDrive {
     /// Must be called inside the async runtime (it keeps a handle to it).
-    pub fn new(endpoint: String, drive_path: String, format: DriveFormat, secret: Vec<u8>, client: PeerClient) -> Self {
+    pub fn new(endpoint: String, drive_path: String, format: DriveFormat, transport: PeerTransport) -> Self {
         let inner = Inner {
             endpoint,
             drive_path,
@@ -96,8 +181,7 @@ impl RemoteDrive {
             online: AtomicBool::new(true),
             offline_since: std::sync::Mutex::new(None),
             returned: AtomicBool::new(false),
-            secret,
-            client,
+            transport,
             runtime: tokio::runtime::Handle::current(),
         };
         RemoteDrive { inner: Arc::new(inner) }
@@ -158,29 +242,17 @@ impl Inner {
         }
     }
 
-    /// One HTTP exchange: (status, error kind header, body).
+    /// One signed exchange: (status, error kind header, body).
     fn send(&self, body: Bytes) -> io::Result<(http::StatusCode, Option<String>, Bytes)> {
         let path_and_query = format!("{DRIVE_CALL_PATH}?drive={}", hex::encode(self.drive_path.as_bytes()));
-        let signature = super::sign(&self.secret, "POST", &path_and_query, super::unix_now());
-        let request = http::Request::post(format!("{}{}", self.endpoint, path_and_query))
-            .header(super::AUTH_HEADER, signature)
-            .body(Full::new(body))
-            .map_err(io::Error::other)?;
-        self.runtime.block_on(async {
-            tokio::time::timeout(CALL_TIMEOUT, async {
-                let response = self.client.request(request).await.map_err(io::Error::other)?;
-                let status = response.status();
-                let kind = response.headers().get(ERROR_KIND_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-                let body = Limited::new(response.into_body(), MAX_RPC_BODY_BYTES)
-                    .collect()
-                    .await
-                    .map_err(|e| io::Error::other(e.to_string()))?
-                    .to_bytes();
-                Ok::<_, io::Error>((status, kind, body))
-            })
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer did not answer in time"))?
-        })
+        let answer = self.runtime.block_on(self.transport.call(
+            &self.endpoint,
+            &path_and_query,
+            body,
+            CALL_TIMEOUT,
+            MAX_RPC_BODY_BYTES,
+        ))?;
+        Ok((answer.status, answer.error_kind, answer.body))
     }
 
     fn call_unit(&self, call: DriveCall, payload: &[u8]) -> io::Result<()> {

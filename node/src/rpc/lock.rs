@@ -8,11 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::client::PeerClient;
+use super::client::PeerTransport;
 use crate::error::StoreError;
 use crate::storage::locks::{ClusterLock, ClusterLockGuard};
 
@@ -69,8 +68,7 @@ pub struct DistributedLocker {
     local: Arc<LockTable>,
     /// `http://host:port` of every other node (follows the topology).
     peers: super::PeerEndpoints,
-    secret: Vec<u8>,
-    client: PeerClient,
+    transport: PeerTransport,
 }
 
 struct Held {
@@ -90,28 +88,14 @@ impl Drop for Held {
 }
 
 impl DistributedLocker {
-    pub fn new(local: Arc<LockTable>, peers: super::PeerEndpoints, secret: Vec<u8>, client: PeerClient) -> Self {
-        DistributedLocker { local, peers, secret, client }
+    pub fn new(local: Arc<LockTable>, peers: super::PeerEndpoints, transport: PeerTransport) -> Self {
+        DistributedLocker { local, peers, transport }
     }
 
     async fn call_peer(&self, peer: &str, call: &LockCall) -> bool {
-        let signature = super::sign(&self.secret, "POST", LOCK_PATH, super::unix_now());
-        let Ok(request) = http::Request::post(format!("{peer}{LOCK_PATH}"))
-            .header(super::AUTH_HEADER, signature)
-            .body(Full::new(Bytes::from(postcard::to_stdvec(call).expect("lock calls serialise"))))
-        else {
-            return false;
-        };
-        let answer = tokio::time::timeout(LOCK_CALL_TIMEOUT, async {
-            let response = self.client.request(request).await.ok()?;
-            if !response.status().is_success() {
-                return None;
-            }
-            let body = Limited::new(response.into_body(), 16).collect().await.ok()?.to_bytes();
-            Some(body.as_ref() == b"1")
-        })
-        .await;
-        matches!(answer, Ok(Some(true)))
+        let body = Bytes::from(postcard::to_stdvec(call).expect("lock calls serialise"));
+        let answer = self.transport.call(peer, LOCK_PATH, body, LOCK_CALL_TIMEOUT, 16).await;
+        matches!(answer, Ok(answer) if answer.status.is_success() && answer.body.as_ref() == b"1")
     }
 
     /// Sends `call` to this node and every peer; returns how many granted it and the

@@ -1,52 +1,25 @@
 //! Node-to-node RPC on the admin listener: a node reads and writes the drives of its
-//! peers. Every call is authenticated with an HMAC-SHA256 of the cluster secret over the
-//! method, path and a timestamp (replays outside a short window are refused).
+//! peers. Every call and every answer is authenticated with the cluster secret, over the
+//! whole call (body included) and a nonce, so a captured call can be neither replayed
+//! nor altered (`auth`).
 //!
-//! Owns: the wire protocol (`protocol`), the server side that serves this node's local
-//! drives (`server`), and `RemoteDrive`, the `Drive` of a peer (`client`). Must never serve
+//! Owns: call authentication (`auth`), the wire protocol (`protocol`), the server side
+//! that serves this node's local drives (`server`), and how a node calls its peers
+//! (`client`: `PeerTransport`, and `RemoteDrive`, the `Drive` of a peer). Must never serve
 //! a drive that is not this node's own, nor a path that did not pass `storage::path`.
 
+pub mod auth;
 pub mod client;
 pub mod lock;
 pub mod protocol;
 pub mod server;
 
-use hmac::{KeyInit, Mac};
+use std::time::Duration;
 
-/// Header carrying `<unix seconds>:<hex HMAC>`.
-pub const AUTH_HEADER: &str = "x-buckets-auth";
-/// How far a caller's clock may be from ours; also bounds how long a captured request
-/// can be replayed.
-pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+use client::PeerTransport;
 
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
-
-fn mac(secret: &[u8], method: &str, path_and_query: &str, timestamp: i64) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(method.as_bytes());
-    mac.update(b"\n");
-    mac.update(path_and_query.as_bytes());
-    mac.update(b"\n");
-    mac.update(timestamp.to_string().as_bytes());
-    mac
-}
-
-/// The value of `AUTH_HEADER` for a request.
-pub fn sign(secret: &[u8], method: &str, path_and_query: &str, timestamp: i64) -> String {
-    let tag = mac(secret, method, path_and_query, timestamp).finalize().into_bytes();
-    format!("{timestamp}:{}", hex::encode(tag))
-}
-
-/// Checks `AUTH_HEADER` in constant time.
-pub fn verify(secret: &[u8], method: &str, path_and_query: &str, header: Option<&str>, now: i64) -> bool {
-    let Some((timestamp, tag)) = header.and_then(|h| h.split_once(':')) else { return false };
-    let Ok(timestamp) = timestamp.parse::<i64>() else { return false };
-    if (now - timestamp).abs() > MAX_CLOCK_SKEW_SECS {
-        return false;
-    }
-    let Ok(tag) = hex::decode(tag) else { return false };
-    mac(secret, method, path_and_query, timestamp).verify_slice(&tag).is_ok()
-}
+/// Answers of calls that are not about a drive: a status and a short message.
+const MAX_CONTROL_ANSWER_BYTES: usize = 64 * 1024;
 
 /// `scheme://host:port` of every other node; follows the topology (nodes join and
 /// leave with their sets).
@@ -55,8 +28,7 @@ pub type PeerEndpoints = std::sync::Arc<std::sync::RwLock<Vec<String>>>;
 /// The other nodes of a cluster, for calls that are not about one drive.
 pub struct Peers {
     pub endpoints: PeerEndpoints,
-    pub secret: Vec<u8>,
-    pub client: client::PeerClient,
+    pub transport: PeerTransport,
     /// This node's authority (left out of the endpoints).
     pub own_authority: String,
 }
@@ -95,8 +67,7 @@ pub struct OpenSet {
 /// remote drives.
 pub struct ClusterSetOpener {
     pub own_authority: String,
-    pub secret: Vec<u8>,
-    pub client: client::PeerClient,
+    pub transport: PeerTransport,
     pub served: server::ServedDrives,
     pub runtime: tokio::runtime::Handle,
 }
@@ -139,8 +110,7 @@ impl crate::storage::bootstrap::SetOpener for ClusterSetOpener {
                     format!("{}://{}", url.scheme, url.authority),
                     url.path,
                     format,
-                    self.secret.clone(),
-                    self.client.clone(),
+                    self.transport.clone(),
                 )));
             }
         }
@@ -174,15 +144,17 @@ impl Peers {
         self.follow(topology);
         let endpoints = self.current();
         let calls = endpoints.iter().map(|endpoint| async move {
-            let signature = sign(&self.secret, "POST", TOPOLOGY_PUSH_PATH, unix_now());
-            let Ok(request) = http::Request::post(format!("{endpoint}{TOPOLOGY_PUSH_PATH}"))
-                .header(AUTH_HEADER, signature)
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-            else {
-                return;
-            };
-            let answer = tokio::time::timeout(std::time::Duration::from_secs(5), self.client.request(request)).await;
-            if !matches!(answer, Ok(Ok(ref response)) if response.status().is_success()) {
+            let answer = self
+                .transport
+                .call(
+                    endpoint,
+                    TOPOLOGY_PUSH_PATH,
+                    bytes::Bytes::new(),
+                    Duration::from_secs(5),
+                    MAX_CONTROL_ANSWER_BYTES,
+                )
+                .await;
+            if !matches!(answer, Ok(ref answer) if answer.status.is_success()) {
                 tracing::warn!(peer = %endpoint, "topology push not acknowledged; the peer will find it on its drives");
             }
         });
@@ -213,19 +185,13 @@ impl Peers {
         endpoints.sort();
         endpoints.dedup();
         for endpoint in &endpoints {
-            let signature = sign(&self.secret, "POST", OPEN_SET_PATH, unix_now());
-            let request = http::Request::post(format!("{endpoint}{OPEN_SET_PATH}"))
-                .header(AUTH_HEADER, signature)
-                .body(http_body_util::Full::new(body.clone()))
-                .map_err(|e| e.to_string())?;
-            let answer = tokio::time::timeout(std::time::Duration::from_secs(30), self.client.request(request))
+            let answer = self
+                .transport
+                .call(endpoint, OPEN_SET_PATH, body.clone(), Duration::from_secs(30), MAX_CONTROL_ANSWER_BYTES)
                 .await
-                .map_err(|_| format!("{endpoint} did not answer in time"))?
-                .map_err(|e| format!("{endpoint} is unreachable: {e}"))?;
-            if !answer.status().is_success() {
-                use http_body_util::BodyExt;
-                let text = answer.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                return Err(format!("{endpoint}: {}", String::from_utf8_lossy(&text)));
+                .map_err(|e| format!("{endpoint}: {e}"))?;
+            if !answer.status.is_success() {
+                return Err(format!("{endpoint}: {}", String::from_utf8_lossy(&answer.body)));
             }
         }
         Ok(())
@@ -240,16 +206,11 @@ impl Peers {
         let calls = endpoints.iter().map(|endpoint| {
             let body = body.clone();
             async move {
-                let signature = sign(&self.secret, "POST", REGISTRY_FORGET_PATH, unix_now());
-                let Ok(request) = http::Request::post(format!("{endpoint}{REGISTRY_FORGET_PATH}"))
-                    .header(AUTH_HEADER, signature)
-                    .body(http_body_util::Full::new(body))
-                else {
-                    return;
-                };
-                let answer =
-                    tokio::time::timeout(std::time::Duration::from_secs(5), self.client.request(request)).await;
-                if !matches!(answer, Ok(Ok(ref response)) if response.status().is_success()) {
+                let answer = self
+                    .transport
+                    .call(endpoint, REGISTRY_FORGET_PATH, body, Duration::from_secs(5), MAX_CONTROL_ANSWER_BYTES)
+                    .await;
+                if !matches!(answer, Ok(ref answer) if answer.status.is_success()) {
                     tracing::debug!(peer = %endpoint, "registry invalidation not acknowledged");
                 }
             }
@@ -277,23 +238,4 @@ impl Peers {
 
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_verify_only_with_the_secret_path_and_fresh_time() {
-        let header = sign(b"secret", "POST", "/rpc/v1/drive", 1000);
-        assert!(verify(b"secret", "POST", "/rpc/v1/drive", Some(&header), 1000));
-        assert!(verify(b"secret", "POST", "/rpc/v1/drive", Some(&header), 1000 + MAX_CLOCK_SKEW_SECS));
-        assert!(!verify(b"other", "POST", "/rpc/v1/drive", Some(&header), 1000));
-        assert!(!verify(b"secret", "GET", "/rpc/v1/drive", Some(&header), 1000));
-        assert!(!verify(b"secret", "POST", "/rpc/v1/other", Some(&header), 1000));
-        assert!(!verify(b"secret", "POST", "/rpc/v1/drive", Some(&header), 1001 + MAX_CLOCK_SKEW_SECS));
-        assert!(!verify(b"secret", "POST", "/rpc/v1/drive", None, 1000));
-        assert!(!verify(b"secret", "POST", "/rpc/v1/drive", Some("garbage"), 1000));
-        assert!(!verify(b"secret", "POST", "/rpc/v1/drive", Some("1000:zz"), 1000));
-    }
 }

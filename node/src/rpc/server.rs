@@ -1,51 +1,80 @@
-//! Serves this node's local drives to authenticated peers.
+//! Serves this node's local drives, and the cluster calls, to authenticated peers: every
+//! call's signature is checked over its whole body before anything runs (`auth`), every
+//! answer is signed, and refusals are counted (`buckets_rpc_refused_calls_total`) and
+//! logged.
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, CallVerifier, Refusal};
 use super::lock::{LOCK_PATH, LockCall, LockTable};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, decode_request};
+use crate::metrics::Metrics;
 use crate::storage::drive::{Drive, LocalDrive};
+use crate::storage::path::{ObjectPath, checked_relative};
 
 /// Most keys one walk call returns.
 const MAX_WALK_KEYS: usize = 10_000;
-use crate::storage::path::{ObjectPath, checked_relative};
+/// Body of a join call (a topology).
+const MAX_JOIN_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Body of the other cluster calls (open-set, lock, topology push).
+const MAX_CONTROL_BODY_BYTES: usize = 64 * 1024;
 
 /// The drives a node serves to its peers, by the path in their drive URL.
 /// This node's drives by path, as peer RPC serves them (sets added at runtime join).
 pub type ServedDrives = Arc<std::sync::RwLock<HashMap<String, Arc<LocalDrive>>>>;
 
 pub struct RpcServer {
-    secret: Vec<u8>,
+    verifier: CallVerifier,
     drives: ServedDrives,
     locks: Arc<LockTable>,
     /// Set once the node serves a topology (a member node waits for one first).
     store: std::sync::OnceLock<Arc<crate::storage::Store>>,
     /// A member node: joins bootstraps and opens sets before it has a store.
     member: Option<Arc<crate::member::Member>>,
+    metrics: Arc<Metrics>,
+    /// Refusals are logged at most once a second (a flood of bad calls must not flood
+    /// the log); the second of the last line and how many were not logged since.
+    last_refusal_logged: AtomicI64,
+    refusals_not_logged: AtomicU64,
 }
 
-fn respond(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    Response::builder().status(status).body(Full::new(Bytes::from(body))).expect("valid response")
+/// An answer before it is signed.
+struct Answer {
+    status: StatusCode,
+    error_kind: Option<&'static str>,
+    body: Bytes,
 }
 
-fn error_response(error: &io::Error) -> Response<Full<Bytes>> {
+fn respond(status: StatusCode, body: Vec<u8>) -> Answer {
+    Answer { status, error_kind: None, body: Bytes::from(body) }
+}
+
+fn error_response(error: &io::Error) -> Answer {
     let kind = if error.kind() == io::ErrorKind::NotFound { "not-found" } else { "other" };
-    Response::builder()
-        .status(StatusCode::INTERNAL_SERVER_ERROR)
-        .header(ERROR_KIND_HEADER, kind)
-        .body(Full::new(Bytes::from(error.to_string())))
-        .expect("valid response")
+    Answer { status: StatusCode::INTERNAL_SERVER_ERROR, error_kind: Some(kind), body: Bytes::from(error.to_string()) }
 }
 
-fn bad_request(message: &str) -> Response<Full<Bytes>> {
+fn bad_request(message: &str) -> Answer {
     respond(StatusCode::BAD_REQUEST, message.as_bytes().to_vec())
+}
+
+/// The largest body a call to `path` may carry.
+fn body_limit(path: &str) -> usize {
+    match path {
+        DRIVE_CALL_PATH => MAX_RPC_BODY_BYTES,
+        crate::member::JOIN_PATH => MAX_JOIN_BODY_BYTES,
+        super::REGISTRY_FORGET_PATH => super::MAX_FORGET_BATCH * 16 + 1024,
+        _ => MAX_CONTROL_BODY_BYTES,
+    }
 }
 
 /// What a call returns: bytes, nothing, or an I/O error.
@@ -167,12 +196,22 @@ fn names_are_plain(call: &DriveCall) -> bool {
 
 impl RpcServer {
     pub fn new(
-        secret: Vec<u8>,
+        verifier: CallVerifier,
         drives: ServedDrives,
         locks: Arc<LockTable>,
         member: Option<Arc<crate::member::Member>>,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        RpcServer { secret, drives, locks, store: std::sync::OnceLock::new(), member }
+        RpcServer {
+            verifier,
+            drives,
+            locks,
+            store: std::sync::OnceLock::new(),
+            member,
+            metrics,
+            last_refusal_logged: AtomicI64::new(i64::MIN),
+            refusals_not_logged: AtomicU64::new(0),
+        }
     }
 
     /// The node serves `store` from now on.
@@ -181,7 +220,7 @@ impl RpcServer {
     }
 
     /// Joins a bootstrap (a member node without a topology) or confirms it already did.
-    async fn join(&self, body: &[u8]) -> Response<Full<Bytes>> {
+    async fn join(&self, body: &[u8]) -> Answer {
         let topology: crate::placement::topology::Topology = match serde_json::from_slice(body) {
             Ok(topology) => topology,
             Err(e) => return bad_request(&format!("malformed join call: {e}")),
@@ -211,43 +250,82 @@ impl RpcServer {
         path.starts_with("/rpc/")
     }
 
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// Counts a refused call and logs it (at most one line a second).
+    fn refuse(&self, refusal: Refusal, remote: SocketAddr, path: &str) -> Response<Full<Bytes>> {
+        self.metrics.rpc_refused_calls.with_label_values(&[refusal.reason()]).inc();
+        let now = super::unix_now();
+        if self.last_refusal_logged.swap(now, Ordering::Relaxed) != now {
+            let not_logged = self.refusals_not_logged.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                peer = %remote,
+                path,
+                reason = refusal.reason(),
+                refusals_not_logged = not_logged,
+                "refused a peer RPC call: {}",
+                refusal.message()
+            );
+        } else {
+            self.refusals_not_logged.fetch_add(1, Ordering::Relaxed);
+        }
+        Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .body(Full::new(Bytes::from(format!("peer RPC refused: {}\n", refusal.message()))))
+            .expect("valid response")
+    }
+
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, remote: SocketAddr) -> Response<Full<Bytes>> {
+        let now = super::unix_now();
+        let path = request.uri().path().to_string();
         let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-        let authorised = super::verify(
-            &self.secret,
-            request.method().as_str(),
-            &path_and_query,
-            request.headers().get(super::AUTH_HEADER).and_then(|v| v.to_str().ok()),
-            super::unix_now(),
-        );
-        if !authorised {
-            return respond(StatusCode::FORBIDDEN, b"peer RPC needs a valid cluster-secret signature\n".to_vec());
+        let method = request.method().clone();
+        let header = request.headers().get(AUTH_HEADER).and_then(|v| v.to_str().ok());
+        let claimed = match self.verifier.claimed(header, now) {
+            Ok(claimed) => claimed,
+            Err(refusal) => return self.refuse(refusal, remote, &path),
+        };
+        let body = match Limited::new(request.into_body(), body_limit(&path)).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return Response::builder()
+                    .status(StatusCode::BAD_REQUEST)
+                    .body(Full::new(Bytes::from_static(b"request body unreadable or too large\n")))
+                    .expect("valid response");
+            }
+        };
+        if let Err(refusal) = self.verifier.verify(&claimed, method.as_str(), &path_and_query, &body, now) {
+            return self.refuse(refusal, remote, &path);
         }
-        if request.uri().path() == super::TOPOLOGY_PUSH_PATH && request.method() == http::Method::POST {
-            let Some(store) = self.store.get() else {
-                if let Some(member) = &self.member {
-                    member.topology_written.notify_one();
+        let answer = if method == http::Method::POST {
+            self.dispatch(&path, request_drive(&path_and_query), body).await
+        } else {
+            respond(StatusCode::NOT_FOUND, b"unknown RPC\n".to_vec())
+        };
+        let signature =
+            self.verifier.sign_answer(&claimed.nonce(), answer.status.as_u16(), answer.error_kind, &answer.body);
+        let mut response = Response::builder().status(answer.status).header(ANSWER_AUTH_HEADER, signature);
+        if let Some(kind) = answer.error_kind {
+            response = response.header(ERROR_KIND_HEADER, kind);
+        }
+        response.body(Full::new(answer.body)).expect("valid response")
+    }
+
+    /// Runs an authenticated call.
+    async fn dispatch(&self, path: &str, drive_path: Option<String>, body: Bytes) -> Answer {
+        match path {
+            super::TOPOLOGY_PUSH_PATH => {
+                let Some(store) = self.store.get() else {
+                    if let Some(member) = &self.member {
+                        member.topology_written.notify_one();
+                    }
+                    return respond(StatusCode::NO_CONTENT, Vec::new());
+                };
+                match store.reload_topology().await {
+                    Ok(_) => respond(StatusCode::NO_CONTENT, Vec::new()),
+                    Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
                 }
-                return respond(StatusCode::NO_CONTENT, Vec::new());
-            };
-            return match store.reload_topology().await {
-                Ok(_) => respond(StatusCode::NO_CONTENT, Vec::new()),
-                Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
-            };
-        }
-        if request.uri().path() == crate::member::JOIN_PATH && request.method() == http::Method::POST {
-            let body = match Limited::new(request.into_body(), 4 * 1024 * 1024).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => return bad_request("join call unreadable or too large"),
-            };
-            return self.join(&body).await;
-        }
-        if request.uri().path() == super::REGISTRY_FORGET_PATH && request.method() == http::Method::POST {
-            let body = match Limited::new(request.into_body(), super::MAX_FORGET_BATCH * 16 + 1024).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => return bad_request("registry invalidation unreadable or too large"),
-            };
-            return match postcard::from_bytes::<Vec<u128>>(&body) {
+            }
+            crate::member::JOIN_PATH => self.join(&body).await,
+            super::REGISTRY_FORGET_PATH => match postcard::from_bytes::<Vec<u128>>(&body) {
                 Ok(keys) => {
                     if let Some(store) = self.store.get() {
                         for key in keys {
@@ -257,82 +335,70 @@ impl RpcServer {
                     respond(StatusCode::NO_CONTENT, Vec::new())
                 }
                 Err(e) => bad_request(&format!("malformed registry invalidation: {e}")),
-            };
-        }
-        if request.uri().path() == super::OPEN_SET_PATH && request.method() == http::Method::POST {
-            let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => return bad_request("open-set call unreadable or too large"),
-            };
-            let call: super::OpenSet = match serde_json::from_slice(&body) {
-                Ok(call) => call,
-                Err(e) => return bad_request(&format!("malformed open-set call: {e}")),
-            };
-            let store = self.store.get().cloned();
-            let member = self.member.clone();
-            let opened = tokio::task::spawn_blocking(move || match (store, member, call.cluster_id) {
-                (Some(store), _, _) => store.open_set_drives(call.set, &call.drives).map_err(|e| e.to_string()),
-                // A waiting member node: its drives join a running cluster.
-                (None, Some(member), Some(cluster_id)) => crate::storage::bootstrap::SetOpener::open(
-                    member.opener.as_ref(),
-                    cluster_id,
-                    call.set,
-                    &call.drives,
-                )
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-                _ => Err("this node has no topology and was given no cluster id".to_string()),
-            })
-            .await
-            .expect("open-set panicked");
-            return match opened {
-                Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
-                Err(e) => respond(StatusCode::CONFLICT, e.into_bytes()),
-            };
-        }
-        if request.uri().path() == LOCK_PATH && request.method() == http::Method::POST {
-            let body = match Limited::new(request.into_body(), 64 * 1024).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(_) => return bad_request("lock call unreadable or too large"),
-            };
-            return match postcard::from_bytes::<LockCall>(&body) {
+            },
+            super::OPEN_SET_PATH => {
+                let call: super::OpenSet = match serde_json::from_slice(&body) {
+                    Ok(call) => call,
+                    Err(e) => return bad_request(&format!("malformed open-set call: {e}")),
+                };
+                let store = self.store.get().cloned();
+                let member = self.member.clone();
+                let opened = tokio::task::spawn_blocking(move || match (store, member, call.cluster_id) {
+                    (Some(store), _, _) => store.open_set_drives(call.set, &call.drives).map_err(|e| e.to_string()),
+                    // A waiting member node: its drives join a running cluster.
+                    (None, Some(member), Some(cluster_id)) => crate::storage::bootstrap::SetOpener::open(
+                        member.opener.as_ref(),
+                        cluster_id,
+                        call.set,
+                        &call.drives,
+                    )
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                    _ => Err("this node has no topology and was given no cluster id".to_string()),
+                })
+                .await
+                .expect("open-set panicked");
+                match opened {
+                    Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
+                    Err(e) => respond(StatusCode::CONFLICT, e.into_bytes()),
+                }
+            }
+            LOCK_PATH => match postcard::from_bytes::<LockCall>(&body) {
                 Ok(call) => respond(StatusCode::OK, if self.locks.apply(call) { b"1".to_vec() } else { b"0".to_vec() }),
                 Err(e) => bad_request(&format!("malformed lock call: {e}")),
-            };
-        }
-        if request.uri().path() != DRIVE_CALL_PATH || request.method() != http::Method::POST {
-            return respond(StatusCode::NOT_FOUND, b"unknown RPC\n".to_vec());
-        }
-        let drive_path = request
-            .uri()
-            .query()
-            .and_then(|q| q.strip_prefix("drive="))
-            .and_then(|hex_path| hex::decode(hex_path).ok())
-            .and_then(|bytes| String::from_utf8(bytes).ok());
-        let Some(drive) = drive_path.and_then(|p| self.drives.read().expect("served drives").get(&p).cloned()) else {
-            return respond(StatusCode::NOT_FOUND, b"no such drive on this node\n".to_vec());
-        };
-        let body = match Limited::new(request.into_body(), MAX_RPC_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => return bad_request("request body unreadable or too large"),
-        };
-        let (call, _) = match decode_request(&body) {
-            Ok(decoded) => decoded,
-            Err(e) => return bad_request(&e),
-        };
-        if !names_are_plain(&call) {
-            return bad_request("a name in the call is not a plain segment");
-        }
-        let result = tokio::task::spawn_blocking(move || {
-            let (call, payload) = decode_request(&body).expect("decoded above");
-            execute(&drive, call, payload)
-        })
-        .await
-        .expect("drive call panicked");
-        match result {
-            Ok(Some(bytes)) => respond(StatusCode::OK, bytes),
-            Ok(None) => respond(StatusCode::NO_CONTENT, Vec::new()),
-            Err(e) => error_response(&e),
+            },
+            DRIVE_CALL_PATH => {
+                let Some(drive) = drive_path.and_then(|p| self.drives.read().expect("served drives").get(&p).cloned())
+                else {
+                    return respond(StatusCode::NOT_FOUND, b"no such drive on this node\n".to_vec());
+                };
+                match decode_request(&body) {
+                    Ok((call, _)) if !names_are_plain(&call) => {
+                        return bad_request("a name in the call is not a plain segment");
+                    }
+                    Ok(_) => {}
+                    Err(e) => return bad_request(&e),
+                }
+                let result = tokio::task::spawn_blocking(move || {
+                    let (call, payload) = decode_request(&body).expect("decoded above");
+                    execute(&drive, call, payload)
+                })
+                .await
+                .expect("drive call panicked");
+                match result {
+                    Ok(Some(bytes)) => respond(StatusCode::OK, bytes),
+                    Ok(None) => respond(StatusCode::NO_CONTENT, Vec::new()),
+                    Err(e) => error_response(&e),
+                }
+            }
+            _ => respond(StatusCode::NOT_FOUND, b"unknown RPC\n".to_vec()),
         }
     }
+}
+
+/// The drive a drive call names (`?drive=<hex of its path>`).
+fn request_drive(path_and_query: &str) -> Option<String> {
+    let (_, query) = path_and_query.split_once('?')?;
+    let bytes = hex::decode(query.strip_prefix("drive=")?).ok()?;
+    String::from_utf8(bytes).ok()
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use crate::harness::{Node, complete_upload, data, files_under, get_bytes, raw_request_on, upload_part, wait_until};
+use crate::harness::{
+    CLUSTER_SECRET, Node, RawResponse, complete_upload, data, files_under, get_bytes, raw_request_on, upload_part,
+    wait_until,
+};
 
 const ENV: &[(&str, &str)] = &[("BUCKETS_DRIVE_CHECK_SECS", "1")];
 
@@ -88,9 +91,21 @@ async fn every_node_serves_every_operation_of_the_cluster() {
         .unwrap();
     clients[0].delete_object().bucket("shared").key("mpu").send().await.unwrap();
     clients[1].delete_object().bucket("shared").key("copied").send().await.unwrap();
+    // Deleted through one node, gone through every node: NoSuchKey, not some error.
+    let deleted: Vec<&str> = objects.iter().map(|(k, _)| k.as_str()).chain(["mpu", "copied"]).collect();
+    for client in &clients {
+        for key in &deleted {
+            let error = client.get_object().bucket("shared").key(*key).send().await.unwrap_err();
+            assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(404), "{key}");
+            assert!(error.into_service_error().is_no_such_key(), "{key}");
+        }
+    }
     clients[2].delete_bucket().bucket("shared").send().await.unwrap();
     for client in &clients {
-        assert!(client.head_bucket().bucket("shared").send().await.is_err());
+        let error = client.head_bucket().bucket("shared").send().await.unwrap_err();
+        assert_eq!(error.raw_response().map(|r| r.status().as_u16()), Some(404));
+        let error = client.get_object().bucket("shared").key("mpu").send().await.unwrap_err();
+        assert_eq!(aws_sdk_s3::error::ProvideErrorMetadata::code(&error.into_service_error()), Some("NoSuchBucket"));
     }
 }
 
@@ -144,36 +159,109 @@ async fn a_killed_node_costs_nothing_and_heals_when_it_returns() {
     }
 }
 
-/// Status of a ListBuckets drive call to `node` carrying `auth` (or no auth header).
-fn rpc_status(node: &Node, drive: &str, auth: Option<String>) -> u16 {
-    let body = b"\x01\x00\x00\x00\x09"; // a ListBuckets call
-    let header = auth.map(|a| format!("x-buckets-auth: {a}\r\n")).unwrap_or_default();
-    let request = format!(
-        "POST /rpc/v1/drive?drive={drive} HTTP/1.1\r\nHost: {}:{}\r\n{header}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        node.ip,
-        node.admin_port,
-        body.len()
-    );
-    let mut bytes = request.into_bytes();
+/// `request` (a captured HTTP request) with its `x-buckets-auth` header replaced by
+/// `auth` (removed with `None`) and its body by `body`, sent to `node`'s admin listener:
+/// (status, headers, body).
+fn send_call(node: &Node, request: &[u8], auth: Option<&str>, body: &[u8]) -> RawResponse {
+    let head_length = request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&request[..head_length - 4]).to_string();
+    let mut lines: Vec<String> = head
+        .split("\r\n")
+        .filter(|l| {
+            let name = l.split(':').next().unwrap_or_default().to_ascii_lowercase();
+            !["x-buckets-auth", "content-length", "connection"].contains(&name.as_str())
+        })
+        .map(str::to_string)
+        .collect();
+    if let Some(auth) = auth {
+        lines.push(format!("x-buckets-auth: {auth}"));
+    }
+    lines.push(format!("content-length: {}", body.len()));
+    lines.push("connection: close".into());
+    let mut bytes = format!("{}\r\n\r\n", lines.join("\r\n")).into_bytes();
     bytes.extend_from_slice(body);
-    raw_request_on(&node.ip, node.admin_port, &bytes).unwrap().0
+    raw_request_on(&node.ip, node.admin_port, &bytes).unwrap()
+}
+
+fn auth_of(request: &[u8]) -> String {
+    let head = String::from_utf8_lossy(request);
+    head.lines().find_map(|l| l.strip_prefix("x-buckets-auth: ")).unwrap().trim().to_string()
+}
+
+fn body_of(request: &[u8]) -> Vec<u8> {
+    request[request.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..].to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn peer_rpc_refuses_unauthenticated_and_wrongly_signed_calls() {
-    let cluster = Node::start_cluster(4, 4, ENV);
-    let node = &cluster[1];
-    let drive = hex::encode(format!("{}/d1", node.root.path().display()));
-    let path = format!("/rpc/v1/drive?drive={drive}");
+async fn peer_rpc_refuses_replayed_altered_and_foreign_calls() {
+    use buckets_node::rpc::auth::PeerKey;
+    use buckets_node::rpc::protocol::{DriveCall, decode_request, encode_request};
+    // Peers reach node 1 through a relay that captures what they send it.
+    let (cluster, relays) = Node::start_cluster_relayed(4, 4, ENV, None, &[1]);
+    let (node, relay) = (&cluster[1], &relays[0]);
+    let client = cluster[0].client();
+    client.create_bucket().bucket("wire").send().await.unwrap();
+    let body = data(300_000, 9);
+    client.put_object().bucket("wire").key("k").body(ByteStream::from(body.clone())).send().await.unwrap();
+
+    // A shard write node 0 sent node 1 for that PUT, captured on the wire.
+    let captured = relay
+        .captured_requests()
+        .into_iter()
+        .find(|r| {
+            r.starts_with(b"POST /rpc/v1/drive?")
+                && matches!(decode_request(&body_of(r)), Ok((DriveCall::WriteShard { offset: 0, .. }, _)))
+        })
+        .expect("node 0 wrote shards to node 1 through the relay");
+    let refused = |reason: &str| node.metric(&format!("buckets_rpc_refused_calls_total{{reason=\"{reason}\"}}"));
+    let (replayed_before, forged_before) = (refused("replayed"), refused("forged"));
+
+    // Replayed as it was: refused, counted, logged.
+    let (status, _, answer) = send_call(node, &captured, Some(&auth_of(&captured)), &body_of(&captured));
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&answer));
+    assert!(String::from_utf8_lossy(&answer).contains("replay"), "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(refused("replayed"), replayed_before + 1.0);
+    wait_until("the refusal is logged", Duration::from_secs(5), || {
+        node.log().lines().any(|l| l.contains("refused a peer RPC call") && l.contains("replayed"))
+    });
+
+    // Replayed with another body (its last payload byte changed): refused as forged.
+    let mut altered = body_of(&captured);
+    *altered.last_mut().unwrap() ^= 0xff;
+    let (status, _, _) = send_call(node, &captured, Some(&auth_of(&captured)), &altered);
+    assert_eq!(status, 403);
+    assert_eq!(refused("forged"), forged_before + 1.0);
+
+    // The same call signed by another cluster, unsigned, or with a garbage signature.
+    let path = {
+        let head = String::from_utf8_lossy(&captured);
+        head.split(' ').nth(1).unwrap().to_string()
+    };
     let now = buckets_node::rpc::unix_now();
-    let forged = format!("{now}:{}", "ab".repeat(32));
-    let foreign = buckets_node::rpc::sign(b"another-cluster", "POST", &path, now);
-    for auth in [None, Some("0:00".to_string()), Some(forged), Some(foreign)] {
-        assert_eq!(rpc_status(node, &drive, auth), 403);
+    let (foreign, _) = PeerKey::new(b"another-cluster").sign("POST", &relay.authority(), &path, &altered, now);
+    for auth in [Some(foreign.as_str()), None, Some("2:0:00:1:00")] {
+        let (status, _, _) = send_call(node, &captured, auth, &altered);
+        assert_eq!(status, 403, "{auth:?}");
     }
-    // With the cluster's secret the same call is answered.
-    let signed = buckets_node::rpc::sign(crate::harness::CLUSTER_SECRET.as_bytes(), "POST", &path, now);
-    assert_eq!(rpc_status(node, &drive, Some(signed)), 200);
+    assert_eq!(refused("forged"), forged_before + 2.0);
+    assert_eq!(refused("unsigned"), 1.0);
+    assert_eq!(refused("malformed"), 1.0);
+
+    // A fresh call with the cluster's secret is answered, and its answer is signed; the
+    // same call sent to another node (whose authority it does not name) is refused.
+    let list = encode_request(&DriveCall::ListBuckets, b"");
+    let (signed, _) = PeerKey::new(CLUSTER_SECRET.as_bytes()).sign("POST", &relay.authority(), &path, &list, now);
+    let (status, headers, _) = send_call(node, &captured, Some(&signed), &list);
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(name, _)| name == "x-buckets-answer-auth"), "{headers:?}");
+    let (status, _, _) = send_call(&cluster[2], &captured, Some(&signed), &list);
+    assert_eq!(status, 403);
+
+    // None of it disturbed the cluster: the object reads back through every node.
+    for peer in &cluster {
+        assert!(get_bytes(&peer.client(), "wire", "k").await == body);
+    }
+    assert_eq!(refused("replayed"), replayed_before + 1.0, "normal traffic was never refused");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -217,4 +305,44 @@ async fn a_read_in_progress_on_one_node_survives_an_overwrite_through_another() 
     }
     assert!(received == original, "the download in progress finished with the version it started");
     assert!(get_bytes(&reader, "streams", "big").await == replacement);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_while_a_node_is_down_stays_deleted_when_it_returns() {
+    // Four nodes of one drive: one 2+2 set, write quorum 3.
+    let mut cluster = Node::start_cluster(4, 1, ENV);
+    let client = cluster[0].client();
+    client.create_bucket().bucket("gone").send().await.unwrap();
+    for (key, size) in [("small", 1000), ("large", 400_000)] {
+        client.put_object().bucket("gone").key(key).body(ByteStream::from(data(size, 3))).send().await.unwrap();
+    }
+    // Node 3 is killed and misses the deletes: its drive keeps both objects.
+    cluster[3].kill();
+    let not_found = async |node: &Node, key: &str| {
+        let error = node.client().get_object().bucket("gone").key(key).send().await.unwrap_err();
+        let status = error.raw_response().map(|r| r.status().as_u16());
+        (status, error.into_service_error().is_no_such_key())
+    };
+    for key in ["small", "large"] {
+        client.delete_object().bucket("gone").key(key).send().await.unwrap();
+        assert_eq!(not_found(&cluster[1], key).await, (Some(404), true), "{key} deleted");
+    }
+    // Back with its stale copies: they are outvoted (the objects stay deleted, neither
+    // back nor "lost"), and the healer removes copies and tombstones alike.
+    cluster[3].spawn();
+    for node in &cluster {
+        wait_until("every node sees every drive", Duration::from_secs(30), || {
+            node.metric("buckets_drives_online") >= 4.0
+        });
+    }
+    for node in &cluster {
+        for key in ["small", "large"] {
+            assert_eq!(not_found(node, key).await, (Some(404), true), "{key} after node 3 returned");
+        }
+    }
+    wait_until("the stale copies and the tombstones are removed", Duration::from_secs(60), || {
+        cluster.iter().all(|n| files_under(&n.drive(0).join("gone")).iter().all(|f| !f.ends_with("%meta")))
+    });
+    assert!(client.list_objects_v2().bucket("gone").send().await.unwrap().contents().is_empty());
+    client.delete_bucket().bucket("gone").send().await.unwrap();
 }

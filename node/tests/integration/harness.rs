@@ -107,6 +107,19 @@ impl Node {
         env: &[(&str, &str)],
         tls: Option<(&std::path::Path, &str)>,
     ) -> Vec<Node> {
+        Self::start_cluster_relayed(nodes, drives_per_node, env, tls, &[]).0
+    }
+
+    /// A cluster where peers reach the nodes at `relayed` through a `Relay` each (their
+    /// drive URLs and `--node-address` name the relay): what peers send those nodes can
+    /// be captured on the wire, as an attacker would. Returns the relays in that order.
+    pub fn start_cluster_relayed(
+        nodes: usize,
+        drives_per_node: usize,
+        env: &[(&str, &str)],
+        tls: Option<(&std::path::Path, &str)>,
+        relayed: &[usize],
+    ) -> (Vec<Node>, Vec<Relay>) {
         let mut cluster: Vec<Node> = (0..nodes)
             .map(|index| {
                 let ip = format!("127.0.0.{}", index + 2);
@@ -124,10 +137,20 @@ impl Node {
             })
             .collect();
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let relays: Vec<Relay> =
+            relayed.iter().map(|&index| Relay::start(&cluster[index].ip, cluster[index].admin_port)).collect();
+        for (&index, relay) in relayed.iter().zip(&relays) {
+            cluster[index].env.push(("BUCKETS_NODE_ADDRESS".into(), relay.authority()));
+        }
         let urls: Vec<String> = cluster
             .iter()
-            .map(|n| {
-                format!("{scheme}://{}:{}{}/d{{1...{}}}", n.ip, n.admin_port, n.root.path().display(), drives_per_node)
+            .enumerate()
+            .map(|(index, n)| {
+                let authority = match relayed.iter().position(|&r| r == index) {
+                    Some(at) => relays[at].authority(),
+                    None => format!("{}:{}", n.ip, n.admin_port),
+                };
+                format!("{scheme}://{authority}{}/d{{1...{}}}", n.root.path().display(), drives_per_node)
             })
             .collect();
         for node in &mut cluster {
@@ -150,7 +173,7 @@ impl Node {
                 node.metric("buckets_drives_online") >= total
             });
         }
-        cluster
+        (cluster, relays)
     }
 
     /// `count` member nodes (`--node-address`, own drives `d1…dN`) on loopback addresses
@@ -326,6 +349,82 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A TCP relay in front of a node's admin listener that keeps every byte its clients
+/// send, one buffer per connection: a capture of the wire. Its threads live as long as
+/// the test process.
+pub struct Relay {
+    pub ip: String,
+    pub port: u16,
+    captured: Captures,
+}
+
+/// The bytes clients sent through a relay, one buffer per connection.
+type Captures = std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>>>;
+
+impl Relay {
+    pub fn start(ip: &str, target_port: u16) -> Relay {
+        let port = free_port_on(ip);
+        let listener = TcpListener::bind((ip, port)).unwrap();
+        let captured: Captures = Default::default();
+        let (target, connections) = (format!("{ip}:{target_port}"), captured.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let Ok(mut server) = TcpStream::connect(&target) else { continue };
+                let record = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                connections.lock().unwrap().push(record.clone());
+                let (mut client_reader, mut server_writer) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 64 * 1024];
+                    while let Ok(n) = client_reader.read(&mut buffer) {
+                        // Recorded before it is passed on: by the time a call is answered,
+                        // it is in the capture.
+                        record.lock().unwrap().extend_from_slice(&buffer[..n]);
+                        if n == 0 || server_writer.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_writer.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        Relay { ip: ip.to_string(), port, captured }
+    }
+
+    /// `host:port` peers reach the relayed node at.
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    /// Every whole HTTP request captured so far (head and body, as sent), in order per
+    /// connection.
+    pub fn captured_requests(&self) -> Vec<Vec<u8>> {
+        let mut requests = Vec::new();
+        for connection in self.captured.lock().unwrap().iter() {
+            let bytes = connection.lock().unwrap().clone();
+            let mut at = 0;
+            while let Some(head_length) = bytes[at..].windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4) {
+                let head = String::from_utf8_lossy(&bytes[at..at + head_length]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if at + head_length + length > bytes.len() {
+                    break;
+                }
+                requests.push(bytes[at..at + head_length + length].to_vec());
+                at += head_length + length;
+            }
+        }
+        requests
     }
 }
 
