@@ -3,6 +3,7 @@
 import hashlib
 import io
 import os
+import random
 import urllib.request
 
 import pytest
@@ -13,13 +14,15 @@ MIB = 1024 * 1024
 
 
 def random_file(path, size, seed):
-    block = hashlib.sha256(str(seed).encode()).digest() * (MIB // 32)
+    """`size` pseudo-random bytes (no repeating pattern: every data shard of every block
+    differs, so a shard served in the wrong place shows as wrong bytes)."""
+    generator = random.Random(seed)
     with open(path, "wb") as f:
         remaining = size
         while remaining > 0:
-            f.write(block[: min(remaining, len(block))])
-            remaining -= len(block)
-            block = hashlib.sha256(block[:64]).digest() * (MIB // 32)
+            chunk = min(remaining, MIB)
+            f.write(generator.randbytes(chunk))
+            remaining -= chunk
 
 
 def sha256_of(path):

@@ -157,7 +157,21 @@ async fn listing_with_prefixes_delimiters_and_pages() {
         .await
         .unwrap();
     let raw: Vec<_> = page.contents().iter().map(|o| o.key().unwrap()).collect();
-    assert!(raw.iter().all(|k| k.starts_with("c%20d/")), "{raw:?}");
+    assert_eq!(raw, vec!["c%20d/%C3%BC", "c%20d/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20%E2%9C%93"]);
+    // Every key of the bucket, encoded: each decodes back to exactly its key, and none
+    // keeps a character that needs encoding.
+    let page =
+        s3.list_objects_v2().bucket("list").encoding_type(aws_sdk_s3::types::EncodingType::Url).send().await.unwrap();
+    let decoded: Vec<String> = page
+        .contents()
+        .iter()
+        .map(|o| {
+            let encoded = o.key().unwrap();
+            assert!(encoded.is_ascii() && !encoded.contains(' '), "{encoded:?} is not encoded");
+            form_urlencoded::parse(format!("k={encoded}").as_bytes()).next().unwrap().1.into_owned()
+        })
+        .collect();
+    assert_eq!(decoded, sorted);
 
     // Object versions of an unversioned bucket: one "null" version each.
     let versions = s3.list_object_versions().bucket("list").send().await.unwrap();
@@ -177,17 +191,38 @@ async fn listing_with_prefixes_delimiters_and_pages() {
     }
     assert!(!node.root.path().join("y").exists());
 
-    // Batch delete, quiet and not.
-    let identifiers: Vec<ObjectIdentifier> =
-        keys.iter().map(|k| ObjectIdentifier::builder().key(*k).build().unwrap()).collect();
+    // Batch delete, not quiet: every key is reported deleted, a key that never existed
+    // too (as S3 does); the others stay.
+    let identifiers = |keys: &[&str]| -> Vec<ObjectIdentifier> {
+        keys.iter().map(|k| ObjectIdentifier::builder().key(*k).build().unwrap()).collect()
+    };
+    let (first, rest) = sorted.split_at(5);
+    let mut asked: Vec<&str> = first.to_vec();
+    asked.push("never-existed");
     let deleted = s3
         .delete_objects()
         .bucket("list")
-        .delete(Delete::builder().set_objects(Some(identifiers)).build().unwrap())
+        .delete(Delete::builder().set_objects(Some(identifiers(&asked))).build().unwrap())
         .send()
         .await
         .unwrap();
-    assert_eq!(deleted.deleted().len(), keys.len());
+    let mut reported: Vec<&str> = deleted.deleted().iter().filter_map(|d| d.key()).collect();
+    reported.sort();
+    asked.sort();
+    assert_eq!(reported, asked);
+    assert!(deleted.errors().is_empty());
+    let page = s3.list_objects_v2().bucket("list").send().await.unwrap();
+    let left: Vec<&str> = page.contents().iter().map(|o| o.key().unwrap()).collect();
+    assert_eq!(left, rest);
+    // Quiet: nothing is reported for the keys deleted, and they are gone.
+    let deleted = s3
+        .delete_objects()
+        .bucket("list")
+        .delete(Delete::builder().set_objects(Some(identifiers(rest))).quiet(true).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.deleted().is_empty(), "quiet mode reports no deletions: {:?}", deleted.deleted());
     assert!(deleted.errors().is_empty());
     let page = s3.list_objects_v2().bucket("list").send().await.unwrap();
     assert!(page.contents().is_empty());

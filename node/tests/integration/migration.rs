@@ -14,7 +14,8 @@ use buckets_node::storage::migration::MigrationStatus;
 use futures::StreamExt;
 
 use crate::harness::{
-    ACCESS_KEY, Node, SECRET_KEY, admin_cli, complete_upload, data, files_under, md5_hex, upload_part, wait_until,
+    ACCESS_KEY, Node, SECRET_KEY, admin_cli, complete_upload, data, files_under, get_bytes, md5_hex, upload_part,
+    wait_until,
 };
 use crate::topology::admin_get;
 
@@ -43,6 +44,45 @@ async fn upload_multipart(s3: &aws_sdk_s3::Client, key: &str, parts: &[Vec<u8>])
         etags.push((number, upload_part(s3, "live", key, id, number, part).await));
     }
     complete_upload(s3, "live", key, id, &etags).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_migration_moves_at_its_limit() {
+    // One node, two sets of ten drives; about 24 MiB to move out of set 1 at 4 MiB/s: six
+    // seconds, long enough to measure (unthrottled it moves several times faster).
+    let node = Node::start_with_env(20, &[("BUCKETS_MIGRATION_WORKERS", "8")]);
+    let s3 = node.client();
+    s3.create_bucket().bucket("paced").send().await.unwrap();
+    for n in 0..48 {
+        let body = ByteStream::from(data(1024 * 1024, n));
+        s3.put_object().bucket("paced").key(format!("object-{n:02}")).body(body).send().await.unwrap();
+    }
+    admin_ok(&node, &["migration", "throttle", "4M"]);
+    let limit = status(&node).bytes_per_second_limit as f64;
+    assert_eq!(limit, 4.0 * 1024.0 * 1024.0);
+    admin_ok(&node, &["drain-set", "1"]);
+    // (time, bytes moved) from the node's counter, which counts every object moved.
+    let mut samples: Vec<(Instant, f64)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while status(&node).state != "done" {
+        assert!(Instant::now() < deadline, "the migration did not finish");
+        samples.push((Instant::now(), node.metric("buckets_migration_moved_bytes_total")));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let moved = node.metric("buckets_migration_moved_bytes_total");
+    assert!(moved >= 16.0 * 1024.0 * 1024.0, "set 1 held a share of the objects: {moved} bytes moved");
+    // From the first object moved to the last: the throttle allows a burst of one second's
+    // worth and the objects in flight, so the rate is near the limit, not far above or below.
+    let (start, first) = *samples.iter().find(|(_, bytes)| *bytes > 0.0).expect("objects moved while sampled");
+    let (end, last) = *samples.iter().rev().find(|(_, bytes)| *bytes == moved).unwrap_or(samples.last().unwrap());
+    let seconds = end.duration_since(start).as_secs_f64();
+    assert!(seconds >= 2.0, "a migration long enough to measure: {seconds} s");
+    let rate = (last - first) / seconds;
+    assert!(rate <= 1.5 * limit, "moved at {rate} B/s, over the limit of {limit} B/s");
+    assert!(rate >= 0.4 * limit, "moved at {rate} B/s, far under the limit of {limit} B/s");
+    for n in 0..48 {
+        assert!(get_bytes(&s3, "paced", &format!("object-{n:02}")).await == data(1024 * 1024, n));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -140,8 +180,6 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
     });
     let during = status(&cluster[3]);
     assert!(during.total_objects > 0 && during.percent < 100.0, "{during:?}");
-    // Rate limited: the average since the start stays near the limit (loose bound).
-    assert!(during.rate_bytes_per_second < 2.0 * 12.0 * 1024.0 * 1024.0, "{during:?}");
 
     // kill -9 the node that runs set 1's migration (it serves set 1's first drive).
     let owner = cluster
@@ -547,7 +585,19 @@ async fn a_cluster_migration_killed_at_every_point_of_a_move_completes() {
         }
     }
     admin_ok(&cluster[other], &["migration", "resume"]);
-    wait_until("the migration completes", Duration::from_secs(120), || status(&cluster[other]).state == "done");
+    // Alone on 2 cores the rest of set 1 moves in 35-95 s (a debug build, two workers, the
+    // healing of the restarted owner alongside); beside the rest of the suite it takes
+    // longer, so the bound is generous and the status is printed if it is ever hit.
+    let resumed = Instant::now();
+    while status(&cluster[other]).state != "done" {
+        assert!(
+            resumed.elapsed() < Duration::from_secs(300),
+            "the migration did not complete: {:#?}",
+            status(&cluster[other])
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("the migration completed {:?} after the last resume", resumed.elapsed());
     for (n, (key, bytes)) in objects.iter().enumerate() {
         assert_eq!(&crate::harness::get_bytes(&clients[n % 4], "crash", key).await, bytes, "{key}");
     }

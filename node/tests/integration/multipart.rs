@@ -189,14 +189,38 @@ async fn multipart_errors_and_copy_parts() {
     assert_eq!(code(&gone.unwrap_err().into_service_error()), "NoSuchUpload");
     let bogus = s3.list_parts().bucket("mpe").key("aborted").upload_id("../../etc").send().await;
     assert_eq!(code(&bogus.unwrap_err().into_service_error()), "NoSuchUpload");
-    let bad_number = s3
-        .upload_part()
+
+    // Part numbers outside 1..=10000 are refused on a live upload (the aborted one above
+    // would refuse any part); the bounds themselves are accepted.
+    let live = s3
+        .create_multipart_upload()
         .bucket("mpe")
-        .key("x")
-        .upload_id(&upload_id)
-        .part_number(10001)
-        .body(ByteStream::from_static(b"x"))
+        .key("numbers")
         .send()
-        .await;
-    assert!(bad_number.is_err());
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_string();
+    let part = |number: i32| {
+        s3.upload_part()
+            .bucket("mpe")
+            .key("numbers")
+            .upload_id(&live)
+            .part_number(number)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+    };
+    for number in [0, -1, 10001] {
+        let refused = part(number).await.unwrap_err();
+        assert_eq!(refused.raw_response().map(|r| r.status().as_u16()), Some(400), "part {number}");
+        assert_eq!(code(&refused.into_service_error()), "InvalidArgument", "part {number}");
+    }
+    for number in [1, 10000] {
+        part(number).await.unwrap_or_else(|e| panic!("part {number}: {e:?}"));
+    }
+    let listed = s3.list_parts().bucket("mpe").key("numbers").upload_id(&live).send().await.unwrap();
+    let numbers: Vec<i32> = listed.parts().iter().filter_map(|p| p.part_number()).collect();
+    assert_eq!(numbers, vec![1, 10000]);
+    s3.abort_multipart_upload().bucket("mpe").key("numbers").upload_id(&live).send().await.unwrap();
 }
