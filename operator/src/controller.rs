@@ -38,6 +38,8 @@ const BUSY_REQUEUE: Duration = Duration::from_secs(5);
 const IDLE_REQUEUE: Duration = Duration::from_secs(60);
 /// Requeue after an error.
 const ERROR_REQUEUE: Duration = Duration::from_secs(15);
+/// After a write refused as stale (409): soon, the fresh object is already there.
+const CONFLICT_REQUEUE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -80,8 +82,30 @@ pub async fn reconcile(cluster: Arc<BucketsCluster>, ctx: Arc<Context>) -> Resul
 }
 
 pub fn error_policy(cluster: Arc<BucketsCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
+    if error.is_conflict() {
+        // The object changed under this reconcile: run again soon, on the fresh object.
+        tracing::debug!(cluster = %cluster.name_any(), %error, "reconcile saw a stale object");
+        return Action::requeue(CONFLICT_REQUEUE);
+    }
     tracing::warn!(cluster = %cluster.name_any(), %error, "reconcile failed");
     Action::requeue(ERROR_REQUEUE)
+}
+
+impl Error {
+    /// A write refused because the object changed since it was read (409 Conflict).
+    pub fn is_conflict(&self) -> bool {
+        let kube_error = match self {
+            Error::Kube(e) => Some(e.source.as_ref()),
+            Error::Finalizer(e) => match e.as_ref() {
+                finalizer::Error::ApplyFailed(Error::Kube(e)) | finalizer::Error::CleanupFailed(Error::Kube(e)) => {
+                    Some(e.source.as_ref())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        matches!(kube_error, Some(kube::Error::Api(status)) if status.code == 409)
+    }
 }
 
 fn now() -> String {
@@ -103,10 +127,11 @@ async fn reconcile_cluster(cluster: &BucketsCluster, ctx: &Context) -> Result<Ac
     apply::apply(client, &namespace, &build::service::build_headless_service(cluster)).await?;
     apply::apply(client, &namespace, &build::service::build_client_service(cluster)).await?;
 
-    let kube = dereference::kube_state(client, cluster).await?;
-    for pool in kube.pools.iter().filter(|p| p.metadata.deletion_timestamp.is_none()) {
+    let mut kube = dereference::kube_state(client, cluster).await?;
+    for pool in kube.pools.iter_mut().filter(|p| p.metadata.deletion_timestamp.is_none()) {
         if !pool.finalizers().iter().any(|f| f == POOL_FINALIZER) {
-            add_pool_finalizer(client, &namespace, pool).await?;
+            // The pool as the write left it: its status is written from that version.
+            *pool = add_pool_finalizer(client, &namespace, pool).await?;
         }
     }
     let answers = dereference::ask_nodes(&kube, ctx.nodes.as_ref()).await;
@@ -283,7 +308,8 @@ async fn publish_status(
 ) -> Result<(), Error> {
     if next != previous {
         let api: Api<BucketsCluster> = Api::namespaced(ctx.client.clone(), &cluster.namespace().unwrap_or_default());
-        api.patch_status(&cluster.name_any(), &PatchParams::default(), &Patch::Merge(status_patch(previous, next)))
+        let patch = status_patch(previous, next, cluster.resource_version());
+        api.patch_status(&cluster.name_any(), &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map_err(kube_error(format!("updating the status of BucketsCluster {}", cluster.name_any())))?;
     }
@@ -295,8 +321,11 @@ async fn publish_status(
 
 /// A merge patch from one status to the next: fields the next status leaves out (an
 /// operation that ended, a migration that is gone) are sent as null, so they are removed
-/// rather than kept.
-fn status_patch<T: serde::Serialize>(previous: &T, next: &T) -> serde_json::Value {
+/// rather than kept. It names the resourceVersion the status was computed from: if the
+/// object changed since (another writer, or a cache behind the API server), the API
+/// server refuses it with 409 Conflict and the reconcile runs again on the fresh object,
+/// so a step is never recorded, nor taken, from a stale view.
+fn status_patch<T: serde::Serialize>(previous: &T, next: &T, resource_version: Option<String>) -> serde_json::Value {
     let mut next = serde_json::to_value(next).unwrap_or_default();
     if let (Some(next), Ok(serde_json::Value::Object(previous))) =
         (next.as_object_mut(), serde_json::to_value(previous))
@@ -305,7 +334,13 @@ fn status_patch<T: serde::Serialize>(previous: &T, next: &T) -> serde_json::Valu
             next.entry(key.clone()).or_insert(serde_json::Value::Null);
         }
     }
-    serde_json::json!({ "status": next })
+    serde_json::json!({ "metadata": { "resourceVersion": resource_version }, "status": next })
+}
+
+/// A merge patch of an object's finalizers, on the condition that the object is still at
+/// `resource_version` (a list written from a stale copy would drop another's finalizer).
+fn finalizers_patch(finalizers: &[String], resource_version: Option<String>) -> serde_json::Value {
+    serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": resource_version } })
 }
 
 async fn patch_pool_status(
@@ -316,7 +351,11 @@ async fn patch_pool_status(
     status: &BucketsPoolStatus,
 ) -> Result<(), Error> {
     Api::<BucketsPool>::namespaced(client.clone(), namespace)
-        .patch_status(&pool.name_any(), &PatchParams::default(), &Patch::Merge(status_patch(previous, status)))
+        .patch_status(
+            &pool.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(status_patch(previous, status, pool.resource_version())),
+        )
         .await
         .map(|_| ())
         .map_err(|e| kube_error(format!("updating the status of BucketsPool {}", pool.name_any()))(e).into())
@@ -343,17 +382,16 @@ async fn publish_event<K: Resource<DynamicType = ()>>(
     }
 }
 
-async fn add_pool_finalizer(client: &Client, namespace: &str, pool: &BucketsPool) -> Result<(), Error> {
+async fn add_pool_finalizer(client: &Client, namespace: &str, pool: &BucketsPool) -> Result<BucketsPool, Error> {
     let mut finalizers = pool.finalizers().to_vec();
     finalizers.push(POOL_FINALIZER.into());
     Api::<BucketsPool>::namespaced(client.clone(), namespace)
         .patch(
             &pool.name_any(),
             &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "metadata": { "finalizers": finalizers } })),
+            &Patch::Merge(finalizers_patch(&finalizers, pool.resource_version())),
         )
         .await
-        .map(|_| ())
         .map_err(|e| kube_error(format!("adding the finalizer of BucketsPool {}", pool.name_any()))(e).into())
 }
 
@@ -363,7 +401,7 @@ async fn remove_pool_finalizer(client: &Client, namespace: &str, pool: &BucketsP
         .patch(
             &pool.name_any(),
             &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "metadata": { "finalizers": finalizers } })),
+            &Patch::Merge(finalizers_patch(&finalizers, pool.resource_version())),
         )
         .await
     {
@@ -534,6 +572,9 @@ pub async fn reconcile_pool(pool: Arc<BucketsPool>, ctx: Arc<Context>) -> Result
 }
 
 pub fn pool_error_policy(pool: Arc<BucketsPool>, error: &Error, _ctx: Arc<Context>) -> Action {
+    if error.is_conflict() {
+        return Action::requeue(CONFLICT_REQUEUE);
+    }
     tracing::warn!(pool = %pool.name_any(), %error, "pool reconcile failed");
     Action::requeue(ERROR_REQUEUE)
 }
@@ -811,6 +852,49 @@ mod tests {
         assert_eq!(bed.object(STS_PATH)["spec"]["replicas"], 4, "the StatefulSet shrinks after the removal");
         let sets = bed.status()["sets"].clone();
         assert_eq!(sets[1]["state"], "Removed");
+    }
+
+    #[tokio::test]
+    async fn a_reconcile_of_a_stale_object_is_refused_and_the_retry_takes_no_step_twice() {
+        let bed = ready_bed().await;
+        bed.set_replicas(8);
+        bed.reconcile().await;
+        assert_eq!(bed.condition("Progressing")["reason"], "ScaleUpWaitingForPods");
+        // The cluster as a lagging cache would hand it over: read before the next step.
+        let stale: BucketsCluster = serde_json::from_value(bed.object(CLUSTER_PATH)).unwrap();
+        bed.start_pods();
+        bed.reconcile().await;
+        assert_eq!(bed.node_calls().len(), 2, "the bootstrap, then one add-set");
+        let (status, statefulset) = (bed.status(), bed.object(STS_PATH));
+
+        // Reconciled from the stale object, the status write is refused (409) before any
+        // node is asked to do anything; the error policy retries soon.
+        let error = reconcile(Arc::new(stale), bed.ctx.clone()).await.expect_err("a stale status write is refused");
+        assert!(error.is_conflict(), "{error}");
+        let cluster = Arc::new(serde_json::from_value::<BucketsCluster>(bed.object(CLUSTER_PATH)).unwrap());
+        assert_eq!(error_policy(cluster, &error, bed.ctx.clone()), Action::requeue(CONFLICT_REQUEUE));
+        assert_eq!(bed.node_calls().len(), 2, "nothing was asked of the nodes from the stale view");
+        assert_eq!(bed.status(), status, "the stored status is the fresh reconcile's");
+        assert_eq!(bed.object(STS_PATH)["spec"], statefulset["spec"]);
+
+        // Another writer changed the cluster in between (its labels): the operator's next
+        // write, from its copy, is refused too, and the retry on the fresh object goes on
+        // from the recorded step without adding the set again.
+        let copy: BucketsCluster = serde_json::from_value(bed.object(CLUSTER_PATH)).unwrap();
+        bed.api
+            .lock()
+            .unwrap()
+            .touch(CLUSTER_PATH, |cluster| cluster["metadata"]["labels"] = json!({ "team": "data" }));
+        let error = reconcile(Arc::new(copy), bed.ctx.clone()).await.expect_err("the copy is stale");
+        assert!(error.is_conflict(), "{error}");
+        bed.reconcile().await;
+        assert_eq!(bed.status()["operation"]["stage"], "Migrating");
+        assert_eq!(bed.object(CLUSTER_PATH)["metadata"]["labels"]["team"], "data", "the other write is kept");
+        assert_eq!(bed.node_calls().len(), 2, "nothing is added twice");
+        bed.nodes.finish_migration();
+        bed.reconcile().await;
+        assert_eq!(bed.status()["phase"], "Ready");
+        assert_eq!(bed.status()["activeSets"], 2);
     }
 
     #[tokio::test]

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 
 use crate::admin::{AWAITING_TOPOLOGY, BootstrapPool, Credentials, NodeApi, NodeState, SERVING};
 
-/// The in-memory API server.
+/// The in-memory API server. Like a real one, every write gives the object a new
+/// `resourceVersion`, and a write that names another than the object's current one is
+/// refused with 409 Conflict (optimistic concurrency).
 #[derive(Default)]
 pub struct FakeApi {
     /// Object path (`/api/v1/namespaces/ns/secrets/name`) → object.
@@ -24,6 +26,8 @@ pub struct FakeApi {
     /// `METHOD path` of every call, in order.
     pub calls: Vec<String>,
     next_uid: u64,
+    /// The last resourceVersion handed out (one counter for all objects, as etcd's).
+    resource_version: u64,
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
@@ -68,10 +72,24 @@ impl FakeApi {
     pub fn insert(&mut self, path: &str, mut object: Value) {
         self.next_uid += 1;
         object["metadata"]["uid"] = json!(format!("uid-{}", self.next_uid));
-        object["metadata"]["resourceVersion"] = json!("1");
+        object["metadata"]["resourceVersion"] = json!(self.next_resource_version());
         object["metadata"]["generation"] = json!(1);
         object["metadata"]["creationTimestamp"] = json!("2026-11-26T00:00:00Z");
         self.objects.insert(path.to_string(), object);
+    }
+
+    fn next_resource_version(&mut self) -> String {
+        self.resource_version += 1;
+        self.resource_version.to_string()
+    }
+
+    /// Another writer changes the object at `path` (a new resourceVersion), as a second
+    /// client or an earlier write of the operator's own, not yet seen by its cache.
+    pub fn touch(&mut self, path: &str, change: impl FnOnce(&mut Value)) {
+        let version = self.next_resource_version();
+        let object = self.objects.get_mut(path).expect("the object exists");
+        change(object);
+        object["metadata"]["resourceVersion"] = json!(version);
     }
 
     pub fn get(&self, path: &str) -> Option<&Value> {
@@ -111,7 +129,7 @@ impl FakeApi {
                     .collect();
                 if is_collection && self.looks_like_collection(path) {
                     ok(
-                        &json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": "1" }, "items": items }),
+                        &json!({ "apiVersion": "v1", "kind": "List", "metadata": { "resourceVersion": self.resource_version.to_string() }, "items": items }),
                     )
                 } else {
                     status(404, "NotFound", &format!("{path} not found"))
@@ -128,6 +146,20 @@ impl FakeApi {
             }
             "PATCH" => {
                 let exists = self.objects.contains_key(&object_path);
+                // A patch that names a resourceVersion is a precondition on it.
+                let expected = body["metadata"]["resourceVersion"].as_str().map(str::to_string);
+                if let (Some(expected), Some(current)) = (expected, self.objects.get(&object_path))
+                    && current["metadata"]["resourceVersion"].as_str() != Some(expected.as_str())
+                {
+                    return status(
+                        409,
+                        "Conflict",
+                        &format!(
+                            "Operation cannot be fulfilled on {object_path}: the object has been modified; please apply your changes to the latest version and try again"
+                        ),
+                    );
+                }
+                let version = json!(self.next_resource_version());
                 if content_type.contains("json-patch") {
                     let Some(object) = self.objects.get_mut(&object_path) else {
                         return status(404, "NotFound", "not found");
@@ -168,6 +200,7 @@ impl FakeApi {
                             _ => {}
                         }
                     }
+                    object["metadata"]["resourceVersion"] = version;
                     return ok(object);
                 }
                 if !exists {
@@ -191,6 +224,7 @@ impl FakeApi {
                     }
                     None => merge(object, &body),
                 }
+                object["metadata"]["resourceVersion"] = version;
                 ok(object)
             }
             "DELETE" => match self.objects.get_mut(&object_path) {
@@ -198,6 +232,8 @@ impl FakeApi {
                     let finalizers = object["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
                     if finalizers {
                         object["metadata"]["deletionTimestamp"] = json!("2026-11-26T00:00:01Z");
+                        self.resource_version += 1;
+                        object["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
                         ok(object)
                     } else {
                         let removed = self.objects.remove(&object_path).unwrap();
