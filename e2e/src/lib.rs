@@ -2,12 +2,107 @@
 //! kube-controller-manager built from Go modules (`testbed/build.sh`, cached under
 //! `~/.cache/buckets/testbed`), started per test binary (`testbed/up.sh`), driven with the
 //! built kubectl; `runner` plays kubelet so node pods run as local processes.
+//!
+//! Every scenario runs in a network of its own (`in_own_network`): the test process
+//! re-executes itself in new network, PID and mount namespaces, where the whole bed, the
+//! pods (each in a namespace of its own on a bridge) and the test's clients live. The
+//! host's network never sees a bed address, and nothing the bed made can outlive it:
+//! when the scenario's process ends, the kernel ends every process of its PID namespace
+//! and with them every namespace, veth and bridge.
 
 pub mod runner;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// Set in a scenario's re-executed process, which runs inside the bed's namespaces.
+const INSIDE_ENV: &str = "BUCKETS_E2E_IN_OWN_NETWORK";
+/// A file the re-executed process writes when the scenario's body returned: a test
+/// filter that matched nothing would otherwise end the run "ok" with nothing run.
+const DONE_ENV: &str = "BUCKETS_E2E_DONE_FILE";
+
+/// The bed's pod network (what a CNI bridge plugin would give a node): a bridge in the
+/// bed's namespace with the first address of `POD_CIDR`; every pod joins it by a veth.
+pub const POD_BRIDGE: &str = "cni0";
+pub const POD_GATEWAY: &str = "10.244.0.1";
+pub const POD_PREFIX_LENGTH: u8 = 16;
+
+/// Runs the scenario `test` (the name of the `#[test]` function calling this) in a
+/// network of its own: the test binary runs itself again, filtered to `test`, under
+/// `unshare --net --pid --mount` (root is needed, as for the pod runner), and this
+/// process watches the host's addresses meanwhile. Fails when the scenario fails, did
+/// not run, or the host's network gained an address during the run. Against an existing
+/// cluster (`BUCKETS_E2E_KUBECONFIG`) the body runs here, in the host's network.
+pub fn in_own_network(test: &str, body: impl FnOnce()) {
+    if std::env::var_os(INSIDE_ENV).is_some() {
+        body();
+        if let Some(done) = std::env::var_os(DONE_ENV) {
+            std::fs::write(done, test).expect("the scenario's completion is recorded");
+        }
+        return;
+    }
+    if std::env::var_os("BUCKETS_E2E_KUBECONFIG").is_some() {
+        return body();
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let done = scratch.path().join("done");
+    let output = scratch.path().join("output");
+    let before = host_addresses();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (stop, before) = (stop.clone(), before.clone());
+        std::thread::spawn(move || {
+            let mut gained = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                gained.extend(host_addresses().into_iter().filter(|a| !before.contains(a)));
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            gained
+        })
+    };
+    let log = std::fs::File::create(&output).unwrap();
+    let status = Command::new("unshare")
+        .args(["--net", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "--mount-proc", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(INSIDE_ENV, "1")
+        .env(DONE_ENV, &done)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .status()
+        .expect("unshare runs (util-linux)");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let gained = watcher.join().unwrap();
+    // Shown with the failure (the harness captures this process's output); prefixed so
+    // the inner harness's own summary line is not counted twice by the test command.
+    for line in std::fs::read_to_string(&output).unwrap_or_default().lines() {
+        eprintln!("  | {line}");
+    }
+    assert!(status.success(), "{test} failed in its own network ({status}); its output is above");
+    assert_eq!(std::fs::read_to_string(&done).ok().as_deref(), Some(test), "{test} ran to its end");
+    assert!(gained.is_empty(), "the host's network gained addresses during {test}: {gained:?}");
+    let after = host_addresses();
+    assert_eq!(after, before, "the host's addresses changed across {test}");
+    assert!(!after.iter().any(|a| a.contains(" 10.244.")), "a pod address is on the host: {after:?}");
+}
+
+/// The host's IPv4 addresses as `interface address/prefix`, sorted.
+fn host_addresses() -> Vec<String> {
+    let output = Command::new("ip").args(["-4", "-o", "addr", "show"]).output().expect("ip runs (iproute2)");
+    assert!(output.status.success(), "ip -4 addr: {}", String::from_utf8_lossy(&output.stderr));
+    let mut addresses: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let at = fields.iter().position(|f| *f == "inet")?;
+            Some(format!("{} {}", fields.get(1)?, fields.get(at + 1)?))
+        })
+        .collect();
+    addresses.sort();
+    addresses
+}
 
 /// A running control plane (stopped when dropped), or an existing cluster.
 pub struct TestBed {
@@ -53,7 +148,13 @@ impl TestBed {
             }
         };
         let dir = tempfile::tempdir().unwrap();
-        let output = Command::new(testbed_dir().join("up.sh")).arg(&bin).arg(dir.path()).output().unwrap();
+        let output = Command::new(testbed_dir().join("up.sh"))
+            .arg(&bin)
+            .arg(dir.path())
+            .env("BUCKETS_TESTBED_BRIDGE", POD_BRIDGE)
+            .env("BUCKETS_TESTBED_GATEWAY", format!("{POD_GATEWAY}/{POD_PREFIX_LENGTH}"))
+            .output()
+            .unwrap();
         let logs = |dir: &Path| {
             ["etcd", "kube-apiserver", "kube-controller-manager"]
                 .iter()
@@ -124,7 +225,10 @@ impl TestBed {
 impl Drop for TestBed {
     fn drop(&mut self) {
         if !self.external {
-            let _ = Command::new(testbed_dir().join("down.sh")).arg(self.dir.path()).output();
+            let _ = Command::new(testbed_dir().join("down.sh"))
+                .arg(self.dir.path())
+                .env("BUCKETS_TESTBED_BRIDGE", POD_BRIDGE)
+                .output();
         }
     }
 }

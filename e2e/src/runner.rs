@@ -4,15 +4,19 @@
 //! (restartPolicy Always), and finishes deletions (stops the process, then deletes the
 //! pod with grace 0).
 //!
-//! How a pod runs: in its own mount namespace (`unshare --mount`), where every volume
-//! claim is a directory of the runner bind-mounted at the container's mount path (so the
-//! node sees `/data/d0` as the pod spec says), and `/etc/hosts` is the runner's hosts
-//! file. Each pod gets its own address 10.244.X.N, added to the host's `lo` (Kubernetes
-//! refuses 127.0.0.0/8 in EndpointSlices, so loopback addresses cannot be pod IPs);
-//! listen addresses `0.0.0.0:PORT` in the arguments become `POD_IP:PORT` (the pods share
-//! the host's network). Names resolve through that hosts file, which maps every running pod's DNS
-//! name (`<hostname>.<subdomain>.<namespace>.svc.cluster.local`, as the StatefulSet's
-//! headless Service gives it) to its pod IP.
+//! How a pod runs, as a kubelet with the CNI bridge plugin runs it: each pod gets a
+//! sandbox, a network namespace of its own (`ip netns`, named `pod-N`) joined to the
+//! bed's bridge by a veth pair, with its pod IP from 10.244.0.0/16 on `eth0`, `lo` up
+//! and the default route through the bridge. The container runs in that namespace,
+//! with the pod's arguments unchanged (it listens on `0.0.0.0:9000` as its spec says),
+//! and in a mount namespace of its own (`unshare --mount`), where every volume claim is a
+//! directory of the runner bind-mounted at the container's mount path (so the node sees
+//! `/data/d0` as the pod spec says) and `/etc/hosts` is the runner's hosts file. A
+//! restarted container keeps its sandbox (namespace and IP); a deleted pod's sandbox
+//! goes. Names resolve through that hosts file, which maps every running pod's DNS name
+//! (`<hostname>.<subdomain>.<namespace>.svc.cluster.local`, as the StatefulSet's headless
+//! Service gives it) to its pod IP. The runner itself lives in the bed's namespace
+//! (`crate::in_own_network`), so nothing of this touches the host's network.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -30,6 +34,13 @@ const TICK: Duration = Duration::from_millis(400);
 /// Wait before restarting a crashed container (a kubelet starts at 10 s and doubles).
 const RESTART_BACKOFF: Duration = Duration::from_secs(5);
 
+/// A pod's network sandbox: its namespace, the bridge end of its veth, its IP.
+struct Sandbox {
+    uid: String,
+    netns: String,
+    ip: String,
+}
+
 struct Running {
     uid: String,
     child: Child,
@@ -43,10 +54,10 @@ struct Running {
 #[derive(Default)]
 struct State {
     running: HashMap<String, Running>,
-    ips: HashMap<String, String>,
-    next_ip: u32,
-    /// Third octet of this runner's pod addresses (10.244.<subnet>.N).
-    subnet: u32,
+    /// Pod (`namespace/name`) → its sandbox, from its first start until it is deleted.
+    sandboxes: HashMap<String, Sandbox>,
+    /// The next sandbox's number (its namespace, veth and IP follow from it).
+    next_sandbox: u32,
     hosts: String,
 }
 
@@ -130,8 +141,7 @@ impl PodRunner {
         });
         context.kubectl(&["apply", "-f", "-"], Some(&node.to_string())).expect("the runner's Node is created");
         let stop = Arc::new(AtomicBool::new(false));
-        let subnet = 10 + std::process::id() % 200;
-        let state = Arc::new(Mutex::new(State { next_ip: 2, subnet, ..State::default() }));
+        let state = Arc::new(Mutex::new(State { next_sandbox: 1, ..State::default() }));
         let (thread_stop, thread_state) = (stop.clone(), state.clone());
         let thread = std::thread::spawn(move || {
             while !thread_stop.load(Ordering::Relaxed) {
@@ -145,8 +155,8 @@ impl PodRunner {
                 let _ = pod.child.kill();
                 let _ = pod.child.wait();
             }
-            for ip in state.ips.values() {
-                let _ = Command::new("ip").args(["addr", "del", &format!("{ip}/32"), "dev", "lo"]).output();
+            for (_, sandbox) in state.sandboxes.drain() {
+                remove_sandbox(&sandbox);
             }
         });
         PodRunner { stop, thread: Some(thread), state, dir, external: None }
@@ -165,7 +175,7 @@ impl PodRunner {
                 .external_kubectl(&["-n", namespace, "get", "pod", name, "-o", "jsonpath={.status.podIP}"])
                 .filter(|ip| !ip.is_empty());
         }
-        self.state.lock().unwrap().ips.get(&format!("{namespace}/{name}")).cloned()
+        self.state.lock().unwrap().sandboxes.get(&format!("{namespace}/{name}")).map(|s| s.ip.clone())
     }
 
     /// `kill -9` of a pod's process (the runner restarts it, as a kubelet would).
@@ -228,10 +238,16 @@ fn tick(context: &Context, state: &Mutex<State>) -> Result<(), String> {
         }
         ensure_running(context, state, pod, &key, &uid)?;
     }
-    // Pods gone from the API: stop their processes.
-    let gone: Vec<String> = state.lock().unwrap().running.keys().filter(|k| !seen.contains(k)).cloned().collect();
+    // Pods gone from the API: stop their processes, remove their sandboxes.
+    let gone: Vec<String> = {
+        let state = state.lock().unwrap();
+        state.running.keys().chain(state.sandboxes.keys()).filter(|k| !seen.contains(k)).cloned().collect()
+    };
     for key in gone {
         stop_pod(state, &key);
+        if let Some(sandbox) = state.lock().unwrap().sandboxes.remove(&key) {
+            remove_sandbox(&sandbox);
+        }
     }
     write_hosts(context, state, &pods);
     Ok(())
@@ -247,25 +263,7 @@ fn stop_pod(state: &Mutex<State>, key: &str) {
 fn ensure_running(context: &Context, state: &Mutex<State>, pod: &Value, key: &str, uid: &str) -> Result<(), String> {
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-    let ip = {
-        let mut state = state.lock().unwrap();
-        if let Some(ip) = state.ips.get(key) {
-            ip.clone()
-        } else {
-            let n = state.next_ip;
-            state.next_ip += 1;
-            let ip = format!("10.244.{}.{n}", state.subnet);
-            let added = Command::new("ip").args(["addr", "add", &format!("{ip}/32"), "dev", "lo"]).output();
-            match added {
-                Ok(output)
-                    if output.status.success() || String::from_utf8_lossy(&output.stderr).contains("File exists") => {}
-                Ok(output) => return Err(format!("adding pod IP {ip}: {}", String::from_utf8_lossy(&output.stderr))),
-                Err(e) => return Err(format!("adding pod IP {ip}: {e}")),
-            }
-            state.ips.insert(key.to_string(), ip.clone());
-            ip
-        }
-    };
+    let (netns, ip) = sandbox_of(state, key, uid)?;
     let mut restarted = false;
     {
         let mut guard = state.lock().unwrap();
@@ -293,7 +291,7 @@ fn ensure_running(context: &Context, state: &Mutex<State>, pod: &Value, key: &st
     let needs_start = !state.lock().unwrap().running.contains_key(key) || restarted;
     if needs_start {
         let previous_restarts = state.lock().unwrap().running.get(key).map_or(0, |r| r.restarts + u32::from(restarted));
-        let child = start_container(context, pod, &ip)?;
+        let child = start_container(context, pod, &netns, &ip)?;
         state.lock().unwrap().running.insert(
             key.to_string(),
             Running {
@@ -336,6 +334,67 @@ fn ensure_running(context: &Context, state: &Mutex<State>, pod: &Value, key: &st
     Ok(())
 }
 
+/// The pod's sandbox (namespace, IP), made at its first start; a new pod of the same
+/// name (another uid) gets a new one.
+fn sandbox_of(state: &Mutex<State>, key: &str, uid: &str) -> Result<(String, String), String> {
+    let mut state = state.lock().unwrap();
+    if let Some(sandbox) = state.sandboxes.get(key) {
+        if sandbox.uid == uid {
+            return Ok((sandbox.netns.clone(), sandbox.ip.clone()));
+        }
+        // A new pod of the same name: its old process goes first (`ensure_running`), and
+        // its old sandbox now.
+        if let Some(mut running) = state.running.remove(key) {
+            let _ = running.child.kill();
+            let _ = running.child.wait();
+        }
+        let old = state.sandboxes.remove(key).expect("present");
+        remove_sandbox(&old);
+    }
+    let number = state.next_sandbox;
+    state.next_sandbox += 1;
+    let sandbox = create_sandbox(number, uid)?;
+    let found = (sandbox.netns.clone(), sandbox.ip.clone());
+    state.sandboxes.insert(key.to_string(), sandbox);
+    Ok(found)
+}
+
+/// Most pods one bed runs: addresses come from 10.244.0.2 up, below the /16's broadcast.
+const MAX_SANDBOXES: u32 = 60_000;
+
+/// A network namespace `pod-N` joined to the bed's bridge by the veth pair `vethN` /
+/// `eth0`, with IP 10.244.0.0/16 + N + 1, `lo` up and the default route via the bridge.
+fn create_sandbox(number: u32, uid: &str) -> Result<Sandbox, String> {
+    assert!(number < MAX_SANDBOXES, "the pod network has room for {MAX_SANDBOXES} pods");
+    let host = number + 1;
+    let ip = format!("10.244.{}.{}", host / 256, host % 256);
+    let (netns, veth) = (format!("pod-{number}"), format!("veth{number}"));
+    let address = format!("{ip}/{}", crate::POD_PREFIX_LENGTH);
+    let steps: [&[&str]; 7] = [
+        &["netns", "add", &netns],
+        &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns],
+        &["link", "set", &veth, "master", crate::POD_BRIDGE, "up"],
+        &["-n", &netns, "link", "set", "lo", "up"],
+        &["-n", &netns, "addr", "add", &address, "dev", "eth0"],
+        &["-n", &netns, "link", "set", "eth0", "up"],
+        &["-n", &netns, "route", "add", "default", "via", crate::POD_GATEWAY],
+    ];
+    let sandbox = Sandbox { uid: uid.to_string(), netns: netns.clone(), ip };
+    for step in steps {
+        let output = Command::new("ip").args(step).output().map_err(|e| format!("ip {step:?}: {e}"))?;
+        if !output.status.success() {
+            remove_sandbox(&sandbox);
+            return Err(format!("ip {step:?}: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        }
+    }
+    Ok(sandbox)
+}
+
+/// Deletes the sandbox's namespace; its `eth0` goes with it, and so the veth's other end.
+fn remove_sandbox(sandbox: &Sandbox) {
+    let _ = Command::new("ip").args(["netns", "del", &sandbox.netns]).output();
+}
+
 fn http_ok(ip: &str, port: u16, path: &str) -> bool {
     use std::io::Read;
     let Ok(mut stream) =
@@ -366,7 +425,7 @@ fn report(
     let flag = if ready { "True" } else { "False" };
     let status = json!({ "status": {
         "phase": "Running",
-        "hostIP": "127.0.0.1",
+        "hostIP": crate::POD_GATEWAY,
         "podIP": ip,
         "podIPs": [{ "ip": ip }],
         "startTime": started_at,
@@ -421,7 +480,7 @@ fn environment(context: &Context, pod: &Value, ip: &str) -> Result<BTreeMap<Stri
     Ok(vars)
 }
 
-fn start_container(context: &Context, pod: &Value, ip: &str) -> Result<Child, String> {
+fn start_container(context: &Context, pod: &Value, netns: &str, ip: &str) -> Result<Child, String> {
     let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();
     let container = &pod["spec"]["containers"][0];
@@ -432,7 +491,7 @@ fn start_container(context: &Context, pod: &Value, ip: &str) -> Result<Child, St
         .unwrap_or_default()
         .iter()
         .filter_map(|a| a.as_str())
-        .map(|a| expand(a, &vars).replace("0.0.0.0:", &format!("{ip}:")))
+        .map(|a| expand(a, &vars))
         .collect();
     // Mounts: every claim is a directory of the runner, bound at its mount path.
     let mut script = String::from("set -e\n");
@@ -468,9 +527,10 @@ fn start_container(context: &Context, pod: &Value, ip: &str) -> Result<Child, St
         .append(true)
         .open(context.dir.join(format!("logs/{namespace}_{name}.log")))
         .map_err(|e| e.to_string())?;
-    let mut command = Command::new("unshare");
+    let mut command = Command::new("nsenter");
     command
-        .args(["--mount", "--propagation", "private", "--", "sh", "-c", &script, "sh"])
+        .arg(format!("--net=/run/netns/{netns}"))
+        .args(["--", "unshare", "--mount", "--propagation", "private", "--", "sh", "-c", &script, "sh"])
         .arg(&context.node_binary)
         .args(&args)
         .env_clear()
@@ -489,7 +549,7 @@ fn write_hosts(context: &Context, state: &Mutex<State>, pods: &[Value]) {
     for pod in pods {
         let namespace = pod["metadata"]["namespace"].as_str().unwrap_or_default();
         let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-        let Some(ip) = state_guard.ips.get(&format!("{namespace}/{name}")) else { continue };
+        let Some(ip) = state_guard.sandboxes.get(&format!("{namespace}/{name}")).map(|s| &s.ip) else { continue };
         let hostname = pod["spec"]["hostname"].as_str().unwrap_or(name);
         match pod["spec"]["subdomain"].as_str() {
             Some(subdomain) => text.push_str(&format!(

@@ -12,6 +12,10 @@ use buckets_e2e::{TestBed, install_crds, install_operator_chart, repo_root, star
 
 #[test]
 fn crds_samples_cel_rules_and_the_operator_on_a_real_api_server() {
+    buckets_e2e::in_own_network("crds_samples_cel_rules_and_the_operator_on_a_real_api_server", scenario);
+}
+
+fn scenario() {
     let bed = TestBed::start();
     crds_install_and_reject_bad_specs(&bed);
     operator_with_the_charts_rbac_creates_scales_and_cleans_up(&bed);

@@ -19,6 +19,10 @@ const OBJECTS: usize = 1000;
 
 #[test]
 fn kill_a_node_and_the_operator_during_a_scale_up() {
+    buckets_e2e::in_own_network("kill_a_node_and_the_operator_during_a_scale_up", scenario);
+}
+
+fn scenario() {
     let bed = TestBed::start();
     let runner = PodRunner::start(&bed, workspace_binary("buckets-node"));
     let kubeconfig = install_operator_chart(&bed);

@@ -73,6 +73,10 @@ impl Traffic {
 
 #[test]
 fn install_scale_up_and_scale_down() {
+    buckets_e2e::in_own_network("install_scale_up_and_scale_down", scenario);
+}
+
+fn scenario() {
     let bed = TestBed::start();
     let runner = PodRunner::start(&bed, workspace_binary("buckets-node"));
     let kubeconfig = install_operator_chart(&bed);
