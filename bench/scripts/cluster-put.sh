@@ -17,26 +17,11 @@ ROOT=${BENCH_DIR:-/tmp/buckets-cluster-put-bench}
 export BUCKETS_CLUSTER_SECRET=bench-secret BUCKETS_ROOT_USER=admin BUCKETS_ROOT_PASSWORD=adminadmin
 export AWS_ACCESS_KEY_ID=admin AWS_SECRET_ACCESS_KEY=adminadmin BUCKETS_LOG=warn
 ENDPOINTS=""; for n in 2 3 4 5; do ENDPOINTS="$ENDPOINTS --endpoint http://127.0.0.$n:29000"; done
-PIDS=()
-stop() {
-  for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
-trap stop EXIT
+. bench/scripts/cluster.sh
 
 run() { # run RELEASE_DIR
   local bin=$1
-  rm -rf "$ROOT"; mkdir -p "$ROOT"
-  local args=""; for n in 2 3 4 5; do args="$args http://127.0.0.$n:29001$ROOT/n$n/d{1...4}"; done
-  for n in 2 3 4 5; do
-    "$bin/buckets-node" server --address 127.0.0.$n:29000 --admin-address 127.0.0.$n:29001 $args \
-      >"$ROOT/node$n.log" 2>&1 &
-    PIDS+=($!)
-  done
-  for n in 2 3 4 5; do
-    until curl -sf "http://127.0.0.$n:29001/health/ready" >/dev/null; do sleep 0.2; done
-  done
-  sleep 2
+  start_cluster "$bin" "$ROOT" 4
   "$bin/buckets-load" $ENDPOINTS --size 1048576 --concurrency 16 --seconds "$SECONDS_PER_RUN" --bucket bench
   stop
 }

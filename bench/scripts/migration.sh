@@ -16,26 +16,7 @@ export BUCKETS_CLUSTER_SECRET=bench-secret BUCKETS_ROOT_USER=admin BUCKETS_ROOT_
 export AWS_ACCESS_KEY_ID=admin AWS_SECRET_ACCESS_KEY=adminadmin
 export BUCKETS_ENDPOINT=http://127.0.0.2:29001 BUCKETS_LOG=warn
 ENDPOINTS=""; for n in 2 3 4 5; do ENDPOINTS="$ENDPOINTS --endpoint http://127.0.0.$n:29000"; done
-PIDS=()
-stop() {
-  for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
-trap stop EXIT
-
-start_cluster() {
-  rm -rf "$ROOT"; mkdir -p "$ROOT"
-  local args=""; for n in 2 3 4 5; do args="$args http://127.0.0.$n:29001$ROOT/n$n/d{1...5}"; done
-  for n in 2 3 4 5; do
-    "$TARGET/buckets-node" server --address 127.0.0.$n:29000 --admin-address 127.0.0.$n:29001 $args \
-      >"$ROOT/node$n.log" 2>&1 &
-    PIDS+=($!)
-  done
-  for n in 2 3 4 5; do
-    until curl -sf "http://127.0.0.$n:29001/health/ready" >/dev/null; do sleep 0.2; done
-  done
-  sleep 2
-}
+. bench/scripts/cluster.sh
 
 load() { "$TARGET/buckets-load" $ENDPOINTS --size 1048576 --concurrency 16 --seconds "$1" --bucket "$2"; }
 
@@ -54,7 +35,7 @@ print(f\"migration: {status['totalObjects']} objects, {mib:.0f} MiB in {seconds:
 }
 
 echo "== A: a raw copy of set 1, then the drain alone"
-start_cluster
+start_cluster "$TARGET" "$ROOT" 5
 load "$FILL" fill | sed 's/^/fill: /'
 # The drives of set 1 (the second run of 10 in the node-interleaved order).
 SET1=$("$TARGET/buckets-admin" topology show --json | python3 -c '
@@ -72,7 +53,7 @@ drain_and_wait
 stop
 
 echo "== B: the load without, then with the drain"
-start_cluster
+start_cluster "$TARGET" "$ROOT" 5
 load "$FILL" fill | sed 's/^/fill: /'
 load "$LOAD" baseline | sed 's/^/without migration: /'
 drain_and_wait &
