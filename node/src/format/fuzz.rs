@@ -132,3 +132,78 @@ fn bodies_with_valid_frames_but_mutated_content_are_refused_without_panicking() 
     }
     assert!(refused > 10_000 && accepted > 100, "both outcomes were exercised: {refused} refused, {accepted} accepted");
 }
+
+/// One JSON-bodied system file: any change to its frame is refused; a mutated body in a
+/// valid frame never panics, and whatever it decodes to survives its own round trip.
+fn check_system_file<T: PartialEq + std::fmt::Debug + serde::Serialize>(
+    rng: &mut StdRng,
+    value: T,
+    magic: &[u8; 8],
+    encode: fn(&T) -> Vec<u8>,
+    decode: fn(&[u8]) -> Option<T>,
+) -> (usize, usize) {
+    let encoded = encode(&value);
+    assert_eq!(decode(&encoded).as_ref(), Some(&value));
+    let body = serde_json::to_vec(&value).unwrap();
+    let (mut refused, mut accepted) = (0, 0);
+    for round in 0..4_000 {
+        let changed = mutate(rng, &encoded);
+        assert!(changed == encoded || decode(&changed).is_none(), "round {round}: a changed {magic:?} frame decoded");
+        let frame = super::encode_frame(magic, 1, &mutate(rng, &body));
+        match decode(&frame) {
+            Some(decoded) => {
+                accepted += 1;
+                assert_eq!(decode(&encode(&decoded)).as_ref(), Some(&decoded), "round {round}");
+            }
+            None => refused += 1,
+        }
+    }
+    (refused, accepted)
+}
+
+#[test]
+fn system_files_refuse_changed_frames_and_survive_mutated_bodies() {
+    use super::golden::*;
+    use super::{bucket::BucketMeta, migration, upload};
+    let mut rng = StdRng::seed_from_u64(0x5157);
+    let results = [
+        check_system_file(
+            &mut rng,
+            bucket_meta_v1(),
+            super::bucket::BUCKET_META_MAGIC,
+            BucketMeta::encode,
+            BucketMeta::decode,
+        ),
+        check_system_file(
+            &mut rng,
+            upload_meta_v1(),
+            upload::UPLOAD_MAGIC,
+            upload::UploadMeta::encode,
+            upload::UploadMeta::decode,
+        ),
+        check_system_file(
+            &mut rng,
+            part_meta_v1(),
+            upload::PART_MAGIC,
+            upload::PartMeta::encode,
+            upload::PartMeta::decode,
+        ),
+        check_system_file(
+            &mut rng,
+            migration_control_v1(),
+            migration::CONTROL_MAGIC,
+            migration::Control::encode,
+            migration::Control::decode,
+        ),
+        check_system_file(
+            &mut rng,
+            migration_progress_v1(),
+            migration::PROGRESS_MAGIC,
+            migration::SetProgress::encode,
+            migration::SetProgress::decode,
+        ),
+    ];
+    for (n, (refused, _)) in results.iter().enumerate() {
+        assert!(*refused > 1_000, "file {n}: mutated bodies are mostly refused: {results:?}");
+    }
+}

@@ -64,3 +64,101 @@ fn object_meta_v1_golden() {
     let golden = check("object-meta-v1.bin", &object_meta_v1().encode());
     assert_eq!(ObjectMeta::decode(&golden).unwrap(), object_meta_v1());
 }
+
+pub(super) fn bucket_meta_v1() -> super::bucket::BucketMeta {
+    super::bucket::BucketMeta { created_ns: 1_764_000_000_123_456_789 }
+}
+
+pub(super) fn upload_meta_v1() -> super::upload::UploadMeta {
+    super::upload::UploadMeta {
+        key: "photos/2026/cat.jpg".into(),
+        headers: vec![("content-type".into(), "image/jpeg".into())],
+        initiated_ns: 1_764_000_000_000_000_001,
+        checksum: Some(super::upload::MultipartChecksum { algorithm: ChecksumAlgorithm::Crc32c, full_object: true }),
+    }
+}
+
+pub(super) fn part_meta_v1() -> super::upload::PartMeta {
+    super::upload::PartMeta {
+        number: 7,
+        size: 5 * 1024 * 1024,
+        etag: "9e107d9d372bb6826bd81d3542a419d6".into(),
+        modified_ns: 1_764_000_000_000_000_002,
+        data_name: "part.7.0f3c".into(),
+        checksums: vec![(ChecksumAlgorithm::Crc32c, "yZRlqg==".into())],
+    }
+}
+
+pub(super) fn migration_control_v1() -> super::migration::Control {
+    super::migration::Control { seq: 12, paused: true, bytes_per_second: 64 * 1024 * 1024 }
+}
+
+pub(super) fn migration_progress_v1() -> super::migration::SetProgress {
+    super::migration::SetProgress {
+        generation: 5,
+        set: 1,
+        seq: 40,
+        phase: super::migration::Phase::Moving,
+        bucket: "photos".into(),
+        after: "2026/cat.jpg".into(),
+        total_objects: 1000,
+        total_bytes: 1 << 30,
+        moved_objects: 250,
+        moved_bytes: 1 << 28,
+        failed_objects: 2,
+        found_in_pass: 3,
+        passes: 1,
+        last_error: Some("quorum not reached".into()),
+        started_unix: 1_764_000_000,
+        updated_unix: 1_764_000_060,
+    }
+}
+
+fn topology_v1() -> crate::placement::topology::Topology {
+    use crate::placement::topology::{Pool, SetSpec, SetState, Topology};
+    let set = |id, state, node| SetSpec {
+        id,
+        state,
+        drives: (1..=4).map(|d| format!("http://buckets-{node}.buckets:9001/data/d{d}")).collect(),
+        weight: 1.0,
+    };
+    Topology {
+        cluster_id: Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef),
+        generation: 3,
+        pools: vec![Pool {
+            name: "pool-0".into(),
+            sets: vec![set(0, SetState::Active, 0), set(1, SetState::Draining, 1), set(2, SetState::Removed, 2)],
+        }],
+    }
+}
+
+#[test]
+fn bucket_meta_v1_golden() {
+    let golden = check("bucket-meta-v1.bin", &bucket_meta_v1().encode());
+    assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(bucket_meta_v1()));
+}
+
+#[test]
+fn upload_and_part_meta_v1_golden() {
+    let golden = check("upload-meta-v1.bin", &upload_meta_v1().encode());
+    assert_eq!(super::upload::UploadMeta::decode(&golden), Some(upload_meta_v1()));
+    let golden = check("part-meta-v1.bin", &part_meta_v1().encode());
+    assert_eq!(super::upload::PartMeta::decode(&golden), Some(part_meta_v1()));
+    // Each file is refused where another kind is expected (the magic tells them apart).
+    assert_eq!(super::upload::UploadMeta::decode(&golden), None);
+}
+
+#[test]
+fn migration_control_and_checkpoint_v1_golden() {
+    let golden = check("migration-control-v1.bin", &migration_control_v1().encode());
+    assert_eq!(super::migration::Control::decode(&golden), Some(migration_control_v1()));
+    let golden = check("migration-progress-v1.bin", &migration_progress_v1().encode());
+    assert_eq!(super::migration::SetProgress::decode(&golden), Some(migration_progress_v1()));
+    assert_eq!(super::migration::Control::decode(&golden), None);
+}
+
+#[test]
+fn topology_v1_golden() {
+    let golden = check("topology-v1.bin", &topology_v1().encode());
+    assert_eq!(crate::placement::topology::Topology::decode(&golden).unwrap(), topology_v1());
+}

@@ -1,15 +1,19 @@
 //! On-disk formats: the framed file every metadata file uses, the per-drive format file,
-//! and the per-object metadata file.
+//! the per-object metadata file, and the JSON-bodied system files (bucket, multipart
+//! upload and part, migration control and checkpoint; the topology's is in `placement`).
 //!
 //! Owns: byte layouts and their versions. Must never do I/O: encode to bytes, decode from
 //! bytes, and reject anything whose magic, version or checksum is wrong.
 
+pub mod bucket;
 pub mod drive;
 #[cfg(test)]
 mod fuzz;
 #[cfg(test)]
 mod golden;
+pub mod migration;
 pub mod object;
+pub mod upload;
 
 /// Bytes of a frame header: magic (8), format version (2), reserved (6), body length (8).
 pub const FRAME_HEADER_BYTES: usize = 24;
@@ -81,6 +85,17 @@ pub fn decode_frame<'a>(magic: &[u8; 8], max_version: u16, bytes: &'a [u8]) -> R
         return Err(FormatError::Version { found: version, supported: max_version });
     }
     Ok((version, &bytes[FRAME_HEADER_BYTES..body_end]))
+}
+
+/// A frame whose body is `value` as JSON (the system files' encoding).
+pub fn encode_json<T: serde::Serialize>(magic: &[u8; 8], version: u16, value: &T) -> Vec<u8> {
+    encode_frame(magic, version, &serde_json::to_vec(value).expect("system files serialise"))
+}
+
+/// The value in a JSON-bodied frame; `None` when the frame or its body is not one.
+pub fn decode_json<T: for<'de> serde::Deserialize<'de>>(magic: &[u8; 8], version: u16, bytes: &[u8]) -> Option<T> {
+    let (_, body) = decode_frame(magic, version, bytes).ok()?;
+    serde_json::from_slice(body).ok()
 }
 
 #[cfg(test)]

@@ -34,12 +34,10 @@ use super::migrate::Moved;
 use super::set::ErasureSet;
 use super::{ListEntry, Store, blocking, registry};
 use crate::error::{StoreError, StoreResult};
-use crate::format::{decode_frame, encode_frame};
+pub use crate::format::migration::{Control, Phase, SetProgress};
 use crate::placement::ring::SetId;
 
 pub const CONTROL_FILE: &str = "migration-control.bkt";
-const CONTROL_MAGIC: &[u8; 8] = b"BKTMIGCT";
-const PROGRESS_MAGIC: &[u8; 8] = b"BKTMIGPR";
 /// Keys listed, and at most moved, between two checkpoints (the contract asks for at
 /// least one per 1,000 objects; smaller pages also make progress visible sooner).
 pub const CHECKPOINT_EVERY_KEYS: usize = 250;
@@ -53,98 +51,18 @@ fn progress_file(generation: u64) -> String {
     format!("migration-{generation}.bkt")
 }
 
-/// Cluster-wide controls of the migration, set through the admin API.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Control {
-    /// Newest wins.
-    pub seq: u64,
-    pub paused: bool,
-    /// Bytes per second all migrating nodes together may move; 0 is unlimited.
-    pub bytes_per_second: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Phase {
-    Counting,
-    Moving,
-    Done,
-}
-
-/// One source set's progress in migrating to a generation (persisted on its drives).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SetProgress {
-    pub generation: u64,
-    pub set: SetId,
-    pub seq: u64,
-    pub phase: Phase,
-    /// Cursor of the current pass: bucket, and the last key done in it.
-    pub bucket: String,
-    pub after: String,
-    pub total_objects: u64,
-    pub total_bytes: u64,
-    pub moved_objects: u64,
-    pub moved_bytes: u64,
-    /// Objects that failed to move in the current moving pass (retried by the next).
-    pub failed_objects: u64,
-    /// Objects the current moving pass found away from their ring set; a pass that found
-    /// any is followed by another, so objects that arrived meanwhile (an upload completed
-    /// in the set) are not left behind.
-    #[serde(default)]
-    pub found_in_pass: u64,
-    pub passes: u32,
-    pub last_error: Option<String>,
-    pub started_unix: i64,
-    pub updated_unix: i64,
-}
-
-impl SetProgress {
-    fn new(generation: u64, set: SetId) -> Self {
-        let now = crate::rpc::unix_now();
-        SetProgress {
-            generation,
-            set,
-            seq: 0,
-            phase: Phase::Counting,
-            bucket: String::new(),
-            after: String::new(),
-            total_objects: 0,
-            total_bytes: 0,
-            moved_objects: 0,
-            moved_bytes: 0,
-            failed_objects: 0,
-            found_in_pass: 0,
-            passes: 0,
-            last_error: None,
-            started_unix: now,
-            updated_unix: now,
-        }
-    }
-}
-
-fn encode_json<T: Serialize>(magic: &[u8; 8], value: &T) -> Vec<u8> {
-    encode_frame(magic, 1, &serde_json::to_vec(value).expect("serialises"))
-}
-
-fn decode_json<T: for<'de> Deserialize<'de>>(magic: &[u8; 8], bytes: &[u8]) -> Option<T> {
-    let (_, body) = decode_frame(magic, 1, bytes).ok()?;
-    serde_json::from_slice(body).ok()
-}
-
 /// Reads a system file from every online drive of `drives` and decodes it.
-async fn read_everywhere<T: for<'de> Deserialize<'de> + Send + 'static>(
+async fn read_everywhere<T: Send + 'static>(
     drives: Vec<Arc<dyn Drive>>,
     name: String,
-    magic: &'static [u8; 8],
+    decode: fn(&[u8]) -> Option<T>,
 ) -> Vec<T> {
     blocking(move || {
         drives
             .iter()
             .filter(|d| d.is_online())
             .filter_map(|d| d.read_system_file(&name).ok().flatten())
-            .filter_map(|bytes| decode_json::<T>(magic, &bytes))
+            .filter_map(|bytes| decode(&bytes))
             .collect()
     })
     .await
@@ -183,7 +101,7 @@ impl Store {
     /// The newest migration control a majority of drives agree exists (absent: defaults).
     pub async fn migration_control(&self) -> Control {
         let drives: Vec<Arc<dyn Drive>> = self.all_drives();
-        let found: Vec<Control> = read_everywhere(drives, CONTROL_FILE.into(), CONTROL_MAGIC).await;
+        let found: Vec<Control> = read_everywhere(drives, CONTROL_FILE.into(), Control::decode).await;
         found.into_iter().max_by_key(|c| c.seq).unwrap_or_default()
     }
 
@@ -196,7 +114,7 @@ impl Store {
         control.seq += 1;
         let drives: Vec<Arc<dyn Drive>> = self.all_drives();
         let needed = drives.len() / 2 + 1;
-        let written = write_everywhere(drives, CONTROL_FILE.into(), encode_json(CONTROL_MAGIC, &control)).await;
+        let written = write_everywhere(drives, CONTROL_FILE.into(), control.encode()).await;
         if written < needed {
             return Err(StoreError::InsufficientQuorum {
                 operation: "write migration control",
@@ -210,7 +128,7 @@ impl Store {
     /// A set's progress towards `generation`, as its drives hold it (newest checkpoint).
     pub async fn set_progress(&self, set: &Arc<ErasureSet>, generation: u64) -> Option<SetProgress> {
         let found: Vec<SetProgress> =
-            read_everywhere(set.drives().to_vec(), progress_file(generation), PROGRESS_MAGIC).await;
+            read_everywhere(set.drives().to_vec(), progress_file(generation), SetProgress::decode).await;
         found.into_iter().filter(|p| p.generation == generation).max_by_key(|p| p.seq)
     }
 
@@ -218,12 +136,8 @@ impl Store {
         progress.seq += 1;
         progress.updated_unix = crate::rpc::unix_now();
         let needed = set.erasure().write_quorum();
-        let written = write_everywhere(
-            set.drives().to_vec(),
-            progress_file(progress.generation),
-            encode_json(PROGRESS_MAGIC, progress),
-        )
-        .await;
+        let written =
+            write_everywhere(set.drives().to_vec(), progress_file(progress.generation), progress.encode()).await;
         if written < needed {
             return Err(StoreError::InsufficientQuorum {
                 operation: "write migration checkpoint",
@@ -270,7 +184,7 @@ impl Store {
                 sets.push(
                     self.set_progress(set, generation)
                         .await
-                        .unwrap_or_else(|| SetProgress::new(generation, self.id_of(set))),
+                        .unwrap_or_else(|| SetProgress::new(generation, self.id_of(set), crate::rpc::unix_now())),
                 );
             }
         }
@@ -477,7 +391,8 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
             if !store.owns_migration_of(&set) {
                 continue;
             }
-            let mut progress = checkpoint.unwrap_or_else(|| SetProgress::new(generation, set.id));
+            let mut progress =
+                checkpoint.unwrap_or_else(|| SetProgress::new(generation, set.id, crate::rpc::unix_now()));
             if progress.phase == Phase::Done {
                 continue;
             }
@@ -795,7 +710,7 @@ mod tests {
         drain_set_one(&store).await;
         // Count, then move one page, as a node would before being killed.
         let set = store.sets()[1].clone();
-        let mut progress = SetProgress::new(store.topology().generation, 1);
+        let mut progress = SetProgress::new(store.topology().generation, 1, crate::rpc::unix_now());
         let config = MigrationConfig::default();
         let mut throttle = Throttle::default();
         while progress.phase == Phase::Counting {

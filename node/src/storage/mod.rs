@@ -26,13 +26,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo};
-use crate::format::{decode_frame, encode_frame};
 use crate::metrics::Metrics;
 use crate::placement::ring::{Ring, SetId};
 use crate::placement::topology::{SetSpec, SetState, TOPOLOGY_FILE, Topology, TopologyError};
@@ -177,24 +175,7 @@ pub struct HealRequest {
     pub attempt: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BucketMeta {
-    pub created_ns: i64,
-}
-
-const BUCKET_META_MAGIC: &[u8; 8] = b"BKTBUCKT";
-const BUCKET_META_VERSION: u16 = 1;
-
-impl BucketMeta {
-    pub fn encode(&self) -> Vec<u8> {
-        encode_frame(BUCKET_META_MAGIC, BUCKET_META_VERSION, &serde_json::to_vec(self).expect("serialises"))
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        let (_, body) = decode_frame(BUCKET_META_MAGIC, BUCKET_META_VERSION, bytes).ok()?;
-        serde_json::from_slice(body).ok()
-    }
-}
+pub use crate::format::bucket::BucketMeta;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketInfo {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use md5::Digest as _;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::checksum::{Hasher, algorithm_name, combine_crcs};
@@ -13,7 +12,7 @@ use super::set::{self, now_ns, rotation};
 use super::{BodyStream, ObjectInfo, PutOptions, Store, blocking, path};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo, VersionKind};
-use crate::format::{decode_frame, encode_frame};
+pub use crate::format::upload::{MultipartChecksum, PartMeta, UploadMeta};
 
 /// S3's bounds on parts.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -21,40 +20,6 @@ pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 const UPLOAD_META_FILE: &str = "%upload";
-const UPLOAD_MAGIC: &[u8; 8] = b"BKTUPLOD";
-const PART_MAGIC: &[u8; 8] = b"BKTPARTM";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadMeta {
-    pub key: String,
-    pub headers: Vec<(String, String)>,
-    pub initiated_ns: i64,
-    /// The checksum asked for at creation: every part gets one, and so does the object.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checksum: Option<MultipartChecksum>,
-}
-
-/// A multipart upload's checksum: its algorithm, and whether the object's checksum is of
-/// the whole object (FULL_OBJECT, CRCs only, combined from the parts' CRCs) or of the
-/// parts' checksums (COMPOSITE, reported with "-N").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MultipartChecksum {
-    pub algorithm: ChecksumAlgorithm,
-    pub full_object: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartMeta {
-    pub number: u32,
-    pub size: u64,
-    pub etag: String,
-    pub modified_ns: i64,
-    /// Name of the shard file inside the upload directory.
-    pub data_name: String,
-    /// Checksums of the part's bytes (base64, as in `x-amz-checksum-*`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checksums: Vec<(ChecksumAlgorithm, String)>,
-}
 
 /// A part as CompleteMultipartUpload names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,15 +63,6 @@ pub struct UploadInfo {
     pub initiated_ns: i64,
 }
 
-fn encode_json<T: Serialize>(magic: &[u8; 8], value: &T) -> Vec<u8> {
-    encode_frame(magic, 1, &serde_json::to_vec(value).expect("serialises"))
-}
-
-fn decode_json<T: for<'de> Deserialize<'de>>(magic: &[u8; 8], bytes: &[u8]) -> Option<T> {
-    let (_, body) = decode_frame(magic, 1, bytes).ok()?;
-    serde_json::from_slice(body).ok()
-}
-
 /// Upload ids are UUIDs; anything else cannot name an upload (and must never become a path).
 fn check_upload_id(upload_id: &str) -> StoreResult<()> {
     Uuid::parse_str(upload_id).map(|_| ()).map_err(|_| StoreError::NoSuchUpload)
@@ -123,8 +79,7 @@ impl Store {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let upload_id = Uuid::new_v4().to_string();
-        let meta =
-            encode_json(UPLOAD_MAGIC, &UploadMeta { key: key.to_string(), headers, initiated_ns: now_ns(), checksum });
+        let meta = UploadMeta { key: key.to_string(), headers, initiated_ns: now_ns(), checksum }.encode();
         let set = self.set_for(bucket, key);
         let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.clone());
@@ -174,7 +129,7 @@ impl Store {
                     .iter()
                     .filter(|d| d.is_online())
                     .filter_map(|d| d.read_upload_file(&name, &id, UPLOAD_META_FILE).ok().flatten())
-                    .filter_map(|bytes| decode_json::<UploadMeta>(UPLOAD_MAGIC, &bytes))
+                    .filter_map(|bytes| UploadMeta::decode(&bytes))
                     .collect()
             })
             .await;
@@ -238,7 +193,7 @@ impl Store {
             data_name: format!("part.{number}.{staging_id}"),
             checksums: written.checksums.clone(),
         };
-        let meta = encode_json(PART_MAGIC, &part);
+        let meta = part.encode();
         let drives = set.drives().to_vec();
         let healthy: Vec<bool> = written.per_drive.iter().map(Option::is_some).collect();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
@@ -304,7 +259,7 @@ impl Store {
                         .into_iter()
                         .filter(|file| file.starts_with("part.") && file.ends_with(".meta"))
                         .filter_map(|file| drive.read_upload_file(&name, &id, &file).ok().flatten())
-                        .filter_map(|bytes| decode_json::<PartMeta>(PART_MAGIC, &bytes))
+                        .filter_map(|bytes| PartMeta::decode(&bytes))
                         .collect();
                     Some(parts)
                 })
@@ -459,7 +414,7 @@ impl Store {
                             .read_upload_file(&name, &upload_id, UPLOAD_META_FILE)
                             .ok()
                             .flatten()
-                            .and_then(|bytes| decode_json::<UploadMeta>(UPLOAD_MAGIC, &bytes))
+                            .and_then(|bytes| UploadMeta::decode(&bytes))
                         {
                             found.push((upload_id, meta));
                         }

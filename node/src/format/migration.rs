@@ -1,0 +1,104 @@
+//! The migration's files: the cluster-wide control (`migration-control.bkt` on every
+//! drive) and each source set's checkpoint (`migration-<generation>.bkt` on its drives),
+//! each a JSON body in a frame.
+
+use serde::{Deserialize, Serialize};
+
+use super::{decode_json, encode_json};
+use crate::placement::ring::SetId;
+
+pub const CONTROL_MAGIC: &[u8; 8] = b"BKTMIGCT";
+pub const PROGRESS_MAGIC: &[u8; 8] = b"BKTMIGPR";
+pub const CONTROL_VERSION: u16 = 1;
+pub const PROGRESS_VERSION: u16 = 1;
+
+/// Cluster-wide controls of the migration, set through the admin API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Control {
+    /// Newest wins.
+    pub seq: u64,
+    pub paused: bool,
+    /// Bytes per second all migrating nodes together may move; 0 is unlimited.
+    pub bytes_per_second: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    Counting,
+    Moving,
+    Done,
+}
+
+/// One source set's progress in migrating to a generation (persisted on its drives).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetProgress {
+    pub generation: u64,
+    pub set: SetId,
+    pub seq: u64,
+    pub phase: Phase,
+    /// Cursor of the current pass: bucket, and the last key done in it.
+    pub bucket: String,
+    pub after: String,
+    pub total_objects: u64,
+    pub total_bytes: u64,
+    pub moved_objects: u64,
+    pub moved_bytes: u64,
+    /// Objects that failed to move in the current moving pass (retried by the next).
+    pub failed_objects: u64,
+    /// Objects the current moving pass found away from their ring set; a pass that found
+    /// any is followed by another, so objects that arrived meanwhile (an upload completed
+    /// in the set) are not left behind.
+    #[serde(default)]
+    pub found_in_pass: u64,
+    pub passes: u32,
+    pub last_error: Option<String>,
+    pub started_unix: i64,
+    pub updated_unix: i64,
+}
+
+impl SetProgress {
+    /// A set's progress before its first pass; `now` in Unix seconds.
+    pub fn new(generation: u64, set: SetId, now: i64) -> Self {
+        SetProgress {
+            generation,
+            set,
+            seq: 0,
+            phase: Phase::Counting,
+            bucket: String::new(),
+            after: String::new(),
+            total_objects: 0,
+            total_bytes: 0,
+            moved_objects: 0,
+            moved_bytes: 0,
+            failed_objects: 0,
+            found_in_pass: 0,
+            passes: 0,
+            last_error: None,
+            started_unix: now,
+            updated_unix: now,
+        }
+    }
+}
+
+impl Control {
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(CONTROL_MAGIC, CONTROL_VERSION, self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        decode_json(CONTROL_MAGIC, CONTROL_VERSION, bytes)
+    }
+}
+
+impl SetProgress {
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(PROGRESS_MAGIC, PROGRESS_VERSION, self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        decode_json(PROGRESS_MAGIC, PROGRESS_VERSION, bytes)
+    }
+}

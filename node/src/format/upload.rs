@@ -1,0 +1,64 @@
+//! A multipart upload's files: its metadata (`%upload`) and one metadata file per part,
+//! each a JSON body in a frame.
+
+use serde::{Deserialize, Serialize};
+
+use super::object::ChecksumAlgorithm;
+use super::{decode_json, encode_json};
+
+pub const UPLOAD_MAGIC: &[u8; 8] = b"BKTUPLOD";
+pub const PART_MAGIC: &[u8; 8] = b"BKTPARTM";
+pub const UPLOAD_VERSION: u16 = 1;
+pub const PART_VERSION: u16 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadMeta {
+    pub key: String,
+    pub headers: Vec<(String, String)>,
+    pub initiated_ns: i64,
+    /// The checksum asked for at creation: every part gets one, and so does the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<MultipartChecksum>,
+}
+
+/// A multipart upload's checksum: its algorithm, and whether the object's checksum is of
+/// the whole object (FULL_OBJECT, CRCs only, combined from the parts' CRCs) or of the
+/// parts' checksums (COMPOSITE, reported with "-N").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    pub full_object: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartMeta {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+    pub modified_ns: i64,
+    /// Name of the shard file inside the upload directory.
+    pub data_name: String,
+    /// Checksums of the part's bytes (base64, as in `x-amz-checksum-*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checksums: Vec<(ChecksumAlgorithm, String)>,
+}
+
+impl UploadMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(UPLOAD_MAGIC, UPLOAD_VERSION, self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        decode_json(UPLOAD_MAGIC, UPLOAD_VERSION, bytes)
+    }
+}
+
+impl PartMeta {
+    pub fn encode(&self) -> Vec<u8> {
+        encode_json(PART_MAGIC, PART_VERSION, self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        decode_json(PART_MAGIC, PART_VERSION, bytes)
+    }
+}
