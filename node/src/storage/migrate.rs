@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::layout::ShardLayout;
 use super::locks::WriteGuard;
-use super::set::{ErasureSet, rotation};
+use super::set::{DriveCopy, ErasureSet};
 use super::{BodyStream, ObjectInfo, PutOptions, ReadPlan, Store, path, registry};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::ObjectVersion;
@@ -127,10 +128,10 @@ impl Store {
         moved.data_dir = (!inline).then_some(*data_dir.as_bytes());
         moved.inline_data = None;
         let object_path = path::object_path(key).map_err(super::set::key_error)?;
-        let per_drive = copied.into_iter().map(|d| d.map(|bytes| inline.then_some(bytes))).collect();
-        let rotation = rotation(key, target.drives().len());
+        let per_drive = copied.into_iter().map(|d| DriveCopy::of_written(d, inline)).collect();
+        let layout = ShardLayout::of_key(key, target.drives().len());
         target
-            .commit_locked(bucket, key, &object_path, moved, rotation, per_drive, (!inline).then_some(data_dir), None)
+            .commit_locked(bucket, key, &object_path, moved, layout, per_drive, (!inline).then_some(data_dir), None)
             .await?;
         failpoint("move-after-commit");
         self.note_location(target, bucket, key).await;
@@ -202,7 +203,7 @@ impl Store {
         version: &ObjectVersion,
         data_dir: Uuid,
     ) -> StoreResult<Option<Vec<Option<Vec<u8>>>>> {
-        let rotation = rotation(key, target.drives().len());
+        let layout = ShardLayout::of_key(key, target.drives().len());
         let single = version.parts.len() <= 1;
         let mut per_drive: Vec<Option<Vec<u8>>> = vec![Some(Vec::new()); target.drives().len()];
         let mut offset = 0u64;
@@ -227,7 +228,7 @@ impl Store {
                 Err(e) => return Err(e),
             };
             let options = PutOptions { content_length: Some(size), max_size: u64::MAX, ..PutOptions::default() };
-            let written = target.write_part(body, single, data_dir, number, rotation, &options).await?;
+            let written = target.write_part(body, single, data_dir, number, layout, &options).await?;
             if hex::encode(written.md5) != etag.trim_matches('"') && !etag.contains('-') {
                 return Err(StoreError::Unrecoverable(format!(
                     "part {number} of {bucket}/{key} read back with another MD5 than its ETag"

@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod checksum;
 pub mod drive;
 pub mod heal;
+pub mod layout;
 pub mod locks;
 pub mod migrate;
 pub mod migration;

@@ -8,7 +8,8 @@ use md5::Digest as _;
 use uuid::Uuid;
 
 use super::checksum::{Hasher, algorithm_name, combine_crcs};
-use super::set::{self, now_ns, rotation};
+use super::layout::ShardLayout;
+use super::set::{self, DriveCopy, now_ns};
 use super::{BodyStream, ObjectInfo, PutOptions, Store, blocking, path};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo, VersionKind};
@@ -172,7 +173,8 @@ impl Store {
         }
         let staging_id = Uuid::new_v4();
         options.max_size = MAX_PART_BYTES;
-        let written = set.write_part(body, false, staging_id, 1, rotation(key, set.drives().len()), &options).await?;
+        let written =
+            set.write_part(body, false, staging_id, 1, ShardLayout::of_key(key, set.drives().len()), &options).await?;
         if let Some(expected) = options.expected_md5
             && expected != written.md5
         {
@@ -361,9 +363,9 @@ impl Store {
             parts: chosen.iter().map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone() }).collect(),
             inline_data: None,
         };
-        let per_drive = staged.into_iter().map(|ok| ok.then_some(None)).collect();
+        let per_drive = staged.into_iter().map(|ok| if ok { DriveCopy::Staged } else { DriveCopy::Failed }).collect();
         let object_path = path::object_path(key).map_err(set::key_error)?;
-        let rotation_value = rotation(key, set.drives().len());
+        let layout = ShardLayout::of_key(key, set.drives().len());
         // Commit and clear the other sets under one hold of the key's lock.
         let _guard = match self.lock_key(bucket, key).await {
             Ok(guard) => guard,
@@ -373,7 +375,7 @@ impl Store {
             }
         };
         let info = set
-            .commit_locked(bucket, key, &object_path, version, rotation_value, per_drive, Some(data_dir), precondition)
+            .commit_locked(bucket, key, &object_path, version, layout, per_drive, Some(data_dir), precondition)
             .await?;
         self.remove_upload(&set, bucket, upload_id).await;
         self.clear_stale_copies_locked(bucket, key, &set).await?;

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::drive::{Drive, ShardFile};
+use super::layout::ShardLayout;
 use super::locks::NamespaceLocks;
 use super::path::{self, DIR_OBJECT_META_FILE, OBJECT_META_FILE, ObjectPath};
 use super::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
@@ -48,10 +49,42 @@ pub struct PreparedPut {
     key: String,
     path: ObjectPath,
     version: ObjectVersion,
-    rotation: usize,
-    per_drive: Vec<Option<Option<Vec<u8>>>>,
+    layout: ShardLayout,
+    per_drive: Vec<DriveCopy>,
     staged: Option<Uuid>,
     precondition: Option<super::Precondition>,
+}
+
+/// What a commit writes on one drive, by what the write before it left there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriveCopy {
+    /// The drive failed during the write: nothing is committed on it.
+    Failed,
+    /// The shard files are staged on the drive; the metadata points at them.
+    Staged,
+    /// The shards travel inline in the metadata (small objects).
+    Inline(Vec<u8>),
+}
+
+impl DriveCopy {
+    /// From what a part write left on a drive (`None`: it failed there), for an object
+    /// that is stored inline or in staged files.
+    pub fn of_written(written: Option<Vec<u8>>, inline: bool) -> DriveCopy {
+        match written {
+            None => DriveCopy::Failed,
+            Some(bytes) if inline => DriveCopy::Inline(bytes),
+            Some(_) => DriveCopy::Staged,
+        }
+    }
+
+    /// The copy a drive already holds of `version` (`None`: it holds none).
+    fn of_held(version: Option<&ObjectVersion>) -> DriveCopy {
+        match version.map(|v| &v.inline_data) {
+            None => DriveCopy::Failed,
+            Some(None) => DriveCopy::Staged,
+            Some(Some(bytes)) => DriveCopy::Inline(bytes.clone()),
+        }
+    }
 }
 
 /// What each drive said about an object's metadata.
@@ -88,16 +121,13 @@ impl Resolved {
         self.per_drive.iter().all(Option::is_some)
     }
 
-    /// The rotation the object's shards were written with, from the drives that hold it
-    /// (drive position = (shard index + rotation) mod drive count).
-    fn rotation(&self) -> usize {
+    /// The layout the object's shards were written with, from the drives that hold it.
+    fn layout(&self) -> ShardLayout {
         let count = self.per_drive.len();
         (0..count)
             .find_map(|p| {
-                self.per_drive[p]
-                    .as_ref()
-                    .filter(|v| (v.erasure.shard_index as usize) < count)
-                    .map(|v| (p + count - v.erasure.shard_index as usize) % count)
+                let held = self.per_drive[p].as_ref()?;
+                ShardLayout::from_held(p, held.erasure.shard_index as usize, count)
             })
             .expect("a resolved object has drives")
     }
@@ -105,11 +135,6 @@ impl Resolved {
 
 pub fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
-}
-
-/// Spreads parity over the drives: objects start their shard 0 at different positions.
-pub fn rotation(key: &str, drives: usize) -> usize {
-    (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % drives as u64) as usize
 }
 
 fn referenced_data_dirs(meta: &ObjectMeta) -> Vec<Uuid> {
@@ -307,7 +332,7 @@ impl ErasureSet {
         allow_inline: bool,
         staging_id: Uuid,
         part: u32,
-        rotation: usize,
+        layout: ShardLayout,
         options: &PutOptions,
     ) -> StoreResult<WrittenPart> {
         // Read ahead up to the inline limit to decide where the shards go.
@@ -334,7 +359,7 @@ impl ErasureSet {
         let algorithms = options.checksum_algorithms.clone();
         let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(PUT_PIPELINE_BLOCKS);
         let encoder = tokio::task::spawn_blocking(move || -> io::Result<WrittenPart> {
-            let mut writer = PartWriter::new(erasure, rotation, drives, target, &algorithms);
+            let mut writer = PartWriter::new(erasure, layout, drives, target, &algorithms);
             while let Some(block) = receiver.blocking_recv() {
                 writer.write_block(&block)?;
             }
@@ -437,8 +462,8 @@ impl ErasureSet {
     ) -> StoreResult<PreparedPut> {
         let path = path::object_path(key).map_err(key_error)?;
         let data_dir = Uuid::new_v4();
-        let rotation = rotation(key, self.drives.len());
-        let written = self.write_part(body, true, data_dir, 1, rotation, &options).await?;
+        let layout = ShardLayout::of_key(key, self.drives.len());
+        let written = self.write_part(body, true, data_dir, 1, layout, &options).await?;
         if let Err(e) = verify_digests(&written, &mut options) {
             self.remove_staging(data_dir).await;
             return Err(e);
@@ -458,13 +483,13 @@ impl ErasureSet {
             parts: vec![PartInfo { number: 1, size: written.size, etag }],
             inline_data: None,
         };
-        let per_drive = written.per_drive.into_iter().map(|d| d.map(|bytes| inline.then_some(bytes))).collect();
+        let per_drive = written.per_drive.into_iter().map(|d| DriveCopy::of_written(d, inline)).collect();
         Ok(PreparedPut {
             bucket: bucket.to_string(),
             key: key.to_string(),
             path,
             version,
-            rotation,
+            layout,
             per_drive,
             staged: (!inline).then_some(data_dir),
             precondition: options.precondition.take(),
@@ -485,8 +510,8 @@ impl ErasureSet {
                 }
             }
         };
-        let PreparedPut { bucket, key, path, version, rotation, per_drive, staged, precondition } = prepared;
-        self.commit_locked(&bucket, &key, &path, version, rotation, per_drive, staged, precondition).await
+        let PreparedPut { bucket, key, path, version, layout, per_drive, staged, precondition } = prepared;
+        self.commit_locked(&bucket, &key, &path, version, layout, per_drive, staged, precondition).await
     }
 
     /// Drops a prepared PUT that will not be committed.
@@ -505,8 +530,8 @@ impl ErasureSet {
         }
     }
 
-    /// Writes `version` as the object's only version on every drive marked in `per_drive`
-    /// (`Some(inline bytes)`), moving the staged data directory into place. The caller
+    /// Writes `version` as the object's only version on every drive whose `per_drive` copy
+    /// is not `Failed`, moving the staged data directory into place. The caller
     /// holds the key's write lock (`Store::lock_key`).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn commit_locked(
@@ -515,8 +540,8 @@ impl ErasureSet {
         key: &str,
         path: &ObjectPath,
         version: ObjectVersion,
-        rotation: usize,
-        per_drive: Vec<Option<Option<Vec<u8>>>>,
+        layout: ShardLayout,
+        per_drive: Vec<DriveCopy>,
         staged: Option<Uuid>,
         precondition: Option<super::Precondition>,
     ) -> StoreResult<ObjectInfo> {
@@ -539,18 +564,18 @@ impl ErasureSet {
                 return Err(e);
             }
         }
-        let count = self.drives.len();
-        let commits = per_drive.into_iter().enumerate().map(|(position, inline)| {
+        let commits = per_drive.into_iter().enumerate().map(|(position, copy)| {
             let drive = self.drives[position].clone();
             let mut version = version.clone();
-            version.erasure.shard_index = ((position + count - rotation) % count) as u8;
+            version.erasure.shard_index = layout.shard_at(position) as u8;
             let bucket = bucket.to_string();
             let path = path.clone();
             blocking(move || -> io::Result<()> {
-                let Some(inline) = inline else {
-                    return Err(io::Error::other("drive failed during write"));
+                version.inline_data = match copy {
+                    DriveCopy::Failed => return Err(io::Error::other("drive failed during write")),
+                    DriveCopy::Staged => None,
+                    DriveCopy::Inline(bytes) => Some(bytes),
                 };
-                version.inline_data = inline;
                 let meta = ObjectMeta { versions: vec![version] };
                 drive.commit_object(&bucket, &path, &meta.encode(), staged)
             })
@@ -600,7 +625,7 @@ impl ErasureSet {
             Some(blocking(move || drive.remove_data_dirs(&bucket, &path, &obsolete)))
         });
         futures::future::join_all(cleanups).await;
-        if succeeded < count {
+        if succeeded < self.drives.len() {
             self.queue_heal(bucket, key, false);
         }
         Ok(ObjectInfo::from_version(bucket, key, &version))
@@ -623,11 +648,11 @@ impl ErasureSet {
         let mut version = resolved.version.clone();
         change(&mut version.headers)?;
         version.modified_ns += 1;
-        let rotation = resolved.rotation();
+        let layout = resolved.layout();
         // Each drive keeps its own shard (and inline bytes); drives without the version get
         // nothing now and are healed (the commit queues it).
-        let per_drive = resolved.per_drive.iter().map(|v| v.as_ref().map(|v| v.inline_data.clone())).collect();
-        self.commit_locked(bucket, key, &path, version, rotation, per_drive, None, None).await
+        let per_drive = resolved.per_drive.iter().map(|v| DriveCopy::of_held(v.as_ref())).collect();
+        self.commit_locked(bucket, key, &path, version, layout, per_drive, None, None).await
     }
 
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
@@ -1019,14 +1044,13 @@ impl ErasureSet {
         if targets.is_empty() {
             return Ok(false);
         }
-        let count = self.drives.len();
-        let rotation_value = rotation(key, count);
+        let layout = ShardLayout::of_key(key, self.drives.len());
         let data_dir = resolved.version.data_dir.map(Uuid::from_bytes);
         let mut healed_any = false;
         for (position, inline) in targets {
             let drive = self.drives[position].clone();
             let mut version = resolved.version.clone();
-            version.erasure.shard_index = ((position + count - rotation_value) % count) as u8;
+            version.erasure.shard_index = layout.shard_at(position) as u8;
             version.inline_data = inline;
             let obsolete: Vec<Uuid> =
                 resolved.data_dirs[position].iter().copied().filter(|d| Some(*d) != data_dir).collect();
@@ -1093,7 +1117,7 @@ impl ErasureSet {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
-        let rotation_value = resolved.rotation();
+        let layout = resolved.layout();
         let data_dir = version.data_dir.map(Uuid::from_bytes);
         let mut outputs: Vec<(usize, Vec<u8>)> = Vec::new();
         for &position in &targets {
@@ -1115,7 +1139,7 @@ impl ErasureSet {
                     (part.size - block_index * BLOCK_SIZE_BYTES as u64).min(BLOCK_SIZE_BYTES as u64) as usize;
                 let mut shards: Vec<Option<Vec<u8>>> = (0..count)
                     .map(|shard_index| {
-                        let position = (shard_index + rotation_value) % count;
+                        let position = layout.position_of(shard_index);
                         if targets.contains(&position) {
                             None
                         } else {
@@ -1127,7 +1151,7 @@ impl ErasureSet {
                     .reconstruct_all(&mut shards, block_len)
                     .map_err(|e| StoreError::Unrecoverable(e.to_string()))?;
                 for (output_index, (position, inline_bytes)) in outputs.iter_mut().enumerate() {
-                    let shard_index = (*position + count - rotation_value) % count;
+                    let shard_index = layout.shard_at(*position);
                     let shard = shards[shard_index].as_ref().expect("reconstructed");
                     let checksum = shard_checksum(shard).to_le_bytes();
                     if inline {

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::checksum::Hasher;
 use super::drive::{Drive, ShardFile};
+use super::layout::ShardLayout;
 use crate::erasure::{Erasure, shard_checksum};
 use crate::format::object::ChecksumAlgorithm;
 
@@ -28,8 +29,8 @@ pub enum Target {
 
 pub struct PartWriter {
     erasure: Erasure,
-    /// Shard `i` goes to the drive at position `(i + rotation) % drives`.
-    rotation: usize,
+    /// Which drive position each shard goes to.
+    layout: ShardLayout,
     drives: Vec<Option<Arc<dyn Drive>>>,
     files: Vec<Option<Box<dyn ShardFile>>>,
     inline: Vec<Vec<u8>>,
@@ -54,7 +55,7 @@ impl PartWriter {
     /// `drives` are by position; `None` marks a drive known to be offline.
     pub fn new(
         erasure: Erasure,
-        rotation: usize,
+        layout: ShardLayout,
         drives: Vec<Option<Arc<dyn Drive>>>,
         target: Target,
         algorithms: &[ChecksumAlgorithm],
@@ -79,7 +80,7 @@ impl PartWriter {
         }
         PartWriter {
             erasure,
-            rotation,
+            layout,
             drives,
             files,
             inline: vec![Vec::new(); count],
@@ -103,9 +104,8 @@ impl PartWriter {
         }
         self.size += block.len() as u64;
         let shards = self.erasure.encode_block(block).map_err(io::Error::other)?;
-        let count = shards.len();
         for (shard_index, shard) in shards.iter().enumerate() {
-            let position = (shard_index + self.rotation) % count;
+            let position = self.layout.position_of(shard_index);
             if self.failures[position].is_some() {
                 continue;
             }
