@@ -23,6 +23,16 @@ use crate::tls::TlsSetup;
 
 pub const DEFAULT_ROOT_USER: &str = "bucketsadmin";
 pub const DEFAULT_ROOT_PASSWORD: &str = "bucketsadmin";
+/// A client that has not finished its TLS handshake by then is dropped, so idle sockets
+/// cannot hold the accept loop's tasks.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a node without a topology looks for one (besides being told of a write).
+const TOPOLOGY_WAIT_POLL: Duration = Duration::from_secs(1);
+/// How often the peer list is brought in line with the topology (nodes join and leave
+/// with their sets).
+const PEER_FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+/// After a failed accept (out of file descriptors, say), a pause instead of a hot loop.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 pub struct ServerConfig {
     pub address: SocketAddr,
@@ -68,7 +78,7 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 async fn accept_io(socket: tokio::net::TcpStream, acceptor: Option<&tokio_rustls::TlsAcceptor>) -> Option<Box<dyn Io>> {
     match acceptor {
         None => Some(Box::new(socket)),
-        Some(acceptor) => match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(socket)).await {
+        Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
             Ok(Ok(stream)) => Some(Box::new(stream)),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "TLS handshake failed");
@@ -229,7 +239,7 @@ async fn await_topology(member: &crate::member::Member) -> anyhow::Result<crate:
         }
         tokio::select! {
             _ = member.topology_written.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(TOPOLOGY_WAIT_POLL) => {}
         }
     }
 }
@@ -345,7 +355,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             tokio::spawn(async move {
                 loop {
                     following.follow(&followed.topology());
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(PEER_FOLLOW_INTERVAL).await;
                 }
             });
             Some(peers)
@@ -411,7 +421,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             Ok(connection) => connection,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(ACCEPT_RETRY_PAUSE).await;
                 continue;
             }
         };

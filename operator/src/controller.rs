@@ -362,6 +362,22 @@ async fn patch_pool_status(
 }
 
 /// Events are best effort: a lost Event never fails a reconcile.
+/// The API server refuses Events whose reason or note is longer (in bytes) than these
+/// (events.k8s.io/v1 validation).
+const EVENT_REASON_MAX_BYTES: usize = 128;
+const EVENT_NOTE_MAX_BYTES: usize = 1024;
+/// Bursts of watch events (a StatefulSet's pods starting together) make one reconcile.
+const RECONCILE_DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncated(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 async fn publish_event<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     object: &K,
@@ -372,8 +388,8 @@ async fn publish_event<K: Resource<DynamicType = ()>>(
     let recorder = Recorder::new(ctx.client.clone(), ctx.reporter.clone());
     let event = KubeEvent {
         type_: if warning { EventType::Warning } else { EventType::Normal },
-        reason: reason.chars().take(128).collect(),
-        note: Some(message.chars().take(1024).collect()),
+        reason: truncated(reason, EVENT_REASON_MAX_BYTES),
+        note: Some(truncated(&message, EVENT_NOTE_MAX_BYTES)),
         action: "Reconcile".into(),
         secondary: None,
     };
@@ -608,8 +624,7 @@ async fn run_clusters(ctx: Arc<Context>) {
                 _ => None,
             }
         })
-        // Bursts of events (a StatefulSet's pods starting together) make one reconcile.
-        .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)))
+        .with_config(kube::runtime::controller::Config::default().debounce(RECONCILE_DEBOUNCE))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -736,6 +751,17 @@ mod tests {
         fn node_calls(&self) -> Vec<String> {
             self.nodes.state.lock().unwrap().calls.clone()
         }
+    }
+
+    #[test]
+    fn event_texts_are_cut_to_the_api_servers_byte_limits_at_character_boundaries() {
+        assert_eq!(truncated("short", EVENT_REASON_MAX_BYTES), "short");
+        let long = "ü".repeat(EVENT_NOTE_MAX_BYTES);
+        let cut = truncated(&long, EVENT_NOTE_MAX_BYTES);
+        assert_eq!(cut.len(), EVENT_NOTE_MAX_BYTES, "two-byte characters fill it exactly");
+        let cut = truncated(&format!("a{long}"), EVENT_NOTE_MAX_BYTES);
+        assert_eq!(cut.len(), EVENT_NOTE_MAX_BYTES - 1, "never half a character");
+        assert!(cut.ends_with('ü'));
     }
 
     fn position(calls: &[String], needle: &str) -> usize {

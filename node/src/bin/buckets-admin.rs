@@ -185,6 +185,9 @@ enum TopologyCommand {
 
 use buckets_node::admin::client::{AdminClient, refusal};
 
+/// How often `migration status --watch` asks the node for its progress.
+const WATCH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Parses `50M`, `1.5G`, `200KB`, `1000`: bytes per second.
 fn parse_rate(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
@@ -290,7 +293,7 @@ async fn migration_status(admin: &AdminClient, args: StatusArgs) -> anyhow::Resu
             bar.finish();
             return Ok(());
         }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        tokio::time::sleep(WATCH_POLL).await;
     }
 }
 

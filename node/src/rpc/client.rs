@@ -30,6 +30,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const OFFLINE_COOLDOWN: std::time::Duration = std::time::Duration::from_millis(250);
 /// Idle pooled connections per peer.
 const POOL_IDLE_PER_PEER: usize = 64;
+/// A peer on a working network accepts in milliseconds; past this it counts as down
+/// rather than holding a call for its whole timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub type PeerClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -40,7 +43,7 @@ pub fn peer_client(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> PeerCli
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.enforce_http(false);
-    connector.set_connect_timeout(Some(Duration::from_secs(3)));
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
     let config = match tls {
         Some(config) => (*config).clone(),
         None => rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(

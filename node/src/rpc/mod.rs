@@ -20,6 +20,13 @@ use client::PeerTransport;
 
 /// Answers of calls that are not about a drive: a status and a short message.
 const MAX_CONTROL_ANSWER_BYTES: usize = 64 * 1024;
+/// A topology push is a nudge (the peer reads the topology from its drives); a peer that
+/// does not answer in time catches up on its own next poll.
+const TOPOLOGY_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Opening a set on a peer reads (or writes) the format of every one of its drives there.
+const OPEN_SET_TIMEOUT: Duration = Duration::from_secs(30);
+/// Registry invalidations are hints (lookups fall back); a slow peer is not waited for.
+const REGISTRY_FORGET_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `scheme://host:port` of every other node; follows the topology (nodes join and
 /// leave with their sets).
@@ -150,7 +157,7 @@ impl Peers {
                     endpoint,
                     TOPOLOGY_PUSH_PATH,
                     bytes::Bytes::new(),
-                    Duration::from_secs(5),
+                    TOPOLOGY_PUSH_TIMEOUT,
                     MAX_CONTROL_ANSWER_BYTES,
                 )
                 .await;
@@ -187,7 +194,7 @@ impl Peers {
         for endpoint in &endpoints {
             let answer = self
                 .transport
-                .call(endpoint, OPEN_SET_PATH, body.clone(), Duration::from_secs(30), MAX_CONTROL_ANSWER_BYTES)
+                .call(endpoint, OPEN_SET_PATH, body.clone(), OPEN_SET_TIMEOUT, MAX_CONTROL_ANSWER_BYTES)
                 .await
                 .map_err(|e| format!("{endpoint}: {e}"))?;
             if !answer.status.is_success() {
@@ -208,7 +215,7 @@ impl Peers {
             async move {
                 let answer = self
                     .transport
-                    .call(endpoint, REGISTRY_FORGET_PATH, body, Duration::from_secs(5), MAX_CONTROL_ANSWER_BYTES)
+                    .call(endpoint, REGISTRY_FORGET_PATH, body, REGISTRY_FORGET_TIMEOUT, MAX_CONTROL_ANSWER_BYTES)
                     .await;
                 if !matches!(answer, Ok(ref answer) if answer.status.is_success()) {
                     tracing::debug!(peer = %endpoint, "registry invalidation not acknowledged");
