@@ -10,6 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use buckets_node::cluster::control::ClusterControl;
 use buckets_node::metrics::Metrics;
 use buckets_node::rpc::auth::CallVerifier;
 use buckets_node::rpc::client::{PeerTransport, RemoteDrive};
@@ -89,9 +90,10 @@ fn miss_over_loopback(c: &mut Criterion) {
     let authority = listener.local_addr().unwrap().to_string();
     let endpoint = format!("http://{authority}");
     let verifier = CallVerifier::new(&secret, &authority);
+    let control = Arc::new(ClusterControl::new(None));
+    control.set_store(local_store.clone());
     let rpc =
-        Arc::new(RpcServer::new(verifier, served, Arc::new(LockTable::default()), None, Arc::new(Metrics::new())));
-    rpc.set_store(local_store.clone());
+        Arc::new(RpcServer::new(verifier, served, Arc::new(LockTable::default()), control, Arc::new(Metrics::new())));
     runtime.spawn(async move {
         loop {
             let Ok((socket, remote)) = listener.accept().await else { continue };

@@ -12,6 +12,7 @@ use s3s::host::{S3Host, VirtualHost};
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
+use crate::cluster::control::ClusterControl;
 use crate::metrics::Metrics;
 use crate::rpc::client::PeerTransport;
 use crate::rpc::lock::{DistributedLocker, LockTable};
@@ -155,14 +156,14 @@ pub fn expand_drives(arguments: &[String]) -> Result<DriveList, BootstrapError> 
 enum Mode {
     Lone(Vec<PathBuf>),
     Static(Vec<DriveUrl>),
-    Member(Arc<crate::member::Member>),
+    Member(Arc<crate::cluster::member::Member>),
 }
 
 /// What the admin listener dispatches to; the admin API appears once the store is open.
 struct AdminRouting {
     rpc: Option<Arc<RpcServer>>,
     admin: std::sync::OnceLock<Arc<crate::admin::Admin>>,
-    member: Option<Arc<crate::member::Member>>,
+    member: Option<Arc<crate::cluster::member::Member>>,
     metrics: Arc<Metrics>,
     root_user: Arc<str>,
     root_password: Arc<str>,
@@ -224,7 +225,9 @@ fn serve_admin(listener: TcpListener, acceptor: Option<tokio_rustls::TlsAcceptor
 
 /// Waits until this member node's drives hold a topology (a bootstrap or a running
 /// cluster wrote it there).
-async fn await_topology(member: &crate::member::Member) -> anyhow::Result<crate::placement::topology::Topology> {
+async fn await_topology(
+    member: &crate::cluster::member::Member,
+) -> anyhow::Result<crate::placement::topology::Topology> {
     let mut announced = false;
     loop {
         if let Some(topology) = member.local_topology()? {
@@ -250,7 +253,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let served: crate::rpc::server::ServedDrives = Default::default();
     let secret = config.cluster_secret.clone().unwrap_or_default().into_bytes();
     let transport = PeerTransport::new(config.tls.as_ref().map(|t| t.client.clone()), &secret);
-    let opener = Arc::new(crate::rpc::ClusterSetOpener {
+    let opener = Arc::new(crate::cluster::peers::ClusterSetOpener {
         own_authority: own_authority.clone(),
         transport: transport.clone(),
         served: served.clone(),
@@ -258,7 +261,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     });
     let mode = match (expand_drives(&config.drives)?, &config.node_address) {
         (DriveList::Local(paths), None) => Mode::Lone(paths),
-        (DriveList::Local(paths), Some(_)) => Mode::Member(Arc::new(crate::member::Member {
+        (DriveList::Local(paths), Some(_)) => Mode::Member(Arc::new(crate::cluster::member::Member {
             own_authority: own_authority.clone(),
             paths,
             secret: secret.clone(),
@@ -276,9 +279,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         _ => None,
     };
     let lock_table = Arc::new(LockTable::default());
+    let control = Arc::new(ClusterControl::new(member.clone()));
     let rpc = (!matches!(mode, Mode::Lone(_))).then(|| {
         let verifier = crate::rpc::auth::CallVerifier::new(&secret, &own_authority);
-        Arc::new(RpcServer::new(verifier, served.clone(), lock_table.clone(), member.clone(), metrics.clone()))
+        Arc::new(RpcServer::new(verifier, served.clone(), lock_table.clone(), control.clone(), metrics.clone()))
     });
     let scheme = if config.tls.is_some() { "https" } else { "http" };
     let acceptor = config.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.server.clone()));
@@ -333,16 +337,17 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     };
     let peers = match &rpc {
         None => None,
-        Some(rpc) => {
+        Some(_) => {
             store.set_opener(opener.clone());
-            let endpoints: crate::rpc::PeerEndpoints =
-                Arc::new(std::sync::RwLock::new(crate::rpc::endpoints_of(&store.topology(), &own_authority)));
+            let endpoints: crate::rpc::PeerEndpoints = Arc::new(std::sync::RwLock::new(
+                crate::cluster::peers::endpoints_of(&store.topology(), &own_authority),
+            ));
             let locker = Arc::new(DistributedLocker::new(lock_table.clone(), endpoints.clone(), transport.clone()));
             for set in store.sets().iter() {
                 set.locks.set_cluster_lock(Arc::new(locker.clone()));
             }
-            rpc.set_store(store.clone());
-            let peers = Arc::new(crate::rpc::Peers {
+            control.set_store(store.clone());
+            let peers = Arc::new(crate::cluster::peers::Peers {
                 endpoints,
                 transport: transport.clone(),
                 own_authority: own_authority.clone(),

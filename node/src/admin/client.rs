@@ -51,7 +51,7 @@ impl AdminClient {
     /// One signed call; any HTTP status comes back as is.
     pub async fn call(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), AdminError> {
         let unreachable = |reason: String| AdminError::Unreachable { endpoint: self.endpoint.clone(), reason };
-        let now = crate::rpc::unix_now();
+        let now = crate::clock::unix_now();
         let authorization = super::auth::authorization(&self.user, self.password.as_bytes(), method, path, &body, now);
         let request = http::Request::builder()
             .method(method)

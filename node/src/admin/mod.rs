@@ -24,7 +24,7 @@ pub struct Admin {
     pub root_user: String,
     pub root_password: String,
     /// Tells the other nodes of a cluster to load a new topology (none on a lone node).
-    pub peers: Option<Arc<crate::rpc::Peers>>,
+    pub peers: Option<Arc<crate::cluster::peers::Peers>>,
     /// How peers reach this node (`local` for a lone node).
     pub node_address: String,
 }
@@ -100,7 +100,7 @@ pub async fn read_signed(
         &path_and_query,
         &body,
         header.as_deref(),
-        crate::rpc::unix_now(),
+        crate::clock::unix_now(),
     );
     if let Err(why) = verdict {
         return Err(json_error(StatusCode::FORBIDDEN, "AccessDenied", why));
@@ -112,7 +112,7 @@ pub async fn read_signed(
 /// The admin listener of a member node that waits for a topology: probes, its state,
 /// and bootstrap; everything else is unavailable until it serves.
 pub async fn handle_awaiting(
-    member: Arc<crate::member::Member>,
+    member: Arc<crate::cluster::member::Member>,
     metrics: Arc<crate::metrics::Metrics>,
     root_user: Arc<str>,
     root_password: Arc<str>,
@@ -140,7 +140,7 @@ pub async fn handle_awaiting(
             topology_generation: 0,
         }),
         (&Method::POST, ["bootstrap"]) => {
-            let bootstrap: crate::member::BootstrapRequest = match serde_json::from_slice(&request.body) {
+            let bootstrap: crate::cluster::member::BootstrapRequest = match serde_json::from_slice(&request.body) {
                 Ok(bootstrap) => bootstrap,
                 Err(e) => return Ok(json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string())),
             };
@@ -276,11 +276,13 @@ impl Admin {
                 // Already bootstrapped: the same request again is answered with the
                 // topology (a retry after a lost answer); anything else is refused.
                 let topology = self.store.topology();
-                let same = serde_json::from_slice::<crate::member::BootstrapRequest>(&body).is_ok_and(|request| {
-                    let asked: Vec<Vec<String>> = request.pools.iter().flat_map(|p| p.sets.iter().cloned()).collect();
-                    let have: Vec<Vec<String>> = topology.sets().map(|(_, s)| s.drives.clone()).collect();
-                    have.starts_with(&asked) && topology.generation >= 1
-                });
+                let same =
+                    serde_json::from_slice::<crate::cluster::member::BootstrapRequest>(&body).is_ok_and(|request| {
+                        let asked: Vec<Vec<String>> =
+                            request.pools.iter().flat_map(|p| p.sets.iter().cloned()).collect();
+                        let have: Vec<Vec<String>> = topology.sets().map(|(_, s)| s.drives.clone()).collect();
+                        have.starts_with(&asked) && topology.generation >= 1
+                    });
                 if same {
                     json_ok(topology.as_ref())
                 } else {

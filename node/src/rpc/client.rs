@@ -104,7 +104,7 @@ impl PeerTransport {
         max_answer_bytes: usize,
     ) -> io::Result<Answer> {
         let authority = endpoint.split_once("://").map_or(endpoint, |(_, authority)| authority);
-        let (signature, nonce) = self.key.sign("POST", authority, path_and_query, &body, super::unix_now());
+        let (signature, nonce) = self.key.sign("POST", authority, path_and_query, &body, crate::clock::unix_now());
         let request = http::Request::post(format!("{endpoint}{path_and_query}"))
             .header(AUTH_HEADER, signature)
             .body(Full::new(body))

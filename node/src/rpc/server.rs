@@ -1,4 +1,5 @@
-//! Serves this node's local drives, and the cluster calls, to authenticated peers: every
+//! Serves this node's local drives and lock table, and carries the cluster's calls
+//! (`ControlCalls`, handled in `cluster`), to authenticated peers: every
 //! call's signature is checked over its whole body before anything runs (`auth`), every
 //! answer is signed, and refusals are counted (`buckets_rpc_refused_calls_total`) and
 //! logged.
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -23,9 +25,7 @@ use crate::storage::path::{ObjectPath, checked_relative};
 
 /// Most keys one walk call returns.
 const MAX_WALK_KEYS: usize = 10_000;
-/// Body of a join call (a topology).
-const MAX_JOIN_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// Body of the other cluster calls (open-set, lock, topology push).
+/// Body of a lock call, and of a call to an unknown path (answered "unknown RPC").
 const MAX_CONTROL_BODY_BYTES: usize = 64 * 1024;
 
 /// The drives a node serves to its peers, by the path in their drive URL.
@@ -36,10 +36,8 @@ pub struct RpcServer {
     verifier: CallVerifier,
     drives: ServedDrives,
     locks: Arc<LockTable>,
-    /// Set once the node serves a topology (a member node waits for one first).
-    store: std::sync::OnceLock<Arc<crate::storage::Store>>,
-    /// A member node: joins bootstraps and opens sets before it has a store.
-    member: Option<Arc<crate::member::Member>>,
+    /// The cluster's calls (`cluster::control`), served here but handled above.
+    control: Arc<dyn ControlCalls>,
     metrics: Arc<Metrics>,
     /// Refusals are logged at most once a second (a flood of bad calls must not flood
     /// the log); the second of the last line and how many were not logged since.
@@ -67,13 +65,29 @@ fn bad_request(message: &str) -> Answer {
     respond(StatusCode::BAD_REQUEST, message.as_bytes().to_vec())
 }
 
-/// The largest body a call to `path` may carry.
-fn body_limit(path: &str) -> usize {
-    match path {
-        DRIVE_CALL_PATH => MAX_RPC_BODY_BYTES,
-        crate::member::JOIN_PATH => MAX_JOIN_BODY_BYTES,
-        super::REGISTRY_FORGET_PATH => super::MAX_FORGET_BATCH * 16 + 1024,
-        _ => MAX_CONTROL_BODY_BYTES,
+/// What a cluster call answers: a status and a short body.
+pub struct ControlAnswer {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+/// The cluster's calls (join, topology push, open-set, registry invalidation): they
+/// travel over peer RPC, signed and verified like every call, but are handled above the
+/// transport (`cluster::control`), so this module knows nothing of membership.
+pub trait ControlCalls: Send + Sync {
+    /// The largest body a call to `path` may carry; `None` when it is no cluster call.
+    fn body_limit(&self, path: &str) -> Option<usize>;
+    /// Runs the (authenticated) call to `path`; `None` when it is no cluster call.
+    fn call<'a>(&'a self, path: &'a str, body: Bytes) -> BoxFuture<'a, Option<ControlAnswer>>;
+}
+
+impl RpcServer {
+    /// The largest body a call to `path` may carry.
+    fn body_limit(&self, path: &str) -> usize {
+        match path {
+            DRIVE_CALL_PATH => MAX_RPC_BODY_BYTES,
+            _ => self.control.body_limit(path).unwrap_or(MAX_CONTROL_BODY_BYTES),
+        }
     }
 }
 
@@ -199,49 +213,17 @@ impl RpcServer {
         verifier: CallVerifier,
         drives: ServedDrives,
         locks: Arc<LockTable>,
-        member: Option<Arc<crate::member::Member>>,
+        control: Arc<dyn ControlCalls>,
         metrics: Arc<Metrics>,
     ) -> Self {
         RpcServer {
             verifier,
             drives,
             locks,
-            store: std::sync::OnceLock::new(),
-            member,
+            control,
             metrics,
             last_refusal_logged: AtomicI64::new(i64::MIN),
             refusals_not_logged: AtomicU64::new(0),
-        }
-    }
-
-    /// The node serves `store` from now on.
-    pub fn set_store(&self, store: Arc<crate::storage::Store>) {
-        let _ = self.store.set(store);
-    }
-
-    /// Joins a bootstrap (a member node without a topology) or confirms it already did.
-    async fn join(&self, body: &[u8]) -> Answer {
-        let topology: crate::placement::topology::Topology = match serde_json::from_slice(body) {
-            Ok(topology) => topology,
-            Err(e) => return bad_request(&format!("malformed join call: {e}")),
-        };
-        if let Some(store) = self.store.get() {
-            return if store.cluster_id == topology.cluster_id {
-                respond(StatusCode::NO_CONTENT, Vec::new())
-            } else {
-                respond(StatusCode::CONFLICT, format!("this node serves cluster {}", store.cluster_id).into_bytes())
-            };
-        }
-        let Some(member) = self.member.clone() else {
-            return respond(StatusCode::CONFLICT, b"this node was started with its cluster's drives\n".to_vec());
-        };
-        let joiner = member.clone();
-        match tokio::task::spawn_blocking(move || joiner.join(&topology)).await.expect("join panicked") {
-            Ok(()) => {
-                member.topology_written.notify_one();
-                respond(StatusCode::NO_CONTENT, Vec::new())
-            }
-            Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
         }
     }
 
@@ -253,7 +235,7 @@ impl RpcServer {
     /// Counts a refused call and logs it (at most one line a second).
     fn refuse(&self, refusal: Refusal, remote: SocketAddr, path: &str) -> Response<Full<Bytes>> {
         self.metrics.rpc_refused_calls.with_label_values(&[refusal.reason()]).inc();
-        let now = super::unix_now();
+        let now = crate::clock::unix_now();
         if self.last_refusal_logged.swap(now, Ordering::Relaxed) != now {
             let not_logged = self.refusals_not_logged.swap(0, Ordering::Relaxed);
             tracing::warn!(
@@ -274,7 +256,7 @@ impl RpcServer {
     }
 
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>, remote: SocketAddr) -> Response<Full<Bytes>> {
-        let now = super::unix_now();
+        let now = crate::clock::unix_now();
         let path = request.uri().path().to_string();
         let path_and_query = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
         let method = request.method().clone();
@@ -283,7 +265,7 @@ impl RpcServer {
             Ok(claimed) => claimed,
             Err(refusal) => return self.refuse(refusal, remote, &path),
         };
-        let body = match Limited::new(request.into_body(), body_limit(&path)).collect().await {
+        let body = match Limited::new(request.into_body(), self.body_limit(&path)).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(_) => {
                 return Response::builder()
@@ -312,57 +294,6 @@ impl RpcServer {
     /// Runs an authenticated call.
     async fn dispatch(&self, path: &str, drive_path: Option<String>, body: Bytes) -> Answer {
         match path {
-            super::TOPOLOGY_PUSH_PATH => {
-                let Some(store) = self.store.get() else {
-                    if let Some(member) = &self.member {
-                        member.topology_written.notify_one();
-                    }
-                    return respond(StatusCode::NO_CONTENT, Vec::new());
-                };
-                match store.reload_topology().await {
-                    Ok(_) => respond(StatusCode::NO_CONTENT, Vec::new()),
-                    Err(e) => respond(StatusCode::CONFLICT, e.to_string().into_bytes()),
-                }
-            }
-            crate::member::JOIN_PATH => self.join(&body).await,
-            super::REGISTRY_FORGET_PATH => match postcard::from_bytes::<Vec<u128>>(&body) {
-                Ok(keys) => {
-                    if let Some(store) = self.store.get() {
-                        for key in keys {
-                            store.registry.forget(key);
-                        }
-                    }
-                    respond(StatusCode::NO_CONTENT, Vec::new())
-                }
-                Err(e) => bad_request(&format!("malformed registry invalidation: {e}")),
-            },
-            super::OPEN_SET_PATH => {
-                let call: super::OpenSet = match serde_json::from_slice(&body) {
-                    Ok(call) => call,
-                    Err(e) => return bad_request(&format!("malformed open-set call: {e}")),
-                };
-                let store = self.store.get().cloned();
-                let member = self.member.clone();
-                let opened = tokio::task::spawn_blocking(move || match (store, member, call.cluster_id) {
-                    (Some(store), _, _) => store.open_set_drives(call.set, &call.drives).map_err(|e| e.to_string()),
-                    // A waiting member node: its drives join a running cluster.
-                    (None, Some(member), Some(cluster_id)) => crate::storage::bootstrap::SetOpener::open(
-                        member.opener.as_ref(),
-                        cluster_id,
-                        call.set,
-                        &call.drives,
-                    )
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                    _ => Err("this node has no topology and was given no cluster id".to_string()),
-                })
-                .await
-                .expect("open-set panicked");
-                match opened {
-                    Ok(()) => respond(StatusCode::NO_CONTENT, Vec::new()),
-                    Err(e) => respond(StatusCode::CONFLICT, e.into_bytes()),
-                }
-            }
             LOCK_PATH => match postcard::from_bytes::<LockCall>(&body) {
                 Ok(call) => respond(StatusCode::OK, if self.locks.apply(call) { b"1".to_vec() } else { b"0".to_vec() }),
                 Err(e) => bad_request(&format!("malformed lock call: {e}")),
@@ -391,7 +322,10 @@ impl RpcServer {
                     Err(e) => error_response(&e),
                 }
             }
-            _ => respond(StatusCode::NOT_FOUND, b"unknown RPC\n".to_vec()),
+            _ => match self.control.call(path, body).await {
+                Some(ControlAnswer { status, body }) => respond(status, body),
+                None => respond(StatusCode::NOT_FOUND, b"unknown RPC\n".to_vec()),
+            },
         }
     }
 }

@@ -134,7 +134,7 @@ impl Store {
 
     async fn save_progress(&self, set: &Arc<ErasureSet>, progress: &mut SetProgress) -> StoreResult<()> {
         progress.seq += 1;
-        progress.updated_unix = crate::rpc::unix_now();
+        progress.updated_unix = crate::clock::unix_now();
         let needed = set.erasure().write_quorum();
         let written =
             write_everywhere(set.drives().to_vec(), progress_file(progress.generation), progress.encode()).await;
@@ -184,7 +184,7 @@ impl Store {
                 sets.push(
                     self.set_progress(set, generation)
                         .await
-                        .unwrap_or_else(|| SetProgress::new(generation, self.id_of(set), crate::rpc::unix_now())),
+                        .unwrap_or_else(|| SetProgress::new(generation, self.id_of(set), crate::clock::unix_now())),
                 );
             }
         }
@@ -392,7 +392,7 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
                 continue;
             }
             let mut progress =
-                checkpoint.unwrap_or_else(|| SetProgress::new(generation, set.id, crate::rpc::unix_now()));
+                checkpoint.unwrap_or_else(|| SetProgress::new(generation, set.id, crate::clock::unix_now()));
             if progress.phase == Phase::Done {
                 continue;
             }
@@ -710,7 +710,7 @@ mod tests {
         drain_set_one(&store).await;
         // Count, then move one page, as a node would before being killed.
         let set = store.sets()[1].clone();
-        let mut progress = SetProgress::new(store.topology().generation, 1, crate::rpc::unix_now());
+        let mut progress = SetProgress::new(store.topology().generation, 1, crate::clock::unix_now());
         let config = MigrationConfig::default();
         let mut throttle = Throttle::default();
         while progress.phase == Phase::Counting {

@@ -237,7 +237,7 @@ async fn peer_rpc_refuses_replayed_altered_and_foreign_calls() {
         let head = String::from_utf8_lossy(&captured);
         head.split(' ').nth(1).unwrap().to_string()
     };
-    let now = buckets_node::rpc::unix_now();
+    let now = buckets_node::clock::unix_now();
     let (foreign, _) = PeerKey::new(b"another-cluster").sign("POST", &relay.authority(), &path, &altered, now);
     for auth in [Some(foreign.as_str()), None, Some("2:0:00:1:00")] {
         let (status, _, _) = send_call(node, &captured, auth, &altered);

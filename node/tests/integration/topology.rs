@@ -13,7 +13,7 @@ pub(crate) fn admin_get(node: &Node, path: &str, user: &str, password: &str) -> 
         "GET",
         path,
         b"",
-        buckets_node::rpc::unix_now(),
+        buckets_node::clock::unix_now(),
     );
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n",
@@ -126,7 +126,7 @@ pub(crate) fn admin_post(node: &Node, path: &str, body: &[u8]) -> (u16, Vec<u8>)
         "POST",
         path,
         body,
-        buckets_node::rpc::unix_now(),
+        buckets_node::clock::unix_now(),
     );
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {}:{}\r\nAuthorization: {authorization}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

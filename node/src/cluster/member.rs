@@ -12,9 +12,9 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
+use crate::cluster::peers::ClusterSetOpener;
 use crate::metrics::Metrics;
 use crate::placement::topology::{Pool, SetSpec, SetState, TOPOLOGY_FILE, Topology};
-use crate::rpc::ClusterSetOpener;
 use crate::rpc::client::PeerTransport;
 use crate::storage::bootstrap::{BootstrapError, parse_drive_url};
 use crate::storage::drive::{Drive, LocalDrive};
