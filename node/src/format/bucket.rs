@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{decode_json, encode_json};
+use super::JsonFile;
 
 pub const BUCKET_META_MAGIC: &[u8; 8] = b"BKTBUCKT";
 pub const BUCKET_META_VERSION: u16 = 1;
@@ -12,12 +12,7 @@ pub struct BucketMeta {
     pub created_ns: i64,
 }
 
-impl BucketMeta {
-    pub fn encode(&self) -> Vec<u8> {
-        encode_json(BUCKET_META_MAGIC, BUCKET_META_VERSION, self)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        decode_json(BUCKET_META_MAGIC, BUCKET_META_VERSION, bytes)
-    }
+impl JsonFile for BucketMeta {
+    const MAGIC: &'static [u8; 8] = BUCKET_META_MAGIC;
+    const VERSION: u16 = BUCKET_META_VERSION;
 }

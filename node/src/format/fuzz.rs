@@ -5,6 +5,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::JsonFile;
 use super::drive::DriveFormat;
 use super::object::ObjectMeta;
 use crate::placement::topology::Topology;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use uuid::Uuid;
 
+use super::JsonFile;
 use super::drive::DriveFormat;
 use super::object::{ChecksumAlgorithm, ErasureLayout, ObjectMeta, ObjectVersion, PartInfo, VersionKind};
 

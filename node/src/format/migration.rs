@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{decode_json, encode_json};
+use super::JsonFile;
 use crate::placement::ring::SetId;
 
 pub const CONTROL_MAGIC: &[u8; 8] = b"BKTMIGCT";
@@ -83,22 +83,12 @@ impl SetProgress {
     }
 }
 
-impl Control {
-    pub fn encode(&self) -> Vec<u8> {
-        encode_json(CONTROL_MAGIC, CONTROL_VERSION, self)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        decode_json(CONTROL_MAGIC, CONTROL_VERSION, bytes)
-    }
+impl JsonFile for Control {
+    const MAGIC: &'static [u8; 8] = CONTROL_MAGIC;
+    const VERSION: u16 = CONTROL_VERSION;
 }
 
-impl SetProgress {
-    pub fn encode(&self) -> Vec<u8> {
-        encode_json(PROGRESS_MAGIC, PROGRESS_VERSION, self)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        decode_json(PROGRESS_MAGIC, PROGRESS_VERSION, bytes)
-    }
+impl JsonFile for SetProgress {
+    const MAGIC: &'static [u8; 8] = PROGRESS_MAGIC;
+    const VERSION: u16 = PROGRESS_VERSION;
 }

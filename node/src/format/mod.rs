@@ -87,15 +87,21 @@ pub fn decode_frame<'a>(magic: &[u8; 8], max_version: u16, bytes: &'a [u8]) -> R
     Ok((version, &bytes[FRAME_HEADER_BYTES..body_end]))
 }
 
-/// A frame whose body is `value` as JSON (the system files' encoding).
-pub fn encode_json<T: serde::Serialize>(magic: &[u8; 8], version: u16, value: &T) -> Vec<u8> {
-    encode_frame(magic, version, &serde_json::to_vec(value).expect("system files serialise"))
-}
+/// A system file: a JSON body in a frame with the type's magic and version. A type
+/// names its `MAGIC` and `VERSION`; encoding and decoding are the same for all.
+pub trait JsonFile: serde::Serialize + for<'de> serde::Deserialize<'de> {
+    const MAGIC: &'static [u8; 8];
+    const VERSION: u16;
 
-/// The value in a JSON-bodied frame; `None` when the frame or its body is not one.
-pub fn decode_json<T: for<'de> serde::Deserialize<'de>>(magic: &[u8; 8], version: u16, bytes: &[u8]) -> Option<T> {
-    let (_, body) = decode_frame(magic, version, bytes).ok()?;
-    serde_json::from_slice(body).ok()
+    fn encode(&self) -> Vec<u8> {
+        encode_frame(Self::MAGIC, Self::VERSION, &serde_json::to_vec(self).expect("system files serialise"))
+    }
+
+    /// `None` when the bytes are not a frame of this file, or its body not one.
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let (_, body) = decode_frame(Self::MAGIC, Self::VERSION, bytes).ok()?;
+        serde_json::from_slice(body).ok()
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::JsonFile;
 use super::object::ChecksumAlgorithm;
-use super::{decode_json, encode_json};
 
 pub const UPLOAD_MAGIC: &[u8; 8] = b"BKTUPLOD";
 pub const PART_MAGIC: &[u8; 8] = b"BKTPARTM";
@@ -43,22 +43,12 @@ pub struct PartMeta {
     pub checksums: Vec<(ChecksumAlgorithm, String)>,
 }
 
-impl UploadMeta {
-    pub fn encode(&self) -> Vec<u8> {
-        encode_json(UPLOAD_MAGIC, UPLOAD_VERSION, self)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        decode_json(UPLOAD_MAGIC, UPLOAD_VERSION, bytes)
-    }
+impl JsonFile for UploadMeta {
+    const MAGIC: &'static [u8; 8] = UPLOAD_MAGIC;
+    const VERSION: u16 = UPLOAD_VERSION;
 }
 
-impl PartMeta {
-    pub fn encode(&self) -> Vec<u8> {
-        encode_json(PART_MAGIC, PART_VERSION, self)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Option<Self> {
-        decode_json(PART_MAGIC, PART_VERSION, bytes)
-    }
+impl JsonFile for PartMeta {
+    const MAGIC: &'static [u8; 8] = PART_MAGIC;
+    const VERSION: u16 = PART_VERSION;
 }

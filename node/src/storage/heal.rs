@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::drive::Drive;
 use super::{HealRequest, Store, blocking};
+use crate::format::JsonFile;
 
 /// How often a heal that found drives offline is tried again, and how long apart (times
 /// the attempt number): about five minutes in all.

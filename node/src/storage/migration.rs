@@ -34,6 +34,7 @@ use super::migrate::Moved;
 use super::set::ErasureSet;
 use super::{ListEntry, Store, blocking, registry};
 use crate::error::{StoreError, StoreResult};
+use crate::format::JsonFile;
 pub use crate::format::migration::{Control, Phase, SetProgress};
 use crate::placement::ring::SetId;
 

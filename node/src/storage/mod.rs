@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
+use crate::format::JsonFile;
 use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo};
 use crate::metrics::Metrics;
 use crate::placement::ring::{Ring, SetId};

@@ -12,6 +12,7 @@ use super::layout::ShardLayout;
 use super::set::{self, DriveCopy, now_ns};
 use super::{BodyStream, ObjectInfo, PutOptions, Store, blocking, path};
 use crate::error::{StoreError, StoreResult};
+use crate::format::JsonFile;
 use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo, VersionKind};
 pub use crate::format::upload::{MultipartChecksum, PartMeta, UploadMeta};
 

@@ -137,6 +137,14 @@ pub fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
+/// The drives that hold metadata of the object, with it, by position.
+fn found(metas: &[DriveMeta]) -> impl Iterator<Item = (usize, &ObjectMeta)> {
+    metas.iter().enumerate().filter_map(|(position, meta)| match meta {
+        DriveMeta::Found(meta) => Some((position, meta)),
+        _ => None,
+    })
+}
+
 fn referenced_data_dirs(meta: &ObjectMeta) -> Vec<Uuid> {
     meta.versions.iter().filter_map(|v| v.data_dir.map(Uuid::from_bytes)).collect()
 }
@@ -670,22 +678,10 @@ impl ErasureSet {
     pub(super) async fn delete_object_locked(&self, bucket: &str, key: &str) -> StoreResult<()> {
         let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
-        if !metas.iter().any(|m| matches!(m, DriveMeta::Failed)) {
-            let removals = metas.iter().enumerate().map(|(position, meta)| {
-                let drive = self.drives[position].clone();
-                let (bucket, path) = (bucket.to_string(), path.clone());
-                let data_dirs = match meta {
-                    DriveMeta::Found(meta) => Some(referenced_data_dirs(meta)),
-                    _ => None,
-                };
-                blocking(move || match data_dirs {
-                    Some(data_dirs) => drive.delete_object(&bucket, &path, &data_dirs),
-                    None => Ok(()),
-                })
-            });
-            if futures::future::join_all(removals).await.iter().all(Result::is_ok) {
-                return Ok(());
-            }
+        if !metas.iter().any(|m| matches!(m, DriveMeta::Failed))
+            && self.remove_copies(bucket, &path, found(&metas)).await.iter().all(Result::is_ok)
+        {
+            return Ok(());
         }
         let tombstone = Arc::new(ObjectMeta { versions: vec![self.tombstone()] }.encode());
         let writes = metas.into_iter().enumerate().map(|(position, meta)| {
@@ -739,22 +735,11 @@ impl ErasureSet {
         if metas.iter().any(|m| matches!(m, DriveMeta::Failed)) {
             return Ok(false);
         }
-        let (copies, tombstones): (Vec<_>, Vec<_>) = metas
-            .into_iter()
-            .enumerate()
-            .filter_map(|(position, meta)| match meta {
-                DriveMeta::Found(meta) => Some((position, meta)),
-                _ => None,
-            })
-            .partition(|(_, meta)| meta.latest().is_some_and(|v| v.kind == VersionKind::Object));
+        let (copies, tombstones): (Vec<_>, Vec<_>) =
+            found(&metas).partition(|(_, meta)| meta.latest().is_some_and(|v| v.kind == VersionKind::Object));
         let mut removed = false;
         for round in [copies, tombstones] {
-            let removals = round.into_iter().map(|(position, meta)| {
-                let drive = self.drives[position].clone();
-                let (bucket, path) = (bucket.to_string(), path.clone());
-                blocking(move || drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta)))
-            });
-            for result in futures::future::join_all(removals).await {
+            for result in self.remove_copies(bucket, path, round.into_iter()).await {
                 result?;
                 removed = true;
             }
@@ -777,18 +762,26 @@ impl ErasureSet {
         if !matches!(self.resolve(&metas), Err(StoreError::LostBeyondParity { .. })) || !home_holds_it().await {
             return Ok(false);
         }
-        let removals = metas.into_iter().enumerate().filter_map(|(position, meta)| match meta {
-            DriveMeta::Found(meta) => {
-                let drive = self.drives[position].clone();
-                let (bucket, path) = (bucket.to_string(), path.clone());
-                Some(blocking(move || drive.delete_object(&bucket, &path, &referenced_data_dirs(&meta))))
-            }
-            _ => None,
-        });
-        for result in futures::future::join_all(removals).await {
+        for result in self.remove_copies(bucket, &path, found(&metas)).await {
             result?;
         }
         Ok(true)
+    }
+
+    /// Removes the object's files (its metadata and every data directory it references)
+    /// from the drive at each position of `copies`, all at once; one result per drive.
+    async fn remove_copies<'a>(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        copies: impl Iterator<Item = (usize, &'a ObjectMeta)>,
+    ) -> Vec<io::Result<()>> {
+        let removals = copies.map(|(position, meta)| {
+            let drive = self.drives[position].clone();
+            let (bucket, path, data_dirs) = (bucket.to_string(), path.clone(), referenced_data_dirs(meta));
+            blocking(move || drive.delete_object(&bucket, &path, &data_dirs))
+        });
+        futures::future::join_all(removals).await
     }
 
     // ---- reads ----
