@@ -1,6 +1,4 @@
-//! The wall clock, in the units the cluster's files and calls use.
+//! The wall clock, in the units the cluster's files and calls use: Unix seconds, the
+//! same clock the admin API signs requests with.
 
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
+pub use buckets_api::auth::unix_now;

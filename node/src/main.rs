@@ -59,7 +59,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    buckets_node::init_logging();
+    buckets_api::logging::init_logging();
     match cli.command {
         Command::Server {
             address,

@@ -3,41 +3,16 @@
 //! through (an in-process fake in unit tests; real nodes in the end-to-end tests).
 
 use async_trait::async_trait;
-pub use buckets_node::admin::Capacity;
-use buckets_node::admin::client::{AdminClient, AdminError};
-use buckets_node::placement::topology::Topology;
-use buckets_node::rpc::client::PeerClient;
-use buckets_node::storage::migration::MigrationStatus;
-use serde::{Deserialize, Serialize};
+use buckets_api::client::{AdminClient, AdminError, HttpClient};
+use buckets_api::wire::{AddSet, BootstrapRequest, SetChange, Throttle};
+pub use buckets_api::wire::{BootstrapPool, Capacity, NodeMode, NodeState};
+use buckets_api::{MigrationStatus, SetAction, SetId, Topology};
 
 /// The root credentials the admin API is signed with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credentials {
     pub user: String,
     pub password: String,
-}
-
-/// `GET /admin/v1/node`: whether a node serves a topology or waits for one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeState {
-    /// `serving` or `awaitingTopology`.
-    pub state: String,
-    /// The HOST:PORT the node answers to (its drive URLs' authority).
-    pub node_address: String,
-    /// 0 while it waits for a topology.
-    pub topology_generation: u64,
-}
-
-pub const SERVING: &str = "serving";
-pub const AWAITING_TOPOLOGY: &str = "awaitingTopology";
-
-/// One pool of `POST /admin/v1/bootstrap`: its sets, each a list of drive URLs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BootstrapPool {
-    pub name: String,
-    pub sets: Vec<Vec<String>>,
 }
 
 #[async_trait]
@@ -60,13 +35,12 @@ pub trait NodeApi: Send + Sync {
         drives: Vec<String>,
         expected_generation: u64,
     ) -> Result<Topology, AdminError>;
-    /// `action` is `drain` or `remove`.
     async fn change_set(
         &self,
         endpoint: &str,
         credentials: &Credentials,
-        id: i64,
-        action: &str,
+        id: SetId,
+        action: SetAction,
         expected_generation: u64,
     ) -> Result<Topology, AdminError>;
     async fn throttle(
@@ -79,12 +53,12 @@ pub trait NodeApi: Send + Sync {
 
 /// The admin API over HTTP.
 pub struct HttpNodeApi {
-    client: PeerClient,
+    client: HttpClient,
 }
 
 impl HttpNodeApi {
     pub fn new() -> Self {
-        HttpNodeApi { client: buckets_node::rpc::client::peer_client(None) }
+        HttpNodeApi { client: AdminClient::http(None) }
     }
 
     fn client(&self, endpoint: &str, credentials: &Credentials) -> AdminClient {
@@ -96,10 +70,6 @@ impl Default for HttpNodeApi {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn body(value: serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(&value).expect("JSON values serialize")
 }
 
 #[async_trait]
@@ -126,8 +96,8 @@ impl NodeApi for HttpNodeApi {
         credentials: &Credentials,
         pools: Vec<BootstrapPool>,
     ) -> Result<Topology, AdminError> {
-        let request = body(serde_json::json!({ "pools": pools }));
-        self.client(endpoint, credentials).json("POST", "/admin/v1/bootstrap", request).await
+        let request = BootstrapRequest { pools };
+        self.client(endpoint, credentials).send("POST", "/admin/v1/bootstrap", &request).await
     }
 
     async fn add_set(
@@ -138,21 +108,20 @@ impl NodeApi for HttpNodeApi {
         drives: Vec<String>,
         expected_generation: u64,
     ) -> Result<Topology, AdminError> {
-        let request =
-            body(serde_json::json!({ "pool": pool, "drives": drives, "expectedGeneration": expected_generation }));
-        self.client(endpoint, credentials).json("POST", "/admin/v1/sets", request).await
+        let request = AddSet { pool: Some(pool.to_string()), drives, expected_generation: Some(expected_generation) };
+        self.client(endpoint, credentials).send("POST", "/admin/v1/sets", &request).await
     }
 
     async fn change_set(
         &self,
         endpoint: &str,
         credentials: &Credentials,
-        id: i64,
-        action: &str,
+        id: SetId,
+        action: SetAction,
         expected_generation: u64,
     ) -> Result<Topology, AdminError> {
-        let request = body(serde_json::json!({ "expectedGeneration": expected_generation }));
-        self.client(endpoint, credentials).json("POST", &format!("/admin/v1/sets/{id}/{action}"), request).await
+        let request = SetChange { expected_generation: Some(expected_generation) };
+        self.client(endpoint, credentials).send("POST", &action.path(id), &request).await
     }
 
     async fn throttle(
@@ -161,7 +130,7 @@ impl NodeApi for HttpNodeApi {
         credentials: &Credentials,
         bytes_per_second: u64,
     ) -> Result<MigrationStatus, AdminError> {
-        let request = body(serde_json::json!({ "bytesPerSecond": bytes_per_second }));
-        self.client(endpoint, credentials).json("POST", "/admin/v1/migration/throttle", request).await
+        let request = Throttle { bytes_per_second };
+        self.client(endpoint, credentials).send("POST", "/admin/v1/migration/throttle", &request).await
     }
 }

@@ -19,7 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
-use crate::admin::{AWAITING_TOPOLOGY, BootstrapPool, Credentials, NodeApi};
+use crate::admin::{BootstrapPool, Credentials, NodeApi, NodeMode};
 use crate::apply::{self, KubeCallError, kube_error};
 use crate::build::{self, LABEL_CLUSTER, Settings};
 use crate::crd::{BucketsCluster, BucketsClusterStatus, BucketsPool, BucketsPoolStatus};
@@ -27,6 +27,7 @@ use crate::dereference::{self, DereferenceError, KubeState, NodeAnswers};
 use crate::metrics::Metrics;
 use crate::scaling::{self, NodeAction, Observed, Plan};
 use crate::status::{self, Inputs};
+use buckets_api::{AdminErrorCode, SetAction, SetId};
 
 /// Keeps a cluster until the operator has cleaned up after it.
 pub const CLUSTER_FINALIZER: &str = "buckets.io/cleanup";
@@ -194,7 +195,7 @@ async fn reconcile_cluster(cluster: &BucketsCluster, ctx: &Context) -> Result<Ac
     let problems = problems(&observed, &answers, migration);
     let progress = migration.map(|m| {
         status::migration_progress(
-            &m.state,
+            m.state,
             m.percent,
             (m.moved_objects, m.moved_bytes),
             (m.total_objects, m.total_bytes),
@@ -267,7 +268,7 @@ fn describe_errors(answers: &NodeAnswers) -> String {
 fn problems(
     observed: &Observed,
     answers: &NodeAnswers,
-    migration: Option<&buckets_node::storage::migration::MigrationStatus>,
+    migration: Option<&buckets_api::MigrationStatus>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     let Some(topology) = &observed.topology else { return problems };
@@ -281,7 +282,9 @@ fn problems(
         let Some(highest) = highest else { continue };
         let needed = pool.geometry.replicas_for_sets(highest + 1);
         let down: Vec<String> = (0..needed)
-            .filter(|o| answers.states.get(&(pool.name.clone(), *o)).is_none_or(|s| s.state == AWAITING_TOPOLOGY))
+            .filter(|o| {
+                answers.states.get(&(pool.name.clone(), *o)).is_none_or(|s| s.state == NodeMode::AwaitingTopology)
+            })
             .map(|o| format!("{}-{o}", pool.name))
             .collect();
         if !down.is_empty() {
@@ -444,11 +447,7 @@ async fn release_pool(
     Ok(())
 }
 
-fn node_call<T>(
-    ctx: &Context,
-    action: &str,
-    result: Result<T, buckets_node::admin::client::AdminError>,
-) -> Result<T, Error> {
+fn node_call<T>(ctx: &Context, action: &str, result: Result<T, buckets_api::AdminError>) -> Result<T, Error> {
     let outcome = if result.is_ok() { "ok" } else { "error" };
     ctx.metrics.node_actions.with_label_values(&[action, outcome]).inc();
     result.map_err(|e| Error::Node(format!("{action}: {e}")))
@@ -486,7 +485,10 @@ async fn execute(
                     .iter()
                     .flat_map(|(pool, pods)| pods.iter().map(move |(ordinal, pod)| (pool, ordinal, pod)))
                     .filter(|(pool, ordinal, _)| {
-                        answers.states.get(&((*pool).clone(), **ordinal)).is_some_and(|s| s.state == AWAITING_TOPOLOGY)
+                        answers
+                            .states
+                            .get(&((*pool).clone(), **ordinal))
+                            .is_some_and(|s| s.state == NodeMode::AwaitingTopology)
                     })
                     .find_map(|(_, _, pod)| dereference::pod_endpoint(pod))
                     .ok_or_else(|| Error::Node("bootstrap: no node waits for a topology".into()))?;
@@ -514,19 +516,25 @@ async fn execute(
             }
             NodeAction::DrainSet { id } | NodeAction::RemoveSet { id } => {
                 let endpoint = serving.as_deref().ok_or_else(|| Error::Node("set change: no node serves".into()))?;
-                let verb = if matches!(action, NodeAction::DrainSet { .. }) { "drain" } else { "remove" };
-                let result = nodes.change_set(endpoint, credentials, *id, verb, generation).await;
+                let set_action =
+                    if matches!(action, NodeAction::DrainSet { .. }) { SetAction::Drain } else { SetAction::Remove };
+                let verb = set_action.as_str();
+                let set = SetId::try_from(*id).map_err(|_| Error::Node(format!("{verb}: set id {id} out of range")))?;
+                let result = nodes.change_set(endpoint, credentials, set, set_action, generation).await;
                 // Not empty yet (something arrived after the pass): the next reconcile asks
                 // again once the migration says so.
                 if let Err(e) = &result
-                    && e.code() == Some("SetNotEmpty")
+                    && e.code() == Some(&AdminErrorCode::SetNotEmpty)
                 {
                     ctx.metrics.node_actions.with_label_values(&[verb, "not-empty"]).inc();
                     tracing::info!(set = id, error = %e, "set not empty yet");
                     continue;
                 }
                 generation = node_call(ctx, verb, result)?.generation;
-                let reason = if verb == "drain" { "SetDraining" } else { "SetRemoved" };
+                let reason = match set_action {
+                    SetAction::Drain => "SetDraining",
+                    SetAction::Remove => "SetRemoved",
+                };
                 publish_event(ctx, cluster, false, reason, format!("set {id}: {verb}")).await;
             }
         }

@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use buckets_node::placement::topology::{SetState as NodeSetState, Topology};
-use buckets_node::storage::migration::{MigrationStatus, Phase};
+use buckets_api::migration::Phase;
+use buckets_api::{MigrationStatus, SetSpec, SetState as NodeSetState, Topology};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
-use crate::admin::{AWAITING_TOPOLOGY, Credentials, NodeApi, NodeState, SERVING};
+use crate::admin::{Credentials, NodeApi, NodeMode, NodeState};
 use crate::apply::KubeCallError;
 use crate::build::secret::{ROOT_PASSWORD_KEY, ROOT_USER_KEY};
 use crate::build::{Geometry, LABEL_CLUSTER, Settings, parse_drive_url, root_secret_name, statefulset_name};
@@ -141,7 +141,7 @@ pub async fn ask_nodes(kube: &KubeState, nodes: &dyn NodeApi) -> NodeAnswers {
     for (key, endpoint, state) in futures::future::join_all(asks).await {
         match state {
             Ok(state) => {
-                if state.state == SERVING {
+                if state.state == NodeMode::Serving {
                     serving_endpoints.push(endpoint);
                 }
                 answers.states.insert(key, state);
@@ -173,7 +173,9 @@ pub fn pool_views(cluster: &BucketsCluster, kube: &KubeState, answers: &NodeAnsw
             let ready_ordinals: BTreeSet<i32> = answers
                 .states
                 .iter()
-                .filter(|((p, _), state)| *p == name && (state.state == SERVING || state.state == AWAITING_TOPOLOGY))
+                .filter(|((p, _), state)| {
+                    *p == name && (matches!(state.state, NodeMode::Serving | NodeMode::AwaitingTopology))
+                })
                 .map(|((_, ordinal), _)| *ordinal)
                 .collect();
             let statefulset = kube.statefulsets.get(&statefulset_name(&cluster.name_any(), &name));
@@ -214,7 +216,7 @@ pub fn topology_view(
     TopologyView { generation: topology.generation as i64, sets }
 }
 
-fn set_view(spec: &buckets_node::placement::topology::SetSpec, pool: String, index: i32) -> SetView {
+fn set_view(spec: &SetSpec, pool: String, index: i32) -> SetView {
     SetView {
         id: spec.id as i64,
         pool,
@@ -233,7 +235,7 @@ pub fn migration_view(status: &MigrationStatus, topology: &Topology) -> Migratio
     let draining: BTreeSet<i64> =
         topology.sets().filter(|(_, s)| s.state == NodeSetState::Draining).map(|(_, s)| s.id as i64).collect();
     MigrationView {
-        state: status.state.clone(),
+        state: Some(status.state),
         drained_sets: status
             .sets
             .iter()

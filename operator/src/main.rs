@@ -93,7 +93,7 @@ fn run(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use std::sync::Arc;
-    buckets_node::init_logging();
+    buckets_api::logging::init_logging();
     // kube and the node client both use rustls; one process-wide provider.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

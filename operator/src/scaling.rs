@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::build::Geometry;
 use crate::crd::Operation;
+use buckets_api::MigrationState;
 
 pub const BOOTSTRAP: &str = "Bootstrap";
 pub const SCALE_UP: &str = "ScaleUp";
@@ -96,15 +97,15 @@ impl TopologyView {
 /// Migration as the nodes report it.
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct MigrationView {
-    /// idle, running, paused or done.
-    pub state: String,
+    /// None when no serving node answered.
+    pub state: Option<MigrationState>,
     /// Draining sets the migration has emptied (their pass for this generation is done).
     pub drained_sets: BTreeSet<i64>,
 }
 
 impl MigrationView {
     fn finished(&self) -> bool {
-        matches!(self.state.as_str(), "idle" | "done")
+        self.state.is_some_and(|state| !state.in_progress())
     }
 }
 
@@ -496,11 +497,11 @@ mod tests {
     }
 
     fn idle() -> MigrationView {
-        MigrationView { state: "idle".into(), drained_sets: BTreeSet::new() }
+        MigrationView { state: Some(MigrationState::Idle), drained_sets: BTreeSet::new() }
     }
 
     fn running() -> MigrationView {
-        MigrationView { state: "running".into(), drained_sets: BTreeSet::new() }
+        MigrationView { state: Some(MigrationState::Running), drained_sets: BTreeSet::new() }
     }
 
     /// Applies a plan's node actions to the observed world the way the nodes would, and
@@ -520,11 +521,11 @@ mod tests {
                 NodeAction::AddSet { pool, index } => {
                     topology.sets.push(set(next_id, pool, *index, SetState::Active));
                     next_id += 1;
-                    next.migration.state = "running".into();
+                    next.migration.state = Some(MigrationState::Running);
                 }
                 NodeAction::DrainSet { id } => {
                     topology.sets.iter_mut().find(|s| s.id == *id).unwrap().state = SetState::Draining;
-                    next.migration.state = "running".into();
+                    next.migration.state = Some(MigrationState::Running);
                 }
                 NodeAction::RemoveSet { id } => {
                     assert!(next.migration.drained_sets.contains(id), "removing a set that is not empty");
@@ -544,7 +545,7 @@ mod tests {
 
     /// Finishes a running migration: every draining set is empty.
     fn migration_finishes(observed: &mut Observed) {
-        observed.migration.state = "done".into();
+        observed.migration.state = Some(MigrationState::Done);
         if let Some(topology) = &observed.topology {
             observed.migration.drained_sets =
                 topology.sets.iter().filter(|s| s.state == SetState::Draining).map(|s| s.id).collect();
@@ -775,7 +776,7 @@ mod tests {
         let mut world = world_after(&observed, &first);
         let second = plan(&world, first.operation.as_ref(), NOW);
         world = world_after(&world, &second);
-        assert_eq!(world.migration.state, "running");
+        assert_eq!(world.migration.state, Some(MigrationState::Running));
         // Mid-migration the user asks for 4 sets: the step keeps its target…
         world.pools[0].replicas = 16;
         let third = plan(&world, second.operation.as_ref(), NOW);

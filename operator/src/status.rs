@@ -2,6 +2,8 @@
 //! reconcile (phase, conditions, sets, migration progress), and which transitions deserve
 //! an Event. Conditions keep their lastTransitionTime while their status holds.
 
+use buckets_api::MigrationState;
+
 use crate::build::{pool_selector, selector_string};
 use crate::crd::{
     BucketsClusterStatus, BucketsPoolStatus, Condition, MigrationProgress, Operation, PoolSummary, SetStatus,
@@ -331,7 +333,7 @@ fn phase_or_new(status: &BucketsClusterStatus) -> &str {
 
 /// The printer column's text and the integer percent of a migration.
 pub fn migration_progress(
-    state: &str,
+    state: MigrationState,
     percent: f64,
     moved: (u64, u64),
     total: (u64, u64),
@@ -341,9 +343,9 @@ pub fn migration_progress(
 ) -> MigrationProgress {
     let percent = percent.clamp(0.0, 100.0).floor() as i32;
     MigrationProgress {
-        state: state.into(),
+        state: state.to_string(),
         percent,
-        progress: if matches!(state, "running" | "paused") { format!("{percent}%") } else { "-".into() },
+        progress: if state.in_progress() { format!("{percent}%") } else { "-".into() },
         objects_moved: moved.0 as i64,
         bytes_moved: moved.1 as i64,
         objects_total: total.0 as i64,
@@ -372,7 +374,7 @@ mod tests {
         }
     }
 
-    fn observed(replicas: i32, sets: i32, migration: &str) -> Observed {
+    fn observed(replicas: i32, sets: i32, migration: MigrationState) -> Observed {
         Observed {
             pools: vec![pool(replicas, replicas.max(sets * 4))],
             topology: Some(TopologyView {
@@ -387,7 +389,7 @@ mod tests {
                     })
                     .collect(),
             }),
-            migration: MigrationView { state: migration.into(), drained_sets: BTreeSet::new() },
+            migration: MigrationView { state: Some(migration), drained_sets: BTreeSet::new() },
             capacity: None,
         }
     }
@@ -411,7 +413,7 @@ mod tests {
 
     #[test]
     fn settled_cluster_is_ready_and_keeps_transition_times() {
-        let observed = observed(8, 2, "idle");
+        let observed = observed(8, 2, MigrationState::Idle);
         let plan = plan(&observed, None, "t0");
         let first = cluster_status(&BucketsClusterStatus::default(), &inputs(&observed, &plan, vec![], "t0"));
         assert_eq!(first.phase, "Ready");
@@ -429,12 +431,12 @@ mod tests {
 
     #[test]
     fn scaling_shows_progressing_with_the_step_and_an_event() {
-        let before = observed(8, 2, "idle");
+        let before = observed(8, 2, MigrationState::Idle);
         let settled = cluster_status(
             &BucketsClusterStatus::default(),
             &inputs(&before, &plan(&before, None, "t0"), vec![], "t0"),
         );
-        let scaled = observed(12, 2, "idle");
+        let scaled = observed(12, 2, MigrationState::Idle);
         let step = plan(&scaled, None, "t1");
         let status = cluster_status(&settled, &inputs(&scaled, &step, vec![], "t1"));
         assert_eq!(status.phase, "Scaling");
@@ -458,7 +460,7 @@ mod tests {
 
     #[test]
     fn refusal_is_a_condition_and_a_warning_once() {
-        let observed = observed(0, 1, "idle");
+        let observed = observed(0, 1, MigrationState::Idle);
         let step = plan(&observed, None, "t0");
         let status = cluster_status(&BucketsClusterStatus::default(), &inputs(&observed, &step, vec![], "t0"));
         let progressing = get(&status, PROGRESSING);
@@ -475,7 +477,7 @@ mod tests {
 
     #[test]
     fn problems_make_the_cluster_degraded() {
-        let observed = observed(8, 2, "idle");
+        let observed = observed(8, 2, MigrationState::Idle);
         let step = plan(&observed, None, "t0");
         let healthy = cluster_status(&BucketsClusterStatus::default(), &inputs(&observed, &step, vec![], "t0"));
         let sick =
@@ -491,11 +493,11 @@ mod tests {
 
     #[test]
     fn migration_progress_for_the_printer_column() {
-        let running = migration_progress("running", 42.7, (10, 1000), (30, 3000), 512.0, Some(4), None);
+        let running = migration_progress(MigrationState::Running, 42.7, (10, 1000), (30, 3000), 512.0, Some(4), None);
         assert_eq!((running.percent, running.progress.as_str()), (42, "42%"));
         assert_eq!(running.bytes_total, 3000);
-        let idle = migration_progress("idle", 0.0, (0, 0), (0, 0), 0.0, None, None);
+        let idle = migration_progress(MigrationState::Idle, 0.0, (0, 0), (0, 0), 0.0, None, None);
         assert_eq!(idle.progress, "-");
-        assert_eq!(migration_progress("running", 250.0, (0, 0), (0, 0), 0.0, None, None).percent, 100);
+        assert_eq!(migration_progress(MigrationState::Running, 250.0, (0, 0), (0, 0), 0.0, None, None).percent, 100);
     }
 }

@@ -7,14 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use buckets_node::admin::client::AdminError;
-use buckets_node::placement::topology::Topology;
-use buckets_node::storage::migration::MigrationStatus;
+use buckets_api::{AdminError, AdminErrorCode, MigrationState, MigrationStatus, SetAction, SetId, SetState, Topology};
 use http::{Request, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use crate::admin::{AWAITING_TOPOLOGY, BootstrapPool, Credentials, NodeApi, NodeState, SERVING};
+use crate::admin::{BootstrapPool, Credentials, NodeApi, NodeMode, NodeState};
 
 /// The in-memory API server. Like a real one, every write gives the object a new
 /// `resourceVersion`, and a write that names another than the object's current one is
@@ -293,13 +291,7 @@ pub fn fake_client(api: Arc<Mutex<FakeApi>>) -> kube::Client {
 
 impl Default for FakeNodeState {
     fn default() -> Self {
-        FakeNodeState {
-            topology: None,
-            migration: String::new(),
-            throttle: 0,
-            calls: Vec::new(),
-            free_per_drive: 1 << 30,
-        }
+        FakeNodeState { topology: None, migration: None, throttle: 0, calls: Vec::new(), free_per_drive: 1 << 30 }
     }
 }
 
@@ -311,27 +303,29 @@ pub struct FakeNodes {
 
 pub struct FakeNodeState {
     pub topology: Option<Value>,
-    /// `running` after a change until the test finishes it.
-    pub migration: String,
+    /// None until the first change, then running until the test finishes it.
+    pub migration: Option<MigrationState>,
     pub throttle: u64,
     pub calls: Vec<String>,
     /// Free bytes each drive reports.
     pub free_per_drive: u64,
 }
 
-fn refused(status: u16, code: &str, message: &str) -> AdminError {
-    AdminError::Refused { status, code: code.into(), message: message.into() }
+fn refused(status: u16, code: AdminErrorCode, message: &str) -> AdminError {
+    AdminError::Refused { status, code, message: message.into() }
 }
 
 impl FakeNodes {
     /// Ends the running migration: every draining set is empty.
     pub fn finish_migration(&self) {
-        self.state.lock().unwrap().migration = "done".into();
+        self.state.lock().unwrap().migration = Some(MigrationState::Done);
     }
 
     fn topology_of(state: &FakeNodeState) -> Result<Topology, AdminError> {
-        serde_json::from_value(state.topology.clone().ok_or_else(|| refused(503, "AwaitingTopology", "no topology"))?)
-            .map_err(|e| AdminError::Malformed(e.to_string()))
+        serde_json::from_value(
+            state.topology.clone().ok_or_else(|| refused(503, AdminErrorCode::AwaitingTopology, "no topology"))?,
+        )
+        .map_err(|e| AdminError::Malformed(e.to_string()))
     }
 
     fn change(
@@ -342,9 +336,10 @@ impl FakeNodes {
     ) -> Result<Topology, AdminError> {
         let mut state = self.state.lock().unwrap();
         state.calls.push(call);
-        let topology = state.topology.as_mut().ok_or_else(|| refused(503, "AwaitingTopology", "no topology"))?;
+        let topology =
+            state.topology.as_mut().ok_or_else(|| refused(503, AdminErrorCode::AwaitingTopology, "no topology"))?;
         if topology["generation"] != expected {
-            return Err(refused(409, "GenerationConflict", "stale generation"));
+            return Err(refused(409, AdminErrorCode::GenerationConflict, "stale generation"));
         }
         change(topology)?;
         topology["generation"] = json!(expected + 1);
@@ -358,7 +353,7 @@ impl NodeApi for FakeNodes {
         let state = self.state.lock().unwrap();
         let generation = state.topology.as_ref().map_or(0, |t| t["generation"].as_u64().unwrap());
         Ok(NodeState {
-            state: if generation > 0 { SERVING } else { AWAITING_TOPOLOGY }.into(),
+            state: if generation > 0 { NodeMode::Serving } else { NodeMode::AwaitingTopology },
             node_address: endpoint.into(),
             topology_generation: generation,
         })
@@ -371,7 +366,7 @@ impl NodeApi for FakeNodes {
     async fn migration(&self, _: &str, _: &Credentials) -> Result<MigrationStatus, AdminError> {
         let state = self.state.lock().unwrap();
         let topology = FakeNodes::topology_of(&state)?;
-        let running = state.migration == "running";
+        let running = state.migration == Some(MigrationState::Running);
         let sets: Vec<Value> = topology
             .sets()
             .map(|(_, s)| {
@@ -385,7 +380,7 @@ impl NodeApi for FakeNodes {
                 })
             })
             .collect();
-        let state_name = if state.migration.is_empty() { "idle" } else { state.migration.as_str() };
+        let state_name = state.migration.unwrap_or(MigrationState::Idle);
         serde_json::from_value(json!({
             "generation": topology.generation, "state": state_name, "paused": false,
             "bytesPerSecondLimit": state.throttle, "totalObjects": 10, "totalBytes": 1000,
@@ -401,7 +396,7 @@ impl NodeApi for FakeNodes {
         let topology = FakeNodes::topology_of(&state)?;
         let sets: Vec<Value> = topology
             .sets()
-            .filter(|(_, s)| s.state != buckets_node::placement::topology::SetState::Removed)
+            .filter(|(_, s)| s.state != SetState::Removed)
             .map(|(_, s)| {
                 json!({
                     "id": s.id, "state": s.state, "drives": s.drives.len(), "drivesOnline": s.drives.len(),
@@ -422,7 +417,7 @@ impl NodeApi for FakeNodes {
         let mut state = self.state.lock().unwrap();
         state.calls.push(format!("bootstrap via {endpoint}"));
         if state.topology.is_some() {
-            return Err(refused(409, "AlreadyBootstrapped", "the cluster has a topology"));
+            return Err(refused(409, AdminErrorCode::AlreadyBootstrapped, "the cluster has a topology"));
         }
         let mut id = 0;
         let pools: Vec<Value> = pools
@@ -470,7 +465,7 @@ impl NodeApi for FakeNodes {
             Ok(())
         });
         if result.is_ok() {
-            self.state.lock().unwrap().migration = "running".into();
+            self.state.lock().unwrap().migration = Some(MigrationState::Running);
         }
         result
     }
@@ -479,28 +474,30 @@ impl NodeApi for FakeNodes {
         &self,
         _: &str,
         _: &Credentials,
-        id: i64,
-        action: &str,
+        id: SetId,
+        action: SetAction,
         expected: u64,
     ) -> Result<Topology, AdminError> {
-        let migration_done = self.state.lock().unwrap().migration == "done";
-        let result = self.change(format!("{action} {id}"), expected, |topology| {
+        let migration_done = self.state.lock().unwrap().migration == Some(MigrationState::Done);
+        let result = self.change(format!("{} {id}", action.as_str()), expected, |topology| {
             for pool in topology["pools"].as_array_mut().unwrap() {
                 for set in pool["sets"].as_array_mut().unwrap() {
                     if set["id"] == id {
                         match action {
-                            "drain" => set["state"] = json!("Draining"),
-                            _ if !migration_done => return Err(refused(409, "SetNotEmpty", "objects left")),
+                            SetAction::Drain => set["state"] = json!("Draining"),
+                            _ if !migration_done => {
+                                return Err(refused(409, AdminErrorCode::SetNotEmpty, "objects left"));
+                            }
                             _ => set["state"] = json!("Removed"),
                         }
                         return Ok(());
                     }
                 }
             }
-            Err(refused(404, "NoSuchSet", "no such set"))
+            Err(refused(404, AdminErrorCode::NoSuchSet, "no such set"))
         });
-        if result.is_ok() && action == "drain" {
-            self.state.lock().unwrap().migration = "running".into();
+        if result.is_ok() && action == SetAction::Drain {
+            self.state.lock().unwrap().migration = Some(MigrationState::Running);
         }
         result
     }

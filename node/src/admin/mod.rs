@@ -3,17 +3,23 @@
 //! credentials required, see `auth`). Peer RPC shares the listener (`rpc::server`). Must
 //! never serve S3 or touch drives directly.
 
-pub mod auth;
-pub mod client;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use buckets_api::AdminErrorCode as Code;
+use buckets_api::SetAction;
+use buckets_api::auth;
+use buckets_api::error::ErrorBody;
+use buckets_api::wire::{
+    AddSet, ApplyTopology, BootstrapRequest, Capacity, DriveInfo, NodeInfo, NodeMode, NodeState, PreviewRequest,
+    SetCapacity, SetChange, Throttle,
+};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::placement::topology::TopologyRules;
 use crate::storage::Store;
 
 /// Largest admin request body (a topology document).
@@ -27,43 +33,6 @@ pub struct Admin {
     pub peers: Option<Arc<crate::cluster::peers::Peers>>,
     /// How peers reach this node (`local` for a lone node).
     pub node_address: String,
-}
-
-/// `GET /admin/v1/node`: whether this node serves a topology or waits for one.
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeState {
-    /// `serving` or `awaitingTopology`.
-    pub state: String,
-    pub node_address: String,
-    /// 0 while it waits.
-    pub topology_generation: u64,
-}
-
-/// `GET /admin/v1/capacity`: what every set in service holds and can still take.
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Capacity {
-    pub sets: Vec<SetCapacity>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SetCapacity {
-    pub id: crate::placement::ring::SetId,
-    pub state: crate::placement::topology::SetState,
-    pub drives: usize,
-    /// Drives that answered (the sums below are over them).
-    pub drives_online: usize,
-    pub data_shards: usize,
-    pub parity_shards: usize,
-    pub total_bytes: u64,
-    pub free_bytes: u64,
-    /// Free space of the fullest drive: each object puts one shard on every drive, so
-    /// this times `dataShards` is what the set can still take.
-    pub min_free_bytes: u64,
-    /// Bytes stored on the drives (shards and metadata, parity included).
-    pub stored_bytes: u64,
 }
 
 /// A request whose signature checked out.
@@ -91,7 +60,7 @@ pub async fn read_signed(
     let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = match Limited::new(request.into_body(), MAX_ADMIN_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, "BodyTooLarge", "request body too large")),
+        Err(_) => return Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, Code::BodyTooLarge, "request body too large")),
     };
     let verdict = auth::verify(
         root_user,
@@ -103,7 +72,7 @@ pub async fn read_signed(
         crate::clock::unix_now(),
     );
     if let Err(why) = verdict {
-        return Err(json_error(StatusCode::FORBIDDEN, "AccessDenied", why));
+        return Err(json_error(StatusCode::FORBIDDEN, Code::AccessDenied, why));
     }
     let path = path_and_query.split('?').next().unwrap_or_default().trim_start_matches("/admin/v1/").to_string();
     Ok(SignedRequest { method, path, body })
@@ -135,92 +104,33 @@ pub async fn handle_awaiting(
     };
     Ok(match (&request.method, request.segments().as_slice()) {
         (&Method::GET, ["node"]) => json_ok(&NodeState {
-            state: "awaitingTopology".into(),
+            state: NodeMode::AwaitingTopology,
             node_address: member.own_authority.clone(),
             topology_generation: 0,
         }),
         (&Method::POST, ["bootstrap"]) => {
-            let bootstrap: crate::cluster::member::BootstrapRequest = match serde_json::from_slice(&request.body) {
+            let bootstrap: BootstrapRequest = match serde_json::from_slice(&request.body) {
                 Ok(bootstrap) => bootstrap,
-                Err(e) => return Ok(json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string())),
+                Err(e) => return Ok(json_error(StatusCode::BAD_REQUEST, Code::MalformedRequest, &e.to_string())),
             };
             match member.bootstrap(&bootstrap).await {
                 Ok(topology) => json_ok(&topology),
-                Err(e) => json_error(StatusCode::CONFLICT, "BootstrapFailed", &e),
+                Err(e) => json_error(StatusCode::CONFLICT, Code::BootstrapFailed, &e),
             }
         }
         _ => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "AwaitingTopology",
+            Code::AwaitingTopology,
             "this node waits for a topology: bootstrap the cluster or add its drives as a set",
         ),
     })
 }
 
-/// Body of `POST /admin/v1/migration/throttle`.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Throttle {
-    bytes_per_second: u64,
-}
-
-/// Optional body of set changes: the generation the caller saw.
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SetChange {
-    expected_generation: Option<u64>,
-}
-
-/// Body of `POST /admin/v1/sets`.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AddSet {
-    pool: Option<String>,
-    drives: Vec<String>,
-    expected_generation: Option<u64>,
-}
-
-/// Body of `POST /admin/v1/topology/preview`.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PreviewRequest {
-    topology: crate::placement::topology::Topology,
-}
-
-/// One node of `GET /admin/v1/nodes`.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeInfo {
-    /// `HOST:PORT` of its admin listener (`local` for the drives of a lone node).
-    pub name: String,
-    pub online: bool,
-    pub drives_total: usize,
-    pub drives_online: usize,
-    pub drives: Vec<DriveInfo>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DriveInfo {
-    pub drive: String,
-    pub set: crate::placement::ring::SetId,
-    pub set_state: crate::placement::topology::SetState,
-    pub online: bool,
-}
-
 fn json_ok<T: serde::Serialize>(value: &T) -> Response<Full<Bytes>> {
     match serde_json::to_vec_pretty(value) {
         Ok(json) => respond(StatusCode::OK, "application/json", json),
-        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", &e.to_string()),
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, Code::InternalError, &e.to_string()),
     }
-}
-
-/// Body of `POST /admin/v1/topology`.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ApplyTopology {
-    expected_generation: u64,
-    topology: crate::placement::topology::Topology,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -231,9 +141,9 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Re
         .expect("valid response")
 }
 
-fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({ "error": code, "message": message });
-    respond(status, "application/json", body.to_string())
+fn json_error(status: StatusCode, code: Code, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&ErrorBody::new(&code, message)).expect("an error body serialises");
+    respond(status, "application/json", body)
 }
 
 pub async fn handle(admin: Arc<Admin>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -268,7 +178,7 @@ impl Admin {
         let (method, body) = (request.method.clone(), request.body.clone());
         match (method, request.segments().as_slice()) {
             (Method::GET, ["node"]) => json_ok(&NodeState {
-                state: "serving".into(),
+                state: NodeMode::Serving,
                 node_address: self.node_address.clone(),
                 topology_generation: self.store.topology().generation,
             }),
@@ -276,17 +186,15 @@ impl Admin {
                 // Already bootstrapped: the same request again is answered with the
                 // topology (a retry after a lost answer); anything else is refused.
                 let topology = self.store.topology();
-                let same =
-                    serde_json::from_slice::<crate::cluster::member::BootstrapRequest>(&body).is_ok_and(|request| {
-                        let asked: Vec<Vec<String>> =
-                            request.pools.iter().flat_map(|p| p.sets.iter().cloned()).collect();
-                        let have: Vec<Vec<String>> = topology.sets().map(|(_, s)| s.drives.clone()).collect();
-                        have.starts_with(&asked) && topology.generation >= 1
-                    });
+                let same = serde_json::from_slice::<BootstrapRequest>(&body).is_ok_and(|request| {
+                    let asked: Vec<Vec<String>> = request.pools.iter().flat_map(|p| p.sets.iter().cloned()).collect();
+                    let have: Vec<Vec<String>> = topology.sets().map(|(_, s)| s.drives.clone()).collect();
+                    have.starts_with(&asked) && topology.generation >= 1
+                });
                 if same {
                     json_ok(topology.as_ref())
                 } else {
-                    json_error(StatusCode::CONFLICT, "AlreadyBootstrapped", "this cluster already has a topology")
+                    json_error(StatusCode::CONFLICT, Code::AlreadyBootstrapped, "this cluster already has a topology")
                 }
             }
             (Method::GET, ["capacity"]) => json_ok(&self.capacity().await),
@@ -294,51 +202,52 @@ impl Admin {
             (Method::POST, ["topology"]) => {
                 let request: ApplyTopology = match serde_json::from_slice(&body) {
                     Ok(request) => request,
-                    Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedTopology", &e.to_string()),
+                    Err(e) => return json_error(StatusCode::BAD_REQUEST, Code::MalformedTopology, &e.to_string()),
                 };
                 self.apply(request.expected_generation, request.topology).await
             }
             (Method::POST, ["topology", "preview"]) => {
                 let request: PreviewRequest = match serde_json::from_slice(&body) {
                     Ok(request) => request,
-                    Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedTopology", &e.to_string()),
+                    Err(e) => return json_error(StatusCode::BAD_REQUEST, Code::MalformedTopology, &e.to_string()),
                 };
                 if let Err(e) = self.store.topology().check_next(&request.topology) {
-                    return json_error(StatusCode::BAD_REQUEST, "InvalidTopology", &e.to_string());
+                    return json_error(StatusCode::BAD_REQUEST, Code::InvalidTopology, &e.to_string());
                 }
                 match self.store.preview_topology(&request.topology).await {
                     Ok(preview) => json_ok(&preview),
-                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, &e.to_string()),
                 }
             }
             (Method::POST, ["sets"]) => {
                 let request: AddSet = match serde_json::from_slice(&body) {
                     Ok(request) => request,
-                    Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
+                    Err(e) => return json_error(StatusCode::BAD_REQUEST, Code::MalformedRequest, &e.to_string()),
                 };
                 let id = self.store.next_set_id();
                 // The nodes holding the new drives format and serve them first.
                 if let Some(peers) = &self.peers
                     && let Err(why) = peers.open_set(self.store.cluster_id, id, &request.drives).await
                 {
-                    return json_error(StatusCode::BAD_REQUEST, "InvalidDrives", &why);
+                    return json_error(StatusCode::BAD_REQUEST, Code::InvalidDrives, &why);
                 }
                 let result = self.store.add_set(id, request.pool, request.drives, request.expected_generation).await;
                 self.answer_change(result).await
             }
-            (Method::POST, ["sets", id, action @ ("drain" | "remove")]) => {
+            (Method::POST, ["sets", id, action]) if SetAction::parse(action).is_some() => {
+                let action = SetAction::parse(action).expect("matched above");
                 let Ok(id) = id.parse::<crate::placement::ring::SetId>() else {
-                    return json_error(StatusCode::BAD_REQUEST, "InvalidSet", "a set id is a number");
+                    return json_error(StatusCode::BAD_REQUEST, Code::InvalidSet, "a set id is a number");
                 };
                 let change: SetChange = if body.is_empty() {
                     SetChange::default()
                 } else {
                     match serde_json::from_slice(&body) {
                         Ok(change) => change,
-                        Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
+                        Err(e) => return json_error(StatusCode::BAD_REQUEST, Code::MalformedRequest, &e.to_string()),
                     }
                 };
-                self.change_set_state(id, *action == "drain", change.expected_generation).await
+                self.change_set_state(id, action, change.expected_generation).await
             }
             (Method::GET, ["migration"]) => json_ok(&self.store.migration_status().await),
             (Method::POST, ["migration", action @ ("pause" | "resume")]) => {
@@ -349,25 +258,25 @@ impl Admin {
                         self.store.migrate_now.notify_one();
                         json_ok(&self.store.migration_status().await)
                     }
-                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, &e.to_string()),
                 }
             }
             (Method::POST, ["migration", "throttle"]) => {
                 let request: Throttle = match serde_json::from_slice(&body) {
                     Ok(request) => request,
-                    Err(e) => return json_error(StatusCode::BAD_REQUEST, "MalformedRequest", &e.to_string()),
+                    Err(e) => return json_error(StatusCode::BAD_REQUEST, Code::MalformedRequest, &e.to_string()),
                 };
                 match self.store.update_migration_control(|c| c.bytes_per_second = request.bytes_per_second).await {
                     Ok(_) => json_ok(&self.store.migration_status().await),
-                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+                    Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, &e.to_string()),
                 }
             }
             (Method::GET, ["nodes"]) => json_ok(&self.nodes()),
             (Method::GET, ["nodes", name]) => match self.nodes().into_iter().find(|n| n.name == *name) {
                 Some(node) => json_ok(&node),
-                None => json_error(StatusCode::NOT_FOUND, "NoSuchNode", &format!("no node named {name}")),
+                None => json_error(StatusCode::NOT_FOUND, Code::NoSuchNode, &format!("no node named {name}")),
             },
-            _ => json_error(StatusCode::NOT_FOUND, "NotFound", "no such admin endpoint"),
+            _ => json_error(StatusCode::NOT_FOUND, Code::NotFound, "no such admin endpoint"),
         }
     }
 
@@ -391,13 +300,13 @@ impl Admin {
                 }
                 json_ok(topology.as_ref())
             }
-            Err(e @ E::Conflict { .. }) => json_error(StatusCode::CONFLICT, "GenerationConflict", &e.to_string()),
+            Err(e @ E::Conflict { .. }) => json_error(StatusCode::CONFLICT, Code::GenerationConflict, &e.to_string()),
             Err(e @ (E::Invalid(_) | E::Unsupported(_))) => {
-                json_error(StatusCode::BAD_REQUEST, "InvalidTopology", &e.to_string())
+                json_error(StatusCode::BAD_REQUEST, Code::InvalidTopology, &e.to_string())
             }
-            Err(e @ E::Drives(_)) => json_error(StatusCode::BAD_REQUEST, "InvalidDrives", &e.to_string()),
-            Err(e @ E::NotEmpty(_)) => json_error(StatusCode::CONFLICT, "SetNotEmpty", &e.to_string()),
-            Err(e @ E::Store(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, "Unavailable", &e.to_string()),
+            Err(e @ E::Drives(_)) => json_error(StatusCode::BAD_REQUEST, Code::InvalidDrives, &e.to_string()),
+            Err(e @ E::NotEmpty(_)) => json_error(StatusCode::CONFLICT, Code::SetNotEmpty, &e.to_string()),
+            Err(e @ E::Store(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, &e.to_string()),
         }
     }
 
@@ -407,7 +316,7 @@ impl Admin {
     async fn change_set_state(
         &self,
         id: crate::placement::ring::SetId,
-        drain: bool,
+        action: SetAction,
         expected: Option<u64>,
     ) -> Response<Full<Bytes>> {
         use crate::placement::topology::SetState;
@@ -416,25 +325,31 @@ impl Admin {
         let mut next = (*current).clone();
         next.generation = expected + 1;
         let Some(set) = next.pools.iter_mut().flat_map(|p| p.sets.iter_mut()).find(|s| s.id == id) else {
-            return json_error(StatusCode::NOT_FOUND, "NoSuchSet", &format!("the topology has no set {id}"));
+            return json_error(StatusCode::NOT_FOUND, Code::NoSuchSet, &format!("the topology has no set {id}"));
         };
-        let refusal = match (set.state, drain) {
-            (SetState::Active, true) => None,
-            (SetState::Draining, false) => None,
-            (SetState::Draining, true) => Some(("AlreadyDraining", format!("set {id} is already draining"))),
-            (SetState::Active, false) => {
-                Some(("SetNotDrained", format!("set {id} is active: drain it first (buckets-admin drain-set {id})")))
+        let refusal = match (set.state, action) {
+            (SetState::Active, SetAction::Drain) => None,
+            (SetState::Draining, SetAction::Remove) => None,
+            (SetState::Draining, SetAction::Drain) => {
+                Some((Code::AlreadyDraining, format!("set {id} is already draining")))
             }
-            (SetState::Removed, _) => Some(("SetRemoved", format!("set {id} was removed"))),
+            (SetState::Active, SetAction::Remove) => Some((
+                Code::SetNotDrained,
+                format!("set {id} is active: drain it first (buckets-admin drain-set {id})"),
+            )),
+            (SetState::Removed, _) => Some((Code::SetRemoved, format!("set {id} was removed"))),
         };
         if let Some((code, message)) = refusal {
             return json_error(StatusCode::CONFLICT, code, &message);
         }
-        set.state = if drain { SetState::Draining } else { SetState::Removed };
+        set.state = match action {
+            SetAction::Drain => SetState::Draining,
+            SetAction::Remove => SetState::Removed,
+        };
         if !next.sets().any(|(_, s)| s.state == SetState::Active) {
             return json_error(
                 StatusCode::CONFLICT,
-                "LastActiveSet",
+                Code::LastActiveSet,
                 &format!("set {id} is the last active set: draining it would leave nowhere to write"),
             );
         }

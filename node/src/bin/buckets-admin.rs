@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use buckets_node::placement::topology::Topology;
-use buckets_node::storage::migration::MigrationStatus;
+use buckets_api::client::refusal;
+use buckets_api::wire::{AddSet, ApplyTopology, BootstrapPool, BootstrapRequest, PreviewRequest, SetChange, Throttle};
+use buckets_api::{AdminClient, MigrationStatus, SetAction, Topology};
 
 #[derive(Parser)]
 #[command(name = "buckets-admin", version, about = "Administer a Buckets cluster through its admin API")]
@@ -183,8 +184,6 @@ enum TopologyCommand {
     },
 }
 
-use buckets_node::admin::client::{AdminClient, refusal};
-
 /// How often `migration status --watch` asks the node for its progress.
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -256,7 +255,7 @@ fn print_status(status: &MigrationStatus) {
             println!(
                 "{:>4}  {:<8} {:>10} {:>10} {:>12}",
                 set.set,
-                format!("{:?}", set.phase).to_lowercase(),
+                set.phase.as_str(),
                 set.moved_objects,
                 set.total_objects,
                 human_bytes(set.moved_bytes as f64)
@@ -289,7 +288,7 @@ async fn migration_status(admin: &AdminClient, args: StatusArgs) -> anyhow::Resu
         bar.set_prefix(format!("generation {} {}", status.generation, status.state));
         bar.set_position((status.percent * 10.0) as u64);
         bar.set_message(progress_line(&status));
-        if status.state == "done" || status.state == "idle" {
+        if !status.state.in_progress() {
             bar.finish();
             return Ok(());
         }
@@ -298,12 +297,18 @@ async fn migration_status(admin: &AdminClient, args: StatusArgs) -> anyhow::Resu
 }
 
 /// Drain or remove a set: POST with the optional expected generation, print the result.
-async fn set_change(admin: &AdminClient, path: &str, expected: Option<u64>, json: bool) -> anyhow::Result<()> {
+async fn set_change(
+    admin: &AdminClient,
+    set: buckets_api::SetId,
+    action: SetAction,
+    expected: Option<u64>,
+    json: bool,
+) -> anyhow::Result<()> {
     let body = match expected {
-        Some(generation) => serde_json::to_vec(&serde_json::json!({ "expectedGeneration": generation }))?,
+        Some(generation) => serde_json::to_vec(&SetChange { expected_generation: Some(generation) })?,
         None => Vec::new(),
     };
-    let topology = admin.json::<serde_json::Value>("POST", path, body).await?;
+    let topology = admin.json::<serde_json::Value>("POST", &action.path(set), body).await?;
     print_topology(&serde_json::from_value(topology)?, json)
 }
 
@@ -362,12 +367,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(path) => Some(buckets_node::tls::client_config_trusting(path).context("loading the CA file")?),
         None => None,
     };
-    let admin = AdminClient::new(
-        cli.endpoint.clone(),
-        cli.user.clone(),
-        cli.password.clone(),
-        buckets_node::rpc::client::peer_client(tls),
-    );
+    let admin = AdminClient::new(cli.endpoint.clone(), cli.user.clone(), cli.password.clone(), AdminClient::http(tls));
     match cli.command {
         Command::Topology(TopologyCommand::Show { json }) => {
             let (status, body) = admin.call("GET", "/admin/v1/topology", Vec::new()).await?;
@@ -380,7 +380,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let topology: Topology = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not a topology document", file.display()))?;
-            let body = serde_json::to_vec(&serde_json::json!({ "topology": topology }))?;
+            let body = serde_json::to_vec(&PreviewRequest { topology })?;
             let preview = admin.json::<serde_json::Value>("POST", "/admin/v1/topology/preview", body).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&preview)?);
@@ -412,7 +412,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 expanded
                     .push(buckets_node::storage::bootstrap::expand_ellipses(set).map_err(|e| anyhow::anyhow!("{e}"))?);
             }
-            let body = serde_json::to_vec(&serde_json::json!({ "pools": [{ "name": pool, "sets": expanded }] }))?;
+            let body =
+                serde_json::to_vec(&BootstrapRequest { pools: vec![BootstrapPool { name: pool, sets: expanded }] })?;
             let topology = admin.json::<serde_json::Value>("POST", "/admin/v1/bootstrap", body).await?;
             print_topology(&serde_json::from_value(topology)?, json)
         }
@@ -437,19 +438,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     buckets_node::storage::bootstrap::expand_ellipses(drive).map_err(|e| anyhow::anyhow!("{e}"))?,
                 );
             }
-            let body = serde_json::to_vec(&serde_json::json!({
-                "pool": pool,
-                "drives": expanded,
-                "expectedGeneration": expected_generation,
-            }))?;
+            let body = serde_json::to_vec(&AddSet { pool, drives: expanded, expected_generation })?;
             let topology = admin.json::<serde_json::Value>("POST", "/admin/v1/sets", body).await?;
             print_topology(&serde_json::from_value(topology)?, json)
         }
         Command::DrainSet { set, expected_generation, json } => {
-            set_change(&admin, &format!("/admin/v1/sets/{set}/drain"), expected_generation, json).await
+            set_change(&admin, set, SetAction::Drain, expected_generation, json).await
         }
         Command::RemoveSet { set, expected_generation, json } => {
-            set_change(&admin, &format!("/admin/v1/sets/{set}/remove"), expected_generation, json).await
+            set_change(&admin, set, SetAction::Remove, expected_generation, json).await
         }
         Command::Migration(MigrationCommand::Status(args)) | Command::MigrationStatus(args) => {
             migration_status(&admin, args).await
@@ -466,7 +463,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migration(MigrationCommand::Throttle { rate }) => {
             let bytes_per_second = parse_rate(&rate)?;
-            let body = serde_json::to_vec(&serde_json::json!({ "bytesPerSecond": bytes_per_second }))?;
+            let body = serde_json::to_vec(&Throttle { bytes_per_second })?;
             let status = admin.json::<serde_json::Value>("POST", "/admin/v1/migration/throttle", body).await?;
             print_status(&serde_json::from_value(status)?);
             Ok(())
@@ -493,9 +490,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let topology: Topology = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not a topology document", file.display()))?;
-            let body = serde_json::to_vec(
-                &serde_json::json!({ "expectedGeneration": expected_generation, "topology": topology }),
-            )?;
+            let body = serde_json::to_vec(&ApplyTopology { expected_generation, topology })?;
             let (status, body) = admin.call("POST", "/admin/v1/topology", body).await?;
             if status != 200 {
                 bail!("{}", explain(status, &body));

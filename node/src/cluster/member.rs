@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::cluster::peers::ClusterSetOpener;
 use crate::metrics::Metrics;
+use crate::placement::topology::TopologyRules;
 use crate::placement::topology::{Pool, SetSpec, SetState, TOPOLOGY_FILE, Topology};
 use crate::rpc::client::PeerTransport;
 use crate::storage::bootstrap::{BootstrapError, parse_drive_url};
@@ -30,20 +31,7 @@ const MAX_JOIN_ANSWER_BYTES: usize = 64 * 1024;
 /// Most sets a bootstrap request may name (bounds the work one request can cause).
 const MAX_BOOTSTRAP_SETS: usize = 1024;
 
-/// Body of `POST /admin/v1/bootstrap`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BootstrapRequest {
-    pub pools: Vec<BootstrapPool>,
-}
-
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BootstrapPool {
-    pub name: String,
-    /// Each set's drive URLs, in set order.
-    pub sets: Vec<Vec<String>>,
-}
+pub use buckets_api::wire::{BootstrapPool, BootstrapRequest};
 
 pub struct Member {
     /// `HOST:PORT` peers reach this node at (the authority of its drive URLs).

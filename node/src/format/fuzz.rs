@@ -9,6 +9,7 @@ use super::JsonFile;
 use super::drive::DriveFormat;
 use super::object::ObjectMeta;
 use crate::placement::topology::Topology;
+use crate::placement::topology::TopologyRules;
 use crate::rpc::protocol::decode_request;
 
 /// Mutates `bytes` in a few random places (flips, truncation, extension).

@@ -3,6 +3,7 @@
 //! reproduce the current version's bytes. `BUCKETS_UPDATE_GOLDEN=1 cargo test golden`
 //! rewrites the current version's files (only when its format deliberately changes).
 
+use crate::placement::topology::TopologyRules;
 use std::path::PathBuf;
 
 use uuid::Uuid;

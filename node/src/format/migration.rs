@@ -60,6 +60,29 @@ pub struct SetProgress {
 }
 
 impl SetProgress {
+    /// What the admin API shows of it (the cursor and sequence stay internal).
+    pub fn view(&self) -> buckets_api::migration::SetMigration {
+        use buckets_api::migration::Phase as Shown;
+        buckets_api::migration::SetMigration {
+            generation: self.generation,
+            set: self.set,
+            phase: match self.phase {
+                Phase::Counting => Shown::Counting,
+                Phase::Moving => Shown::Moving,
+                Phase::Done => Shown::Done,
+            },
+            total_objects: self.total_objects,
+            total_bytes: self.total_bytes,
+            moved_objects: self.moved_objects,
+            moved_bytes: self.moved_bytes,
+            failed_objects: self.failed_objects,
+            passes: self.passes,
+            last_error: self.last_error.clone(),
+            started_unix: self.started_unix,
+            updated_unix: self.updated_unix,
+        }
+    }
+
     /// A set's progress before its first pass; `now` in Unix seconds.
     pub fn new(generation: u64, set: SetId, now: i64) -> Self {
         SetProgress {

@@ -11,7 +11,7 @@ use std::hash::Hasher as _;
 use siphasher::sip::SipHasher24;
 
 /// Stable identity of an erasure set; never reused after the set is removed.
-pub type SetId = u32;
+pub use buckets_api::topology::SetId;
 
 /// Virtual nodes for a set of weight 1.0. With fewer, plain consistent hashing leaves the
 /// most loaded of 16 sets 8–30 % above the mean; 2048 keeps it within a few percent while

@@ -2,10 +2,11 @@
 //! Removed, stamped with a generation. It is persisted on every drive and changes only by
 //! compare-and-swap on the generation.
 //!
-//! Owns: the topology types, their on-disk encoding, the rules for a valid next
-//! generation, and the ring a topology implies. Must never do I/O.
+//! The document itself is the admin API's (`buckets_api::topology`): what a user applies
+//! is what the drives store. Owns: its on-disk encoding, the rules for a valid topology
+//! and a valid next generation, and the ring a topology implies (`TopologyRules`, in
+//! scope wherever a topology is checked or placed). Must never do I/O.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::ring::{Ring, RingMember, SetId};
@@ -16,42 +17,7 @@ pub const TOPOLOGY_VERSION: u16 = 1;
 /// File name of the topology in every drive's system directory.
 pub const TOPOLOGY_FILE: &str = "topology.bkt";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub enum SetState {
-    /// In the ring: receives new objects.
-    Active,
-    /// Out of the ring: keeps serving what it holds while migration empties it.
-    Draining,
-    /// Empty and gone; its id is never reused.
-    Removed,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SetSpec {
-    pub id: SetId,
-    pub state: SetState,
-    /// Drive paths (a node on its own) or drive URLs (a cluster), in set order.
-    pub drives: Vec<String>,
-    /// Relative capacity on the ring.
-    pub weight: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Pool {
-    pub name: String,
-    pub sets: Vec<SetSpec>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Topology {
-    pub cluster_id: Uuid,
-    pub generation: u64,
-    pub pools: Vec<Pool>,
-}
+pub use buckets_api::topology::{Pool, SetSpec, SetState, Topology};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TopologyError {
@@ -81,17 +47,25 @@ pub enum TopologyError {
     NoActiveSet,
 }
 
-impl Topology {
-    pub fn sets(&self) -> impl Iterator<Item = (&Pool, &SetSpec)> {
-        self.pools.iter().flat_map(|pool| pool.sets.iter().map(move |set| (pool, set)))
-    }
-
-    pub fn set(&self, id: SetId) -> Option<&SetSpec> {
-        self.sets().map(|(_, set)| set).find(|set| set.id == id)
-    }
-
+/// What the node knows about a topology beyond its document: the ring, the rules, the
+/// on-disk encoding.
+pub trait TopologyRules: Sized {
     /// The ring of the Active sets.
-    pub fn ring(&self) -> Ring {
+    fn ring(&self) -> Ring;
+    /// Checks a topology on its own.
+    fn validate(&self) -> Result<(), TopologyError>;
+    /// Checks that `next` may replace `self`.
+    fn check_next(&self, next: &Self) -> Result<(), TopologyError>;
+    fn encode(&self) -> Vec<u8>;
+    /// Decodes a stored topology; one that is not valid on its own is refused.
+    fn decode(bytes: &[u8]) -> Result<Self, FormatError>;
+    /// The first topology of a cluster: one pool, every set Active with weight 1.
+    fn initial(cluster_id: Uuid, drive_names: &[String], set_drives: usize) -> Self;
+}
+
+impl TopologyRules for Topology {
+    /// The ring of the Active sets.
+    fn ring(&self) -> Ring {
         let (k0, k1) = self.cluster_id.as_u64_pair();
         let members: Vec<RingMember> = self
             .sets()
@@ -102,7 +76,7 @@ impl Topology {
     }
 
     /// Checks a topology on its own.
-    pub fn validate(&self) -> Result<(), TopologyError> {
+    fn validate(&self) -> Result<(), TopologyError> {
         let mut ids = std::collections::HashSet::new();
         let mut pools = std::collections::HashSet::new();
         for pool in &self.pools {
@@ -130,7 +104,7 @@ impl Topology {
     /// Checks that `next` may replace `self`: the next generation of the same cluster, every
     /// set kept with its drives and pool, states moving only forward
     /// (Active → Draining → Removed, or Draining back to Active).
-    pub fn check_next(&self, next: &Topology) -> Result<(), TopologyError> {
+    fn check_next(&self, next: &Topology) -> Result<(), TopologyError> {
         if next.cluster_id != self.cluster_id {
             return Err(TopologyError::Cluster { expected: self.cluster_id, found: next.cluster_id });
         }
@@ -165,14 +139,14 @@ impl Topology {
         Ok(())
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    fn encode(&self) -> Vec<u8> {
         let body = serde_json::to_vec_pretty(self).expect("topology serialises");
         encode_frame(TOPOLOGY_MAGIC, TOPOLOGY_VERSION, &body)
     }
 
     /// Decodes a stored topology; one that is not valid on its own is refused (a node
     /// never adopts it).
-    pub fn decode(bytes: &[u8]) -> Result<Topology, FormatError> {
+    fn decode(bytes: &[u8]) -> Result<Topology, FormatError> {
         let (_, body) = decode_frame(TOPOLOGY_MAGIC, TOPOLOGY_VERSION, bytes)?;
         let topology: Topology = serde_json::from_slice(body).map_err(|e| FormatError::Body(e.to_string()))?;
         topology.validate().map_err(|e| FormatError::Body(format!("invalid topology: {e}")))?;
@@ -180,7 +154,7 @@ impl Topology {
     }
 
     /// The first topology of a cluster: one pool, every set Active with weight 1.
-    pub fn initial(cluster_id: Uuid, drive_names: &[String], set_drives: usize) -> Topology {
+    fn initial(cluster_id: Uuid, drive_names: &[String], set_drives: usize) -> Topology {
         assert!(set_drives > 0 && drive_names.len().is_multiple_of(set_drives), "drives divide into sets");
         let sets = drive_names
             .chunks(set_drives)

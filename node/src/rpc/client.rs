@@ -13,9 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use uuid::Uuid;
 
 use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
@@ -34,32 +31,13 @@ const POOL_IDLE_PER_PEER: usize = 64;
 /// rather than holding a call for its whole timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub type PeerClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type PeerClient = buckets_api::client::HttpClient;
 
 /// The pooled client a node reaches its peers with; with `tls`, `https://` peers are
 /// verified against its roots (plain `http://` peers stay reachable for a cluster without
 /// certificates).
 pub fn peer_client(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> PeerClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.enforce_http(false);
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    let config = match tls {
-        Some(config) => (*config).clone(),
-        None => rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("default protocol versions")
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth(),
-    };
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(connector);
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(POOL_IDLE_PER_PEER).build(https)
+    buckets_api::client::http_client(tls, POOL_IDLE_PER_PEER, CONNECT_TIMEOUT)
 }
 
 /// How this node calls its peers: the pooled client and this process's key (its session

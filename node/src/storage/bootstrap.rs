@@ -15,6 +15,7 @@ use crate::erasure::{MAX_SET_DRIVES, MIN_SET_DRIVES};
 use crate::format::drive::DriveFormat;
 use crate::metrics::Metrics;
 use crate::placement::ring::SetId;
+use crate::placement::topology::TopologyRules;
 use crate::placement::topology::{SetState, TOPOLOGY_FILE, Topology};
 
 #[derive(Debug, thiserror::Error)]
@@ -195,81 +196,6 @@ fn build_sets(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ellipses() {
-        assert_eq!(expand_ellipses("/d{1...3}").unwrap(), vec!["/d1", "/d2", "/d3"]);
-        assert_eq!(expand_ellipses("/n{1...2}/d{1...2}").unwrap(), vec!["/n1/d1", "/n1/d2", "/n2/d1", "/n2/d2"]);
-        assert_eq!(expand_ellipses("/d{01...02}").unwrap(), vec!["/d01", "/d02"]);
-        assert_eq!(expand_ellipses("/plain").unwrap(), vec!["/plain"]);
-        assert!(expand_ellipses("/d{1..3}").is_err());
-        assert!(expand_ellipses("/d{3...1}").is_err());
-        assert!(expand_ellipses("/d{1...").is_err());
-    }
-
-    #[test]
-    fn drive_urls() {
-        let url = parse_drive_url("http://127.0.0.2:9001/data/n2/d1").unwrap();
-        assert_eq!(
-            url,
-            DriveUrl { scheme: "http".into(), authority: "127.0.0.2:9001".into(), path: "/data/n2/d1".into() }
-        );
-        assert_eq!(parse_drive_url("https://n1:9001/d").unwrap().scheme, "https");
-        for bad in ["ftp://h:1/d", "http://h/d", "http://h:1", "http://h:1/", "http://h:1/a/../b", "/plain"] {
-            assert!(parse_drive_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn every_node_derives_the_same_formats() {
-        let urls: Vec<DriveUrl> = (0..16)
-            .map(|i| parse_drive_url(&format!("http://127.0.0.{}:9001/d{}", 2 + i / 4, i % 4)).unwrap())
-            .collect();
-        let a = cluster_formats(b"secret", &urls).unwrap();
-        assert_eq!(a, cluster_formats(b"secret", &urls).unwrap());
-        assert_ne!(a[0].cluster_id, cluster_formats(b"other", &urls).unwrap()[0].cluster_id);
-        assert!(a.iter().all(|f| f.set_drives == 16 && f.set_drive_ids.len() == 16));
-        let ids: std::collections::HashSet<_> = a.iter().map(|f| f.drive_id).collect();
-        assert_eq!(ids.len(), 16);
-    }
-
-    #[test]
-    fn sets_span_every_node() {
-        // 4 nodes × 5 drives, listed node by node: two sets of 10.
-        let urls: Vec<DriveUrl> = (0..20)
-            .map(|i| parse_drive_url(&format!("http://127.0.0.{}:9001/d{}", 2 + i / 5, i % 5)).unwrap())
-            .collect();
-        let spread = spread_over_nodes(urls.clone());
-        let mut sorted = spread.clone();
-        sorted.sort_by(|a, b| (&a.authority, &a.path).cmp(&(&b.authority, &b.path)));
-        assert_eq!(sorted, urls, "the same drives, reordered");
-        for set in spread.chunks(10) {
-            for node in 2..6 {
-                let on_node = set.iter().filter(|u| u.authority == format!("127.0.0.{node}:9001")).count();
-                assert!((2..=3).contains(&on_node), "{on_node} drives of a set on node {node}");
-            }
-        }
-        // Drives of one node keep their order.
-        let first_node: Vec<&str> =
-            spread.iter().filter(|u| u.authority == "127.0.0.2:9001").map(|u| u.path.as_str()).collect();
-        assert_eq!(first_node, ["/d0", "/d1", "/d2", "/d3", "/d4"]);
-    }
-
-    #[test]
-    fn set_sizes() {
-        assert_eq!(set_size(4).unwrap(), 4);
-        assert_eq!(set_size(16).unwrap(), 16);
-        assert_eq!(set_size(32).unwrap(), 16);
-        assert_eq!(set_size(24).unwrap(), 12);
-        assert_eq!(set_size(20).unwrap(), 10);
-        assert!(set_size(3).is_err());
-        assert!(set_size(17).is_err());
-    }
-}
-
 /// A topology as loaded at start: the topology, the id of each chunk of drives given
 /// (`None`: a removed set's), and the sets added at runtime after them (id, drives).
 type LoadedTopology = (Topology, Vec<Option<SetId>>, Vec<(SetId, Vec<String>)>);
@@ -323,34 +249,11 @@ fn load_topology(
     Ok((topology, ids, added))
 }
 
-/// One drive of a static multi-node cluster, from its URL `http://HOST:PORT/PATH`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DriveUrl {
-    /// `http` or `https`.
-    pub scheme: String,
-    /// `HOST:PORT` of the node's admin listener.
-    pub authority: String,
-    pub path: String,
-}
+pub use buckets_api::DriveUrl;
 
+/// One drive of a static multi-node cluster, from its URL `http://HOST:PORT/PATH`.
 pub fn parse_drive_url(url: &str) -> Result<DriveUrl, BootstrapError> {
-    let bad = |why: &str| BootstrapError::Argument(url.to_string(), why.to_string());
-    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
-        ("http", rest)
-    } else if let Some(rest) = url.strip_prefix("https://") {
-        ("https", rest)
-    } else {
-        return Err(bad("drive URLs start with http:// or https://"));
-    };
-    let slash = rest.find('/').ok_or_else(|| bad("expected http://HOST:PORT/PATH"))?;
-    let (authority, path) = rest.split_at(slash);
-    if authority.is_empty() || !authority.contains(':') {
-        return Err(bad("the drive URL needs HOST:PORT (the node's admin address)"));
-    }
-    if path.len() < 2 || path.split('/').any(|s| s == "..") {
-        return Err(bad("the drive path must be absolute and plain"));
-    }
-    Ok(DriveUrl { scheme: scheme.to_string(), authority: authority.to_string(), path: path.to_string() })
+    DriveUrl::parse(url).map_err(|e| BootstrapError::Argument(e.url, e.reason.to_string()))
 }
 
 /// Cluster and drive identities of a static cluster, derived from the cluster secret and
@@ -614,4 +517,79 @@ pub fn open_cluster_store(
         sets.push(Arc::new(ErasureSet::new(id, drives, locks.clone(), heal_sender.clone(), metrics.clone())));
     }
     Ok((Arc::new(Store::new(topology, sets, metrics)), heal_receiver, local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ellipses() {
+        assert_eq!(expand_ellipses("/d{1...3}").unwrap(), vec!["/d1", "/d2", "/d3"]);
+        assert_eq!(expand_ellipses("/n{1...2}/d{1...2}").unwrap(), vec!["/n1/d1", "/n1/d2", "/n2/d1", "/n2/d2"]);
+        assert_eq!(expand_ellipses("/d{01...02}").unwrap(), vec!["/d01", "/d02"]);
+        assert_eq!(expand_ellipses("/plain").unwrap(), vec!["/plain"]);
+        assert!(expand_ellipses("/d{1..3}").is_err());
+        assert!(expand_ellipses("/d{3...1}").is_err());
+        assert!(expand_ellipses("/d{1...").is_err());
+    }
+
+    #[test]
+    fn drive_urls() {
+        let url = parse_drive_url("http://127.0.0.2:9001/data/n2/d1").unwrap();
+        assert_eq!(
+            url,
+            DriveUrl { scheme: "http".into(), authority: "127.0.0.2:9001".into(), path: "/data/n2/d1".into() }
+        );
+        assert_eq!(parse_drive_url("https://n1:9001/d").unwrap().scheme, "https");
+        for bad in ["ftp://h:1/d", "http://h/d", "http://h:1", "http://h:1/", "http://h:1/a/../b", "/plain"] {
+            assert!(parse_drive_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_node_derives_the_same_formats() {
+        let urls: Vec<DriveUrl> = (0..16)
+            .map(|i| parse_drive_url(&format!("http://127.0.0.{}:9001/d{}", 2 + i / 4, i % 4)).unwrap())
+            .collect();
+        let a = cluster_formats(b"secret", &urls).unwrap();
+        assert_eq!(a, cluster_formats(b"secret", &urls).unwrap());
+        assert_ne!(a[0].cluster_id, cluster_formats(b"other", &urls).unwrap()[0].cluster_id);
+        assert!(a.iter().all(|f| f.set_drives == 16 && f.set_drive_ids.len() == 16));
+        let ids: std::collections::HashSet<_> = a.iter().map(|f| f.drive_id).collect();
+        assert_eq!(ids.len(), 16);
+    }
+
+    #[test]
+    fn sets_span_every_node() {
+        // 4 nodes × 5 drives, listed node by node: two sets of 10.
+        let urls: Vec<DriveUrl> = (0..20)
+            .map(|i| parse_drive_url(&format!("http://127.0.0.{}:9001/d{}", 2 + i / 5, i % 5)).unwrap())
+            .collect();
+        let spread = spread_over_nodes(urls.clone());
+        let mut sorted = spread.clone();
+        sorted.sort_by(|a, b| (&a.authority, &a.path).cmp(&(&b.authority, &b.path)));
+        assert_eq!(sorted, urls, "the same drives, reordered");
+        for set in spread.chunks(10) {
+            for node in 2..6 {
+                let on_node = set.iter().filter(|u| u.authority == format!("127.0.0.{node}:9001")).count();
+                assert!((2..=3).contains(&on_node), "{on_node} drives of a set on node {node}");
+            }
+        }
+        // Drives of one node keep their order.
+        let first_node: Vec<&str> =
+            spread.iter().filter(|u| u.authority == "127.0.0.2:9001").map(|u| u.path.as_str()).collect();
+        assert_eq!(first_node, ["/d0", "/d1", "/d2", "/d3", "/d4"]);
+    }
+
+    #[test]
+    fn set_sizes() {
+        assert_eq!(set_size(4).unwrap(), 4);
+        assert_eq!(set_size(16).unwrap(), 16);
+        assert_eq!(set_size(32).unwrap(), 16);
+        assert_eq!(set_size(24).unwrap(), 12);
+        assert_eq!(set_size(20).unwrap(), 10);
+        assert!(set_size(3).is_err());
+        assert!(set_size(17).is_err());
+    }
 }

@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+pub use buckets_api::migration::{Flow, MigrationState, MigrationStatus, Preview, SetMigration};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 
 use super::drive::Drive;
 use super::migrate::Moved;
@@ -37,6 +37,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
 pub use crate::format::migration::{Control, Phase, SetProgress};
 use crate::placement::ring::SetId;
+use crate::placement::topology::TopologyRules;
 
 pub const CONTROL_FILE: &str = "migration-control.bkt";
 /// Keys listed, and at most moved, between two checkpoints (the contract asks for at
@@ -73,29 +74,6 @@ async fn read_everywhere<T: Send + 'static>(
 async fn write_everywhere(drives: Vec<Arc<dyn Drive>>, name: String, bytes: Vec<u8>) -> usize {
     blocking(move || drives.iter().filter(|d| d.is_online() && d.write_system_file(&name, &bytes).is_ok()).count())
         .await
-}
-
-/// The overall state, as the admin API and `buckets-admin migration status` show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MigrationStatus {
-    pub generation: u64,
-    /// `idle` (nothing to migrate), `running`, `paused` or `done`.
-    pub state: String,
-    pub paused: bool,
-    pub bytes_per_second_limit: u64,
-    pub total_objects: u64,
-    pub total_bytes: u64,
-    pub moved_objects: u64,
-    pub moved_bytes: u64,
-    pub failed_objects: u64,
-    /// Moved bytes over total bytes (objects when there are no bytes), 0–100.
-    pub percent: f64,
-    /// Average bytes per second since the migration started.
-    pub rate_bytes_per_second: f64,
-    pub eta_seconds: Option<u64>,
-    pub last_error: Option<String>,
-    pub sets: Vec<SetProgress>,
 }
 
 impl Store {
@@ -194,10 +172,10 @@ impl Store {
         let (moved_objects, moved_bytes) = (sum(|p| p.moved_objects), sum(|p| p.moved_bytes));
         let done = sets.iter().all(|p| p.phase == Phase::Done);
         let state = match () {
-            _ if sets.is_empty() => "idle",
-            _ if done => "done",
-            _ if control.paused => "paused",
-            _ => "running",
+            _ if sets.is_empty() => MigrationState::Idle,
+            _ if done => MigrationState::Done,
+            _ if control.paused => MigrationState::Paused,
+            _ => MigrationState::Running,
         };
         let percent = if done {
             100.0
@@ -217,7 +195,7 @@ impl Store {
         let last_error = sets.iter().filter_map(|p| p.last_error.clone()).next_back();
         MigrationStatus {
             generation,
-            state: state.into(),
+            state,
             paused: control.paused,
             bytes_per_second_limit: control.bytes_per_second,
             total_objects,
@@ -229,33 +207,9 @@ impl Store {
             rate_bytes_per_second: rate,
             eta_seconds,
             last_error,
-            sets,
+            sets: sets.iter().map(SetProgress::view).collect(),
         }
     }
-}
-
-/// What a proposed topology would move, counted object by object.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Preview {
-    pub generation: u64,
-    pub total_objects: u64,
-    pub total_bytes: u64,
-    pub moved_objects: u64,
-    pub moved_bytes: u64,
-    /// `moved_bytes / total_bytes` (objects when there are no bytes).
-    pub fraction: f64,
-    pub flows: Vec<Flow>,
-}
-
-/// Objects and bytes that would go from one set to another.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Flow {
-    pub from: SetId,
-    pub to: SetId,
-    pub objects: u64,
-    pub bytes: u64,
 }
 
 impl Store {
@@ -360,7 +314,7 @@ pub async fn run_migrations(store: Arc<Store>, config: MigrationConfig) {
         // metrics, and the engine only runs when something is left to move.
         let status = store.migration_status().await;
         store.publish_migration_metrics(&status);
-        if status.state == "running"
+        if status.state == MigrationState::Running
             && let Err(e) = migrate_pending(&store, &config, &mut throttle).await
         {
             tracing::warn!(error = %e, "migration step failed; retrying");
@@ -674,12 +628,12 @@ mod tests {
             etags
         };
         drain_set_one(&store).await;
-        assert_eq!(store.migration_status().await.state, "running");
+        assert_eq!(store.migration_status().await.state, MigrationState::Running);
 
         migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();
 
         let status = store.migration_status().await;
-        assert_eq!(status.state, "done", "{status:?}");
+        assert_eq!(status.state, MigrationState::Done, "{status:?}");
         assert_eq!(status.total_objects, in_set_one.len() as u64);
         assert_eq!(status.total_bytes, bytes_in_set_one);
         assert_eq!(status.moved_objects, in_set_one.len() as u64);
@@ -732,7 +686,7 @@ mod tests {
         assert_eq!(checkpoint.total_objects, away);
         migrate_pending(&store, &config, &mut throttle).await.unwrap();
         let status = store.migration_status().await;
-        assert_eq!(status.state, "done");
+        assert_eq!(status.state, MigrationState::Done);
         assert_eq!(status.moved_objects, away);
         assert!(store.sets()[1].list("b", "", None, "", 10).await.unwrap().is_empty());
         for key in keys.iter().step_by(7) {
@@ -750,10 +704,10 @@ mod tests {
         store.update_migration_control(|c| c.paused = true).await.unwrap();
         migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();
         let status = store.migration_status().await;
-        assert_eq!((status.state.as_str(), status.moved_objects), ("paused", 0));
+        assert_eq!((status.state, status.moved_objects), (MigrationState::Paused, 0));
         store.update_migration_control(|c| c.paused = false).await.unwrap();
         migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();
-        assert_eq!(store.migration_status().await.state, "done");
+        assert_eq!(store.migration_status().await.state, MigrationState::Done);
         for (key, bytes) in &objects {
             assert_eq!(&read(&store, "b", key).await.unwrap(), bytes);
         }

@@ -35,6 +35,7 @@ use crate::format::JsonFile;
 use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo};
 use crate::metrics::Metrics;
 use crate::placement::ring::{Ring, SetId};
+use crate::placement::topology::TopologyRules;
 use crate::placement::topology::{SetSpec, SetState, TOPOLOGY_FILE, Topology, TopologyError};
 
 #[derive(Debug, thiserror::Error)]

@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(metrics.registry_cache_invalidations.get(), 1);
     }
 
-    use crate::placement::topology::SetState;
+    use crate::placement::topology::{SetState, TopologyRules};
     use crate::storage::testing::{open_two_sets, put, read};
 
     /// Contract 5 on a store of two sets whose second set left the ring: objects found by

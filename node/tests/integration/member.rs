@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use buckets_api::{MigrationState, MigrationStatus};
 use buckets_node::placement::topology::Topology;
-use buckets_node::storage::migration::MigrationStatus;
 use futures::StreamExt;
 
 use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, admin_cli, data, get_bytes, wait_until};
@@ -90,13 +90,13 @@ async fn member_nodes_bootstrap_grow_by_a_set_and_restart_from_their_drives() {
     }
     wait_until("the migration completes", Duration::from_secs(120), || {
         serde_json::from_str::<MigrationStatus>(&admin_ok(&members[0], &["migration", "status", "--json"]))
-            .is_ok_and(|s| s.state == "done")
+            .is_ok_and(|s| s.state == MigrationState::Done)
     });
     // Capacity per set: every drive answers, and the stored bytes hold every object
     // with its parity (2 data + 2 parity: twice the object bytes at least).
     let (status, body) = admin_get(&members[0], "/admin/v1/capacity", ACCESS_KEY, SECRET_KEY);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let capacity: buckets_node::admin::Capacity = serde_json::from_slice(&body).unwrap();
+    let capacity: buckets_api::wire::Capacity = serde_json::from_slice(&body).unwrap();
     assert_eq!(capacity.sets.len(), 3);
     for set in &capacity.sets {
         assert_eq!((set.drives_online, set.data_shards, set.parity_shards), (4, 2, 2), "{set:?}");

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use buckets_node::placement::topology::Topology;
-use buckets_node::storage::migration::MigrationStatus;
+use buckets_api::{MigrationState, MigrationStatus};
+use buckets_node::placement::topology::{Topology, TopologyRules};
 use futures::StreamExt;
 
 use crate::harness::{
@@ -64,7 +64,7 @@ async fn a_throttled_migration_moves_at_its_limit() {
     // (time, bytes moved) from the node's counter, which counts every object moved.
     let mut samples: Vec<(Instant, f64)> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while status(&node).state != "done" {
+    while status(&node).state != MigrationState::Done {
         assert!(Instant::now() < deadline, "the migration did not finish");
         samples.push((Instant::now(), node.metric("buckets_migration_moved_bytes_total")));
         std::thread::sleep(Duration::from_millis(200));
@@ -176,7 +176,7 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
     assert!(drained.contains("Draining"), "{drained}");
     wait_until("the migration moves objects", Duration::from_secs(60), || {
         let s = status(&cluster[0]);
-        s.moved_objects > 10 && s.state == "running"
+        s.moved_objects > 10 && s.state == MigrationState::Running
     });
     let during = status(&cluster[3]);
     assert!(during.total_objects > 0 && during.percent < 100.0, "{during:?}");
@@ -199,13 +199,15 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
     admin_ok(&cluster[survivor], &["migration", "pause"]);
     std::thread::sleep(Duration::from_millis(1500));
     let paused = status(&cluster[survivor]);
-    assert_eq!(paused.state, "paused");
+    assert_eq!(paused.state, MigrationState::Paused);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(status(&cluster[survivor]).moved_objects, paused.moved_objects, "moves continued while paused");
     admin_ok(&cluster[survivor], &["migration", "throttle", "0"]);
     admin_ok(&cluster[survivor], &["migration", "resume"]);
     let started = Instant::now();
-    wait_until("the migration completes", Duration::from_secs(180), || status(&cluster[0]).state == "done");
+    wait_until("the migration completes", Duration::from_secs(180), || {
+        status(&cluster[0]).state == MigrationState::Done
+    });
     eprintln!("migration finished {:?} after resume", started.elapsed());
     stop.store(true, Ordering::Relaxed);
     let mut failures = Vec::new();
@@ -304,7 +306,7 @@ async fn a_migration_killed_at_every_point_of_a_move_completes_with_nothing_lost
         }
     }
     admin_ok(&node, &["migration", "resume"]);
-    wait_until("the migration completes", Duration::from_secs(120), || status(&node).state == "done");
+    wait_until("the migration completes", Duration::from_secs(120), || status(&node).state == MigrationState::Done);
     let done = status(&node);
     assert_eq!(done.total_objects, in_set_one);
     assert_eq!(done.moved_objects, in_set_one);
@@ -364,7 +366,7 @@ async fn a_drained_set_is_removed_only_when_empty_and_stays_removed() {
     assert!(!refused.status.success());
     assert!(why.contains("SetNotEmpty") && why.contains("object(s)") && why.contains("1 multipart upload"), "{why}");
     admin_ok(&node, &["migration", "resume"]);
-    wait_until("the drain completes", Duration::from_secs(60), || status(&node).state == "done");
+    wait_until("the drain completes", Duration::from_secs(60), || status(&node).state == MigrationState::Done);
     // Objects moved, but the upload still sits in set 1.
     let refused = admin_cli(&node, &["remove-set", "1"]);
     let why = String::from_utf8_lossy(&refused.stderr).to_string();
@@ -419,7 +421,7 @@ async fn adding_a_set_moves_one_share_and_every_object_lands_on_its_ring_set() {
     assert!(!refused.status.success(), "a drive of a set, or fewer than 4, is refused");
     let shown = admin_ok(&node, &["add-set", &new_drives]);
     assert!(shown.contains("generation 2"), "{shown}");
-    wait_until("the migration completes", Duration::from_secs(120), || status(&node).state == "done");
+    wait_until("the migration completes", Duration::from_secs(120), || status(&node).state == MigrationState::Done);
     let done = status(&node);
     let (fraction, byte_fraction) =
         (done.moved_objects as f64 / objects.len() as f64, done.moved_bytes as f64 / total_bytes as f64);
@@ -497,7 +499,9 @@ async fn a_cluster_adds_a_set_spread_over_its_nodes() {
             serde_json::from_slice::<Topology>(&body).is_ok_and(|t| t.generation == 2)
         });
     }
-    wait_until("the migration completes", Duration::from_secs(180), || status(&cluster[0]).state == "done");
+    wait_until("the migration completes", Duration::from_secs(180), || {
+        status(&cluster[0]).state == MigrationState::Done
+    });
     let done = status(&cluster[2]);
     // Exactly the objects whose ring set changed moved, and they are about 1/(N+1).
     let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
@@ -589,7 +593,7 @@ async fn a_cluster_migration_killed_at_every_point_of_a_move_completes() {
     // healing of the restarted owner alongside); beside the rest of the suite it takes
     // longer, so the bound is generous and the status is printed if it is ever hit.
     let resumed = Instant::now();
-    while status(&cluster[other]).state != "done" {
+    while status(&cluster[other]).state != MigrationState::Done {
         assert!(
             resumed.elapsed() < Duration::from_secs(300),
             "the migration did not complete: {:#?}",

@@ -4,7 +4,7 @@
 //! hide an object or bring back a deleted one.
 
 use aws_sdk_s3::primitives::ByteStream;
-use buckets_node::placement::topology::{SetState, Topology};
+use buckets_node::placement::topology::{SetState, Topology, TopologyRules};
 use buckets_node::storage::registry::REGISTRY_BUCKET;
 
 use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, complete_upload, data, get_bytes, upload_part, wait_until};

@@ -2,19 +2,13 @@
 //! and the ring it implies decides where objects go.
 
 use aws_sdk_s3::primitives::ByteStream;
-use buckets_node::placement::topology::{SetState, Topology};
+use buckets_node::placement::topology::{SetState, Topology, TopologyRules};
 
 use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, admin_cli, files_under, raw_request_on};
 
 pub(crate) fn admin_get(node: &Node, path: &str, user: &str, password: &str) -> (u16, Vec<u8>) {
-    let authorization = buckets_node::admin::auth::authorization(
-        user,
-        password.as_bytes(),
-        "GET",
-        path,
-        b"",
-        buckets_node::clock::unix_now(),
-    );
+    let authorization =
+        buckets_api::auth::authorization(user, password.as_bytes(), "GET", path, b"", buckets_node::clock::unix_now());
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}:{}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n",
         node.ip, node.admin_port
@@ -120,7 +114,7 @@ async fn objects_stay_readable_when_the_ring_moves_away_from_them() {
 }
 
 pub(crate) fn admin_post(node: &Node, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let authorization = buckets_node::admin::auth::authorization(
+    let authorization = buckets_api::auth::authorization(
         ACCESS_KEY,
         SECRET_KEY.as_bytes(),
         "POST",

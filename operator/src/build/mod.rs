@@ -192,7 +192,7 @@ pub fn set_drive_urls(cluster: &BucketsCluster, pool: &BucketsPool, index: i32, 
 /// Where a drive URL of this cluster points: (pool, ordinal, drive). None for drives the
 /// operator did not name (a topology changed by hand).
 pub fn parse_drive_url(cluster: &BucketsCluster, url: &str, settings: &Settings) -> Option<(String, i32, i32)> {
-    let url = buckets_node::storage::bootstrap::parse_drive_url(url).ok()?;
+    let url = buckets_api::DriveUrl::parse(url).ok()?;
     let host = url.authority.strip_suffix(&format!(":{ADMIN_PORT}"))?;
     let suffix = format!(
         ".{}.{}.svc.{}",

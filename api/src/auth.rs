@@ -26,6 +26,11 @@ pub fn authorization(user: &str, password: &[u8], method: &str, path_and_query: 
     format!("{SCHEME} Credential={user}, Timestamp={now}, Signature={signature}")
 }
 
+/// Seconds since the Unix epoch: the timestamp a request is signed with.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Checks an admin request; the error says why it was refused.
 pub fn verify(
     user: &str,
