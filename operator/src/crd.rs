@@ -338,18 +338,56 @@ pub struct MigrationProgress {
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
     /// Bootstrap, ScaleUp, ScaleDown or DeletePool.
-    pub kind: String,
+    pub kind: OperationKind,
     /// The pool it changes (empty for Bootstrap).
     #[serde(default)]
     pub pool: String,
     /// Sets the pool has when the step is done.
     pub target_sets: i32,
-    /// The step's current stage, for example WaitingForPods, AddingSets, Migrating,
-    /// Draining, Removing, Shrinking.
-    pub stage: String,
+    /// The step's current stage: WaitingForPods, Bootstrapping, AddingSets, Migrating,
+    /// Draining, Removing or Shrinking.
+    pub stage: OperationStage,
     /// When the step started (RFC 3339).
     pub started_at: String,
 }
+
+/// What a topology step does.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum OperationKind {
+    /// The cluster's first topology.
+    Bootstrap,
+    /// Sets added to a pool.
+    ScaleUp,
+    /// A pool's highest sets drained and removed.
+    ScaleDown,
+    /// Every set of a deleted pool drained and removed.
+    DeletePool,
+}
+
+/// Where a topology step stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum OperationStage {
+    WaitingForPods,
+    Bootstrapping,
+    AddingSets,
+    Migrating,
+    Draining,
+    Removing,
+    Shrinking,
+}
+
+/// The names in the status (serde's, which the CRD's enum lists): the Progressing
+/// condition's reason is kind and stage run together.
+macro_rules! display_as_debug {
+    ($($name:ident),*) => {$(
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(self, f)
+            }
+        }
+    )*};
+}
+display_as_debug!(OperationKind, OperationStage);
 
 /// What the operator last saw of a BucketsPool.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

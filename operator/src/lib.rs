@@ -15,3 +15,19 @@ pub mod scaling;
 pub mod status;
 #[cfg(test)]
 pub(crate) mod testing;
+
+#[cfg(test)]
+mod tests {
+    /// The operator reaches nodes only through `buckets-api`: it must not link the storage
+    /// engine (which would let it reach around the admin API).
+    #[test]
+    fn the_operator_does_not_depend_on_the_node() {
+        let manifest = include_str!("../Cargo.toml");
+        let dependencies: Vec<&str> = manifest
+            .lines()
+            .filter_map(|line| line.split(['=', '.']).next().map(str::trim))
+            .filter(|name| name.starts_with("buckets-"))
+            .collect();
+        assert_eq!(dependencies, ["buckets-api"], "the operator's buckets-* dependencies");
+    }
+}

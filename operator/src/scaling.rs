@@ -17,13 +17,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::build::Geometry;
-use crate::crd::Operation;
+use crate::crd::{Operation, OperationKind, OperationStage};
 use buckets_api::MigrationState;
-
-pub const BOOTSTRAP: &str = "Bootstrap";
-pub const SCALE_UP: &str = "ScaleUp";
-pub const SCALE_DOWN: &str = "ScaleDown";
-pub const DELETE_POOL: &str = "DeletePool";
 
 /// A pool as observed.
 #[derive(Clone, Debug, PartialEq)]
@@ -193,8 +188,8 @@ pub struct Plan {
     pub waiting_for: Option<String>,
 }
 
-fn operation(kind: &str, pool: &str, target_sets: i32, stage: &str, started_at: &str) -> Operation {
-    Operation { kind: kind.into(), pool: pool.into(), target_sets, stage: stage.into(), started_at: started_at.into() }
+fn operation(kind: OperationKind, pool: &str, target_sets: i32, stage: OperationStage, started_at: &str) -> Operation {
+    Operation { kind, pool: pool.into(), target_sets, stage, started_at: started_at.into() }
 }
 
 /// Pods each pool's StatefulSet should have: enough for the sets the topology still holds
@@ -210,7 +205,7 @@ fn statefulset_replicas(observed: &Observed, current: Option<&Operation>) -> BTr
             };
             if let Some(op) = current
                 && op.pool == pool.name
-                && op.kind == SCALE_UP
+                && op.kind == OperationKind::ScaleUp
             {
                 sets = sets.max(op.target_sets);
             }
@@ -238,7 +233,7 @@ pub fn plan(observed: &Observed, current: Option<&Operation>, now: &str) -> Plan
     let mut plan = Plan::default();
     let Some(topology) = &observed.topology else {
         // A bootstrap in flight keeps the time it started.
-        let started = current.filter(|op| op.kind == BOOTSTRAP).map_or(now, |op| op.started_at.as_str());
+        let started = current.filter(|op| op.kind == OperationKind::Bootstrap).map_or(now, |op| op.started_at.as_str());
         bootstrap(observed, started, &mut plan);
         plan.statefulset_replicas = statefulset_replicas(observed, None);
         return plan;
@@ -249,7 +244,7 @@ pub fn plan(observed: &Observed, current: Option<&Operation>, now: &str) -> Plan
     let refused: BTreeSet<String> = plan.refusals.iter().map(|r| r.pool.clone()).collect();
     let current = match current {
         // A bootstrap that happened (the topology exists) is over.
-        Some(op) if op.kind == BOOTSTRAP => None,
+        Some(op) if op.kind == OperationKind::Bootstrap => None,
         Some(op) if refused.contains(&op.pool) => None,
         other => other.cloned(),
     };
@@ -286,10 +281,12 @@ fn bootstrap(observed: &Observed, now: &str, plan: &mut Plan) {
         })
         .collect();
     if pending.is_empty() {
-        plan.operation = Some(operation(BOOTSTRAP, "", sets.len() as i32, "Bootstrapping", now));
+        plan.operation =
+            Some(operation(OperationKind::Bootstrap, "", sets.len() as i32, OperationStage::Bootstrapping, now));
         plan.actions.push(NodeAction::Bootstrap { sets });
     } else {
-        plan.operation = Some(operation(BOOTSTRAP, "", sets.len() as i32, "WaitingForPods", now));
+        plan.operation =
+            Some(operation(OperationKind::Bootstrap, "", sets.len() as i32, OperationStage::WaitingForPods, now));
         plan.waiting_for = Some(format!("waiting for pods: {}", pending.join(", ")));
     }
 }
@@ -311,7 +308,7 @@ fn next_operation(
         let wanted = pool.wanted_sets();
         if pool.deleting && live == 0 {
             // Nothing of it left in the topology: shrink and release.
-            return Some(operation(DELETE_POOL, &pool.name, 0, "Shrinking", now));
+            return Some(operation(OperationKind::DeletePool, &pool.name, 0, OperationStage::Shrinking, now));
         }
         if (wanted as usize) < active.len() || (pool.deleting && live > 0) {
             let removing = active.len() - (wanted as usize).min(active.len());
@@ -331,13 +328,19 @@ fn next_operation(
                 plan.refusals.push(refusal);
                 continue;
             }
-            let kind = if pool.deleting { DELETE_POOL } else { SCALE_DOWN };
-            return Some(operation(kind, &pool.name, wanted, "Draining", now));
+            let kind = if pool.deleting { OperationKind::DeletePool } else { OperationKind::ScaleDown };
+            return Some(operation(kind, &pool.name, wanted, OperationStage::Draining, now));
         }
         if live > active.len() as i32 {
             // Draining sets with no step recorded (the status update was lost): finish
             // removing them before anything else.
-            return Some(operation(SCALE_DOWN, &pool.name, active.len() as i32, "Migrating", now));
+            return Some(operation(
+                OperationKind::ScaleDown,
+                &pool.name,
+                active.len() as i32,
+                OperationStage::Migrating,
+                now,
+            ));
         }
         if (0..wanted).any(|i| !active.contains(&i)) {
             if !observed.migration.finished() {
@@ -347,7 +350,7 @@ fn next_operation(
                 ));
                 return None;
             }
-            return Some(operation(SCALE_UP, &pool.name, wanted, "WaitingForPods", now));
+            return Some(operation(OperationKind::ScaleUp, &pool.name, wanted, OperationStage::WaitingForPods, now));
         }
     }
     None
@@ -393,17 +396,17 @@ fn continue_operation(observed: &Observed, topology: &TopologyView, mut op: Oper
         // The pool is gone (its finalizer was released): the step is over.
         return;
     };
-    match op.kind.as_str() {
-        SCALE_UP => {
+    match op.kind {
+        OperationKind::ScaleUp => {
             let active = topology.active_indices(&pool.name);
             let missing: Vec<i32> = (0..op.target_sets).filter(|i| !active.contains(i)).collect();
             if !missing.is_empty() {
                 if missing.iter().all(|i| pool.pods_ready_for(*i)) {
-                    op.stage = "AddingSets".into();
+                    op.stage = OperationStage::AddingSets;
                     plan.actions
                         .extend(missing.iter().map(|&index| NodeAction::AddSet { pool: pool.name.clone(), index }));
                 } else {
-                    op.stage = "WaitingForPods".into();
+                    op.stage = OperationStage::WaitingForPods;
                     plan.waiting_for = Some(format!(
                         "waiting for the pods of pool {}'s new set(s) {missing:?} to be ready",
                         pool.name
@@ -413,13 +416,13 @@ fn continue_operation(observed: &Observed, topology: &TopologyView, mut op: Oper
                 return;
             }
             if !observed.migration.finished() {
-                op.stage = "Migrating".into();
+                op.stage = OperationStage::Migrating;
                 plan.waiting_for = Some("migrating objects to the new sets".into());
                 plan.operation = Some(op);
             }
             // Sets added and migration finished: done.
         }
-        SCALE_DOWN | DELETE_POOL => {
+        OperationKind::ScaleDown | OperationKind::DeletePool => {
             let excess: Vec<&crate::scaling::SetView> = {
                 let mut v: Vec<_> = topology
                     .live_sets(&pool.name)
@@ -429,7 +432,7 @@ fn continue_operation(observed: &Observed, topology: &TopologyView, mut op: Oper
                 v
             };
             if !excess.is_empty() {
-                op.stage = "Draining".into();
+                op.stage = OperationStage::Draining;
                 plan.actions.extend(excess.iter().map(|s| NodeAction::DrainSet { id: s.id }));
                 plan.operation = Some(op);
                 return;
@@ -440,14 +443,14 @@ fn continue_operation(observed: &Observed, topology: &TopologyView, mut op: Oper
                 let drained: Vec<i64> =
                     draining.iter().filter(|s| observed.migration.drained_sets.contains(&s.id)).map(|s| s.id).collect();
                 if drained.is_empty() {
-                    op.stage = "Migrating".into();
+                    op.stage = OperationStage::Migrating;
                     plan.waiting_for = Some(format!(
                         "draining set(s) {:?} of pool {}",
                         draining.iter().map(|s| s.id).collect::<Vec<_>>(),
                         pool.name
                     ));
                 } else {
-                    op.stage = "Removing".into();
+                    op.stage = OperationStage::Removing;
                     plan.actions.extend(drained.into_iter().map(|id| NodeAction::RemoveSet { id }));
                 }
                 plan.operation = Some(op);
@@ -457,17 +460,17 @@ fn continue_operation(observed: &Observed, topology: &TopologyView, mut op: Oper
             // replicas follow the topology); wait until its pods are gone.
             let pods = pool.geometry.replicas_for_sets(op.target_sets);
             if pool.statefulset_pods.is_some_and(|n| n > pods) {
-                op.stage = "Shrinking".into();
+                op.stage = OperationStage::Shrinking;
                 plan.waiting_for =
                     Some(format!("waiting for pool {}'s StatefulSet to shrink to {pods} pod(s)", pool.name));
                 plan.operation = Some(op);
                 return;
             }
-            if op.kind == DELETE_POOL {
+            if op.kind == OperationKind::DeletePool {
                 plan.release_pools.push(pool.name.clone());
             }
         }
-        _ => {}
+        OperationKind::Bootstrap => {}
     }
 }
 
@@ -602,7 +605,7 @@ mod tests {
         };
         let waiting = plan(&observed, None, NOW);
         assert!(waiting.actions.is_empty());
-        assert_eq!(waiting.operation.as_ref().unwrap().stage, "WaitingForPods");
+        assert_eq!(waiting.operation.as_ref().unwrap().stage, OperationStage::WaitingForPods);
         assert!(waiting.waiting_for.as_ref().unwrap().contains("a (5 of 8 pods ready)"));
         assert_eq!(waiting.statefulset_replicas, BTreeMap::from([("a".into(), 8), ("b".into(), 4)]));
 
@@ -639,7 +642,7 @@ mod tests {
         };
         let first = plan(&observed, None, NOW);
         let op = first.operation.clone().unwrap();
-        assert_eq!((op.kind.as_str(), op.target_sets, op.stage.as_str()), (SCALE_UP, 3, "WaitingForPods"));
+        assert_eq!((op.kind, op.target_sets, op.stage), (OperationKind::ScaleUp, 3, OperationStage::WaitingForPods));
         assert_eq!(first.statefulset_replicas["a"], 12, "the StatefulSet grows first");
         assert!(first.actions.is_empty());
 
@@ -650,7 +653,7 @@ mod tests {
 
         let (end, plans) = converge(pods_up, second.operation.clone());
         assert_eq!(active(&end, "a"), vec![0, 1, 2]);
-        assert!(plans.iter().any(|p| p.operation.as_ref().is_some_and(|o| o.stage == "Migrating")));
+        assert!(plans.iter().any(|p| p.operation.as_ref().is_some_and(|o| o.stage == OperationStage::Migrating)));
     }
 
     #[test]
@@ -671,7 +674,7 @@ mod tests {
 
         let draining = world_after(&observed, &first);
         let waiting = plan(&draining, first.operation.as_ref(), NOW);
-        assert_eq!(waiting.operation.as_ref().unwrap().stage, "Migrating");
+        assert_eq!(waiting.operation.as_ref().unwrap().stage, OperationStage::Migrating);
         assert!(waiting.actions.is_empty(), "nothing is removed before it is empty");
 
         let mut half = draining.clone();
@@ -683,7 +686,7 @@ mod tests {
         let (end, plans) = converge(draining, waiting.operation.clone());
         assert_eq!(active(&end, "a"), vec![0]);
         assert_eq!(end.pools[0].statefulset_pods, Some(4));
-        assert!(plans.iter().any(|p| p.operation.as_ref().is_some_and(|o| o.stage == "Shrinking")));
+        assert!(plans.iter().any(|p| p.operation.as_ref().is_some_and(|o| o.stage == OperationStage::Shrinking)));
     }
 
     #[test]
@@ -697,7 +700,7 @@ mod tests {
             capacity: None,
         };
         let first = plan(&observed, None, NOW);
-        assert_eq!(first.operation.as_ref().unwrap().kind, DELETE_POOL);
+        assert_eq!(first.operation.as_ref().unwrap().kind, OperationKind::DeletePool);
         assert_eq!(first.actions, vec![NodeAction::DrainSet { id: 1 }]);
         let (end, plans) = converge(observed, None);
         assert!(plans.iter().any(|p| p.release_pools == vec!["b".to_string()]));

@@ -6,7 +6,8 @@ use buckets_api::MigrationState;
 
 use crate::build::{pool_selector, selector_string};
 use crate::crd::{
-    BucketsClusterStatus, BucketsPoolStatus, Condition, MigrationProgress, Operation, PoolSummary, SetStatus,
+    BucketsClusterStatus, BucketsPoolStatus, Condition, MigrationProgress, Operation, OperationKind, PoolSummary,
+    SetStatus,
 };
 use crate::scaling::{Observed, Plan, PoolView, SetState};
 
@@ -71,8 +72,8 @@ fn set_state_name(state: SetState) -> &'static str {
 }
 
 fn describe(operation: &Operation) -> String {
-    match operation.kind.as_str() {
-        crate::scaling::BOOTSTRAP => format!("bootstrap of {} set(s): {}", operation.target_sets, operation.stage),
+    match operation.kind {
+        OperationKind::Bootstrap => format!("bootstrap of {} set(s): {}", operation.target_sets, operation.stage),
         kind => format!("{kind} of pool {} to {} set(s): {}", operation.pool, operation.target_sets, operation.stage),
     }
 }
@@ -211,7 +212,7 @@ pub fn pool_status(
     let phase = match (pool.deleting, refusal, operation) {
         (true, _, _) => "Deleting",
         (false, Some(_), _) => "Refused",
-        (false, None, Some(op)) if op.kind == crate::scaling::SCALE_DOWN => "Draining",
+        (false, None, Some(op)) if op.kind == OperationKind::ScaleDown => "Draining",
         (false, None, Some(_)) => "Scaling",
         (false, None, None) if inputs.observed.topology.is_none() => "Pending",
         (false, None, None) => "Ready",
