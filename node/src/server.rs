@@ -311,7 +311,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 (own_authority.clone(), transport.clone(), opener.clone(), secret.clone(), metrics.clone());
             let (store, heal, local) = tokio::task::spawn_blocking(move || {
                 let _entered = runtime.enter();
-                bootstrap::open_cluster_store(
+                crate::cluster::open::open_cluster_store(
                     urls,
                     &own,
                     &cluster_secret,
@@ -343,9 +343,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 crate::cluster::peers::endpoints_of(&store.topology(), &own_authority),
             ));
             let locker = Arc::new(DistributedLocker::new(lock_table.clone(), endpoints.clone(), transport.clone()));
-            for set in store.sets().iter() {
-                set.locks.set_cluster_lock(Arc::new(locker.clone()));
-            }
+            store.locks().set_cluster_lock(Arc::new(locker.clone()));
             control.set_store(store.clone());
             let peers = Arc::new(crate::cluster::peers::Peers {
                 endpoints,
@@ -417,7 +415,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         store: store.clone(),
         root_user: config.root_user.clone(),
         root_password: config.root_password.clone(),
-        peers,
+        topology: crate::cluster::topology::TopologyCoordinator::new(store.clone(), peers),
         node_address: if rpc.is_some() { own_authority.clone() } else { "local".into() },
     }));
 

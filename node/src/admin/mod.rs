@@ -19,8 +19,9 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::placement::topology::TopologyRules;
-use crate::storage::Store;
+use crate::cluster::topology::{Change, TopologyCoordinator};
+use crate::placement::topology::{TopologyError, TopologyRules};
+use crate::storage::{Store, TopologyChangeError};
 
 /// Largest admin request body (a topology document).
 const MAX_ADMIN_BODY_BYTES: usize = 1024 * 1024;
@@ -29,8 +30,8 @@ pub struct Admin {
     pub store: Arc<Store>,
     pub root_user: String,
     pub root_password: String,
-    /// Tells the other nodes of a cluster to load a new topology (none on a lone node).
-    pub peers: Option<Arc<crate::cluster::peers::Peers>>,
+    /// Every topology change goes through it.
+    pub topology: TopologyCoordinator,
     /// How peers reach this node (`local` for a lone node).
     pub node_address: String,
 }
@@ -204,7 +205,7 @@ impl Admin {
                     Ok(request) => request,
                     Err(e) => return json_error(StatusCode::BAD_REQUEST, Code::MalformedTopology, &e.to_string()),
                 };
-                self.apply(request.expected_generation, request.topology).await
+                self.change(Some(request.expected_generation), Change::Replace(request.topology)).await
             }
             (Method::POST, ["topology", "preview"]) => {
                 let request: PreviewRequest = match serde_json::from_slice(&body) {
@@ -224,15 +225,8 @@ impl Admin {
                     Ok(request) => request,
                     Err(e) => return json_error(StatusCode::BAD_REQUEST, Code::MalformedRequest, &e.to_string()),
                 };
-                let id = self.store.next_set_id();
-                // The nodes holding the new drives format and serve them first.
-                if let Some(peers) = &self.peers
-                    && let Err(why) = peers.open_set(self.store.cluster_id, id, &request.drives).await
-                {
-                    return json_error(StatusCode::BAD_REQUEST, Code::InvalidDrives, &why);
-                }
-                let result = self.store.add_set(id, request.pool, request.drives, request.expected_generation).await;
-                self.answer_change(result).await
+                self.change(request.expected_generation, Change::AddSet { pool: request.pool, drives: request.drives })
+                    .await
             }
             (Method::POST, ["sets", id, action]) if SetAction::parse(action).is_some() => {
                 let action = SetAction::parse(action).expect("matched above");
@@ -247,7 +241,11 @@ impl Admin {
                         Err(e) => return json_error(StatusCode::BAD_REQUEST, Code::MalformedRequest, &e.to_string()),
                     }
                 };
-                self.change_set_state(id, action, change.expected_generation).await
+                let set_change = match action {
+                    SetAction::Drain => Change::Drain(id),
+                    SetAction::Remove => Change::Remove(id),
+                };
+                self.change(change.expected_generation, set_change).await
             }
             (Method::GET, ["migration"]) => json_ok(&self.store.migration_status().await),
             (Method::POST, ["migration", action @ ("pause" | "resume")]) => {
@@ -280,80 +278,32 @@ impl Admin {
         }
     }
 
-    /// A topology compare-and-swap, pushed to every node when it succeeds.
-    async fn apply(&self, expected: u64, next: crate::placement::topology::Topology) -> Response<Full<Bytes>> {
-        let result = self.store.apply_topology(expected, next).await;
-        self.answer_change(result).await
-    }
-
-    /// The answer to a topology change: the new topology (pushed to every node first), or
-    /// why it was refused.
-    async fn answer_change(
-        &self,
-        result: Result<Arc<crate::placement::topology::Topology>, crate::storage::TopologyChangeError>,
-    ) -> Response<Full<Bytes>> {
-        use crate::storage::TopologyChangeError as E;
-        match result {
-            Ok(topology) => {
-                if let Some(peers) = &self.peers {
-                    peers.push_topology(&topology).await;
-                }
-                json_ok(topology.as_ref())
-            }
+    /// A topology change through the coordinator: the new topology (every node told of
+    /// it), or why it was refused.
+    async fn change(&self, expected: Option<u64>, change: Change) -> Response<Full<Bytes>> {
+        use TopologyChangeError as E;
+        match self.topology.change(expected, change).await {
+            Ok(topology) => json_ok(topology.as_ref()),
             Err(e @ E::Conflict { .. }) => json_error(StatusCode::CONFLICT, Code::GenerationConflict, &e.to_string()),
-            Err(e @ (E::Invalid(_) | E::Unsupported(_))) => {
-                json_error(StatusCode::BAD_REQUEST, Code::InvalidTopology, &e.to_string())
+            Err(E::Invalid(e)) => {
+                let (status, code) = match e {
+                    TopologyError::NoSuchSet(_) => (StatusCode::NOT_FOUND, Code::NoSuchSet),
+                    TopologyError::AlreadyDraining(_) => (StatusCode::CONFLICT, Code::AlreadyDraining),
+                    TopologyError::NotDrained(_) => (StatusCode::CONFLICT, Code::SetNotDrained),
+                    TopologyError::SetRemoved(_) => (StatusCode::CONFLICT, Code::SetRemoved),
+                    TopologyError::LastActiveSet(_) => (StatusCode::CONFLICT, Code::LastActiveSet),
+                    _ => {
+                        let message = E::Invalid(e).to_string();
+                        return json_error(StatusCode::BAD_REQUEST, Code::InvalidTopology, &message);
+                    }
+                };
+                json_error(status, code, &e.to_string())
             }
+            Err(e @ E::Unsupported(_)) => json_error(StatusCode::BAD_REQUEST, Code::InvalidTopology, &e.to_string()),
             Err(e @ E::Drives(_)) => json_error(StatusCode::BAD_REQUEST, Code::InvalidDrives, &e.to_string()),
             Err(e @ E::NotEmpty(_)) => json_error(StatusCode::CONFLICT, Code::SetNotEmpty, &e.to_string()),
             Err(e @ E::Store(_)) => json_error(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, &e.to_string()),
         }
-    }
-
-    /// Moves set `id` to its next state: drain (Active → Draining: out of the ring for new
-    /// writes, the migration empties it) or remove (Draining → Removed: retired for good;
-    /// the store refuses while anything is left in it).
-    async fn change_set_state(
-        &self,
-        id: crate::placement::ring::SetId,
-        action: SetAction,
-        expected: Option<u64>,
-    ) -> Response<Full<Bytes>> {
-        use crate::placement::topology::SetState;
-        let current = self.store.topology();
-        let expected = expected.unwrap_or(current.generation);
-        let mut next = (*current).clone();
-        next.generation = expected + 1;
-        let Some(set) = next.pools.iter_mut().flat_map(|p| p.sets.iter_mut()).find(|s| s.id == id) else {
-            return json_error(StatusCode::NOT_FOUND, Code::NoSuchSet, &format!("the topology has no set {id}"));
-        };
-        let refusal = match (set.state, action) {
-            (SetState::Active, SetAction::Drain) => None,
-            (SetState::Draining, SetAction::Remove) => None,
-            (SetState::Draining, SetAction::Drain) => {
-                Some((Code::AlreadyDraining, format!("set {id} is already draining")))
-            }
-            (SetState::Active, SetAction::Remove) => Some((
-                Code::SetNotDrained,
-                format!("set {id} is active: drain it first (buckets-admin drain-set {id})"),
-            )),
-            (SetState::Removed, _) => Some((Code::SetRemoved, format!("set {id} was removed"))),
-        };
-        if let Some((code, message)) = refusal {
-            return json_error(StatusCode::CONFLICT, code, &message);
-        }
-        set.state = match action {
-            SetAction::Drain => SetState::Draining,
-            SetAction::Remove => SetState::Removed,
-        };
-        if !next.sets().any(|(_, s)| s.state == SetState::Active) {
-            return json_error(
-                StatusCode::CONFLICT,
-                Code::LastActiveSet,
-                &format!("set {id} is the last active set: draining it would leave nowhere to write"),
-            );
-        }
-        self.apply(expected, next).await
     }
 
     /// Usage of every set in service, from its online drives.

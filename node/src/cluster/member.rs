@@ -13,9 +13,10 @@ use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 use crate::cluster::peers::ClusterSetOpener;
+use crate::format::topology::TOPOLOGY_FILE;
 use crate::metrics::Metrics;
 use crate::placement::topology::TopologyRules;
-use crate::placement::topology::{Pool, SetSpec, SetState, TOPOLOGY_FILE, Topology};
+use crate::placement::topology::{SetSpec, SetState, Topology};
 use crate::rpc::client::PeerTransport;
 use crate::storage::bootstrap::{BootstrapError, parse_drive_url};
 use crate::storage::drive::{Drive, LocalDrive};
@@ -28,8 +29,6 @@ pub const JOIN_PATH: &str = "/rpc/v1/join";
 const JOIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// A join answers with a status and a short message.
 const MAX_JOIN_ANSWER_BYTES: usize = 64 * 1024;
-/// Most sets a bootstrap request may name (bounds the work one request can cause).
-const MAX_BOOTSTRAP_SETS: usize = 1024;
 
 pub use buckets_api::wire::{BootstrapPool, BootstrapRequest};
 
@@ -62,40 +61,8 @@ fn cluster_id_for(secret: &[u8], request: &BootstrapRequest) -> Uuid {
 /// The first topology of a cluster bootstrapped with `request` (generation 1, every set
 /// active, ids in request order).
 pub fn bootstrap_topology(secret: &[u8], request: &BootstrapRequest) -> Result<Topology, BootstrapError> {
-    let bad = |why: String| BootstrapError::Topology(why);
-    let count: usize = request.pools.iter().map(|p| p.sets.len()).sum();
-    if count == 0 {
-        return Err(bad("a bootstrap needs at least one set".into()));
-    }
-    if count > MAX_BOOTSTRAP_SETS {
-        return Err(bad(format!("at most {MAX_BOOTSTRAP_SETS} sets per bootstrap")));
-    }
-    let mut id = 0;
-    let mut pools = Vec::new();
-    for pool in &request.pools {
-        if pool.name.is_empty() {
-            return Err(bad("a pool needs a name".into()));
-        }
-        let mut sets = Vec::new();
-        for drives in &pool.sets {
-            crate::storage::bootstrap::check_added_set_size(drives)?;
-            for drive in drives {
-                parse_drive_url(drive)?;
-            }
-            sets.push(SetSpec { id, state: SetState::Active, drives: drives.clone(), weight: 1.0 });
-            id += 1;
-        }
-        pools.push(Pool { name: pool.name.clone(), sets });
-    }
-    let mut seen = std::collections::HashSet::new();
-    for drive in pools.iter().flat_map(|p| p.sets.iter()).flat_map(|s| s.drives.iter()) {
-        if !seen.insert(drive) {
-            return Err(bad(format!("drive {drive} is named twice")));
-        }
-    }
-    let topology = Topology { cluster_id: cluster_id_for(secret, request), generation: 1, pools };
-    topology.validate().map_err(|e| bad(e.to_string()))?;
-    Ok(topology)
+    Topology::bootstrapped(cluster_id_for(secret, request), &request.pools)
+        .map_err(|e| BootstrapError::Topology(e.to_string()))
 }
 
 impl Member {

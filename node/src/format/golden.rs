@@ -3,7 +3,6 @@
 //! reproduce the current version's bytes. `BUCKETS_UPDATE_GOLDEN=1 cargo test golden`
 //! rewrites the current version's files (only when its format deliberately changes).
 
-use crate::placement::topology::TopologyRules;
 use std::path::PathBuf;
 
 use uuid::Uuid;
@@ -116,8 +115,8 @@ pub(super) fn migration_progress_v1() -> super::migration::SetProgress {
     }
 }
 
-fn topology_v1() -> crate::placement::topology::Topology {
-    use crate::placement::topology::{Pool, SetSpec, SetState, Topology};
+pub(super) fn topology_v1() -> buckets_api::Topology {
+    use buckets_api::{Pool, SetSpec, SetState, Topology};
     let set = |id, state, node| SetSpec {
         id,
         state,
@@ -161,6 +160,6 @@ fn migration_control_and_checkpoint_v1_golden() {
 
 #[test]
 fn topology_v1_golden() {
-    let golden = check("topology-v1.bin", &topology_v1().encode());
-    assert_eq!(crate::placement::topology::Topology::decode(&golden).unwrap(), topology_v1());
+    let golden = check("topology-v1.bin", &super::topology::encode(&topology_v1()));
+    assert_eq!(super::topology::decode(&golden).unwrap(), topology_v1());
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::JsonFile;
-use crate::placement::ring::SetId;
+use buckets_api::SetId;
 
 pub const CONTROL_MAGIC: &[u8; 8] = b"BKTMIGCT";
 pub const PROGRESS_MAGIC: &[u8; 8] = b"BKTMIGPR";

@@ -1,6 +1,6 @@
 //! On-disk formats: the framed file every metadata file uses, the per-drive format file,
 //! the per-object metadata file, and the JSON-bodied system files (bucket, multipart
-//! upload and part, migration control and checkpoint; the topology's is in `placement`).
+//! upload and part, migration control and checkpoint) and the topology file.
 //!
 //! Owns: byte layouts and their versions. Must never do I/O: encode to bytes, decode from
 //! bytes, and reject anything whose magic, version or checksum is wrong.
@@ -8,11 +8,12 @@
 pub mod bucket;
 pub mod drive;
 #[cfg(test)]
-mod fuzz;
+pub(crate) mod fuzz;
 #[cfg(test)]
 mod golden;
 pub mod migration;
 pub mod object;
+pub mod topology;
 pub mod upload;
 
 /// Bytes of a frame header: magic (8), format version (2), reserved (6), body length (8).

@@ -117,6 +117,16 @@ impl ObjectMeta {
     pub fn latest(&self) -> Option<&ObjectVersion> {
         self.versions.first()
     }
+
+    /// The same metadata file without the versions' inline data (what a listing needs:
+    /// inline data can be most of its bytes); `None` when `bytes` is not object metadata.
+    pub fn without_inline_data(bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut meta = ObjectMeta::decode(bytes).ok()?;
+        for version in &mut meta.versions {
+            version.inline_data = None;
+        }
+        Some(meta.encode())
+    }
 }
 
 #[cfg(test)]

@@ -88,4 +88,32 @@ mod tests {
             assert!(decode_request(bad).is_err());
         }
     }
+
+    /// A drive call has no checksum (the RPC signature covers it on the wire): what it
+    /// accepts from random or mutated bytes, it must have read exactly, every byte
+    /// accounted for, and it must never panic.
+    #[test]
+    fn mutated_requests_decode_exactly_or_are_refused() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+        let call = DriveCall::ListDir { bucket: "b".into(), relative: "a/b".into() };
+        let seed = encode_request(&call, b"payload");
+        let mut accepted = 0;
+        for round in 0..20_000 {
+            let input: Vec<u8> = if round % 4 == 0 {
+                (0..rng.random_range(0..256)).map(|_| rng.random()).collect()
+            } else {
+                crate::format::fuzz::mutate(&mut rng, &seed)
+            };
+            if let Ok((call, payload)) = decode_request(&input) {
+                accepted += 1;
+                assert_eq!(
+                    encode_request(&call, payload),
+                    input,
+                    "round {round}: {call:?} was decoded from bytes that do not encode it"
+                );
+            }
+        }
+        assert!(accepted > 100, "mutated drive calls decode often enough to check: {accepted}");
+    }
 }

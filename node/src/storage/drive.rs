@@ -2,8 +2,9 @@
 //! metadata and shard files. All calls block; callers run them on the blocking pool.
 //!
 //! Owns: atomic, durable file operations (write to a temporary file, fsync, rename, fsync
-//! the directory). Must never interpret object metadata beyond reading and writing bytes,
-//! and never touch a path that did not come from `storage::path`.
+//! the directory). Must never interpret object metadata (it reads and writes bytes; a
+//! listing's trimming of inline data is `format::object`'s), and never touch a path that
+//! did not come from `storage::path`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -17,18 +18,8 @@ use crate::format::drive::DriveFormat;
 
 pub const FORMAT_FILE: &str = "format.bkt";
 
-/// The metadata of one object for a listing: decoded, inline data dropped, re-encoded.
-fn listing_meta(bytes: &[u8]) -> Option<Vec<u8>> {
-    let mut meta = crate::format::object::ObjectMeta::decode(bytes).ok()?;
-    for version in &mut meta.versions {
-        version.inline_data = None;
-    }
-    Some(meta.encode())
-}
-
-/// One directory level of `Drive::walk`: the "dir/" object, then the children in key
-/// order (an object `P+s` sorts before its subtree `P+s/`, and both among their siblings
-/// by bytes, which keeps the whole walk in S3 key order).
+/// One directory level of `Drive::walk`, in key order (`path::key_order`), descending
+/// into the subtrees that can hold keys after `marker` under `prefix`.
 #[allow(clippy::too_many_arguments)]
 fn walk_dir<D: Drive + ?Sized>(
     drive: &D,
@@ -40,61 +31,55 @@ fn walk_dir<D: Drive + ?Sized>(
     limit: usize,
     out: &mut Vec<(String, Vec<u8>)>,
 ) -> io::Result<()> {
-    use super::path::{DIR_OBJECT_META_FILE, OBJECT_META_FILE, decode_segment, segments_dir};
+    use super::path::{DIR_OBJECT_META_FILE, KeyEntry, OBJECT_META_FILE, key_order, segments_dir};
     let relative = segments_dir(segments);
     let entries = match drive.list_dir(bucket, &relative) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
+    // Inline data stays out of a listing (it can be most of the metadata's bytes).
     let read = |dir: PathBuf, meta_file: &'static str| -> io::Result<Option<Vec<u8>>> {
-        Ok(drive.read_object_meta(bucket, &ObjectPath { dir, meta_file })?.as_deref().and_then(listing_meta))
+        let bytes = drive.read_object_meta(bucket, &ObjectPath { dir, meta_file })?;
+        Ok(bytes.as_deref().and_then(crate::format::object::ObjectMeta::without_inline_data))
     };
     let wanted = |key: &str| key > marker && key.starts_with(prefix);
-    if !segments.is_empty()
-        && wanted(child_prefix)
-        && entries.iter().any(|(name, is_dir)| !is_dir && name == DIR_OBJECT_META_FILE)
-        && let Some(meta) = read(relative.clone(), DIR_OBJECT_META_FILE)?
-    {
-        out.push((child_prefix.to_string(), meta));
-    }
-    // (key, is_subtree, segment)
-    let mut items: Vec<(String, bool, String)> = Vec::new();
-    for (name, is_dir) in &entries {
-        if !is_dir {
-            continue;
-        }
-        let Some(segment) = decode_segment(name) else { continue };
-        let key = format!("{child_prefix}{segment}");
-        if !key.is_empty() && !key.ends_with('/') {
-            items.push((key.clone(), false, segment.clone()));
-        }
-        items.push((format!("{key}/"), true, segment));
-    }
-    items.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    for (key, subtree, segment) in items {
+    for entry in key_order(&entries, child_prefix, "") {
         if out.len() >= limit {
             return Ok(());
         }
-        if subtree {
-            let could_hold = key.starts_with(prefix) || prefix.starts_with(key.as_str());
-            let past = key.as_str() <= marker && !marker.starts_with(key.as_str());
-            if could_hold && !past {
-                segments.push(segment);
-                walk_dir(drive, bucket, segments, &key, prefix, marker, limit, out)?;
-                segments.pop();
+        match entry {
+            KeyEntry::DirObject { key } => {
+                if wanted(&key)
+                    && let Some(meta) = read(relative.clone(), DIR_OBJECT_META_FILE)?
+                {
+                    out.push((key, meta));
+                }
             }
-        } else if wanted(&key) {
-            segments.push(segment);
-            let meta = read(segments_dir(segments), OBJECT_META_FILE)?;
-            segments.pop();
-            if let Some(meta) = meta {
-                out.push((key, meta));
+            KeyEntry::Object { key, segment } => {
+                if wanted(&key) {
+                    segments.push(segment);
+                    let meta = read(segments_dir(segments), OBJECT_META_FILE)?;
+                    segments.pop();
+                    if let Some(meta) = meta {
+                        out.push((key, meta));
+                    }
+                }
+            }
+            KeyEntry::Subtree { key, segment } => {
+                let could_hold = key.starts_with(prefix) || prefix.starts_with(key.as_str());
+                let past = key.as_str() <= marker && !marker.starts_with(key.as_str());
+                if could_hold && !past {
+                    segments.push(segment);
+                    walk_dir(drive, bucket, segments, &key, prefix, marker, limit, out)?;
+                    segments.pop();
+                }
             }
         }
     }
     Ok(())
 }
+
 const TMP_DIR: &str = "tmp";
 /// Data directories of replaced or deleted versions wait here (as `<uuid>.<unix secs>`)
 /// before deletion, so a reader still streaming that version (through another node) can
@@ -122,29 +107,18 @@ pub struct DriveUsage {
 pub const MAX_USAGE_WALK_ENTRIES: usize = 5_000_000;
 
 /// Sums the sizes of the files under `root`, visiting at most `MAX_USAGE_WALK_ENTRIES`.
+/// Entries that vanish during the walk (a commit, a trash purge) count as nothing.
 fn stored_bytes(root: &Path) -> io::Result<u64> {
     let mut total = 0u64;
-    let mut visited = 0usize;
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            // A directory removed meanwhile (a commit, a trash purge) holds nothing.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e),
+    for entry in walkdir::WalkDir::new(root).min_depth(1).into_iter().take(MAX_USAGE_WALK_ENTRIES) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.io_error().is_some_and(|e| e.kind() == io::ErrorKind::NotFound) => continue,
+            Err(e) if e.depth() == 0 => return Err(e.into()),
+            Err(_) => continue,
         };
-        for entry in entries {
-            let Ok(entry) = entry else { continue };
-            visited += 1;
-            if visited > MAX_USAGE_WALK_ENTRIES {
-                return Ok(total);
-            }
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if let Ok(meta) = entry.metadata() {
-                total += meta.len();
-            }
+        if entry.file_type().is_file() {
+            total += entry.metadata().map_or(0, |meta| meta.len());
         }
     }
     Ok(total)

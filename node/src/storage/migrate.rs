@@ -15,11 +15,8 @@
 
 use std::sync::Arc;
 
-use uuid::Uuid;
-
 use super::layout::ShardLayout;
-use super::locks::WriteGuard;
-use super::set::{DriveCopy, ErasureSet};
+use super::set::{DriveCopy, ErasureSet, Staged};
 use super::{BodyStream, ObjectInfo, PutOptions, ReadPlan, Store, path, registry};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::ObjectVersion;
@@ -65,11 +62,6 @@ fn same_version(a: &ObjectVersion, b: &ObjectVersion) -> bool {
 }
 
 impl Store {
-    /// The key's write lock, the same whichever set the key is in.
-    pub async fn lock_key(&self, bucket: &str, key: &str) -> StoreResult<WriteGuard> {
-        self.sets()[0].locks.write(&ErasureSet::lock_name(bucket, key)).await
-    }
-
     /// Moves the current version of `bucket/key` from `source` to `target`.
     pub async fn move_object(
         &self,
@@ -87,51 +79,32 @@ impl Store {
             let _guard = self.lock_key(bucket, key).await?;
             return self.delete_stale_source(source, bucket, key, &version).await;
         }
-        let data_dir = Uuid::new_v4();
-        let copied = match self.copy_parts(source, target, bucket, key, &version, data_dir).await {
-            Ok(Some(copied)) => copied,
-            Ok(None) => {
-                target.remove_staging(data_dir).await;
-                return Ok(Moved::Changed);
-            }
-            Err(e) => {
-                target.remove_staging(data_dir).await;
-                return Err(e);
-            }
+        // Whatever was staged goes with `staged` on every way out but the commit.
+        let staged = Staged::new(target);
+        let Some(copied) = self.copy_parts(source, target, bucket, key, &version, &staged).await? else {
+            return Ok(Moved::Changed);
         };
         failpoint("move-after-copy");
-        let _guard = match self.lock_key(bucket, key).await {
-            Ok(guard) => guard,
-            Err(e) => {
-                target.remove_staging(data_dir).await;
-                return Err(e);
-            }
-        };
+        let _guard = self.lock_key(bucket, key).await?;
         match source.head_object(bucket, key).await {
             Ok((_, now)) if same_version(&now.version, &version) => {}
-            Ok(_) | Err(StoreError::NoSuchKey) => {
-                target.remove_staging(data_dir).await;
-                return Ok(Moved::Changed);
-            }
-            Err(e) => {
-                target.remove_staging(data_dir).await;
-                return Err(e);
-            }
+            Ok(_) | Err(StoreError::NoSuchKey) => return Ok(Moved::Changed),
+            Err(e) => return Err(e),
         }
         if self.target_is_current(target, bucket, key, &version).await? {
-            target.remove_staging(data_dir).await;
+            staged.remove().await;
             return self.delete_stale_source(source, bucket, key, &version).await;
         }
         let inline = copied.iter().flatten().any(|bytes| !bytes.is_empty()) || version.size == 0;
         let mut moved = version.clone();
         moved.erasure = target.layout(0);
-        moved.data_dir = (!inline).then_some(*data_dir.as_bytes());
+        moved.data_dir = (!inline).then_some(*staged.id().as_bytes());
         moved.inline_data = None;
         let object_path = path::object_path(key).map_err(super::set::key_error)?;
         let per_drive = copied.into_iter().map(|d| DriveCopy::of_written(d, inline)).collect();
         let layout = ShardLayout::of_key(key, target.drives().len());
         target
-            .commit_locked(bucket, key, &object_path, moved, layout, per_drive, (!inline).then_some(data_dir), None)
+            .commit_locked(bucket, key, &object_path, moved, layout, per_drive, staged.unless_inline(inline), None)
             .await?;
         failpoint("move-after-commit");
         self.note_location(target, bucket, key).await;
@@ -201,7 +174,7 @@ impl Store {
         bucket: &str,
         key: &str,
         version: &ObjectVersion,
-        data_dir: Uuid,
+        staged: &Staged,
     ) -> StoreResult<Option<Vec<Option<Vec<u8>>>>> {
         let layout = ShardLayout::of_key(key, target.drives().len());
         let single = version.parts.len() <= 1;
@@ -228,7 +201,7 @@ impl Store {
                 Err(e) => return Err(e),
             };
             let options = PutOptions { content_length: Some(size), max_size: u64::MAX, ..PutOptions::default() };
-            let written = target.write_part(body, single, data_dir, number, layout, &options).await?;
+            let written = target.write_part(body, single, staged, number, layout, &options).await?;
             if hex::encode(written.md5) != etag.trim_matches('"') && !etag.contains('-') {
                 return Err(StoreError::Unrecoverable(format!(
                     "part {number} of {bucket}/{key} read back with another MD5 than its ETag"

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod set;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod topology;
 pub mod writer;
 
 use std::io;
@@ -36,24 +37,10 @@ use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo};
 use crate::metrics::Metrics;
 use crate::placement::ring::{Ring, SetId};
 use crate::placement::topology::TopologyRules;
-use crate::placement::topology::{SetSpec, SetState, TOPOLOGY_FILE, Topology, TopologyError};
+use crate::placement::topology::{SetState, Topology};
 
-#[derive(Debug, thiserror::Error)]
-pub enum TopologyChangeError {
-    #[error("the topology is at generation {actual}, not the expected {expected}")]
-    Conflict { expected: u64, actual: u64 },
-    #[error("invalid topology: {0}")]
-    Invalid(TopologyError),
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("{0}")]
-    NotEmpty(String),
-    #[error("{0}")]
-    Drives(String),
-    #[error("{0}")]
-    Store(StoreError),
-}
 use set::ErasureSet;
+pub use topology::TopologyChangeError;
 
 /// Largest object a single PUT may upload (the S3 limit).
 pub const MAX_PUT_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -212,6 +199,9 @@ pub struct Store {
     pending_sets: std::sync::Mutex<std::collections::HashMap<SetId, Arc<ErasureSet>>>,
     /// Opens the drives of sets added at runtime (a lone node's local paths by default).
     opener: std::sync::OnceLock<Arc<dyn bootstrap::SetOpener>>,
+    /// The store's lock table, shared by its sets: a key moving between sets is one lock,
+    /// and topology changes take theirs here too (`lock_topology`).
+    locks: Arc<locks::NamespaceLocks>,
 }
 
 /// A change of an object's stored headers (its tags), or a refusal.
@@ -253,6 +243,8 @@ impl Store {
         let ids: Vec<SetId> =
             topology.sets().filter(|(_, s)| s.state != SetState::Removed).map(|(_, s)| s.id).collect();
         assert_eq!(ids, sets.iter().map(|s| s.id).collect::<Vec<_>>(), "one erasure set per topology set");
+        let locks = sets[0].locks.clone();
+        assert!(sets.iter().all(|s| Arc::ptr_eq(&s.locks, &locks)), "the sets of a store share its lock table");
         Store {
             cluster_id: topology.cluster_id,
             placement: std::sync::RwLock::new(Placement {
@@ -267,264 +259,22 @@ impl Store {
             user_requests: std::sync::atomic::AtomicUsize::new(0),
             pending_sets: Default::default(),
             opener: std::sync::OnceLock::new(),
+            locks,
         }
+    }
+
+    /// The lock table (a cluster makes its writers lock on a majority of nodes too).
+    pub fn locks(&self) -> &locks::NamespaceLocks {
+        &self.locks
+    }
+
+    /// The key's write lock, the same whichever set the key is in.
+    pub async fn lock_key(&self, bucket: &str, key: &str) -> StoreResult<locks::WriteGuard> {
+        self.locks.write(&ErasureSet::lock_name(bucket, key)).await
     }
 
     pub fn topology(&self) -> Arc<Topology> {
         self.placement.read().expect("placement lock").topology.clone()
-    }
-
-    /// How this store opens the drives of sets added at runtime (set once, at start).
-    pub fn set_opener(&self, opener: Arc<dyn bootstrap::SetOpener>) {
-        let _ = self.opener.set(opener);
-    }
-
-    fn opener(&self) -> Arc<dyn bootstrap::SetOpener> {
-        self.opener.get().cloned().unwrap_or_else(|| Arc::new(bootstrap::LocalSetOpener))
-    }
-
-    /// Opens the drives of set `id` on this node (formatting and serving its own): what a
-    /// peer asks before it adds a set whose drives are partly here.
-    pub fn open_set_drives(&self, id: SetId, drives: &[String]) -> Result<(), TopologyChangeError> {
-        self.opener()
-            .open(self.cluster_id, id, drives)
-            .map(|_| ())
-            .map_err(|e| TopologyChangeError::Drives(e.to_string()))
-    }
-
-    /// The id the next added set gets.
-    pub fn next_set_id(&self) -> SetId {
-        self.topology().sets().map(|(_, s)| s.id).max().map_or(0, |max| max + 1)
-    }
-
-    /// The sets this store runs under `next`: the current ones, minus those `next` removes,
-    /// plus those it adds (prepared by `add_set` here, or opened now).
-    fn sets_for(&self, next: &Topology) -> Result<Vec<Arc<ErasureSet>>, TopologyChangeError> {
-        let current = self.sets();
-        let mut out = Vec::new();
-        for (_, spec) in next.sets().filter(|(_, s)| s.state != SetState::Removed) {
-            let pending = self.pending_sets.lock().expect("pending sets").get(&spec.id).cloned();
-            match current.iter().find(|s| s.id == spec.id).cloned().or(pending) {
-                Some(set) => out.push(set),
-                None => {
-                    let drives = self
-                        .opener()
-                        .open(self.cluster_id, spec.id, &spec.drives)
-                        .map_err(|e| TopologyChangeError::Drives(e.to_string()))?;
-                    out.push(Arc::new(current[0].sibling(spec.id, drives)));
-                }
-            }
-        }
-        if out.is_empty() {
-            return Err(TopologyChangeError::Unsupported("a topology needs at least one set in service".into()));
-        }
-        Ok(out)
-    }
-
-    /// Adds set `id` (`next_set_id`) of new drives to `pool` (created if absent): opens them
-    /// (in a cluster, their nodes have opened their own first), creates every bucket on
-    /// them, then applies the next generation with the set Active; the migration then
-    /// moves its share of objects in.
-    pub async fn add_set(
-        &self,
-        id: SetId,
-        pool: Option<String>,
-        drives: Vec<String>,
-        expected: Option<u64>,
-    ) -> Result<Arc<Topology>, TopologyChangeError> {
-        let current = self.topology();
-        let expected = expected.unwrap_or(current.generation);
-        let mut seen = std::collections::HashSet::new();
-        for drive in &drives {
-            if !seen.insert(drive) {
-                return Err(TopologyChangeError::Drives(format!("drive {drive} is given twice")));
-            }
-            if let Some((_, set)) = current.sets().find(|(_, s)| s.drives.contains(drive)) {
-                return Err(TopologyChangeError::Drives(format!("drive {drive} already belongs to set {}", set.id)));
-            }
-        }
-        if current.sets().any(|(_, s)| s.id == id) {
-            return Err(TopologyChangeError::Conflict { expected, actual: current.generation });
-        }
-        let (cluster_id, paths, opener) = (self.cluster_id, drives.clone(), self.opener());
-        let opened = blocking(move || opener.open(cluster_id, id, &paths))
-            .await
-            .map_err(|e| TopologyChangeError::Drives(e.to_string()))?;
-        let set = Arc::new(self.sets()[0].sibling(id, opened));
-        for bucket in self.list_all_buckets().await.map_err(TopologyChangeError::Store)? {
-            let meta = BucketMeta { created_ns: bucket.created_ns }.encode();
-            let (set_drives, name) = (set.drives().to_vec(), bucket.name.clone());
-            let made = blocking(move || {
-                set_drives.iter().filter(|d| d.is_online() && d.make_bucket(&name, &meta).is_ok()).count()
-            })
-            .await;
-            if made < set.erasure().write_quorum() {
-                return Err(TopologyChangeError::Store(StoreError::InsufficientQuorum {
-                    operation: "create buckets on the new set",
-                    needed: set.erasure().write_quorum(),
-                    available: made,
-                }));
-            }
-        }
-        let mut next = (*current).clone();
-        next.generation = expected + 1;
-        let spec = SetSpec { id, state: SetState::Active, drives, weight: 1.0 };
-        let pool = pool.or_else(|| current.pools.first().map(|p| p.name.clone())).unwrap_or_else(|| "pool-0".into());
-        match next.pools.iter_mut().find(|p| p.name == pool) {
-            Some(existing) => existing.sets.push(spec),
-            None => next.pools.push(crate::placement::topology::Pool { name: pool, sets: vec![spec] }),
-        }
-        self.pending_sets.lock().expect("pending sets").insert(id, set);
-        let result = self.apply_topology(expected, next).await;
-        self.pending_sets.lock().expect("pending sets").remove(&id);
-        result
-    }
-
-    /// Refuses to retire a set that still holds objects or uploads, saying what is left.
-    async fn check_empty(&self, set: &Arc<ErasureSet>) -> Result<(), TopologyChangeError> {
-        const COUNT_UP_TO: usize = 1000;
-        let mut objects = 0;
-        let mut uploads = 0;
-        let mut buckets = Vec::new();
-        for bucket in self.list_buckets().await.map_err(TopologyChangeError::Store)? {
-            let found = set.list(&bucket.name, "", None, "", COUNT_UP_TO).await.map_err(TopologyChangeError::Store)?;
-            let drives = set.drives().to_vec();
-            let name = bucket.name.clone();
-            let in_progress = blocking(move || {
-                let mut ids = std::collections::BTreeSet::new();
-                for drive in drives.iter().filter(|d| d.is_online()) {
-                    ids.extend(drive.list_uploads(&name).unwrap_or_default());
-                }
-                ids.len()
-            })
-            .await;
-            if !found.is_empty() || in_progress > 0 {
-                buckets.push(bucket.name.clone());
-            }
-            objects += found.len();
-            uploads += in_progress;
-        }
-        if objects == 0 && uploads == 0 {
-            return Ok(());
-        }
-        let objects = if objects >= COUNT_UP_TO { format!("at least {objects}") } else { objects.to_string() };
-        Err(TopologyChangeError::NotEmpty(format!(
-            "set {} still holds {objects} object(s) and {uploads} multipart upload(s) (buckets: {}); drain it and let the migration finish (and the uploads complete or be aborted) before removing it",
-            set.id,
-            buckets.join(", ")
-        )))
-    }
-
-    /// Installs a newer topology already on the drives (pushed by the node that applied it,
-    /// or found by the periodic check). Returns whether anything changed.
-    pub fn adopt_topology(&self, next: Topology) -> Result<bool, TopologyChangeError> {
-        let current = self.topology();
-        if next.generation <= current.generation {
-            return Ok(false);
-        }
-        next.validate().map_err(TopologyChangeError::Invalid)?;
-        let sets = self.sets_for(&next)?;
-        let ring = Arc::new(next.ring());
-        {
-            let mut placement = self.placement.write().expect("placement lock");
-            placement.ring = ring;
-            placement.topology = Arc::new(next);
-            placement.sets = Arc::new(sets);
-        }
-        self.migrate_now.notify_one();
-        Ok(true)
-    }
-
-    /// Reads the topology from every reachable drive and adopts the newest generation that
-    /// a majority of all drives hold (an applied topology always reaches one), then brings
-    /// this node's own drives up to it. Returns whether the topology changed.
-    pub async fn reload_topology(&self) -> Result<bool, TopologyChangeError> {
-        let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives();
-        let cluster_id = self.cluster_id;
-        let majority = drives.len() / 2 + 1;
-        let found: Vec<(bool, Option<Topology>)> = blocking(move || {
-            drives
-                .iter()
-                .map(|d| {
-                    let topology = d
-                        .is_online()
-                        .then(|| d.read_system_file(TOPOLOGY_FILE).ok().flatten())
-                        .flatten()
-                        .and_then(|bytes| Topology::decode(&bytes).ok())
-                        .filter(|t| t.cluster_id == cluster_id);
-                    (d.is_local(), topology)
-                })
-                .collect()
-        })
-        .await;
-        let mut generations: Vec<u64> = found.iter().filter_map(|(_, t)| t.as_ref().map(|t| t.generation)).collect();
-        generations.sort_unstable();
-        let newest_with_majority = generations
-            .iter()
-            .rev()
-            .find(|g| generations.iter().filter(|other| *other >= *g).count() >= majority)
-            .copied();
-        let Some(generation) = newest_with_majority else { return Ok(false) };
-        let Some(topology) = found.iter().filter_map(|(_, t)| t.clone()).find(|t| t.generation == generation) else {
-            return Ok(false);
-        };
-        let changed = self.adopt_topology(topology.clone())?;
-        let stale_local = found.iter().any(|(local, t)| *local && t.as_ref().is_none_or(|t| t.generation < generation));
-        if stale_local {
-            let local: Vec<Arc<dyn drive::Drive>> = self.all_drives().into_iter().filter(|d| d.is_local()).collect();
-            let encoded = topology.encode();
-            blocking(move || {
-                for drive in local {
-                    let current =
-                        drive.read_system_file(TOPOLOGY_FILE).ok().flatten().and_then(|b| Topology::decode(&b).ok());
-                    if current.is_none_or(|t| t.generation < generation) {
-                        let _ = drive.write_system_file(TOPOLOGY_FILE, &encoded);
-                    }
-                }
-            })
-            .await;
-        }
-        Ok(changed)
-    }
-
-    /// Compare-and-swap of the topology: `next` replaces generation `expected` if that is
-    /// still the current one, cluster-wide (under a cluster lock, checked against what a
-    /// quorum of drives hold), and is written to a quorum of all drives before it is used.
-    pub async fn apply_topology(&self, expected: u64, next: Topology) -> Result<Arc<Topology>, TopologyChangeError> {
-        let _guard = self.sets()[0].locks.write("\0topology").await.map_err(TopologyChangeError::Store)?;
-        self.reload_topology().await?;
-        let current = self.topology();
-        if current.generation != expected {
-            return Err(TopologyChangeError::Conflict { expected, actual: current.generation });
-        }
-        current.check_next(&next).map_err(TopologyChangeError::Invalid)?;
-        let next_sets = self.sets_for(&next)?;
-        for (_, spec) in next.sets().filter(|(_, s)| s.state == SetState::Removed) {
-            if let Some(set) = self.set_by_id(spec.id) {
-                self.check_empty(&set).await?;
-            }
-        }
-        // Every drive of the current sets and of the sets `next` adds: a node whose only
-        // drives are in a new set learns its cluster's topology from them.
-        let mut drives: Vec<Arc<dyn drive::Drive>> = self.all_drives();
-        for set in next_sets.iter().filter(|set| self.set_by_id(set.id).is_none()) {
-            drives.extend(set.drives().iter().cloned());
-        }
-        let needed = drives.len() / 2 + 1;
-        let encoded = next.encode();
-        let written = blocking(move || {
-            drives.iter().filter(|d| d.is_online() && d.write_system_file(TOPOLOGY_FILE, &encoded).is_ok()).count()
-        })
-        .await;
-        if written < needed {
-            return Err(TopologyChangeError::Store(StoreError::InsufficientQuorum {
-                operation: "write topology",
-                needed,
-                available: written,
-            }));
-        }
-        self.adopt_topology(next)?;
-        Ok(self.topology())
     }
 
     /// The sets in service (not removed), in topology order.

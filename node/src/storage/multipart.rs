@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::checksum::{Hasher, algorithm_name, combine_crcs};
 use super::layout::ShardLayout;
-use super::set::{self, DriveCopy, now_ns};
+use super::set::{self, DriveCopy, Staged, now_ns};
 use super::{BodyStream, ObjectInfo, PutOptions, Store, blocking, path};
 use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
@@ -172,21 +172,18 @@ impl Store {
                 options.checksum_algorithms.push(algorithm);
             }
         }
-        let staging_id = Uuid::new_v4();
+        let staged = Staged::new(&set);
+        let staging_id = staged.id();
         options.max_size = MAX_PART_BYTES;
         let written =
-            set.write_part(body, false, staging_id, 1, ShardLayout::of_key(key, set.drives().len()), &options).await?;
+            set.write_part(body, false, &staged, 1, ShardLayout::of_key(key, set.drives().len()), &options).await?;
         if let Some(expected) = options.expected_md5
             && expected != written.md5
         {
-            set.remove_staging(staging_id).await;
             return Err(StoreError::BadDigest);
         }
-        if let Some(verify) = options.verify_checksums.take()
-            && let Err(e) = verify(&written.checksums)
-        {
-            set.remove_staging(staging_id).await;
-            return Err(e);
+        if let Some(verify) = options.verify_checksums.take() {
+            verify(&written.checksums)?;
         }
         let part = PartMeta {
             number,
@@ -208,7 +205,7 @@ impl Store {
                 .count()
         })
         .await;
-        set.remove_staging(staging_id).await;
+        staged.remove().await;
         let quorum = set.erasure().write_quorum();
         if succeeded < quorum {
             return Err(StoreError::InsufficientQuorum {
@@ -339,12 +336,13 @@ impl Store {
         }
         let etag = format!("{}-{}", hex::encode(md5.finalize()), chosen.len());
         let size: u64 = chosen.iter().map(|p| p.size).sum();
-        let data_dir = Uuid::new_v4();
+        let staged = Staged::new(&set);
+        let data_dir = staged.id();
         // Stage the part files on every drive that has all of them.
         let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.to_string());
         let files: Vec<(u32, String)> = chosen.iter().map(|p| (p.number, p.data_name.clone())).collect();
-        let staged: Vec<bool> = blocking(move || {
+        let staged_on: Vec<bool> = blocking(move || {
             drives
                 .iter()
                 .map(|drive| drive.is_online() && drive.stage_upload_parts(&name, &id, data_dir, &files).is_ok())
@@ -364,19 +362,14 @@ impl Store {
             parts: chosen.iter().map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone() }).collect(),
             inline_data: None,
         };
-        let per_drive = staged.into_iter().map(|ok| if ok { DriveCopy::Staged } else { DriveCopy::Failed }).collect();
+        let per_drive =
+            staged_on.into_iter().map(|ok| if ok { DriveCopy::Staged } else { DriveCopy::Failed }).collect();
         let object_path = path::object_path(key).map_err(set::key_error)?;
         let layout = ShardLayout::of_key(key, set.drives().len());
         // Commit and clear the other sets under one hold of the key's lock.
-        let _guard = match self.lock_key(bucket, key).await {
-            Ok(guard) => guard,
-            Err(e) => {
-                set.remove_staging(data_dir).await;
-                return Err(e);
-            }
-        };
+        let _guard = self.lock_key(bucket, key).await?;
         let info = set
-            .commit_locked(bucket, key, &object_path, version, layout, per_drive, Some(data_dir), precondition)
+            .commit_locked(bucket, key, &object_path, version, layout, per_drive, Some(staged), precondition)
             .await?;
         self.remove_upload(&set, bucket, upload_id).await;
         self.clear_stale_copies_locked(bucket, key, &set).await?;

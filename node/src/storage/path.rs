@@ -143,6 +143,58 @@ pub fn segments_dir(segments: &[String]) -> PathBuf {
     segments.iter().map(|s| encode_segment(s)).collect()
 }
 
+/// One entry of a key directory, in the order S3 lists keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyEntry {
+    /// The object whose key is the directory's own prefix (`a/b/`), stored in it as
+    /// `DIR_OBJECT_META_FILE`.
+    DirObject { key: String },
+    /// The object `prefix + segment` (its metadata in the child directory).
+    Object { key: String, segment: String },
+    /// The keys under `prefix + segment + "/"` (the child directory's entries).
+    Subtree { key: String, segment: String },
+}
+
+impl KeyEntry {
+    pub fn key(&self) -> &str {
+        match self {
+            KeyEntry::DirObject { key } | KeyEntry::Object { key, .. } | KeyEntry::Subtree { key, .. } => key,
+        }
+    }
+}
+
+/// The entries of one key directory in S3 key order, from its listing (`(name, is_dir)`,
+/// as a drive lists it, possibly merged over drives): the directory's own object first,
+/// then each child object `P+s` just before its subtree `P+s/`, children by the bytes of
+/// their keys. That is the key order of the whole tree when every walk descends in it.
+/// `child_prefix` is the directory's key prefix (empty at the bucket root, otherwise
+/// ending in `/`); only children whose segment starts with `partial` are given (the
+/// directory's own object only when `partial` is empty).
+pub fn key_order(entries: &[(String, bool)], child_prefix: &str, partial: &str) -> Vec<KeyEntry> {
+    let mut out = Vec::new();
+    if !child_prefix.is_empty() && partial.is_empty() && entries.iter().any(|(name, _)| name == DIR_OBJECT_META_FILE) {
+        out.push(KeyEntry::DirObject { key: child_prefix.to_string() });
+    }
+    let mut children = Vec::new();
+    for (name, is_dir) in entries {
+        if !is_dir {
+            continue;
+        }
+        let Some(segment) = decode_segment(name) else { continue };
+        if !segment.starts_with(partial) {
+            continue;
+        }
+        let key = format!("{child_prefix}{segment}");
+        if !key.is_empty() && !key.ends_with('/') {
+            children.push(KeyEntry::Object { key: key.clone(), segment: segment.clone() });
+        }
+        children.push(KeyEntry::Subtree { key: format!("{key}/"), segment });
+    }
+    children.sort_by(|a, b| a.key().as_bytes().cmp(b.key().as_bytes()));
+    out.extend(children);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +239,22 @@ mod tests {
         assert_eq!(object_path(&"a".repeat(1025)), Err(KeyError::TooLong));
         assert_eq!(object_path(&"a".repeat(256)), Err(KeyError::SegmentTooLong));
         assert_eq!(object_path("a\0b"), Err(KeyError::Nul));
+    }
+
+    #[test]
+    fn a_key_directory_lists_in_key_order() {
+        let names = |keys: &[&str]| -> Vec<(String, bool)> {
+            let mut entries: Vec<(String, bool)> = keys.iter().map(|k| (encode_segment(k), true)).collect();
+            entries.push((DIR_OBJECT_META_FILE.to_string(), false));
+            entries.push((OBJECT_META_FILE.to_string(), false));
+            entries
+        };
+        let keys = |entries: Vec<KeyEntry>| entries.iter().map(|e| e.key().to_string()).collect::<Vec<_>>();
+        // "a-b" sorts between "a" and "a/": the object "a" comes before its subtree "a/",
+        // and "a-b" ('-' < '/') before both's deeper keys.
+        let listed = keys(key_order(&names(&["a", "a-b", "b"]), "p/", ""));
+        assert_eq!(listed, ["p/", "p/a", "p/a-b", "p/a-b/", "p/a/", "p/b", "p/b/"]);
+        assert_eq!(keys(key_order(&names(&["a", "b"]), "", "")), ["a", "a/", "b", "b/"], "no object at the root");
+        assert_eq!(keys(key_order(&names(&["ab", "b"]), "p/", "a")), ["p/ab", "p/ab/"], "the partial segment filters");
     }
 }

@@ -376,7 +376,7 @@ mod tests {
         let mut next = (*before).clone();
         next.generation = 2;
         next.pools[0].sets[1].state = SetState::Draining;
-        store.apply_topology(1, next).await.unwrap();
+        store.install_topology(next).await.unwrap();
 
         let metrics = store.metrics.clone();
         let check_all = async || {

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use super::{PutOptions, Store, bootstrap};
 use crate::error::StoreResult;
 use crate::metrics::Metrics;
-use crate::placement::topology::SetState;
+use crate::placement::topology::TopologyRules;
 
 /// 20 drives under `dir`: two sets of 10.
 pub fn open_two_sets(dir: &std::path::Path) -> Arc<Store> {
@@ -43,13 +43,10 @@ pub async fn put(store: &Store, bucket: &str, key: &str, bytes: Vec<u8>) {
         .unwrap();
 }
 
-/// Applies the next generation with set 1 draining (out of the ring).
+/// Installs the next generation with set 1 draining (out of the ring).
 pub async fn drain_set_one(store: &Store) {
-    let current = store.topology();
-    let mut next = (*current).clone();
-    next.generation = current.generation + 1;
-    next.pools[0].sets[1].state = SetState::Draining;
-    store.apply_topology(current.generation, next).await.unwrap();
+    let next = store.topology().with_set_draining(1).unwrap();
+    store.install_topology(next).await.unwrap();
 }
 
 /// Deterministic test bytes.

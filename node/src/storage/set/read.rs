@@ -1,0 +1,250 @@
+//! Reads from a set: the version a read quorum agrees on, then its blocks, data shards
+//! first and parity only for a missing or corrupt one, every shard block checked against
+//! its checksum. Must never return a byte that failed its checksum.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{ErasureSet, Resolved, blocking, key_error};
+use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, shard_checksum};
+use crate::error::{StoreError, StoreResult};
+use crate::format::object::PartInfo;
+use crate::storage::drive::Drive;
+use crate::storage::path::{self, ObjectPath};
+use crate::storage::{ObjectInfo, ReadPlan};
+
+/// Blocks read ahead of the network writer of one GET.
+const GET_READAHEAD_BLOCKS: usize = 2;
+
+impl ErasureSet {
+    pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<(ObjectInfo, Resolved)> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let metas = self.read_metas(bucket, &path).await;
+        let resolved = self.resolve(&metas)?;
+        if !resolved.is_complete() {
+            self.queue_heal(bucket, key, false);
+        }
+        Ok((ObjectInfo::from_version(bucket, key, &resolved.version), resolved))
+    }
+
+    /// Streams bytes `start..start + length` of a resolved object. The object's read lock
+    /// is held until the stream ends or is dropped.
+    pub async fn read_object(
+        self: &Arc<Self>,
+        bucket: &str,
+        key: &str,
+        plan: &ReadPlan,
+    ) -> StoreResult<(ObjectInfo, u64, u64, impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static)> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let guard = self.locks.read(&Self::lock_name(bucket, key)).await;
+        let metas = self.read_metas(bucket, &path).await;
+        let resolved = self.resolve(&metas)?;
+        let info = ObjectInfo::from_version(bucket, key, &resolved.version);
+        // Conditions and the range are decided on the very version that is streamed.
+        let (start, length) = plan(&info)?;
+        if start.checked_add(length).is_none_or(|end| end > resolved.version.size) {
+            return Err(StoreError::InvalidRange);
+        }
+        if !resolved.is_complete() {
+            self.queue_heal(bucket, key, false);
+        }
+        let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(GET_READAHEAD_BLOCKS);
+        let set = self.clone();
+        let name = format!("{bucket}/{key}");
+        let bucket = bucket.to_string();
+        let key = key.to_string();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let mut reader = ShardReader::new(&set, &bucket, &path, &resolved);
+            let mut offset = start;
+            let end = start + length;
+            while offset < end {
+                let Some((part_index, part_offset)) = locate(&resolved.version.parts, offset) else {
+                    break;
+                };
+                let part = resolved.version.parts[part_index].clone();
+                let block_index = part_offset / BLOCK_SIZE_BYTES as u64;
+                let block_start = block_index * BLOCK_SIZE_BYTES as u64;
+                let block_len = (part.size - block_start).min(BLOCK_SIZE_BYTES as u64) as usize;
+                let moved = reader;
+                let result = blocking(move || {
+                    let mut reader = moved;
+                    let block = reader.read_block(&part, block_index, block_len);
+                    (reader, block)
+                })
+                .await;
+                reader = result.0;
+                let block = match result.1 {
+                    Ok(block) => block,
+                    Err(e) => {
+                        let _ = sender.send(Err(e)).await;
+                        break;
+                    }
+                };
+                let within = (part_offset - block_start) as usize;
+                let take = ((end - offset) as usize).min(block_len - within);
+                let bytes = Bytes::from(block).slice(within..within + take);
+                offset += take as u64;
+                set.metrics.s3_sent_bytes.inc_by(take as u64);
+                if sender.send(Ok(bytes)).await.is_err() {
+                    break;
+                }
+            }
+            if reader.saw_damage {
+                set.queue_heal(&bucket, &key, true);
+            }
+        });
+        // The first block is read before the answer starts: an object whose data is lost
+        // gets a clear error, not a 200 whose body breaks off at once.
+        let mut receiver = receiver;
+        let first = if length > 0 { receiver.recv().await } else { None };
+        if let Some(Err(e)) = &first {
+            return Err(StoreError::Unrecoverable(format!("{name}: {e}")));
+        }
+        let body = futures::stream::iter(first).chain(tokio_stream_from(receiver));
+        Ok((info, start, length, body))
+    }
+}
+
+/// Maps an object offset to (part index, offset within the part).
+fn locate(parts: &[PartInfo], mut offset: u64) -> Option<(usize, u64)> {
+    for (index, part) in parts.iter().enumerate() {
+        if offset < part.size {
+            return Some((index, offset));
+        }
+        offset -= part.size;
+    }
+    None
+}
+
+fn tokio_stream_from(
+    mut receiver: mpsc::Receiver<io::Result<Bytes>>,
+) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// Reads and verifies shard blocks of one object version, remembering which drives
+/// returned damage so later blocks go straight to healthy ones.
+pub(super) struct ShardReader {
+    erasure: Erasure,
+    bucket: String,
+    path: ObjectPath,
+    /// Per shard index: the drive position and where its bytes are.
+    sources: Vec<Option<ShardSource>>,
+    damaged: Vec<bool>,
+    pub(super) saw_damage: bool,
+}
+
+enum ShardSource {
+    Inline { position: usize, bytes: Arc<Vec<u8>> },
+    Files { position: usize, drive: Arc<dyn Drive>, data_dir: Uuid },
+}
+
+impl ShardSource {
+    fn position(&self) -> usize {
+        match self {
+            ShardSource::Inline { position, .. } | ShardSource::Files { position, .. } => *position,
+        }
+    }
+}
+
+impl ShardReader {
+    pub(super) fn new(set: &ErasureSet, bucket: &str, path: &ObjectPath, resolved: &Resolved) -> Self {
+        let count = set.drives.len();
+        let mut sources: Vec<Option<ShardSource>> = (0..count).map(|_| None).collect();
+        for (position, version) in resolved.per_drive.iter().enumerate() {
+            let Some(version) = version else { continue };
+            let shard_index = version.erasure.shard_index as usize;
+            if shard_index >= count || sources[shard_index].is_some() {
+                continue;
+            }
+            sources[shard_index] = Some(match (&version.inline_data, version.data_dir) {
+                (Some(bytes), _) => ShardSource::Inline { position, bytes: Arc::new(bytes.clone()) },
+                (None, Some(data_dir)) => ShardSource::Files {
+                    position,
+                    drive: set.drives[position].clone(),
+                    data_dir: Uuid::from_bytes(data_dir),
+                },
+                (None, None) => continue,
+            });
+        }
+        // Missing copies are healed shallowly by the caller; `saw_damage` is for shards that
+        // failed to read or verify, which need a deep heal.
+        ShardReader {
+            erasure: set.erasure,
+            bucket: bucket.to_string(),
+            path: path.clone(),
+            sources,
+            damaged: vec![false; count],
+            saw_damage: false,
+        }
+    }
+
+    pub(super) fn damaged_positions(&self) -> Vec<usize> {
+        self.sources
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| self.damaged[*index])
+            .filter_map(|(_, s)| s.as_ref().map(ShardSource::position))
+            .collect()
+    }
+
+    /// One verified shard block, or `None` (and the shard marked damaged).
+    pub(super) fn read_shard(
+        &mut self,
+        part: &PartInfo,
+        block_index: u64,
+        block_len: usize,
+        shard_index: usize,
+    ) -> Option<Vec<u8>> {
+        if self.damaged[shard_index] {
+            return None;
+        }
+        let full_len = self.erasure.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES;
+        let shard_len = self.erasure.shard_len(block_len);
+        let offset = block_index * full_len as u64;
+        let read = match self.sources[shard_index].as_ref()? {
+            ShardSource::Inline { bytes, .. } => {
+                let start = offset as usize;
+                bytes.get(start..start + SHARD_CHECKSUM_BYTES + shard_len).map(<[u8]>::to_vec)
+            }
+            ShardSource::Files { drive, data_dir, .. } => drive
+                .read_shard(&self.bucket, &self.path, *data_dir, part.number, offset, SHARD_CHECKSUM_BYTES + shard_len)
+                .ok(),
+        };
+        let verified = read.and_then(|mut bytes| {
+            let stored = u64::from_le_bytes(bytes[..SHARD_CHECKSUM_BYTES].try_into().expect("8 bytes"));
+            let shard = bytes.split_off(SHARD_CHECKSUM_BYTES);
+            (shard_checksum(&shard) == stored).then_some(shard)
+        });
+        if verified.is_none() {
+            self.damaged[shard_index] = true;
+            self.saw_damage = true;
+        }
+        verified
+    }
+
+    /// One block of object bytes: data shards first, parity only as needed.
+    pub(super) fn read_block(&mut self, part: &PartInfo, block_index: u64, block_len: usize) -> io::Result<Vec<u8>> {
+        let count = self.erasure.total_shards();
+        let mut shards: Vec<Option<Vec<u8>>> = (0..count).map(|_| None).collect();
+        let mut good = 0;
+        for (shard_index, slot) in shards.iter_mut().enumerate() {
+            if good == self.erasure.data_shards {
+                break;
+            }
+            if let Some(shard) = self.read_shard(part, block_index, block_len, shard_index) {
+                *slot = Some(shard);
+                good += 1;
+            }
+        }
+        self.erasure.decode_block(&mut shards, block_len).map_err(|e| {
+            io::Error::other(format!("object data unreadable: {e} (more than parity drives lost or corrupt)"))
+        })
+    }
+}

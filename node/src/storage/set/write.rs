@@ -1,0 +1,509 @@
+//! Writes into a set: a body streamed into staged shards on every drive, then the commit
+//! that makes a version visible under the key's write lock (with the old version's data
+//! removed only once the new one has write quorum, and rolled back below it); deletes
+//! with tombstones when a drive is away. Must never acknowledge below write quorum.
+
+use std::io;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::quorum::{found, referenced_data_dirs};
+use super::{DriveMeta, ErasureSet, Staged, blocking, key_error, now_ns};
+use crate::erasure::BLOCK_SIZE_BYTES;
+use crate::error::{StoreError, StoreResult};
+use crate::format::object::{ObjectMeta, ObjectVersion, PartInfo, VersionKind};
+use crate::storage::layout::ShardLayout;
+use crate::storage::path::{self, ObjectPath};
+use crate::storage::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
+use crate::storage::{BodyStream, ObjectInfo, PutOptions};
+
+/// Blocks in flight between the network reader and the encoder thread of one PUT.
+const PUT_PIPELINE_BLOCKS: usize = 4;
+
+/// A PUT whose shards are staged, waiting for its commit.
+pub struct PreparedPut {
+    bucket: String,
+    key: String,
+    path: ObjectPath,
+    version: ObjectVersion,
+    layout: ShardLayout,
+    per_drive: Vec<DriveCopy>,
+    /// The staged shard files (none for an object inline in its metadata); dropping a
+    /// prepared PUT removes them.
+    staged: Option<Staged>,
+    precondition: Option<crate::storage::Precondition>,
+}
+
+/// What a commit writes on one drive, by what the write before it left there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriveCopy {
+    /// The drive failed during the write: nothing is committed on it.
+    Failed,
+    /// The shard files are staged on the drive; the metadata points at them.
+    Staged,
+    /// The shards travel inline in the metadata (small objects).
+    Inline(Vec<u8>),
+}
+
+impl DriveCopy {
+    /// From what a part write left on a drive (`None`: it failed there), for an object
+    /// that is stored inline or in staged files.
+    pub fn of_written(written: Option<Vec<u8>>, inline: bool) -> DriveCopy {
+        match written {
+            None => DriveCopy::Failed,
+            Some(bytes) if inline => DriveCopy::Inline(bytes),
+            Some(_) => DriveCopy::Staged,
+        }
+    }
+
+    /// The copy a drive already holds of `version` (`None`: it holds none).
+    fn of_held(version: Option<&ObjectVersion>) -> DriveCopy {
+        match version.map(|v| &v.inline_data) {
+            None => DriveCopy::Failed,
+            Some(None) => DriveCopy::Staged,
+            Some(Some(bytes)) => DriveCopy::Inline(bytes.clone()),
+        }
+    }
+}
+
+impl ErasureSet {
+    /// Streams `body` into shards on every drive (into `staged`, or inline when allowed
+    /// and small) and returns what was written; nothing is visible until a commit. On an
+    /// error, what was staged goes with `staged`.
+    pub(in crate::storage) async fn write_part(
+        &self,
+        mut body: BodyStream,
+        allow_inline: bool,
+        staged: &Staged,
+        part: u32,
+        layout: ShardLayout,
+        options: &PutOptions,
+    ) -> StoreResult<WrittenPart> {
+        // Read ahead up to the inline limit to decide where the shards go.
+        let mut blocker = Blocker::new(BLOCK_SIZE_BYTES);
+        let mut first_blocks = Vec::new();
+        let mut ended = false;
+        while blocker.buffered() <= INLINE_MAX_BYTES && first_blocks.is_empty() {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    self.check_size(options, blocker.buffered() as u64 + chunk.len() as u64)?;
+                    first_blocks.extend(blocker.push(chunk));
+                }
+                Some(Err(e)) => return Err(StoreError::Body(e)),
+                None => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        let inline = allow_inline && ended && first_blocks.is_empty();
+        let target = if inline { Target::Inline } else { Target::Files { staging_id: staged.id(), part } };
+        let drives = self.drives_by_position();
+        let erasure = self.erasure;
+        let algorithms = options.checksum_algorithms.clone();
+        let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(PUT_PIPELINE_BLOCKS);
+        let encoder = tokio::task::spawn_blocking(move || -> io::Result<WrittenPart> {
+            let mut writer = PartWriter::new(erasure, layout, drives, target, &algorithms);
+            while let Some(block) = receiver.blocking_recv() {
+                writer.write_block(&block)?;
+            }
+            Ok(writer.finish())
+        });
+        let pumped: StoreResult<()> = async {
+            let mut total = 0u64;
+            for block in first_blocks {
+                total += block.len() as u64;
+                sender.send(block).await.map_err(|_| io::Error::other("encoder stopped"))?;
+            }
+            if !ended {
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(StoreError::Body)?;
+                    self.check_size(options, total + blocker.buffered() as u64 + chunk.len() as u64)?;
+                    for block in blocker.push(chunk) {
+                        total += block.len() as u64;
+                        sender.send(block).await.map_err(|_| io::Error::other("encoder stopped"))?;
+                    }
+                }
+            }
+            let tail = std::mem::replace(&mut blocker, Blocker::new(1)).finish();
+            if !tail.is_empty() {
+                sender.send(tail).await.map_err(|_| io::Error::other("encoder stopped"))?;
+            }
+            Ok(())
+        }
+        .await;
+        drop(sender);
+        // The body (and any lock its source holds, as in a copy) is released before commit.
+        drop(body);
+        let written = encoder.await.expect("encoder task panicked");
+        pumped?;
+        let written = written?;
+        if let Some(expected) = options.content_length
+            && expected != written.size
+        {
+            return Err(StoreError::IncompleteBody);
+        }
+        let healthy = written.per_drive.iter().filter(|d| d.is_some()).count();
+        if healthy < self.erasure.write_quorum() {
+            return Err(StoreError::InsufficientQuorum {
+                operation: "write",
+                needed: self.erasure.write_quorum(),
+                available: healthy,
+            });
+        }
+        Ok(written)
+    }
+
+    fn check_size(&self, options: &PutOptions, size: u64) -> StoreResult<()> {
+        if size > options.max_size {
+            return Err(StoreError::EntityTooLarge);
+        }
+        Ok(())
+    }
+
+    pub(in crate::storage) async fn remove_staging(&self, staging_id: Uuid) {
+        let drives = self.drives.clone();
+        blocking(move || {
+            for drive in drives {
+                drive.remove_staging(staging_id);
+            }
+        })
+        .await;
+    }
+
+    /// Verifies digests, then makes the new version visible on every drive that holds its
+    /// shards, under the object's write lock.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: BodyStream,
+        options: PutOptions,
+    ) -> StoreResult<ObjectInfo> {
+        let prepared = self.prepare_put(bucket, key, body, options).await?;
+        self.commit_prepared(prepared, false).await
+    }
+
+    /// The first half of a PUT: the body streamed into staged shards and checked against
+    /// its digests; nothing visible yet, no lock held.
+    pub(in crate::storage) async fn prepare_put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: BodyStream,
+        mut options: PutOptions,
+    ) -> StoreResult<PreparedPut> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let staged = Staged::new(self);
+        let layout = ShardLayout::of_key(key, self.drives.len());
+        let written = self.write_part(body, true, &staged, 1, layout, &options).await?;
+        verify_digests(&written, &mut options)?;
+        let inline = written.per_drive.iter().flatten().any(|bytes| !bytes.is_empty()) || written.size == 0;
+        let etag = hex::encode(written.md5);
+        let version = ObjectVersion {
+            version_id: None,
+            modified_ns: now_ns(),
+            kind: VersionKind::Object,
+            size: written.size,
+            etag: etag.clone(),
+            headers: options.headers.clone(),
+            checksums: written.checksums.clone(),
+            erasure: self.layout(0),
+            data_dir: (!inline).then_some(*staged.id().as_bytes()),
+            parts: vec![PartInfo { number: 1, size: written.size, etag }],
+            inline_data: None,
+        };
+        let per_drive = written.per_drive.into_iter().map(|d| DriveCopy::of_written(d, inline)).collect();
+        Ok(PreparedPut {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            path,
+            version,
+            layout,
+            per_drive,
+            staged: staged.unless_inline(inline),
+            precondition: options.precondition.take(),
+        })
+    }
+
+    /// The second half of a PUT: the commit, under the key's write lock (taken here, or
+    /// already held by the caller when `locked`).
+    pub(in crate::storage) async fn commit_prepared(
+        &self,
+        prepared: PreparedPut,
+        locked: bool,
+    ) -> StoreResult<ObjectInfo> {
+        let _guard = match locked {
+            true => None,
+            false => Some(self.locks.write(&Self::lock_name(&prepared.bucket, &prepared.key)).await?),
+        };
+        let PreparedPut { bucket, key, path, version, layout, per_drive, staged, precondition } = prepared;
+        self.commit_locked(&bucket, &key, &path, version, layout, per_drive, staged, precondition).await
+    }
+
+    /// Drops a prepared PUT that will not be committed, waiting until its staged files
+    /// are gone.
+    pub(in crate::storage) async fn discard_prepared(&self, prepared: PreparedPut) {
+        if let Some(staged) = prepared.staged {
+            staged.remove().await;
+        }
+    }
+
+    /// Writes `version` as the object's only version on every drive whose `per_drive` copy
+    /// is not `Failed`, moving the staged data directory into place. The caller
+    /// holds the key's write lock (`Store::lock_key`).
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::storage) async fn commit_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &ObjectPath,
+        version: ObjectVersion,
+        layout: ShardLayout,
+        per_drive: Vec<DriveCopy>,
+        staged: Option<Staged>,
+        precondition: Option<crate::storage::Precondition>,
+    ) -> StoreResult<ObjectInfo> {
+        let staged_id = staged.as_ref().map(Staged::id);
+        let metas = self.read_metas(bucket, path).await;
+        if let Some(check) = precondition {
+            let current = match self.resolve(&metas) {
+                Ok(resolved) => Some(ObjectInfo::from_version(bucket, key, &resolved.version)),
+                Err(StoreError::NoSuchKey) => None,
+                Err(e) => return Err(e),
+            };
+            check(current.as_ref())?;
+        }
+        let commits = per_drive.into_iter().enumerate().map(|(position, copy)| {
+            let drive = self.drives[position].clone();
+            let mut version = version.clone();
+            version.erasure.shard_index = layout.shard_at(position) as u8;
+            let bucket = bucket.to_string();
+            let path = path.clone();
+            blocking(move || -> io::Result<()> {
+                version.inline_data = match copy {
+                    DriveCopy::Failed => return Err(io::Error::other("drive failed during write")),
+                    DriveCopy::Staged => None,
+                    DriveCopy::Inline(bytes) => Some(bytes),
+                };
+                let meta = ObjectMeta { versions: vec![version] };
+                drive.commit_object(&bucket, &path, &meta.encode(), staged_id)
+            })
+        });
+        let results = futures::future::join_all(commits).await;
+        let succeeded = results.iter().filter(|r| r.is_ok()).count();
+        // What the commits did not move into place (drives that failed) goes now.
+        if let Some(staged) = staged {
+            staged.remove().await;
+        }
+        if succeeded < self.erasure.write_quorum() {
+            // Put back what the committed drives had, so the previous version keeps the
+            // quorum and the redundancy it had before this write.
+            let rollbacks = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(position, _)| {
+                let drive = self.drives[position].clone();
+                let previous = match &metas[position] {
+                    DriveMeta::Found(meta) => Some(meta.encode()),
+                    _ => None,
+                };
+                let bucket = bucket.to_string();
+                let path = path.clone();
+                blocking(move || drive.restore_object(&bucket, &path, previous.as_deref(), staged_id))
+            });
+            for result in futures::future::join_all(rollbacks).await {
+                if let Err(e) = result {
+                    tracing::warn!(bucket, key, error = %e, "rolling back a failed write");
+                }
+            }
+            if results.iter().all(|r| matches!(r, Err(e) if e.kind() == io::ErrorKind::NotFound)) {
+                return Err(StoreError::NoSuchBucket);
+            }
+            return Err(StoreError::InsufficientQuorum {
+                operation: "write",
+                needed: self.erasure.write_quorum(),
+                available: succeeded,
+            });
+        }
+        // The new version is durable on a quorum: only now may the old data go.
+        let cleanups = results.iter().enumerate().filter(|(_, r)| r.is_ok()).filter_map(|(position, _)| {
+            let DriveMeta::Found(meta) = &metas[position] else { return None };
+            // A data directory the new version still uses (a change of headers only) stays.
+            let kept = version.data_dir.map(Uuid::from_bytes);
+            let obsolete: Vec<Uuid> =
+                referenced_data_dirs(meta).into_iter().filter(|d| Some(*d) != staged_id && Some(*d) != kept).collect();
+            let drive = self.drives[position].clone();
+            let bucket = bucket.to_string();
+            let path = path.clone();
+            Some(blocking(move || drive.remove_data_dirs(&bucket, &path, &obsolete)))
+        });
+        futures::future::join_all(cleanups).await;
+        if succeeded < self.drives.len() {
+            self.queue_heal(bucket, key, false);
+        }
+        Ok(ObjectInfo::from_version(bucket, key, &version))
+    }
+
+    /// Rewrites the current version's headers (object tags) and keeps its data, ETag and
+    /// size. The caller holds the key's write lock. The version's time moves on by one
+    /// nanosecond (Last-Modified is shown to the second) so that it is a new version to
+    /// quorum reads: a drive that missed the change is outvoted and healed, never read.
+    /// `NoSuchKey` when this set does not hold the object.
+    pub(in crate::storage) async fn update_headers_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        change: &crate::storage::HeaderChange<'_>,
+    ) -> StoreResult<ObjectInfo> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let metas = self.read_metas(bucket, &path).await;
+        let resolved = self.resolve(&metas)?;
+        let mut version = resolved.version.clone();
+        change(&mut version.headers)?;
+        version.modified_ns += 1;
+        let layout = resolved.layout();
+        // Each drive keeps its own shard (and inline bytes); drives without the version get
+        // nothing now and are healed (the commit queues it).
+        let per_drive = resolved.per_drive.iter().map(|v| DriveCopy::of_held(v.as_ref())).collect();
+        self.commit_locked(bucket, key, &path, version, layout, per_drive, None, None).await
+    }
+
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        path::object_path(key).map_err(key_error)?;
+        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
+        self.delete_object_locked(bucket, key).await
+    }
+
+    /// `delete_object` for a caller that holds the key's write lock. With every drive
+    /// answering, the object's files go from every drive. When a drive is away or fails
+    /// the removal, it may keep its copy: the drives that answer get a tombstone instead
+    /// (metadata saying "deleted", the data removed), so the copy left behind is outvoted
+    /// when its drive returns, never read as the object or as a loss, and the healer
+    /// removes tombstone and copy once every drive answers.
+    pub(in crate::storage) async fn delete_object_locked(&self, bucket: &str, key: &str) -> StoreResult<()> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let metas = self.read_metas(bucket, &path).await;
+        if !metas.iter().any(|m| matches!(m, DriveMeta::Failed))
+            && self.remove_copies(bucket, &path, found(&metas)).await.iter().all(Result::is_ok)
+        {
+            return Ok(());
+        }
+        let tombstone = Arc::new(ObjectMeta { versions: vec![self.tombstone()] }.encode());
+        let writes = metas.into_iter().enumerate().map(|(position, meta)| {
+            let drive = self.drives[position].clone();
+            let (bucket, path, tombstone) = (bucket.to_string(), path.clone(), tombstone.clone());
+            blocking(move || -> io::Result<()> {
+                let data_dirs = match meta {
+                    DriveMeta::Failed => return Err(io::Error::other("drive offline")),
+                    DriveMeta::Found(meta) => referenced_data_dirs(&meta),
+                    DriveMeta::Missing => Vec::new(),
+                };
+                drive.commit_object(&bucket, &path, &tombstone, None)?;
+                drive.remove_data_dirs(&bucket, &path, &data_dirs);
+                Ok(())
+            })
+        });
+        let succeeded = futures::future::join_all(writes).await.iter().filter(|r| r.is_ok()).count();
+        if succeeded < self.erasure.write_quorum() {
+            return Err(StoreError::InsufficientQuorum {
+                operation: "delete",
+                needed: self.erasure.write_quorum(),
+                available: succeeded,
+            });
+        }
+        self.queue_heal(bucket, key, false);
+        Ok(())
+    }
+
+    /// A tombstone: the metadata of a deleted object, newer than any copy of it.
+    fn tombstone(&self) -> ObjectVersion {
+        ObjectVersion {
+            version_id: None,
+            modified_ns: now_ns(),
+            kind: VersionKind::DeleteMarker,
+            size: 0,
+            etag: String::new(),
+            headers: Vec::new(),
+            checksums: Vec::new(),
+            erasure: self.layout(0),
+            data_dir: None,
+            parts: Vec::new(),
+            inline_data: None,
+        }
+    }
+
+    /// Removes every drive's files of a deleted object (tombstones and the copies they
+    /// outvote), copies first, so a removal cut short never leaves a copy without its
+    /// tombstone. Only when every drive answered: a drive away may still hold a copy, and
+    /// its tombstones must wait for it.
+    pub(super) async fn purge_deleted(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        metas: Vec<DriveMeta>,
+    ) -> StoreResult<bool> {
+        if metas.iter().any(|m| matches!(m, DriveMeta::Failed)) {
+            return Ok(false);
+        }
+        let (copies, tombstones): (Vec<_>, Vec<_>) =
+            found(&metas).partition(|(_, meta)| meta.latest().is_some_and(|v| v.kind == VersionKind::Object));
+        let mut removed = false;
+        for round in [copies, tombstones] {
+            for result in self.remove_copies(bucket, path, round.into_iter()).await {
+                result?;
+                removed = true;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes the copies of an object that this set holds below read quorum, left by a
+    /// move whose source delete was cut short, once `home_holds_it` says the object is
+    /// whole in another set (checked under the key's lock). Returns whether it did.
+    pub(in crate::storage) async fn purge_remnant(
+        &self,
+        bucket: &str,
+        key: &str,
+        home_holds_it: impl AsyncFnOnce() -> bool,
+    ) -> StoreResult<bool> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
+        let metas = self.read_metas(bucket, &path).await;
+        if !matches!(self.resolve(&metas), Err(StoreError::LostBeyondParity { .. })) || !home_holds_it().await {
+            return Ok(false);
+        }
+        for result in self.remove_copies(bucket, &path, found(&metas)).await {
+            result?;
+        }
+        Ok(true)
+    }
+
+    /// Removes the object's files (its metadata and every data directory it references)
+    /// from the drive at each position of `copies`, all at once; one result per drive.
+    pub(super) async fn remove_copies<'a>(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        copies: impl Iterator<Item = (usize, &'a ObjectMeta)>,
+    ) -> Vec<io::Result<()>> {
+        let removals = copies.map(|(position, meta)| {
+            let drive = self.drives[position].clone();
+            let (bucket, path, data_dirs) = (bucket.to_string(), path.clone(), referenced_data_dirs(meta));
+            blocking(move || drive.delete_object(&bucket, &path, &data_dirs))
+        });
+        futures::future::join_all(removals).await
+    }
+}
+
+fn verify_digests(written: &WrittenPart, options: &mut PutOptions) -> StoreResult<()> {
+    if let Some(expected) = options.expected_md5
+        && expected != written.md5
+    {
+        return Err(StoreError::BadDigest);
+    }
+    if let Some(verify) = options.verify_checksums.take() {
+        verify(&written.checksums)?;
+    }
+    Ok(())
+}
