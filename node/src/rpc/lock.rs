@@ -25,6 +25,11 @@ const ACQUIRE_DEADLINE: Duration = Duration::from_secs(10);
 const LOCK_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Entries kept in a node's table before expired ones are swept.
 const SWEEP_AT_ENTRIES: usize = 4096;
+/// First wait before a refused lock is asked again (doubled each time): a commit holds a
+/// key's lock for milliseconds.
+const RETRY_FIRST_MS: u64 = 2;
+/// Longest wait between two tries, so a freed lock is taken soon after.
+const RETRY_MAX_MS: u64 = 200;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LockCall {
@@ -115,7 +120,7 @@ impl ClusterLock for Arc<DistributedLocker> {
     async fn lock(&self, resource: &str) -> Result<ClusterLockGuard, StoreError> {
         let owner = Uuid::new_v4();
         let deadline = Instant::now() + ACQUIRE_DEADLINE;
-        let mut backoff_ms = 2u64;
+        let mut backoff_ms = RETRY_FIRST_MS;
         loop {
             let (granted, quorum) = self.broadcast(&LockCall::Lock { resource: resource.to_string(), owner }).await;
             if granted >= quorum {
@@ -128,7 +133,7 @@ impl ClusterLock for Arc<DistributedLocker> {
             // Jitter keeps two writers of one key from retrying in lockstep.
             let jitter = u64::from(owner.as_bytes()[(backoff_ms % 16) as usize]) % backoff_ms.max(1);
             tokio::time::sleep(Duration::from_millis(backoff_ms + jitter)).await;
-            backoff_ms = (backoff_ms * 2).min(200);
+            backoff_ms = (backoff_ms * 2).min(RETRY_MAX_MS);
         }
     }
 }

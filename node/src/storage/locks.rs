@@ -19,6 +19,10 @@ pub trait ClusterLock: Send + Sync {
     async fn lock(&self, resource: &str) -> Result<ClusterLockGuard, crate::error::StoreError>;
 }
 
+/// Entries the lock table keeps before it drops those nobody holds: it stays as small as
+/// the set of busy keys.
+const SWEEP_AT_ENTRIES: usize = 1024;
+
 #[derive(Default)]
 pub struct NamespaceLocks {
     locks: Mutex<HashMap<String, Arc<RwLock<()>>>>,
@@ -37,8 +41,7 @@ pub struct WriteGuard {
 impl NamespaceLocks {
     fn entry(&self, name: &str) -> Arc<RwLock<()>> {
         let mut locks = self.locks.lock().expect("lock table poisoned");
-        // Drop entries nobody holds so the table stays as small as the set of busy keys.
-        if locks.len() > 1024 {
+        if locks.len() > SWEEP_AT_ENTRIES {
             locks.retain(|_, lock| Arc::strong_count(lock) > 1);
         }
         locks.entry(name.to_string()).or_default().clone()

@@ -268,10 +268,21 @@ pub struct MigrationConfig {
     pub interval: Duration,
 }
 
+/// How often the engine looks for work by default: a paused or resumed migration on
+/// another node is seen within it.
+const MIGRATION_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Most objects moved at once per source set: each holds a block pipeline in memory.
+const MAX_MIGRATION_WORKERS: usize = 16;
+/// How long the throttle's bucket can save up unused bandwidth: a burst after a pause
+/// stays within one second's worth of the limit.
+const THROTTLE_BURST: Duration = Duration::from_secs(1);
+/// How often a worker that yields to users looks again.
+const USER_BACKOFF_STEP: Duration = Duration::from_millis(2);
+
 impl Default for MigrationConfig {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        MigrationConfig { workers: (cores * 2).clamp(2, 16), interval: Duration::from_secs(1) }
+        MigrationConfig { workers: (cores * 2).clamp(2, MAX_MIGRATION_WORKERS), interval: MIGRATION_POLL_INTERVAL }
     }
 }
 
@@ -292,8 +303,8 @@ impl Throttle {
             return;
         }
         let now = Instant::now();
-        if self.next < now - Duration::from_secs(1) {
-            self.next = now - Duration::from_secs(1);
+        if self.next < now - THROTTLE_BURST {
+            self.next = now - THROTTLE_BURST;
         }
         self.next += Duration::from_secs_f64(bytes as f64 / bytes_per_second as f64);
         if self.next > now {
@@ -570,7 +581,7 @@ impl Store {
     async fn yield_to_users(&self) {
         let started = Instant::now();
         while self.user_requests.load(Ordering::Relaxed) > 0 && started.elapsed() < MAX_USER_BACKOFF {
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(USER_BACKOFF_STEP).await;
         }
     }
 }

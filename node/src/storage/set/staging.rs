@@ -77,3 +77,66 @@ impl Drop for Staged {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+
+    use crate::error::StoreError;
+    use crate::storage::testing::{body, data, open_two_sets};
+    use crate::storage::{BodyStream, PutOptions};
+
+    /// Files left in the staging area of any of the 20 drives under `dir`.
+    fn staged_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        (0..20)
+            .flat_map(|d| walkdir::WalkDir::new(dir.join(format!("d{d}/.buckets.sys/tmp"))).min_depth(1))
+            .filter_map(Result::ok)
+            .map(|e| e.into_path())
+            .collect()
+    }
+
+    async fn until_no_staged_files(dir: &std::path::Path, what: &str) {
+        for _ in 0..100 {
+            if staged_files(dir).is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{what}: staged files left: {:?}", staged_files(dir));
+    }
+
+    /// A write that fails half-way, or whose client goes away, leaves nothing staged: the
+    /// guard removes it on every way out.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_or_abandoned_write_leaves_no_staged_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.make_bucket("b").await.unwrap();
+
+        // A body shorter than its Content-Length, after several blocks were staged.
+        let short = PutOptions { content_length: Some(5 << 20), ..PutOptions::default() };
+        let result = store.put_object("b", "short", body(data(3 << 20, 1)), short).await;
+        assert!(matches!(result, Err(StoreError::IncompleteBody)), "{result:?}");
+        until_no_staged_files(dir.path(), "short body").await;
+
+        // A client that sends 3 MiB and then nothing: the request is dropped mid-write.
+        let first = Bytes::from(data(3 << 20, 2));
+        let stalled: BodyStream =
+            Box::pin(futures::stream::once(async move { Ok(first) }).chain(futures::stream::pending()));
+        let writer = store.clone();
+        let put = tokio::spawn(async move { writer.put_object("b", "stalled", stalled, PutOptions::default()).await });
+        for _ in 0..100 {
+            if !staged_files(dir.path()).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!staged_files(dir.path()).is_empty(), "the stalled write staged its first blocks");
+        put.abort();
+        assert!(put.await.unwrap_err().is_cancelled());
+        until_no_staged_files(dir.path(), "abandoned write").await;
+    }
+}
