@@ -3,6 +3,8 @@
 
 use std::io;
 
+use crate::format::version_id::VersionId;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("The specified bucket does not exist")]
@@ -13,6 +15,12 @@ pub enum StoreError {
     BucketNotEmpty,
     #[error("The specified key does not exist")]
     NoSuchKey,
+    #[error("The specified version does not exist")]
+    NoSuchVersion,
+    /// The version asked for (or the key's latest version) is a delete marker: absent
+    /// when it is the latest (404), a method not allowed on a marker when named (405).
+    #[error("{}", if *latest { "The specified key does not exist" } else { "The specified method is not allowed against this resource" })]
+    DeleteMarker { version_id: VersionId, latest: bool },
     #[error("The specified upload does not exist")]
     NoSuchUpload,
     #[error("Invalid object name: {0}")]

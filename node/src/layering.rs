@@ -13,7 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("erasure", &[]),
     ("format", &[]),
     ("clock", &[]),
-    ("error", &[]),
+    ("error", &["format"]),
     ("metrics", &[]),
     ("tls", &[]),
     ("placement", &["format", "erasure"]),

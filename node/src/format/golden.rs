@@ -9,7 +9,10 @@ use uuid::Uuid;
 
 use super::JsonFile;
 use super::drive::DriveFormat;
-use super::object::{ChecksumAlgorithm, ErasureLayout, ObjectMeta, ObjectVersion, PartInfo, VersionKind};
+use super::object::{
+    ChecksumAlgorithm, ErasureLayout, ObjectLock, ObjectMeta, ObjectVersion, PartInfo, Retention, RetentionMode,
+    VersionKind,
+};
 
 fn golden_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/format/golden").join(name)
@@ -36,11 +39,13 @@ fn drive_format_v1() -> DriveFormat {
     }
 }
 
+/// What `object-meta-v1.bin` (written by builds before versioning) reads as today.
 fn object_meta_v1() -> ObjectMeta {
     ObjectMeta {
         versions: vec![ObjectVersion {
             version_id: None,
             modified_ns: 1_764_000_000_123_456_789,
+            changed_ns: 1_764_000_000_123_456_789,
             kind: VersionKind::Object,
             size: 11,
             etag: "5eb63bbbe01eeed093cb22bb8f5acdc3".into(),
@@ -48,9 +53,67 @@ fn object_meta_v1() -> ObjectMeta {
             checksums: vec![(ChecksumAlgorithm::Crc32, "DUoRhQ==".into())],
             erasure: ErasureLayout { data_shards: 2, parity_shards: 2, block_size: 1 << 20, shard_index: 1 },
             data_dir: Some([7; 16]),
-            parts: vec![PartInfo { number: 1, size: 11, etag: "5eb63bbbe01eeed093cb22bb8f5acdc3".into() }],
+            parts: vec![PartInfo {
+                number: 1,
+                size: 11,
+                etag: "5eb63bbbe01eeed093cb22bb8f5acdc3".into(),
+                checksums: Vec::new(),
+            }],
             inline_data: Some(vec![9, 8, 7]),
+            lock: ObjectLock::default(),
         }],
+    }
+}
+
+/// Version 2: a locked object version of a multipart upload, a delete marker above it,
+/// and the removal record of a deleted version.
+fn object_meta_v2() -> ObjectMeta {
+    let layout = ErasureLayout { data_shards: 4, parity_shards: 2, block_size: 1 << 20, shard_index: 5 };
+    let empty = |kind, id: u8, time| ObjectVersion {
+        version_id: Some([id; 16]),
+        modified_ns: time,
+        changed_ns: time,
+        kind,
+        size: 0,
+        etag: String::new(),
+        headers: Vec::new(),
+        checksums: Vec::new(),
+        erasure: layout.clone(),
+        data_dir: None,
+        parts: Vec::new(),
+        inline_data: None,
+        lock: ObjectLock::default(),
+    };
+    ObjectMeta {
+        versions: vec![
+            empty(VersionKind::DeleteMarker, 3, 1_764_000_000_000_000_300),
+            ObjectVersion {
+                version_id: Some([2; 16]),
+                modified_ns: 1_764_000_000_000_000_200,
+                changed_ns: 1_764_000_000_000_000_250,
+                kind: VersionKind::Object,
+                size: 10 << 20,
+                etag: "0123456789abcdef0123456789abcdef-2".into(),
+                headers: vec![("content-type".into(), "application/x-tar".into())],
+                checksums: vec![(ChecksumAlgorithm::Crc64Nvme, "AAAAAAAAAAA=".into())],
+                erasure: layout.clone(),
+                data_dir: Some([9; 16]),
+                parts: (1..=2)
+                    .map(|number| PartInfo {
+                        number,
+                        size: 5 << 20,
+                        etag: format!("{number:032x}"),
+                        checksums: vec![(ChecksumAlgorithm::Crc64Nvme, format!("part{number}"))],
+                    })
+                    .collect(),
+                inline_data: None,
+                lock: ObjectLock {
+                    retention: Some(Retention { mode: RetentionMode::Compliance, until_ns: 1_800_000_000_000_000_000 }),
+                    legal_hold: true,
+                },
+            },
+            empty(VersionKind::Removed, 1, 1_764_000_000_000_000_100),
+        ],
     }
 }
 
@@ -60,10 +123,17 @@ fn drive_format_v1_golden() {
     assert_eq!(DriveFormat::decode(&golden).unwrap(), drive_format_v1());
 }
 
+/// Version 1 is frozen: its file is read, never rewritten.
 #[test]
 fn object_meta_v1_golden() {
-    let golden = check("object-meta-v1.bin", &object_meta_v1().encode());
+    let golden = std::fs::read(golden_path("object-meta-v1.bin")).unwrap();
     assert_eq!(ObjectMeta::decode(&golden).unwrap(), object_meta_v1());
+}
+
+#[test]
+fn object_meta_v2_golden() {
+    let golden = check("object-meta-v2.bin", &object_meta_v2().encode());
+    assert_eq!(ObjectMeta::decode(&golden).unwrap(), object_meta_v2());
 }
 
 pub(super) fn bucket_meta_v1() -> super::bucket::BucketMeta {

@@ -13,8 +13,10 @@ pub(crate) mod fuzz;
 mod golden;
 pub mod migration;
 pub mod object;
+mod object_v1;
 pub mod topology;
 pub mod upload;
+pub mod version_id;
 
 /// Bytes of a frame header: magic (8), format version (2), reserved (6), body length (8).
 pub const FRAME_HEADER_BYTES: usize = 24;

@@ -12,6 +12,9 @@ pub fn to_s3_error(error: StoreError) -> S3Error {
         StoreError::BucketAlreadyOwnedByYou => S3ErrorCode::BucketAlreadyOwnedByYou,
         StoreError::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
         StoreError::NoSuchKey => S3ErrorCode::NoSuchKey,
+        StoreError::NoSuchVersion => S3ErrorCode::NoSuchVersion,
+        StoreError::DeleteMarker { latest: true, .. } => S3ErrorCode::NoSuchKey,
+        StoreError::DeleteMarker { latest: false, .. } => S3ErrorCode::MethodNotAllowed,
         StoreError::NoSuchUpload => S3ErrorCode::NoSuchUpload,
         StoreError::InvalidObjectName(_) => S3ErrorCode::InvalidArgument,
         StoreError::KeyTooLong => S3ErrorCode::KeyTooLongError,
@@ -40,18 +43,32 @@ pub fn to_s3_error(error: StoreError) -> S3Error {
         StoreError::InsufficientQuorum { .. } => tracing::warn!(%message, "quorum not reached"),
         _ => {}
     }
-    S3Error::with_message(code, message)
+    let mut s3_error = S3Error::with_message(code, message);
+    if let StoreError::DeleteMarker { version_id, .. } = &error {
+        // The answer says what the client ran into: a delete marker, and which.
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+        if let Ok(id) = http::HeaderValue::from_str(&version_id.to_string()) {
+            headers.insert("x-amz-version-id", id);
+        }
+        s3_error.set_headers(headers);
+    }
+    s3_error
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::version_id::VersionId;
 
     #[test]
     fn statuses_match_aws() {
         let table: Vec<(StoreError, u16)> = vec![
             (StoreError::NoSuchBucket, 404),
             (StoreError::NoSuchKey, 404),
+            (StoreError::NoSuchVersion, 404),
+            (StoreError::DeleteMarker { version_id: VersionId::NULL, latest: true }, 404),
+            (StoreError::DeleteMarker { version_id: VersionId::NULL, latest: false }, 405),
             (StoreError::BucketNotEmpty, 409),
             (StoreError::BucketAlreadyOwnedByYou, 409),
             (StoreError::PreconditionFailed, 412),

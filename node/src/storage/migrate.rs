@@ -1,25 +1,29 @@
-//! Moving one object between sets: the step the migration engine repeats.
+//! Moving one key between sets: the step the migration engine repeats. A key moves with
+//! every version it has (objects and delete markers), one version at a time, newest first.
 //!
-//! The bytes are copied without holding the key's lock (a large object takes a while and
-//! user writes of that key must not wait for it). Then, under the key's write lock — one
-//! lock for the key in every set — the move checks that the source still holds exactly the
-//! version it copied and that the target holds nothing newer, commits the copy, fixes the
-//! registry and deletes the source copy. A user overwrite or delete that raced with the
-//! copy therefore wins: the copy is discarded, never committed over the newer write and
-//! never left to resurrect a deleted key (the lesson of the earlier C version).
+//! A version's bytes are copied without holding the key's lock (a large object takes a
+//! while and user writes of that key must not wait for it). Then, under the key's write
+//! lock — one lock for the key in every set — the move checks that the source still holds
+//! exactly the version it copied and that the target does not hold that version id yet,
+//! and commits the copy with its id and times. When every version is in the target and
+//! the source still holds exactly those, the registry is fixed and the source's versions
+//! are deleted. A user write or delete that raced with the copy therefore wins: the copy
+//! is discarded, never committed over the newer write and never left to resurrect a
+//! deleted version (the lesson of the earlier C version).
 //!
-//! Every crash point leaves a readable object: before the commit, only the source has it
-//! (staged shards on the target are unreferenced and removed with the drive's tmp); after
-//! the commit and before the source delete, both sets hold the same version, and the next
-//! pass sees a target at least as new and deletes the source copy.
+//! Every crash point leaves every version readable: before a commit, only the source has
+//! it (staged shards on the target are unreferenced and removed with the drive's tmp);
+//! after, both sets hold it, readers take either, and the next pass finds it in the target
+//! and finishes with the source.
 
 use std::sync::Arc;
 
 use super::layout::ShardLayout;
-use super::set::{DriveCopy, ErasureSet, Staged};
+use super::set::{Commit, DriveCopy, ErasureSet, KeyState, Order, Selector, Staged};
 use super::{BodyStream, ObjectInfo, PutOptions, ReadPlan, Store, path, registry};
 use crate::error::{StoreError, StoreResult};
-use crate::format::object::ObjectVersion;
+use crate::format::object::{ObjectVersion, VersionIdentity, VersionKind};
+use crate::format::version_id::VersionId;
 
 /// What moving one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,13 +60,36 @@ fn failpoint(point: &str) {
     }
 }
 
-/// The identity of the version a move copies; compared again under the lock.
-fn same_version(a: &ObjectVersion, b: &ObjectVersion) -> bool {
-    a.identity() == b.identity()
+/// The identities of a key's versions, to tell whether the key changed.
+fn identities(state: &KeyState) -> Vec<VersionIdentity<'_>> {
+    state.versions.iter().map(|v| v.version.identity()).collect()
+}
+
+/// Whether `target` holds version `id` of the key (a copy below quorum there is a commit
+/// cut short, which the move replaces).
+async fn target_holds(target: &Arc<ErasureSet>, bucket: &str, key: &str, id: VersionId) -> StoreResult<bool> {
+    let (_, state) = target.read_key(bucket, key).await?;
+    if state.versions.iter().any(|v| v.id() == id) {
+        return Ok(true);
+    }
+    match state.undecided {
+        Some((available, needed)) => Err(StoreError::InsufficientQuorum { operation: "move", needed, available }),
+        None => Ok(false),
+    }
+}
+
+/// What moving one version did.
+enum VersionMoved {
+    Copied { bytes: u64 },
+    AlreadyThere,
+    Changed,
 }
 
 impl Store {
-    /// Moves the current version of `bucket/key` from `source` to `target`.
+    /// Moves every version of `bucket/key` (objects and delete markers) from `source` to
+    /// `target`, newest first, each as its own copy-then-commit; then, if the source still
+    /// holds exactly what was moved, the source's copy of the key goes. A reader finds
+    /// each version in one set or the other at every point.
     pub async fn move_object(
         &self,
         bucket: &str,
@@ -70,83 +97,94 @@ impl Store {
         source: &Arc<ErasureSet>,
         target: &Arc<ErasureSet>,
     ) -> StoreResult<Moved> {
-        let version = match source.head_object(bucket, key).await {
-            Ok((_, resolved)) => resolved.version,
-            Err(StoreError::NoSuchKey) => return Ok(Moved::Changed),
+        let (_, state) = source.read_key(bucket, key).await?;
+        match state.latest() {
+            Ok(_) | Err(StoreError::NoSuchKey) => {}
+            // A version too few drives hold (or answered for) must not be left behind.
             Err(e) => return Err(e),
-        };
-        if self.target_is_current(target, bucket, key, &version).await? {
-            let _guard = self.lock_key(bucket, key).await?;
-            return self.delete_stale_source(source, bucket, key, &version).await;
+        }
+        if state.versions.is_empty() {
+            return Ok(Moved::Changed);
+        }
+        let mut bytes = 0;
+        let mut copied = false;
+        for resolved in &state.versions {
+            match self.move_version(bucket, key, source, target, &resolved.version).await? {
+                VersionMoved::Copied { bytes: moved } => {
+                    bytes += moved;
+                    copied = true;
+                }
+                VersionMoved::AlreadyThere => {}
+                VersionMoved::Changed => return Ok(Moved::Changed),
+            }
+        }
+        let _guard = self.lock_key(bucket, key).await?;
+        let (_, now) = source.read_key(bucket, key).await?;
+        if identities(&now) != identities(&state) {
+            return Ok(Moved::Changed);
+        }
+        self.note_location(target, bucket, key).await;
+        failpoint("move-after-registry");
+        for resolved in &state.versions {
+            source.delete_version_locked(bucket, key, resolved.id()).await?;
+        }
+        Ok(if copied { Moved::Copied { bytes } } else { Moved::SourceWasStale })
+    }
+
+    /// Copies one version of the key into `target` (its data without the key's lock),
+    /// then under the lock commits it there if the source still holds it unchanged and
+    /// the target does not hold that version id yet.
+    async fn move_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        source: &Arc<ErasureSet>,
+        target: &Arc<ErasureSet>,
+        version: &ObjectVersion,
+    ) -> StoreResult<VersionMoved> {
+        let id = VersionId(version.version_id);
+        if target_holds(target, bucket, key, id).await? {
+            return Ok(VersionMoved::AlreadyThere);
         }
         // Whatever was staged goes with `staged` on every way out but the commit.
         let staged = Staged::new(target);
-        let Some(copied) = self.copy_parts(source, target, bucket, key, &version, &staged).await? else {
-            return Ok(Moved::Changed);
+        let copied = match version.kind {
+            VersionKind::Object => match self.copy_parts(source, target, bucket, key, version, &staged).await? {
+                Some(copied) => Some(copied),
+                None => return Ok(VersionMoved::Changed),
+            },
+            _ => None,
         };
         failpoint("move-after-copy");
         let _guard = self.lock_key(bucket, key).await?;
-        match source.head_object(bucket, key).await {
-            Ok((_, now)) if same_version(&now.version, &version) => {}
-            Ok(_) | Err(StoreError::NoSuchKey) => return Ok(Moved::Changed),
-            Err(e) => return Err(e),
+        let (_, now) = source.read_key(bucket, key).await?;
+        if !now.versions.iter().any(|v| v.version.identity() == version.identity()) {
+            return Ok(VersionMoved::Changed);
         }
-        if self.target_is_current(target, bucket, key, &version).await? {
+        if target_holds(target, bucket, key, id).await? {
             staged.remove().await;
-            return self.delete_stale_source(source, bucket, key, &version).await;
+            return Ok(VersionMoved::AlreadyThere);
         }
-        let inline = copied.iter().flatten().any(|bytes| !bytes.is_empty()) || version.size == 0;
         let mut moved = version.clone();
         moved.erasure = target.layout(0);
-        moved.data_dir = (!inline).then_some(*staged.id().as_bytes());
         moved.inline_data = None;
+        let (per_drive, staged) = match copied {
+            Some(copied) => {
+                let inline = copied.iter().flatten().any(|bytes| !bytes.is_empty()) || version.size == 0;
+                moved.data_dir = (!inline).then_some(*staged.id().as_bytes());
+                (copied.into_iter().map(|d| DriveCopy::of_written(d, inline)).collect(), staged.unless_inline(inline))
+            }
+            None => {
+                staged.release();
+                (vec![DriveCopy::Staged; target.drives().len()], None)
+            }
+        };
         let object_path = path::object_path(key).map_err(super::set::key_error)?;
-        let per_drive = copied.into_iter().map(|d| DriveCopy::of_written(d, inline)).collect();
         let layout = ShardLayout::of_key(key, target.drives().len());
-        target
-            .commit_locked(bucket, key, &object_path, moved, layout, per_drive, staged.unless_inline(inline), None)
-            .await?;
+        let commit = Commit { version: moved, layout, per_drive, staged, precondition: None, order: Order::Keep };
+        target.commit_locked(bucket, key, &object_path, commit).await?;
         failpoint("move-after-commit");
-        self.note_location(target, bucket, key).await;
-        failpoint("move-after-registry");
-        source.delete_object_locked(bucket, key).await?;
-        Ok(Moved::Copied { bytes: version.size })
-    }
-
-    /// Whether `target` already holds `version` or a newer write of the key.
-    async fn target_is_current(
-        &self,
-        target: &Arc<ErasureSet>,
-        bucket: &str,
-        key: &str,
-        version: &ObjectVersion,
-    ) -> StoreResult<bool> {
-        match target.head_object(bucket, key).await {
-            Ok((_, there)) => {
-                Ok(same_version(&there.version, version) || there.version.modified_ns >= version.modified_ns)
-            }
-            // Copies below quorum in the target are a commit cut short: the copy replaces them.
-            Err(StoreError::NoSuchKey | StoreError::LostBeyondParity { .. }) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Under the key's lock: deletes the source copy if it is still `version`.
-    async fn delete_stale_source(
-        &self,
-        source: &Arc<ErasureSet>,
-        bucket: &str,
-        key: &str,
-        version: &ObjectVersion,
-    ) -> StoreResult<Moved> {
-        match source.head_object(bucket, key).await {
-            Ok((_, now)) if same_version(&now.version, version) => {
-                source.delete_object_locked(bucket, key).await?;
-                Ok(Moved::SourceWasStale)
-            }
-            Ok(_) | Err(StoreError::NoSuchKey) => Ok(Moved::Changed),
-            Err(e) => Err(e),
-        }
+        Ok(VersionMoved::Copied { bytes: version.size })
     }
 
     /// After a move into `target`: the ring's set needs no record; another set does.
@@ -195,9 +233,12 @@ impl Store {
                     Err(StoreError::PreconditionFailed)
                 }
             });
-            let body: BodyStream = match source.read_object(bucket, key, &plan).await {
+            let selector = Selector::Id(VersionId(version.version_id));
+            let body: BodyStream = match source.read_object(bucket, key, selector, &plan).await {
                 Ok((_, _, _, stream)) => Box::pin(stream),
-                Err(StoreError::NoSuchKey | StoreError::PreconditionFailed) => return Ok(None),
+                Err(StoreError::NoSuchKey | StoreError::NoSuchVersion | StoreError::PreconditionFailed) => {
+                    return Ok(None);
+                }
                 Err(e) => return Err(e),
             };
             let options = PutOptions { content_length: Some(size), max_size: u64::MAX, ..PutOptions::default() };

@@ -33,13 +33,14 @@ use uuid::Uuid;
 
 use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
-use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo};
+use crate::format::object::{ChecksumAlgorithm, ObjectLock, ObjectVersion, PartInfo};
+use crate::format::version_id::VersionId;
 use crate::metrics::Metrics;
 use crate::placement::ring::{Ring, SetId};
 use crate::placement::topology::TopologyRules;
 use crate::placement::topology::{SetState, Topology};
 
-use set::ErasureSet;
+use set::{ErasureSet, Selector};
 pub use topology::TopologyChangeError;
 
 /// Largest object a single PUT may upload (the S3 limit).
@@ -74,6 +75,10 @@ pub struct PutOptions {
     pub verify_checksums: Option<ChecksumVerifier>,
     pub precondition: Option<Precondition>,
     pub max_size: u64,
+    /// The id the new version gets (set by the store from the bucket's versioning).
+    pub version_id: VersionId,
+    /// The new version's object lock.
+    pub lock: ObjectLock,
 }
 
 impl Default for PutOptions {
@@ -86,6 +91,8 @@ impl Default for PutOptions {
             verify_checksums: None,
             precondition: None,
             max_size: MAX_PUT_OBJECT_BYTES,
+            version_id: VersionId::NULL,
+            lock: ObjectLock::default(),
         }
     }
 }
@@ -207,12 +214,12 @@ pub struct Store {
 /// A change of an object's stored headers (its tags), or a refusal.
 pub type HeaderChange<'a> = dyn Fn(&mut Vec<(String, String)>) -> StoreResult<()> + Send + Sync + 'a;
 
-/// What `Store::locate` does in the set it tries.
+/// What `Store::locate` does in the set it tries, to the version a selector names.
 enum Probe<'a> {
-    Head,
-    Read(&'a ReadPlan),
+    Head(Selector),
+    Read(Selector, &'a ReadPlan),
     /// Under the key's write lock, held by the caller.
-    UpdateHeaders(&'a HeaderChange<'a>),
+    UpdateHeaders(Selector, &'a HeaderChange<'a>),
 }
 
 enum Found {
@@ -223,11 +230,15 @@ enum Found {
 impl Probe<'_> {
     async fn run(&self, set: &Arc<ErasureSet>, bucket: &str, key: &str) -> StoreResult<Found> {
         match self {
-            Probe::Head => set.head_object(bucket, key).await.map(|(info, _)| Found::Head(info)),
-            Probe::Read(plan) => set.read_object(bucket, key, plan).await.map(|(info, start, length, stream)| {
-                Found::Read(ObjectRead { info, start, length, body: Box::pin(stream) })
-            }),
-            Probe::UpdateHeaders(change) => set.update_headers_locked(bucket, key, *change).await.map(Found::Head),
+            Probe::Head(selector) => set.head(bucket, key, *selector).await.map(|(info, _)| Found::Head(info)),
+            Probe::Read(selector, plan) => {
+                set.read_object(bucket, key, *selector, plan).await.map(|(info, start, length, stream)| {
+                    Found::Read(ObjectRead { info, start, length, body: Box::pin(stream) })
+                })
+            }
+            Probe::UpdateHeaders(selector, change) => {
+                set.update_headers_locked(bucket, key, *selector, *change).await.map(Found::Head)
+            }
         }
     }
 }
@@ -519,14 +530,15 @@ impl Store {
         bucket: &str,
         key: &str,
         keep: &Arc<ErasureSet>,
+        id: VersionId,
     ) -> StoreResult<()> {
         if !self.placement_may_differ() {
             return Ok(());
         }
         let home = self.set_for(bucket, key).clone();
         for set in self.sets().iter().filter(|s| !Arc::ptr_eq(s, keep)) {
-            match set.delete_object_locked(bucket, key).await {
-                Ok(()) | Err(StoreError::NoSuchKey) => {}
+            match set.delete_version_locked(bucket, key, id).await {
+                Ok(_) | Err(StoreError::NoSuchKey) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -568,9 +580,18 @@ impl Store {
         what: &Probe<'_>,
         lost: &std::sync::Mutex<Option<StoreError>>,
     ) -> StoreResult<Found> {
+        // A set without the version asked for is "not here" too; the answer, if no set
+        // has it, is the most telling: a loss, else no such version.
         let probe = async |set: &Arc<ErasureSet>| match what.run(set, bucket, key).await {
             Err(error @ StoreError::LostBeyondParity { .. }) => {
-                lost.lock().expect("lost").get_or_insert(error);
+                let mut answer = lost.lock().expect("lost");
+                if !matches!(*answer, Some(StoreError::LostBeyondParity { .. })) {
+                    *answer = Some(error);
+                }
+                Err(StoreError::NoSuchKey)
+            }
+            Err(StoreError::NoSuchVersion) => {
+                lost.lock().expect("lost").get_or_insert(StoreError::NoSuchVersion);
                 Err(StoreError::NoSuchKey)
             }
             other => other,
@@ -650,14 +671,20 @@ impl Store {
                 return Err(e);
             }
         };
+        let id = prepared.version_id();
         let info = home.commit_prepared(prepared, true).await?;
-        self.clear_stale_copies_locked(bucket, key, &home).await?;
+        self.clear_stale_copies_locked(bucket, key, &home, id).await?;
         self.metrics.s3_received_bytes.inc_by(info.size);
         Ok(info)
     }
 
     pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<ObjectInfo> {
-        match self.locate(bucket, key, &Probe::Head).await {
+        self.head_version(bucket, key, Selector::Latest).await
+    }
+
+    /// The object version `selector` names (the latest, or one by id).
+    pub async fn head_version(&self, bucket: &str, key: &str, selector: Selector) -> StoreResult<ObjectInfo> {
+        match self.locate(bucket, key, &Probe::Head(selector)).await {
             Ok(Found::Head(info)) => Ok(info),
             Ok(Found::Read(read)) => Ok(read.info),
             Err(e) => Err(self.explain_missing(bucket, e).await),
@@ -667,7 +694,18 @@ impl Store {
     /// Streams the part of an object that `plan` chooses (start, length) after checking its
     /// conditions against the version being read; both happen under the object's read lock.
     pub async fn get_object(&self, bucket: &str, key: &str, plan: ReadPlan) -> StoreResult<ObjectRead> {
-        match self.locate(bucket, key, &Probe::Read(&plan)).await {
+        self.get_version(bucket, key, Selector::Latest, plan).await
+    }
+
+    /// `get_object` of the version `selector` names.
+    pub async fn get_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        selector: Selector,
+        plan: ReadPlan,
+    ) -> StoreResult<ObjectRead> {
+        match self.locate(bucket, key, &Probe::Read(selector, &plan)).await {
             Ok(Found::Read(read)) => Ok(read),
             Ok(Found::Head(_)) => unreachable!("a read probe returns a read"),
             Err(e) => Err(self.explain_missing(bucket, e).await),
@@ -686,7 +724,7 @@ impl Store {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let _guard = self.lock_key(bucket, key).await?;
-        match self.locate(bucket, key, &Probe::UpdateHeaders(change)).await {
+        match self.locate(bucket, key, &Probe::UpdateHeaders(Selector::Latest, change)).await {
             Ok(Found::Head(info)) => Ok(info),
             Ok(Found::Read(_)) => unreachable!("an update probe returns the object's info"),
             Err(e) => Err(self.explain_missing(bucket, e).await),
@@ -698,8 +736,8 @@ impl Store {
         self.head_bucket(bucket).await?;
         let home = self.set_for(bucket, key).clone();
         let _guard = self.lock_key(bucket, key).await?;
-        home.delete_object_locked(bucket, key).await?;
-        self.clear_stale_copies_locked(bucket, key, &home).await
+        home.delete_version_locked(bucket, key, VersionId::NULL).await?;
+        self.clear_stale_copies_locked(bucket, key, &home, VersionId::NULL).await
     }
 
     /// Lists up to `limit` entries after `marker`, merged across sets in key order.

@@ -9,12 +9,13 @@ use uuid::Uuid;
 
 use super::checksum::{Hasher, algorithm_name, combine_crcs};
 use super::layout::ShardLayout;
-use super::set::{self, DriveCopy, Staged, now_ns};
+use super::set::{self, Commit, DriveCopy, Order, Staged, now_ns};
 use super::{BodyStream, ObjectInfo, PutOptions, Store, blocking, path};
 use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
-use crate::format::object::{ChecksumAlgorithm, ObjectVersion, PartInfo, VersionKind};
+use crate::format::object::{ChecksumAlgorithm, ObjectLock, ObjectVersion, PartInfo, VersionKind};
 pub use crate::format::upload::{MultipartChecksum, PartMeta, UploadMeta};
+use crate::format::version_id::VersionId;
 
 /// S3's bounds on parts.
 pub const MAX_PART_NUMBER: u32 = 10_000;
@@ -349,9 +350,11 @@ impl Store {
                 .collect()
         })
         .await;
+        let now = now_ns();
         let version = ObjectVersion {
-            version_id: None,
-            modified_ns: now_ns(),
+            version_id: VersionId::NULL.0,
+            modified_ns: now,
+            changed_ns: now,
             kind: VersionKind::Object,
             size,
             etag,
@@ -359,20 +362,29 @@ impl Store {
             checksums,
             erasure: set.layout(0),
             data_dir: Some(*data_dir.as_bytes()),
-            parts: chosen.iter().map(|p| PartInfo { number: p.number, size: p.size, etag: p.etag.clone() }).collect(),
+            parts: chosen
+                .iter()
+                .map(|p| PartInfo {
+                    number: p.number,
+                    size: p.size,
+                    etag: p.etag.clone(),
+                    checksums: p.checksums.clone(),
+                })
+                .collect(),
             inline_data: None,
+            lock: ObjectLock::default(),
         };
+        let id = VersionId(version.version_id);
         let per_drive =
             staged_on.into_iter().map(|ok| if ok { DriveCopy::Staged } else { DriveCopy::Failed }).collect();
         let object_path = path::object_path(key).map_err(set::key_error)?;
         let layout = ShardLayout::of_key(key, set.drives().len());
         // Commit and clear the other sets under one hold of the key's lock.
         let _guard = self.lock_key(bucket, key).await?;
-        let info = set
-            .commit_locked(bucket, key, &object_path, version, layout, per_drive, Some(staged), precondition)
-            .await?;
+        let commit = Commit { version, layout, per_drive, staged: Some(staged), precondition, order: Order::Newest };
+        let info = set.commit_locked(bucket, key, &object_path, commit).await?;
         self.remove_upload(&set, bucket, upload_id).await;
-        self.clear_stale_copies_locked(bucket, key, &set).await?;
+        self.clear_stale_copies_locked(bucket, key, &set, id).await?;
         if !Arc::ptr_eq(&set, &self.set_for(bucket, key)) {
             // Completed away from the ring's set: the migration moves it on its next pass.
             self.rescan_set(&set).await;

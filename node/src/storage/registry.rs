@@ -242,7 +242,8 @@ impl Registry {
 
 /// The record stored under `stored_as` in `set`, if it reads and parses.
 async fn read_stored_record(set: &Arc<ErasureSet>, stored_as: &str) -> Option<Record> {
-    let (_, _, _, mut stream) = set.read_object(REGISTRY_BUCKET, stored_as, &whole_object()).await.ok()?;
+    let (_, _, _, mut stream) =
+        set.read_object(REGISTRY_BUCKET, stored_as, super::set::Selector::Latest, &whole_object()).await.ok()?;
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.next().await {
         bytes.extend_from_slice(&chunk.ok()?);

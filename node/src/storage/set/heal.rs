@@ -7,44 +7,91 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::quorum::referenced_data_dirs;
 use super::read::ShardReader;
-use super::{ErasureSet, Resolved, blocking, key_error};
+use super::write::with_entry;
+use super::{DriveMeta, ErasureSet, Resolved, blocking, key_error};
 use crate::erasure::{BLOCK_SIZE_BYTES, shard_checksum};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ObjectMeta, VersionKind};
+use crate::format::version_id::VersionId;
 use crate::storage::drive::ShardFile;
-use crate::storage::layout::ShardLayout;
 use crate::storage::path::{self, ObjectPath};
 
 impl ErasureSet {
-    /// Brings every drive's copy of an object up to the version a quorum agrees on.
-    /// `deep` also reads and verifies every shard. Returns whether anything was repaired.
+    /// Brings every drive's file of a key up to what a quorum agrees on: every version on
+    /// every drive (a drive's stale copy of a version id replaced), removed versions gone
+    /// once every drive answers. `deep` also reads and verifies every shard. Returns
+    /// whether anything was repaired; a version that cannot be read (lost beyond parity,
+    /// or too few drives answering) is left as it is and reported as the error.
     pub async fn heal_object(self: &Arc<Self>, bucket: &str, key: &str, deep: bool) -> StoreResult<bool> {
         let path = path::object_path(key).map_err(key_error)?;
         let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
         let metas = self.read_metas(bucket, &path).await;
-        let resolved = match self.resolve_any(&metas) {
-            Ok(resolved) if resolved.version.kind == VersionKind::DeleteMarker => {
-                return self.purge_deleted(bucket, &path, metas).await;
+        let state = self.key_state(&metas);
+        let mut healed = false;
+        for resolved in &state.versions {
+            healed |= self.heal_version(bucket, &path, resolved, deep).await?;
+        }
+        // Removal records a quorum holds, and records below quorum with nothing left of
+        // their version (a purge that stopped half-way): finish them.
+        let metas = if healed { self.read_metas(bucket, &path).await } else { metas };
+        let decided: std::collections::BTreeSet<VersionId> = state.versions.iter().map(Resolved::id).collect();
+        let mut ids: Vec<VersionId> = state.removed.iter().map(Resolved::id).collect();
+        for entry in metas.iter().flat_map(DriveMeta::versions) {
+            let id = VersionId(entry.version_id);
+            let only_records = metas
+                .iter()
+                .flat_map(DriveMeta::versions)
+                .filter(|v| v.version_id == id.0)
+                .all(|v| v.kind == VersionKind::Removed);
+            if entry.kind == VersionKind::Removed && only_records && !decided.contains(&id) && !ids.contains(&id) {
+                ids.push(id);
             }
-            Ok(resolved) => resolved,
-            // Tombstones alone, below quorum: a purge that stopped half-way; finish it.
-            Err(StoreError::NoSuchKey) => return self.purge_deleted(bucket, &path, metas).await,
-            // Copies below quorum with no tombstone are a loss (or a write cut short by a
-            // crash, which looks the same): nothing is removed, the read error reports it.
-            Err(e) => return Err(e),
+        }
+        healed |= self.purge_removed(bucket, &path, &metas, &ids).await?;
+        if healed {
+            self.metrics.healed_objects.inc();
+        }
+        // Copies below quorum with no record are a loss (or a write cut short by a crash,
+        // which looks the same): nothing is removed, the error reports it.
+        if let Some(lost) = state.lost.first() {
+            return Err(StoreError::LostBeyondParity {
+                found: lost.copies,
+                needed: state.quorum,
+                drives: state.drives,
+            });
+        }
+        if let Some((available, needed)) = state.undecided {
+            return Err(StoreError::InsufficientQuorum { operation: "heal", needed, available });
+        }
+        Ok(healed)
+    }
+
+    /// Writes one version on every online drive that lacks it (or, with `deep`, holds
+    /// damaged shards of it), rebuilding its shards from the others.
+    async fn heal_version(
+        self: &Arc<Self>,
+        bucket: &str,
+        path: &ObjectPath,
+        resolved: &Resolved,
+        deep: bool,
+    ) -> StoreResult<bool> {
+        let targets: Vec<(usize, Option<Vec<u8>>)> = if resolved.version.kind == VersionKind::Object {
+            let (set, bucket_owned, path_owned, to_heal) =
+                (self.clone(), bucket.to_string(), path.clone(), resolved.clone());
+            blocking(move || set.rebuild_shards(&bucket_owned, &path_owned, &to_heal, deep)).await?
+        } else {
+            // A delete marker has no data: the drives without it just get its entry.
+            (0..self.drives.len())
+                .filter(|&p| resolved.per_drive[p].is_none() && self.drives[p].is_online())
+                .map(|p| (p, None))
+                .collect()
         };
-        let set = self.clone();
-        let bucket_owned = bucket.to_string();
-        let path_owned = path.clone();
-        let plan =
-            blocking(move || set.rebuild_shards(&bucket_owned, &path_owned, &resolved, deep).map(|t| (t, resolved)))
-                .await;
-        let (targets, resolved) = plan?;
         if targets.is_empty() {
             return Ok(false);
         }
-        let layout = ShardLayout::of_key(key, self.drives.len());
+        let layout = resolved.layout();
         let data_dir = resolved.version.data_dir.map(Uuid::from_bytes);
         let mut healed_any = false;
         for (position, inline) in targets {
@@ -52,31 +99,31 @@ impl ErasureSet {
             let mut version = resolved.version.clone();
             version.erasure.shard_index = layout.shard_at(position) as u8;
             version.inline_data = inline;
-            let obsolete: Vec<Uuid> =
-                resolved.data_dirs[position].iter().copied().filter(|d| Some(*d) != data_dir).collect();
-            let bucket = bucket.to_string();
-            let path = path.clone();
-            let result = blocking(move || {
-                let meta = ObjectMeta { versions: vec![version] };
+            let (bucket, path) = (bucket.to_string(), path.clone());
+            let result = blocking(move || -> io::Result<()> {
+                // The drive's own file, read again under the lock: its other versions stay.
+                let current = match drive.read_object_meta(&bucket, &path)? {
+                    Some(bytes) => ObjectMeta::decode(&bytes).map(|m| m.versions).unwrap_or_default(),
+                    None => Vec::new(),
+                };
+                let before = referenced_data_dirs(&ObjectMeta { versions: current.clone() });
+                let meta = ObjectMeta { versions: with_entry(current, version) };
                 let staged = data_dir.filter(|id| drive.has_staging(*id));
                 if let Some(id) = staged {
                     // Replace whatever partial data directory the drive had.
                     drive.remove_data_dirs(&bucket, &path, &[id]);
                 }
                 drive.commit_object(&bucket, &path, &meta.encode(), staged)?;
+                let kept = referenced_data_dirs(&meta);
+                let obsolete: Vec<Uuid> = before.into_iter().filter(|d| !kept.contains(d)).collect();
                 drive.remove_data_dirs(&bucket, &path, &obsolete);
-                Ok::<(), io::Error>(())
+                Ok(())
             })
             .await;
-            if result.is_ok() {
-                healed_any = true;
-            }
+            healed_any |= result.is_ok();
         }
         if let Some(id) = data_dir {
             self.remove_staging(id).await;
-        }
-        if healed_any {
-            self.metrics.healed_objects.inc();
         }
         Ok(healed_any)
     }
@@ -196,7 +243,7 @@ mod tests {
             let after = store.update_object_headers("b", key, &tag).await.unwrap();
             missed.set_online(true);
             assert_eq!((after.etag.as_str(), after.size), (before.etag.as_str(), before.size), "{key}");
-            assert_eq!(after.modified_ns, before.modified_ns + 1, "{key}: Last-Modified kept to the second");
+            assert_eq!(after.modified_ns, before.modified_ns, "{key}: Last-Modified kept (tags change no version)");
             let retired: Vec<_> = (0..20)
                 .filter_map(|d| std::fs::read_dir(dir.path().join(format!("d{d}/.buckets.sys/trash"))).ok())
                 .flat_map(|entries| entries.flatten().map(|e| e.path()))

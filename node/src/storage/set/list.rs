@@ -79,7 +79,8 @@ impl ErasureSet {
         while out.len() < limit {
             let (page, more) = self.walk_page(bucket, prefix, &cursor, limit - out.len()).await?;
             for (key, metas) in &page {
-                match self.resolve(metas) {
+                let state = self.key_state(metas);
+                match state.latest_object() {
                     Ok(resolved) => {
                         out.push(ListEntry::Object(ObjectInfo::from_version(bucket, key, &resolved.version)));
                         if !resolved.is_complete() {
@@ -89,7 +90,7 @@ impl ErasureSet {
                     Err(_) if include_unresolved => {
                         out.push(ListEntry::Object(ObjectInfo::placeholder(bucket, key)));
                     }
-                    Err(StoreError::NoSuchKey) => {}
+                    Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => {}
                     Err(e) => tracing::warn!(bucket, key, error = %e, "listing skipped a key"),
                 }
             }
@@ -281,7 +282,8 @@ impl Walker<'_> {
             return Ok(());
         }
         let metas = self.set.read_metas_blocking(self.bucket, &path);
-        match self.set.resolve(&metas) {
+        let state = self.set.key_state(&metas);
+        match state.latest_object() {
             Ok(resolved) => {
                 self.out.push(ListEntry::Object(ObjectInfo::from_version(self.bucket, &key, &resolved.version)));
                 if !resolved.is_complete() {
@@ -293,7 +295,7 @@ impl Walker<'_> {
                     self.out.push(ListEntry::Object(ObjectInfo::placeholder(self.bucket, &key)));
                 }
             }
-            Err(StoreError::NoSuchKey) => {}
+            Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => {}
             // A key without a readable quorum (a write in flight, drives away) is left out
             // of this page rather than failing the whole listing.
             Err(e) => tracing::warn!(bucket = self.bucket, key, error = %e, "listing skipped a key"),

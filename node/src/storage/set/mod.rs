@@ -27,13 +27,14 @@ use super::locks::NamespaceLocks;
 use super::path::{self, ObjectPath};
 use crate::erasure::{BLOCK_SIZE_BYTES, Erasure};
 use crate::error::{StoreError, StoreResult};
-use crate::format::object::{ErasureLayout, ObjectMeta, VersionKind};
+use crate::format::object::{ErasureLayout, ObjectMeta, ObjectVersion};
+use crate::format::version_id::VersionId;
 use crate::metrics::Metrics;
 
 pub(super) use quorum::DriveMeta;
-pub use quorum::Resolved;
+pub use quorum::{KeyState, Lost, Resolved};
 pub use staging::Staged;
-pub use write::{DriveCopy, PreparedPut};
+pub use write::{Commit, DriveCopy, Order, PreparedPut};
 
 pub struct ErasureSet {
     /// The set's id in the topology.
@@ -45,6 +46,15 @@ pub struct ErasureSet {
     pub locks: Arc<NamespaceLocks>,
     heal_queue: mpsc::Sender<HealRequest>,
     metrics: Arc<Metrics>,
+}
+
+/// Which version of a key an operation means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selector {
+    /// The newest version, which must be an object.
+    Latest,
+    /// One version by its id (`VersionId::NULL`: the null version).
+    Id(VersionId),
 }
 
 pub fn now_ns() -> i64 {
@@ -125,32 +135,47 @@ impl ErasureSet {
         on_drives(&self.drives, move |drive| read_drive_meta(drive, &bucket, &path))
     }
 
-    /// Picks the object version a read quorum agrees on; a tombstone (a delete that did
-    /// not reach every drive) reads as `NoSuchKey`.
-    pub(super) fn resolve(&self, metas: &[DriveMeta]) -> StoreResult<Resolved> {
-        let resolved = self.resolve_any(metas)?;
-        if resolved.version.kind == VersionKind::DeleteMarker {
-            return Err(StoreError::NoSuchKey);
-        }
-        Ok(resolved)
-    }
-
-    /// The version, object or tombstone, a read quorum agrees on.
-    pub(super) fn resolve_any(&self, metas: &[DriveMeta]) -> StoreResult<Resolved> {
+    /// What a read quorum of drives agree the key holds.
+    pub(in crate::storage) fn key_state(&self, metas: &[DriveMeta]) -> KeyState {
         quorum::resolve(metas, self.erasure.read_quorum())
     }
 
-    /// Whether every drive holds the object's current version and no tombstone waits to
-    /// be removed (nothing left for the healer).
-    pub(super) async fn is_complete(&self, bucket: &str, key: &str) -> bool {
-        let Ok(path) = path::object_path(key) else { return true };
-        let metas = self.read_metas(bucket, &path).await;
-        match self.resolve_any(&metas) {
-            // A tombstone waits for every drive, then goes: not done yet.
-            Ok(resolved) if resolved.version.kind == VersionKind::DeleteMarker => false,
-            Ok(resolved) => resolved.is_complete(),
-            Err(_) => true,
+    /// The version `selector` names (the latest: an object; by id: an object or a
+    /// delete marker, which the caller tells apart).
+    pub(in crate::storage) fn pick(&self, metas: &[DriveMeta], selector: Selector) -> StoreResult<Resolved> {
+        let state = self.key_state(metas);
+        match selector {
+            Selector::Latest => state.latest_object().cloned(),
+            Selector::Id(id) => state.version(id).cloned(),
         }
+    }
+
+    /// Reads the key's metadata from every drive and what a quorum agrees on.
+    pub(in crate::storage) async fn read_key(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> StoreResult<(Vec<DriveMeta>, KeyState)> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let metas = self.read_metas(bucket, &path).await;
+        let state = self.key_state(&metas);
+        Ok((metas, state))
+    }
+
+    /// Whether every drive holds every version of the key and nothing waits to be
+    /// removed (nothing left for the healer).
+    pub(super) async fn is_complete(&self, bucket: &str, key: &str) -> bool {
+        let Ok((metas, state)) = self.read_key(bucket, key).await else { return true };
+        let agreed: std::collections::BTreeSet<_> = state.versions.iter().map(|v| v.version.identity()).collect();
+        let every_drive_agrees = metas.iter().all(|meta| match meta {
+            DriveMeta::Found(meta) => {
+                meta.versions.iter().map(ObjectVersion::identity).collect::<std::collections::BTreeSet<_>>() == agreed
+            }
+            DriveMeta::Missing => agreed.is_empty(),
+            DriveMeta::Failed => true,
+        });
+        // Removal records wait for every drive, then go: not done while any is left.
+        every_drive_agrees && state.removed.is_empty()
     }
 
     pub(super) fn layout(&self, shard_index: usize) -> ErasureLayout {

@@ -10,10 +10,10 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{ErasureSet, Resolved, blocking, key_error};
+use super::{ErasureSet, Resolved, Selector, blocking, key_error};
 use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, shard_checksum};
 use crate::error::{StoreError, StoreResult};
-use crate::format::object::PartInfo;
+use crate::format::object::{PartInfo, VersionKind};
 use crate::storage::drive::Drive;
 use crate::storage::path::{self, ObjectPath};
 use crate::storage::{ObjectInfo, ReadPlan};
@@ -22,28 +22,36 @@ use crate::storage::{ObjectInfo, ReadPlan};
 const GET_READAHEAD_BLOCKS: usize = 2;
 
 impl ErasureSet {
+    /// The key's latest version, which must be an object.
     pub async fn head_object(&self, bucket: &str, key: &str) -> StoreResult<(ObjectInfo, Resolved)> {
+        self.head(bucket, key, Selector::Latest).await
+    }
+
+    /// The object version `selector` names (a delete marker named by id is refused with
+    /// `DeleteMarker`).
+    pub async fn head(&self, bucket: &str, key: &str, selector: Selector) -> StoreResult<(ObjectInfo, Resolved)> {
         let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
-        let resolved = self.resolve(&metas)?;
+        let resolved = object_only(self.pick(&metas, selector)?)?;
         if !resolved.is_complete() {
             self.queue_heal(bucket, key, false);
         }
         Ok((ObjectInfo::from_version(bucket, key, &resolved.version), resolved))
     }
 
-    /// Streams bytes `start..start + length` of a resolved object. The object's read lock
-    /// is held until the stream ends or is dropped.
+    /// Streams bytes `start..start + length` of the version `selector` names. The key's
+    /// read lock is held until the stream ends or is dropped.
     pub async fn read_object(
         self: &Arc<Self>,
         bucket: &str,
         key: &str,
+        selector: Selector,
         plan: &ReadPlan,
     ) -> StoreResult<(ObjectInfo, u64, u64, impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static)> {
         let path = path::object_path(key).map_err(key_error)?;
         let guard = self.locks.read(&Self::lock_name(bucket, key)).await;
         let metas = self.read_metas(bucket, &path).await;
-        let resolved = self.resolve(&metas)?;
+        let resolved = object_only(self.pick(&metas, selector)?)?;
         let info = ObjectInfo::from_version(bucket, key, &resolved.version);
         // Conditions and the range are decided on the very version that is streamed.
         let (start, length) = plan(&info)?;
@@ -108,6 +116,14 @@ impl ErasureSet {
         }
         let body = futures::stream::iter(first).chain(tokio_stream_from(receiver));
         Ok((info, start, length, body))
+    }
+}
+
+/// A version named by id that is a delete marker has no data: 405 MethodNotAllowed.
+fn object_only(resolved: Resolved) -> StoreResult<Resolved> {
+    match resolved.version.kind {
+        VersionKind::Object => Ok(resolved),
+        _ => Err(StoreError::DeleteMarker { version_id: resolved.id(), latest: false }),
     }
 }
 

@@ -4,17 +4,17 @@
 //! with tombstones when a drive is away. Must never acknowledge below write quorum.
 
 use std::io;
-use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::quorum::{found, referenced_data_dirs};
-use super::{DriveMeta, ErasureSet, Staged, blocking, key_error, now_ns};
+use super::{DriveMeta, ErasureSet, Selector, Staged, blocking, key_error, now_ns};
 use crate::erasure::BLOCK_SIZE_BYTES;
 use crate::error::{StoreError, StoreResult};
-use crate::format::object::{ObjectMeta, ObjectVersion, PartInfo, VersionKind};
+use crate::format::object::{ObjectLock, ObjectMeta, ObjectVersion, PartInfo, VersionKind};
+use crate::format::version_id::VersionId;
 use crate::storage::layout::ShardLayout;
 use crate::storage::path::{self, ObjectPath};
 use crate::storage::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
@@ -35,6 +35,13 @@ pub struct PreparedPut {
     /// prepared PUT removes them.
     staged: Option<Staged>,
     precondition: Option<crate::storage::Precondition>,
+}
+
+impl PreparedPut {
+    /// The id the version gets.
+    pub fn version_id(&self) -> VersionId {
+        VersionId(self.version.version_id)
+    }
 }
 
 /// What a commit writes on one drive, by what the write before it left there.
@@ -203,9 +210,11 @@ impl ErasureSet {
         verify_digests(&written, &mut options)?;
         let inline = written.per_drive.iter().flatten().any(|bytes| !bytes.is_empty()) || written.size == 0;
         let etag = hex::encode(written.md5);
+        let now = now_ns();
         let version = ObjectVersion {
-            version_id: None,
-            modified_ns: now_ns(),
+            version_id: options.version_id.0,
+            modified_ns: now,
+            changed_ns: now,
             kind: VersionKind::Object,
             size: written.size,
             etag: etag.clone(),
@@ -213,8 +222,9 @@ impl ErasureSet {
             checksums: written.checksums.clone(),
             erasure: self.layout(0),
             data_dir: (!inline).then_some(*staged.id().as_bytes()),
-            parts: vec![PartInfo { number: 1, size: written.size, etag }],
+            parts: vec![PartInfo { number: 1, size: written.size, etag, checksums: Vec::new() }],
             inline_data: None,
+            lock: options.lock,
         };
         let per_drive = written.per_drive.into_iter().map(|d| DriveCopy::of_written(d, inline)).collect();
         Ok(PreparedPut {
@@ -241,7 +251,8 @@ impl ErasureSet {
             false => Some(self.locks.write(&Self::lock_name(&prepared.bucket, &prepared.key)).await?),
         };
         let PreparedPut { bucket, key, path, version, layout, per_drive, staged, precondition } = prepared;
-        self.commit_locked(&bucket, &key, &path, version, layout, per_drive, staged, precondition).await
+        let commit = Commit { version, layout, per_drive, staged, precondition, order: Order::Newest };
+        self.commit_locked(&bucket, &key, &path, commit).await
     }
 
     /// Drops a prepared PUT that will not be committed, waiting until its staged files
@@ -252,45 +263,62 @@ impl ErasureSet {
         }
     }
 
-    /// Writes `version` as the object's only version on every drive whose `per_drive` copy
-    /// is not `Failed`, moving the staged data directory into place. The caller
-    /// holds the key's write lock (`Store::lock_key`).
-    #[allow(clippy::too_many_arguments)]
+    /// Writes `commit.version` into the key's file on every drive whose copy is not
+    /// `Failed`, replacing the drive's entry of the same version id (the null version, for
+    /// a write while unversioned or suspended) and keeping its other versions, and moves
+    /// the staged data directory into place. Below write quorum, every drive is put back
+    /// as it was. The caller holds the key's write lock (`Store::lock_key`).
     pub(in crate::storage) async fn commit_locked(
         &self,
         bucket: &str,
         key: &str,
         path: &ObjectPath,
-        version: ObjectVersion,
-        layout: ShardLayout,
-        per_drive: Vec<DriveCopy>,
-        staged: Option<Staged>,
-        precondition: Option<crate::storage::Precondition>,
+        commit: Commit,
     ) -> StoreResult<ObjectInfo> {
+        let Commit { mut version, layout, per_drive, staged, precondition, order } = commit;
         let staged_id = staged.as_ref().map(Staged::id);
         let metas = self.read_metas(bucket, path).await;
         if let Some(check) = precondition {
-            let current = match self.resolve(&metas) {
+            let current = match self.key_state(&metas).latest_object() {
                 Ok(resolved) => Some(ObjectInfo::from_version(bucket, key, &resolved.version)),
-                Err(StoreError::NoSuchKey) => None,
+                Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => None,
                 Err(e) => return Err(e),
             };
             check(current.as_ref())?;
+        }
+        if order == Order::Newest {
+            // A key's versions are ordered by time; a clock that stepped back (or another
+            // node's) must not put a new version behind an older one.
+            let newest = metas.iter().flat_map(DriveMeta::versions).map(|v| v.modified_ns).max();
+            if let Some(newest) = newest
+                && version.modified_ns <= newest
+            {
+                version.modified_ns = newest + 1;
+                version.changed_ns = version.modified_ns;
+            }
         }
         let commits = per_drive.into_iter().enumerate().map(|(position, copy)| {
             let drive = self.drives[position].clone();
             let mut version = version.clone();
             version.erasure.shard_index = layout.shard_at(position) as u8;
+            let current = match &metas[position] {
+                DriveMeta::Found(meta) => Some(meta.versions.clone()),
+                DriveMeta::Missing => Some(Vec::new()),
+                // Its file could not be read: nothing to merge into.
+                DriveMeta::Failed => None,
+            };
             let bucket = bucket.to_string();
             let path = path.clone();
-            blocking(move || -> io::Result<()> {
+            blocking(move || -> io::Result<Vec<Uuid>> {
+                let current = current.ok_or_else(|| io::Error::other("drive offline"))?;
                 version.inline_data = match copy {
                     DriveCopy::Failed => return Err(io::Error::other("drive failed during write")),
                     DriveCopy::Staged => None,
                     DriveCopy::Inline(bytes) => Some(bytes),
                 };
-                let meta = ObjectMeta { versions: vec![version] };
-                drive.commit_object(&bucket, &path, &meta.encode(), staged_id)
+                let meta = ObjectMeta { versions: with_entry(current, version) };
+                drive.commit_object(&bucket, &path, &meta.encode(), staged_id)?;
+                Ok(referenced_data_dirs(&meta))
             })
         });
         let results = futures::future::join_all(commits).await;
@@ -300,8 +328,8 @@ impl ErasureSet {
             staged.remove().await;
         }
         if succeeded < self.erasure.write_quorum() {
-            // Put back what the committed drives had, so the previous version keeps the
-            // quorum and the redundancy it had before this write.
+            // Put back what the committed drives had, so the previous versions keep the
+            // quorum and the redundancy they had before this write.
             let rollbacks = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(position, _)| {
                 let drive = self.drives[position].clone();
                 let previous = match &metas[position] {
@@ -326,13 +354,12 @@ impl ErasureSet {
                 available: succeeded,
             });
         }
-        // The new version is durable on a quorum: only now may the old data go.
-        let cleanups = results.iter().enumerate().filter(|(_, r)| r.is_ok()).filter_map(|(position, _)| {
+        // The new version is durable on a quorum: only now may the data it replaced go.
+        let cleanups = results.into_iter().enumerate().filter_map(|(position, result)| {
+            let kept = result.ok()?;
             let DriveMeta::Found(meta) = &metas[position] else { return None };
-            // A data directory the new version still uses (a change of headers only) stays.
-            let kept = version.data_dir.map(Uuid::from_bytes);
             let obsolete: Vec<Uuid> =
-                referenced_data_dirs(meta).into_iter().filter(|d| Some(*d) != staged_id && Some(*d) != kept).collect();
+                referenced_data_dirs(meta).into_iter().filter(|d| Some(*d) != staged_id && !kept.contains(d)).collect();
             let drive = self.drives[position].clone();
             let bucket = bucket.to_string();
             let path = path.clone();
@@ -345,64 +372,88 @@ impl ErasureSet {
         Ok(ObjectInfo::from_version(bucket, key, &version))
     }
 
-    /// Rewrites the current version's headers (object tags) and keeps its data, ETag and
-    /// size. The caller holds the key's write lock. The version's time moves on by one
-    /// nanosecond (Last-Modified is shown to the second) so that it is a new version to
-    /// quorum reads: a drive that missed the change is outvoted and healed, never read.
-    /// `NoSuchKey` when this set does not hold the object.
+    /// Rewrites the stored headers (object tags) of the version `selector` names and
+    /// keeps its data, ETag, size and Last-Modified. The caller holds the key's write
+    /// lock. Its change time moves on, so a drive that missed the change is outvoted and
+    /// healed, never read. `NoSuchKey` when this set does not hold the key.
     pub(in crate::storage) async fn update_headers_locked(
         &self,
         bucket: &str,
         key: &str,
+        selector: Selector,
         change: &crate::storage::HeaderChange<'_>,
     ) -> StoreResult<ObjectInfo> {
         let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
-        let resolved = self.resolve(&metas)?;
+        let resolved = self.pick(&metas, selector)?;
+        if resolved.version.kind != VersionKind::Object {
+            return Err(StoreError::DeleteMarker { version_id: resolved.id(), latest: false });
+        }
         let mut version = resolved.version.clone();
         change(&mut version.headers)?;
-        version.modified_ns += 1;
+        version.changed_ns = now_ns().max(version.changed_ns + 1);
         let layout = resolved.layout();
         // Each drive keeps its own shard (and inline bytes); drives without the version get
         // nothing now and are healed (the commit queues it).
         let per_drive = resolved.per_drive.iter().map(|v| DriveCopy::of_held(v.as_ref())).collect();
-        self.commit_locked(bucket, key, &path, version, layout, per_drive, None, None).await
+        let commit = Commit { version, layout, per_drive, staged: None, precondition: None, order: Order::Keep };
+        self.commit_locked(bucket, key, &path, commit).await
     }
 
+    /// Deletes the key's null version (all an unversioned key has).
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
         path::object_path(key).map_err(key_error)?;
         let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
-        self.delete_object_locked(bucket, key).await
+        self.delete_version_locked(bucket, key, VersionId::NULL).await.map(|_| ())
     }
 
-    /// `delete_object` for a caller that holds the key's write lock. With every drive
-    /// answering, the object's files go from every drive. When a drive is away or fails
-    /// the removal, it may keep its copy: the drives that answer get a tombstone instead
-    /// (metadata saying "deleted", the data removed), so the copy left behind is outvoted
-    /// when its drive returns, never read as the object or as a loss, and the healer
-    /// removes tombstone and copy once every drive answers.
-    pub(in crate::storage) async fn delete_object_locked(&self, bucket: &str, key: &str) -> StoreResult<()> {
+    /// Removes version `id` of the key (an object or a delete marker) and returns what
+    /// was removed, if the set held it. The caller holds the key's write lock. With every
+    /// drive answering, the version goes from every drive (the key's file with it when it
+    /// was the last). When a drive is away or fails the removal, it may keep its copy: the
+    /// drives that answer get a `Removed` record of the id instead (its data removed), so
+    /// the copy left behind is outvoted when its drive returns, never read as the version
+    /// or as a loss, and the healer removes record and copy once every drive answers.
+    pub(in crate::storage) async fn delete_version_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+    ) -> StoreResult<Option<ObjectVersion>> {
         let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
-        if !metas.iter().any(|m| matches!(m, DriveMeta::Failed))
-            && self.remove_copies(bucket, &path, found(&metas)).await.iter().all(Result::is_ok)
-        {
-            return Ok(());
+        let removed = self.key_state(&metas).versions.into_iter().find(|v| v.id() == id).map(|v| v.version);
+        let holders: Vec<usize> =
+            (0..metas.len()).filter(|p| metas[*p].versions().iter().any(|v| v.version_id == id.0)).collect();
+        if !metas.iter().any(|m| matches!(m, DriveMeta::Failed)) {
+            let removals = holders.iter().map(|&position| {
+                let current = metas[position].versions().to_vec();
+                let remaining = without_id(&current, id);
+                self.rewrite_drive(position, bucket, &path, current, remaining, None)
+            });
+            if futures::future::join_all(removals).await.iter().all(Result::is_ok) {
+                return Ok(removed);
+            }
         }
-        let tombstone = Arc::new(ObjectMeta { versions: vec![self.tombstone()] }.encode());
-        let writes = metas.into_iter().enumerate().map(|(position, meta)| {
-            let drive = self.drives[position].clone();
-            let (bucket, path, tombstone) = (bucket.to_string(), path.clone(), tombstone.clone());
-            blocking(move || -> io::Result<()> {
-                let data_dirs = match meta {
-                    DriveMeta::Failed => return Err(io::Error::other("drive offline")),
-                    DriveMeta::Found(meta) => referenced_data_dirs(&meta),
-                    DriveMeta::Missing => Vec::new(),
-                };
-                drive.commit_object(&bucket, &path, &tombstone, None)?;
-                drive.remove_data_dirs(&bucket, &path, &data_dirs);
-                Ok(())
-            })
+        let record = ObjectVersion {
+            version_id: id.0,
+            modified_ns: removed.as_ref().map_or_else(now_ns, |v| v.modified_ns),
+            changed_ns: now_ns(),
+            kind: VersionKind::Removed,
+            ..self.empty_entry()
+        };
+        let path = &path;
+        let writes = metas.iter().enumerate().map(|(position, meta)| {
+            let current = match meta {
+                DriveMeta::Failed => None,
+                other => Some(other.versions().to_vec()),
+            };
+            let record = record.clone();
+            async move {
+                let current = current.ok_or_else(|| io::Error::other("drive offline"))?;
+                let entries = with_entry(current.clone(), record);
+                self.rewrite_drive(position, bucket, path, current, entries, None).await
+            }
         });
         let succeeded = futures::future::join_all(writes).await.iter().filter(|r| r.is_ok()).count();
         if succeeded < self.erasure.write_quorum() {
@@ -413,14 +464,15 @@ impl ErasureSet {
             });
         }
         self.queue_heal(bucket, key, false);
-        Ok(())
+        Ok(removed)
     }
 
-    /// A tombstone: the metadata of a deleted object, newer than any copy of it.
-    fn tombstone(&self) -> ObjectVersion {
+    /// An entry with no data, for delete markers and removal records.
+    fn empty_entry(&self) -> ObjectVersion {
         ObjectVersion {
             version_id: None,
-            modified_ns: now_ns(),
+            modified_ns: 0,
+            changed_ns: 0,
             kind: VersionKind::DeleteMarker,
             size: 0,
             etag: String::new(),
@@ -430,37 +482,92 @@ impl ErasureSet {
             data_dir: None,
             parts: Vec::new(),
             inline_data: None,
+            lock: ObjectLock::default(),
         }
     }
 
-    /// Removes every drive's files of a deleted object (tombstones and the copies they
-    /// outvote), copies first, so a removal cut short never leaves a copy without its
-    /// tombstone. Only when every drive answered: a drive away may still hold a copy, and
-    /// its tombstones must wait for it.
-    pub(super) async fn purge_deleted(
+    /// Writes `entries` as the key's file on the drive at `position` (removing the file
+    /// when none are left), moving `staged` into place, and removes the data directories
+    /// `current` referenced that `entries` do not.
+    pub(super) async fn rewrite_drive(
+        &self,
+        position: usize,
+        bucket: &str,
+        path: &ObjectPath,
+        current: Vec<ObjectVersion>,
+        entries: Vec<ObjectVersion>,
+        staged: Option<Uuid>,
+    ) -> io::Result<()> {
+        let drive = self.drives[position].clone();
+        let (bucket, path) = (bucket.to_string(), path.clone());
+        blocking(move || {
+            let before = referenced_data_dirs(&ObjectMeta { versions: current });
+            if entries.is_empty() {
+                return drive.delete_object(&bucket, &path, &before);
+            }
+            let meta = ObjectMeta { versions: entries };
+            drive.commit_object(&bucket, &path, &meta.encode(), staged)?;
+            let kept = referenced_data_dirs(&meta);
+            let obsolete: Vec<Uuid> = before.into_iter().filter(|d| !kept.contains(d) && Some(*d) != staged).collect();
+            drive.remove_data_dirs(&bucket, &path, &obsolete);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes every drive's entries of the versions the key's removal records name (the
+    /// copies first, then the records, so a removal cut short never leaves a copy without
+    /// its record). Only when every drive answered: a drive away may still hold a copy,
+    /// and the records must wait for it. Returns whether anything was removed.
+    pub(super) async fn purge_removed(
         &self,
         bucket: &str,
         path: &ObjectPath,
-        metas: Vec<DriveMeta>,
+        metas: &[DriveMeta],
+        ids: &[VersionId],
     ) -> StoreResult<bool> {
-        if metas.iter().any(|m| matches!(m, DriveMeta::Failed)) {
+        if ids.is_empty() || metas.iter().any(|m| matches!(m, DriveMeta::Failed)) {
             return Ok(false);
         }
-        let (copies, tombstones): (Vec<_>, Vec<_>) =
-            found(&metas).partition(|(_, meta)| meta.latest().is_some_and(|v| v.kind == VersionKind::Object));
+        let mut current: Vec<Vec<ObjectVersion>> = metas.iter().map(|m| m.versions().to_vec()).collect();
         let mut removed = false;
-        for round in [copies, tombstones] {
-            for result in self.remove_copies(bucket, path, round.into_iter()).await {
+        for records in [false, true] {
+            let holding: Vec<usize> = (0..current.len())
+                .filter(|&p| {
+                    current[p]
+                        .iter()
+                        .any(|v| ids.contains(&VersionId(v.version_id)) && (v.kind == VersionKind::Removed) == records)
+                })
+                .collect();
+            let rewrites = holding.iter().map(|&position| {
+                let remaining: Vec<ObjectVersion> = current[position]
+                    .iter()
+                    .filter(|v| {
+                        !(ids.contains(&VersionId(v.version_id)) && (v.kind == VersionKind::Removed) == records)
+                    })
+                    .cloned()
+                    .collect();
+                let before = current[position].clone();
+                async move {
+                    (
+                        position,
+                        self.rewrite_drive(position, bucket, path, before, remaining.clone(), None).await,
+                        remaining,
+                    )
+                }
+            });
+            for (position, result, remaining) in futures::future::join_all(rewrites).await {
                 result?;
+                current[position] = remaining;
                 removed = true;
             }
         }
         Ok(removed)
     }
 
-    /// Removes the copies of an object that this set holds below read quorum, left by a
-    /// move whose source delete was cut short, once `home_holds_it` says the object is
-    /// whole in another set (checked under the key's lock). Returns whether it did.
+    /// Removes the copies of a key that this set holds below read quorum, left by a move
+    /// whose source delete was cut short, once `home_holds_it` says the key is whole in
+    /// another set (checked under the key's lock). Returns whether it did.
     pub(in crate::storage) async fn purge_remnant(
         &self,
         bucket: &str,
@@ -470,7 +577,8 @@ impl ErasureSet {
         let path = path::object_path(key).map_err(key_error)?;
         let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
         let metas = self.read_metas(bucket, &path).await;
-        if !matches!(self.resolve(&metas), Err(StoreError::LostBeyondParity { .. })) || !home_holds_it().await {
+        let state = self.key_state(&metas);
+        if !state.versions.is_empty() || state.lost.is_empty() || !home_holds_it().await {
             return Ok(false);
         }
         for result in self.remove_copies(bucket, &path, found(&metas)).await {
@@ -479,7 +587,7 @@ impl ErasureSet {
         Ok(true)
     }
 
-    /// Removes the object's files (its metadata and every data directory it references)
+    /// Removes the key's files (its metadata and every data directory it references)
     /// from the drive at each position of `copies`, all at once; one result per drive.
     pub(super) async fn remove_copies<'a>(
         &self,
@@ -494,6 +602,39 @@ impl ErasureSet {
         });
         futures::future::join_all(removals).await
     }
+}
+
+/// Whether a commit's version goes on top of the key's versions (a new version: its time
+/// is moved past every version the drives hold) or keeps its time (a header change, a
+/// version moved between sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Newest,
+    Keep,
+}
+
+/// One version to commit into a set.
+pub struct Commit {
+    pub version: ObjectVersion,
+    pub layout: ShardLayout,
+    /// What each drive holds of it after the write.
+    pub per_drive: Vec<DriveCopy>,
+    pub staged: Option<Staged>,
+    pub precondition: Option<crate::storage::Precondition>,
+    pub order: Order,
+}
+
+/// A drive's entries with `entry` in place of the one of its id, newest first.
+pub(super) fn with_entry(mut entries: Vec<ObjectVersion>, entry: ObjectVersion) -> Vec<ObjectVersion> {
+    entries.retain(|v| v.version_id != entry.version_id);
+    entries.push(entry);
+    entries.sort_by_key(|v| std::cmp::Reverse(v.modified_ns));
+    entries
+}
+
+/// A drive's entries without the one of `id`.
+fn without_id(entries: &[ObjectVersion], id: VersionId) -> Vec<ObjectVersion> {
+    entries.iter().filter(|v| v.version_id != id.0).cloned().collect()
 }
 
 fn verify_digests(written: &WrittenPart, options: &mut PutOptions) -> StoreResult<()> {
