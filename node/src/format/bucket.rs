@@ -1,4 +1,7 @@
-//! A bucket's metadata file (`%bucket` on every drive): a JSON body in a frame.
+//! A bucket's metadata file (`%bucket` on every drive): a JSON body in a frame. Fields
+//! added after version 1 are left out while they have their default value, so the file
+//! of a bucket that never used them is byte for byte what version 1 wrote (and builds
+//! that do not know them read such a file unchanged).
 
 use serde::{Deserialize, Serialize};
 
@@ -7,9 +10,35 @@ use super::JsonFile;
 pub const BUCKET_META_MAGIC: &[u8; 8] = b"BKTBUCKT";
 pub const BUCKET_META_VERSION: u16 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A bucket's versioning state. Once versioned, a bucket is Enabled or Suspended, never
+/// Unversioned again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+impl Versioning {
+    pub fn is_unversioned(&self) -> bool {
+        *self == Versioning::Unversioned
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketMeta {
     pub created_ns: i64,
+    #[serde(default, skip_serializing_if = "Versioning::is_unversioned")]
+    pub versioning: Versioning,
+    /// When the settings last changed (0: never since creation); the newest a quorum of
+    /// drives holds is the bucket's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub updated_ns: i64,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
 }
 
 impl JsonFile for BucketMeta {

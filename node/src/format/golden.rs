@@ -137,7 +137,7 @@ fn object_meta_v2_golden() {
 }
 
 pub(super) fn bucket_meta_v1() -> super::bucket::BucketMeta {
-    super::bucket::BucketMeta { created_ns: 1_764_000_000_123_456_789 }
+    super::bucket::BucketMeta { created_ns: 1_764_000_000_123_456_789, ..Default::default() }
 }
 
 pub(super) fn upload_meta_v1() -> super::upload::UploadMeta {
@@ -207,6 +207,18 @@ pub(super) fn topology_v1() -> buckets_api::Topology {
 fn bucket_meta_v1_golden() {
     let golden = check("bucket-meta-v1.bin", &bucket_meta_v1().encode());
     assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(bucket_meta_v1()));
+}
+
+/// A versioned bucket: version 1 with the fields added since.
+#[test]
+fn versioned_bucket_meta_v1_golden() {
+    let meta = super::bucket::BucketMeta {
+        created_ns: 1_764_000_000_123_456_789,
+        versioning: super::bucket::Versioning::Suspended,
+        updated_ns: 1_764_000_000_987_654_321,
+    };
+    let golden = check("bucket-meta-v1-versioned.bin", &meta.encode());
+    assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(meta));
 }
 
 #[test]

@@ -362,8 +362,9 @@ impl Drive for RemoteDrive {
         self.inner.call(&DriveCall::ReadObjectMeta { bucket: bucket.into(), path: path.to_wire() }, &[])
     }
 
-    fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: Option<Uuid>) -> io::Result<()> {
-        self.inner.call_unit(DriveCall::CommitObject { bucket: bucket.into(), path: path.to_wire(), staged }, meta)
+    fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()> {
+        let call = DriveCall::CommitObject { bucket: bucket.into(), path: path.to_wire(), staged: staged.to_vec() };
+        self.inner.call_unit(call, meta)
     }
 
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {
@@ -377,13 +378,13 @@ impl Drive for RemoteDrive {
         bucket: &str,
         path: &ObjectPath,
         previous_meta: Option<&[u8]>,
-        new_data_dir: Option<Uuid>,
+        new_data_dirs: &[Uuid],
     ) -> io::Result<()> {
         let call = DriveCall::RestoreObject {
             bucket: bucket.into(),
             path: path.to_wire(),
             has_previous: previous_meta.is_some(),
-            new_data_dir,
+            new_data_dirs: new_data_dirs.to_vec(),
         };
         self.inner.call_unit(call, previous_meta.unwrap_or_default())
     }

@@ -130,14 +130,14 @@ fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
         ListBuckets => encoded(&drive.list_buckets()?),
         ReadObjectMeta { bucket, path } => drive.read_object_meta(&bucket, &path_of(&path)?),
         CommitObject { bucket, path, staged } => {
-            drive.commit_object(&bucket, &path_of(&path)?, payload, staged).map(|()| None)
+            drive.commit_object(&bucket, &path_of(&path)?, payload, &staged).map(|()| None)
         }
         RemoveDataDirs { bucket, path, data_dirs } => {
             drive.remove_data_dirs(&bucket, &path_of(&path)?, &data_dirs);
             Ok(None)
         }
-        RestoreObject { bucket, path, has_previous, new_data_dir } => drive
-            .restore_object(&bucket, &path_of(&path)?, has_previous.then_some(payload), new_data_dir)
+        RestoreObject { bucket, path, has_previous, new_data_dirs } => drive
+            .restore_object(&bucket, &path_of(&path)?, has_previous.then_some(payload), &new_data_dirs)
             .map(|()| None),
         DeleteObject { bucket, path, data_dirs } => {
             drive.delete_object(&bucket, &path_of(&path)?, &data_dirs).map(|()| None)

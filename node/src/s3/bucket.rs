@@ -2,9 +2,10 @@
 //! FULL_CONTROL, the same id everywhere).
 
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::{BucketsS3, store_error, timestamp_from_ns};
+use crate::storage::Versioning;
 
 impl BucketsS3 {
     pub(super) async fn list_buckets_impl(
@@ -67,9 +68,39 @@ impl BucketsS3 {
         &self,
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-        self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?;
+        let info = self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?;
         // Never-versioned buckets answer with no Status element.
-        Ok(S3Response::new(GetBucketVersioningOutput::default()))
+        let status = match info.versioning() {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
+            Versioning::Suspended => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::SUSPENDED)),
+        };
+        Ok(S3Response::new(GetBucketVersioningOutput { status, ..Default::default() }))
+    }
+
+    pub(super) async fn put_bucket_versioning_impl(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let input = req.input;
+        let enabled = match input.versioning_configuration.status.as_ref().map(|s| s.as_str()) {
+            Some(BucketVersioningStatus::ENABLED) => true,
+            Some(BucketVersioningStatus::SUSPENDED) => false,
+            _ => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::MalformedXML,
+                    "The XML you provided was not well-formed or did not validate against our published schema",
+                ));
+            }
+        };
+        if input.versioning_configuration.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "MFA Delete is not supported: MFA authentication is not available here",
+            ));
+        }
+        self.store.put_bucket_versioning(&input.bucket, enabled).await.map_err(store_error)?;
+        Ok(S3Response::new(PutBucketVersioningOutput::default()))
     }
 
     fn owner_grants(&self) -> Vec<Grant> {

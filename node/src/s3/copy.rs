@@ -6,19 +6,16 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
 use super::object::{StoredHeaders, WithChecksums, check_read_conditions};
 use super::tagging;
-use super::{BucketsS3, store_error, timestamp_from_ns};
+use super::{BucketsS3, store_error, timestamp_from_ns, version_header, version_selector};
 use crate::error::StoreError;
+use crate::storage::set::Selector;
 use crate::storage::{ObjectInfo, PutOptions, ReadPlan};
 
-fn source_of(copy_source: &CopySource) -> S3Result<(String, String)> {
+/// The source bucket, key and version of a copy (`?versionId=` on the source).
+fn source_of(copy_source: &CopySource) -> S3Result<(String, String, Selector)> {
     match copy_source {
         CopySource::Bucket { bucket, key, version_id } => {
-            if let Some(version) = version_id
-                && &**version != "null"
-            {
-                return Err(S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist"));
-            }
-            Ok((bucket.to_string(), key.to_string()))
+            Ok((bucket.to_string(), key.to_string(), version_selector(version_id.as_deref())?))
         }
         _ => Err(S3Error::with_message(S3ErrorCode::NotImplemented, "Only bucket/key copy sources are supported")),
     }
@@ -89,7 +86,7 @@ impl BucketsS3 {
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
-        let (source_bucket, source_key) = source_of(&input.copy_source)?;
+        let (source_bucket, source_key, selector) = source_of(&input.copy_source)?;
         let conditions = CopyConditions::of(
             &input.copy_source_if_match,
             &input.copy_source_if_none_match,
@@ -97,7 +94,7 @@ impl BucketsS3 {
             &input.copy_source_if_unmodified_since,
         );
         let replace = input.metadata_directive.as_ref().is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
-        if !replace && source_bucket == input.bucket && source_key == input.key {
+        if !replace && source_bucket == input.bucket && source_key == input.key && selector == Selector::Latest {
             return Err(S3Error::with_message(
                 S3ErrorCode::InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -107,7 +104,7 @@ impl BucketsS3 {
             conditions.check(info)?;
             Ok((0, info.size))
         });
-        let read = self.store.get_object(&source_bucket, &source_key, plan).await.map_err(store_error)?;
+        let read = self.store.get_version(&source_bucket, &source_key, selector, plan).await.map_err(store_error)?;
         let source = read.info;
         let headers = if replace {
             StoredHeaders {
@@ -154,6 +151,8 @@ impl BucketsS3 {
                 last_modified: Some(timestamp_from_ns(info.modified_ns)),
                 ..Default::default()
             }),
+            version_id: version_header(&info),
+            copy_source_version_id: version_header(&source),
             ..Default::default()
         }))
     }
@@ -163,7 +162,7 @@ impl BucketsS3 {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
-        let (source_bucket, source_key) = source_of(&input.copy_source)?;
+        let (source_bucket, source_key, selector) = source_of(&input.copy_source)?;
         let conditions = CopyConditions::of(
             &input.copy_source_if_match,
             &input.copy_source_if_none_match,
@@ -183,7 +182,8 @@ impl BucketsS3 {
                 None => Ok((0, info.size)),
             }
         });
-        let read = self.store.get_object(&source_bucket, &source_key, plan).await.map_err(store_error)?;
+        let read = self.store.get_version(&source_bucket, &source_key, selector, plan).await.map_err(store_error)?;
+        let copy_source_version_id = version_header(&read.info);
         let (body, length) = (read.body, read.length);
         let options = PutOptions { content_length: Some(length), ..Default::default() };
         let part = self
@@ -200,6 +200,7 @@ impl BucketsS3 {
                 }
                 .with_checksums(&part.checksums),
             ),
+            copy_source_version_id,
             ..Default::default()
         }))
     }

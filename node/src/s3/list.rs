@@ -5,8 +5,9 @@ use base64::Engine;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::{BucketsS3, store_error, timestamp_from_ns};
+use super::{BucketsS3, store_error, timestamp_from_ns, version_selector};
 use crate::storage::ListEntry;
+use crate::storage::set::Selector;
 
 /// S3 returns at most this many keys per page, whatever max-keys asks.
 const MAX_LIST_KEYS: i32 = 1000;
@@ -164,25 +165,54 @@ impl BucketsS3 {
         let limit = max_keys(input.max_keys)?;
         let encode = wants_url_encoding(input.encoding_type.as_ref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
-        let marker = input.key_marker.clone().unwrap_or_default();
-        let page = self.list_page(&input.bucket, &prefix, input.delimiter.as_deref(), &marker, limit).await?;
-        let next_key_marker = page.truncated.then(|| page.entries.last().map(|e| e.name().to_string())).flatten();
-        let (objects, prefixes) = self.split(page.entries, encode, true);
-        // Unversioned buckets: every object has exactly one version, "null", the latest.
-        let versions: Vec<ObjectVersion> = objects
-            .into_iter()
-            .map(|o| ObjectVersion {
-                key: o.key,
-                size: o.size,
-                e_tag: o.e_tag,
-                last_modified: o.last_modified,
-                owner: o.owner,
-                is_latest: Some(true),
-                version_id: Some("null".into()),
-                storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
-                ..Default::default()
-            })
-            .collect();
+        let key_marker = input.key_marker.clone().unwrap_or_default();
+        let version_id_marker = match input.version_id_marker.as_deref() {
+            // A version id marker means nothing without a key marker (S3 refuses it).
+            Some(_) if key_marker.is_empty() => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    "A version-id marker cannot be specified without a key marker.",
+                ));
+            }
+            Some(marker) => match version_selector(Some(marker))? {
+                Selector::Id(id) => Some(id),
+                Selector::Latest => None,
+            },
+            None => None,
+        };
+        let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
+        let page = self
+            .store
+            .list_object_versions(&input.bucket, &prefix, delimiter, &key_marker, version_id_marker, limit)
+            .await
+            .map_err(store_error)?;
+        let encode_name = |name: String| if encode { url_encode(&name) } else { name };
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        let mut prefixes = Vec::new();
+        for entry in page.entries {
+            match entry {
+                ListEntry::Object(info) if info.delete_marker => markers.push(DeleteMarkerEntry {
+                    key: Some(encode_name(info.key)),
+                    version_id: Some(info.version_id.to_string()),
+                    is_latest: Some(info.is_latest),
+                    last_modified: Some(timestamp_from_ns(info.modified_ns)),
+                    owner: Some(self.owner()),
+                }),
+                ListEntry::Object(info) => versions.push(ObjectVersion {
+                    key: Some(encode_name(info.key)),
+                    version_id: Some(info.version_id.to_string()),
+                    is_latest: Some(info.is_latest),
+                    size: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
+                    e_tag: Some(ETag::Strong(info.etag)),
+                    last_modified: Some(timestamp_from_ns(info.modified_ns)),
+                    owner: Some(self.owner()),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                    ..Default::default()
+                }),
+                ListEntry::Prefix(prefix) => prefixes.push(CommonPrefix { prefix: Some(encode_name(prefix)) }),
+            }
+        }
         let maybe_encode = |v: Option<String>| v.map(|v| if encode { url_encode(&v) } else { v });
         Ok(S3Response::new(ListObjectVersionsOutput {
             name: Some(input.bucket),
@@ -192,9 +222,10 @@ impl BucketsS3 {
             version_id_marker: input.version_id_marker,
             max_keys: Some(limit as i32),
             is_truncated: Some(page.truncated),
-            next_version_id_marker: next_key_marker.as_ref().map(|_| "null".to_string()),
-            next_key_marker: maybe_encode(next_key_marker),
+            next_version_id_marker: page.next_version_id_marker.map(|id| id.to_string()),
+            next_key_marker: maybe_encode(page.next_key_marker),
             versions: (!versions.is_empty()).then_some(versions),
+            delete_markers: (!markers.is_empty()).then_some(markers),
             common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
             encoding_type: input.encoding_type,
             ..Default::default()

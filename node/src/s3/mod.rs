@@ -21,7 +21,9 @@ use s3s::dto::{self, Owner, Timestamp};
 use s3s::{S3, S3Request, S3Response, S3Result};
 use sha2::Digest as _;
 
+use crate::format::version_id::VersionId;
 use crate::storage::Store;
+use crate::storage::set::Selector;
 
 /// Largest total size of user metadata (x-amz-meta-* names and values), as in AWS.
 pub const MAX_USER_METADATA_BYTES: usize = 2048;
@@ -54,6 +56,24 @@ pub fn timestamp_from_ns(ns: i64) -> Timestamp {
 
 fn store_error(error: crate::error::StoreError) -> s3s::S3Error {
     error::to_s3_error(error)
+}
+
+/// The version a request names by `versionId` (`null`: the null version; none: the
+/// latest). An id this store could not have made is 400 InvalidArgument, as S3 answers.
+fn version_selector(version_id: Option<&str>) -> S3Result<Selector> {
+    match version_id {
+        None => Ok(Selector::Latest),
+        Some(text) => text
+            .parse::<VersionId>()
+            .map(Selector::Id)
+            .map_err(|e| s3s::S3Error::with_message(s3s::S3ErrorCode::InvalidArgument, e.to_string())),
+    }
+}
+
+/// `x-amz-version-id` of an answer about a version: its id, unless it is the null
+/// version of a never-versioned bucket (which S3 does not name).
+fn version_header(info: &crate::storage::ObjectInfo) -> Option<String> {
+    (!info.version_id.is_null()).then(|| info.version_id.to_string())
 }
 
 #[async_trait::async_trait]
@@ -90,6 +110,12 @@ impl S3 for BucketsS3 {
         req: S3Request<dto::GetBucketVersioningInput>,
     ) -> S3Result<S3Response<dto::GetBucketVersioningOutput>> {
         self.get_bucket_versioning_impl(req).await
+    }
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<dto::PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<dto::PutBucketVersioningOutput>> {
+        self.put_bucket_versioning_impl(req).await
     }
     async fn get_bucket_acl(
         &self,

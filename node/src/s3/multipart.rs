@@ -185,6 +185,7 @@ impl BucketsS3 {
                 location: Some(format!("/{}/{}", input.bucket, input.key)),
                 e_tag: Some(ETag::Strong(info.etag.clone())),
                 checksum_type: kind,
+                version_id: super::version_header(&info),
                 ..Default::default()
             }
             .with_checksums(&info.checksums),

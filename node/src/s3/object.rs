@@ -8,10 +8,11 @@ use futures::TryStreamExt;
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, TrailingHeaders};
 
-use super::{BucketsS3, MAX_USER_METADATA_BYTES, store_error, timestamp_from_ns};
+use super::{BucketsS3, MAX_USER_METADATA_BYTES, store_error, timestamp_from_ns, version_header, version_selector};
 use crate::error::StoreError;
 use crate::format::object::ChecksumAlgorithm as Algorithm;
 use crate::storage::checksum::algorithm_name;
+use crate::storage::set::Selector;
 use crate::storage::{BodyStream, ChecksumVerifier, ObjectInfo, Precondition, PutOptions, ReadPlan};
 
 /// Most keys one DeleteObjects request may name (the S3 limit).
@@ -378,7 +379,12 @@ impl BucketsS3 {
         };
         let info = self.store.put_object(&input.bucket, &input.key, body, options).await.map_err(store_error)?;
         Ok(S3Response::new(
-            PutObjectOutput { e_tag: Some(strong_etag(&info)), ..Default::default() }.with_checksums(&info.checksums),
+            PutObjectOutput {
+                e_tag: Some(strong_etag(&info)),
+                version_id: version_header(&info),
+                ..Default::default()
+            }
+            .with_checksums(&info.checksums),
         ))
     }
 
@@ -387,7 +393,8 @@ impl BucketsS3 {
         req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
-        let info = self.store.head_object(&input.bucket, &input.key).await.map_err(store_error)?;
+        let selector = version_selector(input.version_id.as_deref())?;
+        let info = self.store.head_version(&input.bucket, &input.key, selector).await.map_err(store_error)?;
         check_read_conditions(
             &info,
             input.if_match.as_ref(),
@@ -418,6 +425,7 @@ impl BucketsS3 {
                 accept_ranges: Some("bytes".into()),
                 content_length: Some(to_i64(content_length)),
                 content_range,
+                version_id: input.version_id.or_else(|| version_header(&info)),
                 ..Default::default()
             }
             .describe(&info, overrides)
@@ -430,6 +438,7 @@ impl BucketsS3 {
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
+        let selector = version_selector(input.version_id.as_deref())?;
         let (if_match, if_none_match) = (input.if_match.clone(), input.if_none_match.clone());
         let (if_modified_since, if_unmodified_since) =
             (input.if_modified_since.clone(), input.if_unmodified_since.clone());
@@ -450,7 +459,7 @@ impl BucketsS3 {
                 None => Ok((0, info.size)),
             }
         });
-        let read = self.store.get_object(&input.bucket, &input.key, plan).await.map_err(store_error)?;
+        let read = self.store.get_version(&input.bucket, &input.key, selector, plan).await.map_err(store_error)?;
         let (info, stream, length) = (read.info, read.body, read.length);
         let content_range = input
             .range
@@ -475,6 +484,7 @@ impl BucketsS3 {
                 accept_ranges: Some("bytes".into()),
                 content_length: Some(to_i64(length)),
                 content_range,
+                version_id: input.version_id.or_else(|| version_header(&info)),
                 ..Default::default()
             }
             .describe(&info, overrides)
@@ -487,9 +497,19 @@ impl BucketsS3 {
         req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
+        let version = match version_selector(input.version_id.as_deref())? {
+            Selector::Latest => None,
+            Selector::Id(id) => Some(id),
+        };
         // Deleting a key that does not exist succeeds, as in S3.
-        self.store.delete_object(&input.bucket, &input.key).await.map_err(store_error)?;
-        Ok(S3Response::with_status(DeleteObjectOutput::default(), http::StatusCode::NO_CONTENT))
+        let deleted =
+            self.store.delete_object_version(&input.bucket, &input.key, version).await.map_err(store_error)?;
+        let output = DeleteObjectOutput {
+            version_id: deleted.version_id.map(|id| id.to_string()),
+            delete_marker: deleted.delete_marker.then_some(true),
+            ..Default::default()
+        };
+        Ok(S3Response::with_status(output, http::StatusCode::NO_CONTENT))
     }
 
     pub(super) async fn delete_objects_impl(
@@ -508,18 +528,34 @@ impl BucketsS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in input.delete.objects {
-            match self.store.delete_object(&input.bucket, &object.key).await {
-                Ok(()) => {
+            let version = match version_selector(object.version_id.as_deref()) {
+                Ok(Selector::Latest) => Ok(None),
+                Ok(Selector::Id(id)) => Ok(Some(id)),
+                Err(e) => Err(e),
+            };
+            let result = match version {
+                Ok(version) => {
+                    self.store.delete_object_version(&input.bucket, &object.key, version).await.map_err(store_error)
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(done) => {
                     if !quiet {
+                        // A marker added (no id asked for) or removed (its id asked for)
+                        // is named as DeleteMarkerVersionId.
                         deleted.push(DeletedObject {
                             key: Some(object.key),
-                            version_id: object.version_id,
-                            ..Default::default()
+                            version_id: object.version_id.clone(),
+                            delete_marker: done.delete_marker.then_some(true),
+                            delete_marker_version_id: done
+                                .delete_marker
+                                .then(|| done.version_id.map(|id| id.to_string()))
+                                .flatten(),
                         });
                     }
                 }
-                Err(e) => {
-                    let error = store_error(e);
+                Err(error) => {
                     errors.push(Error {
                         code: Some(error.code().as_str().to_string()),
                         message: error.message().map(str::to_string),
@@ -551,6 +587,10 @@ mod tests {
             headers: vec![],
             checksums: vec![],
             parts: vec![],
+            version_id: crate::format::version_id::VersionId::NULL,
+            delete_marker: false,
+            is_latest: false,
+            lock: Default::default(),
         }
     }
 

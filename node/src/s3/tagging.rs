@@ -6,7 +6,7 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::{BucketsS3, store_error};
+use super::{BucketsS3, store_error, version_header, version_selector};
 use crate::error::StoreResult;
 
 /// The stored header holding an object's tags.
@@ -77,24 +77,23 @@ pub(super) fn replace(headers: &mut Vec<(String, String)>, encoded: Option<Strin
     }
 }
 
-/// Buckets keeps one version per key (the "null" version); any other id does not exist.
-fn null_version_only(version_id: Option<&str>) -> S3Result<()> {
-    match version_id {
-        Some(id) if id != "null" => {
-            Err(S3Error::with_message(S3ErrorCode::NoSuchVersion, "The specified version does not exist"))
-        }
-        _ => Ok(()),
-    }
-}
-
 impl BucketsS3 {
-    async fn set_tags(&self, bucket: &str, key: &str, encoded: Option<String>) -> S3Result<()> {
+    /// Sets (or, with `None`, removes) the tags of the version `version_id` names (the
+    /// latest when none); returns that version's id for the answer.
+    async fn set_tags(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        encoded: Option<String>,
+    ) -> S3Result<Option<String>> {
+        let selector = version_selector(version_id)?;
         let change = move |headers: &mut Vec<(String, String)>| -> StoreResult<()> {
             replace(headers, encoded.clone());
             Ok(())
         };
-        self.store.update_object_headers(bucket, key, &change).await.map_err(store_error)?;
-        Ok(())
+        let info = self.store.update_object_headers(bucket, key, selector, &change).await.map_err(store_error)?;
+        Ok(version_header(&info))
     }
 
     pub(super) async fn put_object_tagging_impl(
@@ -102,7 +101,6 @@ impl BucketsS3 {
         req: S3Request<PutObjectTaggingInput>,
     ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
         let input = req.input;
-        null_version_only(input.version_id.as_deref())?;
         let tags: Vec<(String, String)> = input
             .tagging
             .tag_set
@@ -110,8 +108,8 @@ impl BucketsS3 {
             .map(|tag| (tag.key.unwrap_or_default(), tag.value.unwrap_or_default()))
             .collect();
         let encoded = encode(&tags)?;
-        self.set_tags(&input.bucket, &input.key, Some(encoded)).await?;
-        Ok(S3Response::new(PutObjectTaggingOutput { version_id: input.version_id }))
+        let version_id = self.set_tags(&input.bucket, &input.key, input.version_id.as_deref(), Some(encoded)).await?;
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
     }
 
     pub(super) async fn get_object_tagging_impl(
@@ -119,11 +117,11 @@ impl BucketsS3 {
         req: S3Request<GetObjectTaggingInput>,
     ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
         let input = req.input;
-        null_version_only(input.version_id.as_deref())?;
-        let info = self.store.head_object(&input.bucket, &input.key).await.map_err(store_error)?;
+        let selector = version_selector(input.version_id.as_deref())?;
+        let info = self.store.head_version(&input.bucket, &input.key, selector).await.map_err(store_error)?;
         let tag_set =
             stored(&info.headers).into_iter().map(|(key, value)| Tag { key: Some(key), value: Some(value) }).collect();
-        Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: input.version_id }))
+        Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: version_header(&info) }))
     }
 
     pub(super) async fn delete_object_tagging_impl(
@@ -131,12 +129,8 @@ impl BucketsS3 {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         let input = req.input;
-        null_version_only(input.version_id.as_deref())?;
-        self.set_tags(&input.bucket, &input.key, None).await?;
-        Ok(S3Response::with_status(
-            DeleteObjectTaggingOutput { version_id: input.version_id },
-            http::StatusCode::NO_CONTENT,
-        ))
+        let version_id = self.set_tags(&input.bucket, &input.key, input.version_id.as_deref(), None).await?;
+        Ok(S3Response::with_status(DeleteObjectTaggingOutput { version_id }, http::StatusCode::NO_CONTENT))
     }
 }
 

@@ -353,14 +353,16 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     fn list_buckets(&self) -> io::Result<Vec<(String, Vec<u8>)>>;
 
     fn read_object_meta(&self, bucket: &str, path: &ObjectPath) -> io::Result<Option<Vec<u8>>>;
-    fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: Option<Uuid>) -> io::Result<()>;
+    /// Moves the staging directories `staged` into place as data directories of the key
+    /// and writes its metadata file, durably; `staged` may be empty.
+    fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()>;
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]);
     fn restore_object(
         &self,
         bucket: &str,
         path: &ObjectPath,
         previous_meta: Option<&[u8]>,
-        new_data_dir: Option<Uuid>,
+        new_data_dirs: &[Uuid],
     ) -> io::Result<()>;
     fn delete_object(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) -> io::Result<()>;
     /// `len` bytes at `offset` of shard file `part.N` in a version's data directory.
@@ -585,13 +587,13 @@ impl Drive for LocalDrive {
     /// creates is fsynced, so an acknowledged object survives power loss. Data directories
     /// of the replaced version stay until `remove_data_dirs` (after write quorum), so a
     /// write that fails quorum can be rolled back with `restore_object`.
-    fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: Option<Uuid>) -> io::Result<()> {
+    fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()> {
         let bucket_dir = self.bucket_dir(bucket);
         if !bucket_dir.join(BUCKET_META_FILE).exists() {
             return Err(io::Error::new(io::ErrorKind::NotFound, "bucket missing on drive"));
         }
         let object_dir = bucket_dir.join(&path.dir);
-        if let Some(data_dir) = staged {
+        for data_dir in staged {
             sync_dir(&self.tmp_root().join(data_dir.to_string()))?;
         }
         // A concurrent delete may prune the parent directories between our mkdir and
@@ -601,11 +603,16 @@ impl Drive for LocalDrive {
             attempt += 1;
             let result = (|| -> io::Result<()> {
                 create_dirs_durable(&bucket_dir, &path.dir)?;
-                // The staging directory is named by the data directory's UUID.
-                if let Some(data_dir) = staged {
+                // A staging directory is named by its data directory's UUID. One moved by
+                // an earlier try of this call is in place already.
+                for data_dir in staged {
                     let source = self.tmp_root().join(data_dir.to_string());
                     let target = object_dir.join(format!("{DATA_DIR_PREFIX}{data_dir}"));
-                    fs::rename(&source, &target)?;
+                    if let Err(e) = fs::rename(&source, &target)
+                        && !(e.kind() == io::ErrorKind::NotFound && target.exists())
+                    {
+                        return Err(e);
+                    }
                 }
                 // write_atomic fsyncs the object directory after its rename, which also makes
                 // the data directory's rename above durable: one directory fsync for both.
@@ -633,7 +640,7 @@ impl Drive for LocalDrive {
         bucket: &str,
         path: &ObjectPath,
         previous_meta: Option<&[u8]>,
-        new_data_dir: Option<Uuid>,
+        new_data_dirs: &[Uuid],
     ) -> io::Result<()> {
         let object_dir = self.object_dir(bucket, path);
         match previous_meta {
@@ -643,9 +650,9 @@ impl Drive for LocalDrive {
                 _ => sync_dir(&object_dir)?,
             },
         }
-        if let Some(data_dir) = new_data_dir {
+        for data_dir in new_data_dirs {
             // Never readable (the write had no quorum): delete outright.
-            let _ = fs::remove_dir_all(self.data_dir_path(bucket, path, data_dir));
+            let _ = fs::remove_dir_all(self.data_dir_path(bucket, path, *data_dir));
         }
         Ok(())
     }

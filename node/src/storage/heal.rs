@@ -106,20 +106,23 @@ async fn heal_buckets(store: &Arc<Store>) -> Vec<String> {
         Err(_) => return Vec::new(),
     };
     for bucket in &buckets {
-        // Re-check right before repairing, so a bucket deleted since the listing is not
+        // Re-checked right before repairing, so a bucket deleted since the listing is not
         // brought back.
-        if store.head_bucket(&bucket.name).await.is_err() {
-            continue;
-        }
-        let meta = super::BucketMeta { created_ns: bucket.created_ns }.encode();
+        // The settings a quorum agrees on, on every drive (a drive that missed a change of
+        // them, or came back empty, gets them).
+        let Ok(agreed) = store.head_bucket(&bucket.name).await else { continue };
+        let meta = agreed.meta.encode();
         for drive in store.all_drives().into_iter().filter(|d| d.is_online()) {
             let drive = drive.clone();
             let name = bucket.name.clone();
-            let meta = meta.clone();
+            let (meta, expected) = (meta.clone(), agreed.meta.clone());
             blocking(move || {
-                if matches!(drive.read_bucket_meta(&name), Ok(None))
-                    && let Err(e) = drive.make_bucket(&name, &meta)
-                {
+                let stale = match drive.read_bucket_meta(&name) {
+                    Ok(None) => true,
+                    Ok(Some(bytes)) => super::BucketMeta::decode(&bytes).is_none_or(|held| held != expected),
+                    Err(_) => false,
+                };
+                if stale && let Err(e) = drive.make_bucket(&name, &meta) {
                     tracing::warn!(drive = %drive.name(), bucket = name, error = %e, "heal bucket");
                 }
             })

@@ -1,25 +1,24 @@
 //! Moving one key between sets: the step the migration engine repeats. A key moves with
-//! every version it has (objects and delete markers), one version at a time, newest first.
+//! every version it has (objects and delete markers) as one unit.
 //!
-//! A version's bytes are copied without holding the key's lock (a large object takes a
+//! The versions' bytes are copied without holding the key's lock (a large object takes a
 //! while and user writes of that key must not wait for it). Then, under the key's write
 //! lock — one lock for the key in every set — the move checks that the source still holds
-//! exactly the version it copied and that the target does not hold that version id yet,
-//! and commits the copy with its id and times. When every version is in the target and
-//! the source still holds exactly those, the registry is fixed and the source's versions
-//! are deleted. A user write or delete that raced with the copy therefore wins: the copy
-//! is discarded, never committed over the newer write and never left to resurrect a
-//! deleted version (the lesson of the earlier C version).
+//! exactly the versions it copied, commits all of them in the target at once (with their
+//! ids and times; versions the target holds already are skipped), fixes the registry and
+//! deletes them from the source. A user write or delete that raced with the copy
+//! therefore wins: the copy is discarded, never committed over the newer write and never
+//! left to resurrect a deleted version (the lesson of the earlier C version).
 //!
-//! Every crash point leaves every version readable: before a commit, only the source has
-//! it (staged shards on the target are unreferenced and removed with the drive's tmp);
-//! after, both sets hold it, readers take either, and the next pass finds it in the target
-//! and finishes with the source.
+//! Every crash point leaves the key whole in one set: before the commit, only the source
+//! has it (staged shards on the target are unreferenced and removed with the drive's
+//! tmp); after, both sets hold the same versions, readers take either, and the next pass
+//! finds them in the target and finishes with the source.
 
 use std::sync::Arc;
 
 use super::layout::ShardLayout;
-use super::set::{Commit, DriveCopy, ErasureSet, KeyState, Order, Selector, Staged};
+use super::set::{Commit, CommitVersion, DriveCopy, ErasureSet, KeyState, Order, Resolved, Selector, Staged};
 use super::{BodyStream, ObjectInfo, PutOptions, ReadPlan, Store, path, registry};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ObjectVersion, VersionIdentity, VersionKind};
@@ -65,31 +64,22 @@ fn identities(state: &KeyState) -> Vec<VersionIdentity<'_>> {
     state.versions.iter().map(|v| v.version.identity()).collect()
 }
 
-/// Whether `target` holds version `id` of the key (a copy below quorum there is a commit
-/// cut short, which the move replaces).
-async fn target_holds(target: &Arc<ErasureSet>, bucket: &str, key: &str, id: VersionId) -> StoreResult<bool> {
+/// The ids of the versions `target` holds of the key (a copy below quorum there is a
+/// commit cut short, which the move replaces).
+async fn held_ids(target: &Arc<ErasureSet>, bucket: &str, key: &str) -> StoreResult<Vec<VersionId>> {
     let (_, state) = target.read_key(bucket, key).await?;
-    if state.versions.iter().any(|v| v.id() == id) {
-        return Ok(true);
+    if let Some((available, needed)) = state.undecided {
+        return Err(StoreError::InsufficientQuorum { operation: "move", needed, available });
     }
-    match state.undecided {
-        Some((available, needed)) => Err(StoreError::InsufficientQuorum { operation: "move", needed, available }),
-        None => Ok(false),
-    }
-}
-
-/// What moving one version did.
-enum VersionMoved {
-    Copied { bytes: u64 },
-    AlreadyThere,
-    Changed,
+    Ok(state.versions.iter().map(Resolved::id).collect())
 }
 
 impl Store {
     /// Moves every version of `bucket/key` (objects and delete markers) from `source` to
-    /// `target`, newest first, each as its own copy-then-commit; then, if the source still
-    /// holds exactly what was moved, the source's copy of the key goes. A reader finds
-    /// each version in one set or the other at every point.
+    /// `target` as one unit: each version's data is copied without the key's lock; then,
+    /// under it, if the source still holds exactly those versions, all of them are
+    /// committed in the target at once, the registry is fixed and the source's versions
+    /// are deleted. A reader finds the whole key in one set or the other at every point.
     pub async fn move_object(
         &self,
         bucket: &str,
@@ -106,85 +96,120 @@ impl Store {
         if state.versions.is_empty() {
             return Ok(Moved::Changed);
         }
-        let mut bytes = 0;
-        let mut copied = false;
-        for resolved in &state.versions {
-            match self.move_version(bucket, key, source, target, &resolved.version).await? {
-                VersionMoved::Copied { bytes: moved } => {
-                    bytes += moved;
-                    copied = true;
-                }
-                VersionMoved::AlreadyThere => {}
-                VersionMoved::Changed => return Ok(Moved::Changed),
-            }
-        }
+        let held = held_ids(target, bucket, key).await?;
+        let Some(copies) = self.copy_versions(source, target, bucket, key, &state, &held, false).await? else {
+            return Ok(Moved::Changed);
+        };
+        failpoint("move-after-copy");
         let _guard = self.lock_key(bucket, key).await?;
         let (_, now) = source.read_key(bucket, key).await?;
         if identities(&now) != identities(&state) {
             return Ok(Moved::Changed);
         }
-        self.note_location(target, bucket, key).await;
-        failpoint("move-after-registry");
-        for resolved in &state.versions {
-            source.delete_version_locked(bucket, key, resolved.id()).await?;
-        }
-        Ok(if copied { Moved::Copied { bytes } } else { Moved::SourceWasStale })
+        self.finish_move_locked(bucket, key, source, target, &state, copies).await
     }
 
-    /// Copies one version of the key into `target` (its data without the key's lock),
-    /// then under the lock commits it there if the source still holds it unchanged and
-    /// the target does not hold that version id yet.
-    async fn move_version(
+    /// `move_object` for a caller that holds the key's lock (a write gathering the
+    /// versions of its key into the ring's set): the copies are made under the lock.
+    pub(crate) async fn move_key_locked(
         &self,
         bucket: &str,
         key: &str,
         source: &Arc<ErasureSet>,
         target: &Arc<ErasureSet>,
-        version: &ObjectVersion,
-    ) -> StoreResult<VersionMoved> {
-        let id = VersionId(version.version_id);
-        if target_holds(target, bucket, key, id).await? {
-            return Ok(VersionMoved::AlreadyThere);
+    ) -> StoreResult<Moved> {
+        let (_, state) = source.read_key(bucket, key).await?;
+        state.latest().map(|_| ()).or_else(|e| if matches!(e, StoreError::NoSuchKey) { Ok(()) } else { Err(e) })?;
+        if state.versions.is_empty() {
+            return Ok(Moved::Changed);
         }
-        // Whatever was staged goes with `staged` on every way out but the commit.
-        let staged = Staged::new(target);
-        let copied = match version.kind {
-            VersionKind::Object => match self.copy_parts(source, target, bucket, key, version, &staged).await? {
-                Some(copied) => Some(copied),
-                None => return Ok(VersionMoved::Changed),
-            },
-            _ => None,
+        let held = held_ids(target, bucket, key).await?;
+        let Some(copies) = self.copy_versions(source, target, bucket, key, &state, &held, true).await? else {
+            return Ok(Moved::Changed);
         };
-        failpoint("move-after-copy");
-        let _guard = self.lock_key(bucket, key).await?;
-        let (_, now) = source.read_key(bucket, key).await?;
-        if !now.versions.iter().any(|v| v.version.identity() == version.identity()) {
-            return Ok(VersionMoved::Changed);
-        }
-        if target_holds(target, bucket, key, id).await? {
-            staged.remove().await;
-            return Ok(VersionMoved::AlreadyThere);
-        }
-        let mut moved = version.clone();
-        moved.erasure = target.layout(0);
-        moved.inline_data = None;
-        let (per_drive, staged) = match copied {
-            Some(copied) => {
-                let inline = copied.iter().flatten().any(|bytes| !bytes.is_empty()) || version.size == 0;
-                moved.data_dir = (!inline).then_some(*staged.id().as_bytes());
-                (copied.into_iter().map(|d| DriveCopy::of_written(d, inline)).collect(), staged.unless_inline(inline))
+        self.finish_move_locked(bucket, key, source, target, &state, copies).await
+    }
+
+    /// Under the key's lock: commits the copies in `target` (skipping versions it holds
+    /// by now), fixes the registry and deletes `state`'s versions from `source`.
+    async fn finish_move_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        source: &Arc<ErasureSet>,
+        target: &Arc<ErasureSet>,
+        state: &KeyState,
+        copies: Vec<CommitVersion>,
+    ) -> StoreResult<Moved> {
+        let held = held_ids(target, bucket, key).await?;
+        let (already, missing): (Vec<CommitVersion>, Vec<CommitVersion>) =
+            copies.into_iter().partition(|c| held.contains(&VersionId(c.version.version_id)));
+        for copy in already {
+            if let Some(staged) = copy.staged {
+                staged.remove().await;
             }
-            None => {
-                staged.release();
-                (vec![DriveCopy::Staged; target.drives().len()], None)
-            }
-        };
-        let object_path = path::object_path(key).map_err(super::set::key_error)?;
-        let layout = ShardLayout::of_key(key, target.drives().len());
-        let commit = Commit { version: moved, layout, per_drive, staged, precondition: None, order: Order::Keep };
-        target.commit_locked(bucket, key, &object_path, commit).await?;
+        }
+        let bytes: u64 = missing.iter().map(|c| c.version.size).sum();
+        let copied = !missing.is_empty();
+        if copied {
+            let object_path = path::object_path(key).map_err(super::set::key_error)?;
+            let commit = Commit { versions: missing, precondition: None, order: Order::Keep };
+            target.commit_locked(bucket, key, &object_path, commit).await?;
+        }
         failpoint("move-after-commit");
-        Ok(VersionMoved::Copied { bytes: version.size })
+        self.note_location(target, bucket, key).await;
+        failpoint("move-after-registry");
+        // All at once: a reader of the source sees the key whole or not at all.
+        let ids: Vec<VersionId> = state.versions.iter().map(Resolved::id).collect();
+        source.delete_versions_locked(bucket, key, &ids).await?;
+        Ok(if copied { Moved::Copied { bytes } } else { Moved::SourceWasStale })
+    }
+
+    /// Copies the data of every version of `state` that `target` does not hold
+    /// (`held`) into staging on `target`. `None` when the source changed meanwhile.
+    /// `locked`: the caller holds the key's write lock (the reads take none).
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_versions(
+        &self,
+        source: &Arc<ErasureSet>,
+        target: &Arc<ErasureSet>,
+        bucket: &str,
+        key: &str,
+        state: &KeyState,
+        held: &[VersionId],
+        locked: bool,
+    ) -> StoreResult<Option<Vec<CommitVersion>>> {
+        let layout = ShardLayout::of_key(key, target.drives().len());
+        let mut copies = Vec::new();
+        for resolved in state.versions.iter().filter(|v| !held.contains(&v.id())) {
+            let version = &resolved.version;
+            let mut moved = version.clone();
+            moved.erasure = target.layout(0);
+            moved.inline_data = None;
+            // Whatever was staged goes with `staged` on every way out but the commit.
+            let staged = Staged::new(target);
+            let (per_drive, staged) = match version.kind {
+                VersionKind::Object => {
+                    let copy = self.copy_parts(source, target, bucket, key, version, &staged, locked).await?;
+                    let Some(copied) = copy else {
+                        return Ok(None);
+                    };
+                    let inline = copied.iter().flatten().any(|bytes| !bytes.is_empty()) || version.size == 0;
+                    moved.data_dir = (!inline).then_some(*staged.id().as_bytes());
+                    (
+                        copied.into_iter().map(|d| DriveCopy::of_written(d, inline)).collect(),
+                        staged.unless_inline(inline),
+                    )
+                }
+                // A delete marker has no data: its entry is all there is to copy.
+                _ => {
+                    staged.release();
+                    (vec![DriveCopy::Staged; target.drives().len()], None)
+                }
+            };
+            copies.push(CommitVersion { version: moved, layout, per_drive, staged });
+        }
+        Ok(Some(copies))
     }
 
     /// After a move into `target`: the ring's set needs no record; another set does.
@@ -205,6 +230,7 @@ impl Store {
     /// checking each part's MD5 against its ETag. Returns per target drive the inline
     /// bytes (or an empty vector for shard files), `None` for a drive that failed; or
     /// `None` overall when the source changed during the copy.
+    #[allow(clippy::too_many_arguments)]
     async fn copy_parts(
         &self,
         source: &Arc<ErasureSet>,
@@ -213,6 +239,7 @@ impl Store {
         key: &str,
         version: &ObjectVersion,
         staged: &Staged,
+        locked: bool,
     ) -> StoreResult<Option<Vec<Option<Vec<u8>>>>> {
         let layout = ShardLayout::of_key(key, target.drives().len());
         let single = version.parts.len() <= 1;
@@ -234,8 +261,18 @@ impl Store {
                 }
             });
             let selector = Selector::Id(VersionId(version.version_id));
-            let body: BodyStream = match source.read_object(bucket, key, selector, &plan).await {
-                Ok((_, _, _, stream)) => Box::pin(stream),
+            let read: StoreResult<BodyStream> = match locked {
+                true => source
+                    .read_object_locked(bucket, key, selector, &plan, None)
+                    .await
+                    .map(|(_, _, _, stream)| Box::pin(stream) as BodyStream),
+                false => source
+                    .read_object(bucket, key, selector, &plan)
+                    .await
+                    .map(|(_, _, _, stream)| Box::pin(stream) as BodyStream),
+            };
+            let body = match read {
+                Ok(body) => body,
                 Err(StoreError::NoSuchKey | StoreError::NoSuchVersion | StoreError::PreconditionFailed) => {
                     return Ok(None);
                 }

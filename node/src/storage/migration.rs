@@ -31,7 +31,7 @@ use futures::StreamExt;
 
 use super::drive::Drive;
 use super::migrate::Moved;
-use super::set::ErasureSet;
+use super::set::{ErasureSet, Listing};
 use super::{ListEntry, Store, blocking, registry};
 use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
@@ -225,7 +225,8 @@ impl Store {
             for bucket in &buckets {
                 let mut after = String::new();
                 loop {
-                    let page = set.list(&bucket.name, "", None, &after, CHECKPOINT_EVERY_KEYS).await?;
+                    let page =
+                        set.list(&bucket.name, "", None, &after, CHECKPOINT_EVERY_KEYS, Listing::AllKeys).await?;
                     for entry in &page {
                         let ListEntry::Object(info) = entry else { continue };
                         preview.total_objects += 1;
@@ -404,7 +405,8 @@ impl Store {
         }
         // Keys without a readable quorum are listed too (as placeholders, no ETag): the
         // remains of a write or delete cut short by a crash, which the moving pass clears.
-        let entries = set.list_by_walking(&bucket, "", &progress.after, CHECKPOINT_EVERY_KEYS, true).await?;
+        let entries =
+            set.list_by_walking(&bucket, "", &progress.after, CHECKPOINT_EVERY_KEYS, Listing::AllKeys).await?;
         let my_id = self.id_of(set);
         let is_remnant = super::ObjectInfo::is_placeholder;
         let remnants: Vec<String> = entries
@@ -651,7 +653,13 @@ mod tests {
         assert_eq!(status.moved_bytes, bytes_in_set_one);
         assert_eq!(status.percent, 100.0);
         // Set 1 holds no object any more; every object reads back whole, same ETag.
-        assert!(store.sets()[1].list("b", "", None, "", 10).await.unwrap().is_empty());
+        assert!(
+            store.sets()[1]
+                .list("b", "", None, "", 10, crate::storage::set::Listing::AllKeys)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         for ((key, bytes), etag) in objects.iter().zip(&etags_before) {
             assert_eq!(&read(&store, "b", key).await.unwrap(), bytes, "{key}");
             assert_eq!(&store.sets()[0].head_object("b", key).await.unwrap().0.etag, etag, "{key}");
@@ -699,7 +707,13 @@ mod tests {
         let status = store.migration_status().await;
         assert_eq!(status.state, MigrationState::Done);
         assert_eq!(status.moved_objects, away);
-        assert!(store.sets()[1].list("b", "", None, "", 10).await.unwrap().is_empty());
+        assert!(
+            store.sets()[1]
+                .list("b", "", None, "", 10, crate::storage::set::Listing::AllKeys)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         for key in keys.iter().step_by(7) {
             assert_eq!(read(&store, "b", key).await.unwrap(), key.as_bytes());
         }

@@ -20,6 +20,7 @@ pub mod set;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod topology;
+pub mod versioning;
 pub mod writer;
 
 use std::io;
@@ -40,8 +41,9 @@ use crate::placement::ring::{Ring, SetId};
 use crate::placement::topology::TopologyRules;
 use crate::placement::topology::{SetState, Topology};
 
-use set::{ErasureSet, Selector};
+use set::{ErasureSet, Listing, Selector};
 pub use topology::TopologyChangeError;
+pub use versioning::{Deleted, VersionsPage};
 
 /// Largest object a single PUT may upload (the S3 limit).
 pub const MAX_PUT_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
@@ -108,6 +110,12 @@ pub struct ObjectInfo {
     pub headers: Vec<(String, String)>,
     pub checksums: Vec<(ChecksumAlgorithm, String)>,
     pub parts: Vec<PartInfo>,
+    pub version_id: VersionId,
+    /// A delete marker (listed by ListObjectVersions; never read).
+    pub delete_marker: bool,
+    /// The newest version of its key (set by version listings).
+    pub is_latest: bool,
+    pub lock: ObjectLock,
 }
 
 impl ObjectInfo {
@@ -121,12 +129,16 @@ impl ObjectInfo {
             headers: version.headers.clone(),
             checksums: version.checksums.clone(),
             parts: version.parts.clone(),
+            version_id: VersionId(version.version_id),
+            delete_marker: version.kind == crate::format::object::VersionKind::DeleteMarker,
+            is_latest: false,
+            lock: version.lock,
         }
     }
 
     /// Whether this entry is a key listed without a readable quorum (`placeholder`).
     pub fn is_placeholder(&self) -> bool {
-        self.etag.is_empty()
+        self.etag.is_empty() && !self.delete_marker
     }
 
     fn placeholder(bucket: &str, key: &str) -> Self {
@@ -139,6 +151,10 @@ impl ObjectInfo {
             headers: Vec::new(),
             checksums: Vec::new(),
             parts: Vec::new(),
+            version_id: VersionId::NULL,
+            delete_marker: false,
+            is_latest: false,
+            lock: ObjectLock::default(),
         }
     }
 
@@ -172,12 +188,20 @@ pub struct HealRequest {
     pub attempt: u32,
 }
 
-pub use crate::format::bucket::BucketMeta;
+pub use crate::format::bucket::{BucketMeta, Versioning};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketInfo {
     pub name: String,
     pub created_ns: i64,
+    /// Its metadata as a quorum of drives holds it (versioning and the other settings).
+    pub meta: BucketMeta,
+}
+
+impl BucketInfo {
+    pub fn versioning(&self) -> Versioning {
+        self.meta.versioning
+    }
 }
 
 /// What a generation of the topology places objects with.
@@ -240,6 +264,26 @@ impl Probe<'_> {
                 set.update_headers_locked(bucket, key, *selector, *change).await.map(Found::Head)
             }
         }
+    }
+}
+
+/// The bucket metadata a set's drives agree on: the newest that `quorum` of them hold, or
+/// (a settings change cut short below quorum) the most common.
+fn settled_meta(metas: &[BucketMeta], quorum: usize) -> Option<BucketMeta> {
+    let count = |meta: &BucketMeta| metas.iter().filter(|m| *m == meta).count();
+    metas
+        .iter()
+        .filter(|m| count(m) >= quorum)
+        .max_by_key(|m| m.updated_ns)
+        .or_else(|| metas.iter().max_by_key(|m| (count(m), m.updated_ns)))
+        .cloned()
+}
+
+/// The id a new version gets in a bucket with this versioning.
+fn new_version_id(versioning: Versioning) -> VersionId {
+    match versioning {
+        Versioning::Enabled => VersionId::new_time_ordered(),
+        Versioning::Unversioned | Versioning::Suspended => VersionId::NULL,
     }
 }
 
@@ -337,15 +381,15 @@ impl Store {
     // ---- buckets ----
 
     /// How many drives of each set hold the bucket's metadata, and its creation time.
-    async fn bucket_votes(&self, bucket: &str) -> Vec<(usize, usize, Option<BucketMeta>)> {
+    async fn bucket_votes(&self, bucket: &str) -> Vec<(usize, usize, Vec<BucketMeta>)> {
         let mut out = Vec::new();
         for set in self.sets().iter() {
             let drives = set.drives().to_vec();
             let name = bucket.to_string();
-            let (votes, failed, meta) = blocking(move || {
+            let (votes, failed, metas) = blocking(move || {
                 let mut votes = 0;
                 let mut failed = 0;
-                let mut meta = None;
+                let mut metas = Vec::new();
                 for drive in drives {
                     if !drive.is_online() {
                         failed += 1;
@@ -354,24 +398,24 @@ impl Store {
                     match drive.read_bucket_meta(&name) {
                         Ok(Some(bytes)) => {
                             votes += 1;
-                            meta = meta.or(BucketMeta::decode(&bytes));
+                            metas.extend(BucketMeta::decode(&bytes));
                         }
                         Ok(None) => {}
                         Err(_) => failed += 1,
                     }
                 }
-                (votes, failed, meta)
+                (votes, failed, metas)
             })
             .await;
-            out.push((votes, failed, meta));
+            out.push((votes, failed, metas));
         }
         out
     }
 
     pub async fn head_bucket(&self, bucket: &str) -> StoreResult<BucketInfo> {
         let votes = self.bucket_votes(bucket).await;
-        let mut created_ns = None;
-        for (set, (count, failed, meta)) in self.sets().iter().zip(votes) {
+        let mut agreed: Vec<BucketMeta> = Vec::new();
+        for (set, (count, failed, metas)) in self.sets().iter().zip(votes) {
             let quorum = set.erasure().read_quorum();
             if count < quorum {
                 if count + failed >= quorum {
@@ -383,18 +427,27 @@ impl Store {
                 }
                 return Err(StoreError::NoSuchBucket);
             }
-            created_ns = created_ns.or(meta.map(|m| m.created_ns));
+            agreed.extend(settled_meta(&metas, quorum));
         }
-        Ok(BucketInfo { name: bucket.to_string(), created_ns: created_ns.unwrap_or(0) })
+        // A settings change reaches every set; the newest one a set's quorum holds wins.
+        let meta = agreed.into_iter().max_by_key(|m| m.updated_ns).unwrap_or_default();
+        Ok(BucketInfo { name: bucket.to_string(), created_ns: meta.created_ns, meta })
     }
 
-    pub async fn make_bucket(&self, bucket: &str) -> StoreResult<()> {
-        match self.head_bucket(bucket).await {
-            Ok(_) => return Err(StoreError::BucketAlreadyOwnedByYou),
-            Err(StoreError::NoSuchBucket) => {}
-            Err(e) => return Err(e),
+    /// Changes the bucket's versioning: Enabled or Suspended (a versioned bucket never
+    /// becomes unversioned again).
+    pub async fn set_bucket_versioning(&self, bucket: &str, versioning: Versioning) -> StoreResult<()> {
+        if versioning == Versioning::Unversioned {
+            return Err(StoreError::InvalidRequest("versioning can only be Enabled or Suspended".into()));
         }
-        let meta = BucketMeta { created_ns: set::now_ns() }.encode();
+        let info = self.head_bucket(bucket).await?;
+        let meta = BucketMeta { versioning, updated_ns: set::now_ns().max(info.meta.updated_ns + 1), ..info.meta };
+        self.write_bucket_meta(bucket, &meta).await
+    }
+
+    /// Writes a bucket's metadata on every drive, with write quorum in every set.
+    async fn write_bucket_meta(&self, bucket: &str, meta: &BucketMeta) -> StoreResult<()> {
+        let meta = meta.encode();
         for set in self.sets().iter() {
             let drives = set.drives().to_vec();
             let name = bucket.to_string();
@@ -406,7 +459,7 @@ impl Store {
             let quorum = set.erasure().write_quorum();
             if succeeded < quorum {
                 return Err(StoreError::InsufficientQuorum {
-                    operation: "create bucket",
+                    operation: "write bucket settings",
                     needed: quorum,
                     available: succeeded,
                 });
@@ -415,10 +468,20 @@ impl Store {
         Ok(())
     }
 
+    pub async fn make_bucket(&self, bucket: &str) -> StoreResult<()> {
+        match self.head_bucket(bucket).await {
+            Ok(_) => return Err(StoreError::BucketAlreadyOwnedByYou),
+            Err(StoreError::NoSuchBucket) => {}
+            Err(e) => return Err(e),
+        }
+        self.write_bucket_meta(bucket, &BucketMeta { created_ns: set::now_ns(), ..BucketMeta::default() }).await
+    }
+
     pub async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
         self.head_bucket(bucket).await?;
         for set in self.sets().iter() {
-            let found = set.list(bucket, "", None, "", 1).await?;
+            // Any version, a delete marker too, keeps a bucket from being deleted.
+            let found = set.list(bucket, "", None, "", 1, Listing::AllKeys).await?;
             if !found.is_empty() {
                 return Err(StoreError::BucketNotEmpty);
             }
@@ -459,7 +522,7 @@ impl Store {
     /// Creates the system buckets on every online drive that lacks them (at start, and
     /// when healing finds a drive that came back empty).
     pub async fn ensure_system_buckets(&self) {
-        let meta = BucketMeta { created_ns: 0 }.encode();
+        let meta = BucketMeta::default().encode();
         let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives();
         blocking(move || {
             for drive in drives.iter().filter(|d| d.is_online()) {
@@ -478,15 +541,13 @@ impl Store {
         let set = &self.sets()[0];
         let drives = set.drives().to_vec();
         let found = blocking(move || {
-            let mut counts: std::collections::BTreeMap<String, (usize, i64)> = Default::default();
+            let mut counts: std::collections::BTreeMap<String, (usize, Vec<BucketMeta>)> = Default::default();
             for drive in drives.iter().filter(|d| d.is_online()) {
                 if let Ok(buckets) = drive.list_buckets() {
                     for (name, meta) in buckets {
-                        let entry = counts.entry(name).or_insert((0, 0));
+                        let entry = counts.entry(name).or_default();
                         entry.0 += 1;
-                        if let Some(meta) = BucketMeta::decode(&meta) {
-                            entry.1 = meta.created_ns;
-                        }
+                        entry.1.extend(BucketMeta::decode(&meta));
                     }
                 }
             }
@@ -497,7 +558,10 @@ impl Store {
         Ok(found
             .into_iter()
             .filter(|(_, (votes, _))| *votes >= quorum)
-            .map(|(name, (_, created_ns))| BucketInfo { name, created_ns })
+            .map(|(name, (_, metas))| {
+                let meta = settled_meta(&metas, quorum).unwrap_or_default();
+                BucketInfo { name, created_ns: meta.created_ns, meta }
+            })
             .collect())
     }
 
@@ -652,15 +716,19 @@ impl Store {
         probe(&home).await
     }
 
+    /// Writes a new version of the key: the null version while the bucket is unversioned
+    /// or suspended (replacing the null version, keeping the others), a new id while it is
+    /// versioned.
     pub async fn put_object(
         &self,
         bucket: &str,
         key: &str,
         body: BodyStream,
-        options: PutOptions,
+        mut options: PutOptions,
     ) -> StoreResult<ObjectInfo> {
         path::object_path(key).map_err(set::key_error)?;
-        self.head_bucket(bucket).await?;
+        let versioning = self.head_bucket(bucket).await?.versioning();
+        options.version_id = new_version_id(versioning);
         let home = self.set_for(bucket, key).clone();
         let prepared = home.prepare_put(bucket, key, body, options).await?;
         // Commit and clear the other sets under one hold of the key's lock.
@@ -671,6 +739,9 @@ impl Store {
                 return Err(e);
             }
         };
+        if !versioning.is_unversioned() {
+            self.gather_versions_locked(bucket, key, &home).await?;
+        }
         let id = prepared.version_id();
         let info = home.commit_prepared(prepared, true).await?;
         self.clear_stale_copies_locked(bucket, key, &home, id).await?;
@@ -719,25 +790,23 @@ impl Store {
         &self,
         bucket: &str,
         key: &str,
+        selector: Selector,
         change: &HeaderChange<'_>,
     ) -> StoreResult<ObjectInfo> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let _guard = self.lock_key(bucket, key).await?;
-        match self.locate(bucket, key, &Probe::UpdateHeaders(Selector::Latest, change)).await {
+        match self.locate(bucket, key, &Probe::UpdateHeaders(selector, change)).await {
             Ok(Found::Head(info)) => Ok(info),
             Ok(Found::Read(_)) => unreachable!("an update probe returns the object's info"),
             Err(e) => Err(self.explain_missing(bucket, e).await),
         }
     }
 
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<()> {
-        path::object_path(key).map_err(set::key_error)?;
-        self.head_bucket(bucket).await?;
-        let home = self.set_for(bucket, key).clone();
-        let _guard = self.lock_key(bucket, key).await?;
-        home.delete_version_locked(bucket, key, VersionId::NULL).await?;
-        self.clear_stale_copies_locked(bucket, key, &home, VersionId::NULL).await
+    /// DELETE without a version id: the object goes from an unversioned bucket; a
+    /// versioned (or suspended) bucket gets a delete marker instead.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<Deleted> {
+        self.delete_object_version(bucket, key, None).await
     }
 
     /// Lists up to `limit` entries after `marker`, merged across sets in key order.
@@ -756,7 +825,7 @@ impl Store {
         let mut merged: Vec<(ListEntry, bool)> = Vec::new();
         for set in self.sets_in_listing_order() {
             let set = &set;
-            for entry in set.list(bucket, prefix, delimiter, marker, limit).await? {
+            for entry in set.list(bucket, prefix, delimiter, marker, limit, Listing::Latest).await? {
                 // A key found in several sets (before migration cleans up) is shown as the
                 // copy in the set the ring names, which is the one reads return.
                 let home = match &entry {

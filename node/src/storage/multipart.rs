@@ -278,6 +278,7 @@ impl Store {
         expected: &[(ChecksumAlgorithm, String)],
         precondition: Option<super::Precondition>,
     ) -> StoreResult<ObjectInfo> {
+        let versioning = self.head_bucket(bucket).await?.versioning();
         let (upload, set) = self.find_upload(bucket, key, upload_id).await?;
         if requested.is_empty() {
             return Err(StoreError::InvalidRequest("You must specify at least one part".into()));
@@ -352,7 +353,7 @@ impl Store {
         .await;
         let now = now_ns();
         let version = ObjectVersion {
-            version_id: VersionId::NULL.0,
+            version_id: super::new_version_id(versioning).0,
             modified_ns: now,
             changed_ns: now,
             kind: VersionKind::Object,
@@ -381,7 +382,10 @@ impl Store {
         let layout = ShardLayout::of_key(key, set.drives().len());
         // Commit and clear the other sets under one hold of the key's lock.
         let _guard = self.lock_key(bucket, key).await?;
-        let commit = Commit { version, layout, per_drive, staged: Some(staged), precondition, order: Order::Newest };
+        if !versioning.is_unversioned() {
+            self.gather_versions_locked(bucket, key, &set).await?;
+        }
+        let commit = Commit::one(version, layout, per_drive, Some(staged), precondition, Order::Newest);
         let info = set.commit_locked(bucket, key, &object_path, commit).await?;
         self.remove_upload(&set, bucket, upload_id).await;
         self.clear_stale_copies_locked(bucket, key, &set, id).await?;

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use super::set::ErasureSet;
-use super::{BucketMeta, Store, blocking, bootstrap, drive};
+use super::{Store, blocking, bootstrap, drive};
 use crate::error::StoreError;
 use crate::format::JsonFile;
 use crate::format::topology::TOPOLOGY_FILE;
@@ -99,7 +99,7 @@ impl Store {
             .map_err(|e| TopologyChangeError::Drives(e.to_string()))?;
         let set = Arc::new(self.sets()[0].sibling(id, opened));
         for bucket in self.list_all_buckets().await.map_err(TopologyChangeError::Store)? {
-            let meta = BucketMeta { created_ns: bucket.created_ns }.encode();
+            let meta = bucket.meta.encode();
             let (set_drives, name) = (set.drives().to_vec(), bucket.name.clone());
             let made = blocking(move || {
                 set_drives.iter().filter(|d| d.is_online() && d.make_bucket(&name, &meta).is_ok()).count()
@@ -128,7 +128,10 @@ impl Store {
         let mut uploads = 0;
         let mut buckets = Vec::new();
         for bucket in self.list_buckets().await.map_err(TopologyChangeError::Store)? {
-            let found = set.list(&bucket.name, "", None, "", COUNT_UP_TO).await.map_err(TopologyChangeError::Store)?;
+            let found = set
+                .list(&bucket.name, "", None, "", COUNT_UP_TO, super::set::Listing::AllKeys)
+                .await
+                .map_err(TopologyChangeError::Store)?;
             let drives = set.drives().to_vec();
             let name = bucket.name.clone();
             let in_progress = blocking(move || {

@@ -78,7 +78,7 @@ async fn reads_and_writes_survive_parity_drives_lost_and_heal_when_they_return()
     }
     // Now lose two *other* drives: only healed copies can serve the reads.
     for drive in [1, 4] {
-        std::fs::remove_dir_all(node.drive(drive).join("data")).unwrap();
+        crate::harness::wipe(&node.drive(drive).join("data"));
     }
     for (key, body) in &objects {
         assert!(get(&s3, key).await.unwrap() == *body, "{key} served from healed drives");
@@ -117,7 +117,7 @@ async fn corrupt_shards_are_detected_never_returned_and_healed_on_read() {
     // After healing, the two other drives can go and every object, the empty one too,
     // still reads: from the healed copies alone.
     for drive in [2, 3] {
-        std::fs::remove_dir_all(node.drive(drive).join("data")).unwrap();
+        crate::harness::wipe(&node.drive(drive).join("data"));
     }
     for (key, body) in &objects {
         assert!(get(&s3, key).await.unwrap() == *body, "{key} from healed drives");

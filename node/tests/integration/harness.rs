@@ -617,3 +617,20 @@ pub async fn complete_upload(s3: &Client, bucket: &str, key: &str, upload_id: &s
         .await
         .unwrap();
 }
+
+/// Wipes `dir` the way a lost disk does, while the node keeps running: a node healing
+/// at that moment may create files in it again (a bucket's directory, a healed copy), so
+/// the removal is retried until it wins the race.
+pub fn wipe(dir: &std::path::Path) {
+    for _ in 0..50 {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("wiping {}: {e}", dir.display()),
+        }
+    }
+    panic!("{} kept filling up while being wiped", dir.display());
+}

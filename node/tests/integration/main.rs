@@ -13,3 +13,4 @@ mod objects;
 mod registry;
 mod tls;
 mod topology;
+mod versioning;

@@ -113,7 +113,7 @@ impl ErasureSet {
                     // Replace whatever partial data directory the drive had.
                     drive.remove_data_dirs(&bucket, &path, &[id]);
                 }
-                drive.commit_object(&bucket, &path, &meta.encode(), staged)?;
+                drive.commit_object(&bucket, &path, &meta.encode(), staged.as_slice())?;
                 let kept = referenced_data_dirs(&meta);
                 let obsolete: Vec<Uuid> = before.into_iter().filter(|d| !kept.contains(d)).collect();
                 drive.remove_data_dirs(&bucket, &path, &obsolete);
@@ -240,7 +240,8 @@ mod tests {
             let set = store.set_for("b", key);
             let missed = set.drives()[3].clone();
             missed.set_online(false);
-            let after = store.update_object_headers("b", key, &tag).await.unwrap();
+            let after =
+                store.update_object_headers("b", key, crate::storage::set::Selector::Latest, &tag).await.unwrap();
             missed.set_online(true);
             assert_eq!((after.etag.as_str(), after.size), (before.etag.as_str(), before.size), "{key}");
             assert_eq!(after.modified_ns, before.modified_ns, "{key}: Last-Modified kept (tags change no version)");
@@ -267,6 +268,9 @@ mod tests {
             assert_eq!(read(&store, "b", key).await.unwrap(), bytes, "{key}: data intact after the change and heal");
             others.iter().for_each(|d| d.set_online(true));
         }
-        assert!(matches!(store.update_object_headers("b", "missing", &tag).await, Err(StoreError::NoSuchKey)));
+        assert!(matches!(
+            store.update_object_headers("b", "missing", crate::storage::set::Selector::Latest, &tag).await,
+            Err(StoreError::NoSuchKey)
+        ));
     }
 }

@@ -12,9 +12,55 @@ use crate::storage::drive::Drive;
 use crate::storage::path::{self, DIR_OBJECT_META_FILE, KeyEntry, OBJECT_META_FILE, ObjectPath};
 use crate::storage::{ListEntry, ObjectInfo};
 
+/// What a listing shows of each key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Its latest version, when that is an object (ListObjects).
+    Latest,
+    /// Every version and delete marker, newest first (ListObjectVersions).
+    Versions,
+    /// Every key any drive holds, once, readable or not (the healer's and the migration's
+    /// walks): its latest version, object or delete marker; a placeholder when unreadable.
+    AllKeys,
+}
+
 impl ErasureSet {
+    /// Appends what `mode` shows of `key` to `out`, from what its drives hold. A key
+    /// without a readable quorum (a write in flight, drives away) is left out of the page
+    /// rather than failing the whole listing.
+    fn show_key(&self, bucket: &str, key: &str, metas: &[DriveMeta], mode: Listing, out: &mut Vec<ListEntry>) {
+        let state = self.key_state(metas);
+        if state.versions.iter().any(|v| !v.is_complete()) {
+            self.queue_heal(bucket, key, false);
+        }
+        match mode {
+            Listing::Latest => match state.latest_object() {
+                Ok(resolved) => out.push(ListEntry::Object(ObjectInfo::from_version(bucket, key, &resolved.version))),
+                Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => {}
+                Err(e) => tracing::warn!(bucket, key, error = %e, "listing skipped a key"),
+            },
+            Listing::Versions => match state.latest() {
+                Ok(_) => out.extend(state.versions.iter().enumerate().map(|(index, resolved)| {
+                    let mut info = ObjectInfo::from_version(bucket, key, &resolved.version);
+                    info.is_latest = index == 0;
+                    ListEntry::Object(info)
+                })),
+                Err(StoreError::NoSuchKey) => {}
+                Err(e) => tracing::warn!(bucket, key, error = %e, "listing skipped a key"),
+            },
+            Listing::AllKeys => match state.latest() {
+                Ok(resolved) => out.push(ListEntry::Object(ObjectInfo::from_version(bucket, key, &resolved.version))),
+                Err(_) if metas.iter().any(|m| matches!(m, DriveMeta::Found(_))) => {
+                    out.push(ListEntry::Object(ObjectInfo::placeholder(bucket, key)));
+                }
+                Err(_) => {}
+            },
+        }
+    }
+
     /// Walks the union of the drives' trees in key order from `marker` (exclusive), and
-    /// returns up to `limit` entries that a read quorum agrees on.
+    /// returns up to `limit` entries that a read quorum agrees on: each key's latest
+    /// version (`Listing::Latest`) or all its versions, newest first (`Versions`).
     pub async fn list(
         self: &Arc<Self>,
         bucket: &str,
@@ -22,9 +68,10 @@ impl ErasureSet {
         delimiter: Option<&str>,
         marker: &str,
         limit: usize,
+        mode: Listing,
     ) -> StoreResult<Vec<ListEntry>> {
         if delimiter.is_none() {
-            return self.list_by_walking(bucket, prefix, marker, limit, false).await;
+            return self.list_by_walking(bucket, prefix, marker, limit, mode).await;
         }
         let set = self.clone();
         let bucket = bucket.to_string();
@@ -40,7 +87,7 @@ impl ErasureSet {
                 marker: &marker,
                 limit,
                 out: Vec::new(),
-                include_unresolved: false,
+                mode,
             };
             let (segments, partial) = path::prefix_dir(&prefix);
             let child_prefix: String = segments.iter().map(|s| format!("{s}/")).collect();
@@ -52,7 +99,7 @@ impl ErasureSet {
 
     /// Every key present on any drive under `bucket` (for the healer), from `marker`.
     pub async fn list_all_keys(self: &Arc<Self>, bucket: &str, marker: &str, limit: usize) -> StoreResult<Vec<String>> {
-        let entries = self.list_by_walking(bucket, "", marker, limit, true).await?;
+        let entries = self.list_by_walking(bucket, "", marker, limit, Listing::AllKeys).await?;
         Ok(entries
             .into_iter()
             .filter_map(|e| match e {
@@ -64,35 +111,21 @@ impl ErasureSet {
 
     /// A listing without delimiter from pages of `Drive::walk` (one call per drive per
     /// page): keys merged across drives, each resolved by quorum from the metadata the
-    /// drives returned. With `include_unresolved`, keys any drive holds are listed even
-    /// without a quorum (placeholders, for the healer).
+    /// drives returned.
     pub(in crate::storage) async fn list_by_walking(
         self: &Arc<Self>,
         bucket: &str,
         prefix: &str,
         marker: &str,
         limit: usize,
-        include_unresolved: bool,
+        mode: Listing,
     ) -> StoreResult<Vec<ListEntry>> {
         let mut out = Vec::new();
         let mut cursor = marker.to_string();
         while out.len() < limit {
             let (page, more) = self.walk_page(bucket, prefix, &cursor, limit - out.len()).await?;
             for (key, metas) in &page {
-                let state = self.key_state(metas);
-                match state.latest_object() {
-                    Ok(resolved) => {
-                        out.push(ListEntry::Object(ObjectInfo::from_version(bucket, key, &resolved.version)));
-                        if !resolved.is_complete() {
-                            self.queue_heal(bucket, key, false);
-                        }
-                    }
-                    Err(_) if include_unresolved => {
-                        out.push(ListEntry::Object(ObjectInfo::placeholder(bucket, key)));
-                    }
-                    Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => {}
-                    Err(e) => tracing::warn!(bucket, key, error = %e, "listing skipped a key"),
-                }
+                self.show_key(bucket, key, metas, mode, &mut out);
             }
             match page.last() {
                 Some((last, _)) if more => cursor = last.clone(),
@@ -166,8 +199,7 @@ struct Walker<'a> {
     marker: &'a str,
     limit: usize,
     out: Vec<ListEntry>,
-    /// The healer wants every key present anywhere, resolvable or not.
-    include_unresolved: bool,
+    mode: Listing,
 }
 
 impl Walker<'_> {
@@ -282,24 +314,7 @@ impl Walker<'_> {
             return Ok(());
         }
         let metas = self.set.read_metas_blocking(self.bucket, &path);
-        let state = self.set.key_state(&metas);
-        match state.latest_object() {
-            Ok(resolved) => {
-                self.out.push(ListEntry::Object(ObjectInfo::from_version(self.bucket, &key, &resolved.version)));
-                if !resolved.is_complete() {
-                    self.set.queue_heal(self.bucket, &key, false);
-                }
-            }
-            Err(_) if self.include_unresolved => {
-                if metas.iter().any(|m| matches!(m, DriveMeta::Found(_))) {
-                    self.out.push(ListEntry::Object(ObjectInfo::placeholder(self.bucket, &key)));
-                }
-            }
-            Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => {}
-            // A key without a readable quorum (a write in flight, drives away) is left out
-            // of this page rather than failing the whole listing.
-            Err(e) => tracing::warn!(bucket = self.bucket, key, error = %e, "listing skipped a key"),
-        }
+        self.set.show_key(self.bucket, &key, &metas, self.mode, &mut self.out);
         Ok(())
     }
 }

@@ -31,10 +31,11 @@ use crate::format::object::{ErasureLayout, ObjectMeta, ObjectVersion};
 use crate::format::version_id::VersionId;
 use crate::metrics::Metrics;
 
+pub use list::Listing;
 pub(super) use quorum::DriveMeta;
 pub use quorum::{KeyState, Lost, Resolved};
 pub use staging::Staged;
-pub use write::{Commit, DriveCopy, Order, PreparedPut};
+pub use write::{Commit, CommitVersion, DriveCopy, Order, PreparedPut};
 
 pub struct ErasureSet {
     /// The set's id in the topology.

@@ -15,6 +15,7 @@ use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, shard_chec
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{PartInfo, VersionKind};
 use crate::storage::drive::Drive;
+use crate::storage::locks::ReadGuard;
 use crate::storage::path::{self, ObjectPath};
 use crate::storage::{ObjectInfo, ReadPlan};
 
@@ -48,8 +49,21 @@ impl ErasureSet {
         selector: Selector,
         plan: &ReadPlan,
     ) -> StoreResult<(ObjectInfo, u64, u64, impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static)> {
-        let path = path::object_path(key).map_err(key_error)?;
         let guard = self.locks.read(&Self::lock_name(bucket, key)).await;
+        self.read_object_locked(bucket, key, selector, plan, Some(guard)).await
+    }
+
+    /// `read_object` for a caller that holds the key's lock (`guard` is `None`: the
+    /// caller's write lock covers the read).
+    pub(in crate::storage) async fn read_object_locked(
+        self: &Arc<Self>,
+        bucket: &str,
+        key: &str,
+        selector: Selector,
+        plan: &ReadPlan,
+        guard: Option<ReadGuard>,
+    ) -> StoreResult<(ObjectInfo, u64, u64, impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static)> {
+        let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
         let resolved = object_only(self.pick(&metas, selector)?)?;
         let info = ObjectInfo::from_version(bucket, key, &resolved.version);

@@ -251,7 +251,7 @@ impl ErasureSet {
             false => Some(self.locks.write(&Self::lock_name(&prepared.bucket, &prepared.key)).await?),
         };
         let PreparedPut { bucket, key, path, version, layout, per_drive, staged, precondition } = prepared;
-        let commit = Commit { version, layout, per_drive, staged, precondition, order: Order::Newest };
+        let commit = Commit::one(version, layout, per_drive, staged, precondition, Order::Newest);
         self.commit_locked(&bucket, &key, &path, commit).await
     }
 
@@ -263,11 +263,12 @@ impl ErasureSet {
         }
     }
 
-    /// Writes `commit.version` into the key's file on every drive whose copy is not
-    /// `Failed`, replacing the drive's entry of the same version id (the null version, for
-    /// a write while unversioned or suspended) and keeping its other versions, and moves
-    /// the staged data directory into place. Below write quorum, every drive is put back
-    /// as it was. The caller holds the key's write lock (`Store::lock_key`).
+    /// Writes the versions of `commit` into the key's file on every drive that holds a
+    /// copy of each, replacing the drive's entry of the same version id (the null version,
+    /// for a write while unversioned or suspended) and keeping its other versions, and
+    /// moves their staged data directories into place. Below write quorum, every drive is
+    /// put back as it was. Returns the newest version written. The caller holds the key's
+    /// write lock (`Store::lock_key`).
     pub(in crate::storage) async fn commit_locked(
         &self,
         bucket: &str,
@@ -275,8 +276,8 @@ impl ErasureSet {
         path: &ObjectPath,
         commit: Commit,
     ) -> StoreResult<ObjectInfo> {
-        let Commit { mut version, layout, per_drive, staged, precondition, order } = commit;
-        let staged_id = staged.as_ref().map(Staged::id);
+        let Commit { mut versions, precondition, order } = commit;
+        assert!(!versions.is_empty(), "a commit writes a version");
         let metas = self.read_metas(bucket, path).await;
         if let Some(check) = precondition {
             let current = match self.key_state(&metas).latest_object() {
@@ -290,17 +291,41 @@ impl ErasureSet {
             // A key's versions are ordered by time; a clock that stepped back (or another
             // node's) must not put a new version behind an older one.
             let newest = metas.iter().flat_map(DriveMeta::versions).map(|v| v.modified_ns).max();
-            if let Some(newest) = newest
-                && version.modified_ns <= newest
-            {
-                version.modified_ns = newest + 1;
-                version.changed_ns = version.modified_ns;
+            for written in &mut versions {
+                if let Some(newest) = newest
+                    && written.version.modified_ns <= newest
+                {
+                    written.version.modified_ns = newest + 1;
+                    written.version.changed_ns = written.version.modified_ns;
+                }
             }
         }
-        let commits = per_drive.into_iter().enumerate().map(|(position, copy)| {
+        let newest = versions.iter().map(|v| &v.version).max_by_key(|v| v.modified_ns).cloned().expect("a version");
+        // Per drive: its copy of every version, or `None` when it missed one (it gets
+        // nothing now and is healed), and the staging directories it moves into place.
+        let plans: Vec<Option<(Vec<ObjectVersion>, Vec<Uuid>)>> = (0..self.drives.len())
+            .map(|position| {
+                let mut copies = Vec::new();
+                let mut staged = Vec::new();
+                for written in &versions {
+                    let mut version = written.version.clone();
+                    version.erasure.shard_index = written.layout.shard_at(position) as u8;
+                    version.inline_data = match &written.per_drive[position] {
+                        DriveCopy::Failed => return None,
+                        DriveCopy::Staged => {
+                            staged.extend(written.staged.as_ref().map(Staged::id));
+                            None
+                        }
+                        DriveCopy::Inline(bytes) => Some(bytes.clone()),
+                    };
+                    copies.push(version);
+                }
+                Some((copies, staged))
+            })
+            .collect();
+        let all_staged: Vec<Uuid> = versions.iter().filter_map(|v| v.staged.as_ref().map(Staged::id)).collect();
+        let commits = plans.into_iter().enumerate().map(|(position, plan)| {
             let drive = self.drives[position].clone();
-            let mut version = version.clone();
-            version.erasure.shard_index = layout.shard_at(position) as u8;
             let current = match &metas[position] {
                 DriveMeta::Found(meta) => Some(meta.versions.clone()),
                 DriveMeta::Missing => Some(Vec::new()),
@@ -311,21 +336,20 @@ impl ErasureSet {
             let path = path.clone();
             blocking(move || -> io::Result<Vec<Uuid>> {
                 let current = current.ok_or_else(|| io::Error::other("drive offline"))?;
-                version.inline_data = match copy {
-                    DriveCopy::Failed => return Err(io::Error::other("drive failed during write")),
-                    DriveCopy::Staged => None,
-                    DriveCopy::Inline(bytes) => Some(bytes),
-                };
-                let meta = ObjectMeta { versions: with_entry(current, version) };
-                drive.commit_object(&bucket, &path, &meta.encode(), staged_id)?;
+                let (copies, staged) = plan.ok_or_else(|| io::Error::other("drive failed during write"))?;
+                let entries = copies.into_iter().fold(current, with_entry);
+                let meta = ObjectMeta { versions: entries };
+                drive.commit_object(&bucket, &path, &meta.encode(), &staged)?;
                 Ok(referenced_data_dirs(&meta))
             })
         });
         let results = futures::future::join_all(commits).await;
         let succeeded = results.iter().filter(|r| r.is_ok()).count();
         // What the commits did not move into place (drives that failed) goes now.
-        if let Some(staged) = staged {
-            staged.remove().await;
+        for written in versions {
+            if let Some(staged) = written.staged {
+                staged.remove().await;
+            }
         }
         if succeeded < self.erasure.write_quorum() {
             // Put back what the committed drives had, so the previous versions keep the
@@ -336,9 +360,8 @@ impl ErasureSet {
                     DriveMeta::Found(meta) => Some(meta.encode()),
                     _ => None,
                 };
-                let bucket = bucket.to_string();
-                let path = path.clone();
-                blocking(move || drive.restore_object(&bucket, &path, previous.as_deref(), staged_id))
+                let (bucket, path, moved) = (bucket.to_string(), path.clone(), all_staged.clone());
+                blocking(move || drive.restore_object(&bucket, &path, previous.as_deref(), &moved))
             });
             for result in futures::future::join_all(rollbacks).await {
                 if let Err(e) = result {
@@ -358,8 +381,10 @@ impl ErasureSet {
         let cleanups = results.into_iter().enumerate().filter_map(|(position, result)| {
             let kept = result.ok()?;
             let DriveMeta::Found(meta) = &metas[position] else { return None };
-            let obsolete: Vec<Uuid> =
-                referenced_data_dirs(meta).into_iter().filter(|d| Some(*d) != staged_id && !kept.contains(d)).collect();
+            let obsolete: Vec<Uuid> = referenced_data_dirs(meta)
+                .into_iter()
+                .filter(|d| !all_staged.contains(d) && !kept.contains(d))
+                .collect();
             let drive = self.drives[position].clone();
             let bucket = bucket.to_string();
             let path = path.clone();
@@ -369,7 +394,7 @@ impl ErasureSet {
         if succeeded < self.drives.len() {
             self.queue_heal(bucket, key, false);
         }
-        Ok(ObjectInfo::from_version(bucket, key, &version))
+        Ok(ObjectInfo::from_version(bucket, key, &newest))
     }
 
     /// Rewrites the stored headers (object tags) of the version `selector` names and
@@ -396,7 +421,30 @@ impl ErasureSet {
         // Each drive keeps its own shard (and inline bytes); drives without the version get
         // nothing now and are healed (the commit queues it).
         let per_drive = resolved.per_drive.iter().map(|v| DriveCopy::of_held(v.as_ref())).collect();
-        let commit = Commit { version, layout, per_drive, staged: None, precondition: None, order: Order::Keep };
+        let commit = Commit::one(version, layout, per_drive, None, None, Order::Keep);
+        self.commit_locked(bucket, key, &path, commit).await
+    }
+
+    /// Adds a delete marker with id `id` (replacing a null version when `id` is null) as
+    /// the key's newest version. The caller holds the key's write lock.
+    pub(in crate::storage) async fn put_delete_marker_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: VersionId,
+    ) -> StoreResult<ObjectInfo> {
+        let path = path::object_path(key).map_err(key_error)?;
+        let now = now_ns();
+        let marker = ObjectVersion {
+            version_id: id.0,
+            modified_ns: now,
+            changed_ns: now,
+            kind: VersionKind::DeleteMarker,
+            ..self.empty_entry()
+        };
+        let per_drive = vec![DriveCopy::Staged; self.drives.len()];
+        let layout = ShardLayout::of_key(key, self.drives.len());
+        let commit = Commit::one(marker, layout, per_drive, None, None, Order::Newest);
         self.commit_locked(bucket, key, &path, commit).await
     }
 
@@ -408,50 +456,66 @@ impl ErasureSet {
     }
 
     /// Removes version `id` of the key (an object or a delete marker) and returns what
-    /// was removed, if the set held it. The caller holds the key's write lock. With every
-    /// drive answering, the version goes from every drive (the key's file with it when it
-    /// was the last). When a drive is away or fails the removal, it may keep its copy: the
-    /// drives that answer get a `Removed` record of the id instead (its data removed), so
-    /// the copy left behind is outvoted when its drive returns, never read as the version
-    /// or as a loss, and the healer removes record and copy once every drive answers.
+    /// was removed, if the set held it. The caller holds the key's write lock.
     pub(in crate::storage) async fn delete_version_locked(
         &self,
         bucket: &str,
         key: &str,
         id: VersionId,
     ) -> StoreResult<Option<ObjectVersion>> {
+        Ok(self.delete_versions_locked(bucket, key, &[id]).await?.pop())
+    }
+
+    /// Removes the versions `ids` of the key at once (each drive's file rewritten once, so
+    /// no reader sees some of them gone and others not) and returns those the set held.
+    /// The caller holds the key's write lock. With every drive answering, the versions go
+    /// from every drive (the key's file with them when they were the last). When a drive
+    /// is away or fails the removal, it may keep its copies: the drives that answer get a
+    /// `Removed` record of each id instead (their data removed), so a copy left behind is
+    /// outvoted when its drive returns, never read as a version or as a loss, and the
+    /// healer removes records and copies once every drive answers.
+    pub(in crate::storage) async fn delete_versions_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        ids: &[VersionId],
+    ) -> StoreResult<Vec<ObjectVersion>> {
         let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
-        let removed = self.key_state(&metas).versions.into_iter().find(|v| v.id() == id).map(|v| v.version);
-        let holders: Vec<usize> =
-            (0..metas.len()).filter(|p| metas[*p].versions().iter().any(|v| v.version_id == id.0)).collect();
+        let removed: Vec<ObjectVersion> =
+            self.key_state(&metas).versions.into_iter().filter(|v| ids.contains(&v.id())).map(|v| v.version).collect();
+        let named = |v: &ObjectVersion| ids.contains(&VersionId(v.version_id));
+        let holders: Vec<usize> = (0..metas.len()).filter(|p| metas[*p].versions().iter().any(named)).collect();
         if !metas.iter().any(|m| matches!(m, DriveMeta::Failed)) {
             let removals = holders.iter().map(|&position| {
                 let current = metas[position].versions().to_vec();
-                let remaining = without_id(&current, id);
+                let remaining: Vec<ObjectVersion> = current.iter().filter(|v| !named(v)).cloned().collect();
                 self.rewrite_drive(position, bucket, &path, current, remaining, None)
             });
             if futures::future::join_all(removals).await.iter().all(Result::is_ok) {
                 return Ok(removed);
             }
         }
-        let record = ObjectVersion {
-            version_id: id.0,
-            modified_ns: removed.as_ref().map_or_else(now_ns, |v| v.modified_ns),
-            changed_ns: now_ns(),
-            kind: VersionKind::Removed,
-            ..self.empty_entry()
-        };
-        let path = &path;
+        let now = now_ns();
+        let records: Vec<ObjectVersion> = ids
+            .iter()
+            .map(|id| ObjectVersion {
+                version_id: id.0,
+                modified_ns: removed.iter().find(|v| v.version_id == id.0).map_or(now, |v| v.modified_ns),
+                changed_ns: now,
+                kind: VersionKind::Removed,
+                ..self.empty_entry()
+            })
+            .collect();
+        let (path, records) = (&path, &records);
         let writes = metas.iter().enumerate().map(|(position, meta)| {
             let current = match meta {
                 DriveMeta::Failed => None,
                 other => Some(other.versions().to_vec()),
             };
-            let record = record.clone();
             async move {
                 let current = current.ok_or_else(|| io::Error::other("drive offline"))?;
-                let entries = with_entry(current.clone(), record);
+                let entries = records.iter().cloned().fold(current.clone(), with_entry);
                 self.rewrite_drive(position, bucket, path, current, entries, None).await
             }
         });
@@ -506,7 +570,7 @@ impl ErasureSet {
                 return drive.delete_object(&bucket, &path, &before);
             }
             let meta = ObjectMeta { versions: entries };
-            drive.commit_object(&bucket, &path, &meta.encode(), staged)?;
+            drive.commit_object(&bucket, &path, &meta.encode(), staged.as_slice())?;
             let kept = referenced_data_dirs(&meta);
             let obsolete: Vec<Uuid> = before.into_iter().filter(|d| !kept.contains(d) && Some(*d) != staged).collect();
             drive.remove_data_dirs(&bucket, &path, &obsolete);
@@ -613,15 +677,34 @@ pub enum Order {
     Keep,
 }
 
-/// One version to commit into a set.
+/// Versions to commit into a set at once.
 pub struct Commit {
+    pub versions: Vec<CommitVersion>,
+    pub precondition: Option<crate::storage::Precondition>,
+    pub order: Order,
+}
+
+/// One version of a commit.
+pub struct CommitVersion {
     pub version: ObjectVersion,
     pub layout: ShardLayout,
     /// What each drive holds of it after the write.
     pub per_drive: Vec<DriveCopy>,
     pub staged: Option<Staged>,
-    pub precondition: Option<crate::storage::Precondition>,
-    pub order: Order,
+}
+
+impl Commit {
+    /// A commit of one version.
+    pub fn one(
+        version: ObjectVersion,
+        layout: ShardLayout,
+        per_drive: Vec<DriveCopy>,
+        staged: Option<Staged>,
+        precondition: Option<crate::storage::Precondition>,
+        order: Order,
+    ) -> Commit {
+        Commit { versions: vec![CommitVersion { version, layout, per_drive, staged }], precondition, order }
+    }
 }
 
 /// A drive's entries with `entry` in place of the one of its id, newest first.
@@ -630,11 +713,6 @@ pub(super) fn with_entry(mut entries: Vec<ObjectVersion>, entry: ObjectVersion) 
     entries.push(entry);
     entries.sort_by_key(|v| std::cmp::Reverse(v.modified_ns));
     entries
-}
-
-/// A drive's entries without the one of `id`.
-fn without_id(entries: &[ObjectVersion], id: VersionId) -> Vec<ObjectVersion> {
-    entries.iter().filter(|v| v.version_id != id.0).cloned().collect()
 }
 
 fn verify_digests(written: &WrittenPart, options: &mut PutOptions) -> StoreResult<()> {
