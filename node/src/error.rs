@@ -17,6 +17,14 @@ pub enum StoreError {
     NoSuchKey,
     #[error("The specified version does not exist")]
     NoSuchVersion,
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("{0}")]
+    InvalidBucketState(String),
+    #[error("Object Lock configuration does not exist for this bucket")]
+    ObjectLockConfigurationNotFound,
+    #[error("The specified object does not have a ObjectLock configuration")]
+    NoSuchObjectLockConfiguration,
     /// The version asked for (or the key's latest version) is a delete marker: absent
     /// when it is the latest (404), a method not allowed on a marker when named (405).
     #[error("{}", if *latest { "The specified key does not exist" } else { "The specified method is not allowed against this resource" })]

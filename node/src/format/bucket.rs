@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::JsonFile;
+use super::object::RetentionMode;
 
 pub const BUCKET_META_MAGIC: &[u8; 8] = b"BKTBUCKT";
 pub const BUCKET_META_VERSION: u16 = 1;
@@ -35,6 +36,36 @@ pub struct BucketMeta {
     /// drives holds is the bucket's.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub updated_ns: i64,
+    /// Object lock, once enabled (it never goes away).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLockConfig>,
+}
+
+/// A bucket's object lock configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockConfig {
+    /// Retention every new version gets unless its write names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// A default retention: a mode and a period in days or years (exactly one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    pub mode: RetentionMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<u32>,
+}
+
+impl DefaultRetention {
+    /// The period in nanoseconds (a year is 365 days, as S3 counts it).
+    pub fn period_ns(&self) -> i64 {
+        const DAY_NS: i64 = 86_400 * 1_000_000_000;
+        let days = i64::from(self.days.unwrap_or(0)) + i64::from(self.years.unwrap_or(0)) * 365;
+        days.saturating_mul(DAY_NS)
+    }
 }
 
 fn is_zero(value: &i64) -> bool {

@@ -146,6 +146,7 @@ pub(super) fn upload_meta_v1() -> super::upload::UploadMeta {
         headers: vec![("content-type".into(), "image/jpeg".into())],
         initiated_ns: 1_764_000_000_000_000_001,
         checksum: Some(super::upload::MultipartChecksum { algorithm: ChecksumAlgorithm::Crc32c, full_object: true }),
+        lock: ObjectLock::default(),
     }
 }
 
@@ -216,9 +217,24 @@ fn versioned_bucket_meta_v1_golden() {
         created_ns: 1_764_000_000_123_456_789,
         versioning: super::bucket::Versioning::Suspended,
         updated_ns: 1_764_000_000_987_654_321,
+        object_lock: None,
     };
     let golden = check("bucket-meta-v1-versioned.bin", &meta.encode());
     assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(meta));
+    let locked = super::bucket::BucketMeta {
+        created_ns: 1_764_000_000_123_456_789,
+        versioning: super::bucket::Versioning::Enabled,
+        updated_ns: 1_764_000_000_987_654_321,
+        object_lock: Some(super::bucket::ObjectLockConfig {
+            default_retention: Some(super::bucket::DefaultRetention {
+                mode: super::object::RetentionMode::Governance,
+                days: Some(30),
+                years: None,
+            }),
+        }),
+    };
+    let golden = check("bucket-meta-v1-locked.bin", &locked.encode());
+    assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(locked));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::JsonFile;
-use super::object::ChecksumAlgorithm;
+use super::object::{ChecksumAlgorithm, ObjectLock};
 
 pub const UPLOAD_MAGIC: &[u8; 8] = b"BKTUPLOD";
 pub const PART_MAGIC: &[u8; 8] = b"BKTPARTM";
@@ -19,6 +19,13 @@ pub struct UploadMeta {
     /// The checksum asked for at creation: every part gets one, and so does the object.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<MultipartChecksum>,
+    /// The object lock asked for at creation (the object gets it when completed).
+    #[serde(default, skip_serializing_if = "is_unlocked")]
+    pub lock: ObjectLock,
+}
+
+fn is_unlocked(lock: &ObjectLock) -> bool {
+    *lock == ObjectLock::default()
 }
 
 /// A multipart upload's checksum: its algorithm, and whether the object's checksum is of

@@ -33,7 +33,11 @@ impl BucketsS3 {
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
         let bucket = req.input.bucket;
-        self.store.make_bucket(&bucket).await.map_err(store_error)?;
+        if req.input.object_lock_enabled_for_bucket == Some(true) {
+            self.store.make_bucket_with_object_lock(&bucket).await.map_err(store_error)?;
+        } else {
+            self.store.make_bucket(&bucket).await.map_err(store_error)?;
+        }
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
     }
 

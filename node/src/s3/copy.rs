@@ -136,6 +136,13 @@ impl BucketsS3 {
             headers,
             content_length: Some(source.size),
             checksum_algorithms: source.checksums.iter().map(|(a, _)| *a).collect(),
+            // A copy is a new version: it takes the lock its request names (or the
+            // bucket's default), never the source's.
+            lock: super::lock::requested_lock(
+                input.object_lock_mode.as_ref(),
+                input.object_lock_retain_until_date.as_ref(),
+                input.object_lock_legal_hold_status.as_ref(),
+            )?,
             ..Default::default()
         };
         let info = self.store.put_object(&input.bucket, &input.key, body, options).await.map_err(|e| match e {

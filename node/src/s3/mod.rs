@@ -9,6 +9,7 @@ mod bucket;
 mod copy;
 pub mod error;
 mod list;
+mod lock;
 mod multipart;
 mod object;
 pub mod sts;
@@ -286,12 +287,37 @@ impl S3 for BucketsS3 {
         &self,
         req: S3Request<dto::GetObjectLockConfigurationInput>,
     ) -> S3Result<S3Response<dto::GetObjectLockConfigurationOutput>> {
-        self.not_configured(
-            &req.input.bucket,
-            s3s::S3ErrorCode::ObjectLockConfigurationNotFoundError,
-            "Object Lock configuration does not exist for this bucket",
-        )
-        .await
+        self.get_object_lock_configuration_impl(req).await
+    }
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<dto::PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<dto::PutObjectLockConfigurationOutput>> {
+        self.put_object_lock_configuration_impl(req).await
+    }
+    async fn put_object_retention(
+        &self,
+        req: S3Request<dto::PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<dto::PutObjectRetentionOutput>> {
+        self.put_object_retention_impl(req).await
+    }
+    async fn get_object_retention(
+        &self,
+        req: S3Request<dto::GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<dto::GetObjectRetentionOutput>> {
+        self.get_object_retention_impl(req).await
+    }
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<dto::PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<dto::PutObjectLegalHoldOutput>> {
+        self.put_object_legal_hold_impl(req).await
+    }
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<dto::GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<dto::GetObjectLegalHoldOutput>> {
+        self.get_object_legal_hold_impl(req).await
     }
     async fn get_bucket_replication(
         &self,

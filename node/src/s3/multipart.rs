@@ -81,9 +81,14 @@ impl BucketsS3 {
         }
         .to_headers()?;
         let checksum = multipart_checksum(input.checksum_algorithm.as_ref(), input.checksum_type.as_ref())?;
+        let lock = super::lock::requested_lock(
+            input.object_lock_mode.as_ref(),
+            input.object_lock_retain_until_date.as_ref(),
+            input.object_lock_legal_hold_status.as_ref(),
+        )?;
         let upload_id = self
             .store
-            .create_multipart_upload(&input.bucket, &input.key, headers, checksum)
+            .create_multipart_upload(&input.bucket, &input.key, headers, checksum, lock)
             .await
             .map_err(store_error)?;
         Ok(S3Response::new(CreateMultipartUploadOutput {

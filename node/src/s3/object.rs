@@ -371,6 +371,11 @@ impl BucketsS3 {
             checksum_algorithms: checksums.algorithms.clone(),
             verify_checksums: Some(checksums.verifier(trailers)),
             precondition: write_precondition(input.if_match.clone(), input.if_none_match.clone()),
+            lock: super::lock::requested_lock(
+                input.object_lock_mode.as_ref(),
+                input.object_lock_retain_until_date.as_ref(),
+                input.object_lock_legal_hold_status.as_ref(),
+            )?,
             ..Default::default()
         };
         let body: BodyStream = match input.body {
@@ -420,8 +425,13 @@ impl BucketsS3 {
             cache_control: input.response_cache_control,
             expires: input.response_expires,
         };
+        let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
+            super::lock::lock_headers(&info.lock);
         Ok(S3Response::new(
             HeadObjectOutput {
+                object_lock_mode,
+                object_lock_retain_until_date,
+                object_lock_legal_hold_status,
                 accept_ranges: Some("bytes".into()),
                 content_length: Some(to_i64(content_length)),
                 content_range,
@@ -477,8 +487,13 @@ impl BucketsS3 {
             cache_control: input.response_cache_control,
             expires: input.response_expires,
         };
+        let (object_lock_mode, object_lock_retain_until_date, object_lock_legal_hold_status) =
+            super::lock::lock_headers(&info.lock);
         Ok(S3Response::new(
             GetObjectOutput {
+                object_lock_mode,
+                object_lock_retain_until_date,
+                object_lock_legal_hold_status,
                 tag_count: (tag_count > 0).then_some(tag_count),
                 body: Some(StreamingBlob::wrap(stream)),
                 accept_ranges: Some("bytes".into()),
@@ -502,8 +517,9 @@ impl BucketsS3 {
             Selector::Id(id) => Some(id),
         };
         // Deleting a key that does not exist succeeds, as in S3.
+        let bypass = input.bypass_governance_retention.unwrap_or(false);
         let deleted =
-            self.store.delete_object_version(&input.bucket, &input.key, version).await.map_err(store_error)?;
+            self.store.delete_object_version(&input.bucket, &input.key, version, bypass).await.map_err(store_error)?;
         let output = DeleteObjectOutput {
             version_id: deleted.version_id.map(|id| id.to_string()),
             delete_marker: deleted.delete_marker.then_some(true),
@@ -525,6 +541,7 @@ impl BucketsS3 {
         }
         self.store.head_bucket(&input.bucket).await.map_err(store_error)?;
         let quiet = input.delete.quiet.unwrap_or(false);
+        let bypass = input.bypass_governance_retention.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in input.delete.objects {
@@ -534,9 +551,11 @@ impl BucketsS3 {
                 Err(e) => Err(e),
             };
             let result = match version {
-                Ok(version) => {
-                    self.store.delete_object_version(&input.bucket, &object.key, version).await.map_err(store_error)
-                }
+                Ok(version) => self
+                    .store
+                    .delete_object_version(&input.bucket, &object.key, version, bypass)
+                    .await
+                    .map_err(store_error),
                 Err(e) => Err(e),
             };
             match result {

@@ -610,7 +610,7 @@ mod tests {
         }
         for n in 0..4u64 {
             let key = format!("multipart-{n}");
-            let id = store.create_multipart_upload("b", &key, Vec::new(), None).await.unwrap();
+            let id = store.create_multipart_upload("b", &key, Vec::new(), None, Default::default()).await.unwrap();
             let (one, two) = (data(5 * 1024 * 1024, 100 + n), data(300_000, 200 + n));
             let mut etags = Vec::new();
             for (number, part) in [(1u32, &one), (2, &two)] {

@@ -14,6 +14,7 @@ pub mod locks;
 pub mod migrate;
 pub mod migration;
 pub mod multipart;
+pub mod object_lock;
 pub mod path;
 pub mod registry;
 pub mod set;
@@ -238,12 +239,16 @@ pub struct Store {
 /// A change of an object's stored headers (its tags), or a refusal.
 pub type HeaderChange<'a> = dyn Fn(&mut Vec<(String, String)>) -> StoreResult<()> + Send + Sync + 'a;
 
+/// A change of a version's metadata in place (its tags, its object lock), or a refusal.
+/// It must not touch what identifies the version's data.
+pub type VersionChange<'a> = dyn Fn(&mut ObjectVersion) -> StoreResult<()> + Send + Sync + 'a;
+
 /// What `Store::locate` does in the set it tries, to the version a selector names.
 enum Probe<'a> {
     Head(Selector),
     Read(Selector, &'a ReadPlan),
     /// Under the key's write lock, held by the caller.
-    UpdateHeaders(Selector, &'a HeaderChange<'a>),
+    UpdateVersion(Selector, &'a VersionChange<'a>),
 }
 
 enum Found {
@@ -260,8 +265,8 @@ impl Probe<'_> {
                     Found::Read(ObjectRead { info, start, length, body: Box::pin(stream) })
                 })
             }
-            Probe::UpdateHeaders(selector, change) => {
-                set.update_headers_locked(bucket, key, *selector, *change).await.map(Found::Head)
+            Probe::UpdateVersion(selector, change) => {
+                set.update_version_locked(bucket, key, *selector, *change).await.map(Found::Head)
             }
         }
     }
@@ -441,6 +446,12 @@ impl Store {
             return Err(StoreError::InvalidRequest("versioning can only be Enabled or Suspended".into()));
         }
         let info = self.head_bucket(bucket).await?;
+        if info.meta.object_lock.is_some() && versioning != Versioning::Enabled {
+            return Err(StoreError::InvalidBucketState(
+                "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+                    .into(),
+            ));
+        }
         let meta = BucketMeta { versioning, updated_ns: set::now_ns().max(info.meta.updated_ns + 1), ..info.meta };
         self.write_bucket_meta(bucket, &meta).await
     }
@@ -469,12 +480,17 @@ impl Store {
     }
 
     pub async fn make_bucket(&self, bucket: &str) -> StoreResult<()> {
+        self.make_bucket_with(bucket, BucketMeta::default()).await
+    }
+
+    /// Creates a bucket with the settings of `meta` (its creation time set now).
+    pub(crate) async fn make_bucket_with(&self, bucket: &str, meta: BucketMeta) -> StoreResult<()> {
         match self.head_bucket(bucket).await {
             Ok(_) => return Err(StoreError::BucketAlreadyOwnedByYou),
             Err(StoreError::NoSuchBucket) => {}
             Err(e) => return Err(e),
         }
-        self.write_bucket_meta(bucket, &BucketMeta { created_ns: set::now_ns(), ..BucketMeta::default() }).await
+        self.write_bucket_meta(bucket, &BucketMeta { created_ns: set::now_ns(), ..meta }).await
     }
 
     pub async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
@@ -727,8 +743,10 @@ impl Store {
         mut options: PutOptions,
     ) -> StoreResult<ObjectInfo> {
         path::object_path(key).map_err(set::key_error)?;
-        let versioning = self.head_bucket(bucket).await?.versioning();
+        let bucket_info = self.head_bucket(bucket).await?;
+        let versioning = bucket_info.versioning();
         options.version_id = new_version_id(versioning);
+        options.lock = Store::lock_for_new_version(&bucket_info.meta, options.lock, set::now_ns())?;
         let home = self.set_for(bucket, key).clone();
         let prepared = home.prepare_put(bucket, key, body, options).await?;
         // Commit and clear the other sets under one hold of the key's lock.
@@ -793,10 +811,24 @@ impl Store {
         selector: Selector,
         change: &HeaderChange<'_>,
     ) -> StoreResult<ObjectInfo> {
+        self.update_object_version(bucket, key, selector, &|version: &mut ObjectVersion| change(&mut version.headers))
+            .await
+    }
+
+    /// Changes the metadata of the version `selector` names in place (its data, ETag,
+    /// size and Last-Modified stay), wherever the key is, under the key's write lock.
+    /// Returns the version as it is afterwards.
+    pub async fn update_object_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        selector: Selector,
+        change: &VersionChange<'_>,
+    ) -> StoreResult<ObjectInfo> {
         path::object_path(key).map_err(set::key_error)?;
         self.head_bucket(bucket).await?;
         let _guard = self.lock_key(bucket, key).await?;
-        match self.locate(bucket, key, &Probe::UpdateHeaders(selector, change)).await {
+        match self.locate(bucket, key, &Probe::UpdateVersion(selector, change)).await {
             Ok(Found::Head(info)) => Ok(info),
             Ok(Found::Read(_)) => unreachable!("an update probe returns the object's info"),
             Err(e) => Err(self.explain_missing(bucket, e).await),
@@ -806,7 +838,7 @@ impl Store {
     /// DELETE without a version id: the object goes from an unversioned bucket; a
     /// versioned (or suspended) bucket gets a delete marker instead.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> StoreResult<Deleted> {
-        self.delete_object_version(bucket, key, None).await
+        self.delete_object_version(bucket, key, None, false).await
     }
 
     /// Lists up to `limit` entries after `marker`, merged across sets in key order.

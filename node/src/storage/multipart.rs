@@ -78,11 +78,14 @@ impl Store {
         key: &str,
         headers: Vec<(String, String)>,
         checksum: Option<MultipartChecksum>,
+        lock: ObjectLock,
     ) -> StoreResult<String> {
         path::object_path(key).map_err(set::key_error)?;
-        self.head_bucket(bucket).await?;
+        let bucket_info = self.head_bucket(bucket).await?;
+        // Refused now, not at completion, when the bucket cannot lock it.
+        Store::lock_for_new_version(&bucket_info.meta, lock, now_ns())?;
         let upload_id = Uuid::new_v4().to_string();
-        let meta = UploadMeta { key: key.to_string(), headers, initiated_ns: now_ns(), checksum }.encode();
+        let meta = UploadMeta { key: key.to_string(), headers, initiated_ns: now_ns(), checksum, lock }.encode();
         let set = self.set_for(bucket, key);
         let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.clone());
@@ -278,8 +281,10 @@ impl Store {
         expected: &[(ChecksumAlgorithm, String)],
         precondition: Option<super::Precondition>,
     ) -> StoreResult<ObjectInfo> {
-        let versioning = self.head_bucket(bucket).await?.versioning();
+        let bucket_info = self.head_bucket(bucket).await?;
+        let versioning = bucket_info.versioning();
         let (upload, set) = self.find_upload(bucket, key, upload_id).await?;
+        let lock = Store::lock_for_new_version(&bucket_info.meta, upload.lock, now_ns())?;
         if requested.is_empty() {
             return Err(StoreError::InvalidRequest("You must specify at least one part".into()));
         }
@@ -373,7 +378,7 @@ impl Store {
                 })
                 .collect(),
             inline_data: None,
-            lock: ObjectLock::default(),
+            lock,
         };
         let id = VersionId(version.version_id);
         let per_drive =

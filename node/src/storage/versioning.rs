@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use super::object_lock::check_removable;
 use super::set::{ErasureSet, Listing};
 use super::{ListEntry, ObjectInfo, Store, Versioning, new_version_id, path, set};
 use crate::error::StoreResult;
@@ -54,20 +55,29 @@ impl Store {
     }
 
     /// DELETE of a key: with a version id, that version (an object or a delete marker)
-    /// goes wherever it is; without one, the key's null version goes from an unversioned
-    /// bucket, and a versioned or suspended bucket gets a delete marker (with a new id, or
-    /// the null id replacing the null version).
+    /// goes wherever it is, unless its object lock protects it (`bypass_governance`: the
+    /// request may bypass GOVERNANCE retention); without one, the key's null version goes
+    /// from an unversioned bucket, and a versioned or suspended bucket gets a delete
+    /// marker (with a new id, or the null id replacing the null version).
     pub async fn delete_object_version(
         &self,
         bucket: &str,
         key: &str,
         version: Option<VersionId>,
+        bypass_governance: bool,
     ) -> StoreResult<Deleted> {
         path::object_path(key).map_err(set::key_error)?;
         let versioning = self.head_bucket(bucket).await?.versioning();
         let home = self.set_for(bucket, key).clone();
         let _guard = self.lock_key(bucket, key).await?;
         if let Some(id) = version {
+            let now = set::now_ns();
+            for set in self.sets().iter() {
+                let (_, state) = set.read_key(bucket, key).await?;
+                if let Some(held) = state.versions.iter().find(|v| v.id() == id) {
+                    check_removable(&held.version.lock, bypass_governance, now)?;
+                }
+            }
             let mut delete_marker = false;
             for set in self.sets().iter() {
                 if let Some(removed) = set.delete_version_locked(bucket, key, id).await? {
@@ -83,6 +93,13 @@ impl Store {
         }
         self.gather_versions_locked(bucket, key, &home).await?;
         let id = new_version_id(versioning);
+        if id.is_null() {
+            // A suspended bucket's marker replaces the null version: only if it may go.
+            let (_, state) = home.read_key(bucket, key).await?;
+            if let Some(null) = state.versions.iter().find(|v| v.id().is_null()) {
+                check_removable(&null.version.lock, bypass_governance, set::now_ns())?;
+            }
+        }
         home.put_delete_marker_locked(bucket, key, id).await?;
         self.clear_stale_copies_locked(bucket, key, &home, id).await?;
         Ok(Deleted { version_id: Some(id), delete_marker: true })

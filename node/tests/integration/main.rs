@@ -9,6 +9,7 @@ mod harness;
 mod member;
 mod migration;
 mod multipart;
+mod object_lock;
 mod objects;
 mod registry;
 mod tls;

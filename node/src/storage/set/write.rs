@@ -397,16 +397,16 @@ impl ErasureSet {
         Ok(ObjectInfo::from_version(bucket, key, &newest))
     }
 
-    /// Rewrites the stored headers (object tags) of the version `selector` names and
+    /// Rewrites the metadata (tags, object lock) of the version `selector` names and
     /// keeps its data, ETag, size and Last-Modified. The caller holds the key's write
     /// lock. Its change time moves on, so a drive that missed the change is outvoted and
     /// healed, never read. `NoSuchKey` when this set does not hold the key.
-    pub(in crate::storage) async fn update_headers_locked(
+    pub(in crate::storage) async fn update_version_locked(
         &self,
         bucket: &str,
         key: &str,
         selector: Selector,
-        change: &crate::storage::HeaderChange<'_>,
+        change: &crate::storage::VersionChange<'_>,
     ) -> StoreResult<ObjectInfo> {
         let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
@@ -415,7 +415,10 @@ impl ErasureSet {
             return Err(StoreError::DeleteMarker { version_id: resolved.id(), latest: false });
         }
         let mut version = resolved.version.clone();
-        change(&mut version.headers)?;
+        let identity = (version.version_id, version.modified_ns, version.data_dir, version.etag.clone(), version.size);
+        change(&mut version)?;
+        let kept = (version.version_id, version.modified_ns, version.data_dir, version.etag.clone(), version.size);
+        assert_eq!(identity, kept, "a metadata change keeps the version's data");
         version.changed_ns = now_ns().max(version.changed_ns + 1);
         let layout = resolved.layout();
         // Each drive keeps its own shard (and inline bytes); drives without the version get
