@@ -25,6 +25,8 @@ pub enum StoreError {
     ObjectLockConfigurationNotFound,
     #[error("The specified object does not have a ObjectLock configuration")]
     NoSuchObjectLockConfiguration,
+    #[error("The lifecycle configuration does not exist")]
+    NoSuchLifecycleConfiguration,
     /// The version asked for (or the key's latest version) is a delete marker: absent
     /// when it is the latest (404), a method not allowed on a marker when named (405).
     #[error("{}", if *latest { "The specified key does not exist" } else { "The specified method is not allowed against this resource" })]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod format;
 #[cfg(test)]
 mod layering;
+pub mod lifecycle;
 pub mod metrics;
 pub mod placement;
 pub mod rpc;

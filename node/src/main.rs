@@ -42,6 +42,13 @@ enum Command {
         /// Entries of this node's cache of object locations (0 turns it off).
         #[arg(long, env = "BUCKETS_REGISTRY_CACHE_ENTRIES", default_value_t = buckets_node::storage::registry::DEFAULT_CACHE_ENTRIES)]
         registry_cache_entries: usize,
+        /// Seconds in a lifecycle "day": rules of N days act after N of these (shorten it to
+        /// test lifecycle rules; a real deployment keeps a day).
+        #[arg(long, env = "BUCKETS_LIFECYCLE_DAY_SECS", default_value_t = 86_400)]
+        lifecycle_day_secs: u64,
+        /// Seconds between two lifecycle passes over every bucket.
+        #[arg(long, env = "BUCKETS_LIFECYCLE_INTERVAL_SECS", default_value_t = 3_600)]
+        lifecycle_interval_secs: u64,
         /// Objects moved at once by each migrating set (default: twice the cores, 2 to 16).
         #[arg(long, env = "BUCKETS_MIGRATION_WORKERS")]
         migration_workers: Option<usize>,
@@ -69,6 +76,8 @@ fn main() -> anyhow::Result<()> {
             drive_check_secs,
             certs_dir,
             registry_cache_entries,
+            lifecycle_day_secs,
+            lifecycle_interval_secs,
             migration_workers,
             node_address,
             drives,
@@ -113,6 +122,10 @@ fn main() -> anyhow::Result<()> {
                         migration.workers = workers;
                     }
                     migration
+                },
+                lifecycle: buckets_node::storage::lifecycle::LifecycleConfig {
+                    day: Duration::from_secs(lifecycle_day_secs.max(1)),
+                    interval: Duration::from_secs(lifecycle_interval_secs.max(1)),
                 },
                 heal: HealConfig {
                     scan_interval: Duration::from_secs(heal_interval_secs.max(1)),

@@ -30,6 +30,10 @@ pub struct Metrics {
     pub migration_paused: IntGauge,
     pub migration_generation: IntGauge,
     pub rpc_refused_calls: IntCounterVec,
+    pub lifecycle_actions: IntCounterVec,
+    pub lifecycle_scanned_objects: IntCounter,
+    pub lifecycle_passes: IntCounter,
+    pub lifecycle_last_pass: IntGauge,
 }
 
 impl Metrics {
@@ -107,8 +111,30 @@ impl Metrics {
             &["reason"],
         )
         .expect("metric");
+        let lifecycle_actions = IntCounterVec::new(
+            Opts::new(
+                "buckets_lifecycle_actions_total",
+                "Lifecycle actions taken, by action (expire, delete_noncurrent, remove_marker, abort_upload) and \
+                 outcome (done, locked: refused by object lock)",
+            ),
+            &["action", "outcome"],
+        )
+        .expect("metric");
+        let lifecycle_scanned_objects =
+            IntCounter::new("buckets_lifecycle_scanned_objects_total", "Keys the lifecycle worker looked at")
+                .expect("metric");
+        let lifecycle_passes =
+            IntCounter::new("buckets_lifecycle_passes_total", "Lifecycle passes this node finished").expect("metric");
+        let lifecycle_last_pass = int_gauge(
+            "buckets_lifecycle_last_pass_timestamp_seconds",
+            "When this node last finished a lifecycle pass (Unix seconds)",
+        );
         for collector in [
             Box::new(s3_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(lifecycle_actions.clone()),
+            Box::new(lifecycle_scanned_objects.clone()),
+            Box::new(lifecycle_passes.clone()),
+            Box::new(lifecycle_last_pass.clone()),
             Box::new(rpc_refused_calls.clone()),
             Box::new(s3_request_duration.clone()),
             Box::new(s3_received_bytes.clone()),
@@ -165,6 +191,10 @@ impl Metrics {
             migration_paused,
             migration_generation,
             rpc_refused_calls,
+            lifecycle_actions,
+            lifecycle_scanned_objects,
+            lifecycle_passes,
+            lifecycle_last_pass,
         }
     }
 

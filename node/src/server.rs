@@ -50,6 +50,7 @@ pub struct ServerConfig {
     pub registry_cache_entries: usize,
     pub heal: HealConfig,
     pub migration: crate::storage::migration::MigrationConfig,
+    pub lifecycle: crate::storage::lifecycle::LifecycleConfig,
 }
 
 /// Virtual-hosted-style requests under `BUCKETS_DOMAIN`; anything else is path style.
@@ -385,6 +386,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(heal::run_healer(store.clone(), heal_requests, config.heal));
     tokio::spawn(heal::run_drive_monitor(store.clone(), drive_check));
     tokio::spawn(crate::storage::migration::run_migrations(store.clone(), config.migration.clone()));
+    store.set_lifecycle_day(config.lifecycle.day);
+    tokio::spawn(crate::storage::lifecycle::run_lifecycle(store.clone(), config.lifecycle.clone()));
 
     let mut builder = S3ServiceBuilder::new(BucketsS3::new(store.clone(), config.region.clone(), &config.root_user));
     // The root user, and temporary credentials from STS AssumeRole on the same endpoint.

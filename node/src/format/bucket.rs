@@ -39,6 +39,56 @@ pub struct BucketMeta {
     /// Object lock, once enabled (it never goes away).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_lock: Option<ObjectLockConfig>,
+    /// Lifecycle rules, when the bucket has any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle: Vec<LifecycleRule>,
+}
+
+/// One lifecycle rule, as PutBucketLifecycleConfiguration validated it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    pub id: String,
+    pub enabled: bool,
+    pub filter: LifecycleFilter,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration: Option<Expiration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noncurrent_expiration: Option<NoncurrentExpiration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort_incomplete_upload_days: Option<u32>,
+}
+
+/// Which objects a rule applies to: all of the conditions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleFilter {
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_greater_than: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_less_than: Option<u64>,
+}
+
+/// When the current version of an object expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expiration {
+    /// This many days after it was written.
+    Days(u32),
+    /// On this date (Unix nanoseconds, a midnight UTC).
+    Date(i64),
+    /// A delete marker that is the only version left goes.
+    ExpiredObjectDeleteMarker,
+}
+
+/// When noncurrent versions expire: this many days after they became noncurrent, keeping
+/// the newest `newer_noncurrent_versions` of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoncurrentExpiration {
+    pub noncurrent_days: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer_noncurrent_versions: Option<u32>,
 }
 
 /// A bucket's object lock configuration.

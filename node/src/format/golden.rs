@@ -218,6 +218,7 @@ fn versioned_bucket_meta_v1_golden() {
         versioning: super::bucket::Versioning::Suspended,
         updated_ns: 1_764_000_000_987_654_321,
         object_lock: None,
+        lifecycle: Vec::new(),
     };
     let golden = check("bucket-meta-v1-versioned.bin", &meta.encode());
     assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(meta));
@@ -232,9 +233,62 @@ fn versioned_bucket_meta_v1_golden() {
                 years: None,
             }),
         }),
+        lifecycle: Vec::new(),
     };
     let golden = check("bucket-meta-v1-locked.bin", &locked.encode());
     assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(locked));
+    use super::bucket::{Expiration, LifecycleFilter, LifecycleRule, NoncurrentExpiration};
+    let with_lifecycle = super::bucket::BucketMeta {
+        created_ns: 1_764_000_000_123_456_789,
+        versioning: super::bucket::Versioning::Enabled,
+        updated_ns: 1_764_000_000_987_654_321,
+        object_lock: None,
+        lifecycle: vec![
+            LifecycleRule {
+                id: "logs".into(),
+                enabled: true,
+                filter: LifecycleFilter {
+                    prefix: "logs/".into(),
+                    tags: vec![("class".into(), "temp".into())],
+                    size_greater_than: Some(1024),
+                    size_less_than: None,
+                },
+                expiration: Some(Expiration::Days(30)),
+                noncurrent_expiration: Some(NoncurrentExpiration {
+                    noncurrent_days: 7,
+                    newer_noncurrent_versions: Some(2),
+                }),
+                abort_incomplete_upload_days: Some(3),
+            },
+            LifecycleRule {
+                id: "markers".into(),
+                enabled: false,
+                expiration: Some(Expiration::ExpiredObjectDeleteMarker),
+                ..LifecycleRule::default()
+            },
+            LifecycleRule {
+                id: "closing".into(),
+                enabled: true,
+                expiration: Some(Expiration::Date(1_800_000_000_000_000_000)),
+                ..LifecycleRule::default()
+            },
+        ],
+    };
+    let golden = check("bucket-meta-v1-lifecycle.bin", &with_lifecycle.encode());
+    assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(with_lifecycle));
+}
+
+#[test]
+fn lifecycle_progress_v1_golden() {
+    let progress = super::lifecycle::LifecycleProgress {
+        seq: 9,
+        passes: 2,
+        pass_started_ns: 1_764_000_000_000_000_000,
+        bucket: "logs".into(),
+        after: "2026/12/04/app.log".into(),
+    };
+    let golden = check("lifecycle-progress-v1.bin", &progress.encode());
+    assert_eq!(super::lifecycle::LifecycleProgress::decode(&golden), Some(progress));
 }
 
 #[test]

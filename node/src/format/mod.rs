@@ -11,6 +11,7 @@ pub mod drive;
 pub(crate) mod fuzz;
 #[cfg(test)]
 mod golden;
+pub mod lifecycle;
 pub mod migration;
 pub mod object;
 mod object_v1;

@@ -17,6 +17,7 @@ pub fn to_s3_error(error: StoreError) -> S3Error {
         StoreError::InvalidBucketState(_) => S3ErrorCode::InvalidBucketState,
         StoreError::ObjectLockConfigurationNotFound => S3ErrorCode::ObjectLockConfigurationNotFoundError,
         StoreError::NoSuchObjectLockConfiguration => S3ErrorCode::NoSuchObjectLockConfiguration,
+        StoreError::NoSuchLifecycleConfiguration => S3ErrorCode::NoSuchLifecycleConfiguration,
         StoreError::DeleteMarker { latest: true, .. } => S3ErrorCode::NoSuchKey,
         StoreError::DeleteMarker { latest: false, .. } => S3ErrorCode::MethodNotAllowed,
         StoreError::NoSuchUpload => S3ErrorCode::NoSuchUpload,

@@ -8,6 +8,7 @@
 mod bucket;
 mod copy;
 pub mod error;
+mod lifecycle;
 mod list;
 mod lock;
 mod multipart;
@@ -248,12 +249,19 @@ impl S3 for BucketsS3 {
         &self,
         req: S3Request<dto::GetBucketLifecycleConfigurationInput>,
     ) -> S3Result<S3Response<dto::GetBucketLifecycleConfigurationOutput>> {
-        self.not_configured(
-            &req.input.bucket,
-            s3s::S3ErrorCode::NoSuchLifecycleConfiguration,
-            "The lifecycle configuration does not exist",
-        )
-        .await
+        self.get_bucket_lifecycle_configuration_impl(req).await
+    }
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<dto::PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<dto::PutBucketLifecycleConfigurationOutput>> {
+        self.put_bucket_lifecycle_configuration_impl(req).await
+    }
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<dto::DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<dto::DeleteBucketLifecycleOutput>> {
+        self.delete_bucket_lifecycle_impl(req).await
     }
     async fn get_bucket_encryption(
         &self,

@@ -387,6 +387,7 @@ impl BucketsS3 {
             PutObjectOutput {
                 e_tag: Some(strong_etag(&info)),
                 version_id: version_header(&info),
+                expiration: self.store.expiration_header(&info).await,
                 ..Default::default()
             }
             .with_checksums(&info.checksums),
@@ -429,6 +430,7 @@ impl BucketsS3 {
             super::lock::lock_headers(&info.lock);
         Ok(S3Response::new(
             HeadObjectOutput {
+                expiration: self.store.expiration_header(&info).await,
                 object_lock_mode,
                 object_lock_retain_until_date,
                 object_lock_legal_hold_status,
@@ -491,6 +493,7 @@ impl BucketsS3 {
             super::lock::lock_headers(&info.lock);
         Ok(S3Response::new(
             GetObjectOutput {
+                expiration: self.store.expiration_header(&info).await,
                 object_lock_mode,
                 object_lock_retain_until_date,
                 object_lock_legal_hold_status,

@@ -10,6 +10,7 @@ pub mod checksum;
 pub mod drive;
 pub mod heal;
 pub mod layout;
+pub mod lifecycle;
 pub mod locks;
 pub mod migrate;
 pub mod migration;
@@ -234,7 +235,16 @@ pub struct Store {
     /// The store's lock table, shared by its sets: a key moving between sets is one lock,
     /// and topology changes take theirs here too (`lock_topology`).
     locks: Arc<locks::NamespaceLocks>,
+    /// The length of a lifecycle day (set at start; a day unless shortened for tests).
+    lifecycle_day: std::sync::OnceLock<std::time::Duration>,
+    /// Recently read bucket settings, for answers that only report them (x-amz-expiration).
+    settings_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, BucketMeta)>>,
 }
+
+/// How long a bucket's settings are reused for an `x-amz-expiration` answer.
+const SETTINGS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Buckets whose settings the cache keeps at most.
+const SETTINGS_CACHE_ENTRIES: usize = 1024;
 
 /// A change of an object's stored headers (its tags), or a refusal.
 pub type HeaderChange<'a> = dyn Fn(&mut Vec<(String, String)>) -> StoreResult<()> + Send + Sync + 'a;
@@ -320,7 +330,56 @@ impl Store {
             pending_sets: Default::default(),
             opener: std::sync::OnceLock::new(),
             locks,
+            lifecycle_day: std::sync::OnceLock::new(),
+            settings_cache: Default::default(),
         }
+    }
+
+    /// Sets the length of a lifecycle day (once, at start).
+    pub fn set_lifecycle_day(&self, day: std::time::Duration) {
+        let _ = self.lifecycle_day.set(day);
+    }
+
+    /// The `x-amz-expiration` of an object version: when a lifecycle rule of its bucket
+    /// expires it, and which (`expiry-date="…", rule-id="…"`).
+    pub async fn expiration_header(&self, info: &ObjectInfo) -> Option<String> {
+        if info.delete_marker {
+            return None;
+        }
+        let cached = {
+            let cache = self.settings_cache.lock().expect("settings cache");
+            cache.get(&info.bucket).filter(|(at, _)| at.elapsed() < SETTINGS_CACHE_TTL).map(|(_, meta)| meta.clone())
+        };
+        let meta = match cached {
+            Some(meta) => meta,
+            None => {
+                let meta = self.head_bucket(&info.bucket).await.ok()?.meta;
+                let mut cache = self.settings_cache.lock().expect("settings cache");
+                if cache.len() >= SETTINGS_CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(info.bucket.clone(), (std::time::Instant::now(), meta.clone()));
+                meta
+            }
+        };
+        if meta.lifecycle.is_empty() {
+            return None;
+        }
+        let day = self.lifecycle_day.get().copied().unwrap_or(lifecycle::LifecycleConfig::default().day);
+        let tags: Vec<(String, String)> = info
+            .header("x-amz-tagging")
+            .map(|v| form_urlencoded::parse(v.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+            .unwrap_or_default();
+        let facts = crate::lifecycle::VersionFacts {
+            size: info.size,
+            tags: &tags,
+            modified_ns: info.modified_ns,
+            delete_marker: false,
+        };
+        let day_ns = i64::try_from(day.as_nanos()).unwrap_or(i64::MAX).max(1);
+        let (due_ns, rule) = crate::lifecycle::expiry(&meta.lifecycle, &info.key, &facts, day_ns)?;
+        let due = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(due_ns).unwrap_or(0));
+        Some(format!("expiry-date=\"{}\", rule-id=\"{rule}\"", httpdate::fmt_http_date(due)))
     }
 
     /// The lock table (a cluster makes its writers lock on a majority of nodes too).

@@ -413,6 +413,34 @@ impl Store {
         Ok(())
     }
 
+    /// In-progress uploads of a bucket in one set (those a quorum of its drives holds).
+    pub(crate) async fn list_uploads_in(&self, set: &Arc<super::set::ErasureSet>, bucket: &str) -> Vec<UploadInfo> {
+        let drives = set.drives().to_vec();
+        let name = bucket.to_string();
+        let found: Vec<(String, UploadMeta)> = blocking(move || {
+            let mut found = Vec::new();
+            for drive in drives.iter().filter(|d| d.is_online()) {
+                for upload_id in drive.list_uploads(&name).unwrap_or_default() {
+                    let meta = drive.read_upload_file(&name, &upload_id, UPLOAD_META_FILE).ok().flatten();
+                    if let Some(meta) = meta.and_then(|bytes| UploadMeta::decode(&bytes)) {
+                        found.push((upload_id, meta));
+                    }
+                }
+            }
+            found
+        })
+        .await;
+        let mut votes: std::collections::BTreeMap<String, (UploadMeta, usize)> = Default::default();
+        for (upload_id, meta) in found {
+            votes.entry(upload_id).or_insert((meta, 0)).1 += 1;
+        }
+        votes
+            .into_iter()
+            .filter(|(_, (_, count))| *count >= set.erasure().read_quorum())
+            .map(|(upload_id, (meta, _))| UploadInfo { key: meta.key, upload_id, initiated_ns: meta.initiated_ns })
+            .collect()
+    }
+
     /// In-progress uploads of a bucket, sorted by key then initiation time.
     pub async fn list_multipart_uploads(&self, bucket: &str, prefix: &str) -> StoreResult<Vec<UploadInfo>> {
         self.head_bucket(bucket).await?;

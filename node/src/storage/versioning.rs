@@ -68,8 +68,20 @@ impl Store {
     ) -> StoreResult<Deleted> {
         path::object_path(key).map_err(set::key_error)?;
         let versioning = self.head_bucket(bucket).await?.versioning();
-        let home = self.set_for(bucket, key).clone();
         let _guard = self.lock_key(bucket, key).await?;
+        self.delete_object_version_locked(bucket, key, version, bypass_governance, versioning).await
+    }
+
+    /// `delete_object_version` for a caller that holds the key's write lock.
+    pub(crate) async fn delete_object_version_locked(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionId>,
+        bypass_governance: bool,
+        versioning: Versioning,
+    ) -> StoreResult<Deleted> {
+        let home = self.set_for(bucket, key).clone();
         if let Some(id) = version {
             let now = set::now_ns();
             for set in self.sets().iter() {

@@ -296,7 +296,7 @@ impl Node {
     }
 
     /// GET on the admin listener (through curl with the CA when the node serves HTTPS).
-    fn admin_get(&self, path: &str) -> Option<(u16, Vec<u8>)> {
+    pub fn admin_get(&self, path: &str) -> Option<(u16, Vec<u8>)> {
         match &self.ca_pem {
             None => http_get_on(&self.ip, self.admin_port, path).ok().map(|(status, _, body)| (status, body)),
             Some(ca) => {

@@ -6,6 +6,7 @@ mod buckets_and_lists;
 mod cluster;
 mod drives;
 mod harness;
+mod lifecycle;
 mod member;
 mod migration;
 mod multipart;
