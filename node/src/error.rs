@@ -57,6 +57,8 @@ pub enum StoreError {
     EntityTooLarge,
     #[error("The requested range is not satisfiable")]
     InvalidRange,
+    #[error("The requested partnumber is not satisfiable")]
+    InvalidPartNumber,
     #[error("Your metadata headers exceed the maximum allowed metadata size")]
     MetadataTooLarge,
     #[error("{0}")]

@@ -32,6 +32,8 @@ pub fn to_s3_error(error: StoreError) -> S3Error {
         StoreError::EntityTooSmall => S3ErrorCode::EntityTooSmall,
         StoreError::EntityTooLarge => S3ErrorCode::EntityTooLarge,
         StoreError::InvalidRange => S3ErrorCode::InvalidRange,
+        // Not among s3s's codes: AWS's name, with AWS's status (set below).
+        StoreError::InvalidPartNumber => S3ErrorCode::Custom("InvalidPartNumber".into()),
         StoreError::MetadataTooLarge => S3ErrorCode::MetadataTooLarge,
         StoreError::InvalidArgument(_) => S3ErrorCode::InvalidArgument,
         StoreError::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
@@ -49,6 +51,9 @@ pub fn to_s3_error(error: StoreError) -> S3Error {
         _ => {}
     }
     let mut s3_error = S3Error::with_message(code, message);
+    if matches!(error, StoreError::InvalidPartNumber) {
+        s3_error.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+    }
     if let StoreError::DeleteMarker { version_id, .. } = &error {
         // The answer says what the client ran into: a delete marker, and which.
         let mut headers = http::HeaderMap::new();
@@ -86,12 +91,14 @@ mod tests {
             (StoreError::InvalidPart("x".into()), 400),
             (StoreError::EntityTooSmall, 400),
             (StoreError::InvalidRange, 416),
+            (StoreError::InvalidPartNumber, 416),
             (StoreError::InsufficientQuorum { operation: "read", needed: 2, available: 1 }, 503),
             (StoreError::LostBeyondParity { found: 1, needed: 2, drives: 4 }, 500),
         ];
         for (error, status) in table {
-            let code = to_s3_error(error).code().clone();
-            assert_eq!(code.status_code().map(|s| s.as_u16()), Some(status), "{code:?}");
+            let error = to_s3_error(error);
+            let answered = error.status_code().or_else(|| error.code().status_code());
+            assert_eq!(answered.map(|s| s.as_u16()), Some(status), "{:?}", error.code());
         }
     }
 }

@@ -120,8 +120,6 @@ macro_rules! impl_describe_object {
                 self.e_tag = Some(strong_etag(info));
                 self.last_modified = Some(timestamp_from_ns(info.modified_ns));
                 self.metadata = user_metadata(info);
-                // Multipart objects (ETag "md5-N"); every other object is one part.
-                self.parts_count = info.etag.contains('-').then_some(info.parts.len() as i32);
                 self
             }
         }
@@ -129,6 +127,46 @@ macro_rules! impl_describe_object {
 }
 
 impl_describe_object!(HeadObjectOutput, GetObjectOutput);
+
+/// The byte range of part `number` of an object: (start, length). An object not uploaded
+/// in parts is one part.
+fn part_range(info: &ObjectInfo, number: i32) -> Result<(u64, u64), StoreError> {
+    let whole = [crate::format::object::PartInfo {
+        number: 1,
+        size: info.size,
+        etag: info.etag.clone(),
+        checksums: Vec::new(),
+    }];
+    let parts = if info.etag.contains('-') { &info.parts[..] } else { &whole[..] };
+    let index =
+        usize::try_from(number).ok().filter(|n| (1..=parts.len()).contains(n)).ok_or(StoreError::InvalidPartNumber)?;
+    let start: u64 = parts[..index - 1].iter().map(|p| p.size).sum();
+    Ok((start, parts[index - 1].size))
+}
+
+/// The range a GET or HEAD asks for: `Range`, or `partNumber` (not both).
+fn requested_range(
+    info: &ObjectInfo,
+    range: Option<&Range>,
+    part: Option<i32>,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    match (range, part) {
+        (Some(_), Some(_)) => {
+            Err(StoreError::InvalidRequest("Cannot specify both Range header and partNumber query parameter".into()))
+        }
+        (Some(range), None) => {
+            let bytes = range.check(info.size).map_err(|_| StoreError::InvalidRange)?;
+            Ok(Some((bytes.start, bytes.end - bytes.start)))
+        }
+        (None, Some(number)) => part_range(info, number).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `x-amz-mp-parts-count`: given when a part was asked for, of objects uploaded in parts.
+fn parts_count(info: &ObjectInfo, part: Option<i32>) -> Option<i32> {
+    (part.is_some() && info.etag.contains('-')).then_some(info.parts.len() as i32)
+}
 
 pub(super) fn body_stream(blob: StreamingBlob) -> BodyStream {
     Box::pin(blob.map_err(io::Error::other))
@@ -409,13 +447,13 @@ impl BucketsS3 {
             input.if_unmodified_since.as_ref(),
         )
         .map_err(store_error)?;
-        let (content_length, content_range) = match &input.range {
-            Some(range) => {
-                let bytes = range.check(info.size)?;
-                (bytes.end - bytes.start, Some(format!("bytes {}-{}/{}", bytes.start, bytes.end - 1, info.size)))
-            }
-            None => (info.size, None),
-        };
+        let (content_length, content_range) =
+            match requested_range(&info, input.range.as_ref(), input.part_number).map_err(store_error)? {
+                Some((start, length)) => {
+                    (length, Some(format!("bytes {}-{}/{}", start, start + length.max(1) - 1, info.size)))
+                }
+                None => (info.size, None),
+            };
         let with_checksums = input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
         let checksums: &[(Algorithm, String)] = if with_checksums { &info.checksums } else { &[] };
         let overrides = Overrides {
@@ -430,6 +468,7 @@ impl BucketsS3 {
             super::lock::lock_headers(&info.lock);
         Ok(S3Response::new(
             HeadObjectOutput {
+                parts_count: parts_count(&info, input.part_number),
                 expiration: self.store.expiration_header(&info).await,
                 object_lock_mode,
                 object_lock_retain_until_date,
@@ -454,7 +493,7 @@ impl BucketsS3 {
         let (if_match, if_none_match) = (input.if_match.clone(), input.if_none_match.clone());
         let (if_modified_since, if_unmodified_since) =
             (input.if_modified_since.clone(), input.if_unmodified_since.clone());
-        let range = input.range;
+        let (range, part) = (input.range, input.part_number);
         let plan: ReadPlan = Box::new(move |info: &ObjectInfo| {
             check_read_conditions(
                 info,
@@ -463,19 +502,11 @@ impl BucketsS3 {
                 if_modified_since.as_ref(),
                 if_unmodified_since.as_ref(),
             )?;
-            match &range {
-                Some(range) => {
-                    let bytes = range.check(info.size).map_err(|_| StoreError::InvalidRange)?;
-                    Ok((bytes.start, bytes.end - bytes.start))
-                }
-                None => Ok((0, info.size)),
-            }
+            Ok(requested_range(info, range.as_ref(), part)?.unwrap_or((0, info.size)))
         });
         let read = self.store.get_version(&input.bucket, &input.key, selector, plan).await.map_err(store_error)?;
         let (info, stream, length) = (read.info, read.body, read.length);
-        let content_range = input
-            .range
-            .is_some()
+        let content_range = (input.range.is_some() || input.part_number.is_some())
             .then(|| format!("bytes {}-{}/{}", read.start, read.start + length.max(1) - 1, info.size));
         let full = content_range.is_none();
         let with_checksums = full && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
@@ -493,6 +524,7 @@ impl BucketsS3 {
             super::lock::lock_headers(&info.lock);
         Ok(S3Response::new(
             GetObjectOutput {
+                parts_count: parts_count(&info, input.part_number),
                 expiration: self.store.expiration_header(&info).await,
                 object_lock_mode,
                 object_lock_retain_until_date,

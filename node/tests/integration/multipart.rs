@@ -165,6 +165,35 @@ async fn multipart_errors_and_copy_parts() {
     let got = get_bytes(&s3, "mpe", "target").await;
     assert!(got[..] == source[..]);
 
+    // GET and HEAD by part number: each part's bytes, its range, and the parts count.
+    let bounds = [(0, 5 * MIB), (5 * MIB, source.len())];
+    for (number, (start, end)) in (1..).zip(bounds) {
+        let got = s3.get_object().bucket("mpe").key("target").part_number(number).send().await.unwrap();
+        assert_eq!(got.parts_count(), Some(2));
+        assert_eq!(got.content_range(), Some(format!("bytes {}-{}/{}", start, end - 1, source.len()).as_str()));
+        assert_eq!(got.content_length(), Some((end - start) as i64));
+        let bytes = got.body.collect().await.unwrap().into_bytes();
+        assert!(bytes[..] == source[start..end], "part {number}");
+        let head = s3.head_object().bucket("mpe").key("target").part_number(number).send().await.unwrap();
+        assert_eq!((head.parts_count(), head.content_length()), (Some(2), Some((end - start) as i64)));
+    }
+    let beyond = s3.get_object().bucket("mpe").key("target").part_number(3).send().await.unwrap_err();
+    assert_eq!(beyond.raw_response().map(|r| r.status().as_u16()), Some(416));
+    assert_eq!(code(&beyond.into_service_error()), "InvalidPartNumber");
+    let beyond = s3.head_object().bucket("mpe").key("target").part_number(3).send().await.unwrap_err();
+    assert_eq!(beyond.raw_response().map(|r| r.status().as_u16()), Some(416));
+    let both = s3.get_object().bucket("mpe").key("target").part_number(1).range("bytes=0-9").send().await;
+    let both = both.unwrap_err();
+    assert_eq!(both.raw_response().map(|r| r.status().as_u16()), Some(400));
+    assert_eq!(code(&both.into_service_error()), "InvalidRequest");
+    // An object uploaded whole is one part, and says nothing of a parts count.
+    let whole = s3.get_object().bucket("mpe").key("source").part_number(1).send().await.unwrap();
+    assert_eq!((whole.parts_count(), whole.content_length()), (None, Some(source.len() as i64)));
+    let whole = s3.get_object().bucket("mpe").key("source").part_number(2).send().await.unwrap_err();
+    assert_eq!(code(&whole.into_service_error()), "InvalidPartNumber");
+    let plain = s3.head_object().bucket("mpe").key("target").send().await.unwrap();
+    assert_eq!(plain.parts_count(), None);
+
     // Abort, and unknown uploads.
     let upload_id = s3
         .create_multipart_upload()
