@@ -39,6 +39,8 @@ pub enum StoreError {
     KeyTooLong,
     #[error("At least one of the pre-conditions you specified did not hold")]
     PreconditionFailed,
+    #[error("A conflicting operation occurred while this conditional request was in progress; retry it")]
+    ConditionalConflict,
     #[error("Not modified")]
     NotModified,
     #[error("The Content-MD5 you specified did not match what we received")]

@@ -34,6 +34,7 @@ pub fn to_s3_error(error: StoreError) -> S3Error {
         StoreError::InvalidRange => S3ErrorCode::InvalidRange,
         // Not among s3s's codes: AWS's name, with AWS's status (set below).
         StoreError::InvalidPartNumber => S3ErrorCode::Custom("InvalidPartNumber".into()),
+        StoreError::ConditionalConflict => S3ErrorCode::Custom("ConditionalRequestConflict".into()),
         StoreError::MetadataTooLarge => S3ErrorCode::MetadataTooLarge,
         StoreError::InvalidArgument(_) => S3ErrorCode::InvalidArgument,
         StoreError::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
@@ -51,8 +52,10 @@ pub fn to_s3_error(error: StoreError) -> S3Error {
         _ => {}
     }
     let mut s3_error = S3Error::with_message(code, message);
-    if matches!(error, StoreError::InvalidPartNumber) {
-        s3_error.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+    match &error {
+        StoreError::InvalidPartNumber => s3_error.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE),
+        StoreError::ConditionalConflict => s3_error.set_status_code(http::StatusCode::CONFLICT),
+        _ => {}
     }
     if let StoreError::DeleteMarker { version_id, .. } = &error {
         // The answer says what the client ran into: a delete marker, and which.
@@ -92,6 +95,7 @@ mod tests {
             (StoreError::EntityTooSmall, 400),
             (StoreError::InvalidRange, 416),
             (StoreError::InvalidPartNumber, 416),
+            (StoreError::ConditionalConflict, 409),
             (StoreError::InsufficientQuorum { operation: "read", needed: 2, available: 1 }, 503),
             (StoreError::LostBeyondParity { found: 1, needed: 2, drives: 4 }, 500),
         ];

@@ -170,7 +170,10 @@ impl BucketsS3 {
             input.checksum_sha1,
             input.checksum_sha256,
         ]);
-        let precondition = write_precondition(input.if_match, input.if_none_match);
+        let precondition =
+            write_precondition(&self.store, &input.bucket, &input.key, input.if_match, input.if_none_match)
+                .await
+                .map_err(store_error)?;
         let info = self
             .store
             .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, &requested, &expected, precondition)

@@ -13,7 +13,7 @@ use crate::error::StoreError;
 use crate::format::object::ChecksumAlgorithm as Algorithm;
 use crate::storage::checksum::algorithm_name;
 use crate::storage::set::Selector;
-use crate::storage::{BodyStream, ChecksumVerifier, ObjectInfo, Precondition, PutOptions, ReadPlan};
+use crate::storage::{BodyStream, ChecksumVerifier, ObjectInfo, Precondition, PutOptions, ReadPlan, Store};
 
 /// Most keys one DeleteObjects request may name (the S3 limit).
 const MAX_DELETE_KEYS: usize = 1000;
@@ -345,30 +345,43 @@ pub(super) fn check_read_conditions(
     Ok(())
 }
 
-/// If-Match / If-None-Match on writes: evaluated under the object's lock at commit.
-pub(super) fn write_precondition(
+/// If-Match / If-None-Match on PutObject and CompleteMultipartUpload, as AWS evaluates
+/// them: against the key's latest version when the request arrives (412, or 404 for
+/// If-Match on no object), and again at commit, under the key's lock: a write or delete
+/// of the key that committed in between is a conflict (409), to retry.
+pub(super) async fn write_precondition(
+    store: &Store,
+    bucket: &str,
+    key: &str,
     if_match: Option<ETagCondition>,
     if_none_match: Option<ETagCondition>,
-) -> Option<Precondition> {
+) -> Result<Option<Precondition>, StoreError> {
     if if_match.is_none() && if_none_match.is_none() {
-        return None;
+        return Ok(None);
     }
-    Some(Box::new(move |current: Option<&ObjectInfo>| {
-        if let Some(condition) = &if_match {
-            match current {
-                Some(info) if etag_matches(condition, info) => {}
-                Some(_) => return Err(StoreError::PreconditionFailed),
-                None => return Err(StoreError::NoSuchKey),
-            }
+    let observed = match store.head_object(bucket, key).await {
+        Ok(info) => Some(info),
+        Err(StoreError::NoSuchKey | StoreError::DeleteMarker { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    if let Some(condition) = &if_match {
+        match &observed {
+            Some(info) if etag_matches(condition, info) => {}
+            Some(_) => return Err(StoreError::PreconditionFailed),
+            None => return Err(StoreError::NoSuchKey),
         }
-        if let Some(condition) = &if_none_match
-            && let Some(info) = current
-            && etag_matches(condition, info)
-        {
-            return Err(StoreError::PreconditionFailed);
-        }
-        Ok(())
-    }))
+    }
+    if let Some(condition) = &if_none_match
+        && let Some(info) = &observed
+        && etag_matches(condition, info)
+    {
+        return Err(StoreError::PreconditionFailed);
+    }
+    let seen = observed.map(|info| (info.version_id, info.modified_ns));
+    Ok(Some(Box::new(move |current: Option<&ObjectInfo>| {
+        let now = current.map(|info| (info.version_id, info.modified_ns));
+        if now == seen { Ok(()) } else { Err(StoreError::ConditionalConflict) }
+    })))
 }
 
 fn to_i64(value: u64) -> i64 {
@@ -408,7 +421,15 @@ impl BucketsS3 {
             expected_md5: parse_content_md5(input.content_md5.as_ref())?,
             checksum_algorithms: checksums.algorithms.clone(),
             verify_checksums: Some(checksums.verifier(trailers)),
-            precondition: write_precondition(input.if_match.clone(), input.if_none_match.clone()),
+            precondition: write_precondition(
+                &self.store,
+                &input.bucket,
+                &input.key,
+                input.if_match.clone(),
+                input.if_none_match.clone(),
+            )
+            .await
+            .map_err(store_error)?,
             lock: super::lock::requested_lock(
                 input.object_lock_mode.as_ref(),
                 input.object_lock_retain_until_date.as_ref(),

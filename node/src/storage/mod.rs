@@ -806,6 +806,9 @@ impl Store {
         let versioning = bucket_info.versioning();
         options.version_id = new_version_id(versioning);
         options.lock = Store::lock_for_new_version(&bucket_info.meta, options.lock, set::now_ns())?;
+        // A condition is checked against the key's versions wherever they are: gathered
+        // into the ring's set first, as a versioned write gathers them.
+        let gather = !versioning.is_unversioned() || options.precondition.is_some();
         let home = self.set_for(bucket, key).clone();
         let prepared = home.prepare_put(bucket, key, body, options).await?;
         // Commit and clear the other sets under one hold of the key's lock.
@@ -816,7 +819,7 @@ impl Store {
                 return Err(e);
             }
         };
-        if !versioning.is_unversioned() {
+        if gather {
             self.gather_versions_locked(bucket, key, &home).await?;
         }
         let id = prepared.version_id();

@@ -387,7 +387,7 @@ impl Store {
         let layout = ShardLayout::of_key(key, set.drives().len());
         // Commit and clear the other sets under one hold of the key's lock.
         let _guard = self.lock_key(bucket, key).await?;
-        if !versioning.is_unversioned() {
+        if !versioning.is_unversioned() || precondition.is_some() {
             self.gather_versions_locked(bucket, key, &set).await?;
         }
         let commit = Commit::one(version, layout, per_drive, Some(staged), precondition, Order::Newest);

@@ -13,6 +13,7 @@ mod multipart;
 mod object_lock;
 mod objects;
 mod registry;
+mod s3_details;
 mod tls;
 mod topology;
 mod versioning;
