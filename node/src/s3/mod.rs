@@ -5,6 +5,7 @@
 //! overrides, pagination tokens, owner and ACL answers). Must never let an s3s type reach
 //! `storage`, and never do file I/O itself.
 
+mod attributes;
 mod bucket;
 mod copy;
 pub mod error;
@@ -139,6 +140,12 @@ impl S3 for BucketsS3 {
     }
     async fn head_object(&self, req: S3Request<dto::HeadObjectInput>) -> S3Result<S3Response<dto::HeadObjectOutput>> {
         self.head_object_impl(req).await
+    }
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<dto::GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<dto::GetObjectAttributesOutput>> {
+        self.get_object_attributes_impl(req).await
     }
     async fn delete_object(
         &self,

@@ -288,6 +288,8 @@ impl_with_checksums!(
     CompleteMultipartUploadOutput,
     CopyPartResult,
     Part,
+    Checksum,
+    ObjectPart,
 );
 
 fn strong_etag(info: &ObjectInfo) -> ETag {

@@ -229,3 +229,183 @@ async fn read_conditions_combine_as_rfc_7232_orders_them() {
         assert_eq!(status(head), case.expected, "HEAD case {index}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_object_attributes_answers_what_was_asked() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, ObjectAttributes};
+    let node = Node::start(4);
+    let s3 = node.client();
+    s3.create_bucket().bucket("attrs").send().await.unwrap();
+    let all = [
+        ObjectAttributes::Etag,
+        ObjectAttributes::Checksum,
+        ObjectAttributes::ObjectParts,
+        ObjectAttributes::StorageClass,
+        ObjectAttributes::ObjectSize,
+    ];
+
+    // One part, with a SHA-256 checksum.
+    let body = crate::harness::data(1024, 7);
+    let written = s3
+        .put_object()
+        .bucket("attrs")
+        .key("single")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let attributes = s3
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("single")
+        .set_object_attributes(Some(all.to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attributes.e_tag(), Some(crate::harness::md5_hex(&body).as_str()), "the ETag, unquoted");
+    assert_eq!(attributes.object_size(), Some(1024));
+    assert_eq!(attributes.storage_class().map(|c| c.as_str()), Some("STANDARD"));
+    assert_eq!(attributes.checksum().and_then(|c| c.checksum_sha256()), written.checksum_sha256());
+    assert!(attributes.object_parts().is_none(), "a single-part object has no ObjectParts");
+    // Only what was asked.
+    let size_only = s3
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("single")
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(size_only.object_size(), Some(1024));
+    assert!(size_only.e_tag().is_none() && size_only.checksum().is_none() && size_only.storage_class().is_none());
+    assert!(size_only.last_modified().is_some());
+
+    // Three parts with SHA-256 checksums: a composite checksum and pages of parts.
+    let upload = s3
+        .create_multipart_upload()
+        .bucket("attrs")
+        .key("parts")
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let sizes = [5 * 1024 * 1024, 5 * 1024 * 1024, 1000];
+    let mut completed = Vec::new();
+    let mut part_checksums = Vec::new();
+    for (index, size) in sizes.iter().enumerate() {
+        let number = index as i32 + 1;
+        let part = s3
+            .upload_part()
+            .bucket("attrs")
+            .key("parts")
+            .upload_id(upload_id)
+            .part_number(number)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(crate::harness::data(*size, number as u64)))
+            .send()
+            .await
+            .unwrap();
+        part_checksums.push(part.checksum_sha256().unwrap().to_string());
+        completed.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(part.e_tag().unwrap())
+                .checksum_sha256(part.checksum_sha256().unwrap())
+                .build(),
+        );
+    }
+    let done = s3
+        .complete_multipart_upload()
+        .bucket("attrs")
+        .key("parts")
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .send()
+        .await
+        .unwrap();
+    let composite = done.checksum_sha256().unwrap();
+    assert!(composite.ends_with("-3"), "{composite}");
+    let first_page = s3
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("parts")
+        .set_object_attributes(Some(all.to_vec()))
+        .max_parts(2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first_page.e_tag(), Some(done.e_tag().unwrap().trim_matches('"')));
+    assert_eq!(first_page.object_size(), Some(sizes.iter().sum::<usize>() as i64));
+    let checksum = first_page.checksum().unwrap();
+    assert_eq!(checksum.checksum_sha256(), composite.strip_suffix("-3"), "without the part count");
+    assert_eq!(checksum.checksum_type(), Some(&ChecksumType::Composite));
+    let parts = first_page.object_parts().unwrap();
+    assert_eq!(parts.total_parts_count(), Some(3));
+    assert_eq!(parts.is_truncated(), Some(true));
+    assert_eq!(parts.max_parts(), Some(2));
+    assert_eq!(parts.next_part_number_marker(), Some("2"));
+    let listed: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.size(), p.checksum_sha256())).collect();
+    assert_eq!(
+        listed,
+        vec![
+            (Some(1), Some(sizes[0] as i64), Some(part_checksums[0].as_str())),
+            (Some(2), Some(sizes[1] as i64), Some(part_checksums[1].as_str()))
+        ]
+    );
+    let second_page = s3
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("parts")
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .max_parts(2)
+        .part_number_marker("2")
+        .send()
+        .await
+        .unwrap();
+    let parts = second_page.object_parts().unwrap();
+    assert_eq!(parts.is_truncated(), Some(false));
+    let listed: Vec<_> = parts.parts().iter().map(|p| (p.part_number(), p.size())).collect();
+    assert_eq!(listed, vec![(Some(3), Some(1000))]);
+
+    // Versions: an older version by id; a key whose latest is a delete marker is not found.
+    s3.put_bucket_versioning()
+        .bucket("attrs")
+        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .send()
+        .await
+        .unwrap();
+    let old = s3.put_object().bucket("attrs").key("v").body(ByteStream::from_static(b"old")).send().await.unwrap();
+    put(&s3, "attrs", "v", b"newer").await;
+    let by_id = s3
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("v")
+        .version_id(old.version_id().unwrap())
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_id.object_size(), Some(3));
+    assert_eq!(by_id.version_id(), old.version_id());
+    s3.delete_object().bucket("attrs").key("v").send().await.unwrap();
+    let gone = s3
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("v")
+        .object_attributes(ObjectAttributes::ObjectSize)
+        .send()
+        .await;
+    assert_eq!(status(gone), 404);
+
+    // Names S3 does not know.
+    let bad = s3
+        .get_object_attributes()
+        .bucket("attrs")
+        .key("single")
+        .object_attributes(ObjectAttributes::from("Colour"))
+        .send()
+        .await;
+    assert_eq!(code(bad), "InvalidArgument");
+}
