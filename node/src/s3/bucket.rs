@@ -7,13 +7,42 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 use super::{BucketsS3, store_error, timestamp_from_ns};
 use crate::storage::Versioning;
 
+/// S3's largest page of buckets, and the page when none is asked for.
+const MAX_LIST_BUCKETS: i32 = 10_000;
+
 impl BucketsS3 {
     pub(super) async fn list_buckets_impl(
         &self,
-        _req: S3Request<ListBucketsInput>,
+        req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let buckets = self.store.list_buckets().await.map_err(store_error)?;
-        let buckets = buckets
+        let input = req.input;
+        let max_buckets = input.max_buckets.unwrap_or(MAX_LIST_BUCKETS);
+        if !(1..=MAX_LIST_BUCKETS).contains(&max_buckets) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("Argument max-buckets must be an integer between 1 and {MAX_LIST_BUCKETS}"),
+            ));
+        }
+        let after = input.continuation_token.as_deref().map(super::list::decode_token).transpose()?;
+        let prefix = input.prefix.as_deref().unwrap_or("");
+        // Every bucket lives in this server's one region.
+        let in_region = input.bucket_region.as_deref().is_none_or(|region| region == self.region);
+        let mut buckets = self.store.list_buckets().await.map_err(store_error)?;
+        buckets.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut matching = buckets
+            .into_iter()
+            .filter(|b| in_region && b.name.starts_with(prefix))
+            .filter(|b| after.as_deref().is_none_or(|after| b.name.as_str() > after))
+            .peekable();
+        let mut page = Vec::new();
+        while page.len() < max_buckets as usize
+            && let Some(b) = matching.next()
+        {
+            page.push(b);
+        }
+        let continuation_token =
+            matching.peek().is_some().then(|| page.last().map(|b| super::list::encode_token(&b.name))).flatten();
+        let buckets = page
             .into_iter()
             .map(|b| Bucket {
                 name: Some(b.name),
@@ -24,7 +53,8 @@ impl BucketsS3 {
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
             owner: Some(self.owner()),
-            ..Default::default()
+            continuation_token,
+            prefix: input.prefix,
         }))
     }
 

@@ -233,11 +233,11 @@ impl BucketsS3 {
     }
 }
 
-fn encode_token(name: &str) -> String {
+pub(super) fn encode_token(name: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name.as_bytes())
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub(super) fn decode_token(token: &str) -> S3Result<String> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
         .ok()

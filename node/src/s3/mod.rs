@@ -31,6 +31,12 @@ use crate::storage::set::Selector;
 /// Largest total size of user metadata (x-amz-meta-* names and values), as in AWS.
 pub const MAX_USER_METADATA_BYTES: usize = 2048;
 
+/// The owner's canonical id: stable, derived from the root user, the same in every answer
+/// (Owner, ACL grants) and what `x-amz-expected-bucket-owner` is compared with.
+pub fn owner_id(root_user: &str) -> String {
+    hex::encode(sha2::Sha256::digest(format!("buckets-owner:{root_user}").as_bytes()))
+}
+
 pub struct BucketsS3 {
     store: Arc<Store>,
     region: String,
@@ -40,9 +46,7 @@ pub struct BucketsS3 {
 
 impl BucketsS3 {
     pub fn new(store: Arc<Store>, region: String, root_user: &str) -> Self {
-        // A stable canonical id derived from the root user, the same in every answer.
-        let owner_id = hex::encode(sha2::Sha256::digest(format!("buckets-owner:{root_user}").as_bytes()));
-        BucketsS3 { store, region, owner_id, owner_name: root_user.to_string() }
+        BucketsS3 { store, region, owner_id: owner_id(root_user), owner_name: root_user.to_string() }
     }
 
     fn owner(&self) -> Owner {

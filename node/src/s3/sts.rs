@@ -133,6 +133,15 @@ impl S3Access for Identity {
                 return Err(s3_error!(InvalidToken, "The security token included in the request is invalid."));
             }
         }
+        // Every bucket has one owner; a request that expects another is refused (the
+        // source bucket's owner of a copy too).
+        for header in ["x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"] {
+            if let Some(expected) = cx.headers().get(header)
+                && expected.as_bytes() != super::owner_id(&self.root_user).as_bytes()
+            {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
         Ok(())
     }
 }

@@ -409,3 +409,80 @@ async fn get_object_attributes_answers_what_was_asked() {
         .await;
     assert_eq!(code(bad), "InvalidArgument");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bucket_listing_pages_and_the_expected_owner() {
+    let node = Node::start(4);
+    let s3 = node.client();
+    let names = ["app-a", "app-b", "app-c", "app-d", "app-e", "logs-1", "logs-2"];
+    for name in names {
+        s3.create_bucket().bucket(name).send().await.unwrap();
+    }
+
+    // Pages of two, by continuation token, under a prefix.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page =
+            s3.list_buckets().prefix("app-").max_buckets(2).set_continuation_token(token.clone()).send().await.unwrap();
+        pages += 1;
+        assert_eq!(page.prefix(), Some("app-"));
+        assert!(page.buckets().len() <= 2);
+        seen.extend(page.buckets().iter().map(|b| b.name().unwrap().to_string()));
+        match page.continuation_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["app-a", "app-b", "app-c", "app-d", "app-e"]);
+    assert_eq!(pages, 3);
+    let everything = s3.list_buckets().send().await.unwrap();
+    let listed: Vec<_> = everything.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(listed, names);
+    assert!(everything.continuation_token().is_none());
+    assert_eq!(code(s3.list_buckets().max_buckets(0).send().await), "InvalidArgument");
+    assert_eq!(code(s3.list_buckets().continuation_token("not a token!").send().await), "InvalidArgument");
+
+    // x-amz-expected-bucket-owner: the owner's canonical id passes, another id is refused.
+    let owner = everything.owner().unwrap().id().unwrap().to_string();
+    s3.put_object()
+        .bucket("app-a")
+        .key("k")
+        .expected_bucket_owner(&owner)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    s3.head_bucket().bucket("app-a").expected_bucket_owner(&owner).send().await.unwrap();
+    let stranger = "111122223333";
+    assert_eq!(status(s3.head_bucket().bucket("app-a").expected_bucket_owner(stranger).send().await), 403);
+    let refused = s3.get_object().bucket("app-a").key("k").expected_bucket_owner(stranger).send().await;
+    assert_eq!(code(refused), "AccessDenied");
+    let refused = s3.delete_bucket().bucket("logs-1").expected_bucket_owner(stranger).send().await;
+    assert_eq!(code(refused), "AccessDenied");
+    s3.head_bucket().bucket("logs-1").send().await.unwrap();
+    let copy = s3
+        .copy_object()
+        .bucket("app-b")
+        .key("copy")
+        .copy_source("app-a/k")
+        .expected_source_bucket_owner(stranger)
+        .send()
+        .await;
+    assert_eq!(code(copy), "AccessDenied");
+
+    // Creating one's own bucket again: BucketAlreadyOwnedByYou, and the bucket is as it was.
+    s3.put_bucket_versioning()
+        .bucket("app-a")
+        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .send()
+        .await
+        .unwrap();
+    let again = s3.create_bucket().bucket("app-a").send().await;
+    assert_eq!(status(again), 409);
+    assert_eq!(code(s3.create_bucket().bucket("app-a").send().await), "BucketAlreadyOwnedByYou");
+    assert_eq!(get_bytes(&s3, "app-a", "k").await, b"x");
+    let versioning = s3.get_bucket_versioning().bucket("app-a").send().await.unwrap();
+    assert_eq!(versioning.status(), Some(&BucketVersioningStatus::Enabled));
+}
