@@ -116,34 +116,6 @@ fn reachable(address: SocketAddr) -> SocketAddr {
 /// nothing to continue), and botocore then keeps a stale status line on the connection
 /// and misreads the next response. Closing such connections after the response keeps
 /// the AWS CLI and boto3 working (they reconnect at once).
-/// Whether a request is GetObjectAttributes (`GET /bucket/key?attributes`).
-fn is_object_attributes<B>(request: &http::Request<B>) -> bool {
-    request.method() == http::Method::GET
-        && request
-            .uri()
-            .query()
-            .is_some_and(|query| query.split('&').any(|pair| pair == "attributes" || pair.starts_with("attributes=")))
-}
-
-/// GetObjectAttributes names the ETag without the quotes every other answer gives it
-/// (s3s writes all ETags quoted).
-fn unquote_attribute_etag(response: &mut http::Response<s3s::Body>) {
-    let Some(body) = response.body_mut().take_bytes() else { return };
-    let text = String::from_utf8_lossy(&body);
-    let rewritten = match (text.find("<ETag>\""), text.find("\"</ETag>")) {
-        (Some(open), Some(close)) if close > open => {
-            let value = &text[open + "<ETag>\"".len()..close];
-            format!("{}<ETag>{value}</ETag>{}", &text[..open], &text[close + "\"</ETag>".len()..])
-        }
-        _ => {
-            *response.body_mut() = s3s::Body::from(body);
-            return;
-        }
-    };
-    response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(rewritten.len()));
-    *response.body_mut() = s3s::Body::from(rewritten);
-}
-
 fn expects_continue_without_body<B>(request: &http::Request<B>) -> bool {
     let headers = request.headers();
     let expects = headers
@@ -474,21 +446,21 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                     let method = request.method().as_str().to_string();
                     let started = Instant::now();
                     let close_after = expects_continue_without_body(&request);
-                    let attributes = is_object_attributes(&request);
+                    let exchange = crate::s3::exchange::Exchange::of(&request);
                     // Counted until the response headers: the migration engine yields
                     // while users wait.
                     let _in_flight = InFlight::new(&store.user_requests);
-                    let mut response = hyper::service::Service::call(&service, request).await;
+                    let mut response = match exchange.early_error(&request) {
+                        Some(refused) => Ok(refused),
+                        None => hyper::service::Service::call(&service, request).await,
+                    };
+                    if let Ok(response) = response.as_mut() {
+                        exchange.finish(response);
+                    }
                     if close_after && let Ok(response) = response.as_mut() {
                         response
                             .headers_mut()
                             .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-                    }
-                    if attributes
-                        && let Ok(response) = response.as_mut()
-                        && response.status() == http::StatusCode::OK
-                    {
-                        unquote_attribute_etag(response);
                     }
                     let status = match &response {
                         Ok(r) => r.status().as_u16().to_string(),

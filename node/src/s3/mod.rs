@@ -9,6 +9,7 @@ mod attributes;
 mod bucket;
 mod copy;
 pub mod error;
+pub mod exchange;
 mod lifecycle;
 mod list;
 mod lock;

@@ -1,0 +1,241 @@
+"""The HTTP details of S3 that real clients and conformance suites trip on, sent byte for
+byte: chunked uploads without Content-Length, 100-continue refusals, request ids,
+presigned URL expiry, non-ASCII metadata."""
+
+import base64
+import socket
+import time
+import zlib
+import http.client
+
+import boto3
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from conftest import ACCESS_KEY, SECRET_KEY
+
+
+@pytest.fixture
+def v4(node):
+    """A boto3 client that presigns with SigV4 (boto3 presigns with SigV2 by default)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=node.endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name="us-east-1",
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
+    )
+
+
+def path_of(url):
+    """The path and query of a URL, as sent on the request line."""
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def send_chunked(node, method, path, headers, pieces):
+    """Sends a request whose body goes as HTTP/1.1 chunks, with no Content-Length."""
+    connection = http.client.HTTPConnection("127.0.0.1", node.s3_port, timeout=15)
+    connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    connection.putheader("Host", f"127.0.0.1:{node.s3_port}")
+    for name, value in headers.items():
+        if name.lower() != "host":
+            connection.putheader(name, value)
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    for piece in pieces:
+        connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+    connection.send(b"0\r\n\r\n")
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, response, body
+
+
+def signed_headers(node, method, path, headers):
+    """Headers of a request signed with SigV4 in the Authorization header."""
+    headers = dict(headers, Host=f"127.0.0.1:{node.s3_port}")
+    request = AWSRequest(method=method, url=f"{node.endpoint}{path}", headers=headers)
+    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_chunked_uploads_without_content_length(node, s3, v4):
+    s3.create_bucket(Bucket="chunked")
+
+    # A presigned PUT streamed in HTTP chunks (curl -T -, streaming uploaders).
+    url = v4.generate_presigned_url("put_object", Params={"Bucket": "chunked", "Key": "plain"}, ExpiresIn=60)
+    status, _, body = send_chunked(node, "PUT", path_of(url), {}, [b"hello ", b"chunked ", b"world"])
+    assert status == 200, body
+    assert s3.get_object(Bucket="chunked", Key="plain")["Body"].read() == b"hello chunked world"
+
+    # aws-chunked with a trailing checksum inside HTTP chunks, as SDKs stream a body of
+    # unknown length: x-amz-decoded-content-length, no Content-Length.
+    data = b"streamed with a trailing checksum" * 1000
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big"))
+    payload = b"%x\r\n%s\r\n0\r\nx-amz-checksum-crc32:%s\r\n\r\n" % (len(data), data, crc)
+    headers = signed_headers(
+        node,
+        "PUT",
+        "/chunked/aws-chunked",
+        {
+            "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            "Content-Encoding": "aws-chunked",
+            "x-amz-decoded-content-length": str(len(data)),
+            "x-amz-trailer": "x-amz-checksum-crc32",
+        },
+    )
+    third = len(payload) // 3
+    status, response, body = send_chunked(
+        node, "PUT", "/chunked/aws-chunked", headers, [payload[:third], payload[third : 2 * third], payload[2 * third :]]
+    )
+    assert status == 200, body
+    assert response.getheader("x-amz-checksum-crc32") == crc.decode()
+    got = s3.get_object(Bucket="chunked", Key="aws-chunked", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data
+    assert got["ChecksumCRC32"] == crc.decode()
+
+    # A part of a multipart upload, chunked the same way.
+    upload = s3.create_multipart_upload(Bucket="chunked", Key="mpu")["UploadId"]
+    url = v4.generate_presigned_url(
+        "upload_part",
+        Params={"Bucket": "chunked", "Key": "mpu", "UploadId": upload, "PartNumber": 1},
+        ExpiresIn=60,
+    )
+    status, response, body = send_chunked(node, "PUT", path_of(url), {}, [b"part ", b"one"])
+    assert status == 200, body
+    etag = response.getheader("ETag")
+    s3.complete_multipart_upload(
+        Bucket="chunked", Key="mpu", UploadId=upload, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]}
+    )
+    assert s3.get_object(Bucket="chunked", Key="mpu")["Body"].read() == b"part one"
+
+
+def expect_continue(node, path, length=1_000_000):
+    """Sends only the headers of a PUT that expects 100-continue; returns what comes back
+    before any body byte is sent."""
+    with socket.create_connection(("127.0.0.1", node.s3_port), timeout=5) as sock:
+        sock.sendall(
+            (
+                f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{node.s3_port}\r\n"
+                f"Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+            ).encode()
+        )
+        received = b""
+        try:
+            while b"\r\n\r\n" not in received:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+            head, _, rest = received.partition(b"\r\n\r\n")
+            # An error's body follows its headers.
+            if not head.startswith(b"HTTP/1.1 100"):
+                sock.settimeout(1)
+                while True:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    rest += chunk
+        except socket.timeout:
+            pass
+        return received.split(b"\r\n", 1)[0].decode(), received
+
+
+def test_a_refused_upload_is_refused_before_its_body(node, s3, v4):
+    s3.create_bucket(Bucket="continue")
+    url = v4.generate_presigned_url("put_object", Params={"Bucket": "continue", "Key": "k"}, ExpiresIn=60)
+    path = path_of(url)
+    status_line, _ = expect_continue(node, path)
+    assert status_line == "HTTP/1.1 100 Continue"
+
+    at = path.index("X-Amz-Signature=") + len("X-Amz-Signature=")
+    tampered = path[:at] + ("1" if path[at] == "0" else "0") + path[at + 1 :]
+    status_line, answer = expect_continue(node, tampered)
+    assert status_line.startswith("HTTP/1.1 403"), answer
+    assert b"<Code>SignatureDoesNotMatch</Code>" in answer
+
+    url = v4.generate_presigned_url("put_object", Params={"Bucket": "no-such-bucket", "Key": "k"}, ExpiresIn=60)
+    status_line, answer = expect_continue(node, path_of(url))
+    assert status_line.startswith("HTTP/1.1 404"), answer
+    assert b"<Code>NoSuchBucket</Code>" in answer
+
+
+def test_error_bodies_carry_the_request_id_of_the_header(s3):
+    s3.create_bucket(Bucket="ids")
+    with pytest.raises(ClientError) as raised:
+        s3.get_object(Bucket="ids", Key="missing")
+    error = raised.value.response
+    header = error["ResponseMetadata"]["HTTPHeaders"].get("x-amz-request-id")
+    assert header and len(header) == 16
+    assert error["ResponseMetadata"]["RequestId"] == header
+    assert error["Error"]["Code"] == "NoSuchKey"
+
+    with pytest.raises(ClientError) as raised:
+        s3.create_bucket(Bucket="ids")
+    again = raised.value.response["ResponseMetadata"]
+    assert again["RequestId"] == again["HTTPHeaders"]["x-amz-request-id"]
+    assert again["RequestId"] != header, "every request has its own id"
+
+    # Successful answers carry one too.
+    ok = s3.head_bucket(Bucket="ids")["ResponseMetadata"]["HTTPHeaders"]
+    assert len(ok["x-amz-request-id"]) == 16
+
+
+def error_of(node, path):
+    connection = http.client.HTTPConnection("127.0.0.1", node.s3_port, timeout=10)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    return response.status, response.read().decode()
+
+
+def test_presigned_url_expiry(node, s3, v4):
+    s3.create_bucket(Bucket="presigned")
+    s3.put_object(Bucket="presigned", Key="k", Body=b"data")
+    week = 7 * 24 * 3600
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": "presigned", "Key": "k"}, ExpiresIn=week)
+    assert error_of(node, path_of(url))[0] == 200
+    for expires, message in [
+        (week + 1, "X-Amz-Expires must be less than a week (in seconds) that is; 604800"),
+        (-5, "X-Amz-Expires must be non-negative"),
+    ]:
+        path = path_of(url).replace(f"X-Amz-Expires={week}", f"X-Amz-Expires={expires}")
+        status, body = error_of(node, path)
+        assert status == 400, body
+        assert "<Code>AuthorizationQueryParametersError</Code>" in body
+        assert message in body
+
+    # Valid for one second, used three seconds later.
+    url = v4.generate_presigned_url("get_object", Params={"Bucket": "presigned", "Key": "k"}, ExpiresIn=1)
+    time.sleep(3)
+    status, body = error_of(node, path_of(url))
+    assert status == 403, body
+    assert "<Code>AccessDenied</Code>" in body
+    assert "<Message>Request has expired</Message>" in body
+
+
+def test_non_ascii_metadata_is_rfc_2047_encoded(node, s3, v4):
+    s3.create_bucket(Bucket="meta")
+    # Raw UTF-8 bytes in the header, as some clients send them.
+    url = v4.generate_presigned_url("put_object", Params={"Bucket": "meta", "Key": "raw"}, ExpiresIn=60)
+    connection = http.client.HTTPConnection("127.0.0.1", node.s3_port, timeout=10)
+    connection.putrequest("PUT", path_of(url))
+    connection.putheader("x-amz-meta-city", "Zürich".encode())
+    connection.putheader("Content-Length", "1")
+    connection.endheaders()
+    connection.send(b"x")
+    assert connection.getresponse().status == 200
+    encoded = "=?UTF-8?B?" + base64.b64encode("Zürich".encode()).decode() + "?="
+    assert s3.head_object(Bucket="meta", Key="raw")["Metadata"]["city"] == encoded
+
+    # An encoded word is decoded when stored: given in Q encoding, it comes back in B.
+    s3.put_object(Bucket="meta", Key="q", Body=b"x", Metadata={"city": "=?UTF-8?Q?Z=C3=BCrich?="})
+    assert s3.head_object(Bucket="meta", Key="q")["Metadata"]["city"] == encoded
+    assert s3.get_object(Bucket="meta", Key="q")["Metadata"]["city"] == encoded
+    # ASCII stays as it is.
+    s3.put_object(Bucket="meta", Key="ascii", Body=b"x", Metadata={"city": "Zurich"})
+    assert s3.head_object(Bucket="meta", Key="ascii")["Metadata"]["city"] == "Zurich"
