@@ -24,6 +24,16 @@ prune_stale_test_binaries() {
 }
 prune_stale_test_binaries
 
+step "Debian packages the client tests drive (rclone)"
+if ! command -v rclone >/dev/null 2>&1; then
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get install -y -qq rclone >/dev/null 2>&1 ||
+    { "${as_root[@]}" apt-get update -qq && "${as_root[@]}" apt-get install -y -qq rclone; }
+fi
+rclone version | head -n 1
+
 step "Python clients (AWS CLI, boto3, pytest)"
 VENV="$CACHE/venv"
 if [ ! -x "$VENV/bin/python" ]; then

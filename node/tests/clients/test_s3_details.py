@@ -239,3 +239,118 @@ def test_non_ascii_metadata_is_rfc_2047_encoded(node, s3, v4):
     # ASCII stays as it is.
     s3.put_object(Bucket="meta", Key="ascii", Body=b"x", Metadata={"city": "Zurich"})
     assert s3.head_object(Bucket="meta", Key="ascii")["Metadata"]["city"] == "Zurich"
+
+
+def crc64nvme(data):
+    """CRC-64/NVME, bit by bit from its definition (reflected polynomial, all-ones start
+    and end), to check what the server computes."""
+    crc = 0xFFFFFFFFFFFFFFFF
+    for byte in data:
+        crc = CRC64_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFFFFFFFFFF
+
+
+def _crc64_table():
+    table = []
+    for index in range(256):
+        value = index
+        for _ in range(8):
+            value = (value >> 1) ^ 0x9A6C9329AC4BC9B5 if value & 1 else value >> 1
+        table.append(value)
+    return table
+
+
+CRC64_TABLE = _crc64_table()
+MIB = 1024 * 1024
+
+
+def b64(raw):
+    return base64.b64encode(raw).decode()
+
+
+def test_multipart_checksum_edges(s3):
+    import hashlib
+    import os
+
+    assert crc64nvme(b"123456789") == 0xAE8B14860A799888, "the CRC-64/NVME check value"
+    s3.create_bucket(Bucket="edges")
+    part1, part2 = os.urandom(5 * MIB), os.urandom(777)
+
+    # SHA-256 composite: the SHA-256 of the parts' raw digests, then "-N"; per-part
+    # checksums in GetObjectAttributes, the composite without its "-N".
+    created = s3.create_multipart_upload(Bucket="edges", Key="sha", ChecksumAlgorithm="SHA256")
+    assert created["ChecksumType"] == "COMPOSITE"
+    parts = []
+    for number, body in [(1, part1), (2, part2)]:
+        answer = s3.upload_part(
+            Bucket="edges", Key="sha", UploadId=created["UploadId"], PartNumber=number, Body=body, ChecksumAlgorithm="SHA256"
+        )
+        assert answer["ChecksumSHA256"] == b64(hashlib.sha256(body).digest())
+        parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": answer["ChecksumSHA256"]})
+    done = s3.complete_multipart_upload(
+        Bucket="edges", Key="sha", UploadId=created["UploadId"], MultipartUpload={"Parts": parts}
+    )
+    digest = b64(hashlib.sha256(hashlib.sha256(part1).digest() + hashlib.sha256(part2).digest()).digest())
+    assert done["ChecksumSHA256"] == digest + "-2"
+    assert done["ChecksumType"] == "COMPOSITE"
+    assert s3.head_object(Bucket="edges", Key="sha", ChecksumMode="ENABLED")["ChecksumSHA256"] == digest + "-2"
+    attributes = s3.get_object_attributes(Bucket="edges", Key="sha", ObjectAttributes=["Checksum", "ObjectParts"])
+    assert attributes["Checksum"] == {"ChecksumSHA256": digest, "ChecksumType": "COMPOSITE"}
+    assert attributes["ObjectParts"]["TotalPartsCount"] == 2
+    assert [p["ChecksumSHA256"] for p in attributes["ObjectParts"]["Parts"]] == [
+        parts[0]["ChecksumSHA256"],
+        parts[1]["ChecksumSHA256"],
+    ]
+
+    # A part uploaded again replaces the first: its checksum is listed, its ETag completes,
+    # the first ETag no longer does, and the composite is made of the new part.
+    created = s3.create_multipart_upload(Bucket="edges", Key="again", ChecksumAlgorithm="CRC32")
+    upload_id = created["UploadId"]
+
+    def put_part(number, body):
+        answer = s3.upload_part(
+            Bucket="edges", Key="again", UploadId=upload_id, PartNumber=number, Body=body, ChecksumAlgorithm="CRC32"
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": answer["ChecksumCRC32"]}
+
+    first = put_part(1, part1)
+    replacement_body = os.urandom(5 * MIB)
+    replacement = put_part(1, replacement_body)
+    last = put_part(2, part2)
+    listed = s3.list_parts(Bucket="edges", Key="again", UploadId=upload_id)["Parts"]
+    assert [(p["PartNumber"], p["ETag"], p["ChecksumCRC32"]) for p in listed] == [
+        (1, replacement["ETag"], replacement["ChecksumCRC32"]),
+        (2, last["ETag"], last["ChecksumCRC32"]),
+    ]
+    with pytest.raises(ClientError) as error:
+        s3.complete_multipart_upload(
+            Bucket="edges", Key="again", UploadId=upload_id, MultipartUpload={"Parts": [first, last]}
+        )
+    assert error.value.response["Error"]["Code"] == "InvalidPart"
+    done = s3.complete_multipart_upload(
+        Bucket="edges", Key="again", UploadId=upload_id, MultipartUpload={"Parts": [replacement, last]}
+    )
+    raw = zlib.crc32(replacement_body).to_bytes(4, "big") + zlib.crc32(part2).to_bytes(4, "big")
+    assert done["ChecksumCRC32"] == b64(zlib.crc32(raw).to_bytes(4, "big")) + "-2"
+    assert s3.get_object(Bucket="edges", Key="again")["Body"].read() == replacement_body + part2
+
+    # CRC64NVME: whole-object only, the CRC of all the bytes.
+    crc = lambda body: b64(crc64nvme(body).to_bytes(8, "big"))  # noqa: E731
+    small1, small2 = part1[: 5 * MIB], part2
+    created = s3.create_multipart_upload(Bucket="edges", Key="nvme", ChecksumAlgorithm="CRC64NVME")
+    assert created["ChecksumType"] == "FULL_OBJECT"
+    parts = []
+    for number, body in [(1, small1), (2, small2)]:
+        answer = s3.upload_part(
+            Bucket="edges", Key="nvme", UploadId=created["UploadId"], PartNumber=number, Body=body, ChecksumCRC64NVME=crc(body)
+        )
+        assert answer["ChecksumCRC64NVME"] == crc(body)
+        parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC64NVME": answer["ChecksumCRC64NVME"]})
+    done = s3.complete_multipart_upload(
+        Bucket="edges", Key="nvme", UploadId=created["UploadId"], MultipartUpload={"Parts": parts}
+    )
+    assert done["ChecksumCRC64NVME"] == crc(small1 + small2)
+    assert done["ChecksumType"] == "FULL_OBJECT"
+    with pytest.raises(ClientError) as error:
+        s3.create_multipart_upload(Bucket="edges", Key="bad", ChecksumAlgorithm="CRC64NVME", ChecksumType="COMPOSITE")
+    assert error.value.response["Error"]["Code"] == "InvalidRequest"
