@@ -9,6 +9,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, Delete, ObjectIdentifier, Tag, Tagging, VersioningConfiguration};
 use buckets_api::{MigrationState, MigrationStatus};
+use buckets_node::placement::topology::{Topology, TopologyRules};
 
 use crate::harness::{Node, admin_cli, data, files_under, wait_until};
 
@@ -233,6 +234,41 @@ fn migration(node: &Node) -> MigrationStatus {
 /// Keys with many versions (objects inline and in shard files, a delete marker on some)
 /// move from a drained set with `kill -9` at each point of a move: every version arrives,
 /// in order, with its bytes, exactly once, and nothing is left in the drained set.
+/// Kills the node at each crash point of a move, in turn, while the migration just
+/// started runs; between crashes every version reads back whole and the listing is
+/// unchanged. Leaves the migration running to its end.
+async fn crash_at_every_move_point(
+    node: &mut Node,
+    before: &[(String, String, bool, bool)],
+    versions: &[(String, String, Vec<u8>)],
+) {
+    for point in ["move-after-copy", "move-after-commit", "move-after-registry"] {
+        node.kill();
+        node.env.retain(|(k, _)| k != "BUCKETS_FAILPOINT");
+        node.env.push(("BUCKETS_FAILPOINT".into(), format!("{point}:3")));
+        node.spawn();
+        admin_ok(node, &["migration", "resume"]);
+        assert!(node.wait_exit(Duration::from_secs(60)), "the node did not reach {point}");
+        node.env.retain(|(k, _)| k != "BUCKETS_FAILPOINT");
+        node.spawn();
+        admin_ok(node, &["migration", "pause"]);
+        let s3 = node.client();
+        assert_eq!(all_versions(&s3, "moving", 1000).await, before, "after {point}");
+        for (key, id, bytes) in versions.iter().step_by(5) {
+            assert_eq!(&get_version(&s3, "moving", key, id).await, bytes, "{key} {id} after {point}");
+        }
+    }
+    admin_ok(node, &["migration", "resume"]);
+    wait_until("the migration completes", Duration::from_secs(120), || migration(node).state == MigrationState::Done);
+}
+
+/// The set of the ring that holds each key now.
+fn homes(node: &Node, keys: &[String]) -> Vec<u32> {
+    let topology: Topology = serde_json::from_str(&admin_ok(node, &["topology", "show", "--json"])).unwrap();
+    let ring = topology.ring();
+    keys.iter().map(|key| ring.locate("moving", key)).collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn versioned_keys_move_whole_through_every_crash_point() {
     let mut node = Node::start(20); // two sets of 10
@@ -251,30 +287,25 @@ async fn versioned_keys_move_whole_through_every_crash_point() {
             s3.delete_object().bucket("moving").key(&key).send().await.unwrap();
         }
     }
+    // Deep keys: 20 versions each, then a delete marker.
+    let deep: Vec<String> = (0..6).map(|n| format!("deep-{n}")).collect();
+    for (n, key) in deep.iter().enumerate() {
+        for v in 0..20 {
+            let bytes = data(if v % 7 == 3 { 700_000 } else { 100 + v * 13 }, (1000 + n * 100 + v) as u64);
+            let id = put(&s3, "moving", key, &bytes).await.unwrap();
+            versions.push((key.clone(), id, bytes));
+        }
+        s3.delete_object().bucket("moving").key(key).send().await.unwrap();
+    }
     let before = all_versions(&s3, "moving", 1000).await;
-    assert_eq!(before.len(), 24 * 4 + 8);
+    assert_eq!(before.len(), 24 * 4 + 8 + deep.len() * 21);
+    let deep_homes = homes(&node, &deep);
 
+    // Drain set 1: its keys move to set 0.
     admin_ok(&node, &["migration", "pause"]);
     admin_ok(&node, &["drain-set", "1"]);
-    for point in ["move-after-copy", "move-after-commit", "move-after-registry"] {
-        node.kill();
-        node.env.retain(|(k, _)| k != "BUCKETS_FAILPOINT");
-        node.env.push(("BUCKETS_FAILPOINT".into(), format!("{point}:3")));
-        node.spawn();
-        admin_ok(&node, &["migration", "resume"]);
-        assert!(node.wait_exit(Duration::from_secs(60)), "the node did not reach {point}");
-        node.env.retain(|(k, _)| k != "BUCKETS_FAILPOINT");
-        node.spawn();
-        admin_ok(&node, &["migration", "pause"]);
-        // Between crashes every version reads back whole and listings are unchanged.
-        let s3 = node.client();
-        assert_eq!(all_versions(&s3, "moving", 1000).await, before, "after {point}");
-        for (key, id, bytes) in versions.iter().step_by(5) {
-            assert_eq!(&get_version(&s3, "moving", key, id).await, bytes, "{key} {id} after {point}");
-        }
-    }
-    admin_ok(&node, &["migration", "resume"]);
-    wait_until("the migration completes", Duration::from_secs(120), || migration(&node).state == MigrationState::Done);
+    crash_at_every_move_point(&mut node, &before, &versions).await;
+    assert!(deep_homes.contains(&1), "a deep key moves in the drain: {deep_homes:?}");
     let s3 = node.client();
     assert_eq!(all_versions(&s3, "moving", 1000).await, before);
     assert_eq!(all_versions(&s3, "moving", 7).await, before);
@@ -286,8 +317,97 @@ async fn versioned_keys_move_whole_through_every_crash_point() {
         let left: Vec<_> = files_under(&node.drive(d).join("moving"));
         assert!(left.iter().all(|f| !f.ends_with("%meta")), "drive {d} of the drained set: {left:?}");
     }
+
+    // Add a set: the keys the ring gives it move there, through the same crash points.
+    admin_ok(&node, &["migration", "pause"]);
+    admin_ok(&node, &["remove-set", "1"]);
+    let added = format!("{}/added/e{{1...10}}", node.root.path().display());
+    admin_ok(&node, &["add-set", &added]);
+    crash_at_every_move_point(&mut node, &before, &versions).await;
+    let deep_homes_now = homes(&node, &deep);
+    assert!(deep_homes_now.iter().any(|&home| home != 0), "a deep key moves to the added set: {deep_homes_now:?}");
+    let s3 = node.client();
+    assert_eq!(all_versions(&s3, "moving", 1000).await, before);
+    assert_eq!(all_versions(&s3, "moving", 7).await, before);
+    for (key, id, bytes) in &versions {
+        assert_eq!(&get_version(&s3, "moving", key, id).await, bytes, "{key} {id} after the set was added");
+    }
     for d in 0..20 {
         let staged = files_under(&node.drive(d).join(".buckets.sys/tmp"));
         assert!(staged.is_empty(), "staged files left on drive {d}: {staged:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn versions_through_every_node_of_a_cluster() {
+    let mut cluster = Node::start_cluster(4, 4, &[("BUCKETS_DRIVE_CHECK_SECS", "1")]);
+    let clients: Vec<Client> = cluster.iter().map(Node::client).collect();
+    clients[0].create_bucket().bucket("shared").send().await.unwrap();
+    set_versioning(&clients[1], "shared", BucketVersioningStatus::Enabled).await;
+
+    // One version written through each node, inline and multi-block.
+    let mut written = Vec::new();
+    for (n, client) in clients.iter().enumerate() {
+        let bytes = data(if n % 2 == 0 { 900 + n } else { 1_500_000 + n }, 40 + n as u64);
+        let id = put(client, "shared", "doc", &bytes).await.unwrap();
+        written.push((id, bytes));
+    }
+    let marker = clients[2].delete_object().bucket("shared").key("doc").send().await.unwrap();
+    assert_eq!(marker.delete_marker(), Some(true));
+    let marker_id = marker.version_id().unwrap().to_string();
+
+    let mut expected: Vec<(String, String, bool, bool)> = vec![("doc".into(), marker_id.clone(), true, true)];
+    expected.extend(written.iter().rev().map(|(id, _)| ("doc".to_string(), id.clone(), false, false)));
+    for (n, client) in clients.iter().enumerate() {
+        let error = client.get_object().bucket("shared").key("doc").send().await.unwrap_err();
+        assert_eq!(status_of(&error), 404, "through node {n}");
+        assert_eq!(header_of(&error, "x-amz-delete-marker").as_deref(), Some("true"));
+        assert_eq!(all_versions(client, "shared", 2).await, expected, "listing through node {n}");
+        for (id, bytes) in &written {
+            assert_eq!(&get_version(client, "shared", "doc", id).await, bytes, "{id} through node {n}");
+        }
+    }
+
+    // With a node down: a version deleted by id stays deleted when the node returns, and
+    // a version written meanwhile is healed onto it.
+    cluster[3].kill();
+    let survivors = &clients[..3];
+    survivors[0].delete_object().bucket("shared").key("doc").version_id(&written[0].0).send().await.unwrap();
+    let late = data(2_000_000, 99);
+    let late_id = put(&survivors[1], "shared", "doc", &late).await.unwrap();
+    cluster[3].spawn();
+    let revived = cluster[3].client();
+    let mut now_expected =
+        vec![("doc".to_string(), late_id.clone(), true, false), (expected[0].0.clone(), marker_id, false, true)];
+    now_expected.extend(written[1..].iter().rev().map(|(id, _)| ("doc".to_string(), id.clone(), false, false)));
+    for (n, client) in survivors.iter().chain(std::iter::once(&revived)).enumerate() {
+        assert_eq!(all_versions(client, "shared", 1000).await, now_expected, "listing through node {n}");
+        let gone = client.get_object().bucket("shared").key("doc").version_id(&written[0].0).send().await.unwrap_err();
+        assert_eq!(status_of(&gone), 404, "the deleted version stays deleted (node {n})");
+        assert_eq!(get_version(client, "shared", "doc", &late_id).await, late);
+    }
+
+    // Object lock is enforced by every node.
+    clients[0].create_bucket().bucket("vault").object_lock_enabled_for_bucket(true).send().await.unwrap();
+    let held =
+        clients[1].put_object().bucket("vault").key("k").body(ByteStream::from_static(b"kept")).send().await.unwrap();
+    let held_id = held.version_id().unwrap().to_string();
+    clients[2]
+        .put_object_legal_hold()
+        .bucket("vault")
+        .key("k")
+        .version_id(&held_id)
+        .legal_hold(
+            aws_sdk_s3::types::ObjectLockLegalHold::builder()
+                .status(aws_sdk_s3::types::ObjectLockLegalHoldStatus::On)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for (n, client) in clients.iter().enumerate() {
+        let refused = client.delete_object().bucket("vault").key("k").version_id(&held_id).send().await.unwrap_err();
+        assert_eq!(status_of(&refused), 403, "through node {n}");
+    }
+    assert_eq!(get_version(&clients[3], "vault", "k", &held_id).await, b"kept");
 }
