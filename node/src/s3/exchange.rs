@@ -5,6 +5,20 @@
 
 use s3s::{Body, HttpResponse, S3Error, S3ErrorCode};
 
+/// Subresources of operations newer than the S3 model s3s routes by, which it would take
+/// for another operation (RenameObject and UpdateObjectEncryption for a PutObject of an
+/// empty or XML body, PutBucketAbac for a CreateBucket, GetBucketAbac for a listing).
+/// Buckets serves none of them; they answer NotImplemented instead.
+const UNSERVED_SUBRESOURCES: &[(&str, &str)] = &[
+    ("renameObject", "RenameObject"),
+    ("abac", "GetBucketAbac / PutBucketAbac"),
+    ("metadataConfiguration", "S3 Metadata configurations"),
+    ("metadataTable", "S3 Metadata table configurations"),
+    ("metadataInventoryTable", "UpdateBucketMetadataInventoryTableConfiguration"),
+    ("metadataJournalTable", "UpdateBucketMetadataJournalTableConfiguration"),
+    ("session", "CreateSession"),
+];
+
 /// The longest a presigned URL may be valid: seven days, in seconds.
 pub const MAX_PRESIGNED_EXPIRES_SECONDS: i64 = 7 * 24 * 3600;
 
@@ -27,9 +41,14 @@ impl Exchange {
         Exchange { request_id: new_request_id(), object_attributes }
     }
 
-    /// An error S3 gives before the request reaches s3s (or `None`): a presigned URL whose
+    /// An error given before the request reaches s3s (or `None`): an operation Buckets does
+    /// not serve that s3s would mistake for another, or a presigned URL whose
     /// `X-Amz-Expires` is not a number of seconds within a week.
     pub fn early_error<B>(&self, request: &http::Request<B>) -> Option<HttpResponse> {
+        if let Some(operation) = unserved_operation(request) {
+            let error = S3Error::with_message(S3ErrorCode::NotImplemented, format!("{operation} is not implemented"));
+            return error.to_http_response().ok();
+        }
         let (_, expires) = query_pairs(request.uri()).find(|(name, _)| name == "X-Amz-Expires")?;
         let message = match expires.parse::<i64>() {
             Err(_) => "X-Amz-Expires should be a number".to_string(),
@@ -71,6 +90,21 @@ impl Exchange {
             None => *response.body_mut() = Body::from(bytes),
         }
     }
+}
+
+/// The name of an operation Buckets does not serve that `request` asks for, if it does.
+fn unserved_operation<B>(request: &http::Request<B>) -> Option<&'static str> {
+    for (name, _) in query_pairs(request.uri()) {
+        if let Some((_, operation)) = UNSERVED_SUBRESOURCES.iter().find(|(subresource, _)| name == *subresource) {
+            return Some(operation);
+        }
+        // UpdateObjectEncryption is `PUT /bucket/key?encryption`; the bucket's
+        // PutBucketEncryption (`PUT /bucket?encryption`) is not served either.
+        if name == "encryption" && request.method() == http::Method::PUT {
+            return Some("UpdateObjectEncryption / PutBucketEncryption");
+        }
+    }
+    None
 }
 
 fn query_pairs(uri: &http::Uri) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
@@ -138,6 +172,23 @@ mod tests {
         assert_eq!(status("X-Amz-Expires=-1"), Some(400));
         assert_eq!(status("X-Amz-Expires=soon"), Some(400));
         assert_eq!(status("other=1"), None);
+    }
+
+    #[test]
+    fn operations_s3s_would_mistake_are_not_served() {
+        let status = |method: &str, uri: &str| {
+            let request = http::Request::builder().method(method).uri(uri).body(()).unwrap();
+            Exchange::of(&request).early_error(&request).map(|r| r.status().as_u16())
+        };
+        assert_eq!(status("PUT", "/b/k?renameObject"), Some(501));
+        assert_eq!(status("PUT", "/b/k?encryption"), Some(501));
+        assert_eq!(status("PUT", "/b?abac"), Some(501));
+        assert_eq!(status("GET", "/b?abac"), Some(501));
+        assert_eq!(status("GET", "/b?metadataConfiguration"), Some(501));
+        assert_eq!(status("PUT", "/b?metadataJournalTable"), Some(501));
+        assert_eq!(status("GET", "/b?encryption"), None, "GetBucketEncryption is answered");
+        assert_eq!(status("PUT", "/b/k"), None);
+        assert_eq!(status("GET", "/b?list-type=2&prefix=renameObject"), None, "a value is not a subresource");
     }
 
     #[test]
