@@ -88,7 +88,7 @@ export BUCKETS_AWS_CLI="$VENV/bin/aws"
 step "cargo test"
 CARGO_LOG="$CACHE/cargo-test.log"
 set +e
-cargo test --workspace 2>&1 | tee "$CARGO_LOG"
+cargo test --workspace --no-fail-fast 2>&1 | tee "$CARGO_LOG"
 cargo_status=${PIPESTATUS[0]}
 set -e
 

@@ -115,13 +115,20 @@ pub struct TestBed {
     pub external: bool,
 }
 
+/// This crate's directory. Cargo sets CARGO_MANIFEST_DIR for the tests it runs: a test
+/// binary reused from a build in another checkout (a shared build cache) reads this
+/// checkout's files, not the ones it was compiled from.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 fn testbed_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed")
+    manifest_dir().join("testbed")
 }
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    manifest_dir().join("..")
 }
 
 impl TestBed {

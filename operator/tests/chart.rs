@@ -18,7 +18,8 @@ use serde_json::Value;
 const KUBE_VERSION: &str = "1.33.0";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()))
+        .join("..")
 }
 
 /// Every field of `given` is in `typed` with the same value (the typed round trip kept

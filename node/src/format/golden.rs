@@ -15,7 +15,9 @@ use super::object::{
 };
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/format/golden").join(name)
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()))
+        .join("src/format/golden")
+        .join(name)
 }
 
 fn check(name: &str, encoded: &[u8]) -> Vec<u8> {
