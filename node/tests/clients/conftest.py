@@ -73,8 +73,7 @@ def node(tmp_path):
     n.stop()
 
 
-@pytest.fixture
-def s3(node):
+def client(node, **config):
     return boto3.client(
         "s3",
         endpoint_url=node.endpoint,
@@ -82,8 +81,19 @@ def s3(node):
         aws_secret_access_key=SECRET_KEY,
         region_name="us-east-1",
         # No retries and a short read timeout: a stalled connection fails the test.
-        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}, read_timeout=15),
+        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}, read_timeout=15, **config),
     )
+
+
+@pytest.fixture
+def s3(node):
+    return client(node)
+
+
+@pytest.fixture
+def v4(node):
+    """A client that presigns with SigV4 (boto3 presigns with SigV2 by default)."""
+    return client(node, signature_version="s3v4")
 
 
 @pytest.fixture

@@ -8,28 +8,13 @@ import time
 import zlib
 import http.client
 
-import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from conftest import ACCESS_KEY, SECRET_KEY
-
-
-@pytest.fixture
-def v4(node):
-    """A boto3 client that presigns with SigV4 (boto3 presigns with SigV2 by default)."""
-    return boto3.client(
-        "s3",
-        endpoint_url=node.endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
-    )
 
 
 def path_of(url):

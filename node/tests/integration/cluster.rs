@@ -354,39 +354,12 @@ async fn create_only_writes_racing_through_different_nodes_let_exactly_one_win()
     clients[0].create_bucket().bucket("race").send().await.unwrap();
     for round in 0..4 {
         let key = format!("claim-{round}");
-        let tasks: Vec<_> = (0..8u8)
-            .map(|writer| {
-                let client = clients[writer as usize % clients.len()].clone();
-                let key = key.clone();
-                tokio::spawn(async move {
-                    let result = client
-                        .put_object()
-                        .bucket("race")
-                        .key(&key)
-                        .if_none_match("*")
-                        .body(ByteStream::from(vec![writer; 300_000]))
-                        .send()
-                        .await;
-                    let status = match &result {
-                        Ok(_) => 200,
-                        Err(error) => error.raw_response().map_or(0, |r| r.status().as_u16()),
-                    };
-                    (writer, status)
-                })
-            })
-            .collect();
-        let mut winners = Vec::new();
-        for task in tasks {
-            let (writer, status) = task.await.unwrap();
-            match status {
-                200 => winners.push(writer),
-                412 | 409 => {}
-                other => panic!("round {round}: writer {writer} got {other}"),
-            }
-        }
-        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let winner = crate::harness::race_create_only(&clients, "race", &key, 300_000).await;
         for client in &clients {
-            assert!(get_bytes(client, "race", &key).await == vec![winners[0]; 300_000], "the winner's bytes");
+            assert!(
+                get_bytes(client, "race", &key).await == vec![winner; 300_000],
+                "round {round}: the winner's bytes"
+            );
         }
     }
 }

@@ -634,3 +634,42 @@ pub fn wipe(dir: &std::path::Path) {
     }
     panic!("{} kept filling up while being wiped", dir.display());
 }
+
+/// Eight PUTs of `key` with `If-None-Match: *` at once, spread over `clients` (the nodes
+/// of a cluster, or one): exactly one may succeed, the others lose with 412 (at arrival)
+/// or 409 ConditionalRequestConflict (at commit). Returns the winner's byte, which fills
+/// its body of `size` bytes.
+pub async fn race_create_only(clients: &[Client], bucket: &str, key: &str, size: usize) -> u8 {
+    let tasks: Vec<_> = (0..8u8)
+        .map(|writer| {
+            let client = clients[writer as usize % clients.len()].clone();
+            let (bucket, key) = (bucket.to_string(), key.to_string());
+            tokio::spawn(async move {
+                let result = client
+                    .put_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .if_none_match("*")
+                    .body(aws_sdk_s3::primitives::ByteStream::from(vec![writer; size]))
+                    .send()
+                    .await;
+                let status = match &result {
+                    Ok(_) => 200,
+                    Err(error) => error.raw_response().map_or(0, |r| r.status().as_u16()),
+                };
+                (writer, status)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (writer, status) = task.await.unwrap();
+        match status {
+            200 => winners.push(writer),
+            412 | 409 => {}
+            other => panic!("{key}: writer {writer} got {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{key}: winners {winners:?}");
+    winners[0]
+}

@@ -121,36 +121,9 @@ async fn racing_create_only_writes_let_exactly_one_win() {
     s3.create_bucket().bucket("race").send().await.unwrap();
     for round in 0..5 {
         let key = format!("lock-{round}");
-        let tasks: Vec<_> = (0..8u8)
-            .map(|writer| {
-                let s3 = s3.clone();
-                let key = key.clone();
-                tokio::spawn(async move {
-                    let result = s3
-                        .put_object()
-                        .bucket("race")
-                        .key(&key)
-                        .if_none_match("*")
-                        .body(ByteStream::from(vec![writer; 64 * 1024]))
-                        .send()
-                        .await;
-                    (writer, status(result))
-                })
-            })
-            .collect();
-        let mut winners = Vec::new();
-        for task in tasks {
-            let (writer, status) = task.await.unwrap();
-            match status {
-                200 => winners.push(writer),
-                // Lost at arrival (412) or at commit (409, ConditionalRequestConflict).
-                412 | 409 => {}
-                other => panic!("unexpected status {other}"),
-            }
-        }
-        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let winner = crate::harness::race_create_only(std::slice::from_ref(&s3), "race", &key, 64 * 1024).await;
         let stored = get_bytes(&s3, "race", &key).await;
-        assert_eq!(stored, vec![winners[0]; 64 * 1024], "the winner's bytes are stored");
+        assert_eq!(stored, vec![winner; 64 * 1024], "round {round}: the winner's bytes are stored");
     }
 }
 
@@ -204,29 +177,23 @@ async fn read_conditions_combine_as_rfc_7232_orders_them() {
         // If-Unmodified-Since false and If-None-Match false: 412 comes first.
         case(None, Some(etag), Some(before), None, 412),
     ];
+    // GET and HEAD take the same conditions through builders of different types.
+    macro_rules! with_conditions {
+        ($request:expr, $case:expr) => {
+            $request
+                .bucket("rfc")
+                .key("k")
+                .set_if_match($case.if_match.map(str::to_string))
+                .set_if_none_match($case.if_none_match.map(str::to_string))
+                .set_if_unmodified_since($case.unmodified_since)
+                .set_if_modified_since($case.modified_since)
+                .send()
+                .await
+        };
+    }
     for (index, case) in cases.iter().enumerate() {
-        let get = s3
-            .get_object()
-            .bucket("rfc")
-            .key("k")
-            .set_if_match(case.if_match.map(str::to_string))
-            .set_if_none_match(case.if_none_match.map(str::to_string))
-            .set_if_unmodified_since(case.unmodified_since)
-            .set_if_modified_since(case.modified_since)
-            .send()
-            .await;
-        assert_eq!(status(get), case.expected, "GET case {index}");
-        let head = s3
-            .head_object()
-            .bucket("rfc")
-            .key("k")
-            .set_if_match(case.if_match.map(str::to_string))
-            .set_if_none_match(case.if_none_match.map(str::to_string))
-            .set_if_unmodified_since(case.unmodified_since)
-            .set_if_modified_since(case.modified_since)
-            .send()
-            .await;
-        assert_eq!(status(head), case.expected, "HEAD case {index}");
+        assert_eq!(status(with_conditions!(s3.get_object(), case)), case.expected, "GET case {index}");
+        assert_eq!(status(with_conditions!(s3.head_object(), case)), case.expected, "HEAD case {index}");
     }
 }
 
