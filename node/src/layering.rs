@@ -18,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tls", &[]),
     ("placement", &["format", "erasure"]),
     ("lifecycle", &["format"]),
+    ("policy", &[]),
     ("storage", &["placement", "lifecycle", "format", "erasure", "error", "metrics", "clock"]),
     ("rpc", &["storage", "placement", "format", "erasure", "error", "metrics", "clock"]),
     ("cluster", &["rpc", "storage", "placement", "format", "erasure", "error", "metrics", "clock"]),

@@ -15,6 +15,7 @@ mod layering;
 pub mod lifecycle;
 pub mod metrics;
 pub mod placement;
+pub mod policy;
 pub mod rpc;
 pub mod s3;
 pub mod server;
