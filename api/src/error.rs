@@ -60,6 +60,17 @@ codes! {
     AwaitingTopology,
     AlreadyBootstrapped,
     BootstrapFailed,
+    NoSuchUser,
+    NoSuchGroup,
+    NoSuchPolicy,
+    NoSuchKey,
+    /// A user, group or policy of that name exists.
+    AlreadyExists,
+    /// A name or value that is not allowed (what is said in the message).
+    InvalidArgument,
+    MalformedPolicy,
+    /// A built-in policy cannot be changed or removed; a policy in use cannot be removed.
+    PolicyInUse,
     /// Not enough drives answered; retry.
     Unavailable,
     InternalError,

@@ -1,6 +1,6 @@
 //! The admin API of a Buckets node (`/admin/v1/` on its admin listener) as the node, the
 //! `buckets-admin` CLI and the operator share it: the JSON documents on the wire
-//! (`topology`, `migration`, `wire`), the error codes (`error`), the request signature
+//! (`topology`, `migration`, `wire`, `iam`), the error codes (`error`), the request signature
 //! (`auth`), drive URLs (`drive`), the client (`client`) and the logging setup every
 //! binary uses (`logging`).
 //!
@@ -11,6 +11,7 @@ pub mod auth;
 pub mod client;
 pub mod drive;
 pub mod error;
+pub mod iam;
 pub mod logging;
 pub mod migration;
 pub mod topology;

@@ -19,14 +19,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("placement", &["format", "erasure"]),
     ("lifecycle", &["format"]),
     ("policy", &[]),
+    ("iam", &["storage", "policy", "format", "error"]),
     ("storage", &["placement", "lifecycle", "format", "erasure", "error", "metrics", "clock"]),
     ("rpc", &["storage", "placement", "format", "erasure", "error", "metrics", "clock"]),
     ("cluster", &["rpc", "storage", "placement", "format", "erasure", "error", "metrics", "clock"]),
-    ("s3", &["storage", "placement", "format", "error", "metrics", "clock"]),
-    ("admin", &["cluster", "storage", "placement", "format", "error", "metrics", "clock"]),
+    ("s3", &["iam", "policy", "storage", "placement", "format", "error", "metrics", "clock"]),
+    ("admin", &["iam", "cluster", "storage", "placement", "format", "error", "metrics", "clock"]),
     (
         "server",
-        &["admin", "s3", "cluster", "rpc", "storage", "placement", "format", "error", "metrics", "clock", "tls"],
+        &["admin", "s3", "iam", "cluster", "rpc", "storage", "placement", "format", "error", "metrics", "clock", "tls"],
     ),
 ];
 

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod erasure;
 pub mod error;
 pub mod format;
+pub mod iam;
 #[cfg(test)]
 mod layering;
 pub mod lifecycle;

@@ -391,7 +391,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let mut builder = S3ServiceBuilder::new(BucketsS3::new(store.clone(), config.region.clone(), &config.root_user));
     // The root user, and temporary credentials from STS AssumeRole on the same endpoint.
-    let identity = crate::s3::sts::Identity::new(config.root_user.clone(), config.root_password.clone());
+    // Secret keys are sealed under the cluster secret (a lone node without one: the root
+    // password).
+    let sealing_secret = config.cluster_secret.clone().unwrap_or_else(|| config.root_password.clone());
+    let iam = crate::iam::Iam::open(store.clone(), sealing_secret.as_bytes()).await;
+    tokio::spawn(iam.clone().run_refresh());
+    let identity =
+        crate::s3::sts::Identity::new(config.root_user.clone(), config.root_password.clone()).with_iam(iam.clone());
     builder.set_auth(identity.clone());
     builder.set_access(identity.clone());
     builder.set_route(crate::s3::sts::AssumeRoleRoute { identity });
@@ -420,10 +426,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         root_password: config.root_password.clone(),
         topology: crate::cluster::topology::TopologyCoordinator::new(store.clone(), peers),
         node_address: if rpc.is_some() { own_authority.clone() } else { "local".into() },
+        iam,
     }));
 
     loop {
-        let (socket, _) = match s3_listener.accept().await {
+        let (socket, peer) = match s3_listener.accept().await {
             Ok(connection) => connection,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -436,9 +443,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let metrics = store.metrics.clone();
         let acceptor = acceptor.clone();
         let store = store.clone();
+        let connection = crate::s3::access::Connection { peer: peer.ip(), secure: acceptor.is_some() };
         tokio::spawn(async move {
             let Some(io) = accept_io(socket, acceptor.as_ref()).await else { return };
-            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(connection);
                 let service = service.clone();
                 let metrics = metrics.clone();
                 let store = store.clone();

@@ -3,6 +3,8 @@
 //! credentials required, see `auth`). Peer RPC shares the listener (`rpc::server`). Must
 //! never serve S3 or touch drives directly.
 
+mod iam;
+
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -34,6 +36,8 @@ pub struct Admin {
     pub topology: TopologyCoordinator,
     /// How peers reach this node (`local` for a lone node).
     pub node_address: String,
+    /// Users, keys, groups and policies.
+    pub iam: Arc<crate::iam::Iam>,
 }
 
 /// A request whose signature checked out.
@@ -269,6 +273,7 @@ impl Admin {
                     Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, &e.to_string()),
                 }
             }
+            (method, ["iam", rest @ ..]) => iam::handle(&self.iam, &method, rest, &body).await,
             (Method::GET, ["nodes"]) => json_ok(&self.nodes()),
             (Method::GET, ["nodes", name]) => match self.nodes().into_iter().find(|n| n.name == *name) {
                 Some(node) => json_ok(&node),

@@ -1,7 +1,8 @@
 //! `buckets-admin`: the command line for a cluster's admin API (`/admin/v1/`), signed with
 //! the root credentials: the topology (show, apply, preview), draining a set, the
-//! migration (status with a live progress bar, pause, resume, throttle), and the nodes.
-//! Every read command takes `--json`.
+//! migration (status with a live progress bar, pause, resume, throttle), the nodes, and
+//! the identity store (users, access keys, groups, policies). Every read command takes
+//! `--json`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,9 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use buckets_api::client::refusal;
+use buckets_api::iam::{
+    Attachment, CreatedKey, GroupInfo, KeyInfo, MemberChange, NewKey, NewName, NewPolicy, PolicyInfo, UserInfo,
+};
 use buckets_api::wire::{AddSet, ApplyTopology, BootstrapPool, BootstrapRequest, PreviewRequest, SetChange, Throttle};
 use buckets_api::{AdminClient, MigrationStatus, SetAction, Topology};
 
@@ -19,16 +23,18 @@ struct Cli {
     /// Admin endpoint of any node (its --admin-address).
     #[arg(long, env = "BUCKETS_ENDPOINT", default_value = "http://127.0.0.1:9001", global = true)]
     endpoint: String,
-    #[arg(long, env = "BUCKETS_ROOT_USER", default_value = "bucketsadmin", global = true)]
-    user: String,
+    /// The root user's name (the admin API is the root user's).
+    #[arg(long = "root-user", env = "BUCKETS_ROOT_USER", default_value = "bucketsadmin", global = true)]
+    root_user: String,
     #[arg(
-        long,
+        long = "root-password",
+        alias = "password",
         env = "BUCKETS_ROOT_PASSWORD",
         default_value = "bucketsadmin",
         hide_default_value = true,
         global = true
     )]
-    password: String,
+    root_password: String,
     /// CA certificate (PEM) to verify an https:// endpoint with.
     #[arg(long, env = "BUCKETS_CA_FILE", global = true)]
     ca_file: Option<PathBuf>,
@@ -98,6 +104,18 @@ enum Command {
     /// The nodes of the cluster and their drives.
     #[command(subcommand)]
     Nodes(NodesCommand),
+    /// Users of the S3 API.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Access keys of users (secrets are shown once, at creation).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Groups of users, which share the policies attached to the group.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Policies in the AWS IAM policy language, attached to users and groups.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Same as `migration status`.
     MigrationStatus(StatusArgs),
     /// Same as `migration pause`.
@@ -182,6 +200,335 @@ enum TopologyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (with no keys and no policies yet).
+    Add {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every user with its state, keys, policies and groups.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One user.
+    Info {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user and its keys.
+    Remove { name: String },
+    /// Let a disabled user's keys sign requests again.
+    Enable { name: String },
+    /// Refuse every request signed with the user's keys (kept, for `enable`).
+    Disable { name: String },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an access key for USER; prints its secret, the only time it is shown.
+    Create {
+        user: String,
+        /// When the key stops working: an RFC 3339 time or a duration from now (90d, 12h, 30m).
+        #[arg(long)]
+        expires: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The keys of USER (never their secrets).
+    List {
+        user: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an access key: requests it signs are refused from now on.
+    Remove { access_key: String },
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Create a group, optionally with members.
+    Add {
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        members: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every group with its members and policies.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a group (its users stay).
+    Remove { name: String },
+    /// Show a group's members, or change them with --add / --remove.
+    Members {
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        add: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        remove: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Store a policy from a JSON file (`-` reads standard input).
+    Create {
+        name: String,
+        file: PathBuf,
+        /// Replace a policy of the same name.
+        #[arg(long)]
+        replace: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every policy, the built-in ones too, with where it is attached.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One policy's document and attachments.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a policy (refused while it is attached).
+    Remove { name: String },
+    /// Attach a policy to a user or a group.
+    Attach(AttachArgs),
+    /// Detach a policy from a user or a group.
+    Detach(AttachArgs),
+}
+
+#[derive(clap::Args)]
+struct AttachArgs {
+    policy: String,
+    #[arg(long, conflicts_with = "group", required_unless_present = "group")]
+    user: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Parses `--expires`: an RFC 3339 time, or a duration from now such as 90d, 12h or 30m.
+fn parse_expiry(text: &str, now: u64) -> anyhow::Result<u64> {
+    if let Ok(time) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+        return u64::try_from(time.unix_timestamp()).context("an expiry before 1970");
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 =
+        number.parse().with_context(|| format!("{text:?} is neither an RFC 3339 time nor a duration such as 90d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("unknown unit in {text:?}: use s, m, h or d"),
+    };
+    Ok(now + number * seconds)
+}
+
+fn said(text: String) -> anyhow::Result<()> {
+    println!("{text}");
+    Ok(())
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn print_users(users: &[UserInfo]) -> anyhow::Result<()> {
+    println!("{:<24} {:<9} {:>4}  {:<24} GROUPS", "USER", "STATE", "KEYS", "POLICIES");
+    for user in users {
+        println!(
+            "{:<24} {:<9} {:>4}  {:<24} {}",
+            user.name,
+            if user.enabled { "enabled" } else { "disabled" },
+            user.keys.len(),
+            user.policies.join(","),
+            user.groups.join(",")
+        );
+    }
+    Ok(())
+}
+
+fn print_keys(keys: &[KeyInfo]) -> anyhow::Result<()> {
+    println!("{:<22} {:<16} {:<22} EXPIRES", "ACCESS KEY", "USER", "CREATED");
+    let when = |t: u64| {
+        time::OffsetDateTime::from_unix_timestamp(t as i64)
+            .ok()
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_else(|| t.to_string())
+    };
+    for key in keys {
+        println!(
+            "{:<22} {:<16} {:<22} {}",
+            key.access_key,
+            key.user,
+            when(key.created),
+            key.expires.map_or("never".to_string(), when)
+        );
+    }
+    Ok(())
+}
+
+fn print_groups(groups: &[GroupInfo]) -> anyhow::Result<()> {
+    println!("{:<24} {:<32} POLICIES", "GROUP", "MEMBERS");
+    for group in groups {
+        println!("{:<24} {:<32} {}", group.name, group.members.join(","), group.policies.join(","));
+    }
+    Ok(())
+}
+
+fn print_policies(policies: &[PolicyInfo]) -> anyhow::Result<()> {
+    println!("{:<24} {:<8} {:<24} GROUPS", "POLICY", "BUILTIN", "USERS");
+    for policy in policies {
+        println!(
+            "{:<24} {:<8} {:<24} {}",
+            policy.name,
+            if policy.builtin { "yes" } else { "no" },
+            policy.users.join(","),
+            policy.groups.join(",")
+        );
+    }
+    Ok(())
+}
+
+async fn iam_command(admin: &AdminClient, command: Command) -> anyhow::Result<()> {
+    const IAM: &str = "/admin/v1/iam";
+    let get = async |path: String| admin.json::<serde_json::Value>("GET", &format!("{IAM}/{path}"), Vec::new()).await;
+    let delete =
+        async |path: String| admin.json::<serde_json::Value>("DELETE", &format!("{IAM}/{path}"), Vec::new()).await;
+    match command {
+        Command::User(UserCommand::Add { name, json }) => {
+            let user: UserInfo = admin.send("POST", &format!("{IAM}/users"), &NewName { name }).await?;
+            if json { print_json(&user) } else { print_users(&[user]) }
+        }
+        Command::User(UserCommand::List { json }) => {
+            let users: Vec<UserInfo> = serde_json::from_value(get("users".into()).await?)?;
+            if json { print_json(&users) } else { print_users(&users) }
+        }
+        Command::User(UserCommand::Info { name, json }) => {
+            let user: UserInfo = serde_json::from_value(get(format!("users/{name}")).await?)?;
+            if json {
+                return print_json(&user);
+            }
+            print_users(std::slice::from_ref(&user))?;
+            println!("canonical id {}\narn {}", user.canonical_id, user.arn);
+            print_keys(&user.keys)?;
+            Ok(())
+        }
+        Command::User(UserCommand::Remove { name }) => {
+            delete(format!("users/{name}")).await?;
+            said(format!("removed user {name}"))
+        }
+        Command::User(UserCommand::Enable { name }) => {
+            let user: UserInfo = admin.json("POST", &format!("{IAM}/users/{name}/enable"), Vec::new()).await?;
+            print_users(&[user])
+        }
+        Command::User(UserCommand::Disable { name }) => {
+            let user: UserInfo = admin.json("POST", &format!("{IAM}/users/{name}/disable"), Vec::new()).await?;
+            print_users(&[user])
+        }
+        Command::Key(KeyCommand::Create { user, expires, json }) => {
+            let expires = expires.map(|e| parse_expiry(&e, buckets_node::iam::now_seconds())).transpose()?;
+            let key: CreatedKey = admin.send("POST", &format!("{IAM}/users/{user}/keys"), &NewKey { expires }).await?;
+            if json {
+                return print_json(&key);
+            }
+            println!("Access key: {}\nSecret key: {}", key.access_key, key.secret_key);
+            println!("The secret key is shown only now: keep it somewhere safe.");
+            Ok(())
+        }
+        Command::Key(KeyCommand::List { user, json }) => {
+            let keys: Vec<KeyInfo> = serde_json::from_value(get(format!("users/{user}/keys")).await?)?;
+            if json { print_json(&keys) } else { print_keys(&keys) }
+        }
+        Command::Key(KeyCommand::Remove { access_key }) => {
+            delete(format!("keys/{access_key}")).await?;
+            said(format!("removed access key {access_key}"))
+        }
+        Command::Group(GroupCommand::Add { name, members, json }) => {
+            let mut group: GroupInfo =
+                admin.send("POST", &format!("{IAM}/groups"), &NewName { name: name.clone() }).await?;
+            if !members.is_empty() {
+                let change = MemberChange { add: members, remove: Vec::new() };
+                group = admin.send("POST", &format!("{IAM}/groups/{name}/members"), &change).await?;
+            }
+            if json { print_json(&group) } else { print_groups(&[group]) }
+        }
+        Command::Group(GroupCommand::List { json }) => {
+            let groups: Vec<GroupInfo> = serde_json::from_value(get("groups".into()).await?)?;
+            if json { print_json(&groups) } else { print_groups(&groups) }
+        }
+        Command::Group(GroupCommand::Remove { name }) => {
+            delete(format!("groups/{name}")).await?;
+            said(format!("removed group {name}"))
+        }
+        Command::Group(GroupCommand::Members { name, add, remove, json }) => {
+            let group: GroupInfo = if add.is_empty() && remove.is_empty() {
+                serde_json::from_value(get(format!("groups/{name}")).await?)?
+            } else {
+                admin.send("POST", &format!("{IAM}/groups/{name}/members"), &MemberChange { add, remove }).await?
+            };
+            if json { print_json(&group) } else { print_groups(&[group]) }
+        }
+        Command::Policy(PolicyCommand::Create { name, file, replace, json }) => {
+            let document = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading the policy from standard input")?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let policy: PolicyInfo = if replace {
+                admin.json("PUT", &format!("{IAM}/policies/{name}"), document.into_bytes()).await?
+            } else {
+                admin.send("POST", &format!("{IAM}/policies"), &NewPolicy { name, document }).await?
+            };
+            if json { print_json(&policy) } else { print_policies(&[policy]) }
+        }
+        Command::Policy(PolicyCommand::List { json }) => {
+            let policies: Vec<PolicyInfo> = serde_json::from_value(get("policies".into()).await?)?;
+            if json { print_json(&policies) } else { print_policies(&policies) }
+        }
+        Command::Policy(PolicyCommand::Show { name, json }) => {
+            let policy: PolicyInfo = serde_json::from_value(get(format!("policies/{name}")).await?)?;
+            if json {
+                return print_json(&policy);
+            }
+            print_policies(std::slice::from_ref(&policy))?;
+            println!("{}", serde_json::to_string_pretty(&policy.document)?);
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::Remove { name }) => {
+            delete(format!("policies/{name}")).await?;
+            said(format!("removed policy {name}"))
+        }
+        Command::Policy(command @ (PolicyCommand::Attach(_) | PolicyCommand::Detach(_))) => {
+            let (action, args) = match command {
+                PolicyCommand::Attach(args) => ("attach", args),
+                PolicyCommand::Detach(args) => ("detach", args),
+                _ => unreachable!("matched above"),
+            };
+            let to = Attachment { user: args.user, group: args.group };
+            let policy: PolicyInfo =
+                admin.send("POST", &format!("{IAM}/policies/{}/{action}", args.policy), &to).await?;
+            if args.json { print_json(&policy) } else { print_policies(&[policy]) }
+        }
+        _ => unreachable!("only identity store commands come here"),
+    }
 }
 
 /// How often `migration status --watch` asks the node for its progress.
@@ -367,8 +714,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(path) => Some(buckets_node::tls::client_config_trusting(path).context("loading the CA file")?),
         None => None,
     };
-    let admin = AdminClient::new(cli.endpoint.clone(), cli.user.clone(), cli.password.clone(), AdminClient::http(tls));
+    let admin = AdminClient::new(
+        cli.endpoint.clone(),
+        cli.root_user.clone(),
+        cli.root_password.clone(),
+        AdminClient::http(tls),
+    );
     match cli.command {
+        command @ (Command::User(_) | Command::Key(_) | Command::Group(_) | Command::Policy(_)) => {
+            iam_command(&admin, command).await
+        }
         Command::Topology(TopologyCommand::Show { json }) => {
             let (status, body) = admin.call("GET", "/admin/v1/topology", Vec::new()).await?;
             if status != 200 {
@@ -514,7 +869,16 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_rate;
+    use super::{parse_expiry, parse_rate};
+
+    #[test]
+    fn expiries_are_times_or_durations_from_now() {
+        assert_eq!(parse_expiry("90d", 1000).unwrap(), 1000 + 90 * 86_400);
+        assert_eq!(parse_expiry("12h", 0).unwrap(), 43_200);
+        assert_eq!(parse_expiry("2027-01-01T00:00:00Z", 0).unwrap(), 1_798_761_600);
+        assert!(parse_expiry("soon", 0).is_err());
+        assert!(parse_expiry("3w", 0).is_err());
+    }
 
     #[test]
     fn rates_parse_with_binary_units() {

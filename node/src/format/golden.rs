@@ -317,3 +317,43 @@ fn topology_v1_golden() {
     let golden = check("topology-v1.bin", &super::topology::encode(&topology_v1()));
     assert_eq!(super::topology::decode(&golden).unwrap(), topology_v1());
 }
+
+pub(super) fn iam_v1() -> super::iam::IamDoc {
+    use super::iam::{IamDoc, StoredGroup, StoredKey, StoredPolicy, StoredUser};
+    let user = StoredUser {
+        canonical_id: "7f3a".repeat(16),
+        enabled: true,
+        created: 1_764_806_400,
+        policies: vec!["readonly".into()],
+        keys: vec![StoredKey {
+            access_key: "BKUAAAAAAAAAAAAAAAAA".into(),
+            sealed_secret: "bm9uY2UtYW5kLWNpcGhlcnRleHQ".into(),
+            created: 1_764_806_401,
+            expires: Some(1_796_342_400),
+        }],
+    };
+    IamDoc {
+        revision: 7,
+        users: [("alice".to_string(), user)].into(),
+        groups: [(
+            "backup".to_string(),
+            StoredGroup { created: 1_764_806_402, members: vec!["alice".into()], policies: vec!["photos".into()] },
+        )]
+        .into(),
+        policies: [(
+            "photos".to_string(),
+            StoredPolicy {
+                created: 1_764_806_403,
+                document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::photos/*"}]}"#.into(),
+            },
+        )]
+        .into(),
+    }
+}
+
+#[test]
+fn iam_v1_golden() {
+    let golden = check("iam-v1.bin", &iam_v1().encode());
+    assert_eq!(super::iam::IamDoc::decode(&golden), Some(iam_v1()));
+    assert_eq!(super::bucket::BucketMeta::decode(&golden), None);
+}

@@ -1,6 +1,6 @@
 //! On-disk formats: the framed file every metadata file uses, the per-drive format file,
 //! the per-object metadata file, and the JSON-bodied system files (bucket, multipart
-//! upload and part, migration control and checkpoint) and the topology file.
+//! upload and part, migration control and checkpoint, the identity store) and the topology file.
 //!
 //! Owns: byte layouts and their versions. Must never do I/O: encode to bytes, decode from
 //! bytes, and reject anything whose magic, version or checksum is wrong.
@@ -11,6 +11,7 @@ pub mod drive;
 pub(crate) mod fuzz;
 #[cfg(test)]
 mod golden;
+pub mod iam;
 pub mod lifecycle;
 pub mod migration;
 pub mod object;

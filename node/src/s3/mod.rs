@@ -5,6 +5,7 @@
 //! overrides, pagination tokens, owner and ACL answers). Must never let an s3s type reach
 //! `storage`, and never do file I/O itself.
 
+pub mod access;
 mod attributes;
 mod bucket;
 mod copy;

@@ -1,4 +1,5 @@
-//! Credentials: the root user, and temporary credentials from STS `AssumeRole` (the
+//! Credentials: the root user, the users of the identity store (`iam`) whose policies
+//! decide each request (`access`), and temporary credentials from STS `AssumeRole` (the
 //! `POST /` form request AWS SDKs send to an STS endpoint, here the S3 endpoint itself).
 //!
 //! Temporary credentials are stateless, so every node of a cluster accepts them without
@@ -8,12 +9,17 @@
 //! `x-amz-security-token`, as AWS requires). They act as the root user until they expire;
 //! changing the root password revokes them all. Only the root user may call AssumeRole.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::route::S3Route;
 use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+use super::access::{self, Connection, Facts, Requester};
+use crate::iam::{Iam, KeyLookup};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -26,16 +32,23 @@ const DEFAULT_DURATION_SECONDS: u64 = 3_600;
 /// Largest AssumeRole form accepted.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 
-/// The root credentials every node is given; everything here derives from them.
+/// The root credentials every node is given (temporary credentials derive from them),
+/// and the users of the identity store.
 #[derive(Clone)]
 pub struct Identity {
     root_user: String,
     root_password: String,
+    iam: Option<Arc<Iam>>,
 }
 
 impl Identity {
     pub fn new(root_user: String, root_password: String) -> Self {
-        Identity { root_user, root_password }
+        Identity { root_user, root_password, iam: None }
+    }
+
+    /// Also accepts the access keys of the store's users, within their policies.
+    pub fn with_iam(self, iam: Arc<Iam>) -> Self {
+        Identity { iam: Some(iam), ..self }
     }
 
     fn mac(&self, purpose: &str, access_key: &str) -> [u8; 32] {
@@ -98,9 +111,19 @@ impl S3Auth for Identity {
                 Err(S3Error::with_message(S3ErrorCode::ExpiredToken, "The provided token has expired."))
             }
             Some(_) => Ok(SecretKey::from(self.temporary_secret(access_key))),
-            None => {
-                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
-            }
+            None => match self.iam.as_ref().map(|iam| iam.key(access_key)) {
+                Some(KeyLookup::Valid { secret }) => Ok(SecretKey::from(secret)),
+                Some(KeyLookup::Expired) => {
+                    Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided has expired."))
+                }
+                Some(KeyLookup::Disabled) => {
+                    Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided is not active."))
+                }
+                Some(KeyLookup::Unknown) | None => Err(s3_error!(
+                    InvalidAccessKeyId,
+                    "The AWS Access Key Id you provided does not exist in our records."
+                )),
+            },
         }
     }
 }
@@ -142,8 +165,87 @@ impl S3Access for Identity {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
+        let access_key = credentials.access_key.clone();
+        let requester = if access_key == self.root_user || temporary_expiry(&access_key).is_some() {
+            Requester::Root
+        } else {
+            match self.iam.as_ref().and_then(|iam| iam.caller(&access_key)) {
+                Some(caller) => Requester::User(Arc::new(caller)),
+                None => {
+                    return Err(s3_error!(
+                        InvalidAccessKeyId,
+                        "The AWS Access Key Id you provided does not exist in our records."
+                    ));
+                }
+            }
+        };
+        if let Requester::User(caller) = &requester {
+            let versioned = cx
+                .uri()
+                .query()
+                .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "versionId"));
+            let action = access::action_of(cx.s3_op().name(), versioned);
+            let resource = access::resource_of(cx.s3_path());
+            let connection = cx.extensions_mut().get::<Connection>().copied();
+            let facts = Facts { headers: cx.headers(), query: cx.uri().query(), connection };
+            let context = access::context_of(&facts, Some(caller));
+            if !access::allows(caller, &action, &resource, &context) {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+            let bypass = cx
+                .headers()
+                .get("x-amz-bypass-governance-retention")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+            if bypass && !access::allows(caller, "s3:BypassGovernanceRetention", &resource, &context) {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
+        cx.extensions_mut().insert(requester);
         Ok(())
     }
+
+    async fn copy_object(&self, req: &mut S3Request<s3s::dto::CopyObjectInput>) -> S3Result<()> {
+        check_copy_source(req, &req.input.copy_source)
+    }
+
+    async fn upload_part_copy(&self, req: &mut S3Request<s3s::dto::UploadPartCopyInput>) -> S3Result<()> {
+        check_copy_source(req, &req.input.copy_source)
+    }
+
+    async fn delete_objects(&self, req: &mut S3Request<s3s::dto::DeleteObjectsInput>) -> S3Result<()> {
+        let Some(Requester::User(caller)) = req.extensions.get::<Requester>() else { return Ok(()) };
+        let connection = req.extensions.get::<Connection>().copied();
+        for object in &req.input.delete.objects {
+            let action = access::action_of("DeleteObject", object.version_id.is_some());
+            let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, object.key);
+            let mut context =
+                access::context_of(&Facts { headers: &req.headers, query: None, connection }, Some(caller));
+            if let Some(version) = &object.version_id {
+                context.insert("s3:VersionId", version.clone());
+            }
+            if !access::allows(caller, &action, &resource, &context) {
+                return Err(s3_error!(AccessDenied, "Access Denied"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A copy also reads its source: a user needs `s3:GetObject` (or `s3:GetObjectVersion`)
+/// on it.
+fn check_copy_source<T>(req: &S3Request<T>, source: &s3s::dto::CopySource) -> S3Result<()> {
+    let Some(Requester::User(caller)) = req.extensions.get::<Requester>() else { return Ok(()) };
+    let s3s::dto::CopySource::Bucket { bucket, key, version_id } = source else {
+        return Err(s3_error!(AccessDenied, "Access Denied"));
+    };
+    let action = access::action_of("GetObject", version_id.is_some());
+    let resource = format!("arn:aws:s3:::{bucket}/{key}");
+    let connection = req.extensions.get::<Connection>().copied();
+    let context = access::context_of(&Facts { headers: &req.headers, query: None, connection }, Some(caller));
+    if !access::allows(caller, &action, &resource, &context) {
+        return Err(s3_error!(AccessDenied, "Access Denied"));
+    }
+    Ok(())
 }
 
 /// STS AssumeRole on the S3 endpoint.

@@ -378,9 +378,11 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
 }
 
 impl Store {
-    /// The user buckets and the registry, in name order.
+    /// The user buckets and the registry, in name order (the identity store has a copy
+    /// in every set and never moves).
     async fn migration_buckets(&self) -> StoreResult<Vec<String>> {
-        let mut names: Vec<String> = self.list_all_buckets().await?.into_iter().map(|b| b.name).collect();
+        let mut names: Vec<String> =
+            self.list_all_buckets().await?.into_iter().map(|b| b.name).filter(|b| b != super::IAM_BUCKET).collect();
         names.sort();
         Ok(names)
     }

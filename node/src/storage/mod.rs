@@ -52,6 +52,11 @@ pub const MAX_PUT_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// Queued heal requests; beyond this, the background scan finds the object later.
 pub const HEAL_QUEUE_CAPACITY: usize = 10_000;
 
+/// The system bucket of the identity store (`iam`): one copy in every set, never moved
+/// by a migration. Names starting with `.` are not valid S3 bucket names, so no user
+/// bucket collides with it.
+pub const IAM_BUCKET: &str = ".buckets-iam";
+
 pub type BodyStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + Sync>>;
 /// A check run under the object's write lock against the current version, if any.
 pub type Precondition = Box<dyn FnOnce(Option<&ObjectInfo>) -> StoreResult<()> + Send + Sync>;
@@ -601,10 +606,12 @@ impl Store {
         let drives: Vec<Arc<dyn drive::Drive>> = self.all_drives();
         blocking(move || {
             for drive in drives.iter().filter(|d| d.is_online()) {
-                if matches!(drive.read_bucket_meta(registry::REGISTRY_BUCKET), Ok(None))
-                    && let Err(e) = drive.make_bucket(registry::REGISTRY_BUCKET, &meta)
-                {
-                    tracing::warn!(drive = %drive.name(), error = %e, "could not create the registry bucket");
+                for bucket in [registry::REGISTRY_BUCKET, IAM_BUCKET] {
+                    if matches!(drive.read_bucket_meta(bucket), Ok(None))
+                        && let Err(e) = drive.make_bucket(bucket, &meta)
+                    {
+                        tracing::warn!(drive = %drive.name(), bucket, error = %e, "could not create a system bucket");
+                    }
                 }
             }
         })
