@@ -16,4 +16,5 @@ mod registry;
 mod s3_details;
 mod tls;
 mod topology;
+mod users;
 mod versioning;
