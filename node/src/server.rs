@@ -396,8 +396,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let sealing_secret = config.cluster_secret.clone().unwrap_or_else(|| config.root_password.clone());
     let iam = crate::iam::Iam::open(store.clone(), sealing_secret.as_bytes()).await;
     tokio::spawn(iam.clone().run_refresh());
-    let identity =
-        crate::s3::sts::Identity::new(config.root_user.clone(), config.root_password.clone()).with_iam(iam.clone());
+    let identity = crate::s3::sts::Identity::new(config.root_user.clone(), config.root_password.clone())
+        .with_iam(iam.clone(), store.clone());
     builder.set_auth(identity.clone());
     builder.set_access(identity.clone());
     builder.set_route(crate::s3::sts::AssumeRoleRoute { identity });

@@ -42,6 +42,25 @@ pub struct BucketMeta {
     /// Lifecycle rules, when the bucket has any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lifecycle: Vec<LifecycleRule>,
+    /// The bucket policy as its owner gave it (checked when stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The bucket's Block Public Access switches, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+}
+
+/// S3's Block Public Access switches of a bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    /// Refuse requests that set a public ACL.
+    pub block_public_acls: bool,
+    /// Ignore public ACLs when deciding requests.
+    pub ignore_public_acls: bool,
+    /// Refuse a bucket policy that grants public access.
+    pub block_public_policy: bool,
+    /// With a public policy, only the account's own users get what it grants.
+    pub restrict_public_buckets: bool,
 }
 
 /// One lifecycle rule, as PutBucketLifecycleConfiguration validated it.

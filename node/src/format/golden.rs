@@ -221,6 +221,7 @@ fn versioned_bucket_meta_v1_golden() {
         updated_ns: 1_764_000_000_987_654_321,
         object_lock: None,
         lifecycle: Vec::new(),
+        ..Default::default()
     };
     let golden = check("bucket-meta-v1-versioned.bin", &meta.encode());
     assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(meta));
@@ -236,6 +237,7 @@ fn versioned_bucket_meta_v1_golden() {
             }),
         }),
         lifecycle: Vec::new(),
+        ..Default::default()
     };
     let golden = check("bucket-meta-v1-locked.bin", &locked.encode());
     assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(locked));
@@ -275,6 +277,7 @@ fn versioned_bucket_meta_v1_golden() {
                 ..LifecycleRule::default()
             },
         ],
+        ..Default::default()
     };
     let golden = check("bucket-meta-v1-lifecycle.bin", &with_lifecycle.encode());
     assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(with_lifecycle));
@@ -356,4 +359,26 @@ fn iam_v1_golden() {
     let golden = check("iam-v1.bin", &iam_v1().encode());
     assert_eq!(super::iam::IamDoc::decode(&golden), Some(iam_v1()));
     assert_eq!(super::bucket::BucketMeta::decode(&golden), None);
+}
+
+/// A bucket with a policy and Block Public Access: version 1 with the fields added since.
+#[test]
+fn bucket_meta_v1_with_policy_golden() {
+    let meta = super::bucket::BucketMeta {
+        created_ns: 1_764_000_000_123_456_789,
+        updated_ns: 1_764_806_400_000_000_000,
+        policy: Some(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"}]}"#
+                .into(),
+        ),
+        public_access_block: Some(super::bucket::PublicAccessBlock {
+            block_public_acls: true,
+            ignore_public_acls: false,
+            block_public_policy: false,
+            restrict_public_buckets: true,
+        }),
+        ..Default::default()
+    };
+    let golden = check("bucket-meta-v1-policy.bin", &meta.encode());
+    assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(meta));
 }

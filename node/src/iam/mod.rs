@@ -80,6 +80,8 @@ pub struct Caller {
     pub canonical_id: String,
     pub arn: String,
     pub policies: Vec<Arc<Policy>>,
+    /// The session policy of temporary credentials: it narrows all the others.
+    pub session: Option<Arc<Policy>>,
 }
 
 /// What an access key is.
@@ -395,7 +397,16 @@ impl Iam {
             canonical_id: user.canonical_id.clone(),
             arn: user_arn(name),
             policies: names.into_iter().filter_map(|n| snapshot.policies.get(n).cloned()).collect(),
+            session: None,
         })
+    }
+
+    /// The user of this name with their policies, if they exist and are enabled (for
+    /// temporary credentials, which carry the name).
+    pub fn enabled_user(&self, name: &str) -> Option<Caller> {
+        let snapshot = self.snapshot();
+        snapshot.doc.users.get(name).filter(|u| u.enabled)?;
+        self.caller_named(&snapshot, name)
     }
 
     /// The user whose canonical id or ARN this is, if any (for principals of grants).

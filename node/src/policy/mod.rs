@@ -192,6 +192,46 @@ impl Policy {
         Ok(Policy { variables, statements })
     }
 
+    /// Whether the policy grants anything to everyone, as S3's Block Public Access and
+    /// GetBucketPolicyStatus judge it: an Allow to `*` that no condition pins to fixed
+    /// values of a key that names who or where from (an address range narrower than the
+    /// whole Internet, an account, a user id).
+    pub fn is_public(&self) -> bool {
+        const PINNING_KEYS: &[&str] = &[
+            "aws:sourceip",
+            "aws:sourcearn",
+            "aws:sourcevpc",
+            "aws:sourcevpce",
+            "aws:sourceaccount",
+            "aws:sourceowner",
+            "aws:principalorgid",
+            "aws:principalaccount",
+            "aws:principalarn",
+            "aws:userid",
+            "aws:username",
+        ];
+        let pins = |condition: &Condition| {
+            let operator = condition.operator;
+            !operator.negated
+                && !operator.if_exists
+                && operator.qualifier == condition::Qualifier::Single
+                && matches!(
+                    operator.kind,
+                    condition::Kind::StringEquals
+                        | condition::Kind::StringEqualsIgnoreCase
+                        | condition::Kind::IpAddress
+                        | condition::Kind::ArnLike
+                )
+                && PINNING_KEYS.contains(&condition.key.to_ascii_lowercase().as_str())
+                && condition.values.iter().all(|v| !v.contains(['*', '?']) && !v.ends_with("/0") && !v.contains("${"))
+        };
+        self.statements.iter().any(|statement| {
+            statement.effect == Effect::Allow
+                && matches!(statement.principal, Some((Principals::Everyone, false)))
+                && !statement.conditions.iter().any(pins)
+        })
+    }
+
     /// What this policy says of `request`: the Deny or Allow of a matching statement
     /// (Deny if any denies), or nothing.
     pub fn effect_on(&self, request: &Request<'_>) -> Option<Effect> {

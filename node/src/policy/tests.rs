@@ -328,3 +328,29 @@ fn nothing_in_a_request_breaks_evaluation() {
     let late = Context(late.0.into_iter().map(|(k, mut v)| (k, vec![v.pop().unwrap()])).collect());
     assert_eq!(decide([&policy], &Request { context: &late, ..request }), Decision::ImplicitDeny);
 }
+
+#[test]
+fn public_policies_as_block_public_access_judges_them() {
+    let bucket = Kind::Bucket("site".into());
+    let statement = |principal: &str, condition: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{principal},"Action":"s3:GetObject","Resource":"arn:aws:s3:::site/*"{condition}}}]}}"#
+        )
+    };
+    let table = [
+        (statement(r#""*""#, ""), true),
+        (statement(r#"{"AWS":"*"}"#, ""), true),
+        (statement(r#"{"AWS":"arn:aws:iam::buckets:user/alice"}"#, ""), false),
+        (statement(r#""*""#, r#","Condition":{"IpAddress":{"aws:SourceIp":"192.0.2.0/24"}}"#), false),
+        (statement(r#""*""#, r#","Condition":{"IpAddress":{"aws:SourceIp":"0.0.0.0/0"}}"#), true),
+        (statement(r#""*""#, r#","Condition":{"NotIpAddress":{"aws:SourceIp":"192.0.2.0/24"}}"#), true),
+        (statement(r#""*""#, r#","Condition":{"StringLike":{"aws:UserAgent":"curl*"}}"#), true),
+        (statement(r#""*""#, r#","Condition":{"StringEquals":{"aws:userid":"abc"}}"#), false),
+        (statement(r#""*""#, r#","Condition":{"StringEquals":{"aws:userid":"a*"}}"#), true),
+    ];
+    for (document, public) in table {
+        assert_eq!(Policy::parse(&document, &bucket).unwrap().is_public(), public, "{document}");
+    }
+    let deny_everyone = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::site/*"}]}"#;
+    assert!(!Policy::parse(deny_everyone, &bucket).unwrap().is_public());
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use s3s::path::S3Path;
 
 use crate::iam::Caller;
-use crate::policy::{Context, Decision, Principal, Request};
+use crate::policy::Context;
 
 /// The connection a request came on, put into the request's extensions by the server.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +23,17 @@ pub enum Requester {
     /// The root user, or temporary credentials of the root user.
     Root,
     User(Arc<Caller>),
+    /// No signature: only a bucket policy can allow it.
+    Anonymous,
+}
+
+impl Requester {
+    pub fn caller(&self) -> Option<&Caller> {
+        match self {
+            Requester::User(caller) => Some(caller),
+            _ => None,
+        }
+    }
 }
 
 /// The IAM action of an S3 operation (s3s's operation name). `versioned`: the request
@@ -173,13 +184,6 @@ pub fn context_of(facts: &Facts<'_>, caller: Option<&Caller>) -> Context {
         }
     }
     context
-}
-
-/// Whether `caller`'s policies allow `action` on `resource`.
-pub fn allows(caller: &Caller, action: &str, resource: &str, context: &Context) -> bool {
-    let principal = Principal::User { arn: caller.arn.clone(), canonical_id: caller.canonical_id.clone() };
-    let request = Request { principal: &principal, action, resource, context };
-    crate::policy::decide(caller.policies.iter().map(Arc::as_ref), &request) == Decision::Allow
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 pub mod access;
 mod attributes;
 mod bucket;
+mod bucket_policy;
 mod copy;
 pub mod error;
 pub mod exchange;
@@ -244,8 +245,43 @@ impl S3 for BucketsS3 {
         &self,
         req: S3Request<dto::GetBucketPolicyInput>,
     ) -> S3Result<S3Response<dto::GetBucketPolicyOutput>> {
-        self.not_configured(&req.input.bucket, s3s::S3ErrorCode::NoSuchBucketPolicy, "The bucket policy does not exist")
-            .await
+        self.get_bucket_policy_impl(req).await
+    }
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<dto::PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<dto::PutBucketPolicyOutput>> {
+        self.put_bucket_policy_impl(req).await
+    }
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<dto::DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<dto::DeleteBucketPolicyOutput>> {
+        self.delete_bucket_policy_impl(req).await
+    }
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<dto::GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<dto::GetBucketPolicyStatusOutput>> {
+        self.get_bucket_policy_status_impl(req).await
+    }
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<dto::PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<dto::PutPublicAccessBlockOutput>> {
+        self.put_public_access_block_impl(req).await
+    }
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<dto::GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<dto::GetPublicAccessBlockOutput>> {
+        self.get_public_access_block_impl(req).await
+    }
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<dto::DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<dto::DeletePublicAccessBlockOutput>> {
+        self.delete_public_access_block_impl(req).await
     }
     async fn get_bucket_cors(
         &self,

@@ -18,8 +18,12 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::route::S3Route;
 use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use s3s::path::S3Path;
+
 use super::access::{self, Connection, Facts, Requester};
 use crate::iam::{Iam, KeyLookup};
+use crate::policy::{Context, Decision, Effect, Kind, Policy, Principal, Request};
+use crate::storage::Store;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -39,23 +43,34 @@ pub struct Identity {
     root_user: String,
     root_password: String,
     iam: Option<Arc<Iam>>,
+    /// Where bucket policies are read.
+    store: Option<Arc<Store>>,
 }
 
 impl Identity {
     pub fn new(root_user: String, root_password: String) -> Self {
-        Identity { root_user, root_password, iam: None }
+        Identity { root_user, root_password, iam: None, store: None }
     }
 
-    /// Also accepts the access keys of the store's users, within their policies.
-    pub fn with_iam(self, iam: Arc<Iam>) -> Self {
-        Identity { iam: Some(iam), ..self }
+    /// Also accepts the access keys of the store's users and anonymous requests, within
+    /// their policies and the buckets' policies.
+    pub fn with_iam(self, iam: Arc<Iam>, store: Arc<Store>) -> Self {
+        Identity { iam: Some(iam), store: Some(store), ..self }
     }
 
     fn mac(&self, purpose: &str, access_key: &str) -> [u8; 32] {
+        self.mac_of(purpose, access_key, b"")
+    }
+
+    fn mac_of(&self, purpose: &str, access_key: &str, data: &[u8]) -> [u8; 32] {
         let mut mac = HmacSha256::new_from_slice(self.root_password.as_bytes()).expect("HMAC takes any key length");
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
         mac.update(access_key.as_bytes());
+        if !data.is_empty() {
+            mac.update(&[0]);
+            mac.update(data);
+        }
         mac.finalize().into_bytes().into()
     }
 
@@ -63,21 +78,78 @@ impl Identity {
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(&self.mac("buckets-sts-secret", access_key)[..30])
     }
 
-    fn session_token(&self, access_key: &str) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.mac("buckets-sts-session-token", access_key))
+    /// The session token of temporary credentials: for the root user's a MAC of the
+    /// access key; for a user's, `v2.` + the claims (who, and the session policy) + a MAC
+    /// over the access key and the claims, so the credentials stay stateless.
+    fn session_token(&self, access_key: &str, claims: &Claims) -> String {
+        if claims.user.is_none() {
+            return base64::engine::general_purpose::STANDARD.encode(self.mac("buckets-sts-session-token", access_key));
+        }
+        let json = serde_json::to_vec(claims).expect("claims serialise");
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mac = self.mac_of("buckets-sts-session-token-v2", access_key, &json);
+        format!("{TOKEN_V2}{}.{}", url.encode(&json), url.encode(mac))
+    }
+
+    /// The claims of a token this cluster issued for `access_key`, or `None`.
+    fn verify_token(&self, access_key: &str, token: &str) -> Option<Claims> {
+        let Some(rest) = token.strip_prefix(TOKEN_V2) else {
+            let expected = self.session_token(access_key, &Claims::default());
+            return same_bytes(token.as_bytes(), expected.as_bytes()).then(Claims::default);
+        };
+        let (claims, mac) = rest.split_once('.')?;
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let json = url.decode(claims).ok()?;
+        let expected = self.mac_of("buckets-sts-session-token-v2", access_key, &json);
+        if !same_bytes(&url.decode(mac).ok()?, &expected) {
+            return None;
+        }
+        serde_json::from_slice(&json).ok()
     }
 
     /// New temporary credentials valid until `expires` (Unix seconds).
-    fn issue(&self, expires: u64) -> Temporary {
+    fn issue(&self, expires: u64, claims: &Claims) -> Temporary {
         let random = uuid::Uuid::new_v4();
         let access_key = format!("{TEMPORARY_PREFIX}{expires:010X}{}", hex::encode_upper(&random.as_bytes()[..8]));
         Temporary {
             secret_key: self.temporary_secret(&access_key),
-            session_token: self.session_token(&access_key),
+            session_token: self.session_token(&access_key, claims),
             access_key,
             expires,
         }
     }
+
+    /// Who temporary credentials act as: the root user, or a user (still enabled) with
+    /// their policies narrowed by the session policy.
+    fn temporary_requester(&self, access_key: &str, token: Option<String>) -> S3Result<Requester> {
+        let invalid = || s3_error!(InvalidToken, "The security token included in the request is invalid.");
+        let claims = token.and_then(|t| self.verify_token(access_key, &t)).ok_or_else(invalid)?;
+        let Some(name) = claims.user else { return Ok(Requester::Root) };
+        let Some(mut caller) = self.iam.as_ref().and_then(|iam| iam.enabled_user(&name)) else {
+            return Err(s3_error!(
+                InvalidToken,
+                "The user these temporary credentials were issued to no longer exists or is disabled."
+            ));
+        };
+        if let Some(document) = claims.policy {
+            caller.session = Some(Arc::new(Policy::parse(&document, &Kind::Identity).map_err(|_| invalid())?));
+        }
+        Ok(Requester::User(Arc::new(caller)))
+    }
+}
+
+/// Prefix of the session tokens of users' temporary credentials.
+const TOKEN_V2: &str = "v2.";
+/// Longest session policy AssumeRole takes, in characters (AWS's packed size limit).
+const MAX_SESSION_POLICY_CHARS: usize = 2048;
+
+/// What a user's session token says: whose the credentials are, and the session policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Claims {
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    policy: Option<String>,
 }
 
 struct Temporary {
@@ -147,15 +219,6 @@ fn session_token_of(cx: &S3AccessContext<'_>) -> Option<String> {
 #[async_trait::async_trait]
 impl S3Access for Identity {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let Some(credentials) = cx.credentials() else {
-            return Err(s3_error!(AccessDenied, "Signature is required"));
-        };
-        if temporary_expiry(&credentials.access_key).is_some() {
-            let expected = self.session_token(&credentials.access_key);
-            if !session_token_of(cx).is_some_and(|given| same_bytes(given.as_bytes(), expected.as_bytes())) {
-                return Err(s3_error!(InvalidToken, "The security token included in the request is invalid."));
-            }
-        }
         // Every bucket has one owner; a request that expects another is refused (the
         // source bucket's owner of a copy too).
         for header in ["x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"] {
@@ -165,38 +228,53 @@ impl S3Access for Identity {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
-        let access_key = credentials.access_key.clone();
-        let requester = if access_key == self.root_user || temporary_expiry(&access_key).is_some() {
-            Requester::Root
-        } else {
-            match self.iam.as_ref().and_then(|iam| iam.caller(&access_key)) {
-                Some(caller) => Requester::User(Arc::new(caller)),
-                None => {
-                    return Err(s3_error!(
-                        InvalidAccessKeyId,
-                        "The AWS Access Key Id you provided does not exist in our records."
-                    ));
+        let requester = match cx.credentials() {
+            None => Requester::Anonymous,
+            Some(credentials) => {
+                let access_key = credentials.access_key.clone();
+                if temporary_expiry(&access_key).is_some() {
+                    self.temporary_requester(&access_key, session_token_of(cx))?
+                } else if access_key == self.root_user {
+                    Requester::Root
+                } else {
+                    match self.iam.as_ref().and_then(|iam| iam.caller(&access_key)) {
+                        Some(caller) => Requester::User(Arc::new(caller)),
+                        None => {
+                            return Err(s3_error!(
+                                InvalidAccessKeyId,
+                                "The AWS Access Key Id you provided does not exist in our records."
+                            ));
+                        }
+                    }
                 }
             }
         };
-        if let Requester::User(caller) = &requester {
+        if !matches!(requester, Requester::Root) {
             let versioned = cx
                 .uri()
                 .query()
                 .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "versionId"));
             let action = access::action_of(cx.s3_op().name(), versioned);
             let resource = access::resource_of(cx.s3_path());
+            let bucket = match cx.s3_path() {
+                S3Path::Root => None,
+                S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(bucket.to_string()),
+            };
             let connection = cx.extensions_mut().get::<Connection>().copied();
             let facts = Facts { headers: cx.headers(), query: cx.uri().query(), connection };
-            let context = access::context_of(&facts, Some(caller));
-            if !access::allows(caller, &action, &resource, &context) {
+            let context = access::context_of(&facts, requester.caller());
+            if !self.authorize(&requester, bucket.as_deref(), &action, &resource, &context).await {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
             let bypass = cx
                 .headers()
                 .get("x-amz-bypass-governance-retention")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-            if bypass && !access::allows(caller, "s3:BypassGovernanceRetention", &resource, &context) {
+            if bypass
+                && !self
+                    .authorize(&requester, bucket.as_deref(), "s3:BypassGovernanceRetention", &resource, &context)
+                    .await
+            {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
@@ -205,25 +283,29 @@ impl S3Access for Identity {
     }
 
     async fn copy_object(&self, req: &mut S3Request<s3s::dto::CopyObjectInput>) -> S3Result<()> {
-        check_copy_source(req, &req.input.copy_source)
+        self.check_copy_source(req, &req.input.copy_source).await
     }
 
     async fn upload_part_copy(&self, req: &mut S3Request<s3s::dto::UploadPartCopyInput>) -> S3Result<()> {
-        check_copy_source(req, &req.input.copy_source)
+        self.check_copy_source(req, &req.input.copy_source).await
     }
 
     async fn delete_objects(&self, req: &mut S3Request<s3s::dto::DeleteObjectsInput>) -> S3Result<()> {
-        let Some(Requester::User(caller)) = req.extensions.get::<Requester>() else { return Ok(()) };
+        let requester = req.extensions.get::<Requester>().cloned().unwrap_or(Requester::Anonymous);
+        if matches!(requester, Requester::Root) {
+            return Ok(());
+        }
         let connection = req.extensions.get::<Connection>().copied();
+        let bucket = req.input.bucket.as_str();
         for object in &req.input.delete.objects {
             let action = access::action_of("DeleteObject", object.version_id.is_some());
-            let resource = format!("arn:aws:s3:::{}/{}", req.input.bucket, object.key);
-            let mut context =
-                access::context_of(&Facts { headers: &req.headers, query: None, connection }, Some(caller));
+            let resource = format!("arn:aws:s3:::{bucket}/{}", object.key);
+            let facts = Facts { headers: &req.headers, query: None, connection };
+            let mut context = access::context_of(&facts, requester.caller());
             if let Some(version) = &object.version_id {
                 context.insert("s3:VersionId", version.clone());
             }
-            if !access::allows(caller, &action, &resource, &context) {
+            if !self.authorize(&requester, Some(bucket), &action, &resource, &context).await {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
@@ -231,21 +313,80 @@ impl S3Access for Identity {
     }
 }
 
-/// A copy also reads its source: a user needs `s3:GetObject` (or `s3:GetObjectVersion`)
-/// on it.
-fn check_copy_source<T>(req: &S3Request<T>, source: &s3s::dto::CopySource) -> S3Result<()> {
-    let Some(Requester::User(caller)) = req.extensions.get::<Requester>() else { return Ok(()) };
-    let s3s::dto::CopySource::Bucket { bucket, key, version_id } = source else {
-        return Err(s3_error!(AccessDenied, "Access Denied"));
-    };
-    let action = access::action_of("GetObject", version_id.is_some());
-    let resource = format!("arn:aws:s3:::{bucket}/{key}");
-    let connection = req.extensions.get::<Connection>().copied();
-    let context = access::context_of(&Facts { headers: &req.headers, query: None, connection }, Some(caller));
-    if !access::allows(caller, &action, &resource, &context) {
-        return Err(s3_error!(AccessDenied, "Access Denied"));
+impl Identity {
+    /// Whether the policies that apply allow a request by a user or by anyone: the
+    /// user's and their groups' policies and the bucket's policy, an explicit Deny in any
+    /// of them winning, then an Allow in any. A public bucket policy grants nothing to
+    /// anonymous requests when the bucket's Block Public Access restricts public buckets.
+    async fn authorize(
+        &self,
+        requester: &Requester,
+        bucket: Option<&str>,
+        action: &str,
+        resource: &str,
+        context: &Context,
+    ) -> bool {
+        let principal = match requester {
+            Requester::Root => return true,
+            Requester::Anonymous => Principal::Anonymous,
+            Requester::User(caller) => {
+                Principal::User { arn: caller.arn.clone(), canonical_id: caller.canonical_id.clone() }
+            }
+        };
+        let request = Request { principal: &principal, action, resource, context };
+        let identity = match requester {
+            Requester::User(caller) => crate::policy::decide(caller.policies.iter().map(Arc::as_ref), &request),
+            _ => Decision::ImplicitDeny,
+        };
+        if identity == Decision::ExplicitDeny {
+            return false;
+        }
+        // A session policy narrows everything the session may do.
+        if let Requester::User(caller) = requester
+            && let Some(session) = &caller.session
+            && session.effect_on(&request) != Some(Effect::Allow)
+        {
+            return false;
+        }
+        let settings = match (bucket, &self.store) {
+            (Some(bucket), Some(store)) => store.bucket_settings(bucket).await.ok(),
+            _ => None,
+        };
+        let bucket_effect = settings.and_then(|meta| {
+            let bucket = bucket.expect("settings are read only for a bucket");
+            let policy = Policy::parse(meta.policy.as_deref()?, &Kind::Bucket(bucket.to_string())).ok()?;
+            let effect = policy.effect_on(&request)?;
+            let restricted = meta.public_access_block.is_some_and(|b| b.restrict_public_buckets);
+            if effect == Effect::Allow && restricted && policy.is_public() && principal == Principal::Anonymous {
+                return None;
+            }
+            Some(effect)
+        });
+        match bucket_effect {
+            Some(Effect::Deny) => false,
+            Some(Effect::Allow) => true,
+            None => identity == Decision::Allow,
+        }
     }
-    Ok(())
+
+    /// A copy also reads its source: `s3:GetObject` (or `s3:GetObjectVersion`) on it.
+    async fn check_copy_source<T>(&self, req: &S3Request<T>, source: &s3s::dto::CopySource) -> S3Result<()> {
+        let requester = req.extensions.get::<Requester>().cloned().unwrap_or(Requester::Anonymous);
+        if matches!(requester, Requester::Root) {
+            return Ok(());
+        }
+        let s3s::dto::CopySource::Bucket { bucket, key, version_id } = source else {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        };
+        let action = access::action_of("GetObject", version_id.is_some());
+        let resource = format!("arn:aws:s3:::{bucket}/{key}");
+        let connection = req.extensions.get::<Connection>().copied();
+        let context = access::context_of(&Facts { headers: &req.headers, query: None, connection }, requester.caller());
+        if !self.authorize(&requester, Some(bucket), &action, &resource, &context).await {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        Ok(())
+    }
 }
 
 /// STS AssumeRole on the S3 endpoint.
@@ -287,9 +428,38 @@ impl AssumeRoleRoute {
             return sts_error(
                 http::StatusCode::FORBIDDEN,
                 "AccessDenied",
-                "Temporary credentials cannot assume a role; sign AssumeRole with the root credentials",
+                "Temporary credentials cannot assume a role; sign AssumeRole with a user's or the root user's key",
             );
         }
+        // The root user's sessions act as the root user; a user's carry the user's name.
+        let user = if caller == self.identity.root_user {
+            None
+        } else {
+            match self.identity.iam.as_ref().and_then(|iam| iam.caller(caller)) {
+                Some(user) => Some(user.name),
+                None => return sts_error(http::StatusCode::FORBIDDEN, "AccessDenied", "Unknown caller"),
+            }
+        };
+        let policy = match field("Policy").filter(|p| !p.is_empty()) {
+            None => None,
+            Some(document) if document.chars().filter(|c| !c.is_whitespace()).count() > MAX_SESSION_POLICY_CHARS => {
+                return sts_error(
+                    http::StatusCode::BAD_REQUEST,
+                    "PackedPolicyTooLarge",
+                    &format!("The session policy is longer than {MAX_SESSION_POLICY_CHARS} characters"),
+                );
+            }
+            Some(document) => match Policy::parse(document, &Kind::Identity) {
+                Ok(_) => Some(document.to_string()),
+                Err(e) => {
+                    return sts_error(http::StatusCode::BAD_REQUEST, "MalformedPolicyDocument", &e.to_string());
+                }
+            },
+        };
+        if user.is_none() && policy.is_some() {
+            return bad("A session policy narrows a user's rights; the root user's sessions take none");
+        }
+        let claims = Claims { user, policy };
         match field("Version") {
             Some("2011-06-15") | None => {}
             Some(other) => return bad(&format!("Unsupported Version {other}: use 2011-06-15")),
@@ -314,7 +484,7 @@ impl AssumeRoleRoute {
                 ));
             }
         };
-        let credentials = self.identity.issue(now_seconds() + duration);
+        let credentials = self.identity.issue(now_seconds() + duration, &claims);
         let role = role_arn.rsplit(['/', ':']).next().unwrap_or(role_arn);
         let body = format!(
             "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
@@ -399,7 +569,7 @@ mod tests {
     #[tokio::test]
     async fn temporary_credentials_derive_from_the_root_password_and_expire() {
         let identity = Identity::new("admin".into(), "root-password".into());
-        let credentials = identity.issue(now_seconds() + 60);
+        let credentials = identity.issue(now_seconds() + 60, &Claims::default());
         assert_eq!(temporary_expiry(&credentials.access_key), Some(credentials.expires));
         let secret = identity.get_secret_key(&credentials.access_key).await.unwrap();
         assert_eq!(secret.expose(), credentials.secret_key);
@@ -407,13 +577,36 @@ mod tests {
         // Another root password knows nothing of them; an expired key is refused.
         let other = Identity::new("admin".into(), "another-password".into());
         assert_ne!(other.get_secret_key(&credentials.access_key).await.unwrap().expose(), credentials.secret_key);
-        assert_ne!(other.session_token(&credentials.access_key), credentials.session_token);
-        let expired = identity.issue(now_seconds() - 1);
+        assert_ne!(other.session_token(&credentials.access_key, &Claims::default()), credentials.session_token);
+        let expired = identity.issue(now_seconds() - 1, &Claims::default());
         let error = identity.get_secret_key(&expired.access_key).await.unwrap_err();
         assert_eq!(error.code(), &S3ErrorCode::ExpiredToken);
         let error = identity.get_secret_key("someone").await.unwrap_err();
         assert_eq!(error.code(), &S3ErrorCode::InvalidAccessKeyId);
         assert_eq!(identity.get_secret_key("admin").await.unwrap().expose(), "root-password");
         assert_eq!(temporary_expiry("BKTSnothex"), None);
+    }
+
+    #[test]
+    fn users_session_tokens_carry_their_claims_and_cannot_be_altered() {
+        let identity = Identity::new("admin".into(), "root-password".into());
+        let claims = Claims { user: Some("alice".into()), policy: Some("{}".into()) };
+        let credentials = identity.issue(now_seconds() + 60, &claims);
+        assert!(credentials.session_token.starts_with(TOKEN_V2));
+        assert_eq!(identity.verify_token(&credentials.access_key, &credentials.session_token), Some(claims.clone()));
+        // Another key, another root password, or changed claims: refused.
+        let other = identity.issue(now_seconds() + 60, &claims);
+        assert_eq!(identity.verify_token(&other.access_key, &credentials.session_token), None);
+        let stranger = Identity::new("admin".into(), "another".into());
+        assert_eq!(stranger.verify_token(&credentials.access_key, &credentials.session_token), None);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mac = credentials.session_token.rsplit('.').next().unwrap();
+        let forged = format!("{TOKEN_V2}{}.{mac}", url.encode(br#"{"u":"admin"}"#));
+        assert_eq!(identity.verify_token(&credentials.access_key, &forged), None);
+        assert_eq!(identity.verify_token(&credentials.access_key, "v2.garbage"), None);
+        // The root user's tokens keep their format and carry no user.
+        let root = identity.issue(now_seconds() + 60, &Claims::default());
+        assert!(!root.session_token.starts_with(TOKEN_V2));
+        assert_eq!(identity.verify_token(&root.access_key, &root.session_token), Some(Claims::default()));
     }
 }

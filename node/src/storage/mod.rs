@@ -195,7 +195,7 @@ pub struct HealRequest {
     pub attempt: u32,
 }
 
-pub use crate::format::bucket::{BucketMeta, Versioning};
+pub use crate::format::bucket::{BucketMeta, PublicAccessBlock, Versioning};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketInfo {
@@ -246,7 +246,8 @@ pub struct Store {
     settings_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, BucketMeta)>>,
 }
 
-/// How long a bucket's settings are reused for an `x-amz-expiration` answer.
+/// How long a bucket's settings are reused for deciding requests and for an
+/// `x-amz-expiration` answer.
 const SETTINGS_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Buckets whose settings the cache keeps at most.
 const SETTINGS_CACHE_ENTRIES: usize = 1024;
@@ -351,22 +352,7 @@ impl Store {
         if info.delete_marker {
             return None;
         }
-        let cached = {
-            let cache = self.settings_cache.lock().expect("settings cache");
-            cache.get(&info.bucket).filter(|(at, _)| at.elapsed() < SETTINGS_CACHE_TTL).map(|(_, meta)| meta.clone())
-        };
-        let meta = match cached {
-            Some(meta) => meta,
-            None => {
-                let meta = self.head_bucket(&info.bucket).await.ok()?.meta;
-                let mut cache = self.settings_cache.lock().expect("settings cache");
-                if cache.len() >= SETTINGS_CACHE_ENTRIES {
-                    cache.clear();
-                }
-                cache.insert(info.bucket.clone(), (std::time::Instant::now(), meta.clone()));
-                meta
-            }
-        };
+        let meta = self.bucket_settings(&info.bucket).await.ok()?;
         if meta.lifecycle.is_empty() {
             return None;
         }
@@ -385,6 +371,44 @@ impl Store {
         let (due_ns, rule) = crate::lifecycle::expiry(&meta.lifecycle, &info.key, &facts, day_ns)?;
         let due = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(due_ns).unwrap_or(0));
         Some(format!("expiry-date=\"{}\", rule-id=\"{rule}\"", httpdate::fmt_http_date(due)))
+    }
+
+    /// A bucket's settings for deciding requests (its policy) and reporting them
+    /// (`x-amz-expiration`): read from the drives at most once per `SETTINGS_CACHE_TTL`,
+    /// so another node's change is seen within that time (this node's at once).
+    pub async fn bucket_settings(&self, bucket: &str) -> StoreResult<BucketMeta> {
+        let cached = {
+            let cache = self.settings_cache.lock().expect("settings cache");
+            cache.get(bucket).filter(|(at, _)| at.elapsed() < SETTINGS_CACHE_TTL).map(|(_, meta)| meta.clone())
+        };
+        if let Some(meta) = cached {
+            return Ok(meta);
+        }
+        let meta = self.head_bucket(bucket).await?.meta;
+        let mut cache = self.settings_cache.lock().expect("settings cache");
+        if cache.len() >= SETTINGS_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(bucket.to_string(), (std::time::Instant::now(), meta.clone()));
+        Ok(meta)
+    }
+
+    fn forget_settings(&self, bucket: &str) {
+        self.settings_cache.lock().expect("settings cache").remove(bucket);
+    }
+
+    /// Changes a bucket's settings: `change` gets those a quorum holds now.
+    pub async fn update_bucket_settings(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(&mut BucketMeta) -> StoreResult<()>,
+    ) -> StoreResult<BucketMeta> {
+        let info = self.head_bucket(bucket).await?;
+        let mut meta = info.meta.clone();
+        change(&mut meta)?;
+        meta.updated_ns = set::now_ns().max(info.meta.updated_ns + 1);
+        self.write_bucket_meta(bucket, &meta).await?;
+        Ok(meta)
     }
 
     /// The lock table (a cluster makes its writers lock on a majority of nodes too).
@@ -522,6 +546,7 @@ impl Store {
 
     /// Writes a bucket's metadata on every drive, with write quorum in every set.
     async fn write_bucket_meta(&self, bucket: &str, meta: &BucketMeta) -> StoreResult<()> {
+        self.forget_settings(bucket);
         let meta = meta.encode();
         for set in self.sets().iter() {
             let drives = set.drives().to_vec();
@@ -559,6 +584,7 @@ impl Store {
 
     pub async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
         self.head_bucket(bucket).await?;
+        self.forget_settings(bucket);
         for set in self.sets().iter() {
             // Any version, a delete marker too, keeps a bucket from being deleted.
             let found = set.list(bucket, "", None, "", 1, Listing::AllKeys).await?;

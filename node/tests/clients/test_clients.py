@@ -401,5 +401,5 @@ def test_bucket_settings_not_kept_answer_as_unset(s3):
     assert error.value.response["Error"]["Code"] == "NoSuchBucket"
     # Setting them is refused, never silently ignored.
     with pytest.raises(ClientError) as error:
-        s3.put_bucket_policy(Bucket="settings", Policy='{"Version": "2012-10-17", "Statement": []}')
+        s3.put_bucket_website(Bucket="settings", WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}})
     assert error.value.response["Error"]["Code"] == "NotImplemented"

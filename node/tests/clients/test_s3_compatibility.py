@@ -201,6 +201,33 @@ class Calls:
     def GetBucketPolicy(self):
         assert error_code(lambda: self.s3.get_bucket_policy(Bucket=self.bucket)) == "NoSuchBucketPolicy"
 
+    def PutBucketPolicy(self):
+        policy = (
+            '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::buckets:user/x"},'
+            f'"Action":"s3:GetObject","Resource":"arn:aws:s3:::{self.bucket}/*"}}]}}'
+        )
+        self.s3.put_bucket_policy(Bucket=self.bucket, Policy=policy)
+        assert "user/x" in self.s3.get_bucket_policy(Bucket=self.bucket)["Policy"]
+
+    def GetBucketPolicyStatus(self):
+        assert self.s3.get_bucket_policy_status(Bucket=self.bucket)["PolicyStatus"]["IsPublic"] is False
+
+    def DeleteBucketPolicy(self):
+        self.s3.delete_bucket_policy(Bucket=self.bucket)
+        assert error_code(lambda: self.s3.get_bucket_policy(Bucket=self.bucket)) == "NoSuchBucketPolicy"
+
+    def PutPublicAccessBlock(self):
+        block = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+        self.s3.put_public_access_block(Bucket=self.bucket, PublicAccessBlockConfiguration=block)
+
+    def GetPublicAccessBlock(self):
+        got = self.s3.get_public_access_block(Bucket=self.bucket)["PublicAccessBlockConfiguration"]
+        assert all(got.values()) and len(got) == 4
+
+    def DeletePublicAccessBlock(self):
+        self.s3.delete_public_access_block(Bucket=self.bucket)
+        assert error_code(lambda: self.s3.get_public_access_block(Bucket=self.bucket)) == "NoSuchPublicAccessBlockConfiguration"
+
     def GetBucketCors(self):
         assert error_code(lambda: self.s3.get_bucket_cors(Bucket=self.bucket)) == "NoSuchCORSConfiguration"
 
@@ -290,8 +317,11 @@ def test_operations_not_served_change_nothing(s3):
         lambda: s3.rename_object(Bucket="untouched", Key="renamed", RenameSource="untouched/k"),
         lambda: s3.put_bucket_tagging(Bucket="untouched", Tagging={"TagSet": [{"Key": "a", "Value": "b"}]}),
         lambda: s3.get_bucket_abac(Bucket="untouched"),
-        lambda: s3.get_public_access_block(Bucket="untouched"),
-        lambda: s3.get_bucket_policy_status(Bucket="untouched"),
+        lambda: s3.put_bucket_website(Bucket="untouched", WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}}),
+        lambda: s3.put_bucket_replication(
+            Bucket="untouched",
+            ReplicationConfiguration={"Role": "arn:aws:iam::1:role/r", "Rules": [{"Status": "Enabled", "Destination": {"Bucket": "arn:aws:s3:::x"}, "Prefix": ""}]},
+        ),
     ]
     for call in refused:
         assert error_code(call) == "NotImplemented"

@@ -287,3 +287,61 @@ def test_bad_names_and_unknown_things_get_clear_errors(node):
     assert "PolicyInUse" in admin(node, "policy", "remove", "readonly", ok=False)[2]
     assert "NoSuchKey" in admin(node, "key", "remove", "BKUNOSUCHKEY", ok=False)[2]
     assert "InvalidArgument" in admin(node, "key", "create", "gina", "--expires", "1970-01-02T00:00:00Z", ok=False)[2]
+
+
+def test_a_users_temporary_credentials_are_narrowed_by_a_session_policy(node, s3):
+    import boto3
+    from botocore.config import Config
+
+    s3.create_bucket(Bucket="reports")
+    s3.create_bucket(Bucket="other")
+    s3.put_object(Bucket="reports", Key="q1.csv", Body=b"q1")
+    key = new_user(node, "henry", "readwrite")
+
+    def session(policy=None):
+        sts = boto3.client(
+            "sts",
+            endpoint_url=node.endpoint,
+            aws_access_key_id=key["accessKey"],
+            aws_secret_access_key=key["secretKey"],
+            region_name="us-east-1",
+        )
+        args = {"RoleArn": "arn:aws:iam::buckets:role/reader", "RoleSessionName": "nightly", "DurationSeconds": 900}
+        if policy:
+            args["Policy"] = json.dumps(policy)
+        creds = sts.assume_role(**args)["Credentials"]
+        return boto3.client(
+            "s3",
+            endpoint_url=node.endpoint,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
+        )
+
+    # Without a session policy the session has the user's rights, no more.
+    full = session()
+    full.put_object(Bucket="other", Key="by-session", Body=b"x")
+    assert code_of(lambda: full.put_bucket_policy(Bucket="other", Policy="{}")) == "AccessDenied"
+
+    # A session policy narrows them: only reads of reports.
+    narrowed = session(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::reports/*"}],
+        }
+    )
+    assert narrowed.get_object(Bucket="reports", Key="q1.csv")["Body"].read() == b"q1"
+    assert code_of(lambda: narrowed.put_object(Bucket="reports", Key="x", Body=b"x")) == "AccessDenied"
+    assert code_of(lambda: narrowed.get_object(Bucket="other", Key="by-session")) == "AccessDenied"
+    # ... never widens them: s3:* in the session policy does not grant what the user lacks.
+    wide = session({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
+    assert code_of(lambda: wide.put_bucket_policy(Bucket="other", Policy="{}")) == "AccessDenied"
+
+    # A malformed session policy is refused; a disabled user's sessions stop working.
+    with pytest.raises(ClientError) as refused:
+        session({"Statement": [{"Effect": "Allow"}]})
+    assert refused.value.response["Error"]["Code"] == "MalformedPolicyDocument"
+    admin(node, "user", "disable", "henry")
+    assert refused_within(1.0, lambda: full.list_objects_v2(Bucket="reports"), "InvalidToken") < 1.0
