@@ -24,15 +24,19 @@ prune_stale_test_binaries() {
 }
 prune_stale_test_binaries
 
-step "Debian packages the client tests drive (rclone)"
-if ! command -v rclone >/dev/null 2>&1; then
+step "Debian packages the client tests drive (rclone, chromium)"
+missing=()
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
   as_root=()
   if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi
   export DEBIAN_FRONTEND=noninteractive
-  "${as_root[@]}" apt-get install -y -qq rclone >/dev/null 2>&1 ||
-    { "${as_root[@]}" apt-get update -qq && "${as_root[@]}" apt-get install -y -qq rclone; }
+  "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+    { "${as_root[@]}" apt-get update -qq && "${as_root[@]}" apt-get install -y -qq "${missing[@]}"; }
 fi
 rclone version | head -n 1
+chromium --version
 
 step "Python clients (AWS CLI, boto3, pytest)"
 VENV="$CACHE/venv"

@@ -444,6 +444,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         let acceptor = acceptor.clone();
         let store = store.clone();
         let connection = crate::s3::access::Connection { peer: peer.ip(), secure: acceptor.is_some() };
+        let domain = config.domain.clone();
         tokio::spawn(async move {
             let Some(io) = accept_io(socket, acceptor.as_ref()).await else { return };
             let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
@@ -451,6 +452,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 let service = service.clone();
                 let metrics = metrics.clone();
                 let store = store.clone();
+                let domain = domain.clone();
                 async move {
                     let method = request.method().as_str().to_string();
                     let started = Instant::now();
@@ -459,10 +461,21 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                     // Counted until the response headers: the migration engine yields
                     // while users wait.
                     let _in_flight = InFlight::new(&store.user_requests);
-                    let mut response = match exchange.early_error(&request) {
-                        Some(refused) => Ok(refused),
-                        None => hyper::service::Service::call(&service, request).await,
+                    // Browsers' CORS: a preflight is answered from the bucket's rules
+                    // (no signature); an actual request gets the allowing rule's headers.
+                    let cross_origin = crate::s3::cors::CrossOrigin::of(&request, domain.as_deref());
+                    let mut response = match (exchange.early_error(&request), &cross_origin) {
+                        (Some(refused), _) => Ok(refused),
+                        (None, Some(preflight)) if preflight.is_preflight() => {
+                            Ok(preflight.answer_preflight(&store).await)
+                        }
+                        (None, _) => hyper::service::Service::call(&service, request).await,
                     };
+                    if let (Some(cross_origin), Ok(response)) = (&cross_origin, response.as_mut())
+                        && !cross_origin.is_preflight()
+                    {
+                        cross_origin.decorate(&store, response.headers_mut()).await;
+                    }
                     if let Ok(response) = response.as_mut() {
                         exchange.finish(response);
                     }

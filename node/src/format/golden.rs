@@ -382,3 +382,23 @@ fn bucket_meta_v1_with_policy_golden() {
     let golden = check("bucket-meta-v1-policy.bin", &meta.encode());
     assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(meta));
 }
+
+/// A bucket with CORS rules: version 1 with the field added since.
+#[test]
+fn bucket_meta_v1_with_cors_golden() {
+    let meta = super::bucket::BucketMeta {
+        created_ns: 1_764_000_000_123_456_789,
+        updated_ns: 1_764_806_400_000_000_000,
+        cors: vec![super::bucket::CorsRule {
+            id: Some("web".into()),
+            allowed_origins: vec!["https://*.example.com".into()],
+            allowed_methods: vec!["GET".into(), "PUT".into()],
+            allowed_headers: vec!["*".into()],
+            expose_headers: vec!["ETag".into()],
+            max_age_seconds: Some(3000),
+        }],
+        ..Default::default()
+    };
+    let golden = check("bucket-meta-v1-cors.bin", &meta.encode());
+    assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(meta));
+}

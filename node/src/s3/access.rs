@@ -56,6 +56,7 @@ pub fn action_of(operation: &str, versioned: bool) -> String {
         ("DeleteObject", true) => "DeleteObjectVersion",
         (
             "PutObject"
+            | "PostObject"
             | "CreateMultipartUpload"
             | "UploadPart"
             | "UploadPartCopy"
@@ -200,6 +201,7 @@ mod tests {
             ("ListObjectVersions", false, "s3:ListBucketVersions"),
             ("CreateMultipartUpload", false, "s3:PutObject"),
             ("CompleteMultipartUpload", false, "s3:PutObject"),
+            ("PostObject", false, "s3:PutObject"),
             ("DeleteObject", true, "s3:DeleteObjectVersion"),
             ("ListBuckets", false, "s3:ListAllMyBuckets"),
             ("DeleteBucketLifecycle", false, "s3:PutLifecycleConfiguration"),

@@ -10,6 +10,7 @@ mod attributes;
 mod bucket;
 mod bucket_policy;
 mod copy;
+pub mod cors;
 pub mod error;
 pub mod exchange;
 mod lifecycle;
@@ -287,12 +288,19 @@ impl S3 for BucketsS3 {
         &self,
         req: S3Request<dto::GetBucketCorsInput>,
     ) -> S3Result<S3Response<dto::GetBucketCorsOutput>> {
-        self.not_configured(
-            &req.input.bucket,
-            s3s::S3ErrorCode::NoSuchCORSConfiguration,
-            "The CORS configuration does not exist",
-        )
-        .await
+        self.get_bucket_cors_impl(req).await
+    }
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<dto::PutBucketCorsInput>,
+    ) -> S3Result<S3Response<dto::PutBucketCorsOutput>> {
+        self.put_bucket_cors_impl(req).await
+    }
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<dto::DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<dto::DeleteBucketCorsOutput>> {
+        self.delete_bucket_cors_impl(req).await
     }
     async fn get_bucket_lifecycle_configuration(
         &self,

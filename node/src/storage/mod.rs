@@ -195,7 +195,7 @@ pub struct HealRequest {
     pub attempt: u32,
 }
 
-pub use crate::format::bucket::{BucketMeta, PublicAccessBlock, Versioning};
+pub use crate::format::bucket::{BucketMeta, CorsRule, PublicAccessBlock, Versioning};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketInfo {

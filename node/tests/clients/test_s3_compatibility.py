@@ -231,6 +231,15 @@ class Calls:
     def GetBucketCors(self):
         assert error_code(lambda: self.s3.get_bucket_cors(Bucket=self.bucket)) == "NoSuchCORSConfiguration"
 
+    def PutBucketCors(self):
+        rules = [{"AllowedOrigins": ["https://app.example"], "AllowedMethods": ["GET"]}]
+        self.s3.put_bucket_cors(Bucket=self.bucket, CORSConfiguration={"CORSRules": rules})
+        assert self.s3.get_bucket_cors(Bucket=self.bucket)["CORSRules"][0]["AllowedMethods"] == ["GET"]
+
+    def DeleteBucketCors(self):
+        self.s3.delete_bucket_cors(Bucket=self.bucket)
+        assert error_code(lambda: self.s3.get_bucket_cors(Bucket=self.bucket)) == "NoSuchCORSConfiguration"
+
     def GetBucketEncryption(self):
         assert error_code(lambda: self.s3.get_bucket_encryption(Bucket=self.bucket)) == (
             "ServerSideEncryptionConfigurationNotFoundError"

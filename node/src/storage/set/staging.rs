@@ -16,6 +16,10 @@ use uuid::Uuid;
 use super::ErasureSet;
 use crate::storage::drive::Drive;
 
+/// How long after dropping a write's staged files they are removed a second time (a block
+/// write already running when the request was dropped has finished by then).
+const STRAGGLER_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub struct Staged {
     id: Uuid,
     /// Emptied once removed or released.
@@ -68,10 +72,19 @@ impl Drop for Staged {
         }
         let (id, drives) = (self.id, std::mem::take(&mut self.drives));
         // Dropped on an error path or with its request: removed in the background (the
-        // drives of a cluster are reached by blocking calls); without a runtime, now.
+        // drives of a cluster are reached by blocking calls); without a runtime, now. A
+        // write dropped by its client may still have a block write running on a blocking
+        // thread, which can land after the first removal: a second one after
+        // `STRAGGLER_SETTLE` takes what it left.
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn_blocking(move || remove_everywhere(id, &drives));
+                runtime.spawn(async move {
+                    let drives = Arc::new(drives);
+                    let first = drives.clone();
+                    let _ = tokio::task::spawn_blocking(move || remove_everywhere(id, &first)).await;
+                    tokio::time::sleep(STRAGGLER_SETTLE).await;
+                    let _ = tokio::task::spawn_blocking(move || remove_everywhere(id, &drives)).await;
+                });
             }
             Err(_) => remove_everywhere(id, &drives),
         }
