@@ -99,7 +99,8 @@ impl BucketsS3 {
     ) -> S3Result<S3Response<GetBucketCorsOutput>> {
         let meta = self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?.meta;
         if meta.cors.is_empty() {
-            let mut error = S3Error::with_message(S3ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist");
+            let mut error =
+                S3Error::with_message(S3ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist");
             error.set_status_code(http::StatusCode::NOT_FOUND);
             return Err(error);
         }
@@ -139,7 +140,9 @@ impl CrossOrigin {
         let headers = request.headers();
         let origin = headers.get(http::header::ORIGIN)?.to_str().ok()?.to_string();
         let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-        let host = host.rsplit_once(':').map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host });
+        let host = host
+            .rsplit_once(':')
+            .map_or(host, |(name, port)| if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host });
         let virtual_bucket = domain.and_then(|d| host.strip_suffix(d)?.strip_suffix('.').map(str::to_string));
         let bucket = match virtual_bucket {
             Some(bucket) if !bucket.is_empty() => bucket,
@@ -169,7 +172,7 @@ impl CrossOrigin {
     fn rule<'r>(&self, rules: &'r [CorsRule]) -> Option<&'r CorsRule> {
         rules.iter().find(|rule| {
             rule.allowed_origins.iter().any(|o| wildcard_matches(o, &self.origin, false))
-                && rule.allowed_methods.iter().any(|m| *m == self.method)
+                && rule.allowed_methods.contains(&self.method)
                 && self.headers.iter().all(|h| rule.allowed_headers.iter().any(|a| wildcard_matches(a, h, true)))
         })
     }
@@ -213,7 +216,9 @@ impl CrossOrigin {
                     Origin, request method / Access-Control-Request-Method or Access-Control-Request-Headers are not \
                     whitelisted by the resource's CORS spec.</Message></Error>";
                 *response.body_mut() = s3s::Body::from(body.to_string());
-                response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+                response
+                    .headers_mut()
+                    .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
             }
         }
         response
@@ -241,7 +246,7 @@ mod tests {
         assert!(!wildcard_matches("https://*.example.com", "http://app.example.com", false));
         assert!(wildcard_matches("x-amz-*", "X-Amz-Date", true));
         assert!(!wildcard_matches("https://a.example", "https://A.example", false));
-        assert!(wildcard_matches("ab*ba", "aba", false) == false);
+        assert!(!wildcard_matches("ab*ba", "aba", false));
     }
 
     fn cross(method: &str, origin: &str, headers: &[&str]) -> CrossOrigin {

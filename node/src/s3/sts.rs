@@ -249,7 +249,8 @@ impl S3Access for Identity {
                 }
             }
         };
-        if !matches!(requester, Requester::Root) {
+        // A form upload names its key in the form, which `post_object` checks.
+        if !matches!(requester, Requester::Root) && cx.s3_op().name() != "PostObject" {
             let versioned = cx
                 .uri()
                 .query()
@@ -288,6 +289,18 @@ impl S3Access for Identity {
 
     async fn upload_part_copy(&self, req: &mut S3Request<s3s::dto::UploadPartCopyInput>) -> S3Result<()> {
         self.check_copy_source(req, &req.input.copy_source).await
+    }
+
+    async fn post_object(&self, req: &mut S3Request<s3s::dto::PostObjectInput>) -> S3Result<()> {
+        let requester = req.extensions.get::<Requester>().cloned().unwrap_or(Requester::Anonymous);
+        let (bucket, key) = (req.input.bucket.as_str(), req.input.key.as_str());
+        let resource = format!("arn:aws:s3:::{bucket}/{key}");
+        let connection = req.extensions.get::<Connection>().copied();
+        let context = access::context_of(&Facts { headers: &req.headers, query: None, connection }, requester.caller());
+        if !self.authorize(&requester, Some(bucket), "s3:PutObject", &resource, &context).await {
+            return Err(s3_error!(AccessDenied, "Access Denied"));
+        }
+        Ok(())
     }
 
     async fn delete_objects(&self, req: &mut S3Request<s3s::dto::DeleteObjectsInput>) -> S3Result<()> {
