@@ -35,7 +35,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
     { "${as_root[@]}" apt-get update -qq && "${as_root[@]}" apt-get install -y -qq "${missing[@]}"; }
 fi
-rclone version | head -n 1
+rclone version | sed -n 1p
 chromium --version
 
 step "Python clients (AWS CLI, boto3, pytest)"
