@@ -27,6 +27,11 @@ pub enum Requester {
     Anonymous,
 }
 
+/// Which keys of a DeleteObjects request the requester may not delete (by position),
+/// put into its extensions by the access check.
+#[derive(Debug, Clone)]
+pub struct RefusedDeletes(pub Vec<bool>);
+
 impl Requester {
     pub fn caller(&self) -> Option<&Caller> {
         match self {

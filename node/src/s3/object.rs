@@ -590,6 +590,7 @@ impl BucketsS3 {
         &self,
         req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let refused = req.extensions.get::<super::access::RefusedDeletes>().map(|r| r.0.clone()).unwrap_or_default();
         let input = req.input;
         if input.delete.objects.len() > MAX_DELETE_KEYS {
             return Err(S3Error::with_message(
@@ -602,7 +603,16 @@ impl BucketsS3 {
         let bypass = input.bypass_governance_retention.unwrap_or(false);
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
-        for object in input.delete.objects {
+        for (index, object) in input.delete.objects.into_iter().enumerate() {
+            if refused.get(index).copied().unwrap_or(false) {
+                errors.push(Error {
+                    code: Some("AccessDenied".to_string()),
+                    message: Some("Access Denied".to_string()),
+                    key: Some(object.key),
+                    version_id: object.version_id,
+                });
+                continue;
+            }
             let version = match version_selector(object.version_id.as_deref()) {
                 Ok(Selector::Latest) => Ok(None),
                 Ok(Selector::Id(id)) => Ok(Some(id)),

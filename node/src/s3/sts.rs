@@ -308,8 +308,11 @@ impl S3Access for Identity {
         if matches!(requester, Requester::Root) {
             return Ok(());
         }
+        // Each key is its own s3:DeleteObject; the keys refused are answered as errors
+        // in the result while the others are deleted, as S3 does.
         let connection = req.extensions.get::<Connection>().copied();
         let bucket = req.input.bucket.as_str();
+        let mut refused = Vec::with_capacity(req.input.delete.objects.len());
         for object in &req.input.delete.objects {
             let action = access::action_of("DeleteObject", object.version_id.is_some());
             let resource = format!("arn:aws:s3:::{bucket}/{}", object.key);
@@ -318,10 +321,9 @@ impl S3Access for Identity {
             if let Some(version) = &object.version_id {
                 context.insert("s3:VersionId", version.clone());
             }
-            if !self.authorize(&requester, Some(bucket), &action, &resource, &context).await {
-                return Err(s3_error!(AccessDenied, "Access Denied"));
-            }
+            refused.push(!self.authorize(&requester, Some(bucket), &action, &resource, &context).await);
         }
+        req.extensions.insert(access::RefusedDeletes(refused));
         Ok(())
     }
 }

@@ -138,8 +138,21 @@ def test_each_user_can_do_what_its_policies_allow_and_nothing_else(node, s3, tmp
     bob.delete_object(Bucket="private", Key="todo-copy.txt")
     admin(node, "policy", "attach", "no-deletes", "--user", "bob")
     assert code_of(lambda: bob.delete_object(Bucket="private", Key="todo.txt")) == "AccessDenied"
-    deleted = lambda: bob.delete_objects(Bucket="private", Delete={"Objects": [{"Key": "todo.txt"}]})
-    assert code_of(deleted) == "AccessDenied"
+    # A multi-object delete answers each refused key as an error and deletes the others.
+    admin(node, "policy", "create", "no-todo-deletes", write_policy(tmp_path, "no-todo-deletes", {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "arn:aws:s3:::private/todo*"}],
+    }))
+    admin(node, "policy", "detach", "no-deletes", "--user", "bob")
+    admin(node, "policy", "attach", "no-todo-deletes", "--user", "bob")
+    bob.put_object(Bucket="private", Key="scratch.txt", Body=b"scratch")
+    answer = bob.delete_objects(Bucket="private", Delete={"Objects": [{"Key": "todo.txt"}, {"Key": "scratch.txt"}]})
+    assert [(e["Key"], e["Code"]) for e in answer["Errors"]] == [("todo.txt", "AccessDenied")]
+    assert [d["Key"] for d in answer["Deleted"]] == ["scratch.txt"]
+    assert code_of(lambda: s3.head_object(Bucket="private", Key="scratch.txt")) == "404"
+    assert s3.head_object(Bucket="private", Key="todo.txt")["ContentLength"] == 4
+    admin(node, "policy", "detach", "no-todo-deletes", "--user", "bob")
+    admin(node, "policy", "attach", "no-deletes", "--user", "bob")
     bob.put_object(Bucket="private", Key="more.txt", Body=b"more")
     # Alice cannot copy Bob's private object into photos: she may not read the source nor
     # write the target; with readwrite she may.
