@@ -12,14 +12,12 @@ import threading
 import urllib.error
 import urllib.request
 
-import boto3
 import pytest
 import urllib3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from conftest import free_port
-from test_users import admin, code_of, new_user, write_policy
+from test_users import admin, code_of, new_user, user_client, write_policy
 
 UPLOADER = {
     "Version": "2012-10-17",
@@ -67,14 +65,8 @@ def page_server(tmp_path):
 
 
 def user_s3(node, key):
-    return boto3.client(
-        "s3",
-        endpoint_url=node.endpoint,
-        aws_access_key_id=key["accessKey"],
-        aws_secret_access_key=key["secretKey"],
-        region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
-    )
+    """A user's client that presigns with SigV4."""
+    return user_client(node, key, signature_version="s3v4")
 
 
 def browse(url, tmp_path):

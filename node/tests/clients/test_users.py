@@ -39,7 +39,8 @@ def new_user(node, name, *policies):
 
 
 
-def user_client(node, key):
+def user_client(node, key, **config):
+    """An S3 client signing with a user's key (`config`: more botocore Config options)."""
     import boto3
     from botocore.config import Config
 
@@ -49,7 +50,7 @@ def user_client(node, key):
         aws_access_key_id=key["accessKey"],
         aws_secret_access_key=key["secretKey"],
         region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}, read_timeout=15),
+        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}, read_timeout=15, **config),
     )
 
 
