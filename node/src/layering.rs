@@ -19,7 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("placement", &["format", "erasure"]),
     ("lifecycle", &["format"]),
     ("policy", &[]),
-    ("iam", &["storage", "policy", "format", "error"]),
+    ("iam", &["storage", "policy", "format", "error", "clock"]),
     ("storage", &["placement", "lifecycle", "format", "erasure", "error", "metrics", "clock"]),
     ("rpc", &["storage", "placement", "format", "erasure", "error", "metrics", "clock"]),
     ("cluster", &["rpc", "storage", "placement", "format", "erasure", "error", "metrics", "clock"]),

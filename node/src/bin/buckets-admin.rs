@@ -444,7 +444,7 @@ async fn iam_command(admin: &AdminClient, command: Command) -> anyhow::Result<()
             print_users(&[user])
         }
         Command::Key(KeyCommand::Create { user, expires, json }) => {
-            let expires = expires.map(|e| parse_expiry(&e, buckets_node::iam::now_seconds())).transpose()?;
+            let expires = expires.map(|e| parse_expiry(&e, buckets_node::clock::unix_seconds())).transpose()?;
             let key: CreatedKey = admin.send("POST", &format!("{IAM}/users/{user}/keys"), &NewKey { expires }).await?;
             if json {
                 return print_json(&key);

@@ -24,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 
+use crate::clock::unix_seconds;
 use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
 use crate::format::iam::{IamDoc, StoredGroup, StoredKey, StoredPolicy, StoredUser};
@@ -136,10 +137,6 @@ pub struct Iam {
     current: RwLock<Arc<Snapshot>>,
     /// One change at a time from this node (the cluster lock orders nodes).
     changing: tokio::sync::Mutex<()>,
-}
-
-pub fn now_seconds() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 pub fn user_arn(name: &str) -> String {
@@ -367,7 +364,7 @@ impl Iam {
         if !user.enabled {
             return KeyLookup::Disabled;
         }
-        if key.expires.is_some_and(|expires| expires <= now_seconds()) {
+        if key.expires.is_some_and(|expires| expires <= unix_seconds()) {
             return KeyLookup::Expired;
         }
         match self.sealer.open(access_key, &key.sealed_secret) {
@@ -409,17 +406,6 @@ impl Iam {
         self.caller_named(&snapshot, name)
     }
 
-    /// The user whose canonical id or ARN this is, if any (for principals of grants).
-    pub fn user_by_id(&self, id: &str) -> Option<String> {
-        let snapshot = self.snapshot();
-        snapshot
-            .doc
-            .users
-            .iter()
-            .find(|(name, user)| user.canonical_id == id || user_arn(name) == id)
-            .map(|(name, _)| name.clone())
-    }
-
     // Users.
 
     pub async fn add_user(&self, name: &str) -> Result<buckets_api::iam::UserInfo, IamError> {
@@ -433,7 +419,7 @@ impl Iam {
                 StoredUser {
                     canonical_id: random_hex(32),
                     enabled: true,
-                    created: now_seconds(),
+                    created: unix_seconds(),
                     policies: Vec::new(),
                     keys: Vec::new(),
                 },
@@ -478,7 +464,7 @@ impl Iam {
     // Access keys.
 
     pub async fn create_key(&self, user: &str, expires: Option<u64>) -> Result<buckets_api::iam::CreatedKey, IamError> {
-        if expires.is_some_and(|e| e <= now_seconds()) {
+        if expires.is_some_and(|e| e <= unix_seconds()) {
             return Err(IamError::Invalid("a key's expiry must be in the future".into()));
         }
         let (access_key, secret_key) = (new_access_key(), new_secret_key());
@@ -493,7 +479,7 @@ impl Iam {
             stored.keys.push(StoredKey {
                 access_key: access_key.clone(),
                 sealed_secret,
-                created: now_seconds(),
+                created: unix_seconds(),
                 expires,
             });
             Ok(())
@@ -524,7 +510,7 @@ impl Iam {
             if doc.groups.contains_key(name) {
                 return Err(IamError::AlreadyExists(format!("group {name}")));
             }
-            doc.groups.insert(name.to_string(), StoredGroup { created: now_seconds(), ..StoredGroup::default() });
+            doc.groups.insert(name.to_string(), StoredGroup { created: unix_seconds(), ..StoredGroup::default() });
             Ok(())
         })
         .await?;
@@ -587,7 +573,7 @@ impl Iam {
             if !replace && doc.policies.contains_key(name) {
                 return Err(IamError::AlreadyExists(format!("policy {name}")));
             }
-            let created = doc.policies.get(name).map_or_else(now_seconds, |p| p.created);
+            let created = doc.policies.get(name).map_or_else(unix_seconds, |p| p.created);
             doc.policies.insert(name.to_string(), StoredPolicy { created, document: document.to_string() });
             Ok(())
         })

@@ -79,7 +79,7 @@ async fn expired_keys_are_refused_and_a_set_that_missed_changes_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let (store, iam) = open(dir.path()).await;
     iam.add_user("bob").await.unwrap();
-    let key = iam.create_key("bob", Some(now_seconds() + 2)).await.unwrap();
+    let key = iam.create_key("bob", Some(crate::clock::unix_seconds() + 2)).await.unwrap();
     assert!(matches!(iam.key(&key.access_key), KeyLookup::Valid { .. }));
 
     // Set 1 loses its copy (a set added since, or wiped): the newest copy still rules,

@@ -6,16 +6,11 @@
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use super::error::not_found;
 use super::{BucketsS3, store_error};
 use crate::error::StoreError;
 use crate::policy::{Kind, Policy};
 use crate::storage::PublicAccessBlock;
-
-fn not_found(code: &str, message: &str) -> S3Error {
-    let mut error = S3Error::with_message(S3ErrorCode::Custom(code.to_string().into()), message.to_string());
-    error.set_status_code(http::StatusCode::NOT_FOUND);
-    error
-}
 
 impl BucketsS3 {
     pub(super) async fn put_bucket_policy_impl(
@@ -105,7 +100,10 @@ impl BucketsS3 {
     ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
         let meta = self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?.meta;
         let block = meta.public_access_block.ok_or_else(|| {
-            not_found("NoSuchPublicAccessBlockConfiguration", "The public access block configuration was not found")
+            not_found(
+                S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
+                "The public access block configuration was not found",
+            )
         })?;
         Ok(S3Response::new(GetPublicAccessBlockOutput {
             public_access_block_configuration: Some(PublicAccessBlockConfiguration {

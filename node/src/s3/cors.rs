@@ -4,8 +4,9 @@
 //! allows. The first matching rule decides, as in S3.
 
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+use super::error::not_found;
 use super::{BucketsS3, store_error};
 use crate::storage::{CorsRule, Store};
 
@@ -99,10 +100,7 @@ impl BucketsS3 {
     ) -> S3Result<S3Response<GetBucketCorsOutput>> {
         let meta = self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?.meta;
         if meta.cors.is_empty() {
-            let mut error =
-                S3Error::with_message(S3ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist");
-            error.set_status_code(http::StatusCode::NOT_FOUND);
-            return Err(error);
+            return Err(not_found(S3ErrorCode::NoSuchCORSConfiguration, "The CORS configuration does not exist"));
         }
         Ok(S3Response::new(GetBucketCorsOutput { cors_rules: Some(meta.cors.iter().map(dto_of).collect()) }))
     }

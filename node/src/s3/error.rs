@@ -5,6 +5,13 @@ use s3s::{S3Error, S3ErrorCode};
 
 use crate::error::StoreError;
 
+/// An error S3 answers with 404 (a setting the bucket does not have).
+pub fn not_found(code: S3ErrorCode, message: &str) -> S3Error {
+    let mut error = S3Error::with_message(code, message.to_string());
+    error.set_status_code(http::StatusCode::NOT_FOUND);
+    error
+}
+
 pub fn to_s3_error(error: StoreError) -> S3Error {
     let message = error.to_string();
     let code = match &error {

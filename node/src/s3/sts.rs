@@ -21,6 +21,7 @@ use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error}
 use s3s::path::S3Path;
 
 use super::access::{self, Connection, Facts, Requester};
+use crate::clock::unix_seconds;
 use crate::iam::{Iam, KeyLookup};
 use crate::policy::{Context, Decision, Effect, Kind, Policy, Principal, Request};
 use crate::storage::Store;
@@ -168,10 +169,6 @@ fn temporary_expiry(access_key: &str) -> Option<u64> {
     u64::from_str_radix(&rest[..10], 16).ok()
 }
 
-fn now_seconds() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 #[async_trait::async_trait]
 impl S3Auth for Identity {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
@@ -179,7 +176,7 @@ impl S3Auth for Identity {
             return Ok(SecretKey::from(self.root_password.clone()));
         }
         match temporary_expiry(access_key) {
-            Some(expires) if expires <= now_seconds() => {
+            Some(expires) if expires <= unix_seconds() => {
                 Err(S3Error::with_message(S3ErrorCode::ExpiredToken, "The provided token has expired."))
             }
             Some(_) => Ok(SecretKey::from(self.temporary_secret(access_key))),
@@ -499,7 +496,7 @@ impl AssumeRoleRoute {
                 ));
             }
         };
-        let credentials = self.identity.issue(now_seconds() + duration, &claims);
+        let credentials = self.identity.issue(unix_seconds() + duration, &claims);
         let role = role_arn.rsplit(['/', ':']).next().unwrap_or(role_arn);
         let body = format!(
             "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
@@ -584,7 +581,7 @@ mod tests {
     #[tokio::test]
     async fn temporary_credentials_derive_from_the_root_password_and_expire() {
         let identity = Identity::new("admin".into(), "root-password".into());
-        let credentials = identity.issue(now_seconds() + 60, &Claims::default());
+        let credentials = identity.issue(unix_seconds() + 60, &Claims::default());
         assert_eq!(temporary_expiry(&credentials.access_key), Some(credentials.expires));
         let secret = identity.get_secret_key(&credentials.access_key).await.unwrap();
         assert_eq!(secret.expose(), credentials.secret_key);
@@ -593,7 +590,7 @@ mod tests {
         let other = Identity::new("admin".into(), "another-password".into());
         assert_ne!(other.get_secret_key(&credentials.access_key).await.unwrap().expose(), credentials.secret_key);
         assert_ne!(other.session_token(&credentials.access_key, &Claims::default()), credentials.session_token);
-        let expired = identity.issue(now_seconds() - 1, &Claims::default());
+        let expired = identity.issue(unix_seconds() - 1, &Claims::default());
         let error = identity.get_secret_key(&expired.access_key).await.unwrap_err();
         assert_eq!(error.code(), &S3ErrorCode::ExpiredToken);
         let error = identity.get_secret_key("someone").await.unwrap_err();
@@ -606,11 +603,11 @@ mod tests {
     fn users_session_tokens_carry_their_claims_and_cannot_be_altered() {
         let identity = Identity::new("admin".into(), "root-password".into());
         let claims = Claims { user: Some("alice".into()), policy: Some("{}".into()) };
-        let credentials = identity.issue(now_seconds() + 60, &claims);
+        let credentials = identity.issue(unix_seconds() + 60, &claims);
         assert!(credentials.session_token.starts_with(TOKEN_V2));
         assert_eq!(identity.verify_token(&credentials.access_key, &credentials.session_token), Some(claims.clone()));
         // Another key, another root password, or changed claims: refused.
-        let other = identity.issue(now_seconds() + 60, &claims);
+        let other = identity.issue(unix_seconds() + 60, &claims);
         assert_eq!(identity.verify_token(&other.access_key, &credentials.session_token), None);
         let stranger = Identity::new("admin".into(), "another".into());
         assert_eq!(stranger.verify_token(&credentials.access_key, &credentials.session_token), None);
@@ -620,7 +617,7 @@ mod tests {
         assert_eq!(identity.verify_token(&credentials.access_key, &forged), None);
         assert_eq!(identity.verify_token(&credentials.access_key, "v2.garbage"), None);
         // The root user's tokens keep their format and carry no user.
-        let root = identity.issue(now_seconds() + 60, &Claims::default());
+        let root = identity.issue(unix_seconds() + 60, &Claims::default());
         assert!(!root.session_token.starts_with(TOKEN_V2));
         assert_eq!(identity.verify_token(&root.access_key, &root.session_token), Some(Claims::default()));
     }

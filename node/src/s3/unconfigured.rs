@@ -5,7 +5,7 @@
 //! setting them stays NotImplemented, never silently ignored.
 
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Response, S3Result};
+use s3s::{S3ErrorCode, S3Response, S3Result};
 
 use super::{BucketsS3, store_error};
 
@@ -14,9 +14,7 @@ impl BucketsS3 {
     /// (404 for every one of them, as in AWS).
     pub(super) async fn not_configured<T>(&self, bucket: &str, code: S3ErrorCode, message: &str) -> S3Result<T> {
         self.store.head_bucket(bucket).await.map_err(store_error)?;
-        let mut error = S3Error::with_message(code, message.to_string());
-        error.set_status_code(http::StatusCode::NOT_FOUND);
-        Err(error)
+        Err(super::error::not_found(code, message))
     }
 
     /// The answer of a setting whose default is an empty document.

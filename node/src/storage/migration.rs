@@ -655,13 +655,7 @@ mod tests {
         assert_eq!(status.moved_bytes, bytes_in_set_one);
         assert_eq!(status.percent, 100.0);
         // Set 1 holds no object any more; every object reads back whole, same ETag.
-        assert!(
-            store.sets()[1]
-                .list("b", "", None, "", 10, crate::storage::set::Listing::AllKeys)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(holds_nothing(&store.sets()[1], "b").await);
         for ((key, bytes), etag) in objects.iter().zip(&etags_before) {
             assert_eq!(&read(&store, "b", key).await.unwrap(), bytes, "{key}");
             assert_eq!(&store.sets()[0].head_object("b", key).await.unwrap().0.etag, etag, "{key}");
@@ -669,6 +663,11 @@ mod tests {
         // The listing shows each object once.
         let listed = store.list_objects("b", "", None, "", 1000).await.unwrap();
         assert_eq!(listed.len(), objects.len());
+    }
+
+    /// Whether `set` holds no key of `bucket`, not even a delete marker.
+    async fn holds_nothing(set: &Arc<ErasureSet>, bucket: &str) -> bool {
+        set.list(bucket, "", None, "", 10, crate::storage::set::Listing::AllKeys).await.unwrap().is_empty()
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -709,13 +708,7 @@ mod tests {
         let status = store.migration_status().await;
         assert_eq!(status.state, MigrationState::Done);
         assert_eq!(status.moved_objects, away);
-        assert!(
-            store.sets()[1]
-                .list("b", "", None, "", 10, crate::storage::set::Listing::AllKeys)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(holds_nothing(&store.sets()[1], "b").await);
         for key in keys.iter().step_by(7) {
             assert_eq!(read(&store, "b", key).await.unwrap(), key.as_bytes());
         }
