@@ -112,18 +112,32 @@ fn reachable(address: SocketAddr) -> SocketAddr {
     if address.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], address.port())) } else { address }
 }
 
-/// A request that asked for `100 Continue` but has no body never gets one (there is
-/// nothing to continue), and botocore then keeps a stale status line on the connection
-/// and misreads the next response. Closing such connections after the response keeps
-/// the AWS CLI and boto3 working (they reconnect at once).
-fn expects_continue_without_body<B>(request: &http::Request<B>) -> bool {
-    let headers = request.headers();
-    let expects = headers
-        .get(http::header::EXPECT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    let empty = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) == Some("0");
-    expects && empty
+/// Whether a request asked for `100 Continue`, and with an empty body.
+struct ContinueFacts {
+    expects: bool,
+    empty: bool,
+}
+
+impl ContinueFacts {
+    fn of<B>(request: &http::Request<B>) -> Self {
+        let headers = request.headers();
+        let expects = headers
+            .get(http::header::EXPECT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        let empty = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()) == Some("0");
+        ContinueFacts { expects, empty }
+    }
+
+    /// Whether the connection must close after the answer: a request without a body
+    /// never gets its `100 Continue` (there is nothing to continue), and one refused
+    /// before its body was read (an error status) never sends it, so the connection
+    /// cannot carry another request. Botocore, if the connection stays open, keeps a
+    /// stale status line on it and misreads the next response; told to close, the AWS
+    /// CLI and boto3 reconnect at once.
+    fn close_after(&self, status: http::StatusCode) -> bool {
+        self.expects && (self.empty || status.is_client_error() || status.is_server_error())
+    }
 }
 
 /// The drives a node was given: local paths (a node on its own) or drive URLs (a static
@@ -389,7 +403,6 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     store.set_lifecycle_day(config.lifecycle.day);
     tokio::spawn(crate::storage::lifecycle::run_lifecycle(store.clone(), config.lifecycle.clone()));
 
-    let mut builder = S3ServiceBuilder::new(BucketsS3::new(store.clone(), config.region.clone(), &config.root_user));
     // The root user, and temporary credentials from STS AssumeRole on the same endpoint.
     // Secret keys are sealed under the cluster secret (a lone node without one: the root
     // password).
@@ -398,6 +411,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(iam.clone().run_refresh());
     let identity = crate::s3::sts::Identity::new(config.root_user.clone(), config.root_password.clone())
         .with_iam(iam.clone(), store.clone());
+    let mut builder = S3ServiceBuilder::new(
+        BucketsS3::new(store.clone(), config.region.clone(), &config.root_user).with_iam(iam.clone(), identity.clone()),
+    );
     builder.set_auth(identity.clone());
     builder.set_access(identity.clone());
     builder.set_route(crate::s3::sts::AssumeRoleRoute { identity });
@@ -456,7 +472,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 async move {
                     let method = request.method().as_str().to_string();
                     let started = Instant::now();
-                    let close_after = expects_continue_without_body(&request);
+                    let continue_facts = ContinueFacts::of(&request);
                     let exchange = crate::s3::exchange::Exchange::of(&request);
                     // Counted until the response headers: the migration engine yields
                     // while users wait.
@@ -479,7 +495,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                     if let Ok(response) = response.as_mut() {
                         exchange.finish(response);
                     }
-                    if close_after && let Ok(response) = response.as_mut() {
+                    if let Ok(response) = response.as_mut()
+                        && continue_facts.close_after(response.status())
+                    {
                         response
                             .headers_mut()
                             .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));

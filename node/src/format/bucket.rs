@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::JsonFile;
+use super::acl::{Grant, ObjectOwnership};
 use super::object::RetentionMode;
 
 pub const BUCKET_META_MAGIC: &[u8; 8] = b"BKTBUCKT";
@@ -51,6 +52,15 @@ pub struct BucketMeta {
     /// CORS rules, when the bucket has any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cors: Vec<CorsRule>,
+    /// Canonical id of the user who owns the bucket (absent: the root user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Object Ownership (absent: BucketOwnerEnforced, ACLs disabled).
+    #[serde(default, skip_serializing_if = "ObjectOwnership::is_default")]
+    pub ownership: ObjectOwnership,
+    /// The bucket's ACL grants (absent: the owner alone, with FULL_CONTROL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<Vec<Grant>>,
 }
 
 /// One CORS rule, as PutBucketCors validated it.

@@ -402,3 +402,24 @@ fn bucket_meta_v1_with_cors_golden() {
     let golden = check("bucket-meta-v1-cors.bin", &meta.encode());
     assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(meta));
 }
+
+/// A bucket owned by a user, with ACLs enabled and grants: version 1 with the fields
+/// added since.
+#[test]
+fn bucket_meta_v1_with_acl_golden() {
+    use super::acl::{AclPermission, Grant, Grantee, ObjectOwnership};
+    let meta = super::bucket::BucketMeta {
+        created_ns: 1_764_000_000_123_456_789,
+        updated_ns: 1_764_806_400_000_000_000,
+        owner: Some("3f9a0c".into()),
+        ownership: ObjectOwnership::ObjectWriter,
+        acl: Some(vec![
+            Grant { grantee: Grantee::User("3f9a0c".into()), permission: AclPermission::FullControl },
+            Grant { grantee: Grantee::AllUsers, permission: AclPermission::Read },
+            Grant { grantee: Grantee::AuthenticatedUsers, permission: AclPermission::ReadAcp },
+        ]),
+        ..Default::default()
+    };
+    let golden = check("bucket-meta-v1-acl.bin", &meta.encode());
+    assert_eq!(super::bucket::BucketMeta::decode(&golden), Some(meta));
+}

@@ -5,6 +5,7 @@
 //! Owns: byte layouts and their versions. Must never do I/O: encode to bytes, decode from
 //! bytes, and reject anything whose magic, version or checksum is wrong.
 
+pub mod acl;
 pub mod bucket;
 pub mod drive;
 #[cfg(test)]

@@ -400,6 +400,12 @@ impl Iam {
 
     /// The user of this name with their policies, if they exist and are enabled (for
     /// temporary credentials, which carry the name).
+    /// The name of the user with this canonical id.
+    pub fn name_of(&self, canonical_id: &str) -> Option<String> {
+        let snapshot = self.snapshot();
+        snapshot.doc.users.iter().find(|(_, user)| user.canonical_id == canonical_id).map(|(name, _)| name.clone())
+    }
+
     pub fn enabled_user(&self, name: &str) -> Option<Caller> {
         let snapshot = self.snapshot();
         snapshot.doc.users.get(name).filter(|u| u.enabled)?;

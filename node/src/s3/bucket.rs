@@ -1,9 +1,9 @@
-//! Bucket operations, and the owner and ACL answers (a single root owner with
-//! FULL_CONTROL, the same id everywhere).
+//! Bucket operations.
 
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
+use super::access::{Connection, Facts, Requester};
 use super::{BucketsS3, store_error, timestamp_from_ns};
 use crate::storage::Versioning;
 
@@ -15,7 +15,8 @@ impl BucketsS3 {
         &self,
         req: S3Request<ListBucketsInput>,
     ) -> S3Result<S3Response<ListBucketsOutput>> {
-        let input = req.input;
+        let owner = self.owner_of(&self.requester_id(req.extensions.get()));
+        let input = &req.input;
         let max_buckets = input.max_buckets.unwrap_or(MAX_LIST_BUCKETS);
         if !(1..=MAX_LIST_BUCKETS).contains(&max_buckets) {
             return Err(S3Error::with_message(
@@ -28,6 +29,22 @@ impl BucketsS3 {
         // Every bucket lives in this server's one region.
         let in_region = input.bucket_region.as_deref().is_none_or(|region| region == self.region);
         let mut buckets = self.store.list_buckets().await.map_err(store_error)?;
+        // A user sees the buckets they may list (their own, and those a policy or an ACL
+        // opens to them); the root user sees every bucket.
+        if let (Some(access), Some(requester @ Requester::User(caller))) =
+            (&self.access, req.extensions.get::<Requester>())
+        {
+            let connection = req.extensions.get::<Connection>().copied();
+            let facts = Facts { headers: &req.headers, query: None, connection };
+            let context = super::access::context_of(&facts, Some(caller));
+            let mut visible = Vec::with_capacity(buckets.len());
+            for bucket in buckets {
+                if access.may_list(requester, &bucket.name, &context).await {
+                    visible.push(bucket);
+                }
+            }
+            buckets = visible;
+        }
         buckets.sort_by(|a, b| a.name.cmp(&b.name));
         let mut matching = buckets
             .into_iter()
@@ -52,9 +69,9 @@ impl BucketsS3 {
             .collect();
         Ok(S3Response::new(ListBucketsOutput {
             buckets: Some(buckets),
-            owner: Some(self.owner()),
+            owner: Some(owner),
             continuation_token,
-            prefix: input.prefix,
+            prefix: input.prefix.clone(),
         }))
     }
 
@@ -62,12 +79,13 @@ impl BucketsS3 {
         &self,
         req: S3Request<CreateBucketInput>,
     ) -> S3Result<S3Response<CreateBucketOutput>> {
-        let bucket = req.input.bucket;
+        let mut meta = self.new_bucket_meta(&req)?;
         if req.input.object_lock_enabled_for_bucket == Some(true) {
-            self.store.make_bucket_with_object_lock(&bucket).await.map_err(store_error)?;
-        } else {
-            self.store.make_bucket(&bucket).await.map_err(store_error)?;
+            meta.versioning = Versioning::Enabled;
+            meta.object_lock = Some(crate::format::bucket::ObjectLockConfig::default());
         }
+        let bucket = req.input.bucket;
+        self.store.make_bucket_with(&bucket, meta).await.map_err(store_error)?;
         Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
     }
 
@@ -135,38 +153,5 @@ impl BucketsS3 {
         }
         self.store.put_bucket_versioning(&input.bucket, enabled).await.map_err(store_error)?;
         Ok(S3Response::new(PutBucketVersioningOutput::default()))
-    }
-
-    fn owner_grants(&self) -> Vec<Grant> {
-        vec![Grant {
-            grantee: Some(Grantee {
-                type_: Type::from_static(Type::CANONICAL_USER),
-                id: Some(self.owner_id.clone()),
-                display_name: Some(self.owner_name.clone()),
-                email_address: None,
-                uri: None,
-            }),
-            permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-        }]
-    }
-
-    pub(super) async fn get_bucket_acl_impl(
-        &self,
-        req: S3Request<GetBucketAclInput>,
-    ) -> S3Result<S3Response<GetBucketAclOutput>> {
-        self.store.head_bucket(&req.input.bucket).await.map_err(store_error)?;
-        Ok(S3Response::new(GetBucketAclOutput { owner: Some(self.owner()), grants: Some(self.owner_grants()) }))
-    }
-
-    pub(super) async fn get_object_acl_impl(
-        &self,
-        req: S3Request<GetObjectAclInput>,
-    ) -> S3Result<S3Response<GetObjectAclOutput>> {
-        self.store.head_object(&req.input.bucket, &req.input.key).await.map_err(store_error)?;
-        Ok(S3Response::new(GetObjectAclOutput {
-            owner: Some(self.owner()),
-            grants: Some(self.owner_grants()),
-            ..Default::default()
-        }))
     }
 }

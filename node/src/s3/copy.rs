@@ -85,6 +85,9 @@ impl BucketsS3 {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let acl = self
+            .write_acl(&req.input.bucket, req.extensions.get(), &super::acl::object_acl_request!(req.input))
+            .await?;
         let input = req.input;
         let (source_bucket, source_key, selector) = source_of(&input.copy_source)?;
         let conditions = CopyConditions::of(
@@ -131,6 +134,9 @@ impl BucketsS3 {
             source.headers.iter().find(|(name, _)| name == tagging::TAGGING_HEADER).map(|(_, value)| value.clone())
         };
         tagging::replace(&mut headers, tags);
+        // A copy gets the ACL its request names (or the default), never the source's.
+        headers.retain(|(name, _)| name != crate::format::acl::OBJECT_ACL_HEADER);
+        headers.extend(acl);
         let body = read.body;
         let options = PutOptions {
             headers,

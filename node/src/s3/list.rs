@@ -69,7 +69,7 @@ impl BucketsS3 {
         Ok(Page { entries, truncated })
     }
 
-    fn split(&self, entries: Vec<ListEntry>, encode: bool, fetch_owner: bool) -> (Vec<Object>, Vec<CommonPrefix>) {
+    fn split(&self, entries: Vec<ListEntry>, encode: bool, owner: Option<Owner>) -> (Vec<Object>, Vec<CommonPrefix>) {
         let encode_name = |name: String| if encode { url_encode(&name) } else { name };
         let mut objects = Vec::new();
         let mut prefixes = Vec::new();
@@ -81,7 +81,7 @@ impl BucketsS3 {
                     e_tag: Some(ETag::Strong(info.etag)),
                     last_modified: Some(timestamp_from_ns(info.modified_ns)),
                     storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
-                    owner: fetch_owner.then(|| self.owner()),
+                    owner: owner.clone(),
                     ..Default::default()
                 }),
                 ListEntry::Prefix(prefix) => prefixes.push(CommonPrefix { prefix: Some(encode_name(prefix)) }),
@@ -101,7 +101,8 @@ impl BucketsS3 {
         let marker = input.marker.clone().unwrap_or_default();
         let page = self.list_page(&input.bucket, &prefix, input.delimiter.as_deref(), &marker, limit).await?;
         let next_marker = page.truncated.then(|| page.entries.last().map(|e| e.name().to_string())).flatten();
-        let (objects, prefixes) = self.split(page.entries, encode, true);
+        let owner = self.bucket_owner_answer(&input.bucket).await;
+        let (objects, prefixes) = self.split(page.entries, encode, Some(owner));
         let maybe_encode = |v: Option<String>| v.map(|v| if encode { url_encode(&v) } else { v });
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
@@ -138,7 +139,11 @@ impl BucketsS3 {
         let page = self.list_page(&input.bucket, &prefix, input.delimiter.as_deref(), &marker, limit).await?;
         let next_token = page.truncated.then(|| page.entries.last().map(|e| encode_token(e.name()))).flatten();
         let key_count = page.entries.len() as i32;
-        let (objects, prefixes) = self.split(page.entries, encode, input.fetch_owner.unwrap_or(false));
+        let owner = match input.fetch_owner {
+            Some(true) => Some(self.bucket_owner_answer(&input.bucket).await),
+            _ => None,
+        };
+        let (objects, prefixes) = self.split(page.entries, encode, owner);
         let maybe_encode = |v: Option<String>| v.map(|v| if encode { url_encode(&v) } else { v });
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
@@ -186,6 +191,7 @@ impl BucketsS3 {
             .list_object_versions(&input.bucket, &prefix, delimiter, &key_marker, version_id_marker, limit)
             .await
             .map_err(store_error)?;
+        let owner = self.bucket_owner_answer(&input.bucket).await;
         let encode_name = |name: String| if encode { url_encode(&name) } else { name };
         let mut versions = Vec::new();
         let mut markers = Vec::new();
@@ -197,7 +203,7 @@ impl BucketsS3 {
                     version_id: Some(info.version_id.to_string()),
                     is_latest: Some(info.is_latest),
                     last_modified: Some(timestamp_from_ns(info.modified_ns)),
-                    owner: Some(self.owner()),
+                    owner: Some(owner.clone()),
                 }),
                 ListEntry::Object(info) => versions.push(ObjectVersion {
                     key: Some(encode_name(info.key)),
@@ -206,7 +212,7 @@ impl BucketsS3 {
                     size: Some(i64::try_from(info.size).unwrap_or(i64::MAX)),
                     e_tag: Some(ETag::Strong(info.etag)),
                     last_modified: Some(timestamp_from_ns(info.modified_ns)),
-                    owner: Some(self.owner()),
+                    owner: Some(owner.clone()),
                     storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
                     ..Default::default()
                 }),

@@ -6,6 +6,7 @@
 //! `storage`, and never do file I/O itself.
 
 pub mod access;
+pub mod acl;
 mod attributes;
 mod bucket;
 mod bucket_policy;
@@ -24,7 +25,7 @@ mod unconfigured;
 
 use std::sync::Arc;
 
-use s3s::dto::{self, Owner, Timestamp};
+use s3s::dto::{self, Timestamp};
 use s3s::{S3, S3Request, S3Response, S3Result};
 use sha2::Digest as _;
 
@@ -46,15 +47,26 @@ pub struct BucketsS3 {
     region: String,
     owner_id: String,
     owner_name: String,
+    /// The users, for their names in Owner and grant answers.
+    iam: Option<Arc<crate::iam::Iam>>,
+    /// The access check, for the buckets ListBuckets shows a user.
+    access: Option<sts::Identity>,
 }
 
 impl BucketsS3 {
     pub fn new(store: Arc<Store>, region: String, root_user: &str) -> Self {
-        BucketsS3 { store, region, owner_id: owner_id(root_user), owner_name: root_user.to_string() }
+        BucketsS3 {
+            store,
+            region,
+            owner_id: owner_id(root_user),
+            owner_name: root_user.to_string(),
+            iam: None,
+            access: None,
+        }
     }
 
-    fn owner(&self) -> Owner {
-        Owner { id: Some(self.owner_id.clone()), display_name: Some(self.owner_name.clone()) }
+    pub fn with_iam(self, iam: Arc<crate::iam::Iam>, access: sts::Identity) -> Self {
+        BucketsS3 { iam: Some(iam), access: Some(access), ..self }
     }
 }
 
@@ -399,12 +411,31 @@ impl S3 for BucketsS3 {
         &self,
         req: S3Request<dto::GetBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<dto::GetBucketOwnershipControlsOutput>> {
-        self.not_configured(
-            &req.input.bucket,
-            s3s::S3ErrorCode::OwnershipControlsNotFoundError,
-            "The bucket ownership controls were not found",
-        )
-        .await
+        self.get_bucket_ownership_controls_impl(req).await
+    }
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<dto::PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<dto::PutBucketOwnershipControlsOutput>> {
+        self.put_bucket_ownership_controls_impl(req).await
+    }
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<dto::DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<dto::DeleteBucketOwnershipControlsOutput>> {
+        self.delete_bucket_ownership_controls_impl(req).await
+    }
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<dto::PutBucketAclInput>,
+    ) -> S3Result<S3Response<dto::PutBucketAclOutput>> {
+        self.put_bucket_acl_impl(req).await
+    }
+    async fn put_object_acl(
+        &self,
+        req: S3Request<dto::PutObjectAclInput>,
+    ) -> S3Result<S3Response<dto::PutObjectAclOutput>> {
+        self.put_object_acl_impl(req).await
     }
     async fn get_bucket_logging(
         &self,

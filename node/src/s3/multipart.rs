@@ -67,8 +67,11 @@ impl BucketsS3 {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let acl = self
+            .write_acl(&req.input.bucket, req.extensions.get(), &super::acl::object_acl_request!(req.input))
+            .await?;
         let input = req.input;
-        let headers = StoredHeaders {
+        let mut headers = StoredHeaders {
             content_type: input.content_type.clone(),
             content_encoding: input.content_encoding.clone(),
             content_disposition: input.content_disposition.clone(),
@@ -80,6 +83,7 @@ impl BucketsS3 {
             tagging: input.tagging.clone(),
         }
         .to_headers()?;
+        headers.extend(acl);
         let checksum = multipart_checksum(input.checksum_algorithm.as_ref(), input.checksum_type.as_ref())?;
         let lock = super::lock::requested_lock(
             input.object_lock_mode.as_ref(),
@@ -217,6 +221,7 @@ impl BucketsS3 {
         let max_parts = input.max_parts.unwrap_or(MAX_LIST_PARTS).clamp(0, MAX_LIST_PARTS) as usize;
         let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
         let all = self.store.list_parts(&input.bucket, &input.key, &input.upload_id).await.map_err(store_error)?;
+        let owner = self.bucket_owner_answer(&input.bucket).await;
         let remaining: Vec<_> = all.into_iter().filter(|p| p.number > marker).collect();
         let truncated = remaining.len() > max_parts;
         let page: Vec<_> = remaining.into_iter().take(max_parts).collect();
@@ -242,7 +247,7 @@ impl BucketsS3 {
             part_number_marker: input.part_number_marker,
             next_part_number_marker: next_marker,
             is_truncated: Some(truncated),
-            owner: Some(self.owner()),
+            owner: Some(owner.clone()),
             initiator: Some(Initiator { id: Some(self.owner_id.clone()), display_name: Some(self.owner_name.clone()) }),
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
             parts: (!parts.is_empty()).then_some(parts),
@@ -258,6 +263,7 @@ impl BucketsS3 {
         let max_uploads = input.max_uploads.unwrap_or(MAX_LIST_PARTS).clamp(0, MAX_LIST_PARTS) as usize;
         let prefix = input.prefix.clone().unwrap_or_default();
         let all = self.store.list_multipart_uploads(&input.bucket, &prefix).await.map_err(store_error)?;
+        let owner = self.bucket_owner_answer(&input.bucket).await;
         let key_marker = input.key_marker.clone().unwrap_or_default();
         let upload_marker = input.upload_id_marker.clone();
         let remaining: Vec<_> = all
@@ -279,7 +285,7 @@ impl BucketsS3 {
                 key: Some(u.key),
                 upload_id: Some(u.upload_id),
                 initiated: Some(timestamp_from_ns(u.initiated_ns)),
-                owner: Some(self.owner()),
+                owner: Some(owner.clone()),
                 initiator: Some(Initiator {
                     id: Some(self.owner_id.clone()),
                     display_name: Some(self.owner_name.clone()),

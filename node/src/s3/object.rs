@@ -395,9 +395,12 @@ impl BucketsS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        let acl = self
+            .write_acl(&req.input.bucket, req.extensions.get(), &super::acl::object_acl_request!(req.input))
+            .await?;
         let trailers = req.trailing_headers;
         let input = req.input;
-        let headers = StoredHeaders {
+        let mut headers = StoredHeaders {
             content_type: input.content_type.clone(),
             content_encoding: input.content_encoding.clone(),
             content_disposition: input.content_disposition.clone(),
@@ -409,6 +412,7 @@ impl BucketsS3 {
             tagging: input.tagging.clone(),
         }
         .to_headers()?;
+        headers.extend(acl);
         let checksums = ChecksumRequest::new(
             input.checksum_algorithm.as_ref(),
             input.checksum_crc32.as_ref(),

@@ -21,10 +21,13 @@ use s3s::{Body, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error}
 use s3s::path::S3Path;
 
 use super::access::{self, Connection, Facts, Requester};
+use super::acl::{self, AclFacts, Who};
 use crate::clock::unix_seconds;
+use crate::format::bucket::BucketMeta;
 use crate::iam::{Iam, KeyLookup};
 use crate::policy::{Context, Decision, Effect, Kind, Policy, Principal, Request};
 use crate::storage::Store;
+use crate::storage::set::Selector;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -216,11 +219,21 @@ fn session_token_of(cx: &S3AccessContext<'_>) -> Option<String> {
 #[async_trait::async_trait]
 impl S3Access for Identity {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        // Every bucket has one owner; a request that expects another is refused (the
-        // source bucket's owner of a copy too).
-        for header in ["x-amz-expected-bucket-owner", "x-amz-source-expected-bucket-owner"] {
-            if let Some(expected) = cx.headers().get(header)
-                && expected.as_bytes() != super::owner_id(&self.root_user).as_bytes()
+        // A request that expects another owner of its bucket (or of its copy source's
+        // bucket) is refused.
+        let source_bucket = cx.headers().get("x-amz-copy-source").and_then(|v| v.to_str().ok()).and_then(|source| {
+            let source = source.trim_start_matches('/');
+            source.split_once('/').map(|(bucket, _)| bucket.to_string())
+        });
+        let target_bucket = match cx.s3_path() {
+            S3Path::Root => None,
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(bucket.to_string()),
+        };
+        for (header, bucket) in
+            [("x-amz-expected-bucket-owner", target_bucket), ("x-amz-source-expected-bucket-owner", source_bucket)]
+        {
+            if let Some(expected) = cx.headers().get(header).cloned()
+                && expected.as_bytes() != self.owner_of_bucket(bucket.as_deref()).await.as_bytes()
             {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
@@ -246,8 +259,9 @@ impl S3Access for Identity {
                 }
             }
         };
-        // A form upload names its key in the form, which `post_object` checks.
-        if !matches!(requester, Requester::Root) && cx.s3_op().name() != "PostObject" {
+        // A form upload names its key in the form, which `post_object` checks; a
+        // multi-object delete is checked key by key (`delete_objects`).
+        if !matches!(requester, Requester::Root) && !matches!(cx.s3_op().name(), "PostObject" | "DeleteObjects") {
             let versioned = cx
                 .uri()
                 .query()
@@ -361,10 +375,18 @@ impl Identity {
             return false;
         }
         let settings = match (bucket, &self.store) {
-            (Some(bucket), Some(store)) => store.bucket_settings(bucket).await.ok(),
+            (Some(bucket), Some(store)) => match store.bucket_settings(bucket).await {
+                Ok(meta) => Some(meta),
+                // A bucket that does not exist is answered as such (404 NoSuchBucket),
+                // as S3 does, unless this is the request that would create it.
+                Err(crate::error::StoreError::NoSuchBucket) => {
+                    return action != "s3:CreateBucket" || identity == Decision::Allow;
+                }
+                Err(_) => None,
+            },
             _ => None,
         };
-        let bucket_effect = settings.and_then(|meta| {
+        let bucket_effect = settings.as_ref().and_then(|meta| {
             let bucket = bucket.expect("settings are read only for a bucket");
             let policy = Policy::parse(meta.policy.as_deref()?, &Kind::Bucket(bucket.to_string())).ok()?;
             let effect = policy.effect_on(&request)?;
@@ -377,8 +399,72 @@ impl Identity {
         match bucket_effect {
             Some(Effect::Deny) => false,
             Some(Effect::Allow) => true,
-            None => identity == Decision::Allow,
+            None if identity == Decision::Allow => true,
+            None => match (bucket, settings) {
+                (Some(bucket), Some(meta)) => {
+                    self.acl_allows(requester, bucket, &meta, action, resource, context).await
+                }
+                _ => false,
+            },
         }
+    }
+
+    /// Whether `requester` may list `bucket` (and so see it in ListBuckets): owns it, or a
+    /// policy or ACL grants it `s3:ListBucket`.
+    pub async fn may_list(&self, requester: &Requester, bucket: &str, context: &Context) -> bool {
+        self.authorize(requester, Some(bucket), "s3:ListBucket", &format!("arn:aws:s3:::{bucket}"), context).await
+    }
+
+    /// The canonical id of a bucket's owner (the root user's for a bucket not found).
+    async fn owner_of_bucket(&self, bucket: Option<&str>) -> String {
+        let owner = match (bucket, &self.store) {
+            (Some(bucket), Some(store)) => store.bucket_settings(bucket).await.ok().and_then(|meta| meta.owner),
+            _ => None,
+        };
+        owner.unwrap_or_else(|| super::owner_id(&self.root_user))
+    }
+
+    /// Whether owning the bucket or the object, or an ACL grant, allows what no policy did.
+    async fn acl_allows(
+        &self,
+        requester: &Requester,
+        bucket: &str,
+        meta: &BucketMeta,
+        action: &str,
+        resource: &str,
+        context: &Context,
+    ) -> bool {
+        let who = match requester {
+            Requester::Root => return true,
+            Requester::User(caller) => Who::User(&caller.canonical_id),
+            Requester::Anonymous => Who::Anonymous,
+        };
+        let key = resource
+            .strip_prefix("arn:aws:s3:::")
+            .and_then(|r| r.strip_prefix(bucket))
+            .and_then(|r| r.strip_prefix('/'));
+        let bucket_owner = meta.owner.clone().unwrap_or_else(|| super::owner_id(&self.root_user));
+        // An object's own ACL counts only with ACLs enabled, and only for reading it or
+        // its ACL (writes and deletes are the bucket's).
+        let mut object = None;
+        if let (Some(key), Some(store)) = (key, &self.store)
+            && meta.ownership.acls_enabled()
+            && !acl::is_bucket_write(action)
+        {
+            let version = context.get("s3:VersionId").and_then(|v| v.first()).and_then(|v| v.parse().ok());
+            let selector = version.map(Selector::Id).unwrap_or(Selector::Latest);
+            if let Ok(info) = store.head_version(bucket, key, selector).await {
+                object = acl::stored_object_acl(&info);
+            }
+        }
+        let facts = AclFacts {
+            bucket_owner: &bucket_owner,
+            ownership: meta.ownership,
+            bucket_grants: meta.acl.as_deref(),
+            object: object.as_ref(),
+            ignore_public: meta.public_access_block.is_some_and(|b| b.ignore_public_acls),
+        };
+        acl::allows(&facts, who, action, key.is_some())
     }
 
     /// A copy also reads its source: `s3:GetObject` (or `s3:GetObjectVersion`) on it.

@@ -197,6 +197,30 @@ class Calls:
     def GetObjectAcl(self):
         assert self.s3.get_object_acl(Bucket=self.bucket, Key="obj")["Grants"][0]["Permission"] == "FULL_CONTROL"
 
+    def PutBucketOwnershipControls(self):
+        rules = {"Rules": [{"ObjectOwnership": "ObjectWriter"}]}
+        self.s3.put_bucket_ownership_controls(Bucket=self.bucket, OwnershipControls=rules)
+
+    def PutBucketAcl(self):
+        self.s3.put_bucket_acl(Bucket=self.bucket, ACL="public-read")
+        grants = self.s3.get_bucket_acl(Bucket=self.bucket)["Grants"]
+        assert {g["Permission"] for g in grants} == {"FULL_CONTROL", "READ"}
+
+    def PutObjectAcl(self):
+        self.s3.put_object_acl(Bucket=self.bucket, Key="obj", ACL="authenticated-read")
+        grants = self.s3.get_object_acl(Bucket=self.bucket, Key="obj")["Grants"]
+        assert any(g["Grantee"].get("URI", "").endswith("AuthenticatedUsers") for g in grants)
+        self.s3.put_object_acl(Bucket=self.bucket, Key="obj", ACL="private")
+        self.s3.put_bucket_acl(Bucket=self.bucket, ACL="private")
+
+    def DeleteBucketOwnershipControls(self):
+        self.s3.delete_bucket_ownership_controls(Bucket=self.bucket)
+        assert error_code(lambda: self.s3.get_bucket_ownership_controls(Bucket=self.bucket)) == (
+            "OwnershipControlsNotFoundError"
+        )
+        rules = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        self.s3.put_bucket_ownership_controls(Bucket=self.bucket, OwnershipControls=rules)
+
     # Settings Buckets does not keep answer as for a bucket that has none.
     def GetBucketPolicy(self):
         assert error_code(lambda: self.s3.get_bucket_policy(Bucket=self.bucket)) == "NoSuchBucketPolicy"
@@ -257,9 +281,8 @@ class Calls:
         )
 
     def GetBucketOwnershipControls(self):
-        assert error_code(lambda: self.s3.get_bucket_ownership_controls(Bucket=self.bucket)) == (
-            "OwnershipControlsNotFoundError"
-        )
+        controls = self.s3.get_bucket_ownership_controls(Bucket=self.bucket)["OwnershipControls"]
+        assert controls["Rules"][0]["ObjectOwnership"] == "BucketOwnerEnforced"
 
     def GetBucketLogging(self):
         assert "LoggingEnabled" not in self.s3.get_bucket_logging(Bucket=self.bucket)
