@@ -196,6 +196,13 @@ impl Policy {
     /// GetBucketPolicyStatus judge it: an Allow to `*` that no condition pins to fixed
     /// values of a key that names who or where from (an address range narrower than the
     /// whole Internet, an account, a user id).
+    /// Whether a condition of the policy uses a key that starts with `prefix` (ignoring
+    /// case), so the caller knows which costly keys to fill in.
+    pub fn uses_key(&self, prefix: &str) -> bool {
+        let prefix = prefix.to_ascii_lowercase();
+        self.statements.iter().flat_map(|s| &s.conditions).any(|c| c.key.to_ascii_lowercase().starts_with(&prefix))
+    }
+
     pub fn is_public(&self) -> bool {
         const PINNING_KEYS: &[&str] = &[
             "aws:sourceip",

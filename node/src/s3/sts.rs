@@ -205,6 +205,14 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The condition key prefix of an object's existing tags.
+const EXISTING_OBJECT_TAG: &str = "s3:ExistingObjectTag/";
+
+/// The key of an object's ARN in `bucket` (`None` for the bucket's own ARN).
+fn object_key<'a>(bucket: &str, resource: &'a str) -> Option<&'a str> {
+    resource.strip_prefix("arn:aws:s3:::")?.strip_prefix(bucket)?.strip_prefix('/')
+}
+
 /// The session token a request carries (header, or query parameter of a presigned URL).
 fn session_token_of(cx: &S3AccessContext<'_>) -> Option<String> {
     if let Some(token) = cx.headers().get("x-amz-security-token").and_then(|v| v.to_str().ok()) {
@@ -352,43 +360,70 @@ impl Identity {
         resource: &str,
         context: &Context,
     ) -> bool {
-        let principal = match requester {
+        let (principal, caller) = match requester {
             Requester::Root => return true,
-            Requester::Anonymous => Principal::Anonymous,
-            Requester::User(caller) => {
-                Principal::User { arn: caller.arn.clone(), canonical_id: caller.canonical_id.clone() }
-            }
+            Requester::Anonymous => (Principal::Anonymous, None),
+            Requester::User(caller) => (
+                Principal::User { arn: caller.arn.clone(), canonical_id: caller.canonical_id.clone() },
+                Some(caller.as_ref()),
+            ),
         };
+        let settings = match (bucket, &self.store) {
+            (Some(bucket), Some(store)) => match store.bucket_settings(bucket).await {
+                Ok(meta) => Some(meta),
+                Err(crate::error::StoreError::NoSuchBucket) => None,
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        let missing_bucket = bucket.is_some() && settings.is_none();
+        let bucket_policy = match (bucket, &settings) {
+            (Some(bucket), Some(meta)) => {
+                meta.policy.as_deref().and_then(|doc| Policy::parse(doc, &Kind::Bucket(bucket.to_string())).ok())
+            }
+            _ => None,
+        };
+        // `s3:ExistingObjectTag/<key>`: the tags of the object the request touches, read
+        // only when a policy that applies asks for them.
+        let mut with_tags = None;
+        let policies = caller
+            .map(|c| c.policies.iter().map(Arc::as_ref).chain(c.session.as_deref()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if let (Some(bucket), Some(store)) = (bucket, &self.store)
+            && let Some(key) = object_key(bucket, resource)
+            && policies.iter().copied().chain(bucket_policy.as_ref()).any(|p| p.uses_key(EXISTING_OBJECT_TAG))
+        {
+            let version = context.get("s3:VersionId").and_then(|v| v.first()).and_then(|v| v.parse().ok());
+            let selector = version.map(Selector::Id).unwrap_or(Selector::Latest);
+            if let Ok(info) = store.head_version(bucket, key, selector).await {
+                let mut tagged = context.clone();
+                for (name, value) in super::tagging::stored(&info.headers) {
+                    tagged.insert(&format!("{EXISTING_OBJECT_TAG}{name}"), value);
+                }
+                with_tags = Some(tagged);
+            }
+        }
+        let context = with_tags.as_ref().unwrap_or(context);
         let request = Request { principal: &principal, action, resource, context };
-        let identity = match requester {
-            Requester::User(caller) => crate::policy::decide(caller.policies.iter().map(Arc::as_ref), &request),
-            _ => Decision::ImplicitDeny,
+        let identity = match caller {
+            Some(caller) => crate::policy::decide(caller.policies.iter().map(Arc::as_ref), &request),
+            None => Decision::ImplicitDeny,
         };
         if identity == Decision::ExplicitDeny {
             return false;
         }
         // A session policy narrows everything the session may do.
-        if let Requester::User(caller) = requester
-            && let Some(session) = &caller.session
+        if let Some(session) = caller.and_then(|c| c.session.as_deref())
             && session.effect_on(&request) != Some(Effect::Allow)
         {
             return false;
         }
-        let settings = match (bucket, &self.store) {
-            (Some(bucket), Some(store)) => match store.bucket_settings(bucket).await {
-                Ok(meta) => Some(meta),
-                // A bucket that does not exist is answered as such (404 NoSuchBucket),
-                // as S3 does, unless this is the request that would create it.
-                Err(crate::error::StoreError::NoSuchBucket) => {
-                    return action != "s3:CreateBucket" || identity == Decision::Allow;
-                }
-                Err(_) => None,
-            },
-            _ => None,
-        };
-        let bucket_effect = settings.as_ref().and_then(|meta| {
-            let bucket = bucket.expect("settings are read only for a bucket");
-            let policy = Policy::parse(meta.policy.as_deref()?, &Kind::Bucket(bucket.to_string())).ok()?;
+        // A bucket that does not exist is answered as such (404 NoSuchBucket), as S3
+        // does, unless this is the request that would create it.
+        if missing_bucket {
+            return action != "s3:CreateBucket" || identity == Decision::Allow;
+        }
+        let bucket_effect = bucket_policy.as_ref().zip(settings.as_ref()).and_then(|(policy, meta)| {
             let effect = policy.effect_on(&request)?;
             let restricted = meta.public_access_block.is_some_and(|b| b.restrict_public_buckets);
             if effect == Effect::Allow && restricted && policy.is_public() && principal == Principal::Anonymous {

@@ -243,6 +243,40 @@ def test_conditions_on_the_source_address_and_secure_transport(node, s3, tmp_pat
     assert code_of(lambda: erin.get_object(Bucket="net", Key="k")) == "AccessDenied"
 
 
+def test_conditions_on_the_tags_an_object_has(node, s3, tmp_path):
+    """s3:ExistingObjectTag/<key>: a user reads only objects tagged public, in a policy of
+    the user and in a bucket policy; retagging an object changes who reads it."""
+    s3.create_bucket(Bucket="tagged")
+    s3.put_object(Bucket="tagged", Key="open", Body=b"open", Tagging="classification=public")
+    s3.put_object(Bucket="tagged", Key="closed", Body=b"closed", Tagging="classification=secret")
+    s3.put_object(Bucket="tagged", Key="untagged", Body=b"untagged")
+    public_only = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::tagged/*",
+                "Condition": {"StringEquals": {"s3:ExistingObjectTag/classification": "public"}},
+            }
+        ],
+    }
+    admin(node, "policy", "create", "public-only", write_policy(tmp_path, "public-only", public_only))
+    gail = user_client(node, new_user(node, "gail", "public-only"))
+    assert gail.get_object(Bucket="tagged", Key="open")["Body"].read() == b"open"
+    assert code_of(lambda: gail.get_object(Bucket="tagged", Key="closed")) == "AccessDenied"
+    assert code_of(lambda: gail.get_object(Bucket="tagged", Key="untagged")) == "AccessDenied"
+    s3.put_object_tagging(Bucket="tagged", Key="open", Tagging={"TagSet": [{"Key": "classification", "Value": "secret"}]})
+    assert code_of(lambda: gail.get_object(Bucket="tagged", Key="open")) == "AccessDenied"
+    # The same condition in a bucket policy, for a user with no policy of its own.
+    hank = user_client(node, new_user(node, "hank"))
+    statement = dict(public_only["Statement"][0], Principal={"AWS": "arn:aws:iam::buckets:user/hank"})
+    s3.put_bucket_policy(Bucket="tagged", Policy=json.dumps({"Version": "2012-10-17", "Statement": [statement]}))
+    assert code_of(lambda: hank.get_object(Bucket="tagged", Key="open")) == "AccessDenied"
+    s3.put_object_tagging(Bucket="tagged", Key="closed", Tagging={"TagSet": [{"Key": "classification", "Value": "public"}]})
+    assert hank.get_object(Bucket="tagged", Key="closed")["Body"].read() == b"closed"
+
+
 def test_the_aws_cli_with_a_users_key(node, s3, tmp_path):
     s3.create_bucket(Bucket="drop")
     s3.create_bucket(Bucket="vault")
