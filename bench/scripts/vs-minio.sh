@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Buckets and MinIO side by side on this machine (docs/benchmarks.md): the same warp
+# workloads against each server, one after the other, on the same layouts:
+#   single  — one node, 4 drives (directories), parity 2 for both;
+#   cluster — 4 nodes × 4 drives, one 12+4 set, inside a network namespace this script
+#             creates (MinIO refuses loopback node addresses when it believes it runs in
+#             a container, and a /.dockerenv exists here), with a test address on its lo.
+# Each workload runs on a freshly started server with empty drives. For each it records
+# throughput (MiB/s, or obj/s for small objects, listing and deletes), p50 and p99 request
+# times, the server's CPU seconds and its peak RSS, and prints one table with the ratios.
+#
+# Usage: bench/scripts/vs-minio.sh [single|cluster|all] [WORKLOAD...]
+# Env:   DURATION (default 20s), BENCH_DIR (default /tmp/buckets-vs-minio),
+#        MINIO_BIN / WARP_BIN (default: built once from ../shared/peers into
+#        ~/.cache/buckets/peers/bin), BUCKETS_BIN_DIR (default: a release build).
+# Not part of the test suite: a full run takes about 25 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+MODE=${1:-all}
+shift || true
+ONLY=("$@")
+DURATION=${DURATION:-20s}
+ROOT=${BENCH_DIR:-/tmp/buckets-vs-minio}
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/buckets/peers
+PEERS=${PEERS_DIR:-$REPO/../shared/peers}
+USER_NAME=benchadmin
+PASSWORD=benchadmin-secret
+
+# --- binaries -----------------------------------------------------------------------
+build_peer() { # build_peer NAME ARCHIVE_GLOB → path of the binary
+  local name=$1 glob=$2 bin="$CACHE/bin/$1"
+  if [ ! -x "$bin" ]; then
+    local archive; archive=$(ls "$PEERS"/$glob | head -n 1)
+    mkdir -p "$CACHE/src/$name" "$CACHE/bin"
+    tar -xzf "$archive" -C "$CACHE/src/$name"
+    (cd "$CACHE/src/$name" && go build -trimpath -o "$bin" .) >&2
+  fi
+  echo "$bin"
+}
+
+if [ -z "${IN_BENCH_NETNS:-}" ]; then
+  MINIO_BIN=${MINIO_BIN:-$(build_peer minio 'minio-src-*.tar.gz')}
+  WARP_BIN=${WARP_BIN:-$(build_peer warp 'warp-src-*.tar.gz')}
+  if [ -z "${BUCKETS_BIN_DIR:-}" ]; then
+    cargo build --release --quiet -p buckets-node >&2
+    BUCKETS_BIN_DIR=${CARGO_TARGET_DIR:-$REPO/target}/release
+  fi
+  export MINIO_BIN WARP_BIN BUCKETS_BIN_DIR
+fi
+
+# --- the cluster runs in a network namespace of its own --------------------------------
+if [ "$MODE" = cluster ] || [ "$MODE" = all ]; then
+  if [ -z "${IN_BENCH_NETNS:-}" ]; then
+    [ "$MODE" = all ] && "$0" single "${ONLY[@]}"
+    exec unshare --net env IN_BENCH_NETNS=1 "$0" cluster "${ONLY[@]}"
+  fi
+  ip link set lo up
+  ip addr add 10.99.0.1/32 dev lo
+fi
+
+# --- servers --------------------------------------------------------------------------
+PIDS=()
+stop_servers() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] || continue
+    kill -9 "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  PIDS=()
+}
+trap stop_servers EXIT
+
+wait_ready() { # wait_ready URL...
+  for url in "$@"; do
+    local tries=0
+    until curl -sf -o /dev/null "$url"; do
+      tries=$((tries + 1)); [ $tries -lt 300 ] || { echo "not ready: $url" >&2; exit 1; }
+      sleep 0.2
+    done
+  done
+}
+
+start_server() { # start_server buckets|minio single|cluster → sets HOSTS
+  local server=$1 layout=$2
+  rm -rf "$ROOT/data"; mkdir -p "$ROOT/data"
+  if [ "$server" = buckets ] && [ "$layout" = single ]; then
+    BUCKETS_ROOT_USER=$USER_NAME BUCKETS_ROOT_PASSWORD=$PASSWORD BUCKETS_LOG=warn \
+      "$BUCKETS_BIN_DIR/buckets-node" server --address 127.0.0.1:19000 --admin-address 127.0.0.1:19001 \
+      "$ROOT"/data/d{1..4} >"$ROOT/server.log" 2>&1 &
+    PIDS+=($!)
+    HOSTS=127.0.0.1:19000
+    wait_ready http://127.0.0.1:19001/health/ready
+  elif [ "$server" = minio ] && [ "$layout" = single ]; then
+    MINIO_ROOT_USER=$USER_NAME MINIO_ROOT_PASSWORD=$PASSWORD MINIO_ROOTDRIVE_THRESHOLD_SIZE=1B \
+      MINIO_BROWSER=off "$MINIO_BIN" server --quiet --address 127.0.0.1:19000 \
+      "$ROOT/data/d{1...4}" >"$ROOT/server.log" 2>&1 &
+    PIDS+=($!)
+    HOSTS=127.0.0.1:19000
+    wait_ready http://127.0.0.1:19000/minio/health/ready
+  elif [ "$server" = buckets ]; then
+    local drives=""; for n in 1 2 3 4; do drives="$drives http://10.99.0.1:1910$n$ROOT/data/n$n/d{1...4}"; done
+    HOSTS=""
+    for n in 1 2 3 4; do
+      BUCKETS_ROOT_USER=$USER_NAME BUCKETS_ROOT_PASSWORD=$PASSWORD BUCKETS_LOG=warn \
+        BUCKETS_CLUSTER_SECRET=bench-cluster-secret \
+        "$BUCKETS_BIN_DIR/buckets-node" server --address 10.99.0.1:1900$n --admin-address 10.99.0.1:1910$n \
+        $drives >"$ROOT/server$n.log" 2>&1 &
+      PIDS+=($!)
+      HOSTS="$HOSTS${HOSTS:+,}10.99.0.1:1900$n"
+    done
+    for n in 1 2 3 4; do wait_ready "http://10.99.0.1:1910$n/health/ready"; done
+  else
+    local drives=""; for n in 1 2 3 4; do drives="$drives http://10.99.0.1:1900$n$ROOT/data/n$n/d{1...4}"; done
+    HOSTS=""
+    for n in 1 2 3 4; do
+      MINIO_ROOT_USER=$USER_NAME MINIO_ROOT_PASSWORD=$PASSWORD MINIO_ROOTDRIVE_THRESHOLD_SIZE=1B \
+        MINIO_BROWSER=off "$MINIO_BIN" server --quiet --address 10.99.0.1:1900$n $drives \
+        >"$ROOT/server$n.log" 2>&1 &
+      PIDS+=($!)
+      HOSTS="$HOSTS${HOSTS:+,}10.99.0.1:1900$n"
+    done
+    for n in 1 2 3 4; do wait_ready "http://10.99.0.1:1900$n/minio/health/cluster"; done
+  fi
+  sleep 1
+}
+
+cpu_seconds() { # summed user+system CPU of the servers
+  local ticks=0 hz; hz=$(getconf CLK_TCK)
+  for p in "${PIDS[@]}"; do
+    local stat; stat=$(cut -d')' -f2 "/proc/$p/stat")
+    ticks=$((ticks + $(echo "$stat" | awk '{print $12 + $13}')))
+  done
+  awk -v t=$ticks -v hz="$hz" 'BEGIN {printf "%.1f", t / hz}'
+}
+
+peak_rss_mb() { # largest peak RSS (VmHWM) of the servers, MB
+  local peak=0
+  for p in "${PIDS[@]}"; do
+    local kb; kb=$(awk '/VmHWM/ {print $2}' "/proc/$p/status")
+    [ "$kb" -gt "$peak" ] && peak=$kb
+  done
+  echo $((peak / 1024))
+}
+
+# --- workloads ------------------------------------------------------------------------
+# name | warp arguments | unit (MiB/s or obj/s) | layouts
+WORKLOADS=(
+  "put-1MiB|put --obj.size 1MiB --concurrent 16|MiB/s|single cluster"
+  "get-1MiB|get --obj.size 1MiB --concurrent 16 --objects 400|MiB/s|single cluster"
+  "put-4KiB|put --obj.size 4KiB --concurrent 32|obj/s|single cluster"
+  "get-4KiB|get --obj.size 4KiB --concurrent 32 --objects 2500|obj/s|single cluster"
+  "put-64MiB|put --obj.size 64MiB --concurrent 4|MiB/s|single"
+  "get-64MiB|get --obj.size 64MiB --concurrent 4 --objects 16|MiB/s|single"
+  "mixed-1MiB|mixed --obj.size 1MiB --concurrent 16 --objects 400|MiB/s|single"
+  "list-10k|list --obj.size 1KiB --concurrent 4 --objects 10000|obj/s|single"
+  "delete-batch10|delete --obj.size 4KiB --concurrent 8 --objects 20000 --batch 10|obj/s|single"
+)
+
+# parse_warp FILE UNIT → "throughput p50 p99" of the run's total (the last Average line).
+parse_warp() {
+  awk -v unit="$2" '
+    /Report: / { report = $0 }
+    /\* Average:/ {
+      for (i = 3; i < NF; i++) {
+        if ($(i + 1) ~ /^obj\/s/) obj = $i
+        if ($(i + 1) ~ /^KiB\/s/) mib = $i / 1024
+        if ($(i + 1) ~ /^MiB\/s/) mib = $i
+        if ($(i + 1) ~ /^GiB\/s/) mib = $i * 1024
+      }
+    }
+    /\* Reqs: Avg:/ { for (i = 1; i <= NF; i++) { if ($i == "50%:") p50 = $(i + 1); if ($i == "99%:") p99 = $(i + 1) } }
+    END { sub(/,$/, "", p50); sub(/,$/, "", p99); printf "%s %s %s\n", (unit == "MiB/s" ? mib : obj), p50, p99 }
+  ' "$1"
+}
+
+RESULTS="$ROOT/results-$MODE.txt"
+mkdir -p "$ROOT"; : >"$RESULTS"
+
+run_layout() { # run_layout single|cluster
+  local layout=$1
+  for entry in "${WORKLOADS[@]}"; do
+    IFS='|' read -r name args unit layouts <<<"$entry"
+    [[ " $layouts " == *" $layout "* ]] || continue
+    if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " == *" $name "* ]]; then continue; fi
+    for server in buckets minio; do
+      start_server "$server" "$layout"
+      local before; before=$(cpu_seconds)
+      # shellcheck disable=SC2086
+      "$WARP_BIN" $args --host "$HOSTS" --access-key $USER_NAME --secret-key $PASSWORD \
+        --bucket warp-bench --duration "$DURATION" --noclear --benchdata "$ROOT/$layout-$name-$server" \
+        >"$ROOT/$layout-$name-$server.txt" 2>&1 || { echo "warp failed: see $ROOT/$layout-$name-$server.txt" >&2; }
+      local cpu; cpu=$(awk -v a="$(cpu_seconds)" -v b="$before" 'BEGIN {printf "%.1f", a - b}')
+      local rss; rss=$(peak_rss_mb)
+      stop_servers
+      read -r rate p50 p99 < <(parse_warp "$ROOT/$layout-$name-$server.txt" "$unit")
+      echo "$layout $name $server $rate $unit $p50 $p99 $cpu $rss" | tee -a "$RESULTS" >&2
+    done
+  done
+}
+
+case $MODE in
+  single) run_layout single ;;
+  cluster | all) run_layout cluster ;;
+  *) echo "usage: $0 [single|cluster|all] [WORKLOAD...]" >&2; exit 2 ;;
+esac
+
+# One table: each workload with both servers' numbers and the ratio.
+echo
+echo "## $MODE ($(date -u +%F), $(nproc) cores, warp $DURATION per workload; p50/p99 in ms-or-s as warp prints them)"
+echo
+echo "| layout | workload | Buckets | MinIO | Buckets / MinIO | p50 B / M | p99 B / M | CPU s B / M | peak RSS MB B / M |"
+echo "|---|---|---|---|---|---|---|---|---|"
+awk '
+  { key = $1 " " $2; unit[key] = $5
+    if ($3 == "buckets") { b[key] = $4; bp50[key] = $6; bp99[key] = $7; bcpu[key] = $8; brss[key] = $9; order[++n] = key }
+    else { m[key] = $4; mp50[key] = $6; mp99[key] = $7; mcpu[key] = $8; mrss[key] = $9 } }
+  END { for (i = 1; i <= n; i++) { k = order[i]; split(k, kk, " ")
+      ratio = (m[k] > 0) ? sprintf("%.2f", b[k] / m[k]) : "n/a"
+      printf "| %s | %s | %s %s | %s %s | **%s** | %s / %s | %s / %s | %s / %s | %s / %s |\n", kk[1], kk[2], b[k], unit[k], m[k], unit[k], ratio, bp50[k], mp50[k], bp99[k], mp99[k], bcpu[k], mcpu[k], brss[k], mrss[k] } }
+' "$RESULTS"
