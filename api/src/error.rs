@@ -71,6 +71,13 @@ codes! {
     MalformedPolicy,
     /// A built-in policy cannot be changed or removed; a policy in use cannot be removed.
     PolicyInUse,
+    NoSuchBucket,
+    /// A bucket that still holds objects (versions and delete markers too) cannot be
+    /// deleted.
+    BucketNotEmpty,
+    /// The bucket's settings refuse the change (object lock cannot be turned on or off
+    /// for an existing bucket; a locked bucket's versioning stays Enabled).
+    InvalidBucketState,
     /// Not enough drives answered; retry.
     Unavailable,
     InternalError,

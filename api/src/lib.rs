@@ -1,6 +1,6 @@
 //! The admin API of a Buckets node (`/admin/v1/` on its admin listener) as the node, the
 //! `buckets-admin` CLI and the operator share it: the JSON documents on the wire
-//! (`topology`, `migration`, `wire`, `iam`), the error codes (`error`), the request signature
+//! (`topology`, `migration`, `wire`, `iam`, `bucket`), the error codes (`error`), the request signature
 //! (`auth`), drive URLs (`drive`), the client (`client`) and the logging setup every
 //! binary uses (`logging`).
 //!
@@ -8,6 +8,7 @@
 //! storage engine: the operator reaches nodes only through this crate.
 
 pub mod auth;
+pub mod bucket;
 pub mod client;
 pub mod drive;
 pub mod error;

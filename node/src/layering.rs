@@ -24,7 +24,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("rpc", &["storage", "placement", "format", "erasure", "error", "metrics", "clock"]),
     ("cluster", &["rpc", "storage", "placement", "format", "erasure", "error", "metrics", "clock"]),
     ("s3", &["iam", "policy", "storage", "placement", "format", "error", "metrics", "clock"]),
-    ("admin", &["iam", "cluster", "storage", "placement", "format", "error", "metrics", "clock"]),
+    ("admin", &["iam", "policy", "cluster", "storage", "placement", "format", "error", "metrics", "clock"]),
     (
         "server",
         &["admin", "s3", "iam", "cluster", "rpc", "storage", "placement", "format", "error", "metrics", "clock", "tls"],

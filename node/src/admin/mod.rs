@@ -3,6 +3,7 @@
 //! credentials required, see `auth`). Peer RPC shares the listener (`rpc::server`). Must
 //! never serve S3 or touch drives directly.
 
+mod buckets;
 mod iam;
 
 use std::convert::Infallible;
@@ -274,6 +275,7 @@ impl Admin {
                 }
             }
             (method, ["iam", rest @ ..]) => iam::handle(&self.iam, &method, rest, &body).await,
+            (method, ["buckets", rest @ ..]) => buckets::handle(&self.store, &method, rest, &body).await,
             (Method::GET, ["nodes"]) => json_ok(&self.nodes()),
             (Method::GET, ["nodes", name]) => match self.nodes().into_iter().find(|n| n.name == *name) {
                 Some(node) => json_ok(&node),

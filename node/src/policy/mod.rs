@@ -192,6 +192,14 @@ impl Policy {
         Ok(Policy { variables, statements })
     }
 
+    /// Why a bucket's Block Public Access switches refuse to store this policy on it, if
+    /// they do: a public policy while `BlockPublicPolicy` is on. PutBucketPolicy and the
+    /// admin API both ask.
+    pub fn refused_by_block_public_policy(&self, block_public_policy: bool) -> Option<&'static str> {
+        (block_public_policy && self.is_public())
+            .then_some("The bucket's Block Public Access settings refuse a public policy")
+    }
+
     /// Whether the policy grants anything to everyone, as S3's Block Public Access and
     /// GetBucketPolicyStatus judge it: an Allow to `*` that no condition pins to fixed
     /// values of a key that names who or where from (an address range narrower than the

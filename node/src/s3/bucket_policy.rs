@@ -23,10 +23,9 @@ impl BucketsS3 {
         let document = input.policy;
         self.store
             .update_bucket_settings(&input.bucket, |meta| {
-                if policy.is_public() && meta.public_access_block.is_some_and(|b| b.block_public_policy) {
-                    return Err(StoreError::AccessDenied(
-                        "The bucket's Block Public Access settings refuse a public policy".into(),
-                    ));
+                let block = meta.public_access_block.is_some_and(|b| b.block_public_policy);
+                if let Some(why) = policy.refused_by_block_public_policy(block) {
+                    return Err(StoreError::AccessDenied(why.into()));
                 }
                 meta.policy = Some(document);
                 Ok(())

@@ -582,15 +582,24 @@ impl Store {
         self.write_bucket_meta(bucket, &BucketMeta { created_ns: set::now_ns(), ..meta }).await
     }
 
+    /// Whether the bucket holds nothing: no object, no version, no delete marker (one
+    /// listing entry per set at most).
+    pub async fn bucket_is_empty(&self, bucket: &str) -> StoreResult<bool> {
+        for set in self.sets().iter() {
+            let found = set.list(bucket, "", None, "", 1, Listing::AllKeys).await?;
+            if !found.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     pub async fn delete_bucket(&self, bucket: &str) -> StoreResult<()> {
         self.head_bucket(bucket).await?;
         self.forget_settings(bucket);
-        for set in self.sets().iter() {
-            // Any version, a delete marker too, keeps a bucket from being deleted.
-            let found = set.list(bucket, "", None, "", 1, Listing::AllKeys).await?;
-            if !found.is_empty() {
-                return Err(StoreError::BucketNotEmpty);
-            }
+        // Any version, a delete marker too, keeps a bucket from being deleted.
+        if !self.bucket_is_empty(bucket).await? {
+            return Err(StoreError::BucketNotEmpty);
         }
         for set in self.sets().iter() {
             let drives = set.drives().to_vec();

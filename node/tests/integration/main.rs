@@ -1,6 +1,7 @@
 //! Integration tests: real `buckets-node` processes driven by the Rust AWS SDK and by raw
 //! HTTP where a test needs bytes the SDK will not send.
 
+mod admin_buckets;
 mod auth;
 mod buckets_and_lists;
 mod cluster;
