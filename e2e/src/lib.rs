@@ -292,6 +292,9 @@ pub fn install_crds(bed: &TestBed) {
         "condition=established",
         "crd/bucketsclusters.buckets.io",
         "crd/bucketspools.buckets.io",
+        "crd/bucketsusers.buckets.io",
+        "crd/bucketspolicies.buckets.io",
+        "crd/bucketsbuckets.buckets.io",
         "--timeout",
         "60s",
     ]);

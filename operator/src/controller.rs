@@ -54,6 +54,10 @@ pub enum Error {
     NotNamespaced(String),
     #[error(transparent)]
     Finalizer(#[from] Box<finalizer::Error<Error>>),
+    /// A deletion that cannot finish yet (a bucket that still holds objects, a policy
+    /// still attached): the finalizer stays and the reconcile runs again.
+    #[error("deletion waits: {0}")]
+    Waiting(String),
 }
 
 pub struct Context {
@@ -109,7 +113,7 @@ impl Error {
     }
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
@@ -328,7 +332,11 @@ async fn publish_status(
 /// object changed since (another writer, or a cache behind the API server), the API
 /// server refuses it with 409 Conflict and the reconcile runs again on the fresh object,
 /// so a step is never recorded, nor taken, from a stale view.
-fn status_patch<T: serde::Serialize>(previous: &T, next: &T, resource_version: Option<String>) -> serde_json::Value {
+pub(crate) fn status_patch<T: serde::Serialize>(
+    previous: &T,
+    next: &T,
+    resource_version: Option<String>,
+) -> serde_json::Value {
     let mut next = serde_json::to_value(next).unwrap_or_default();
     if let (Some(next), Ok(serde_json::Value::Object(previous))) =
         (next.as_object_mut(), serde_json::to_value(previous))
@@ -342,7 +350,7 @@ fn status_patch<T: serde::Serialize>(previous: &T, next: &T, resource_version: O
 
 /// A merge patch of an object's finalizers, on the condition that the object is still at
 /// `resource_version` (a list written from a stale copy would drop another's finalizer).
-fn finalizers_patch(finalizers: &[String], resource_version: Option<String>) -> serde_json::Value {
+pub(crate) fn finalizers_patch(finalizers: &[String], resource_version: Option<String>) -> serde_json::Value {
     serde_json::json!({ "metadata": { "finalizers": finalizers, "resourceVersion": resource_version } })
 }
 
@@ -381,7 +389,7 @@ fn truncated(text: &str, max: usize) -> String {
     text[..end].to_string()
 }
 
-async fn publish_event<K: Resource<DynamicType = ()>>(
+pub(crate) async fn publish_event<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     object: &K,
     warning: bool,
@@ -603,7 +611,8 @@ pub fn pool_error_policy(pool: Arc<BucketsPool>, error: &Error, _ctx: Arc<Contex
     Action::requeue(ERROR_REQUEUE)
 }
 
-/// Runs the controllers (clusters, and pools without one) until a shutdown signal.
+/// Runs the controllers (clusters, pools without one, and the access resources) until a
+/// shutdown signal.
 pub async fn run(ctx: Arc<Context>) {
     let pools = Controller::new(Api::<BucketsPool>::all(ctx.client.clone()), watcher::Config::default())
         .shutdown_on_signal()
@@ -613,7 +622,41 @@ pub async fn run(ctx: Arc<Context>) {
                 tracing::debug!(error = %e, "pool reconcile error");
             }
         });
-    tokio::join!(run_clusters(ctx), pools);
+    tokio::join!(run_clusters(ctx.clone()), pools, run_access(ctx));
+}
+
+/// The BucketsUser, BucketsPolicy and BucketsBucket controllers. Users do not watch
+/// their Secrets (that needs the right to list every Secret); a deleted one is made
+/// again at the next periodic reconcile.
+async fn run_access(ctx: Arc<Context>) {
+    use crate::access;
+    use crate::access_crd::{BucketsBucket, BucketsPolicy, BucketsUser};
+    let client = ctx.client.clone();
+    let users = Controller::new(Api::<BucketsUser>::all(client.clone()), watcher::Config::default())
+        .shutdown_on_signal()
+        .run(access::user::reconcile, access::error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "user reconcile error");
+            }
+        });
+    let policies = Controller::new(Api::<BucketsPolicy>::all(client.clone()), watcher::Config::default())
+        .shutdown_on_signal()
+        .run(access::policy::reconcile, access::error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "policy reconcile error");
+            }
+        });
+    let buckets = Controller::new(Api::<BucketsBucket>::all(client), watcher::Config::default())
+        .shutdown_on_signal()
+        .run(access::bucket::reconcile, access::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "bucket reconcile error");
+            }
+        });
+    tokio::join!(users, policies, buckets);
 }
 
 async fn run_clusters(ctx: Arc<Context>) {

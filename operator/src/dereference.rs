@@ -85,7 +85,7 @@ pub async fn kube_state(client: &Client, cluster: &BucketsCluster) -> Result<Kub
     Ok(KubeState { pools, pods, statefulsets, credentials })
 }
 
-fn credentials_from(name: &str, secret: &Secret) -> Result<Credentials, DereferenceError> {
+pub fn credentials_from(name: &str, secret: &Secret) -> Result<Credentials, DereferenceError> {
     let value = |key: &'static str| -> Result<String, DereferenceError> {
         if let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(key)) {
             return Ok(String::from_utf8_lossy(&bytes.0).into_owned());

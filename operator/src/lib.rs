@@ -1,9 +1,12 @@
 //! The Buckets Kubernetes operator (kube-rs): watches `BucketsCluster` and `BucketsPool`
 //! resources and turns changes of pool size into set add / drain / remove operations on
-//! the nodes. One reconcile follows the pipeline dereference → validate → build → apply →
+//! the nodes; and `BucketsUser`, `BucketsPolicy` and `BucketsBucket` resources, which
+//! declare users, their key Secrets, policies and buckets in a cluster (`access`). One reconcile follows the pipeline dereference → validate → build → apply →
 //! update_status, one module per step; the scaling state machine (`scaling`) and the
 //! builders (`build`) are pure. The operator reaches nodes only through their admin API.
 
+pub mod access;
+pub mod access_crd;
 pub mod admin;
 pub mod apply;
 pub mod build;

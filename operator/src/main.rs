@@ -14,7 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the CustomResourceDefinitions (BucketsCluster, BucketsPool) as YAML.
+    /// Print the CustomResourceDefinitions (BucketsCluster, BucketsPool, BucketsUser,
+    /// BucketsPolicy, BucketsBucket) as YAML.
     Crd {
         /// Write one file per CRD into this directory instead of printing them.
         #[arg(long)]

@@ -40,7 +40,7 @@ pub struct EventNote {
 /// When a condition is computed: (generation, now).
 type Stamp<'a> = (i64, &'a str);
 
-fn condition(
+pub(crate) fn condition(
     previous: &[Condition],
     kind: &str,
     status: bool,

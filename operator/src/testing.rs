@@ -13,6 +13,8 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 use crate::admin::{BootstrapPool, Credentials, NodeApi, NodeMode, NodeState};
+use buckets_api::bucket::{BucketInfo, BucketVersioning, PutBucket};
+use buckets_api::iam::{Attachment, CreatedKey, GroupInfo, KeyInfo, MemberChange, PolicyInfo, UserInfo};
 
 /// The in-memory API server. Like a real one, every write gives the object a new
 /// `resourceVersion`, and a write that names another than the object's current one is
@@ -250,6 +252,9 @@ impl FakeApi {
             last,
             "bucketspools"
                 | "bucketsclusters"
+                | "bucketsusers"
+                | "bucketspolicies"
+                | "bucketsbuckets"
                 | "pods"
                 | "statefulsets"
                 | "poddisruptionbudgets"
@@ -291,7 +296,47 @@ pub fn fake_client(api: Arc<Mutex<FakeApi>>) -> kube::Client {
 
 impl Default for FakeNodeState {
     fn default() -> Self {
-        FakeNodeState { topology: None, migration: None, throttle: 0, calls: Vec::new(), free_per_drive: 1 << 30 }
+        FakeNodeState {
+            topology: None,
+            migration: None,
+            throttle: 0,
+            calls: Vec::new(),
+            free_per_drive: 1 << 30,
+            iam: FakeIam::default(),
+        }
+    }
+}
+
+/// The identity store and the buckets of the fake nodes, with the admin API's rules
+/// (policies checked for a Statement, built-ins fixed, attached policies kept, a bucket
+/// with objects not deleted, object lock only at creation).
+#[derive(Default)]
+pub struct FakeIam {
+    pub users: BTreeMap<String, UserInfo>,
+    pub policies: BTreeMap<String, Value>,
+    pub groups: BTreeMap<String, Vec<String>>,
+    pub buckets: BTreeMap<String, BucketInfo>,
+    /// Objects per bucket (a bucket is empty without any).
+    pub objects: BTreeMap<String, usize>,
+    keys_made: usize,
+}
+
+const BUILTIN_POLICIES: &[&str] = &["readwrite", "readonly", "writeonly", "admin"];
+
+impl FakeIam {
+    fn user_mut(&mut self, name: &str) -> Result<&mut UserInfo, AdminError> {
+        self.users.get_mut(name).ok_or_else(|| refused(404, AdminErrorCode::NoSuchUser, &format!("no user {name}")))
+    }
+
+    fn policy_info(&self, name: &str) -> Result<PolicyInfo, AdminError> {
+        let builtin = BUILTIN_POLICIES.contains(&name);
+        let document = match self.policies.get(name) {
+            Some(document) => document.clone(),
+            None if builtin => json!({ "Version": "2012-10-17", "Statement": [] }),
+            None => return Err(refused(404, AdminErrorCode::NoSuchPolicy, &format!("no policy {name}"))),
+        };
+        let users = self.users.values().filter(|u| u.policies.iter().any(|p| p == name)).map(|u| u.name.clone());
+        Ok(PolicyInfo { name: name.into(), builtin, document, users: users.collect(), groups: Vec::new() })
     }
 }
 
@@ -309,6 +354,7 @@ pub struct FakeNodeState {
     pub calls: Vec<String>,
     /// Free bytes each drive reports.
     pub free_per_drive: u64,
+    pub iam: FakeIam,
 }
 
 fn refused(status: u16, code: AdminErrorCode, message: &str) -> AdminError {
@@ -505,5 +551,195 @@ impl NodeApi for FakeNodes {
     async fn throttle(&self, _: &str, _: &Credentials, bytes_per_second: u64) -> Result<MigrationStatus, AdminError> {
         self.state.lock().unwrap().throttle = bytes_per_second;
         self.migration("", &Credentials { user: String::new(), password: String::new() }).await
+    }
+
+    async fn user(&self, _: &str, _: &Credentials, name: &str) -> Result<UserInfo, AdminError> {
+        let mut state = self.state.lock().unwrap();
+        state.iam.user_mut(name).cloned()
+    }
+
+    async fn add_user(&self, _: &str, _: &Credentials, name: &str) -> Result<UserInfo, AdminError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(format!("add-user {name}"));
+        if state.iam.users.contains_key(name) {
+            return Err(refused(409, AdminErrorCode::AlreadyExists, "exists"));
+        }
+        let user = UserInfo {
+            name: name.into(),
+            canonical_id: format!("id-{name}"),
+            arn: format!("arn:aws:iam::buckets:user/{name}"),
+            enabled: true,
+            created: 1,
+            policies: Vec::new(),
+            groups: Vec::new(),
+            keys: Vec::new(),
+        };
+        state.iam.users.insert(name.into(), user.clone());
+        Ok(user)
+    }
+
+    async fn remove_user(&self, _: &str, _: &Credentials, name: &str) -> Result<(), AdminError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(format!("remove-user {name}"));
+        state.iam.user_mut(name)?;
+        state.iam.users.remove(name);
+        for members in state.iam.groups.values_mut() {
+            members.retain(|m| m != name);
+        }
+        Ok(())
+    }
+
+    async fn create_key(&self, _: &str, _: &Credentials, user: &str) -> Result<CreatedKey, AdminError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(format!("create-key {user}"));
+        state.iam.keys_made += 1;
+        let n = state.iam.keys_made;
+        let (access_key, secret_key) = (format!("AK{n}"), format!("secret-{n}"));
+        let info = state.iam.user_mut(user)?;
+        info.keys.push(KeyInfo { access_key: access_key.clone(), user: user.into(), created: 1, expires: None });
+        Ok(CreatedKey { user: user.into(), access_key, secret_key, expires: None })
+    }
+
+    async fn remove_key(&self, _: &str, _: &Credentials, access_key: &str) -> Result<(), AdminError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(format!("remove-key {access_key}"));
+        let owner = state.iam.users.values_mut().find(|u| u.keys.iter().any(|k| k.access_key == access_key));
+        let owner = owner.ok_or_else(|| refused(404, AdminErrorCode::NoSuchKey, "no such key"))?;
+        owner.keys.retain(|k| k.access_key != access_key);
+        Ok(())
+    }
+
+    async fn attach(
+        &self,
+        _: &str,
+        _: &Credentials,
+        policy: &str,
+        to: &Attachment,
+        attach: bool,
+    ) -> Result<PolicyInfo, AdminError> {
+        let mut state = self.state.lock().unwrap();
+        let user = to.user.clone().unwrap_or_default();
+        state.calls.push(format!("{} {policy} {user}", if attach { "attach" } else { "detach" }));
+        state.iam.policy_info(policy)?;
+        let info = state.iam.user_mut(&user)?;
+        info.policies.retain(|p| p != policy);
+        if attach {
+            info.policies.push(policy.into());
+        }
+        state.iam.policy_info(policy)
+    }
+
+    async fn change_members(
+        &self,
+        _: &str,
+        _: &Credentials,
+        group: &str,
+        change: &MemberChange,
+    ) -> Result<GroupInfo, AdminError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(format!("members {group} +{:?} -{:?}", change.add, change.remove));
+        let iam = &mut state.iam;
+        let members =
+            iam.groups.get_mut(group).ok_or_else(|| refused(404, AdminErrorCode::NoSuchGroup, "no such group"))?;
+        members.retain(|m| !change.remove.contains(m) && !change.add.contains(m));
+        members.extend(change.add.iter().cloned());
+        let members = members.clone();
+        for user in iam.users.values_mut() {
+            user.groups.retain(|g| g != group);
+            if members.contains(&user.name) {
+                user.groups.push(group.into());
+            }
+        }
+        Ok(GroupInfo { name: group.into(), members, policies: Vec::new() })
+    }
+
+    async fn policy(&self, _: &str, _: &Credentials, name: &str) -> Result<PolicyInfo, AdminError> {
+        self.state.lock().unwrap().iam.policy_info(name)
+    }
+
+    async fn put_policy(&self, _: &str, _: &Credentials, name: &str, document: &str) -> Result<PolicyInfo, AdminError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(format!("put-policy {name}"));
+        if BUILTIN_POLICIES.contains(&name) {
+            return Err(refused(409, AdminErrorCode::PolicyInUse, "built-in policies cannot be changed"));
+        }
+        let document: Value = serde_json::from_str(document)
+            .map_err(|e| refused(400, AdminErrorCode::MalformedPolicy, &format!("not JSON: {e}")))?;
+        if document.get("Statement").is_none() {
+            return Err(refused(400, AdminErrorCode::MalformedPolicy, "Missing required field Statement"));
+        }
+        state.iam.policies.insert(name.into(), document);
+        state.iam.policy_info(name)
+    }
+
+    async fn remove_policy(&self, _: &str, _: &Credentials, name: &str) -> Result<(), AdminError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(format!("remove-policy {name}"));
+        let info = state.iam.policy_info(name)?;
+        if info.builtin || !info.users.is_empty() {
+            return Err(refused(409, AdminErrorCode::PolicyInUse, "attached or built in"));
+        }
+        state.iam.policies.remove(name);
+        Ok(())
+    }
+
+    async fn bucket(&self, _: &str, _: &Credentials, name: &str) -> Result<BucketInfo, AdminError> {
+        let state = self.state.lock().unwrap();
+        let mut info = state
+            .iam
+            .buckets
+            .get(name)
+            .cloned()
+            .ok_or_else(|| refused(404, AdminErrorCode::NoSuchBucket, "no such bucket"))?;
+        info.empty = state.iam.objects.get(name).copied().unwrap_or(0) == 0;
+        Ok(info)
+    }
+
+    async fn put_bucket(
+        &self,
+        endpoint: &str,
+        credentials: &Credentials,
+        name: &str,
+        bucket: &PutBucket,
+    ) -> Result<BucketInfo, AdminError> {
+        {
+            let mut state = self.state.lock().unwrap();
+            state.calls.push(format!("put-bucket {name}"));
+            if let Some(policy) = &bucket.policy
+                && policy.get("Statement").is_none()
+            {
+                return Err(refused(400, AdminErrorCode::MalformedPolicy, "Missing required field Statement"));
+            }
+            let created = BucketInfo {
+                name: name.into(),
+                created: 1,
+                versioning: bucket.object_lock.then_some(BucketVersioning::Enabled),
+                object_lock: bucket.object_lock,
+                policy: None,
+                empty: true,
+            };
+            let info = state.iam.buckets.entry(name.into()).or_insert(created);
+            if info.object_lock != bucket.object_lock {
+                return Err(refused(409, AdminErrorCode::InvalidBucketState, "object lock only at creation"));
+            }
+            if bucket.versioning.is_some() {
+                info.versioning = bucket.versioning;
+            }
+            info.policy = bucket.policy.clone();
+        }
+        self.bucket(endpoint, credentials, name).await
+    }
+
+    async fn delete_bucket(&self, _: &str, _: &Credentials, name: &str) -> Result<(), AdminError> {
+        let mut state = self.state.lock().unwrap();
+        state.calls.push(format!("delete-bucket {name}"));
+        if !state.iam.buckets.contains_key(name) {
+            return Err(refused(404, AdminErrorCode::NoSuchBucket, "no such bucket"));
+        }
+        if state.iam.objects.get(name).copied().unwrap_or(0) > 0 {
+            return Err(refused(409, AdminErrorCode::BucketNotEmpty, "The bucket you tried to delete is not empty"));
+        }
+        state.iam.buckets.remove(name);
+        Ok(())
     }
 }

@@ -69,6 +69,23 @@ fn samples_are_valid_resources() {
         };
         checked.unwrap_or_else(|e| panic!("config/samples/{file}: {e}"));
     }
+    // The access sample: one bucket, policy and user, each naming the sample cluster.
+    let text = std::fs::read_to_string(samples.join("access/app.yaml")).unwrap();
+    let mut kinds = Vec::new();
+    for document in text.split("\n---\n") {
+        let object: Value = serde_saphyr::from_str(document).unwrap();
+        assert_eq!(object["apiVersion"], "buckets.io/v1alpha1");
+        assert_eq!(object["spec"]["clusterRef"]["name"], "demo");
+        let kind = object["kind"].as_str().unwrap().to_string();
+        let checked = match kind.as_str() {
+            "BucketsUser" => round_trip::<buckets_operator::access_crd::BucketsUser>(&object),
+            "BucketsPolicy" => round_trip::<buckets_operator::access_crd::BucketsPolicy>(&object),
+            _ => round_trip::<buckets_operator::access_crd::BucketsBucket>(&object),
+        };
+        checked.unwrap_or_else(|e| panic!("config/samples/access/app.yaml {kind}: {e}"));
+        kinds.push(kind);
+    }
+    assert_eq!(kinds, ["BucketsBucket", "BucketsPolicy", "BucketsUser"]);
     // The pool sample is whole sets (what the CEL rule demands).
     let pool: buckets_operator::crd::BucketsPool =
         serde_saphyr::from_str(&std::fs::read_to_string(samples.join("bucketspool.yaml")).unwrap()).unwrap();
@@ -147,6 +164,9 @@ fn chart_lints_and_renders_objects_of_the_right_shape() {
             "ConfigMap",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "Deployment",
             "Role",
             "RoleBinding",
@@ -190,7 +210,14 @@ fn chart_lints_and_renders_objects_of_the_right_shape() {
         ("buckets.io", "bucketspools", &["list", "watch", "patch", "delete"]),
         ("buckets.io", "bucketsclusters/status", &["patch"]),
         ("buckets.io", "bucketspools/status", &["patch"]),
-        ("", "secrets", &["get", "create"]),
+        ("", "secrets", &["get", "create", "patch"]),
+        ("buckets.io", "bucketsusers", &["get", "list", "watch", "patch"]),
+        ("buckets.io", "bucketspolicies", &["get", "list", "watch", "patch"]),
+        ("buckets.io", "bucketsbuckets", &["get", "list", "watch", "patch"]),
+        ("buckets.io", "bucketsusers/status", &["patch"]),
+        ("buckets.io", "bucketspolicies/status", &["patch"]),
+        ("buckets.io", "bucketsbuckets/status", &["patch"]),
+        ("buckets.io", "bucketsusers/finalizers", &["update"]),
         ("", "services", &["create", "patch"]),
         ("", "pods", &["list", "watch"]),
         ("apps", "statefulsets", &["list", "watch", "create", "patch", "delete"]),
