@@ -73,6 +73,25 @@ fn scenario() {
     assert!(columns.contains("UserReady") && columns.contains("app-credentials"), "{columns}");
     assert!(columns.contains("PolicyReady") && columns.contains("BucketReady"), "{columns}");
 
+    // What cannot change is refused at admission, with the rule's message.
+    let bucket = |extra: &str| {
+        format!(
+            "apiVersion: buckets.io/v1alpha1\nkind: BucketsBucket\nmetadata: {{name: app-data, namespace: store}}\n\
+             spec: {{clusterRef: {{name: demo}}, deletionPolicy: DeleteIfEmpty{extra}}}\n"
+        )
+    };
+    for (extra, message) in
+        [(", objectLock: true", "objectLock is immutable"), (", bucketName: elsewhere", "bucketName is immutable")]
+    {
+        let output = bed.kubectl_with_input(&["apply", "--dry-run=server", "-f", "-"], Some(&bucket(extra)));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success() && stderr.contains(message), "expected {message:?}, got: {stderr}");
+    }
+    let moved = "apiVersion: buckets.io/v1alpha1\nkind: BucketsUser\nmetadata: {name: app, namespace: store}\n\
+                 spec: {clusterRef: {name: elsewhere}, policies: [app-data-rw], secretName: app-credentials}\n";
+    let output = bed.kubectl_with_input(&["apply", "--dry-run=server", "-f", "-"], Some(moved));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("clusterRef is immutable"), "{output:?}");
+
     // The key, as an application's envFrom would see it.
     let value = |key: &str| {
         decode_base64(&kubectl(&["get", "secret", "app-credentials", "-o", &format!("jsonpath={{.data.{key}}}")]))
