@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use buckets_api::AdminErrorCode;
+use buckets_api::bucket::{BucketInfo, BucketVersioning, PutBucket};
 use buckets_api::client::refusal;
 use buckets_api::iam::{
     Attachment, CreatedKey, GroupInfo, KeyInfo, MemberChange, NewKey, NewName, NewPolicy, PolicyInfo, UserInfo,
@@ -116,6 +118,9 @@ enum Command {
     /// Policies in the AWS IAM policy language, attached to users and groups.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Buckets, declared as the operator's BucketsBucket declares them.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
     /// Same as `migration status`.
     MigrationStatus(StatusArgs),
     /// Same as `migration pause`.
@@ -310,6 +315,37 @@ enum PolicyCommand {
     Detach(AttachArgs),
 }
 
+#[derive(Subcommand)]
+enum BucketCommand {
+    /// Create a bucket, or change an existing one: the same command again changes
+    /// nothing. Its policy is kept unless --policy or --no-policy is given.
+    Create {
+        name: String,
+        /// Enabled or Suspended (a versioned bucket never becomes unversioned again).
+        #[arg(long, value_parser = ["Enabled", "Suspended"])]
+        versioning: Option<String>,
+        /// With S3 Object Lock (only when the bucket is created; implies versioning).
+        #[arg(long)]
+        object_lock: bool,
+        /// The bucket policy, a JSON file (`-` reads standard input).
+        #[arg(long, conflicts_with = "no_policy")]
+        policy: Option<PathBuf>,
+        /// Remove the bucket's policy.
+        #[arg(long)]
+        no_policy: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A bucket's versioning, object lock, policy and whether it is empty.
+    Info {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a bucket (refused while it holds anything).
+    Remove { name: String },
+}
+
 #[derive(clap::Args)]
 struct AttachArgs {
     policy: String,
@@ -405,6 +441,67 @@ fn print_policies(policies: &[PolicyInfo]) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn print_bucket(bucket: &BucketInfo) -> anyhow::Result<()> {
+    let yes = |on: bool| if on { "yes" } else { "no" };
+    println!("{:<24} {:<11} {:<11} {:<6} EMPTY", "BUCKET", "VERSIONING", "OBJECT-LOCK", "POLICY");
+    println!(
+        "{:<24} {:<11} {:<11} {:<6} {}",
+        bucket.name,
+        bucket.versioning.map_or("-", |v| v.as_str()),
+        yes(bucket.object_lock),
+        yes(bucket.policy.is_some()),
+        yes(bucket.empty)
+    );
+    Ok(())
+}
+
+async fn bucket_command(admin: &AdminClient, command: BucketCommand) -> anyhow::Result<()> {
+    let path = |name: &str| format!("/admin/v1/buckets/{name}");
+    match command {
+        BucketCommand::Create { name, versioning, object_lock, policy, no_policy, json } => {
+            let policy = match (policy, no_policy) {
+                (_, true) => None,
+                (Some(file), false) => {
+                    let text = if file.as_os_str() == "-" {
+                        std::io::read_to_string(std::io::stdin()).context("reading the policy from standard input")?
+                    } else {
+                        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+                    };
+                    Some(serde_json::Value::String(text))
+                }
+                // Keep what the bucket has (a declaration without a policy removes it).
+                (None, false) => match admin.json::<BucketInfo>("GET", &path(&name), Vec::new()).await {
+                    Ok(info) => info.policy,
+                    Err(e) if e.code() == Some(&AdminErrorCode::NoSuchBucket) => None,
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            let versioning = versioning.as_deref().map(|v| match v {
+                "Enabled" => BucketVersioning::Enabled,
+                _ => BucketVersioning::Suspended,
+            });
+            let bucket: BucketInfo =
+                admin.send("PUT", &path(&name), &PutBucket { versioning, object_lock, policy }).await?;
+            if json { print_json(&bucket) } else { print_bucket(&bucket) }
+        }
+        BucketCommand::Info { name, json } => {
+            let bucket: BucketInfo = admin.json("GET", &path(&name), Vec::new()).await?;
+            if json {
+                return print_json(&bucket);
+            }
+            print_bucket(&bucket)?;
+            if let Some(policy) = &bucket.policy {
+                println!("{}", serde_json::to_string_pretty(policy)?);
+            }
+            Ok(())
+        }
+        BucketCommand::Remove { name } => {
+            admin.json::<serde_json::Value>("DELETE", &path(&name), Vec::new()).await?;
+            said(format!("removed bucket {name}"))
+        }
+    }
 }
 
 async fn iam_command(admin: &AdminClient, command: Command) -> anyhow::Result<()> {
@@ -724,6 +821,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         command @ (Command::User(_) | Command::Key(_) | Command::Group(_) | Command::Policy(_)) => {
             iam_command(&admin, command).await
         }
+        Command::Bucket(command) => bucket_command(&admin, command).await,
         Command::Topology(TopologyCommand::Show { json }) => {
             let (status, body) = admin.call("GET", "/admin/v1/topology", Vec::new()).await?;
             if status != 200 {

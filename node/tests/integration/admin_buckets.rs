@@ -8,7 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use buckets_api::client::AdminClient;
 use serde_json::{Value, json};
 
-use crate::harness::{ACCESS_KEY, Node, SECRET_KEY};
+use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, admin_cli};
 
 fn admin(node: &Node) -> AdminClient {
     let endpoint = format!("http://{}:{}", node.ip, node.admin_port);
@@ -108,4 +108,25 @@ async fn buckets_declared_on_the_admin_api_are_what_s3_reports() {
     }
     let (status, error) = call(&admin, "PUT", "app-data", json!({ "versioning": "Off" })).await;
     assert_eq!((status, &error["error"]), (400, &json!("MalformedRequest")), "{error}");
+
+    // The same through `buckets-admin bucket`: a policy from a file, kept by a later
+    // create that does not name one, removed with --no-policy.
+    let cli = |args: &[&str]| {
+        let output = admin_cli(&node, args);
+        assert!(output.status.success(), "buckets-admin {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice::<Value>(&output.stdout).unwrap_or(Value::Null)
+    };
+    let file = node.root.path().join("policy.json");
+    std::fs::write(&file, read_write_policy("from-cli").to_string()).unwrap();
+    let made = cli(&["bucket", "create", "from-cli", "--policy", file.to_str().unwrap(), "--json"]);
+    assert_eq!(made["policy"], read_write_policy("from-cli"));
+    let changed = cli(&["bucket", "create", "from-cli", "--versioning", "Enabled", "--json"]);
+    assert_eq!((&changed["versioning"], &changed["policy"]), (&json!("Enabled"), &read_write_policy("from-cli")));
+    let cleared = cli(&["bucket", "create", "from-cli", "--no-policy", "--json"]);
+    assert_eq!(cleared["policy"], Value::Null);
+    assert_eq!(cli(&["bucket", "info", "from-cli", "--json"])["empty"], true);
+    cli(&["bucket", "remove", "from-cli"]);
+    let output = admin_cli(&node, &["bucket", "info", "from-cli"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("NoSuchBucket"), "{output:?}");
 }
