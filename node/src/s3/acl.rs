@@ -17,6 +17,7 @@ use super::{BucketsS3, store_error, version_selector};
 use crate::format::acl::{AclPermission, Grant, Grantee, OBJECT_ACL_HEADER, ObjectAcl, ObjectOwnership};
 use crate::format::bucket::BucketMeta;
 use crate::storage::ObjectInfo;
+use crate::storage::set::Selector;
 
 /// The canonical id S3 gives anonymous writers.
 pub const ANONYMOUS_ID: &str = "65a011a29cdf8ec533ec3d1ccaae921c";
@@ -447,6 +448,44 @@ impl BucketsS3 {
             .collect()
     }
 
+    /// The grants a PutBucketAcl or PutObjectAcl sets: from its AccessControlPolicy body
+    /// or from its ACL headers (exactly one of them).
+    fn put_acl_grants(
+        &self,
+        body: Option<&AccessControlPolicy>,
+        request: &AclRequest<'_>,
+        owner: &str,
+        bucket_owner: &str,
+        on_object: bool,
+    ) -> S3Result<Vec<Grant>> {
+        let known = |id: &str| self.is_known_id(id);
+        match (body, request.is_empty()) {
+            (Some(_), false) => Err(S3Error::with_message(
+                S3ErrorCode::UnexpectedContent,
+                "This request does not support content together with ACL headers",
+            )),
+            (Some(policy), true) => body_grants(policy, owner, &known),
+            (None, false) => Ok(requested_grants(request, owner, bucket_owner, on_object, &known)?.unwrap_or_default()),
+            (None, true) => Err(S3Error::with_message(
+                S3ErrorCode::MissingSecurityHeader,
+                "Your request was missing a required header: an ACL header or an AccessControlPolicy body",
+            )),
+        }
+    }
+
+    /// What Get/PutObjectAcl act on: the bucket's settings and the version named.
+    async fn acl_target(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> S3Result<(BucketMeta, Selector, ObjectInfo)> {
+        let meta = self.store.bucket_settings(bucket).await.map_err(store_error)?;
+        let selector = version_selector(version_id)?;
+        let info = self.store.head_version(bucket, key, selector).await.map_err(store_error)?;
+        Ok((meta, selector, info))
+    }
+
     /// Refuses a public ACL on a bucket whose Block Public Access blocks them.
     fn check_public(meta: &BucketMeta, grants: &[Grant]) -> S3Result<()> {
         if meta.public_access_block.is_some_and(|b| b.block_public_acls) && grants.iter().any(|g| is_public(&g.grantee))
@@ -553,7 +592,6 @@ impl BucketsS3 {
         let input = &req.input;
         let meta = self.store.head_bucket(&input.bucket).await.map_err(store_error)?.meta;
         let owner = self.bucket_owner(&meta);
-        let known = |id: &str| self.is_known_id(id);
         let request = acl_request(
             input.acl.as_ref().map(|a| a.as_str()),
             &input.grant_full_control,
@@ -562,22 +600,7 @@ impl BucketsS3 {
             input.grant_write.as_deref(),
             &input.grant_write_acp,
         );
-        let grants = match (&input.access_control_policy, request.is_empty()) {
-            (Some(_), false) => {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::UnexpectedContent,
-                    "This request does not support content together with ACL headers",
-                ));
-            }
-            (Some(policy), true) => body_grants(policy, &owner, &known)?,
-            (None, false) => requested_grants(&request, &owner, &owner, false, &known)?.unwrap_or_default(),
-            (None, true) => {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::MissingSecurityHeader,
-                    "Your request was missing a required header: an ACL header or an AccessControlPolicy body",
-                ));
-            }
-        };
+        let grants = self.put_acl_grants(input.access_control_policy.as_ref(), &request, &owner, &owner, false)?;
         if !meta.ownership.acls_enabled() {
             if owner_only(&grants, &owner) {
                 return Ok(S3Response::new(PutBucketAclOutput {}));
@@ -600,9 +623,7 @@ impl BucketsS3 {
         req: S3Request<GetObjectAclInput>,
     ) -> S3Result<S3Response<GetObjectAclOutput>> {
         let input = &req.input;
-        let meta = self.store.bucket_settings(&input.bucket).await.map_err(store_error)?;
-        let selector = version_selector(input.version_id.as_deref())?;
-        let info = self.store.head_version(&input.bucket, &input.key, selector).await.map_err(store_error)?;
+        let (meta, _, info) = self.acl_target(&input.bucket, &input.key, input.version_id.as_deref()).await?;
         let bucket_owner = self.bucket_owner(&meta);
         let acl = stored_object_acl(&info)
             .filter(|_| meta.ownership.acls_enabled())
@@ -619,29 +640,12 @@ impl BucketsS3 {
         req: S3Request<PutObjectAclInput>,
     ) -> S3Result<S3Response<PutObjectAclOutput>> {
         let input = &req.input;
-        let meta = self.store.bucket_settings(&input.bucket).await.map_err(store_error)?;
-        let selector = version_selector(input.version_id.as_deref())?;
-        let info = self.store.head_version(&input.bucket, &input.key, selector).await.map_err(store_error)?;
+        let (meta, selector, info) = self.acl_target(&input.bucket, &input.key, input.version_id.as_deref()).await?;
         let bucket_owner = self.bucket_owner(&meta);
         let owner = stored_object_acl(&info).map(|acl| acl.owner).unwrap_or_else(|| bucket_owner.clone());
-        let known = |id: &str| self.is_known_id(id);
         let request = object_acl_request!(input);
-        let grants = match (&input.access_control_policy, request.is_empty()) {
-            (Some(_), false) => {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::UnexpectedContent,
-                    "This request does not support content together with ACL headers",
-                ));
-            }
-            (Some(policy), true) => body_grants(policy, &owner, &known)?,
-            (None, false) => requested_grants(&request, &owner, &bucket_owner, true, &known)?.unwrap_or_default(),
-            (None, true) => {
-                return Err(S3Error::with_message(
-                    S3ErrorCode::MissingSecurityHeader,
-                    "Your request was missing a required header: an ACL header or an AccessControlPolicy body",
-                ));
-            }
-        };
+        let grants =
+            self.put_acl_grants(input.access_control_policy.as_ref(), &request, &owner, &bucket_owner, true)?;
         if !meta.ownership.acls_enabled() {
             if owner_only(&grants, &bucket_owner) {
                 return Ok(S3Response::new(PutObjectAclOutput::default()));
