@@ -1,7 +1,7 @@
 //! The raw HTTP exchange around s3s: what S3 clients see that s3s leaves out. Every
 //! answer carries an `x-amz-request-id`, and an error body names the same id; a presigned
 //! URL's `X-Amz-Expires` is checked as S3 checks it; GetObjectAttributes gives its ETag
-//! unquoted.
+//! unquoted; a form upload that breaks a condition of its policy is 403 AccessDenied.
 
 use s3s::{Body, HttpResponse, S3Error, S3ErrorCode};
 
@@ -32,13 +32,21 @@ pub fn new_request_id() -> String {
 pub struct Exchange {
     request_id: String,
     object_attributes: bool,
+    /// A browser form upload (POST object).
+    form_upload: bool,
 }
 
 impl Exchange {
     pub fn of<B>(request: &http::Request<B>) -> Exchange {
         let object_attributes =
             request.method() == http::Method::GET && query_pairs(request.uri()).any(|(name, _)| name == "attributes");
-        Exchange { request_id: new_request_id(), object_attributes }
+        let form_upload = request.method() == http::Method::POST
+            && request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+        Exchange { request_id: new_request_id(), object_attributes, form_upload }
     }
 
     /// An error given before the request reaches s3s (or `None`): an operation Buckets does
@@ -69,6 +77,19 @@ impl Exchange {
         if let Ok(value) = http::HeaderValue::from_str(&self.request_id) {
             response.headers_mut().insert("x-amz-request-id", value);
         }
+        // s3s answers a broken condition of a form's policy 400 InvalidPolicyDocument;
+        // S3 answers 403 AccessDenied ("Invalid according to Policy").
+        if self.form_upload && response.status() == http::StatusCode::BAD_REQUEST {
+            let mut refused = false;
+            self.rewrite_body(response, |text, _| {
+                let rewritten = policy_condition_refusal(text)?;
+                refused = true;
+                Some(rewritten)
+            });
+            if refused {
+                *response.status_mut() = http::StatusCode::FORBIDDEN;
+            }
+        }
         let status = response.status();
         if status.is_client_error() || status.is_server_error() {
             self.rewrite_body(response, with_request_id);
@@ -79,7 +100,7 @@ impl Exchange {
 
     /// Applies `rewrite` to a buffered XML body (s3s buffers every XML answer); streamed
     /// bodies (object data) are left alone.
-    fn rewrite_body(&self, response: &mut HttpResponse, rewrite: impl Fn(&str, &str) -> Option<String>) {
+    fn rewrite_body(&self, response: &mut HttpResponse, mut rewrite: impl FnMut(&str, &str) -> Option<String>) {
         let Some(bytes) = response.body_mut().take_bytes() else { return };
         let rewritten = std::str::from_utf8(&bytes).ok().and_then(|text| rewrite(text, &self.request_id));
         match rewritten {
@@ -122,6 +143,23 @@ fn with_request_id(text: &str, id: &str) -> Option<String> {
     Some(format!("{}<RequestId>{id}</RequestId>{}", &text[..end], &text[end..]))
 }
 
+/// The error body S3 gives a form upload that breaks a condition of its policy, for the
+/// one s3s gives (`InvalidPolicyDocument`, "Policy condition … failed").
+fn policy_condition_refusal(text: &str) -> Option<String> {
+    if !text.contains("<Code>InvalidPolicyDocument</Code>") {
+        return None;
+    }
+    let open = text.find("<Message>")? + "<Message>".len();
+    let close = text[open..].find("</Message>")? + open;
+    let message = &text[open..close];
+    if !message.starts_with("Policy condition") {
+        return None;
+    }
+    Some(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Invalid according to Policy: Policy Condition failed: {message}</Message></Error>"
+    ))
+}
+
 /// GetObjectAttributes names the ETag without the quotes every other answer gives it
 /// (s3s writes all ETags quoted).
 fn unquote_etag(text: &str) -> Option<String> {
@@ -148,6 +186,18 @@ mod tests {
             "<ErrorResponse><Error><Code>X</Code></Error><RequestId>ABC</RequestId></ErrorResponse>"
         );
         assert_eq!(with_request_id("not xml", "ABC"), None);
+    }
+
+    #[test]
+    fn a_broken_form_policy_condition_is_access_denied() {
+        let s3s = "<?xml version=\"1.0\"?><Error><Code>InvalidPolicyDocument</Code><Message>Policy condition 'eq' for field 'x-amz-meta-a' failed: expected 'b', got 'c'</Message></Error>";
+        let rewritten = policy_condition_refusal(s3s).unwrap();
+        assert!(rewritten.contains("<Code>AccessDenied</Code>"), "{rewritten}");
+        assert!(rewritten.contains("Invalid according to Policy: Policy Condition failed: Policy condition 'eq'"));
+        let malformed =
+            "<Error><Code>InvalidPolicyDocument</Code><Message>failed to parse POST policy</Message></Error>";
+        assert_eq!(policy_condition_refusal(malformed), None, "a malformed policy stays 400");
+        assert_eq!(policy_condition_refusal("<Error><Code>EntityTooLarge</Code></Error>"), None);
     }
 
     #[test]
