@@ -361,6 +361,30 @@ pub fn create_namespace(bed: &TestBed, namespace: &str) {
     });
 }
 
+/// The chart's operator running, and the samples (`config/samples`: cluster `demo`
+/// with pool `fast`) applied in namespace `store` and Ready; fails with the cluster's
+/// status, the pods, the operator's log and node 0's log otherwise.
+pub fn start_sample_cluster(bed: &TestBed) -> (runner::PodRunner, Process) {
+    let runner = runner::PodRunner::start(bed, workspace_binary("buckets-node"));
+    let kubeconfig = install_operator_chart(bed);
+    let operator = start_operator(bed, &kubeconfig, "operator");
+    create_namespace(bed, "store");
+    let samples = repo_root().join("config/samples");
+    bed.kubectl_ok(&["-n", "store", "apply", "-f", samples.to_str().unwrap()]);
+    let waited = bed.kubectl(&["-n", "store", "wait", "bc/demo", "--for=condition=Ready", "--timeout=240s"]);
+    if !waited.status.success() {
+        let status = bed.kubectl_ok(&["-n", "store", "get", "bc/demo", "-o", "jsonpath={.status}"]);
+        panic!(
+            "the cluster did not become Ready: {}\nstatus: {status}\npods: {}\noperator:\n{}\nnode 0:\n{}",
+            String::from_utf8_lossy(&waited.stderr),
+            bed.kubectl_ok(&["-n", "store", "get", "pods", "-o", "wide"]),
+            operator.log(),
+            runner.log("store", "demo-fast-0")
+        );
+    }
+    (runner, operator)
+}
+
 /// The root credentials the operator generated for a cluster (Secret `<cluster>-root`).
 pub fn root_credentials(bed: &TestBed, namespace: &str, cluster: &str) -> (String, String) {
     let key = |key: &str| {

@@ -7,11 +7,7 @@
 
 use std::time::Duration;
 
-use buckets_e2e::runner::PodRunner;
-use buckets_e2e::{
-    AwsCli, TestBed, create_namespace, decode_base64, install_operator_chart, repo_root, root_credentials,
-    start_operator, wait_until, workspace_binary,
-};
+use buckets_e2e::{AwsCli, TestBed, decode_base64, repo_root, root_credentials, start_sample_cluster, wait_until};
 
 #[test]
 fn users_policies_and_buckets_declared_with_kubectl() {
@@ -28,20 +24,8 @@ fn code(result: Result<String, String>) -> String {
 
 fn scenario() {
     let bed = TestBed::start();
-    let runner = PodRunner::start(&bed, workspace_binary("buckets-node"));
-    let kubeconfig = install_operator_chart(&bed);
-    let operator = start_operator(&bed, &kubeconfig, "operator");
-    create_namespace(&bed, "store");
+    let (_runner, operator) = start_sample_cluster(&bed);
     let samples = repo_root().join("config/samples");
-    bed.kubectl_ok(&["-n", "store", "apply", "-f", samples.to_str().unwrap()]);
-    let waited = bed.kubectl(&["-n", "store", "wait", "bc/demo", "--for=condition=Ready", "--timeout=240s"]);
-    assert!(
-        waited.status.success(),
-        "the cluster did not become Ready: {}\noperator:\n{}\nnode 0:\n{}",
-        String::from_utf8_lossy(&waited.stderr),
-        operator.log(),
-        runner.log("store", "demo-fast-0")
-    );
     let kubectl = |args: &[&str]| {
         let mut all = vec!["-n", "store"];
         all.extend_from_slice(args);

@@ -11,11 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use buckets_e2e::runner::PodRunner;
-use buckets_e2e::{
-    AwsCli, TestBed, create_namespace, install_operator_chart, repo_root, root_credentials, start_operator, wait_until,
-    workspace_binary,
-};
+use buckets_e2e::{AwsCli, TestBed, root_credentials, start_sample_cluster, wait_until};
 
 /// S3 traffic while the cluster scales, as a user sees it: through pod 0 (which neither
 /// scaling removes), with no client retries, a new object is written and read back and one
@@ -78,24 +74,7 @@ fn install_scale_up_and_scale_down() {
 
 fn scenario() {
     let bed = TestBed::start();
-    let runner = PodRunner::start(&bed, workspace_binary("buckets-node"));
-    let kubeconfig = install_operator_chart(&bed);
-    let operator = start_operator(&bed, &kubeconfig, "operator");
-    create_namespace(&bed, "store");
-    let samples = repo_root().join("config/samples");
-    bed.kubectl_ok(&["-n", "store", "apply", "-f", samples.to_str().unwrap()]);
-
-    let waited = bed.kubectl(&["-n", "store", "wait", "bc/demo", "--for=condition=Ready", "--timeout=240s"]);
-    if !waited.status.success() {
-        let status = bed.kubectl_ok(&["-n", "store", "get", "bc/demo", "-o", "jsonpath={.status}"]);
-        panic!(
-            "the cluster did not become Ready: {}\nstatus: {status}\npods: {}\noperator:\n{}\nnode 0:\n{}",
-            String::from_utf8_lossy(&waited.stderr),
-            bed.kubectl_ok(&["-n", "store", "get", "pods", "-o", "wide"]),
-            operator.log(),
-            runner.log("store", "demo-fast-0")
-        );
-    }
+    let (_runner, _operator) = start_sample_cluster(&bed);
     let columns = bed.kubectl_ok(&["-n", "store", "get", "bc/demo"]);
     assert!(columns.contains("Ready"), "{columns}");
     assert_eq!(bed.kubectl_ok(&["-n", "store", "get", "bc/demo", "-o", "jsonpath={.status.activeSets}"]), "1");

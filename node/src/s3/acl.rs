@@ -9,6 +9,8 @@
 //! only policies grant others anything. With ACLs on, an object's writer may own it, and
 //! grants to users (by canonical id) and to the AllUsers / AuthenticatedUsers groups count.
 
+use std::sync::Arc;
+
 use s3s::dto::{self, *};
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
@@ -128,35 +130,26 @@ fn granted(grants: &[Grant], who: Who<'_>, permission: AclPermission, ignore_pub
 /// object (or an upload) rather than the bucket itself.
 pub fn allows(facts: &AclFacts<'_>, who: Who<'_>, action: &str, on_object: bool) -> bool {
     let is_bucket_owner = who == Who::User(facts.bucket_owner);
-    let enabled = facts.ownership.acls_enabled();
-    let default_bucket_grants;
-    let bucket_grants = match facts.bucket_grants {
-        Some(grants) => grants,
-        None => {
-            default_bucket_grants = private(facts.bucket_owner);
-            &default_bucket_grants
-        }
-    };
-    if !on_object || is_bucket_write(action) {
-        if is_bucket_owner {
-            return true;
-        }
-        let permission =
-            if on_object || is_bucket_write(action) { Some(AclPermission::Write) } else { bucket_permission(action) };
-        return enabled
-            && permission.is_some_and(|permission| granted(bucket_grants, who, permission, facts.ignore_public));
-    }
-    if !enabled {
+    if !facts.ownership.acls_enabled() {
+        // ACLs disabled: the bucket owner owns everything, grants count for nothing.
         return is_bucket_owner;
     }
-    let (owner, grants) = match facts.object {
-        Some(acl) => (acl.owner.as_str(), acl.grants.clone()),
-        None => (facts.bucket_owner, private(facts.bucket_owner)),
+    if !on_object || is_bucket_write(action) {
+        // The bucket's own ACL (absent: its owner's FULL_CONTROL alone).
+        let permission =
+            if on_object || is_bucket_write(action) { Some(AclPermission::Write) } else { bucket_permission(action) };
+        let grants = facts.bucket_grants.unwrap_or(&[]);
+        return is_bucket_owner
+            || permission.is_some_and(|permission| granted(grants, who, permission, facts.ignore_public));
+    }
+    let Some(acl) = facts.object else {
+        // No ACL of its own: the bucket owner's, with FULL_CONTROL alone.
+        return is_bucket_owner;
     };
-    if who == Who::User(owner) {
+    if who == Who::User(acl.owner.as_str()) {
         return true;
     }
-    object_permission(action).is_some_and(|permission| granted(&grants, who, permission, facts.ignore_public))
+    object_permission(action).is_some_and(|permission| granted(&acl.grants, who, permission, facts.ignore_public))
 }
 
 /// The owner and ACL stored with an object version, if it has its own.
@@ -367,6 +360,20 @@ macro_rules! object_acl_request {
 }
 pub(super) use object_acl_request;
 
+/// The ACL request of CreateBucket or PutBucketAcl (a bucket also takes WRITE grants).
+macro_rules! bucket_acl_request {
+    ($input:expr) => {
+        acl_request(
+            $input.acl.as_ref().map(|a| a.as_str()),
+            &$input.grant_full_control,
+            &$input.grant_read,
+            &$input.grant_read_acp,
+            $input.grant_write.as_deref(),
+            &$input.grant_write_acp,
+        )
+    };
+}
+
 pub fn object_acl_fields<'a>(
     canned: Option<&'a str>,
     full_control: &'a Option<String>,
@@ -479,7 +486,7 @@ impl BucketsS3 {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> S3Result<(BucketMeta, Selector, ObjectInfo)> {
+    ) -> S3Result<(Arc<BucketMeta>, Selector, ObjectInfo)> {
         let meta = self.store.bucket_settings(bucket).await.map_err(store_error)?;
         let selector = version_selector(version_id)?;
         let info = self.store.head_version(bucket, key, selector).await.map_err(store_error)?;
@@ -548,14 +555,7 @@ impl BucketsS3 {
             Some(name) => ownership_of(name.as_str())?,
             None => ObjectOwnership::BucketOwnerEnforced,
         };
-        let request = acl_request(
-            input.acl.as_ref().map(|a| a.as_str()),
-            &input.grant_full_control,
-            &input.grant_read,
-            &input.grant_read_acp,
-            input.grant_write.as_deref(),
-            &input.grant_write_acp,
-        );
+        let request = bucket_acl_request!(input);
         let known = |id: &str| self.is_known_id(id);
         let grants = requested_grants(&request, &owner, &owner, false, &known)?;
         if !ownership.acls_enabled() && grants.as_ref().is_some_and(|g| !owner_only(g, &owner)) {
@@ -592,14 +592,7 @@ impl BucketsS3 {
         let input = &req.input;
         let meta = self.store.head_bucket(&input.bucket).await.map_err(store_error)?.meta;
         let owner = self.bucket_owner(&meta);
-        let request = acl_request(
-            input.acl.as_ref().map(|a| a.as_str()),
-            &input.grant_full_control,
-            &input.grant_read,
-            &input.grant_read_acp,
-            input.grant_write.as_deref(),
-            &input.grant_write_acp,
-        );
+        let request = bucket_acl_request!(input);
         let grants = self.put_acl_grants(input.access_control_policy.as_ref(), &request, &owner, &owner, false)?;
         if !meta.ownership.acls_enabled() {
             if owner_only(&grants, &owner) {

@@ -203,7 +203,7 @@ impl CrossOrigin {
 
     /// The answer to a preflight: 200 with the allowing rule's headers, or 403.
     pub async fn answer_preflight(&self, store: &Store) -> http::Response<s3s::Body> {
-        let rules = store.bucket_settings(&self.bucket).await.map(|m| m.cors).unwrap_or_default();
+        let rules = store.bucket_settings(&self.bucket).await.map(|m| m.cors.clone()).unwrap_or_default();
         let mut response = http::Response::new(s3s::Body::empty());
         match self.rule(&rules) {
             Some(rule) => self.allow(rule, response.headers_mut()),

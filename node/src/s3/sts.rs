@@ -453,7 +453,7 @@ impl Identity {
     /// The canonical id of a bucket's owner (the root user's for a bucket not found).
     async fn owner_of_bucket(&self, bucket: Option<&str>) -> String {
         let owner = match (bucket, &self.store) {
-            (Some(bucket), Some(store)) => store.bucket_settings(bucket).await.ok().and_then(|meta| meta.owner),
+            (Some(bucket), Some(store)) => store.bucket_settings(bucket).await.ok().and_then(|meta| meta.owner.clone()),
             _ => None,
         };
         owner.unwrap_or_else(|| super::owner_id(&self.root_user))

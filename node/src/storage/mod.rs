@@ -243,7 +243,7 @@ pub struct Store {
     /// The length of a lifecycle day (set at start; a day unless shortened for tests).
     lifecycle_day: std::sync::OnceLock<std::time::Duration>,
     /// Recently read bucket settings, for answers that only report them (x-amz-expiration).
-    settings_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, BucketMeta)>>,
+    settings_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<BucketMeta>)>>,
 }
 
 /// How long a bucket's settings are reused for deciding requests and for an
@@ -375,8 +375,9 @@ impl Store {
 
     /// A bucket's settings for deciding requests (its policy) and reporting them
     /// (`x-amz-expiration`): read from the drives at most once per `SETTINGS_CACHE_TTL`,
-    /// so another node's change is seen within that time (this node's at once).
-    pub async fn bucket_settings(&self, bucket: &str) -> StoreResult<BucketMeta> {
+    /// so another node's change is seen within that time (this node's at once). Shared,
+    /// not copied: every request of a bucket reads the same settings.
+    pub async fn bucket_settings(&self, bucket: &str) -> StoreResult<Arc<BucketMeta>> {
         let cached = {
             let cache = self.settings_cache.lock().expect("settings cache");
             cache.get(bucket).filter(|(at, _)| at.elapsed() < SETTINGS_CACHE_TTL).map(|(_, meta)| meta.clone())
@@ -384,7 +385,7 @@ impl Store {
         if let Some(meta) = cached {
             return Ok(meta);
         }
-        let meta = self.head_bucket(bucket).await?.meta;
+        let meta = Arc::new(self.head_bucket(bucket).await?.meta);
         let mut cache = self.settings_cache.lock().expect("settings cache");
         if cache.len() >= SETTINGS_CACHE_ENTRIES {
             cache.clear();

@@ -58,14 +58,18 @@ async fn apply(policy: &BucketsPolicy, ctx: &Context) -> Result<Action, Error> {
         }
         Reach::Gone(outcome) | Reach::NotBootstrapped(outcome) | Reach::Unreachable(outcome) => outcome,
     };
+    publish_status(ctx, policy, &outcome).await?;
+    Ok(super::next_action(&outcome))
+}
+
+async fn publish_status(ctx: &Context, policy: &BucketsPolicy, outcome: &Outcome) -> Result<(), Error> {
     let previous = policy.status.clone().unwrap_or_default();
     let generation = policy.metadata.generation.unwrap_or(0);
     let next = BucketsPolicyStatus {
-        conditions: vec![ready_condition(&previous.conditions, &outcome, generation, &now())],
+        conditions: vec![ready_condition(&previous.conditions, outcome, generation, &now())],
         observed_generation: generation,
     };
-    publish(ctx, policy, &previous, &next, &outcome).await?;
-    Ok(super::next_action(&outcome))
+    publish(ctx, policy, &previous, &next, outcome).await
 }
 
 async fn cleanup(policy: &BucketsPolicy, ctx: &Context) -> Result<Action, Error> {
@@ -95,13 +99,7 @@ async fn cleanup(policy: &BucketsPolicy, ctx: &Context) -> Result<Action, Error>
                     if users.is_empty() { "to users or groups".to_string() } else { users.join(", ") }
                 ),
             );
-            let previous = policy.status.clone().unwrap_or_default();
-            let generation = policy.metadata.generation.unwrap_or(0);
-            let next = BucketsPolicyStatus {
-                conditions: vec![ready_condition(&previous.conditions, &outcome, generation, &now())],
-                observed_generation: generation,
-            };
-            publish(ctx, policy, &previous, &next, &outcome).await?;
+            publish_status(ctx, policy, &outcome).await?;
             return Err(Error::Waiting(outcome.message));
         }
         Err(e) => return Err(Error::Node(format!("removing policy {name}: {e}"))),
