@@ -9,11 +9,12 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
-use super::path::{BUCKET_META_FILE, DATA_DIR_PREFIX, ObjectPath, SYSTEM_DIR};
+use super::path::{BUCKET_META_FILE, DATA_DIR_PREFIX, DIR_OBJECT_META_FILE, KeyDir, ObjectPath, SYSTEM_DIR};
 use crate::format::drive::DriveFormat;
 
 pub const FORMAT_FILE: &str = "format.bkt";
@@ -31,10 +32,10 @@ fn walk_dir<D: Drive + ?Sized>(
     limit: usize,
     out: &mut Vec<(String, Vec<u8>)>,
 ) -> io::Result<()> {
-    use super::path::{DIR_OBJECT_META_FILE, KeyEntry, OBJECT_META_FILE, key_order, segments_dir};
+    use super::path::{KeyEntry, OBJECT_META_FILE, segments_dir};
     let relative = segments_dir(segments);
-    let entries = match drive.list_dir(bucket, &relative) {
-        Ok(entries) => entries,
+    let dir = match drive.key_dir(bucket, &relative) {
+        Ok(dir) => dir,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
@@ -44,18 +45,20 @@ fn walk_dir<D: Drive + ?Sized>(
         Ok(bytes.as_deref().and_then(crate::format::object::ObjectMeta::without_inline_data))
     };
     let wanted = |key: &str| key > marker && key.starts_with(prefix);
-    for entry in key_order(&entries, child_prefix, "") {
-        if out.len() >= limit {
+    if dir.dir_object
+        && !child_prefix.is_empty()
+        && wanted(child_prefix)
+        && let Some(meta) = read(relative.clone(), DIR_OBJECT_META_FILE)?
+    {
+        out.push((child_prefix.to_string(), meta));
+    }
+    for entry in dir.entries_after(child_prefix, marker) {
+        if out.len() >= limit || (entry.key() > prefix && !entry.key().starts_with(prefix)) {
+            // Full, or past the prefix's range (every later key sorts after it too).
             return Ok(());
         }
         match entry {
-            KeyEntry::DirObject { key } => {
-                if wanted(&key)
-                    && let Some(meta) = read(relative.clone(), DIR_OBJECT_META_FILE)?
-                {
-                    out.push((key, meta));
-                }
-            }
+            KeyEntry::DirObject { .. } => {}
             KeyEntry::Object { key, segment } => {
                 if wanted(&key) {
                     segments.push(segment);
@@ -67,9 +70,7 @@ fn walk_dir<D: Drive + ?Sized>(
                 }
             }
             KeyEntry::Subtree { key, segment } => {
-                let could_hold = key.starts_with(prefix) || prefix.starts_with(key.as_str());
-                let past = key.as_str() <= marker && !marker.starts_with(key.as_str());
-                if could_hold && !past {
+                if key.starts_with(prefix) || prefix.starts_with(key.as_str()) {
                     segments.push(segment);
                     walk_dir(drive, bucket, segments, &key, prefix, marker, limit, out)?;
                     segments.pop();
@@ -78,6 +79,78 @@ fn walk_dir<D: Drive + ?Sized>(
         }
     }
     Ok(())
+}
+
+/// Counts every change a `LocalDrive` of this process makes under a bucket (bumped after
+/// the change): a cached key directory read before the latest change is stale.
+static BUCKET_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Bumps `BUCKET_WRITES` when dropped, at the end of a change, on every path out of it.
+struct BucketWrite;
+
+impl Drop for BucketWrite {
+    fn drop(&mut self) {
+        BUCKET_WRITES.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Directories with fewer children are read afresh each time (cheap enough).
+const MIN_CACHED_CHILDREN: usize = 256;
+/// Most children one drive keeps in its cache of key directories (about 70 bytes each).
+const MAX_CACHED_CHILDREN: usize = 256 * 1024;
+/// A directory changed this recently is not cached: a change in the same tick of the
+/// file system's clock would leave its modification time as it is.
+const SETTLED: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The sorted key directories of a drive's large directories, so that each page of a
+/// listing does not re-read and re-sort the whole directory (which makes listing a
+/// directory of N keys cost N²/page). An entry is good while no change was made under a
+/// bucket by this process (`BUCKET_WRITES`) and the directory's modification time is the
+/// same (changes from outside).
+#[derive(Debug, Default)]
+struct KeyDirCache {
+    dirs: std::collections::HashMap<PathBuf, CachedKeyDir>,
+    children: usize,
+    clock: u64,
+}
+
+#[derive(Debug)]
+struct CachedKeyDir {
+    writes: u64,
+    modified: std::time::SystemTime,
+    dir: Arc<KeyDir>,
+    used: u64,
+}
+
+impl KeyDirCache {
+    fn get(&mut self, path: &Path, writes: u64, modified: std::time::SystemTime) -> Option<Arc<KeyDir>> {
+        self.clock += 1;
+        let entry = self.dirs.get_mut(path)?;
+        if entry.writes == writes && entry.modified == modified {
+            entry.used = self.clock;
+            return Some(entry.dir.clone());
+        }
+        let stale = self.dirs.remove(path)?;
+        self.children -= stale.dir.len();
+        None
+    }
+
+    fn insert(&mut self, path: PathBuf, writes: u64, modified: std::time::SystemTime, dir: Arc<KeyDir>) {
+        if dir.len() < MIN_CACHED_CHILDREN || dir.len() > MAX_CACHED_CHILDREN {
+            return;
+        }
+        while self.children + dir.len() > MAX_CACHED_CHILDREN {
+            let Some(oldest) = self.dirs.iter().min_by_key(|(_, e)| e.used).map(|(p, _)| p.clone()) else { break };
+            if let Some(evicted) = self.dirs.remove(&oldest) {
+                self.children -= evicted.dir.len();
+            }
+        }
+        self.children += dir.len();
+        let used = self.clock;
+        if let Some(replaced) = self.dirs.insert(path, CachedKeyDir { writes, modified, dir, used }) {
+            self.children -= replaced.dir.len();
+        }
+    }
 }
 
 const TMP_DIR: &str = "tmp";
@@ -130,11 +203,12 @@ pub struct LocalDrive {
     format: DriveFormat,
     /// False while the drive is missing its format (wiped or replaced) until re-formatted.
     online: AtomicBool,
+    key_dirs: Mutex<KeyDirCache>,
 }
 
 impl LocalDrive {
     pub fn new(root: PathBuf, format: DriveFormat) -> Self {
-        LocalDrive { root, format, online: AtomicBool::new(true) }
+        LocalDrive { root, format, online: AtomicBool::new(true), key_dirs: Mutex::default() }
     }
 
     pub fn root(&self) -> &Path {
@@ -378,6 +452,11 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     /// Entries (name, is directory) of a key directory (`relative` to the bucket).
     fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>>;
 
+    /// A directory below a bucket as keys in key order (for `walk`).
+    fn key_dir(&self, bucket: &str, relative: &Path) -> io::Result<Arc<KeyDir>> {
+        Ok(Arc::new(KeyDir::new(&self.list_dir(bucket, relative)?)))
+    }
+
     /// Up to `limit` objects of the bucket in key (byte) order, after `marker`, whose keys
     /// start with `prefix`, each with its metadata (inline data stripped): one call per
     /// drive for a page of a listing, instead of one per key. Remote drives answer it in a
@@ -450,6 +529,7 @@ impl Drive for LocalDrive {
     }
 
     fn reformat(&self) -> io::Result<bool> {
+        let _write = BucketWrite;
         if !self.root.exists() {
             return Ok(false);
         }
@@ -518,6 +598,33 @@ impl Drive for LocalDrive {
         self.read_dir(&self.bucket_dir(bucket).join(relative))
     }
 
+    /// From the drive's cache of large key directories when still good (`KeyDirCache`).
+    fn key_dir(&self, bucket: &str, relative: &Path) -> io::Result<Arc<KeyDir>> {
+        let path = self.bucket_dir(bucket).join(relative);
+        // Both read before the directory, so a change during the read makes the entry stale.
+        let writes = BUCKET_WRITES.load(Ordering::SeqCst);
+        let Ok(stat) = fs::metadata(&path) else {
+            return Ok(Arc::new(KeyDir::new(&self.read_dir(&path)?)));
+        };
+        // Two links: no subdirectory (file systems that do not count them say 1), so no
+        // deeper key and no data directory. Most key directories are such leaves, and
+        // two stats cost less than reading the directory.
+        if std::os::unix::fs::MetadataExt::nlink(&stat) == 2 {
+            let dir_object = fs::symlink_metadata(path.join(DIR_OBJECT_META_FILE)).is_ok();
+            return Ok(Arc::new(KeyDir::leaf(dir_object)));
+        }
+        let modified = stat.modified()?;
+        let started = std::time::SystemTime::now();
+        if let Some(dir) = self.key_dirs.lock().unwrap_or_else(|e| e.into_inner()).get(&path, writes, modified) {
+            return Ok(dir);
+        }
+        let dir = Arc::new(KeyDir::new(&self.read_dir(&path)?));
+        if started.duration_since(modified).is_ok_and(|age| age >= SETTLED) {
+            self.key_dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(path, writes, modified, dir.clone());
+        }
+        Ok(dir)
+    }
+
     fn list_upload_files(&self, bucket: &str, upload_id: &str) -> io::Result<Vec<String>> {
         Ok(self.read_dir(&self.upload_dir(bucket, upload_id))?.into_iter().map(|(name, _)| name).collect())
     }
@@ -535,6 +642,7 @@ impl Drive for LocalDrive {
     }
 
     fn make_bucket(&self, bucket: &str, meta: &[u8]) -> io::Result<()> {
+        let _write = BucketWrite;
         let dir = self.bucket_dir(bucket);
         fs::create_dir_all(&dir)?;
         write_atomic(&self.tmp_root(), &dir.join(BUCKET_META_FILE), meta)?;
@@ -546,6 +654,7 @@ impl Drive for LocalDrive {
     }
 
     fn delete_bucket(&self, bucket: &str) -> io::Result<()> {
+        let _write = BucketWrite;
         let dir = self.bucket_dir(bucket);
         // Move aside first so the bucket disappears atomically, then delete at leisure.
         let trash = self.tmp_root().join(format!("deleted-bucket-{}", Uuid::new_v4()));
@@ -588,6 +697,7 @@ impl Drive for LocalDrive {
     /// of the replaced version stay until `remove_data_dirs` (after write quorum), so a
     /// write that fails quorum can be rolled back with `restore_object`.
     fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()> {
+        let _write = BucketWrite;
         let bucket_dir = self.bucket_dir(bucket);
         if !bucket_dir.join(BUCKET_META_FILE).exists() {
             return Err(io::Error::new(io::ErrorKind::NotFound, "bucket missing on drive"));
@@ -627,6 +737,7 @@ impl Drive for LocalDrive {
 
     /// Deletes data directories no metadata references any more.
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {
+        let _write = BucketWrite;
         let object_dir = self.object_dir(bucket, path);
         for data_dir in data_dirs {
             self.retire_data_dir(&object_dir, *data_dir);
@@ -642,6 +753,7 @@ impl Drive for LocalDrive {
         previous_meta: Option<&[u8]>,
         new_data_dirs: &[Uuid],
     ) -> io::Result<()> {
+        let _write = BucketWrite;
         let object_dir = self.object_dir(bucket, path);
         match previous_meta {
             Some(meta) => write_atomic(&self.tmp_root(), &object_dir.join(path.meta_file), meta)?,
@@ -659,6 +771,7 @@ impl Drive for LocalDrive {
 
     /// Removes an object's metadata and data directories, then prunes empty parents.
     fn delete_object(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) -> io::Result<()> {
+        let _write = BucketWrite;
         let bucket_dir = self.bucket_dir(bucket);
         let object_dir = bucket_dir.join(&path.dir);
         match fs::remove_file(object_dir.join(path.meta_file)) {
@@ -782,4 +895,105 @@ pub fn create_dirs_durable(base: &Path, relative: &Path) -> io::Result<()> {
 /// Makes a directory's entries (renames, creations) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::object::{ObjectMeta, tests::sample_version};
+    use crate::storage::path::object_path;
+
+    fn drive(root: &Path) -> LocalDrive {
+        let format = DriveFormat {
+            cluster_id: Uuid::new_v4(),
+            drive_id: Uuid::new_v4(),
+            set_index: 0,
+            drive_index: 0,
+            set_drives: 1,
+            set_drive_ids: vec![Uuid::new_v4()],
+        };
+        let drive = LocalDrive::new(root.to_path_buf(), format);
+        drive.make_bucket("b", b"meta").unwrap();
+        drive
+    }
+
+    fn put(drive: &LocalDrive, key: &str) {
+        let meta = ObjectMeta { versions: vec![sample_version()] }.encode();
+        drive.commit_object("b", &object_path(key).unwrap(), &meta, &[]).unwrap();
+    }
+
+    /// Every key of the walk, a page of `page` at a time.
+    fn walk_all(drive: &LocalDrive, prefix: &str, page: usize) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        loop {
+            let marker = keys.last().cloned().unwrap_or_default();
+            let listed = drive.walk("b", prefix, &marker, page).unwrap();
+            keys.extend(listed.iter().map(|(key, _)| key.clone()));
+            if listed.len() < page {
+                return keys;
+            }
+        }
+    }
+
+    fn settle() {
+        std::thread::sleep(SETTLED + std::time::Duration::from_millis(20));
+    }
+
+    #[test]
+    fn pages_of_a_large_directory_see_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = drive(dir.path());
+        let mut expected: Vec<String> = (0..600).map(|i| format!("d/k{i:04}")).collect();
+        // A deeper key, a key that sorts between an object and its subtree, a "dir/" object
+        // in a leaf directory, and one alone.
+        expected.extend(["d/k0300/deeper", "d/k0300-", "d/k0400/", "d/only/", "e"].map(String::from));
+        for key in &expected {
+            put(&drive, key);
+        }
+        expected.sort();
+        settle();
+        assert_eq!(walk_all(&drive, "", 100), expected, "first walk, in pages");
+        assert_eq!(walk_all(&drive, "", 7), expected, "again, from the cache");
+        assert_eq!(walk_all(&drive, "d/k03", 10)[..3], ["d/k0300", "d/k0300-", "d/k0300/deeper"]);
+        assert!(drive.key_dirs.lock().unwrap().dirs.contains_key(&dir.path().join("b/d")), "the directory is cached");
+
+        // This process's changes: seen at once.
+        put(&drive, "d/k0150x");
+        drive.delete_object("b", &object_path("d/k0001").unwrap(), &[]).unwrap();
+        expected.push("d/k0150x".to_string());
+        expected.retain(|k| k != "d/k0001");
+        expected.sort();
+        assert_eq!(walk_all(&drive, "", 100), expected, "after a put and a delete");
+
+        // A change from outside the process: seen through the directory's time.
+        settle();
+        assert_eq!(walk_all(&drive, "", 100), expected);
+        fs::remove_dir_all(dir.path().join("b/d/k0002")).unwrap();
+        expected.retain(|k| k != "d/k0002");
+        assert_eq!(walk_all(&drive, "", 100), expected, "after a directory vanished");
+    }
+
+    #[test]
+    fn the_cache_keeps_to_its_budget() {
+        let mut cache = KeyDirCache::default();
+        let now = std::time::SystemTime::now();
+        let big = |n: usize| {
+            let entries: Vec<(String, bool)> = (0..n).map(|i| (format!("k{i}"), true)).collect();
+            Arc::new(KeyDir::new(&entries))
+        };
+        cache.insert("small".into(), 0, now, big(MIN_CACHED_CHILDREN - 1));
+        assert!(cache.dirs.is_empty(), "small directories are read afresh");
+        let third = MAX_CACHED_CHILDREN / 3;
+        for name in ["a", "b", "c"] {
+            cache.insert(name.into(), 0, now, big(third));
+        }
+        assert!(cache.get(Path::new("a"), 0, now).is_some());
+        cache.insert("d".into(), 0, now, big(third));
+        assert!(cache.children <= MAX_CACHED_CHILDREN);
+        assert!(cache.get(Path::new("b"), 0, now).is_none(), "the least recently used went first");
+        assert!(cache.get(Path::new("a"), 0, now).is_some());
+        assert!(cache.get(Path::new("a"), 1, now).is_none(), "a write anywhere makes it stale");
+        assert!(!cache.dirs.contains_key(Path::new("a")));
+        assert_eq!(cache.children, cache.dirs.values().map(|e| e.dir.len()).sum::<usize>());
+    }
 }

@@ -195,6 +195,95 @@ pub fn key_order(entries: &[(String, bool)], child_prefix: &str, partial: &str) 
     out
 }
 
+/// A key directory's children in key order, relative to the directory: what `key_order`
+/// gives for it with an empty `partial`, kept compact so that a drive can cache it for the
+/// pages of a listing (two small indices per child instead of four strings).
+#[derive(Debug, Default)]
+pub struct KeyDir {
+    /// Whether the directory holds its own object (`DIR_OBJECT_META_FILE`).
+    pub dir_object: bool,
+    segments: Vec<Box<str>>,
+    /// Indices into `segments` in key order; `SUBTREE` marks the subtree `segment/`, its
+    /// absence the object `segment` (never for the empty segment, whose object would be
+    /// the directory's own).
+    order: Vec<u32>,
+}
+
+const SUBTREE: u32 = 1 << 31;
+
+impl KeyDir {
+    /// From a drive's listing of the directory (`(name, is_dir)`).
+    pub fn new(entries: &[(String, bool)]) -> KeyDir {
+        let dir_object = entries.iter().any(|(name, _)| name == DIR_OBJECT_META_FILE);
+        let segments: Vec<Box<str>> = entries
+            .iter()
+            .filter(|(_, is_dir)| *is_dir)
+            .filter_map(|(name, _)| decode_segment(name))
+            .take(SUBTREE as usize)
+            .map(String::into_boxed_str)
+            .collect();
+        let mut order = Vec::with_capacity(segments.len() * 2);
+        for (index, segment) in segments.iter().enumerate() {
+            if !segment.is_empty() {
+                order.push(index as u32);
+            }
+            order.push(index as u32 | SUBTREE);
+        }
+        let dir = KeyDir { dir_object, segments, order: Vec::new() };
+        order.sort_by(|a, b| dir.relative_key(*a).cmp(dir.relative_key(*b)));
+        KeyDir { order, ..dir }
+    }
+
+    /// A directory without children.
+    pub fn leaf(dir_object: bool) -> KeyDir {
+        KeyDir { dir_object, ..KeyDir::default() }
+    }
+
+    /// How many children the directory has.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The bytes of an entry's key relative to the directory: `segment` or `segment/`.
+    fn relative_key(&self, entry: u32) -> impl Iterator<Item = u8> + Clone + '_ {
+        let segment = self.segments[(entry & !SUBTREE) as usize].as_bytes();
+        segment.iter().copied().chain((entry & SUBTREE != 0).then_some(b'/'))
+    }
+
+    /// The children (not the directory's own object) whose keys, under `child_prefix`,
+    /// come after `marker`, in key order, led by the subtree that holds `marker` if there
+    /// is one: where a listing that resumes after `marker` goes on in this directory.
+    pub fn entries_after<'a>(&'a self, child_prefix: &'a str, marker: &str) -> impl Iterator<Item = KeyEntry> + 'a {
+        let start = match marker.strip_prefix(child_prefix) {
+            Some(rest) => {
+                let rest = rest.as_bytes();
+                let after = self.order.partition_point(|e| self.relative_key(*e).le(rest.iter().copied()));
+                // The subtree `segment/` that `rest` lies in sorts before `rest`.
+                let holding = after.checked_sub(1).filter(|&i| {
+                    let entry = self.order[i];
+                    let segment = self.segments[(entry & !SUBTREE) as usize].as_bytes();
+                    entry & SUBTREE != 0 && rest.starts_with(segment) && rest.get(segment.len()) == Some(&b'/')
+                });
+                holding.unwrap_or(after)
+            }
+            None if marker < child_prefix => 0,
+            None => self.order.len(),
+        };
+        self.order[start..].iter().map(move |&e| {
+            let segment = self.segments[(e & !SUBTREE) as usize].to_string();
+            if e & SUBTREE != 0 {
+                KeyEntry::Subtree { key: format!("{child_prefix}{segment}/"), segment }
+            } else {
+                KeyEntry::Object { key: format!("{child_prefix}{segment}"), segment }
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +345,38 @@ mod tests {
         assert_eq!(listed, ["p/", "p/a", "p/a-b", "p/a-b/", "p/a/", "p/b", "p/b/"]);
         assert_eq!(keys(key_order(&names(&["a", "b"]), "", "")), ["a", "a/", "b", "b/"], "no object at the root");
         assert_eq!(keys(key_order(&names(&["ab", "b"]), "p/", "a")), ["p/ab", "p/ab/"], "the partial segment filters");
+    }
+
+    #[test]
+    fn a_cached_key_directory_resumes_where_the_full_order_would() {
+        let segments = ["a", "a-b", "a.b", "ab", "", "b", "%x", "ä", "a b", "z"];
+        let entries: Vec<(String, bool)> = segments
+            .iter()
+            .map(|s| (encode_segment(s), true))
+            .chain([(DIR_OBJECT_META_FILE.to_string(), false), (format!("{DATA_DIR_PREFIX}1"), true)])
+            .collect();
+        let dir = KeyDir::new(&entries);
+        assert!(dir.dir_object);
+        assert_eq!(dir.len(), segments.len(), "reserved entries are not children");
+        for child_prefix in ["", "p/"] {
+            let full: Vec<KeyEntry> = key_order(&entries, child_prefix, "")
+                .into_iter()
+                .filter(|e| !matches!(e, KeyEntry::DirObject { .. }))
+                .collect();
+            let mut markers: Vec<String> = full.iter().map(|e| e.key().to_string()).collect();
+            markers.extend(full.iter().map(|e| format!("{}x/y", e.key())));
+            markers.extend(["", "a/", "a/zzz", "a0", "o", "p", "p/", "p/a/b", "q", "\u{10ffff}"].map(String::from));
+            for marker in &markers {
+                let expected: Vec<&KeyEntry> = full
+                    .iter()
+                    .filter(|e| {
+                        e.key() > marker.as_str()
+                            || matches!(e, KeyEntry::Subtree { key, .. } if marker.starts_with(key.as_str()))
+                    })
+                    .collect();
+                let resumed: Vec<KeyEntry> = dir.entries_after(child_prefix, marker).collect();
+                assert_eq!(resumed.iter().collect::<Vec<_>>(), expected, "prefix {child_prefix:?} after {marker:?}");
+            }
+        }
     }
 }

@@ -27,10 +27,20 @@ pub enum Listing {
 impl ErasureSet {
     /// Appends what `mode` shows of `key` to `out`, from what its drives hold. A key
     /// without a readable quorum (a write in flight, drives away) is left out of the page
-    /// rather than failing the whole listing.
-    fn show_key(&self, bucket: &str, key: &str, metas: &[DriveMeta], mode: Listing, out: &mut Vec<ListEntry>) {
+    /// rather than failing the whole listing. `all_read`: every drive was asked (else
+    /// those not asked read as failed, and a copy they lack cannot be told from one they
+    /// were not asked for).
+    fn show_key(
+        &self,
+        bucket: &str,
+        key: &str,
+        metas: &[DriveMeta],
+        all_read: bool,
+        mode: Listing,
+        out: &mut Vec<ListEntry>,
+    ) {
         let state = self.key_state(metas);
-        if state.versions.iter().any(|v| !v.is_complete()) {
+        if all_read && state.versions.iter().any(|v| !v.is_complete()) {
             self.queue_heal(bucket, key, false);
         }
         match mode {
@@ -123,40 +133,74 @@ impl ErasureSet {
         let mut out = Vec::new();
         let mut cursor = marker.to_string();
         while out.len() < limit {
-            let (page, more) = self.walk_page(bucket, prefix, &cursor, limit - out.len()).await?;
-            for (key, metas) in &page {
-                self.show_key(bucket, key, metas, mode, &mut out);
+            let (page, more) = self.walk_page(bucket, prefix, &cursor, limit - out.len(), mode).await?;
+            for (key, metas, all_read) in &page {
+                self.show_key(bucket, key, metas, *all_read, mode, &mut out);
             }
             match page.last() {
-                Some((last, _)) if more => cursor = last.clone(),
+                Some((last, _, _)) if more => cursor = last.clone(),
                 _ => break,
             }
         }
         Ok(out)
     }
 
-    /// One walk call per drive, merged: the keys up to the point every drive has listed
-    /// (the smallest last key among drives that returned a full page), each with what
-    /// every drive holds. Returns whether keys may follow.
+    /// How many drives a page's walk asks: every one for `AllKeys` (keys below quorum
+    /// matter to the healer and the migration), else enough that every version a write
+    /// quorum committed is on one of them (`n - q + 1`) and that their agreement is a
+    /// read quorum (`q`). A key on which they do not all agree is read from the others.
+    fn walkers(&self, mode: Listing) -> usize {
+        let (drives, quorum) = (self.drives.len(), self.erasure.read_quorum());
+        match mode {
+            Listing::AllKeys => drives,
+            Listing::Latest | Listing::Versions => quorum.max(drives + 1 - quorum).min(drives),
+        }
+    }
+
+    /// One walk call per drive asked (`walkers`; all of them once one fails), merged:
+    /// the keys up to the point every drive asked has listed (the smallest last key among
+    /// drives that returned a full page), each with what every drive holds and whether
+    /// every drive was read for it. Returns whether keys may follow.
     async fn walk_page(
         &self,
         bucket: &str,
         prefix: &str,
         marker: &str,
         limit: usize,
-    ) -> StoreResult<(Vec<(String, Vec<DriveMeta>)>, bool)> {
-        let walks = self.drives.iter().map(|drive| {
-            let drive = drive.clone();
-            let (bucket, prefix, marker) = (bucket.to_string(), prefix.to_string(), marker.to_string());
-            blocking(move || {
-                if !drive.is_online() {
-                    return Err(io::Error::other("drive offline"));
+        mode: Listing,
+    ) -> StoreResult<(Vec<(String, Vec<DriveMeta>, bool)>, bool)> {
+        let count = self.drives.len();
+        let walk = |positions: Vec<usize>| {
+            let walks = positions.into_iter().map(|position| {
+                let drive = self.drives[position].clone();
+                let (bucket, prefix, marker) = (bucket.to_string(), prefix.to_string(), marker.to_string());
+                async move {
+                    let walked = blocking(move || {
+                        if !drive.is_online() {
+                            return Err(io::Error::other("drive offline"));
+                        }
+                        drive.walk(&bucket, &prefix, &marker, limit)
+                    })
+                    .await;
+                    (position, walked)
                 }
-                drive.walk(&bucket, &prefix, &marker, limit)
-            })
-        });
-        let results = futures::future::join_all(walks).await;
-        if results.iter().all(|r| r.is_err()) {
+            });
+            futures::future::join_all(walks)
+        };
+        // Online drives first; the rest only when one of those fails.
+        let mut positions: Vec<usize> = (0..count).collect();
+        positions.sort_by_key(|&p| !self.drives[p].is_online());
+        let rest = positions.split_off(self.walkers(mode));
+        let mut results: Vec<Option<io::Result<Walked>>> = (0..count).map(|_| None).collect();
+        for (position, walked) in walk(positions).await {
+            results[position] = Some(walked);
+        }
+        if results.iter().flatten().any(|r| r.is_err()) {
+            for (position, walked) in walk(rest).await {
+                results[position] = Some(walked);
+            }
+        }
+        if results.iter().flatten().all(|r| r.is_err()) {
             return Err(StoreError::InsufficientQuorum {
                 operation: "list",
                 needed: self.erasure.read_quorum(),
@@ -165,15 +209,17 @@ impl ErasureSet {
         }
         let cut: Option<String> = results
             .iter()
+            .flatten()
             .filter_map(|r| r.as_ref().ok())
             .filter(|entries| entries.len() >= limit)
             .filter_map(|entries| entries.last().map(|(key, _)| key.clone()))
             .min();
+        let walked: Vec<bool> = results.iter().map(|r| matches!(r, Some(Ok(_)))).collect();
         let empty: Vec<DriveMeta> =
-            results.iter().map(|r| if r.is_ok() { DriveMeta::Missing } else { DriveMeta::Failed }).collect();
+            walked.iter().map(|&ok| if ok { DriveMeta::Missing } else { DriveMeta::Failed }).collect();
         let mut keys: std::collections::BTreeMap<String, Vec<DriveMeta>> = Default::default();
         for (position, result) in results.into_iter().enumerate() {
-            let Ok(entries) = result else { continue };
+            let Some(Ok(entries)) = result else { continue };
             for (key, bytes) in entries {
                 if cut.as_ref().is_some_and(|cut| key.as_bytes() > cut.as_bytes()) {
                     break;
@@ -186,8 +232,41 @@ impl ErasureSet {
                     meta;
             }
         }
-        Ok((keys.into_iter().collect(), cut.is_some()))
+        let unasked: Vec<usize> = (0..count).filter(|&p| !walked[p]).collect();
+        let answered = count - unasked.len();
+        let quorum = self.erasure.read_quorum();
+        let mut page = Vec::with_capacity(keys.len());
+        for (key, mut metas) in keys {
+            let enough = answered >= quorum && answered > count - quorum && agree(&metas, &walked);
+            if !unasked.is_empty() && !enough {
+                let path = path::object_path(&key).map_err(super::key_error)?;
+                let drives: Vec<Arc<dyn Drive>> = unasked.iter().map(|&p| self.drives[p].clone()).collect();
+                let (bucket, path) = (bucket.to_string(), path.clone());
+                let read =
+                    blocking(move || on_drives(&drives, move |drive| super::read_drive_meta(drive, &bucket, &path)));
+                for (&position, meta) in unasked.iter().zip(read.await) {
+                    metas[position] = meta;
+                }
+                page.push((key, metas, true));
+            } else {
+                page.push((key, metas, unasked.is_empty()));
+            }
+        }
+        Ok((page, cut.is_some()))
     }
+}
+
+/// One drive's page of a walk: keys with their metadata.
+type Walked = Vec<(String, Vec<u8>)>;
+
+/// Whether every drive walked holds the same versions of a key.
+fn agree(metas: &[DriveMeta], walked: &[bool]) -> bool {
+    let mut copies = metas.iter().zip(walked).filter(|(_, walked)| **walked).map(|(meta, _)| meta);
+    let Some(DriveMeta::Found(first)) = copies.next() else { return false };
+    copies.all(|meta| {
+        matches!(meta, DriveMeta::Found(meta) if meta.versions.len() == first.versions.len()
+            && meta.versions.iter().zip(&first.versions).all(|(a, b)| a.identity() == b.identity()))
+    })
 }
 
 /// Depth-first walk of the union of a bucket's directory trees on all drives, in key order.
@@ -314,7 +393,55 @@ impl Walker<'_> {
             return Ok(());
         }
         let metas = self.set.read_metas_blocking(self.bucket, &path);
-        self.set.show_key(self.bucket, &key, &metas, self.mode, &mut self.out);
+        self.set.show_key(self.bucket, &key, &metas, true, self.mode, &mut self.out);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::ListEntry;
+    use crate::storage::testing::{data, open_two_sets, put};
+
+    /// What a listing shows of each key: (key, size, etag).
+    async fn listed(store: &crate::storage::Store) -> Vec<(String, u64, String)> {
+        let entries = store.list_objects("b", "", None, "", 1000).await.unwrap();
+        entries
+            .into_iter()
+            .filter_map(|e| match e {
+                ListEntry::Object(info) => Some((info.key, info.size, info.etag)),
+                ListEntry::Prefix(_) => None,
+            })
+            .collect()
+    }
+
+    /// A listing asks only some drives of a set for their keys; the keys those drives
+    /// disagree on must still show what a read quorum of all drives holds.
+    #[tokio::test]
+    async fn drives_that_missed_writes_never_hide_or_age_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.make_bucket("b").await.unwrap();
+        for i in 0..20 {
+            put(&store, "b", &format!("k{i:02}"), data(100, i)).await;
+        }
+        let set = store.set_for("b", "k00");
+        let parity = set.erasure().parity_shards;
+        let missing = &set.drives()[..parity];
+        // While the first drives are away (the ones a listing asks first), one key of the
+        // set is replaced and one is written.
+        let fresh = (20..200).map(|i| format!("new{i}")).find(|k| std::sync::Arc::ptr_eq(&store.set_for("b", k), &set));
+        let fresh = fresh.unwrap();
+        missing.iter().for_each(|d| d.set_online(false));
+        put(&store, "b", "k00", data(333, 7)).await;
+        put(&store, "b", &fresh, data(55, 8)).await;
+        missing.iter().for_each(|d| d.set_online(true));
+
+        let shown = listed(&store).await;
+        let replaced = shown.iter().find(|(key, ..)| key == "k00").expect("the replaced key is listed");
+        assert_eq!(replaced.1, 333, "the listing shows the new version");
+        assert_eq!(replaced.2, store.head_object("b", "k00").await.unwrap().etag);
+        assert!(shown.iter().any(|(key, size, _)| *key == fresh && *size == 55), "the new key is listed");
+        assert_eq!(shown.len(), 21, "every key once");
     }
 }
