@@ -9,7 +9,9 @@ use futures::future::BoxFuture;
 use http::StatusCode;
 
 use super::member::{JOIN_PATH, Member};
-use super::peers::{MAX_FORGET_BATCH, OPEN_SET_PATH, OpenSet, REGISTRY_FORGET_PATH, TOPOLOGY_PUSH_PATH};
+use super::peers::{
+    BUCKET_FORGET_PATH, MAX_FORGET_BATCH, OPEN_SET_PATH, OpenSet, REGISTRY_FORGET_PATH, TOPOLOGY_PUSH_PATH,
+};
 use crate::rpc::server::{ControlAnswer, ControlCalls};
 use crate::storage::Store;
 
@@ -96,6 +98,15 @@ impl ClusterControl {
                 }
                 Err(e) => bad_request(&format!("malformed registry invalidation: {e}")),
             },
+            BUCKET_FORGET_PATH => match std::str::from_utf8(&body) {
+                Ok(bucket) => {
+                    if let Some(store) = self.store.get() {
+                        store.forget_settings(bucket);
+                    }
+                    answer(StatusCode::NO_CONTENT, Vec::new())
+                }
+                Err(_) => bad_request("malformed bucket name"),
+            },
             OPEN_SET_PATH => {
                 let call: OpenSet = match serde_json::from_slice(&body) {
                     Ok(call) => call,
@@ -133,6 +144,7 @@ impl ControlCalls for ClusterControl {
         match path {
             JOIN_PATH => Some(MAX_JOIN_BODY_BYTES),
             REGISTRY_FORGET_PATH => Some(MAX_FORGET_BATCH * 16 + 1024),
+            BUCKET_FORGET_PATH => Some(1024),
             TOPOLOGY_PUSH_PATH | OPEN_SET_PATH => Some(MAX_CONTROL_BODY_BYTES),
             _ => None,
         }

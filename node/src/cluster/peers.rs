@@ -114,6 +114,9 @@ impl crate::storage::bootstrap::SetOpener for ClusterSetOpener {
 
 /// Peers drop the registry cache entries of the keys posted here (postcard `Vec<u128>`).
 pub const REGISTRY_FORGET_PATH: &str = "/rpc/v1/registry/forget";
+/// Peers drop their cached settings of the bucket named in the body (its settings
+/// changed, or it was deleted).
+pub const BUCKET_FORGET_PATH: &str = "/rpc/v1/buckets/forget";
 /// Most keys sent in one invalidation call.
 pub const MAX_FORGET_BATCH: usize = 4096;
 
@@ -227,5 +230,26 @@ impl Peers {
             }
             self.forget_registry_keys(&batch).await;
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::storage::SettingsBroadcast for Peers {
+    async fn forget_bucket(&self, bucket: &str) {
+        let body = bytes::Bytes::from(bucket.as_bytes().to_vec());
+        let endpoints = self.current();
+        let calls = endpoints.iter().map(|endpoint| {
+            let body = body.clone();
+            async move {
+                let answer = self
+                    .transport
+                    .call(endpoint, BUCKET_FORGET_PATH, body, REGISTRY_FORGET_TIMEOUT, MAX_CONTROL_ANSWER_BYTES)
+                    .await;
+                if !matches!(answer, Ok(ref answer) if answer.status.is_success()) {
+                    tracing::warn!(peer = %endpoint, bucket, "bucket settings change not acknowledged; the peer sees it within a second");
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
     }
 }

@@ -216,8 +216,12 @@ impl Inner {
             204 => Ok(None),
             _ => {
                 let message = format!("{}: {}", self.name(), String::from_utf8_lossy(&body).trim());
-                let kind =
-                    if kind.as_deref() == Some("not-found") { io::ErrorKind::NotFound } else { io::ErrorKind::Other };
+                let kind = match (kind.as_deref(), status) {
+                    (Some("not-found"), _) => io::ErrorKind::NotFound,
+                    // The peer could not read the call (one it does not know, from a later version).
+                    (_, http::StatusCode::BAD_REQUEST) => io::ErrorKind::InvalidInput,
+                    _ => io::ErrorKind::Other,
+                };
                 Err(io::Error::new(kind, message))
             }
         }
@@ -246,24 +250,63 @@ impl Inner {
     }
 }
 
-/// A shard file on a peer, appended one block per call.
+/// Bytes a shard file on a peer gathers before it sends them (one call per this much,
+/// not one per block, and a small object's shard in a single call with its fsync).
+const SHARD_SEND_BYTES: usize = 256 * 1024;
+
+/// A shard file on a peer. Writes gather into `pending`, sent `SHARD_SEND_BYTES` at a
+/// time by a call that runs while the writer goes on to the next block (and the other
+/// drives' files), one call in flight per file; `sync` sends the rest together with the
+/// fsync, in one call.
 struct RemoteShardFile {
     drive: Arc<Inner>,
     staging: Uuid,
     name: String,
+    /// Where `pending` starts in the file.
     offset: u64,
+    pending: Vec<u8>,
+    in_flight: Option<tokio::task::JoinHandle<io::Result<()>>>,
+}
+
+impl RemoteShardFile {
+    /// Waits for the call in flight, if any.
+    fn settle(&mut self) -> io::Result<()> {
+        match self.in_flight.take() {
+            Some(call) => self.drive.runtime.block_on(call).map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+
+    fn write_call(&self) -> DriveCall {
+        DriveCall::WriteShard { staging: self.staging, name: self.name.clone(), offset: self.offset }
+    }
 }
 
 impl ShardFile for RemoteShardFile {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let call = DriveCall::WriteShard { staging: self.staging, name: self.name.clone(), offset: self.offset };
-        self.drive.call_unit(call, bytes)?;
-        self.offset += bytes.len() as u64;
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= SHARD_SEND_BYTES {
+            self.settle()?;
+            let (call, bytes) = (self.write_call(), std::mem::take(&mut self.pending));
+            self.offset += bytes.len() as u64;
+            let drive = self.drive.clone();
+            self.in_flight = Some(self.drive.runtime.spawn_blocking(move || drive.call_unit(call, &bytes)));
+        }
         Ok(())
     }
 
-    fn sync(self: Box<Self>) -> io::Result<()> {
-        self.drive.call_unit(DriveCall::SyncShard { staging: self.staging, name: self.name.clone() }, &[])
+    fn sync(mut self: Box<Self>) -> io::Result<()> {
+        self.settle()?;
+        let last = std::mem::take(&mut self.pending);
+        let call = DriveCall::WriteShardSynced { staging: self.staging, name: self.name.clone(), offset: self.offset };
+        match self.drive.call_unit(call, &last) {
+            // A peer of an earlier version does not know the call: the two it knows.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                self.drive.call_unit(self.write_call(), &last)?;
+                self.drive.call_unit(DriveCall::SyncShard { staging: self.staging, name: self.name.clone() }, &[])
+            }
+            other => other,
+        }
     }
 }
 
@@ -327,6 +370,8 @@ impl Drive for RemoteDrive {
             staging: staging_id,
             name: name.to_string(),
             offset: 0,
+            pending: Vec::new(),
+            in_flight: None,
         }))
     }
 

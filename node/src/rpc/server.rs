@@ -119,6 +119,11 @@ fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
             drive.sync_shard(staging, &name)?;
             Ok(None)
         }
+        WriteShardSynced { staging, name, offset } => {
+            drive.write_shard_at(staging, &name, offset, payload)?;
+            drive.sync_shard(staging, &name)?;
+            Ok(None)
+        }
         HasStaging { staging } => encoded(&drive.has_staging(staging)),
         RemoveStaging { staging } => {
             drive.remove_staging(staging);
@@ -182,7 +187,7 @@ fn names_are_plain(call: &DriveCall) -> bool {
     let plain =
         |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('/') && !s.contains('\0') && s.len() <= 255;
     match call {
-        WriteShard { name, .. } | SyncShard { name, .. } => plain(name),
+        WriteShard { name, .. } | SyncShard { name, .. } | WriteShardSynced { name, .. } => plain(name),
         MakeBucket { bucket } | ReadBucketMeta { bucket } | DeleteBucket { bucket } | ListUploads { bucket } => {
             plain(bucket)
         }

@@ -146,6 +146,7 @@ impl KeyDirCache {
             }
         }
         self.children += dir.len();
+        self.clock += 1;
         let used = self.clock;
         if let Some(replaced) = self.dirs.insert(path, CachedKeyDir { writes, modified, dir, used }) {
             self.children -= replaced.dir.len();

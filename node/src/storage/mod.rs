@@ -242,8 +242,19 @@ pub struct Store {
     locks: Arc<locks::NamespaceLocks>,
     /// The length of a lifecycle day (set at start; a day unless shortened for tests).
     lifecycle_day: std::sync::OnceLock<std::time::Duration>,
-    /// Recently read bucket settings, for answers that only report them (x-amz-expiration).
+    /// Recently read bucket settings: for deciding requests (policies, versioning and
+    /// object lock of a write) and reporting them (x-amz-expiration).
     settings_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<BucketMeta>)>>,
+    /// How the other nodes hear that a bucket's settings changed (set once, in a cluster).
+    settings_broadcast: std::sync::OnceLock<Arc<dyn SettingsBroadcast>>,
+}
+
+/// Tells the other nodes of a cluster to drop their cached settings of a bucket.
+#[async_trait::async_trait]
+pub trait SettingsBroadcast: Send + Sync {
+    /// Returns once every peer answered or timed out (a peer that missed it keeps its
+    /// copy at most `SETTINGS_CACHE_TTL`).
+    async fn forget_bucket(&self, bucket: &str);
 }
 
 /// How long a bucket's settings are reused for deciding requests and for an
@@ -338,7 +349,13 @@ impl Store {
             locks,
             lifecycle_day: std::sync::OnceLock::new(),
             settings_cache: Default::default(),
+            settings_broadcast: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where bucket settings changes are announced (set once, by the server, in a cluster).
+    pub fn set_settings_broadcast(&self, broadcast: Arc<dyn SettingsBroadcast>) {
+        let _ = self.settings_broadcast.set(broadcast);
     }
 
     /// Sets the length of a lifecycle day (once, at start).
@@ -394,8 +411,18 @@ impl Store {
         Ok(meta)
     }
 
-    fn forget_settings(&self, bucket: &str) {
+    /// Drops this node's cached settings of `bucket` (a peer changed them).
+    pub fn forget_settings(&self, bucket: &str) {
         self.settings_cache.lock().expect("settings cache").remove(bucket);
+    }
+
+    /// Drops every node's cached settings of `bucket`, after a change: a write through
+    /// any node decides with the new settings from then on.
+    async fn forget_settings_everywhere(&self, bucket: &str) {
+        self.forget_settings(bucket);
+        if let Some(broadcast) = self.settings_broadcast.get() {
+            broadcast.forget_bucket(bucket).await;
+        }
     }
 
     /// Changes a bucket's settings: `change` gets those a quorum holds now.
@@ -566,6 +593,7 @@ impl Store {
                 });
             }
         }
+        self.forget_settings_everywhere(bucket).await;
         Ok(())
     }
 
@@ -625,6 +653,7 @@ impl Store {
                 });
             }
         }
+        self.forget_settings_everywhere(bucket).await;
         Ok(())
     }
 
@@ -845,10 +874,12 @@ impl Store {
         mut options: PutOptions,
     ) -> StoreResult<ObjectInfo> {
         path::object_path(key).map_err(set::key_error)?;
-        let bucket_info = self.head_bucket(bucket).await?;
-        let versioning = bucket_info.versioning();
+        // Settings changed through any node are seen at once (`forget_settings_everywhere`);
+        // a bucket deleted meanwhile fails the commit on its drives.
+        let settings = self.bucket_settings(bucket).await?;
+        let versioning = settings.versioning;
         options.version_id = new_version_id(versioning);
-        options.lock = Store::lock_for_new_version(&bucket_info.meta, options.lock, set::now_ns())?;
+        options.lock = Store::lock_for_new_version(&settings, options.lock, set::now_ns())?;
         // A condition is checked against the key's versions wherever they are: gathered
         // into the ring's set first, as a versioned write gathers them.
         let gather = !versioning.is_unversioned() || options.precondition.is_some();

@@ -67,7 +67,7 @@ impl Store {
         bypass_governance: bool,
     ) -> StoreResult<Deleted> {
         path::object_path(key).map_err(set::key_error)?;
-        let versioning = self.head_bucket(bucket).await?.versioning();
+        let versioning = self.bucket_settings(bucket).await?.versioning;
         let _guard = self.lock_key(bucket, key).await?;
         self.delete_object_version_locked(bucket, key, version, bypass_governance, versioning).await
     }

@@ -210,7 +210,10 @@ async fn peer_rpc_refuses_replayed_altered_and_foreign_calls() {
         .into_iter()
         .find(|r| {
             r.starts_with(b"POST /rpc/v1/drive?")
-                && matches!(decode_request(&body_of(r)), Ok((DriveCall::WriteShard { offset: 0, .. }, _)))
+                && matches!(
+                    decode_request(&body_of(r)),
+                    Ok((DriveCall::WriteShard { offset: 0, .. } | DriveCall::WriteShardSynced { offset: 0, .. }, _))
+                )
         })
         .expect("node 0 wrote shards to node 1 through the relay");
     let refused = |reason: &str| node.metric(&format!("buckets_rpc_refused_calls_total{{reason=\"{reason}\"}}"));

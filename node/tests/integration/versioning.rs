@@ -342,6 +342,22 @@ async fn versioned_keys_move_whole_through_every_crash_point() {
 async fn versions_through_every_node_of_a_cluster() {
     let mut cluster = Node::start_cluster(4, 4, &[("BUCKETS_DRIVE_CHECK_SECS", "1")]);
     let clients: Vec<Client> = cluster.iter().map(Node::client).collect();
+
+    // Every node writes to an unversioned bucket (and keeps its settings), then versioning
+    // is enabled through one node: the very next writes through the others keep versions.
+    clients[0].create_bucket().bucket("switch").send().await.unwrap();
+    for client in &clients {
+        assert_eq!(put(client, "switch", "k", b"unversioned").await, None);
+    }
+    set_versioning(&clients[0], "switch", BucketVersioningStatus::Enabled).await;
+    let mut kept = Vec::new();
+    for (n, client) in clients.iter().enumerate().skip(1) {
+        kept.push(put(client, "switch", "k", format!("v{n}").as_bytes()).await.expect("a version id"));
+    }
+    let versions = all_versions(&clients[3], "switch", 100).await;
+    assert_eq!(versions.len(), 4, "three versions and the null one: {versions:?}");
+    assert!(kept.iter().all(|id| versions.iter().any(|(_, v, ..)| v == id)), "{versions:?}");
+
     clients[0].create_bucket().bucket("shared").send().await.unwrap();
     set_versioning(&clients[1], "shared", BucketVersioningStatus::Enabled).await;
 

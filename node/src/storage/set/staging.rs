@@ -43,6 +43,21 @@ impl Staged {
         super::blocking(move || remove_everywhere(id, &drives)).await;
     }
 
+    /// Removes the staged files from the drives a commit did not move them from
+    /// (`moved[position]` false), and waits until they are gone: the others hold none.
+    pub async fn remove_unmoved(mut self, moved: &[bool]) {
+        let drives: Vec<Arc<dyn Drive>> = std::mem::take(&mut self.drives)
+            .into_iter()
+            .enumerate()
+            .filter(|(position, _)| !moved.get(*position).copied().unwrap_or(false))
+            .map(|(_, drive)| drive)
+            .collect();
+        if !drives.is_empty() {
+            let id = self.id;
+            super::blocking(move || remove_everywhere(id, &drives)).await;
+        }
+    }
+
     /// Nothing was staged: nothing to remove.
     pub fn release(mut self) {
         self.drives.clear();
@@ -60,9 +75,7 @@ impl Staged {
 }
 
 fn remove_everywhere(id: Uuid, drives: &[Arc<dyn Drive>]) {
-    for drive in drives {
-        drive.remove_staging(id);
-    }
+    super::on_drives(drives, move |drive| drive.remove_staging(id));
 }
 
 impl Drop for Staged {

@@ -346,9 +346,10 @@ impl ErasureSet {
         let results = futures::future::join_all(commits).await;
         let succeeded = results.iter().filter(|r| r.is_ok()).count();
         // What the commits did not move into place (drives that failed) goes now.
+        let moved: Vec<bool> = results.iter().map(Result::is_ok).collect();
         for written in versions {
             if let Some(staged) = written.staged {
-                staged.remove().await;
+                staged.remove_unmoved(&moved).await;
             }
         }
         if succeeded < self.erasure.write_quorum() {
