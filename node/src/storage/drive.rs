@@ -489,15 +489,119 @@ pub trait ShardFile: Send {
     fn sync(self: Box<Self>) -> io::Result<()>;
 }
 
-struct LocalShardFile(File);
+/// Alignment of `O_DIRECT` writes (the logical block size of common devices and the page
+/// size).
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes a shard file gathers before one `O_DIRECT` write (a multiple of `DIRECT_ALIGN`).
+const DIRECT_CHUNK: usize = 512 * 1024;
 
-impl ShardFile for LocalShardFile {
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        Write::write_all(&mut self.0, bytes)
+/// A shard file being written. Where the file system allows it the file is opened with
+/// `O_DIRECT`: shard bytes go from our buffer to the device without being copied into the
+/// page cache (a PUT of large objects spent two thirds of its CPU in that copy), in
+/// aligned chunks; the unaligned tail goes through the page cache, before the fsync.
+struct LocalShardFile {
+    file: File,
+    path: PathBuf,
+    /// `O_DIRECT`'s aligned buffer, `None` when the file is written through the cache.
+    direct: Option<AlignedBuffer>,
+}
+
+/// `DIRECT_CHUNK` bytes at an address aligned to `DIRECT_ALIGN`, inside a larger vector.
+struct AlignedBuffer {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuffer {
+    fn new() -> AlignedBuffer {
+        let storage = vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN];
+        let start = storage.as_ptr().align_offset(DIRECT_ALIGN);
+        AlignedBuffer { storage, start, len: 0 }
     }
 
-    fn sync(self: Box<Self>) -> io::Result<()> {
-        self.0.sync_all()
+    fn filled(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+}
+
+impl LocalShardFile {
+    fn create(path: &Path) -> io::Result<LocalShardFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        match options.clone().custom_flags(libc::O_DIRECT).open(path) {
+            Ok(file) => Ok(LocalShardFile { file, path: path.to_path_buf(), direct: Some(AlignedBuffer::new()) }),
+            // File systems without O_DIRECT (tmpfs) refuse it: through the cache.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Ok(LocalShardFile { file: options.open(path)?, path: path.to_path_buf(), direct: None })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl LocalShardFile {
+    /// Writes the buffer's first `len` bytes (a multiple of `DIRECT_ALIGN`) with O_DIRECT. A
+    /// file system that opened the file with O_DIRECT but refuses its writes gets them
+    /// (and all later ones) through the cache.
+    fn write_direct(&mut self, buffer: &AlignedBuffer, len: usize) -> io::Result<()> {
+        match Write::write_all(&mut self.file, &buffer.filled()[..len]) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                self.file = OpenOptions::new().write(true).open(&self.path)?;
+                self.file.seek(SeekFrom::End(0))?;
+                Write::write_all(&mut self.file, &buffer.filled()[..len])?;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+}
+
+impl ShardFile for LocalShardFile {
+    fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let Some(mut buffer) = self.direct.take() else {
+            return Write::write_all(&mut self.file, bytes);
+        };
+        while !bytes.is_empty() {
+            let take = bytes.len().min(DIRECT_CHUNK - buffer.len);
+            let at = buffer.start + buffer.len;
+            buffer.storage[at..at + take].copy_from_slice(&bytes[..take]);
+            buffer.len += take;
+            bytes = &bytes[take..];
+            if buffer.len == DIRECT_CHUNK {
+                match self.write_direct(&buffer, DIRECT_CHUNK) {
+                    Ok(()) => buffer.len = 0,
+                    // Written through the cache: the rest goes that way too.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        return Write::write_all(&mut self.file, bytes);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.direct = Some(buffer);
+        Ok(())
+    }
+
+    fn sync(mut self: Box<Self>) -> io::Result<()> {
+        if let Some(mut buffer) = self.direct.take() {
+            let aligned = buffer.len / DIRECT_ALIGN * DIRECT_ALIGN;
+            match self.write_direct(&buffer, aligned) {
+                Err(e) if e.raw_os_error() != Some(libc::EINVAL) => return Err(e),
+                _ => {}
+            }
+            if aligned < buffer.len {
+                // The tail through the cache, by a descriptor without O_DIRECT (the fsync
+                // below covers the file, whichever descriptor wrote it).
+                buffer.start += aligned;
+                buffer.len -= aligned;
+                let mut tail = OpenOptions::new().write(true).open(&self.path)?;
+                tail.seek(SeekFrom::End(0))?;
+                Write::write_all(&mut tail, buffer.filled())?;
+            }
+        }
+        self.file.sync_all()
     }
 }
 
@@ -558,8 +662,7 @@ impl Drive for LocalDrive {
 
     fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>> {
         let dir = self.create_staging_dir(staging_id)?;
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(dir.join(name))?;
-        Ok(Box::new(LocalShardFile(file)))
+        Ok(Box::new(LocalShardFile::create(&dir.join(name))?))
     }
 
     fn has_staging(&self, staging_id: Uuid) -> bool {
@@ -972,6 +1075,29 @@ mod tests {
         fs::remove_dir_all(dir.path().join("b/d/k0002")).unwrap();
         expected.retain(|k| k != "d/k0002");
         assert_eq!(walk_all(&drive, "", 100), expected, "after a directory vanished");
+    }
+
+    /// Shard files hold exactly the bytes written, in pieces of any size, whether the file
+    /// system takes O_DIRECT (the temporary directory's, here) or not (tmpfs).
+    #[test]
+    fn shard_files_hold_what_was_written() {
+        let on_disk = tempfile::tempdir().unwrap();
+        let in_memory = tempfile::tempdir_in("/dev/shm").ok();
+        for dir in [Some(&on_disk), in_memory.as_ref()].into_iter().flatten() {
+            for total in [0, 8, 4096, DIRECT_CHUNK, DIRECT_CHUNK + 8, 3 * DIRECT_CHUNK + 12_345] {
+                let path = dir.path().join(format!("part.{total}"));
+                let bytes = crate::storage::testing::data(total, total as u64);
+                let mut file = Box::new(LocalShardFile::create(&path).unwrap());
+                // A checksum, then a shard: as the writer writes a block.
+                for piece in
+                    bytes.chunks(300_001).flat_map(|block| [&block[..block.len().min(8)], &block[block.len().min(8)..]])
+                {
+                    file.write_all(piece).unwrap();
+                }
+                file.sync().unwrap();
+                assert!(fs::read(&path).unwrap() == bytes, "{total} bytes in {}", dir.path().display());
+            }
+        }
     }
 
     #[test]
