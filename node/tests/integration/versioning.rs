@@ -288,7 +288,9 @@ async fn versioned_keys_move_whole_through_every_crash_point() {
         }
     }
     // Deep keys: 20 versions each, then a delete marker.
-    let deep: Vec<String> = (0..6).map(|n| format!("deep-{n}")).collect();
+    // Twelve, so that the random ring gives the drained and the added set one each (all
+    // twelve on one side: 1 in 4096).
+    let deep: Vec<String> = (0..12).map(|n| format!("deep-{n}")).collect();
     for (n, key) in deep.iter().enumerate() {
         for v in 0..20 {
             let bytes = data(if v % 7 == 3 { 700_000 } else { 100 + v * 13 }, (1000 + n * 100 + v) as u64);
