@@ -199,20 +199,24 @@ impl Peers {
     /// on the first read that disproves it).
     pub async fn forget_registry_keys(&self, keys: &[u128]) {
         let body = bytes::Bytes::from(postcard::to_stdvec(keys).expect("keys serialise"));
+        for endpoint in self.post_to_all(REGISTRY_FORGET_PATH, body).await {
+            tracing::debug!(peer = %endpoint, "registry invalidation not acknowledged");
+        }
+    }
+
+    /// Posts `body` to `path` on every peer at once; returns the peers that did not
+    /// acknowledge it in `REGISTRY_FORGET_TIMEOUT`.
+    async fn post_to_all(&self, path: &str, body: bytes::Bytes) -> Vec<String> {
         let endpoints = self.current();
         let calls = endpoints.iter().map(|endpoint| {
             let body = body.clone();
             async move {
-                let answer = self
-                    .transport
-                    .call(endpoint, REGISTRY_FORGET_PATH, body, REGISTRY_FORGET_TIMEOUT, MAX_CONTROL_ANSWER_BYTES)
-                    .await;
-                if !matches!(answer, Ok(ref answer) if answer.status.is_success()) {
-                    tracing::debug!(peer = %endpoint, "registry invalidation not acknowledged");
-                }
+                let answer =
+                    self.transport.call(endpoint, path, body, REGISTRY_FORGET_TIMEOUT, MAX_CONTROL_ANSWER_BYTES).await;
+                (!matches!(answer, Ok(ref answer) if answer.status.is_success())).then(|| endpoint.clone())
             }
         });
-        futures::future::join_all(calls).await;
+        futures::future::join_all(calls).await.into_iter().flatten().collect()
     }
 
     /// Sends the keys `forget_everywhere` queues to every peer, in batches, until the
@@ -237,19 +241,8 @@ impl Peers {
 impl crate::storage::SettingsBroadcast for Peers {
     async fn forget_bucket(&self, bucket: &str) {
         let body = bytes::Bytes::from(bucket.as_bytes().to_vec());
-        let endpoints = self.current();
-        let calls = endpoints.iter().map(|endpoint| {
-            let body = body.clone();
-            async move {
-                let answer = self
-                    .transport
-                    .call(endpoint, BUCKET_FORGET_PATH, body, REGISTRY_FORGET_TIMEOUT, MAX_CONTROL_ANSWER_BYTES)
-                    .await;
-                if !matches!(answer, Ok(ref answer) if answer.status.is_success()) {
-                    tracing::warn!(peer = %endpoint, bucket, "bucket settings change not acknowledged; the peer sees it within a second");
-                }
-            }
-        });
-        futures::future::join_all(calls).await;
+        for endpoint in self.post_to_all(BUCKET_FORGET_PATH, body).await {
+            tracing::warn!(peer = %endpoint, bucket, "bucket settings change not acknowledged; the peer sees it within a second");
+        }
     }
 }
