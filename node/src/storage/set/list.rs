@@ -235,13 +235,15 @@ impl ErasureSet {
         let unasked: Vec<usize> = (0..count).filter(|&p| !walked[p]).collect();
         let answered = count - unasked.len();
         let quorum = self.erasure.read_quorum();
+        // Enough drives answered that their agreement on a key is what all would say.
+        let decisive = answered >= quorum && answered > count - quorum;
         let mut page = Vec::with_capacity(keys.len());
         for (key, mut metas) in keys {
-            let enough = answered >= quorum && answered > count - quorum && agree(&metas, &walked);
-            if !unasked.is_empty() && !enough {
+            let settled = unasked.is_empty() || (decisive && agree(&metas, &walked));
+            if !settled {
                 let path = path::object_path(&key).map_err(super::key_error)?;
                 let drives: Vec<Arc<dyn Drive>> = unasked.iter().map(|&p| self.drives[p].clone()).collect();
-                let (bucket, path) = (bucket.to_string(), path.clone());
+                let bucket = bucket.to_string();
                 let read =
                     blocking(move || on_drives(&drives, move |drive| super::read_drive_meta(drive, &bucket, &path)));
                 for (&position, meta) in unasked.iter().zip(read.await) {

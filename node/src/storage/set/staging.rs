@@ -38,9 +38,8 @@ impl Staged {
     }
 
     /// Removes the staged files from every drive and waits until they are gone.
-    pub async fn remove(mut self) {
-        let (id, drives) = (self.id, std::mem::take(&mut self.drives));
-        super::blocking(move || remove_everywhere(id, &drives)).await;
+    pub async fn remove(self) {
+        self.remove_unmoved(&[]).await;
     }
 
     /// Removes the staged files from the drives a commit did not move them from
