@@ -693,8 +693,12 @@ impl Drive for LocalDrive {
             Err(e) => return Err(e),
         };
         handle.seek(SeekFrom::Start(offset))?;
-        let mut buf = vec![0u8; len];
-        handle.read_exact(&mut buf)?;
+        // Read into spare capacity: no zeroing of a buffer the read overwrites anyway.
+        let mut buf = Vec::with_capacity(len);
+        handle.take(len as u64).read_to_end(&mut buf)?;
+        if buf.len() != len {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "shard file ends before the block"));
+        }
         Ok(buf)
     }
 

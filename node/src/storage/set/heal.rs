@@ -190,7 +190,7 @@ impl ErasureSet {
                         if targets.contains(&position) {
                             None
                         } else {
-                            reader.read_shard(part, block_index, block_len, shard_index)
+                            reader.read_shard(part, block_index, block_len, shard_index).map(|s| s.to_vec())
                         }
                     })
                     .collect();

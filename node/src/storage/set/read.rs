@@ -75,7 +75,7 @@ impl ErasureSet {
         if !resolved.is_complete() {
             self.queue_heal(bucket, key, false);
         }
-        let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(GET_READAHEAD_BLOCKS);
+        let (sender, receiver) = mpsc::channel::<io::Result<Vec<Bytes>>>(GET_READAHEAD_BLOCKS);
         let set = self.clone();
         let name = format!("{bucket}/{key}");
         let bucket = bucket.to_string();
@@ -110,10 +110,9 @@ impl ErasureSet {
                 };
                 let within = (part_offset - block_start) as usize;
                 let take = ((end - offset) as usize).min(block_len - within);
-                let bytes = Bytes::from(block).slice(within..within + take);
                 offset += take as u64;
                 set.metrics.s3_sent_bytes.inc_by(take as u64);
-                if sender.send(Ok(bytes)).await.is_err() {
+                if sender.send(Ok(range_of(block, within, take))).await.is_err() {
                     break;
                 }
             }
@@ -128,7 +127,14 @@ impl ErasureSet {
         if let Some(Err(e)) = &first {
             return Err(StoreError::Unrecoverable(format!("{name}: {e}")));
         }
-        let body = futures::stream::iter(first).chain(tokio_stream_from(receiver));
+        let blocks = futures::stream::iter(first).chain(tokio_stream_from(receiver));
+        let body = blocks.flat_map(|block| {
+            let pieces: Vec<io::Result<Bytes>> = match block {
+                Ok(pieces) => pieces.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures::stream::iter(pieces)
+        });
         Ok((info, start, length, body))
     }
 }
@@ -139,6 +145,25 @@ fn object_only(resolved: Resolved) -> StoreResult<Resolved> {
         VersionKind::Object => Ok(resolved),
         _ => Err(StoreError::DeleteMarker { version_id: resolved.id(), latest: false }),
     }
+}
+
+/// Bytes `within..within + take` of a block given in pieces, as views into them.
+fn range_of(pieces: Vec<Bytes>, mut within: usize, mut take: usize) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        if take == 0 {
+            break;
+        }
+        if within >= piece.len() {
+            within -= piece.len();
+            continue;
+        }
+        let end = piece.len().min(within + take);
+        take -= end - within;
+        out.push(piece.slice(within..end));
+        within = 0;
+    }
+    out
 }
 
 /// Maps an object offset to (part index, offset within the part).
@@ -153,8 +178,8 @@ fn locate(parts: &[PartInfo], mut offset: u64) -> Option<(usize, u64)> {
 }
 
 fn tokio_stream_from(
-    mut receiver: mpsc::Receiver<io::Result<Bytes>>,
-) -> impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static {
+    mut receiver: mpsc::Receiver<io::Result<Vec<Bytes>>>,
+) -> impl Stream<Item = io::Result<Vec<Bytes>>> + Send + Sync + 'static {
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
@@ -231,7 +256,7 @@ impl ShardReader {
         block_index: u64,
         block_len: usize,
         shard_index: usize,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Bytes> {
         if self.damaged[shard_index] {
             return None;
         }
@@ -241,15 +266,17 @@ impl ShardReader {
         let read = match self.sources[shard_index].as_ref()? {
             ShardSource::Inline { bytes, .. } => {
                 let start = offset as usize;
-                bytes.get(start..start + SHARD_CHECKSUM_BYTES + shard_len).map(<[u8]>::to_vec)
+                bytes.get(start..start + SHARD_CHECKSUM_BYTES + shard_len).map(Bytes::copy_from_slice)
             }
             ShardSource::Files { drive, data_dir, .. } => drive
                 .read_shard(&self.bucket, &self.path, *data_dir, part.number, offset, SHARD_CHECKSUM_BYTES + shard_len)
-                .ok(),
+                .ok()
+                .map(Bytes::from),
         };
-        let verified = read.and_then(|mut bytes| {
+        // The shard is a view into the bytes read (no copy).
+        let verified = read.and_then(|bytes| {
             let stored = u64::from_le_bytes(bytes[..SHARD_CHECKSUM_BYTES].try_into().expect("8 bytes"));
-            let shard = bytes.split_off(SHARD_CHECKSUM_BYTES);
+            let shard = bytes.slice(SHARD_CHECKSUM_BYTES..);
             (shard_checksum(&shard) == stored).then_some(shard)
         });
         if verified.is_none() {
@@ -259,10 +286,12 @@ impl ShardReader {
         verified
     }
 
-    /// One block of object bytes: data shards first, parity only as needed.
-    pub(super) fn read_block(&mut self, part: &PartInfo, block_index: u64, block_len: usize) -> io::Result<Vec<u8>> {
+    /// One block of object bytes, in pieces: data shards first, parity only as needed.
+    /// With every data shard readable the pieces are the data shards themselves (no copy);
+    /// otherwise the block is decoded into one piece.
+    pub(super) fn read_block(&mut self, part: &PartInfo, block_index: u64, block_len: usize) -> io::Result<Vec<Bytes>> {
         let count = self.erasure.total_shards();
-        let mut shards: Vec<Option<Vec<u8>>> = (0..count).map(|_| None).collect();
+        let mut shards: Vec<Option<Bytes>> = (0..count).map(|_| None).collect();
         let mut good = 0;
         for (shard_index, slot) in shards.iter_mut().enumerate() {
             if good == self.erasure.data_shards {
@@ -273,8 +302,43 @@ impl ShardReader {
                 good += 1;
             }
         }
-        self.erasure.decode_block(&mut shards, block_len).map_err(|e| {
+        let shard_len = self.erasure.shard_len(block_len);
+        let data = &shards[..self.erasure.data_shards];
+        if data.iter().all(|s| s.as_ref().is_some_and(|s| s.len() == shard_len)) {
+            let mut left = block_len;
+            let pieces = data.iter().flatten().map(|shard| {
+                let take = left.min(shard.len());
+                left -= take;
+                shard.slice(..take)
+            });
+            return Ok(pieces.filter(|piece| !piece.is_empty()).collect());
+        }
+        let mut owned: Vec<Option<Vec<u8>>> = shards.into_iter().map(|s| s.map(|s| s.to_vec())).collect();
+        let block = self.erasure.decode_block(&mut owned, block_len).map_err(|e| {
             io::Error::other(format!("object data unreadable: {e} (more than parity drives lost or corrupt)"))
-        })
+        })?;
+        Ok(vec![Bytes::from(block)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every range of a block given in pieces is exactly that range of the joined block.
+    #[test]
+    fn a_range_of_pieces_is_the_range_of_the_block() {
+        let block: Vec<u8> = (0..23u8).collect();
+        let pieces = vec![
+            Bytes::copy_from_slice(&block[..8]),
+            Bytes::copy_from_slice(&block[8..16]),
+            Bytes::copy_from_slice(&block[16..]),
+        ];
+        for within in 0..block.len() {
+            for take in 0..=block.len() - within {
+                let got: Vec<u8> = range_of(pieces.clone(), within, take).concat();
+                assert_eq!(got, block[within..within + take], "range {within}+{take}");
+            }
+        }
     }
 }
