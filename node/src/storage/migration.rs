@@ -36,6 +36,7 @@ use super::{ListEntry, Store, blocking, registry};
 use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
 pub use crate::format::migration::{Control, Phase, SetProgress};
+use crate::format::version_id::VersionId;
 use crate::placement::ring::SetId;
 use crate::placement::topology::TopologyRules;
 
@@ -433,11 +434,16 @@ impl Store {
                     // quorum; they go once the object is whole in its ring set.
                     Err(StoreError::LostBeyondParity { .. }) => {
                         let Some(home) = self.home_of(&bucket, key).filter(|home| *home != my_id) else { continue };
-                        let home_holds_it = async || match self.set_by_id(home) {
-                            Some(home) => home.head_object(&bucket, key).await.is_ok(),
+                        // Every version, delete markers too: a key whose latest version
+                        // is a delete marker has no object to HEAD, yet it moved whole.
+                        let home_holds_them = async |ids: Vec<VersionId>| match self.set_by_id(home) {
+                            Some(home) => match home.read_key(&bucket, key).await {
+                                Ok((_, state)) => ids.iter().all(|id| state.version(*id).is_ok()),
+                                Err(_) => false,
+                            },
                             None => false,
                         };
-                        if let Err(e) = set.purge_remnant(&bucket, key, home_holds_it).await {
+                        if let Err(e) = set.purge_remnant(&bucket, key, home_holds_them).await {
                             tracing::debug!(bucket, key, error = %e, "migration: could not clear a remnant");
                         }
                     }

@@ -634,19 +634,20 @@ impl ErasureSet {
     }
 
     /// Removes the copies of a key that this set holds below read quorum, left by a move
-    /// whose source delete was cut short, once `home_holds_it` says the key is whole in
-    /// another set (checked under the key's lock). Returns whether it did.
+    /// whose source delete was cut short, once `home_holds_them` says another set holds
+    /// every version they name (checked under the key's lock). Returns whether it did.
     pub(in crate::storage) async fn purge_remnant(
         &self,
         bucket: &str,
         key: &str,
-        home_holds_it: impl AsyncFnOnce() -> bool,
+        home_holds_them: impl AsyncFnOnce(Vec<VersionId>) -> bool,
     ) -> StoreResult<bool> {
         let path = path::object_path(key).map_err(key_error)?;
         let _guard = self.locks.write(&Self::lock_name(bucket, key)).await?;
         let metas = self.read_metas(bucket, &path).await;
         let state = self.key_state(&metas);
-        if !state.versions.is_empty() || state.lost.is_empty() || !home_holds_it().await {
+        let ids: Vec<VersionId> = state.lost.iter().map(|lost| lost.id).collect();
+        if !state.versions.is_empty() || ids.is_empty() || !home_holds_them(ids).await {
             return Ok(false);
         }
         for result in self.remove_copies(bucket, &path, found(&metas)).await {
