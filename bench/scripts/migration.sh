@@ -4,7 +4,8 @@
 #   A. a raw `cp -r` + sync of set 1's drive directories, and set 1 drained alone
 #      (migration throughput against the raw copy of the same bytes);
 #   B. on a fresh cluster with the same fill: the load alone, then set 1 drained while
-#      the same load runs (user throughput with and without migration, back to back).
+#      the same load runs in rounds until the drain is done (user throughput with and
+#      without migration, back to back; the last round may outlast the drain).
 # Usage: bench/scripts/migration.sh [FILL_SECONDS] [LOAD_SECONDS]   (release binaries)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,13 +53,33 @@ rm -rf "$ROOT/rawcopy"
 drain_and_wait
 stop
 
-echo "== B: the load without, then with the drain"
+echo "== B: the load without, then with the drain (the load runs until the drain is done)"
 start_cluster "$TARGET" "$ROOT" 5
 load "$FILL" fill | sed 's/^/fill: /'
-load "$LOAD" baseline | sed 's/^/without migration: /'
-drain_and_wait &
+load "$LOAD" baseline | tee "$ROOT/without.txt" | sed 's/^/without migration: /'
+drain_and_wait >"$ROOT/drain.txt" &
 DRAIN=$!
-sleep 1
-load "$LOAD" during | sed 's/^/during migration: /'
+: >"$ROOT/during.txt"
+while kill -0 "$DRAIN" 2>/dev/null; do
+  load "$LOAD" during | tee -a "$ROOT/during.txt" | sed 's/^/during migration: /'
+done
 wait $DRAIN
+sed 's/ in / under load in /' "$ROOT/drain.txt"
 stop
+# The mean of the load's rounds during the drain against the round without it.
+python3 - "$ROOT/without.txt" "$ROOT/during.txt" <<'PY'
+import re, sys
+def rates(path):
+    found = {"PUT": [], "GET": []}
+    for line in open(path):
+        m = re.match(r"(PUT|GET): ([0-9.]+) MiB/s", line.strip())
+        if m:
+            found[m.group(1)].append(float(m.group(2)))
+    return found
+without, during = rates(sys.argv[1]), rates(sys.argv[2])
+for op in ("PUT", "GET"):
+    if without[op] and during[op]:
+        mean = sum(during[op]) / len(during[op])
+        print(f"user {op}: {without[op][0]:.1f} MiB/s without, {mean:.1f} MiB/s during "
+              f"(mean of {len(during[op])} rounds) = {mean / without[op][0]:.2f}x")
+PY

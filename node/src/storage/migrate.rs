@@ -18,10 +18,10 @@
 use std::sync::Arc;
 
 use super::layout::ShardLayout;
-use super::set::{Commit, CommitVersion, DriveCopy, ErasureSet, KeyState, Order, Resolved, Selector, Staged};
-use super::{BodyStream, ObjectInfo, PutOptions, ReadPlan, Store, path, registry};
+use super::set::{Commit, CommitVersion, DriveCopy, DriveMeta, ErasureSet, KeyState, Order, Resolved, Staged};
+use super::{BodyStream, PutOptions, Store, path, registry};
 use crate::error::{StoreError, StoreResult};
-use crate::format::object::{ObjectVersion, VersionIdentity, VersionKind};
+use crate::format::object::{VersionIdentity, VersionKind};
 use crate::format::version_id::VersionId;
 
 /// What moving one object did.
@@ -64,14 +64,23 @@ fn identities(state: &KeyState) -> Vec<VersionIdentity<'_>> {
     state.versions.iter().map(|v| v.version.identity()).collect()
 }
 
-/// The ids of the versions `target` holds of the key (a copy below quorum there is a
-/// commit cut short, which the move replaces).
-async fn held_ids(target: &Arc<ErasureSet>, bucket: &str, key: &str) -> StoreResult<Vec<VersionId>> {
-    let (_, state) = target.read_key(bucket, key).await?;
+/// The key's files on `target` and the ids of the versions it holds (a copy below
+/// quorum there is a commit cut short, which the move replaces).
+async fn held_ids(target: &Arc<ErasureSet>, bucket: &str, key: &str) -> StoreResult<(Vec<DriveMeta>, Vec<VersionId>)> {
+    let (metas, state) = target.read_key(bucket, key).await?;
     if let Some((available, needed)) = state.undecided {
         return Err(StoreError::InsufficientQuorum { operation: "move", needed, available });
     }
-    Ok(state.versions.iter().map(Resolved::id).collect())
+    Ok((metas, state.versions.iter().map(Resolved::id).collect()))
+}
+
+/// Removes, before going on, what copies that will not be committed staged.
+async fn discard(copies: Vec<CommitVersion>) {
+    for copy in copies {
+        if let Some(staged) = copy.staged {
+            staged.remove().await;
+        }
+    }
 }
 
 impl Store {
@@ -96,17 +105,16 @@ impl Store {
         if state.versions.is_empty() {
             return Ok(Moved::Changed);
         }
-        let held = held_ids(target, bucket, key).await?;
-        let Some(copies) = self.copy_versions(source, target, bucket, key, &state, &held, false).await? else {
+        let Some(copies) = self.copy_versions(source, target, bucket, key, &state, false).await? else {
             return Ok(Moved::Changed);
         };
         failpoint("move-after-copy");
         let _guard = self.lock_key(bucket, key).await?;
-        let (_, now) = source.read_key(bucket, key).await?;
+        let (metas, now) = source.read_key(bucket, key).await?;
         if identities(&now) != identities(&state) {
             return Ok(Moved::Changed);
         }
-        self.finish_move_locked(bucket, key, source, target, &state, copies).await
+        self.finish_move_locked(bucket, key, source, target, (metas, &state), copies).await
     }
 
     /// `move_object` for a caller that holds the key's lock (a write gathering the
@@ -118,57 +126,55 @@ impl Store {
         source: &Arc<ErasureSet>,
         target: &Arc<ErasureSet>,
     ) -> StoreResult<Moved> {
-        let (_, state) = source.read_key(bucket, key).await?;
+        let (metas, state) = source.read_key(bucket, key).await?;
         state.latest().map(|_| ()).or_else(|e| if matches!(e, StoreError::NoSuchKey) { Ok(()) } else { Err(e) })?;
         if state.versions.is_empty() {
             return Ok(Moved::Changed);
         }
-        let held = held_ids(target, bucket, key).await?;
-        let Some(copies) = self.copy_versions(source, target, bucket, key, &state, &held, true).await? else {
+        let Some(copies) = self.copy_versions(source, target, bucket, key, &state, true).await? else {
             return Ok(Moved::Changed);
         };
-        self.finish_move_locked(bucket, key, source, target, &state, copies).await
+        self.finish_move_locked(bucket, key, source, target, (metas, &state), copies).await
     }
 
     /// Under the key's lock: commits the copies in `target` (skipping versions it holds
-    /// by now), fixes the registry and deletes `state`'s versions from `source`.
+    /// by now), fixes the registry and deletes `state`'s versions from `source`, whose
+    /// files the caller read under the lock (`source_metas`). One read of the target's
+    /// files serves both the check and the commit.
     async fn finish_move_locked(
         &self,
         bucket: &str,
         key: &str,
         source: &Arc<ErasureSet>,
         target: &Arc<ErasureSet>,
-        state: &KeyState,
+        (source_metas, state): (Vec<DriveMeta>, &KeyState),
         copies: Vec<CommitVersion>,
     ) -> StoreResult<Moved> {
-        let held = held_ids(target, bucket, key).await?;
+        let (target_metas, held) = held_ids(target, bucket, key).await?;
         let (already, missing): (Vec<CommitVersion>, Vec<CommitVersion>) =
             copies.into_iter().partition(|c| held.contains(&VersionId(c.version.version_id)));
-        for copy in already {
-            if let Some(staged) = copy.staged {
-                staged.remove().await;
-            }
-        }
+        discard(already).await;
         let bytes: u64 = missing.iter().map(|c| c.version.size).sum();
         let copied = !missing.is_empty();
         if copied {
             let object_path = path::object_path(key).map_err(super::set::key_error)?;
             let commit = Commit { versions: missing, precondition: None, order: Order::Keep };
-            target.commit_locked(bucket, key, &object_path, commit).await?;
+            target.commit_over(bucket, key, &object_path, commit, target_metas).await?;
         }
         failpoint("move-after-commit");
         self.note_location(target, bucket, key).await;
         failpoint("move-after-registry");
         // All at once: a reader of the source sees the key whole or not at all.
         let ids: Vec<VersionId> = state.versions.iter().map(Resolved::id).collect();
-        source.delete_versions_locked(bucket, key, &ids).await?;
+        source.delete_versions_over(bucket, key, &ids, source_metas).await?;
         Ok(if copied { Moved::Copied { bytes } } else { Moved::SourceWasStale })
     }
 
-    /// Copies the data of every version of `state` that `target` does not hold
-    /// (`held`) into staging on `target`. `None` when the source changed meanwhile.
-    /// `locked`: the caller holds the key's write lock (the reads take none).
-    #[allow(clippy::too_many_arguments)]
+    /// Copies the data of every version of `state` into staging on `target` (versions
+    /// the target holds already are dropped at the commit: they are only there after a
+    /// move cut short, so checking first would cost every move a read round). `None`
+    /// when the source changed meanwhile. `locked`: the caller holds the key's write
+    /// lock (the reads take none).
     async fn copy_versions(
         &self,
         source: &Arc<ErasureSet>,
@@ -176,12 +182,11 @@ impl Store {
         bucket: &str,
         key: &str,
         state: &KeyState,
-        held: &[VersionId],
         locked: bool,
     ) -> StoreResult<Option<Vec<CommitVersion>>> {
         let layout = ShardLayout::of_key(key, target.drives().len());
         let mut copies = Vec::new();
-        for resolved in state.versions.iter().filter(|v| !held.contains(&v.id())) {
+        for resolved in &state.versions {
             let version = &resolved.version;
             let mut moved = version.clone();
             moved.erasure = target.layout(0);
@@ -190,7 +195,7 @@ impl Store {
             let staged = Staged::new(target);
             let (per_drive, staged) = match version.kind {
                 VersionKind::Object => {
-                    let copy = self.copy_parts(source, target, bucket, key, version, &staged, locked).await?;
+                    let copy = self.copy_parts(source, target, bucket, key, resolved, &staged, locked).await?;
                     let Some(copied) = copy else {
                         return Ok(None);
                     };
@@ -226,10 +231,10 @@ impl Store {
         }
     }
 
-    /// Copies every part of `version` into staging directory `data_dir` on `target`,
-    /// checking each part's MD5 against its ETag. Returns per target drive the inline
-    /// bytes (or an empty vector for shard files), `None` for a drive that failed; or
-    /// `None` overall when the source changed during the copy.
+    /// Copies every part of `resolved` (a version the caller read from `source`) into
+    /// staging on `target`, checking each part's MD5 against its ETag. Returns per target
+    /// drive the inline bytes (or an empty vector for shard files), `None` for a drive
+    /// that failed; or `None` overall when the source changed during the copy.
     #[allow(clippy::too_many_arguments)]
     async fn copy_parts(
         &self,
@@ -237,10 +242,11 @@ impl Store {
         target: &Arc<ErasureSet>,
         bucket: &str,
         key: &str,
-        version: &ObjectVersion,
+        resolved: &Resolved,
         staged: &Staged,
         locked: bool,
     ) -> StoreResult<Option<Vec<Option<Vec<u8>>>>> {
+        let version = &resolved.version;
         let layout = ShardLayout::of_key(key, target.drives().len());
         let single = version.parts.len() <= 1;
         let mut per_drive: Vec<Option<Vec<u8>>> = vec![Some(Vec::new()); target.drives().len()];
@@ -251,32 +257,21 @@ impl Store {
             version.parts.iter().map(|p| (p.number, p.size, p.etag.clone())).collect()
         };
         for (number, size, etag) in parts {
-            let (expected_etag, expected_modified) = (version.etag.clone(), version.modified_ns);
-            let start = offset;
-            let plan: ReadPlan = Box::new(move |info: &ObjectInfo| {
-                if info.etag == expected_etag && info.modified_ns == expected_modified {
-                    Ok((start, size))
-                } else {
-                    Err(StoreError::PreconditionFailed)
-                }
-            });
-            let selector = Selector::Id(VersionId(version.version_id));
-            let read: StoreResult<BodyStream> = match locked {
-                true => source
-                    .read_object_locked(bucket, key, selector, &plan, None)
-                    .await
-                    .map(|(_, _, _, stream)| Box::pin(stream) as BodyStream),
-                false => source
-                    .read_object(bucket, key, selector, &plan)
-                    .await
-                    .map(|(_, _, _, stream)| Box::pin(stream) as BodyStream),
+            // The version read with the key is streamed as is: no second read of its files.
+            let guard = match locked {
+                true => None,
+                false => Some(source.locks.read(&ErasureSet::lock_name(bucket, key)).await),
             };
-            let body = match read {
-                Ok(body) => body,
-                Err(StoreError::NoSuchKey | StoreError::NoSuchVersion | StoreError::PreconditionFailed) => {
-                    return Ok(None);
+            let body = match source.stream_version(bucket, key, resolved.clone(), offset, size, guard).await {
+                Ok(body) => Box::pin(body) as BodyStream,
+                // Replaced or deleted since it was read: the move is looked at again later.
+                Err(e) => {
+                    let (_, now) = source.read_key(bucket, key).await?;
+                    if now.version(resolved.id()).is_err() {
+                        return Ok(None);
+                    }
+                    return Err(e);
                 }
-                Err(e) => return Err(e),
             };
             let options = PutOptions { content_length: Some(size), max_size: u64::MAX, ..PutOptions::default() };
             let written = target.write_part(body, single, staged, number, layout, &options).await?;

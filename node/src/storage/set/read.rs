@@ -75,6 +75,23 @@ impl ErasureSet {
         if !resolved.is_complete() {
             self.queue_heal(bucket, key, false);
         }
+        let body = self.stream_version(bucket, key, resolved, start, length, guard).await?;
+        Ok((info, start, length, body))
+    }
+
+    /// Streams bytes `start..start + length` of `resolved`, a version this set's drives
+    /// held when the caller read them; `guard` (if any) is held until the stream ends.
+    /// The first block is read before this returns.
+    pub(in crate::storage) async fn stream_version(
+        self: &Arc<Self>,
+        bucket: &str,
+        key: &str,
+        resolved: Resolved,
+        start: u64,
+        length: u64,
+        guard: Option<ReadGuard>,
+    ) -> StoreResult<impl Stream<Item = io::Result<Bytes>> + Send + Sync + 'static + use<>> {
+        let path = path::object_path(key).map_err(key_error)?;
         let (sender, receiver) = mpsc::channel::<io::Result<Vec<Bytes>>>(GET_READAHEAD_BLOCKS);
         let set = self.clone();
         let name = format!("{bucket}/{key}");
@@ -135,7 +152,7 @@ impl ErasureSet {
             };
             futures::stream::iter(pieces)
         });
-        Ok((info, start, length, body))
+        Ok(body)
     }
 }
 

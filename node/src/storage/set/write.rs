@@ -276,9 +276,22 @@ impl ErasureSet {
         path: &ObjectPath,
         commit: Commit,
     ) -> StoreResult<ObjectInfo> {
+        let metas = self.read_metas(bucket, path).await;
+        self.commit_over(bucket, key, path, commit, metas).await
+    }
+
+    /// `commit_locked` over `metas`, the key's files as the caller read them under the
+    /// key's write lock (which it still holds).
+    pub(in crate::storage) async fn commit_over(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &ObjectPath,
+        commit: Commit,
+        metas: Vec<DriveMeta>,
+    ) -> StoreResult<ObjectInfo> {
         let Commit { mut versions, precondition, order } = commit;
         assert!(!versions.is_empty(), "a commit writes a version");
-        let metas = self.read_metas(bucket, path).await;
         if let Some(check) = precondition {
             let current = match self.key_state(&metas).latest_object() {
                 Ok(resolved) => Some(ObjectInfo::from_version(bucket, key, &resolved.version)),
@@ -486,6 +499,19 @@ impl ErasureSet {
     ) -> StoreResult<Vec<ObjectVersion>> {
         let path = path::object_path(key).map_err(key_error)?;
         let metas = self.read_metas(bucket, &path).await;
+        self.delete_versions_over(bucket, key, ids, metas).await
+    }
+
+    /// `delete_versions_locked` over `metas`, the key's files as the caller read them
+    /// under the key's write lock (which it still holds).
+    pub(in crate::storage) async fn delete_versions_over(
+        &self,
+        bucket: &str,
+        key: &str,
+        ids: &[VersionId],
+        metas: Vec<DriveMeta>,
+    ) -> StoreResult<Vec<ObjectVersion>> {
+        let path = path::object_path(key).map_err(key_error)?;
         let removed: Vec<ObjectVersion> =
             self.key_state(&metas).versions.into_iter().filter(|v| ids.contains(&v.id())).map(|v| v.version).collect();
         let named = |v: &ObjectVersion| ids.contains(&VersionId(v.version_id));
