@@ -7,6 +7,7 @@
 #      the same load runs in rounds until the drain is done (user throughput with and
 #      without migration, back to back; the last round may outlast the drain).
 # Usage: bench/scripts/migration.sh [FILL_SECONDS] [LOAD_SECONDS]   (release binaries)
+#        PARTS=A or PARTS=B runs one part only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FILL=${1:-20}
@@ -35,6 +36,8 @@ mib = status['totalBytes'] / 1048576
 print(f\"migration: {status['totalObjects']} objects, {mib:.0f} MiB in {seconds:.1f} s = {mib / seconds:.1f} MiB/s\")"
 }
 
+PARTS=${PARTS:-AB}
+if [[ $PARTS == *A* ]]; then
 echo "== A: a raw copy of set 1, then the drain alone"
 start_cluster "$TARGET" "$ROOT" 5
 load "$FILL" fill | sed 's/^/fill: /'
@@ -52,7 +55,9 @@ python3 -c "s=$END-$START; print(f'raw copy of set 1 drives: {$SET1_BYTES/104857
 rm -rf "$ROOT/rawcopy"
 drain_and_wait
 stop
+fi
 
+[[ $PARTS == *B* ]] || exit 0
 echo "== B: the load without, then with the drain (the load runs until the drain is done)"
 start_cluster "$TARGET" "$ROOT" 5
 load "$FILL" fill | sed 's/^/fill: /'

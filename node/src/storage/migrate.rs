@@ -267,10 +267,8 @@ impl Store {
                 // Replaced or deleted since it was read: the move is looked at again later.
                 Err(e) => {
                     let (_, now) = source.read_key(bucket, key).await?;
-                    if now.version(resolved.id()).is_err() {
-                        return Ok(None);
-                    }
-                    return Err(e);
+                    let same = now.version(resolved.id()).is_ok_and(|v| v.version.identity() == version.identity());
+                    return if same { Err(e) } else { Ok(None) };
                 }
             };
             let options = PutOptions { content_length: Some(size), max_size: u64::MAX, ..PutOptions::default() };
