@@ -74,6 +74,12 @@ async fn held_ids(target: &Arc<ErasureSet>, bucket: &str, key: &str) -> StoreRes
     Ok((metas, state.versions.iter().map(Resolved::id).collect()))
 }
 
+/// Whether an object version of `state` keeps its bytes in the metadata (which a
+/// listing leaves out).
+fn has_inline_data(state: &KeyState) -> bool {
+    state.versions.iter().any(|v| v.version.kind == VersionKind::Object && v.version.data_dir.is_none())
+}
+
 /// Removes, before going on, what copies that will not be committed staged.
 async fn discard(copies: Vec<CommitVersion>) {
     for copy in copies {
@@ -89,14 +95,20 @@ impl Store {
     /// under it, if the source still holds exactly those versions, all of them are
     /// committed in the target at once, the registry is fixed and the source's versions
     /// are deleted. A reader finds the whole key in one set or the other at every point.
-    pub async fn move_object(
+    /// `walked`: the source drives' files of the key as a listing just read them (inline
+    /// data left out); used unless a version is stored inline, else they are read here.
+    pub(in crate::storage) async fn move_object(
         &self,
         bucket: &str,
         key: &str,
         source: &Arc<ErasureSet>,
         target: &Arc<ErasureSet>,
+        walked: Option<Vec<DriveMeta>>,
     ) -> StoreResult<Moved> {
-        let (_, state) = source.read_key(bucket, key).await?;
+        let state = match walked.map(|metas| source.key_state(&metas)).filter(|state| !has_inline_data(state)) {
+            Some(state) => state,
+            None => source.read_key(bucket, key).await?.1,
+        };
         match state.latest() {
             Ok(_) | Err(StoreError::NoSuchKey) => {}
             // A version too few drives hold (or answered for) must not be left behind.

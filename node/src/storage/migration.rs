@@ -31,7 +31,7 @@ use futures::StreamExt;
 
 use super::drive::Drive;
 use super::migrate::Moved;
-use super::set::{ErasureSet, Listing};
+use super::set::{DriveMeta, ErasureSet, Listing};
 use super::{ListEntry, Store, blocking, registry};
 use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
@@ -408,8 +408,8 @@ impl Store {
         }
         // Keys without a readable quorum are listed too (as placeholders, no ETag): the
         // remains of a write or delete cut short by a crash, which the moving pass clears.
-        let entries =
-            set.list_by_walking(&bucket, "", &progress.after, CHECKPOINT_EVERY_KEYS, Listing::AllKeys).await?;
+        let walked = set.walk_all_keys(&bucket, &progress.after, CHECKPOINT_EVERY_KEYS).await?;
+        let (entries, mut metas): (Vec<ListEntry>, Vec<Vec<DriveMeta>>) = walked.into_iter().unzip();
         let my_id = self.id_of(set);
         let is_remnant = super::ObjectInfo::is_placeholder;
         let remnants: Vec<String> = entries
@@ -419,13 +419,17 @@ impl Store {
                 _ => None,
             })
             .collect();
-        let away: Vec<(String, u64)> = entries
+        // Each with the files the walk read, for the move.
+        let away: Vec<(String, u64, Vec<DriveMeta>)> = entries
             .iter()
-            .filter_map(|e| match e {
-                ListEntry::Object(info) if !is_remnant(info) => Some((info.key.clone(), info.size)),
+            .zip(metas.iter_mut())
+            .filter_map(|(e, metas)| match e {
+                ListEntry::Object(info) if !is_remnant(info) => {
+                    Some((info.key.clone(), info.size, std::mem::take(metas)))
+                }
                 _ => None,
             })
-            .filter(|(key, _)| self.home_of(&bucket, key) != Some(my_id))
+            .filter(|(key, _, _)| self.home_of(&bucket, key) != Some(my_id))
             .collect();
         if progress.phase == Phase::Moving {
             for key in &remnants {
@@ -456,7 +460,7 @@ impl Store {
             Phase::Counting => {
                 if bucket != registry::REGISTRY_BUCKET {
                     progress.total_objects += away.len() as u64;
-                    progress.total_bytes += away.iter().map(|(_, size)| size).sum::<u64>();
+                    progress.total_bytes += away.iter().map(|(_, size, _)| size).sum::<u64>();
                 }
             }
             Phase::Moving if bucket == registry::REGISTRY_BUCKET => {
@@ -464,14 +468,14 @@ impl Store {
             }
             Phase::Moving => {
                 progress.found_in_pass += away.len() as u64;
-                let moves = futures::stream::iter(away.into_iter().map(|(key, _)| {
+                let moves = futures::stream::iter(away.into_iter().map(|(key, _, walked)| {
                     let store = self.clone();
                     let (set, bucket) = (set.clone(), bucket.clone());
                     async move {
                         store.yield_to_users().await;
                         let started = Instant::now();
                         let result = match store.home_of(&bucket, &key).and_then(|id| store.set_by_id(id)) {
-                            Some(target) => store.move_object(&bucket, &key, &set, &target).await,
+                            Some(target) => store.move_object(&bucket, &key, &set, &target, Some(walked)).await,
                             None => Ok(Moved::Changed),
                         };
                         // Users first: while S3 requests are in flight here, each worker
@@ -560,9 +564,9 @@ impl Store {
 
     /// Registry records in `set` whose object the current ring places elsewhere are stale
     /// hints: deleted. (Records for objects the ring places in `set` stay.)
-    async fn drop_misplaced_records(&self, set: &Arc<ErasureSet>, records: &[(String, u64)]) {
+    async fn drop_misplaced_records(&self, set: &Arc<ErasureSet>, records: &[(String, u64, Vec<DriveMeta>)]) {
         let my_id = self.id_of(set);
-        for (record_key, _) in records {
+        for (record_key, _, _) in records {
             let Some((bucket, _)) = record_key.split_once('/') else { continue };
             // Read the record to learn its key; a record that cannot be read is dropped.
             let key = self.record_subject(set, record_key).await;
@@ -760,7 +764,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let mover = {
                     let (store, key) = (store.clone(), key.clone());
-                    tokio::spawn(async move { store.move_object("b", &key, &source, &target).await })
+                    tokio::spawn(async move { store.move_object("b", &key, &source, &target, None).await })
                 };
                 // Let the move get going by a varying amount before the user acts.
                 tokio::time::sleep(Duration::from_micros(300 * n as u64)).await;

@@ -239,7 +239,7 @@ mod tests {
         drain_set_one(&store).await;
         let target = store.set_for("b", &away[0]);
         assert!(Arc::ptr_eq(&target, &sets[0]));
-        store.move_object("b", &away[0], &source, &target).await.unwrap();
+        store.move_object("b", &away[0], &source, &target, None).await.unwrap();
         assert_eq!(held(&target, &away[0]).await, versions, "every version and the marker moved, in order");
         assert!(held(&source, &away[0]).await.is_empty());
 

@@ -131,18 +131,58 @@ impl ErasureSet {
         mode: Listing,
     ) -> StoreResult<Vec<ListEntry>> {
         let mut out = Vec::new();
-        let mut cursor = marker.to_string();
-        while out.len() < limit {
-            let (page, more) = self.walk_page(bucket, prefix, &cursor, limit - out.len(), mode).await?;
-            for (key, metas, all_read) in &page {
-                self.show_key(bucket, key, metas, *all_read, mode, &mut out);
+        self.walk_keys(bucket, prefix, marker, limit, mode, |key, metas, all_read| {
+            self.show_key(bucket, key, &metas, all_read, mode, &mut out);
+            out.len()
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// `list_by_walking` of every key (`Listing::AllKeys`), each entry with the drives'
+    /// files it was resolved from (inline data left out), so that the migration need not
+    /// read them again.
+    pub(in crate::storage) async fn walk_all_keys(
+        self: &Arc<Self>,
+        bucket: &str,
+        marker: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<(ListEntry, Vec<DriveMeta>)>> {
+        let mut out = Vec::new();
+        self.walk_keys(bucket, "", marker, limit, Listing::AllKeys, |key, metas, all_read| {
+            let mut shown = Vec::new();
+            self.show_key(bucket, key, &metas, all_read, Listing::AllKeys, &mut shown);
+            out.extend(shown.pop().map(|entry| (entry, metas)));
+            out.len()
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Pages of `walk_page` from `marker` on, each key handed to `take` (which returns how
+    /// many entries it has shown in all) until `limit` entries are shown or keys run out.
+    async fn walk_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        marker: &str,
+        limit: usize,
+        mode: Listing,
+        mut take: impl FnMut(&str, Vec<DriveMeta>, bool) -> usize,
+    ) -> StoreResult<()> {
+        let (mut cursor, mut shown) = (marker.to_string(), 0);
+        while shown < limit {
+            let (page, more) = self.walk_page(bucket, prefix, &cursor, limit - shown, mode).await?;
+            let last = page.last().map(|(key, _, _)| key.clone());
+            for (key, metas, all_read) in page {
+                shown = take(&key, metas, all_read);
             }
-            match page.last() {
-                Some((last, _, _)) if more => cursor = last.clone(),
+            match last {
+                Some(last) if more => cursor = last,
                 _ => break,
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// How many drives a page's walk asks: every one for `AllKeys` (keys below quorum
