@@ -3,7 +3,8 @@
 # each (two sets of 10, 6+4), filled with 1 MiB objects by buckets-load; then
 #   A. a raw `cp -r` + sync of set 1's drive directories, and set 1 drained alone
 #      (migration throughput against the raw copy of the same bytes);
-#   B. on a fresh cluster with the same fill: the load alone, then set 1 drained while
+#   B. on a fresh cluster with the same fill: the load alone (BASELINE_ROUNDS rounds,
+#      default 3), then set 1 drained while
 #      the same load runs in rounds until the drain is done (user throughput with and
 #      without migration, back to back; the last round may outlast the drain).
 # Usage: bench/scripts/migration.sh [FILL_SECONDS] [LOAD_SECONDS]   (release binaries)
@@ -61,7 +62,11 @@ fi
 echo "== B: the load without, then with the drain (the load runs until the drain is done)"
 start_cluster "$TARGET" "$ROOT" 5
 load "$FILL" fill | sed 's/^/fill: /'
-load "$LOAD" baseline | tee "$ROOT/without.txt" | sed 's/^/without migration: /'
+# A few rounds without migration: one round alone varies by ±20 % on this machine.
+: >"$ROOT/without.txt"
+for _ in $(seq "${BASELINE_ROUNDS:-3}"); do
+  load "$LOAD" baseline | tee -a "$ROOT/without.txt" | sed 's/^/without migration: /'
+done
 drain_and_wait >"$ROOT/drain.txt" &
 DRAIN=$!
 : >"$ROOT/during.txt"
@@ -71,7 +76,7 @@ done
 wait $DRAIN
 sed 's/ in / under load in /' "$ROOT/drain.txt"
 stop
-# The mean of the load's rounds during the drain against the round without it.
+# The mean of the load's rounds during the drain against the mean of the rounds without.
 python3 - "$ROOT/without.txt" "$ROOT/during.txt" <<'PY'
 import re, sys
 def rates(path):
@@ -84,7 +89,8 @@ def rates(path):
 without, during = rates(sys.argv[1]), rates(sys.argv[2])
 for op in ("PUT", "GET"):
     if without[op] and during[op]:
+        base = sum(without[op]) / len(without[op])
         mean = sum(during[op]) / len(during[op])
-        print(f"user {op}: {without[op][0]:.1f} MiB/s without, {mean:.1f} MiB/s during "
-              f"(mean of {len(during[op])} rounds) = {mean / without[op][0]:.2f}x")
+        print(f"user {op}: {base:.1f} MiB/s without (mean of {len(without[op])} rounds), {mean:.1f} MiB/s "
+              f"during (mean of {len(during[op])} rounds) = {mean / base:.2f}x")
 PY
