@@ -48,15 +48,19 @@ async fn upload_multipart(s3: &aws_sdk_s3::Client, key: &str, parts: &[Vec<u8>])
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_throttled_migration_moves_at_its_limit() {
-    // One node, two sets of ten drives; about 24 MiB to move out of set 1 at 4 MiB/s: six
-    // seconds, long enough to measure (unthrottled it moves several times faster).
+    // One node, two sets of ten drives; about 32 MiB to move out of set 1 at 4 MiB/s:
+    // eight seconds, long enough to measure (unthrottled it moves several times faster).
     let node = Node::start_with_env(20, &[("BUCKETS_MIGRATION_WORKERS", "8")]);
     let s3 = node.client();
     s3.create_bucket().bucket("paced").send().await.unwrap();
-    for n in 0..48 {
-        let body = ByteStream::from(data(1024 * 1024, n));
-        s3.put_object().bucket("paced").key(format!("object-{n:02}")).body(body).send().await.unwrap();
+    let keys: Vec<String> = (0..64).map(|n| format!("object-{n:02}")).collect();
+    for (n, key) in keys.iter().enumerate() {
+        let body = ByteStream::from(data(1024 * 1024, n as u64));
+        s3.put_object().bucket("paced").key(key).body(body).send().await.unwrap();
     }
+    // The ring is drawn per cluster: what set 1 holds is what must move.
+    let topology: Topology = serde_json::from_str(&admin_ok(&node, &["topology", "show", "--json"])).unwrap();
+    let in_set_1 = keys.iter().filter(|key| topology.ring().locate("paced", key) == 1).count();
     admin_ok(&node, &["migration", "throttle", "4M"]);
     let limit = status(&node).bytes_per_second_limit as f64;
     assert_eq!(limit, 4.0 * 1024.0 * 1024.0);
@@ -70,7 +74,8 @@ async fn a_throttled_migration_moves_at_its_limit() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let moved = node.metric("buckets_migration_moved_bytes_total");
-    assert!(moved >= 16.0 * 1024.0 * 1024.0, "set 1 held a share of the objects: {moved} bytes moved");
+    assert_eq!(moved, (in_set_1 * 1024 * 1024) as f64, "every object set 1 held moved, once");
+    assert!(in_set_1 >= 12, "set 1 held a share of the objects: {in_set_1} of 64");
     // From the first object moved to the last: the throttle allows a burst of one second's
     // worth and the objects in flight, so the rate is near the limit, not far above or below.
     let (start, first) = *samples.iter().find(|(_, bytes)| *bytes > 0.0).expect("objects moved while sampled");
