@@ -409,28 +409,21 @@ impl Store {
         // Keys without a readable quorum are listed too (as placeholders, no ETag): the
         // remains of a write or delete cut short by a crash, which the moving pass clears.
         let walked = set.walk_all_keys(&bucket, &progress.after, CHECKPOINT_EVERY_KEYS).await?;
-        let (entries, mut metas): (Vec<ListEntry>, Vec<Vec<DriveMeta>>) = walked.into_iter().unzip();
+        // Where the next page starts; `None` when this one ends the bucket.
+        let next_after =
+            walked.last().filter(|_| walked.len() == CHECKPOINT_EVERY_KEYS).map(|(last, _)| last.name().to_string());
         let my_id = self.id_of(set);
-        let is_remnant = super::ObjectInfo::is_placeholder;
-        let remnants: Vec<String> = entries
-            .iter()
-            .filter_map(|e| match e {
-                ListEntry::Object(info) if is_remnant(info) => Some(info.key.clone()),
-                _ => None,
-            })
-            .collect();
-        // Each with the files the walk read, for the move.
-        let away: Vec<(String, u64, Vec<DriveMeta>)> = entries
-            .iter()
-            .zip(metas.iter_mut())
-            .filter_map(|(e, metas)| match e {
-                ListEntry::Object(info) if !is_remnant(info) => {
-                    Some((info.key.clone(), info.size, std::mem::take(metas)))
-                }
-                _ => None,
-            })
-            .filter(|(key, _, _)| self.home_of(&bucket, key) != Some(my_id))
-            .collect();
+        // Keys away from their ring set each go with the files the walk read, for the move.
+        let mut remnants: Vec<String> = Vec::new();
+        let mut away: Vec<(String, u64, Vec<DriveMeta>)> = Vec::new();
+        for (entry, metas) in walked {
+            let ListEntry::Object(info) = entry else { continue };
+            if info.is_placeholder() {
+                remnants.push(info.key);
+            } else if self.home_of(&bucket, &info.key) != Some(my_id) {
+                away.push((info.key, info.size, metas));
+            }
+        }
         if progress.phase == Phase::Moving {
             for key in &remnants {
                 match set.heal_object(&bucket, key, false).await {
@@ -512,9 +505,9 @@ impl Store {
             }
             Phase::Done => return Ok(()),
         }
-        match entries.last() {
-            Some(last) if entries.len() == CHECKPOINT_EVERY_KEYS => progress.after = last.name().to_string(),
-            _ => {
+        match next_after {
+            Some(after) => progress.after = after,
+            None => {
                 // End of this bucket: on to the next one, or the end of the pass.
                 match buckets.iter().find(|b| **b > bucket) {
                     Some(next) => {
