@@ -36,9 +36,67 @@ pub struct PartWriter {
     inline: Vec<Vec<u8>>,
     failures: Vec<Option<io::Error>>,
     target_inline: bool,
+    /// The digests of the body, here until a pipeline hashes on a thread of its own.
+    digests: Option<Digests>,
+    hashing: Option<Stage<Bytes, Digests>>,
+    /// Per drive position: the thread writing that drive's shards, once a pipeline runs.
+    writing: Vec<Option<Stage<Vec<u8>, io::Result<()>>>>,
+    size: u64,
+    blocks: u64,
+}
+
+/// After this many blocks a part's writer becomes a pipeline: the body is hashed on a
+/// thread of its own and each local drive's shards are checksummed, written and synced on
+/// a thread of their own, so one large upload uses more than one core and its drives'
+/// writes overlap. A one-block object (the common case) starts no thread.
+const PIPELINE_AFTER_BLOCKS: u64 = 1;
+/// Blocks (hashing) or shards (a drive) a pipeline stage queues: bounds its memory.
+const STAGE_QUEUE: usize = 2;
+
+/// MD5 (the ETag) and the checksums a client asked for, over the whole body.
+struct Digests {
     md5: md5::Md5,
     hashers: Vec<Hasher>,
-    size: u64,
+}
+
+impl Digests {
+    fn update(&mut self, block: &[u8]) {
+        self.md5.update(block);
+        for hasher in &mut self.hashers {
+            hasher.update(block);
+        }
+    }
+}
+
+/// Work on a blocking thread of the runtime, fed through a bounded queue; it answers once
+/// its input closes.
+struct Stage<In, Out> {
+    input: std::sync::mpsc::SyncSender<In>,
+    answer: std::sync::mpsc::Receiver<Out>,
+}
+
+impl<In: Send + 'static, Out: Send + 'static> Stage<In, Out> {
+    fn start(
+        runtime: &tokio::runtime::Handle,
+        work: impl FnOnce(std::sync::mpsc::Receiver<In>) -> Out + Send + 'static,
+    ) -> Self {
+        let (input, inbox) = std::sync::mpsc::sync_channel(STAGE_QUEUE);
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn_blocking(move || {
+            let _ = reply.send(work(inbox));
+        });
+        Stage { input, answer }
+    }
+
+    /// `false` when the stage has stopped (it panicked).
+    fn send(&self, item: In) -> bool {
+        self.input.send(item).is_ok()
+    }
+
+    /// Closes the input; the answer comes from the receiver (`Err`: the stage panicked).
+    fn close(self) -> std::sync::mpsc::Receiver<Out> {
+        self.answer
+    }
 }
 
 /// What a finished part writer reports.
@@ -86,35 +144,79 @@ impl PartWriter {
             inline: vec![Vec::new(); count],
             failures,
             target_inline,
-            md5: md5::Md5::new(),
-            hashers: algorithms.iter().map(|a| Hasher::new(*a)).collect(),
+            digests: Some(Digests {
+                md5: md5::Md5::new(),
+                hashers: algorithms.iter().map(|a| Hasher::new(*a)).collect(),
+            }),
+            hashing: None,
+            writing: (0..count).map(|_| None).collect(),
             size: 0,
+            blocks: 0,
         }
     }
 
-    pub fn healthy_drives(&self) -> usize {
-        self.failures.iter().filter(|f| f.is_none()).count()
+    /// Moves hashing and the local drives' writes onto threads of their own (see
+    /// `PIPELINE_AFTER_BLOCKS`). Outside a runtime the writer stays on one thread.
+    fn start_pipeline(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if let Some(mut digests) = self.digests.take() {
+            self.hashing = Some(Stage::start(&runtime, move |blocks: std::sync::mpsc::Receiver<Bytes>| {
+                for block in blocks {
+                    digests.update(&block);
+                }
+                digests
+            }));
+        }
+        for position in 0..self.files.len() {
+            if !self.drives[position].as_ref().is_some_and(|d| d.is_local()) {
+                continue; // a peer's shard file already sends in the background
+            }
+            let Some(mut file) = self.files[position].take() else { continue };
+            self.writing[position] = Some(Stage::start(&runtime, move |shards: std::sync::mpsc::Receiver<Vec<u8>>| {
+                let mut written = Ok(());
+                for shard in shards {
+                    if written.is_ok() {
+                        let checksum = shard_checksum(&shard).to_le_bytes();
+                        written = file.write_all(&checksum).and_then(|()| file.write_all(&shard));
+                    }
+                }
+                written.and_then(|()| file.sync())
+            }));
+        }
     }
 
     /// Encodes and writes one block (at most `BLOCK_SIZE_BYTES`).
-    pub fn write_block(&mut self, block: &[u8]) -> io::Result<()> {
-        self.md5.update(block);
-        for hasher in &mut self.hashers {
-            hasher.update(block);
+    pub fn write_block(&mut self, block: Vec<u8>) -> io::Result<()> {
+        self.blocks += 1;
+        if self.blocks > PIPELINE_AFTER_BLOCKS && self.hashing.is_none() && !self.target_inline {
+            self.start_pipeline();
         }
         self.size += block.len() as u64;
-        let shards = self.erasure.encode_block(block).map_err(io::Error::other)?;
-        for (shard_index, shard) in shards.iter().enumerate() {
+        let block = Bytes::from(block);
+        match (&mut self.digests, &self.hashing) {
+            (Some(digests), _) => digests.update(&block),
+            (None, Some(hashing)) if hashing.send(block.clone()) => {}
+            (None, _) => return Err(io::Error::other("hashing stopped")),
+        }
+        let shards = self.erasure.encode_block(&block).map_err(io::Error::other)?;
+        for (shard_index, shard) in shards.into_iter().enumerate() {
             let position = self.layout.position_of(shard_index);
             if self.failures[position].is_some() {
                 continue;
             }
-            let checksum = shard_checksum(shard).to_le_bytes();
+            if let Some(writing) = &self.writing[position] {
+                if !writing.send(shard) {
+                    self.failures[position] = Some(io::Error::other("shard writer stopped"));
+                    self.writing[position] = None;
+                }
+                continue;
+            }
+            let checksum = shard_checksum(&shard).to_le_bytes();
             if self.target_inline {
                 self.inline[position].extend_from_slice(&checksum);
-                self.inline[position].extend_from_slice(shard);
+                self.inline[position].extend_from_slice(&shard);
             } else if let Some(file) = self.files[position].as_mut() {
-                let result = file.write_all(&checksum).and_then(|()| file.write_all(shard));
+                let result = file.write_all(&checksum).and_then(|()| file.write_all(&shard));
                 if let Err(e) = result {
                     self.failures[position] = Some(e);
                     self.files[position] = None;
@@ -125,10 +227,14 @@ impl PartWriter {
     }
 
     /// Flushes every shard file to stable storage and reports what was written.
-    pub fn finish(mut self) -> WrittenPart {
+    pub fn finish(mut self) -> io::Result<WrittenPart> {
         let count = self.drives.len();
-        let mut per_drive: Vec<Option<Vec<u8>>> = (0..count).map(|_| None).collect();
-        // fsync the drives in parallel: each may be a different device.
+        // Closing the drives' threads lets them sync; meanwhile the other files sync here,
+        // in parallel too: each drive may be a different device.
+        let writing: Vec<(usize, std::sync::mpsc::Receiver<io::Result<()>>)> = (self.writing.iter_mut().enumerate())
+            .filter_map(|(position, stage)| stage.take().map(|stage| (position, stage.close())))
+            .collect();
+        let hashing = self.hashing.take().map(Stage::close);
         let synced: Vec<(usize, io::Result<()>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .files
@@ -139,18 +245,26 @@ impl PartWriter {
                 .collect();
             handles.into_iter().map(|h| h.join().expect("fsync thread")).collect()
         });
-        for (position, result) in synced {
+        let threaded = writing.into_iter().map(|(position, answer)| {
+            (position, answer.recv().unwrap_or_else(|_| Err(io::Error::other("shard writer stopped"))))
+        });
+        for (position, result) in synced.into_iter().chain(threaded) {
             if let Err(e) = result {
                 self.failures[position] = Some(e);
             }
         }
+        let digests = match hashing {
+            Some(answer) => answer.recv().map_err(|_| io::Error::other("hashing stopped"))?,
+            None => self.digests.take().expect("digests kept when no pipeline runs"),
+        };
+        let mut per_drive: Vec<Option<Vec<u8>>> = (0..count).map(|_| None).collect();
         for (position, slot) in per_drive.iter_mut().enumerate() {
             if self.failures[position].is_none() {
                 *slot = Some(std::mem::take(&mut self.inline[position]));
             }
         }
-        let checksums = self.hashers.into_iter().map(Hasher::finish).collect();
-        WrittenPart { size: self.size, md5: self.md5.finalize().into(), checksums, per_drive }
+        let checksums = digests.hashers.into_iter().map(Hasher::finish).collect();
+        Ok(WrittenPart { size: self.size, md5: digests.md5.finalize().into(), checksums, per_drive })
     }
 }
 
@@ -198,5 +312,77 @@ mod tests {
         assert!(blocker.push(Bytes::from_static(b"ab")).is_empty());
         assert_eq!(blocker.push(Bytes::from_static(b"cdefghij")), vec![b"abcd".to_vec(), b"efgh".to_vec()]);
         assert_eq!(blocker.finish(), b"ij".to_vec());
+    }
+}
+
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+    use crate::erasure::BLOCK_SIZE_BYTES;
+    use crate::format::drive::DriveFormat;
+    use crate::storage::drive::LocalDrive;
+    use crate::storage::path::SYSTEM_DIR;
+    use crate::storage::testing::data;
+
+    /// A part of several blocks goes through the pipeline (hashing and each drive's writes
+    /// on threads of their own): every healthy drive holds each block's shard after its
+    /// checksum, in order, the digests cover the whole body, and a drive whose writes fail
+    /// is reported failed while the others carry on.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_large_part_streams_through_the_pipeline_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging_id = Uuid::new_v4();
+        let staging = |drive: usize| {
+            dir.path().join(format!("d{drive}")).join(SYSTEM_DIR).join("tmp").join(staging_id.to_string())
+        };
+        // Drive 3's shard file is /dev/full: every write to it fails.
+        std::fs::create_dir_all(staging(3)).unwrap();
+        std::os::unix::fs::symlink("/dev/full", staging(3).join("part.1")).unwrap();
+        let drives: Vec<Option<Arc<dyn Drive>>> = (0..4)
+            .map(|i| {
+                let format = DriveFormat {
+                    cluster_id: Uuid::nil(),
+                    drive_id: Uuid::new_v4(),
+                    set_index: 0,
+                    drive_index: i as u32,
+                    set_drives: 4,
+                    set_drive_ids: vec![Uuid::nil(); 4],
+                };
+                Some(Arc::new(LocalDrive::new(dir.path().join(format!("d{i}")), format)) as Arc<dyn Drive>)
+            })
+            .collect();
+        let erasure = Erasure::new(2, 2);
+        let layout = ShardLayout::of_key("k", 4);
+        let body = data(5 * BLOCK_SIZE_BYTES + 12_345, 7);
+        let sent = body.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let target = Target::Files { staging_id, part: 1 };
+            let mut writer = PartWriter::new(erasure, layout, drives, target, &[ChecksumAlgorithm::Crc32c]);
+            for block in sent.chunks(BLOCK_SIZE_BYTES) {
+                writer.write_block(block.to_vec()).unwrap();
+            }
+            writer.finish().unwrap()
+        })
+        .await
+        .unwrap();
+
+        assert_eq!(written.size, body.len() as u64);
+        assert_eq!(written.md5, <[u8; 16]>::from(md5::Md5::digest(&body)));
+        let mut crc = Hasher::new(ChecksumAlgorithm::Crc32c);
+        crc.update(&body);
+        assert_eq!(written.checksums, vec![crc.finish()]);
+        let healthy: Vec<bool> = written.per_drive.iter().map(Option::is_some).collect();
+        assert_eq!(healthy, [true, true, true, false]);
+        for position in 0..3 {
+            let shard = layout.shard_at(position);
+            let mut expected = Vec::new();
+            for block in body.chunks(BLOCK_SIZE_BYTES) {
+                let shards = erasure.encode_block(block).unwrap();
+                expected.extend_from_slice(&shard_checksum(&shards[shard]).to_le_bytes());
+                expected.extend_from_slice(&shards[shard]);
+            }
+            let on_disk = std::fs::read(staging(position).join("part.1")).unwrap();
+            assert!(on_disk == expected, "drive {position} holds shard {shard} of every block, in order");
+        }
     }
 }

@@ -115,9 +115,9 @@ impl ErasureSet {
         let encoder = tokio::task::spawn_blocking(move || -> io::Result<WrittenPart> {
             let mut writer = PartWriter::new(erasure, layout, drives, target, &algorithms);
             while let Some(block) = receiver.blocking_recv() {
-                writer.write_block(&block)?;
+                writer.write_block(block)?;
             }
-            Ok(writer.finish())
+            writer.finish()
         });
         let pumped: StoreResult<()> = async {
             let mut total = 0u64;
