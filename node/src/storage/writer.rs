@@ -68,24 +68,36 @@ impl Digests {
     }
 }
 
-/// Work on a blocking thread of the runtime, fed through a bounded queue; it answers once
-/// its input closes.
+/// Work on a thread of its own, fed through a bounded queue; it answers once its input
+/// closes. A thread of its own, not one of the runtime's blocking pool: the writer feeding
+/// it runs on that pool, and with the pool full, stages queued behind their writers
+/// would never start.
 struct Stage<In, Out> {
     input: std::sync::mpsc::SyncSender<In>,
     answer: std::sync::mpsc::Receiver<Out>,
 }
 
 impl<In: Send + 'static, Out: Send + 'static> Stage<In, Out> {
-    fn start(
-        runtime: &tokio::runtime::Handle,
-        work: impl FnOnce(std::sync::mpsc::Receiver<In>) -> Out + Send + 'static,
-    ) -> Self {
+    /// Starts `work` over `state` and the stage's input; `Err(state)` when no thread can
+    /// be started (the caller keeps working without one).
+    fn start<S: Send + 'static>(
+        state: S,
+        work: impl FnOnce(S, std::sync::mpsc::Receiver<In>) -> Out + Send + 'static,
+    ) -> Result<Self, S> {
         let (input, inbox) = std::sync::mpsc::sync_channel(STAGE_QUEUE);
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
-        runtime.spawn_blocking(move || {
-            let _ = reply.send(work(inbox));
+        // The state goes over once the thread runs, so a failed spawn does not lose it.
+        let (hand_over, handed) = std::sync::mpsc::sync_channel::<S>(1);
+        let spawned = std::thread::Builder::new().name("buckets-put".into()).spawn(move || {
+            if let Ok(state) = handed.recv() {
+                let _ = reply.send(work(state, inbox));
+            }
         });
-        Stage { input, answer }
+        if spawned.is_err() {
+            return Err(state);
+        }
+        hand_over.send(state).map_err(|unsent| unsent.0)?;
+        Ok(Stage { input, answer })
     }
 
     /// `false` when the stage has stopped (it panicked).
@@ -156,23 +168,29 @@ impl PartWriter {
     }
 
     /// Moves hashing and the local drives' writes onto threads of their own (see
-    /// `PIPELINE_AFTER_BLOCKS`). Outside a runtime the writer stays on one thread.
+    /// `PIPELINE_AFTER_BLOCKS`); what gets no thread stays on this one.
     fn start_pipeline(&mut self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
-        if let Some(mut digests) = self.digests.take() {
-            self.hashing = Some(Stage::start(&runtime, move |blocks: std::sync::mpsc::Receiver<Bytes>| {
+        if let Some(digests) = self.digests.take() {
+            let hashing = Stage::start(digests, |mut digests, blocks: std::sync::mpsc::Receiver<Bytes>| {
                 for block in blocks {
                     digests.update(&block);
                 }
                 digests
-            }));
+            });
+            match hashing {
+                Ok(stage) => self.hashing = Some(stage),
+                Err(digests) => {
+                    self.digests = Some(digests);
+                    return;
+                }
+            }
         }
         for position in 0..self.files.len() {
             if !self.drives[position].as_ref().is_some_and(|d| d.is_local()) {
                 continue; // a peer's shard file already sends in the background
             }
-            let Some(mut file) = self.files[position].take() else { continue };
-            self.writing[position] = Some(Stage::start(&runtime, move |shards: std::sync::mpsc::Receiver<Vec<u8>>| {
+            let Some(file) = self.files[position].take() else { continue };
+            let writing = Stage::start(file, |mut file, shards: std::sync::mpsc::Receiver<Vec<u8>>| {
                 let mut written = Ok(());
                 for shard in shards {
                     if written.is_ok() {
@@ -181,7 +199,11 @@ impl PartWriter {
                     }
                 }
                 written.and_then(|()| file.sync())
-            }));
+            });
+            match writing {
+                Ok(stage) => self.writing[position] = Some(stage),
+                Err(file) => self.files[position] = Some(file),
+            }
         }
     }
 
