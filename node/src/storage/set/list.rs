@@ -170,10 +170,21 @@ impl ErasureSet {
         mode: Listing,
         mut take: impl FnMut(&str, Vec<DriveMeta>, bool) -> usize,
     ) -> StoreResult<()> {
-        let (mut cursor, mut shown) = (marker.to_string(), 0);
+        let (mut cursor, mut shown, mut keys_seen) = (marker.to_string(), 0, 0);
         while shown < limit {
-            let (page, more) = self.walk_page(bucket, prefix, &cursor, limit - shown, mode).await?;
+            let wanted = limit - shown;
+            // Every key walked is read from several drives. A key shows one entry, but in
+            // a version listing as many as it has versions: there, ask for as many keys
+            // as the versions per key seen so far suggest (a quarter of the entries
+            // wanted before any key is seen), not one key per entry wanted.
+            let keys = match mode {
+                Listing::Versions if shown == 0 => wanted / 4 + 1,
+                Listing::Versions => (wanted * keys_seen).div_ceil(shown),
+                Listing::Latest | Listing::AllKeys => wanted,
+            };
+            let (page, more) = self.walk_page(bucket, prefix, &cursor, keys, mode).await?;
             let last = page.last().map(|(key, _, _)| key.clone());
+            keys_seen += page.len();
             for (key, metas, all_read) in page {
                 shown = take(&key, metas, all_read);
             }
