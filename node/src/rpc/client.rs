@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
 use crate::format::drive::DriveFormat;
-use crate::storage::drive::{Drive, ShardFile};
+use crate::storage::drive::{Drive, MergedCommit, ShardFile, commit_merged_by_parts};
 use crate::storage::path::ObjectPath;
 
 /// Metadata calls answer in milliseconds; a peer silent this long is treated as down.
@@ -410,6 +410,29 @@ impl Drive for RemoteDrive {
     fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()> {
         let call = DriveCall::CommitObject { bucket: bucket.into(), path: path.to_wire(), staged: staged.to_vec() };
         self.inner.call_unit(call, meta)
+    }
+
+    fn commit_merged(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        entries: &[u8],
+        staged: &[Uuid],
+        newest: bool,
+    ) -> io::Result<MergedCommit> {
+        let call =
+            DriveCall::CommitMerged { bucket: bucket.into(), path: path.to_wire(), staged: staged.to_vec(), newest };
+        match self.inner.call(&call, entries) {
+            Ok(answer) => {
+                let bytes = answer.ok_or_else(|| io::Error::other("peer answered nothing"))?;
+                postcard::from_bytes(&bytes).map_err(|e| io::Error::other(format!("peer answer malformed: {e}")))
+            }
+            // A peer of an earlier version does not know the call: its file, then the commit.
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                commit_merged_by_parts(self, bucket, path, entries, staged, newest)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {

@@ -134,6 +134,15 @@ pub enum DriveCall {
         name: String,
         offset: u64,
     },
+    /// `Drive::commit_merged`, the entries in the payload; answers a `MergedCommit`. (After
+    /// the others for the same reason; an earlier peer's 400 makes the caller read the
+    /// key's file and send `CommitObject`.)
+    CommitMerged {
+        bucket: String,
+        path: WirePath,
+        staged: Vec<Uuid>,
+        newest: bool,
+    },
 }
 
 /// Frames a call and its payload as a request body.

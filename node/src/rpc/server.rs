@@ -137,6 +137,9 @@ fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
         CommitObject { bucket, path, staged } => {
             drive.commit_object(&bucket, &path_of(&path)?, payload, &staged).map(|()| None)
         }
+        CommitMerged { bucket, path, staged, newest } => {
+            encoded(&drive.commit_merged(&bucket, &path_of(&path)?, payload, &staged, newest)?)
+        }
         RemoveDataDirs { bucket, path, data_dirs } => {
             drive.remove_data_dirs(&bucket, &path_of(&path)?, &data_dirs);
             Ok(None)
@@ -193,6 +196,7 @@ fn names_are_plain(call: &DriveCall) -> bool {
         }
         ReadObjectMeta { bucket, .. }
         | CommitObject { bucket, .. }
+        | CommitMerged { bucket, .. }
         | RemoveDataDirs { bucket, .. }
         | RestoreObject { bucket, .. }
         | DeleteObject { bucket, .. }

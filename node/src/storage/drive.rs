@@ -442,6 +442,20 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     /// Moves the staging directories `staged` into place as data directories of the key
     /// and writes its metadata file, durably; `staged` may be empty.
     fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()>;
+    /// `commit_object` of the key's metadata file with `entries` (an encoded `ObjectMeta`)
+    /// merged in, each in place of the drive's entry of its id: a write that need not read
+    /// every drive's file first. With `newest`, commits only when every entry the drive
+    /// holds is older than the new ones (else answers `Behind`: a clock stepped back).
+    fn commit_merged(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        entries: &[u8],
+        staged: &[Uuid],
+        newest: bool,
+    ) -> io::Result<MergedCommit> {
+        commit_merged_by_parts(self, bucket, path, entries, staged, newest)
+    }
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]);
     fn restore_object(
         &self,
@@ -492,6 +506,44 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
         parts: &[(u32, String)],
     ) -> io::Result<()>;
     fn remove_upload(&self, bucket: &str, upload_id: &str) -> io::Result<()>;
+}
+
+/// What a drive answers to `Drive::commit_merged`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MergedCommit {
+    /// Committed; the metadata file it replaced (`None`: the key had none here).
+    Committed { previous: Option<Vec<u8>> },
+    /// Not committed: the drive holds a version this new or newer, the newest at this time.
+    Behind { newest_ns: i64 },
+}
+
+/// `Drive::commit_merged` by a read of the key's metadata file and `commit_object` (local
+/// drives, and peers of a version without the call).
+pub fn commit_merged_by_parts(
+    drive: &(impl Drive + ?Sized),
+    bucket: &str,
+    path: &ObjectPath,
+    entries: &[u8],
+    staged: &[Uuid],
+    newest: bool,
+) -> io::Result<MergedCommit> {
+    use crate::format::object::ObjectMeta;
+    let new = ObjectMeta::decode(entries).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    let previous = drive.read_object_meta(bucket, path)?;
+    // A corrupt file counts as none, as reads count it (healing rewrites it).
+    let held =
+        previous.as_deref().and_then(|bytes| ObjectMeta::decode(bytes).ok()).map_or_else(Vec::new, |m| m.versions);
+    if newest {
+        // An entry identical to a new one is this commit's own, from a retried call.
+        let others = held.iter().filter(|v| !new.versions.contains(v));
+        let floor = new.versions.iter().map(|v| v.modified_ns).min().unwrap_or(i64::MAX);
+        if let Some(newest_ns) = others.map(|v| v.modified_ns).max().filter(|&held| held >= floor) {
+            return Ok(MergedCommit::Behind { newest_ns });
+        }
+    }
+    let versions = new.versions.into_iter().fold(held, crate::storage::set::with_entry);
+    drive.commit_object(bucket, path, &ObjectMeta { versions }.encode(), staged)?;
+    Ok(MergedCommit::Committed { previous })
 }
 
 /// A shard file being written: appended block by block, then made durable.
@@ -841,7 +893,11 @@ impl Drive for LocalDrive {
         }
         let object_dir = bucket_dir.join(&path.dir);
         for data_dir in staged {
-            sync_dir(&self.tmp_root().join(data_dir.to_string()))?;
+            // Gone when an earlier try of this call moved it (checked below).
+            match sync_dir(&self.tmp_root().join(data_dir.to_string())) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         // A concurrent delete may prune the parent directories between our mkdir and
         // rename; a few retries ride over that race.

@@ -16,6 +16,8 @@ mod read;
 mod staging;
 mod write;
 
+pub(in crate::storage) use write::with_entry;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 

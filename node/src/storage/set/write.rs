@@ -15,6 +15,7 @@ use crate::erasure::BLOCK_SIZE_BYTES;
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ObjectLock, ObjectMeta, ObjectVersion, PartInfo, VersionKind};
 use crate::format::version_id::VersionId;
+use crate::storage::drive::MergedCommit;
 use crate::storage::layout::ShardLayout;
 use crate::storage::path::{self, ObjectPath};
 use crate::storage::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
@@ -251,6 +252,10 @@ impl ErasureSet {
             false => Some(self.locks.write(&Self::lock_name(&prepared.bucket, &prepared.key)).await?),
         };
         let PreparedPut { bucket, key, path, version, layout, per_drive, staged, precondition } = prepared;
+        if precondition.is_none() {
+            let versions = vec![CommitVersion { version, layout, per_drive, staged }];
+            return self.commit_merging(&bucket, &key, &path, versions).await;
+        }
         let commit = Commit::one(version, layout, per_drive, staged, precondition, Order::Newest);
         self.commit_locked(&bucket, &key, &path, commit).await
     }
@@ -314,29 +319,7 @@ impl ErasureSet {
             }
         }
         let newest = versions.iter().map(|v| &v.version).max_by_key(|v| v.modified_ns).cloned().expect("a version");
-        // Per drive: its copy of every version, or `None` when it missed one (it gets
-        // nothing now and is healed), and the staging directories it moves into place.
-        let plans: Vec<Option<(Vec<ObjectVersion>, Vec<Uuid>)>> = (0..self.drives.len())
-            .map(|position| {
-                let mut copies = Vec::new();
-                let mut staged = Vec::new();
-                for written in &versions {
-                    let mut version = written.version.clone();
-                    version.erasure.shard_index = written.layout.shard_at(position) as u8;
-                    version.inline_data = match &written.per_drive[position] {
-                        DriveCopy::Failed => return None,
-                        DriveCopy::Staged => {
-                            staged.extend(written.staged.as_ref().map(Staged::id));
-                            None
-                        }
-                        DriveCopy::Inline(bytes) => Some(bytes.clone()),
-                    };
-                    copies.push(version);
-                }
-                Some((copies, staged))
-            })
-            .collect();
-        let all_staged: Vec<Uuid> = versions.iter().filter_map(|v| v.staged.as_ref().map(Staged::id)).collect();
+        let plans = self.plans(&versions);
         let commits = plans.into_iter().enumerate().map(|(position, plan)| {
             let drive = self.drives[position].clone();
             let current = match &metas[position] {
@@ -357,6 +340,131 @@ impl ErasureSet {
             })
         });
         let results = futures::future::join_all(commits).await;
+        self.settle_commit(bucket, key, path, versions, &newest, results, &metas).await
+    }
+
+    /// A PUT's commit without a read of the key's files first: each drive merges the new
+    /// version into its own (`Drive::commit_merged`) and answers the file it replaced.
+    /// When a drive holds a version as new or newer (a clock stepped back), the version's
+    /// time moves past it and every drive commits again (each replaces its entry of the
+    /// version's id). The caller holds the key's write lock.
+    async fn commit_merging(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &ObjectPath,
+        mut versions: Vec<CommitVersion>,
+    ) -> StoreResult<ObjectInfo> {
+        let count = self.drives.len();
+        // Per drive: the file it held before this commit, once it committed.
+        let mut previous: Vec<Option<DriveMeta>> = (0..count).map(|_| None).collect();
+        let mut failures: Vec<Option<io::Error>> = (0..count).map(|_| None).collect();
+        for round in 0..3 {
+            let plans = self.plans(&versions);
+            let commits = plans.into_iter().enumerate().map(|(position, plan)| {
+                let drive = self.drives[position].clone();
+                let (bucket, path) = (bucket.to_string(), path.clone());
+                let skip = failures[position].is_some();
+                blocking(move || -> io::Result<MergedCommit> {
+                    if skip {
+                        return Err(io::Error::other("drive failed in an earlier round"));
+                    }
+                    let (copies, staged) = plan.ok_or_else(|| io::Error::other("drive failed during write"))?;
+                    if !drive.is_online() {
+                        return Err(io::Error::other("drive offline"));
+                    }
+                    drive.commit_merged(&bucket, &path, &ObjectMeta { versions: copies }.encode(), &staged, true)
+                })
+            });
+            let mut behind = None;
+            for (position, result) in futures::future::join_all(commits).await.into_iter().enumerate() {
+                match result {
+                    Ok(MergedCommit::Committed { previous: held }) => {
+                        let held = held.map_or(DriveMeta::Missing, |bytes| {
+                            ObjectMeta::decode(&bytes).map_or(DriveMeta::Missing, DriveMeta::Found)
+                        });
+                        previous[position].get_or_insert(held);
+                    }
+                    Ok(MergedCommit::Behind { newest_ns }) => behind = behind.max(Some(newest_ns)),
+                    Err(e) => failures[position] = failures[position].take().or(Some(e)),
+                }
+            }
+            let Some(newest_ns) = behind else { break };
+            if round == 2 {
+                // Still behind after moving past it twice: those drives count as failed.
+                for position in 0..count {
+                    if previous[position].is_none() && failures[position].is_none() {
+                        failures[position] = Some(io::Error::other("drive holds newer versions"));
+                    }
+                }
+                break;
+            }
+            for written in &mut versions {
+                written.version.modified_ns = written.version.modified_ns.max(newest_ns + 1);
+                written.version.changed_ns = written.version.modified_ns;
+            }
+        }
+        let newest = versions.iter().map(|v| &v.version).max_by_key(|v| v.modified_ns).cloned().expect("a version");
+        let plans = self.plans(&versions);
+        let results: Vec<io::Result<Vec<Uuid>>> = (0..count)
+            .map(|position| match (&failures[position], &previous[position], &plans[position]) {
+                (None, Some(held), Some((copies, _))) => {
+                    // What the drive's file references now: the data directories of its
+                    // versions that this commit kept, and the new ones.
+                    let held = held.versions().to_vec();
+                    Ok(referenced_data_dirs(&ObjectMeta { versions: copies.iter().cloned().fold(held, with_entry) }))
+                }
+                (Some(e), _, _) => Err(io::Error::new(e.kind(), e.to_string())),
+                _ => Err(io::Error::other("not committed")),
+            })
+            .collect();
+        // A drive that failed in a later round after it committed in an earlier one keeps
+        // the version at its first time, as a drive does that a crash cut short: healed.
+        let metas: Vec<DriveMeta> = previous.into_iter().map(|held| held.unwrap_or(DriveMeta::Failed)).collect();
+        self.settle_commit(bucket, key, path, versions, &newest, results, &metas).await
+    }
+
+    /// Per drive: its copy of every version, or `None` when it missed one (it gets
+    /// nothing now and is healed), and the staging directories it moves into place.
+    fn plans(&self, versions: &[CommitVersion]) -> Vec<Option<(Vec<ObjectVersion>, Vec<Uuid>)>> {
+        (0..self.drives.len())
+            .map(|position| {
+                let mut copies = Vec::new();
+                let mut staged = Vec::new();
+                for written in versions {
+                    let mut version = written.version.clone();
+                    version.erasure.shard_index = written.layout.shard_at(position) as u8;
+                    version.inline_data = match &written.per_drive[position] {
+                        DriveCopy::Failed => return None,
+                        DriveCopy::Staged => {
+                            staged.extend(written.staged.as_ref().map(Staged::id));
+                            None
+                        }
+                        DriveCopy::Inline(bytes) => Some(bytes.clone()),
+                    };
+                    copies.push(version);
+                }
+                Some((copies, staged))
+            })
+            .collect()
+    }
+
+    /// After the drives' commits (`results`: per drive, the data directories its file
+    /// references now): removes staged files no drive took, puts every committed drive
+    /// back as `metas` says it was when below write quorum, else retires the data
+    /// directories the commit replaced and queues a heal for the drives it missed.
+    #[allow(clippy::too_many_arguments)]
+    async fn settle_commit(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &ObjectPath,
+        versions: Vec<CommitVersion>,
+        newest: &ObjectVersion,
+        results: Vec<io::Result<Vec<Uuid>>>,
+        metas: &[DriveMeta],
+    ) -> StoreResult<ObjectInfo> {
+        let all_staged: Vec<Uuid> = versions.iter().filter_map(|v| v.staged.as_ref().map(Staged::id)).collect();
         let succeeded = results.iter().filter(|r| r.is_ok()).count();
         // What the commits did not move into place (drives that failed) goes now.
         let moved: Vec<bool> = results.iter().map(Result::is_ok).collect();
@@ -408,7 +516,7 @@ impl ErasureSet {
         if succeeded < self.drives.len() {
             self.queue_heal(bucket, key, false);
         }
-        Ok(ObjectInfo::from_version(bucket, key, &newest))
+        Ok(ObjectInfo::from_version(bucket, key, newest))
     }
 
     /// Rewrites the metadata (tags, object lock) of the version `selector` names and
@@ -739,7 +847,7 @@ impl Commit {
 }
 
 /// A drive's entries with `entry` in place of the one of its id, newest first.
-pub(super) fn with_entry(mut entries: Vec<ObjectVersion>, entry: ObjectVersion) -> Vec<ObjectVersion> {
+pub(in crate::storage) fn with_entry(mut entries: Vec<ObjectVersion>, entry: ObjectVersion) -> Vec<ObjectVersion> {
     entries.retain(|v| v.version_id != entry.version_id);
     entries.push(entry);
     entries.sort_by_key(|v| std::cmp::Reverse(v.modified_ns));
@@ -756,4 +864,56 @@ fn verify_digests(written: &WrittenPart, options: &mut PutOptions) -> StoreResul
         verify(&written.checksums)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::bucket::Versioning;
+    use crate::storage::testing::{data, open_two_sets, put, read};
+
+    /// A PUT commits without reading the drives' files first. Drives that hold a version
+    /// stamped later than the new one (written by a node whose clock ran ahead) make the
+    /// new version's time move past it on every drive: it is the latest, stamped alike on
+    /// every drive, and the earlier version stays readable.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_put_after_a_clock_ran_ahead_is_the_latest_on_every_drive() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.make_bucket("b").await.unwrap();
+        store.set_bucket_versioning("b", Versioning::Enabled).await.unwrap();
+        let (first, second) = (data(300_000, 1), data(200_000, 2));
+        put(&store, "b", "k", first.clone()).await;
+        let set = store.set_for("b", "k");
+        let path = path::object_path("k").unwrap();
+        let first_id = store.head_object("b", "k").await.unwrap().version_id;
+        // Four drives of ten (6+4) hold the first version an hour ahead.
+        let ahead = now_ns() + 3_600_000_000_000;
+        for drive in &set.drives()[..4] {
+            let mut meta = ObjectMeta::decode(&drive.read_object_meta("b", &path).unwrap().unwrap()).unwrap();
+            meta.versions[0].modified_ns = ahead;
+            drive.commit_object("b", &path, &meta.encode(), &[]).unwrap();
+        }
+        put(&store, "b", "k", second.clone()).await;
+        let latest: Vec<(VersionId, i64)> = set
+            .drives()
+            .iter()
+            .map(|drive| {
+                let meta = ObjectMeta::decode(&drive.read_object_meta("b", &path).unwrap().unwrap()).unwrap();
+                assert_eq!(meta.versions.len(), 2, "{}: both versions", drive.name());
+                (VersionId(meta.versions[0].version_id), meta.versions[0].modified_ns)
+            })
+            .collect();
+        assert!(latest.iter().all(|held| *held == latest[0]), "the same newest version everywhere: {latest:?}");
+        assert!(latest[0].1 > ahead, "stamped past the version ahead");
+        assert_ne!(latest[0].0, first_id);
+        assert_eq!(read(&store, "b", "k").await.unwrap(), second);
+        let older = store.get_version("b", "k", Selector::Id(first_id), Box::new(|info| Ok((0, info.size)))).await;
+        let mut body = older.unwrap().body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        assert!(bytes == first, "the earlier version's data stays");
+    }
 }
