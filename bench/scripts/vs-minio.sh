@@ -13,7 +13,7 @@
 # Env:   DURATION (default 20s), BENCH_DIR (default /tmp/buckets-vs-minio),
 #        MINIO_BIN / WARP_BIN (default: built once from ../shared/peers into
 #        ~/.cache/buckets/peers/bin), BUCKETS_BIN_DIR (default: a release build).
-# Not part of the test suite: a full run takes about 25 minutes.
+# Not part of the test suite: a full run takes about 45 minutes (the 200k listing alone about 15).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -134,6 +134,15 @@ cpu_seconds() { # summed user+system CPU of the servers
   awk -v t=$ticks -v hz="$hz" 'BEGIN {printf "%.1f", t / hz}'
 }
 
+rss_now_mb() { # largest current RSS (VmRSS) of the servers, MB: idle right after start
+  local most=0
+  for p in "${PIDS[@]}"; do
+    local kb; kb=$(awk '/VmRSS/ {print $2}' "/proc/$p/status")
+    [ "$kb" -gt "$most" ] && most=$kb
+  done
+  echo $((most / 1024))
+}
+
 peak_rss_mb() { # largest peak RSS (VmHWM) of the servers, MB
   local peak=0
   for p in "${PIDS[@]}"; do
@@ -144,7 +153,8 @@ peak_rss_mb() { # largest peak RSS (VmHWM) of the servers, MB
 }
 
 # --- workloads ------------------------------------------------------------------------
-# name | warp arguments | unit (MiB/s or obj/s) | layouts
+# name | warp arguments | unit (MiB/s or obj/s) | layouts [| duration, when DURATION is too
+# short for the workload's requests]
 WORKLOADS=(
   "put-1MiB|put --obj.size 1MiB --concurrent 16|MiB/s|single cluster"
   "get-1MiB|get --obj.size 1MiB --concurrent 16 --objects 400|MiB/s|single cluster"
@@ -155,6 +165,14 @@ WORKLOADS=(
   "mixed-1MiB|mixed --obj.size 1MiB --concurrent 16 --objects 400|MiB/s|single"
   "list-10k|list --obj.size 1KiB --concurrent 4 --objects 10000|obj/s|single"
   "delete-batch10|delete --obj.size 4KiB --concurrent 8 --objects 20000 --batch 10|obj/s|single"
+  # Versioned listing: 2,500 keys × 4 versions, listed with ListObjectVersions.
+  "list-versions|list --obj.size 1KiB --concurrent 4 --objects 2500 --versions 4|obj/s|single"
+  # Memory under the largest requests: one 5 GiB PUT (S3's largest single PUT) at a time,
+  # GETs of one 5 GiB object, and listings of a whole 200,000-key bucket (every worker
+  # lists all of it, 1,000 keys per page). The 200k upload alone takes 5–10 minutes.
+  "put-5GiB|put --obj.size 5GiB --concurrent 1 --disable-multipart|MiB/s|single|60s"
+  "get-5GiB|get --obj.size 5GiB --concurrent 1 --objects 1 --disable-multipart|MiB/s|single|60s"
+  "list-200k|list --obj.size 1KiB --concurrent 16 --objects 200000 --noprefix --max-keys 1000|obj/s|single|60s"
 )
 
 # parse_warp FILE UNIT → "throughput p50 p99" of the run's total (the last Average line).
@@ -180,21 +198,22 @@ mkdir -p "$ROOT"; : >"$RESULTS"
 run_layout() { # run_layout single|cluster
   local layout=$1
   for entry in "${WORKLOADS[@]}"; do
-    IFS='|' read -r name args unit layouts <<<"$entry"
+    IFS='|' read -r name args unit layouts duration <<<"$entry"
     [[ " $layouts " == *" $layout "* ]] || continue
     if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " == *" $name "* ]]; then continue; fi
     for server in buckets minio; do
       start_server "$server" "$layout"
+      local idle; idle=$(rss_now_mb)
       local before; before=$(cpu_seconds)
       # shellcheck disable=SC2086
       "$WARP_BIN" $args --host "$HOSTS" --access-key $USER_NAME --secret-key $PASSWORD \
-        --bucket warp-bench --duration "$DURATION" --noclear --benchdata "$ROOT/$layout-$name-$server" \
+        --bucket warp-bench --duration "${duration:-$DURATION}" --noclear --benchdata "$ROOT/$layout-$name-$server" \
         >"$ROOT/$layout-$name-$server.txt" 2>&1 || { echo "warp failed: see $ROOT/$layout-$name-$server.txt" >&2; }
       local cpu; cpu=$(awk -v a="$(cpu_seconds)" -v b="$before" 'BEGIN {printf "%.1f", a - b}')
       local rss; rss=$(peak_rss_mb)
       stop_servers
       read -r rate p50 p99 < <(parse_warp "$ROOT/$layout-$name-$server.txt" "$unit")
-      echo "$layout $name $server $rate $unit $p50 $p99 $cpu $rss" | tee -a "$RESULTS" >&2
+      echo "$layout $name $server $rate $unit $p50 $p99 $cpu $rss $idle" | tee -a "$RESULTS" >&2
     done
   done
 }
@@ -209,13 +228,13 @@ esac
 echo
 echo "## $MODE ($(date -u +%F), $(nproc) cores, warp $DURATION per workload; p50/p99 in ms-or-s as warp prints them)"
 echo
-echo "| layout | workload | Buckets | MinIO | Buckets / MinIO | p50 B / M | p99 B / M | CPU s B / M | peak RSS MB B / M |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| layout | workload | Buckets | MinIO | Buckets / MinIO | p50 B / M | p99 B / M | CPU s B / M | peak RSS MB B / M | idle RSS MB B / M |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 awk '
   { key = $1 " " $2; unit[key] = $5
-    if ($3 == "buckets") { b[key] = $4; bp50[key] = $6; bp99[key] = $7; bcpu[key] = $8; brss[key] = $9; order[++n] = key }
-    else { m[key] = $4; mp50[key] = $6; mp99[key] = $7; mcpu[key] = $8; mrss[key] = $9 } }
+    if ($3 == "buckets") { b[key] = $4; bp50[key] = $6; bp99[key] = $7; bcpu[key] = $8; brss[key] = $9; bidle[key] = $10; order[++n] = key }
+    else { m[key] = $4; mp50[key] = $6; mp99[key] = $7; mcpu[key] = $8; mrss[key] = $9; midle[key] = $10 } }
   END { for (i = 1; i <= n; i++) { k = order[i]; split(k, kk, " ")
       ratio = (m[k] > 0) ? sprintf("%.2f", b[k] / m[k]) : "n/a"
-      printf "| %s | %s | %s %s | %s %s | **%s** | %s / %s | %s / %s | %s / %s | %s / %s |\n", kk[1], kk[2], b[k], unit[k], m[k], unit[k], ratio, bp50[k], mp50[k], bp99[k], mp99[k], bcpu[k], mcpu[k], brss[k], mrss[k] } }
+      printf "| %s | %s | %s %s | %s %s | **%s** | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s |\n", kk[1], kk[2], b[k], unit[k], m[k], unit[k], ratio, bp50[k], mp50[k], bp99[k], mp99[k], bcpu[k], mcpu[k], brss[k], mrss[k], bidle[k], midle[k] } }
 ' "$RESULTS"
