@@ -12,7 +12,8 @@
 # Usage: bench/scripts/vs-minio.sh [single|cluster|all] [WORKLOAD...]
 # Env:   DURATION (default 20s), BENCH_DIR (default /tmp/buckets-vs-minio),
 #        MINIO_BIN / WARP_BIN (default: built once from ../shared/peers into
-#        ~/.cache/buckets/peers/bin), BUCKETS_BIN_DIR (default: a release build).
+#        ~/.cache/buckets/peers/bin), BUCKETS_BIN_DIR (default: a release build),
+#        SERVERS (default "buckets minio"; one of them to measure it alone).
 # Not part of the test suite: a full run takes about 45 minutes (the 200k listing alone about 15).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -201,7 +202,7 @@ run_layout() { # run_layout single|cluster
     IFS='|' read -r name args unit layouts duration <<<"$entry"
     [[ " $layouts " == *" $layout "* ]] || continue
     if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " == *" $name "* ]]; then continue; fi
-    for server in buckets minio; do
+    for server in ${SERVERS:-buckets minio}; do
       start_server "$server" "$layout"
       local idle; idle=$(rss_now_mb)
       local before; before=$(cpu_seconds)
