@@ -474,7 +474,7 @@ impl Store {
                         // Users first: while S3 requests are in flight here, each worker
                         // rests for a multiple of the time its move took, so migration
                         // keeps a small share of a busy node.
-                        if store.user_requests.load(Ordering::Relaxed) > 0 {
+                        if store.users_busy() {
                             tokio::time::sleep(started.elapsed() * USER_BUSY_REST_FACTOR).await;
                         }
                         (key, result)
@@ -584,10 +584,15 @@ impl Store {
         m.migration_generation.set(status.generation as i64);
     }
 
+    /// Whether S3 requests are in flight on this node.
+    fn users_busy(&self) -> bool {
+        self.user_requests.load(Ordering::Relaxed) > 0
+    }
+
     /// Waits (bounded) while S3 requests are in flight on this node: users first.
     async fn yield_to_users(&self) {
         let started = Instant::now();
-        while self.user_requests.load(Ordering::Relaxed) > 0 && started.elapsed() < MAX_USER_BACKOFF {
+        while self.users_busy() && started.elapsed() < MAX_USER_BACKOFF {
             tokio::time::sleep(USER_BACKOFF_STEP).await;
         }
     }
@@ -666,6 +671,27 @@ mod tests {
         // The listing shows each object once.
         let listed = store.list_objects("b", "", None, "", 1000).await.unwrap();
         assert_eq!(listed.len(), objects.len());
+    }
+
+    /// While users keep the node busy the workers rest after each move, and the drain
+    /// still ends with every object whole in its ring set.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_drain_under_constant_user_load_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        let objects = fill(&store).await;
+        drain_set_one(&store).await;
+        store.user_requests.store(1, Ordering::Relaxed);
+        let (config, mut throttle) = (MigrationConfig::default(), Throttle::default());
+        let drain = migrate_pending(&store, &config, &mut throttle);
+        tokio::time::timeout(Duration::from_secs(120), drain).await.expect("the drain ends under load").unwrap();
+        store.user_requests.store(0, Ordering::Relaxed);
+        assert_eq!(store.migration_status().await.state, MigrationState::Done);
+        assert!(holds_nothing(&store.sets()[1], "b").await);
+        for (key, bytes) in &objects {
+            assert_eq!(&read(&store, "b", key).await.unwrap(), bytes, "{key}");
+        }
     }
 
     /// Whether `set` holds no key of `bucket`, not even a delete marker.
