@@ -8,7 +8,10 @@
 #      the same load runs in rounds until the drain is done (user throughput with and
 #      without migration, back to back; the last round may outlast the drain).
 # Usage: bench/scripts/migration.sh [FILL_SECONDS] [LOAD_SECONDS]   (release binaries)
-#        PARTS=A or PARTS=B runs one part only.
+#        PARTS=A or PARTS=B runs one part only; PARTS=C (not in the default) measures what a
+#        topology change costs users apart from the moves: the same load (3 rounds each)
+#        before the change, with set 1 drained and the migration paused at once (nothing
+#        moves), and after the migration is done.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FILL=${1:-20}
@@ -55,6 +58,21 @@ END=$(date +%s.%N)
 python3 -c "s=$END-$START; print(f'raw copy of set 1 drives: {$SET1_BYTES/1048576:.0f} MiB on disk in {s:.1f} s = {$SET1_BYTES/1048576/s:.1f} MiB/s')"
 rm -rf "$ROOT/rawcopy"
 drain_and_wait
+stop
+fi
+
+if [[ $PARTS == *C* ]]; then
+echo "== C: the load before the change, with the drain paused, after it is done"
+rounds() { for _ in 1 2 3; do load "$LOAD" bench | grep -E '^(PUT|GET):' | sed "s/^/$1: /"; done; }
+start_cluster "$TARGET" "$ROOT" 5
+load "$FILL" fill | sed 's/^/fill: /'
+rounds "generation 1"
+"$TARGET/buckets-admin" drain-set 1 >/dev/null
+"$TARGET/buckets-admin" migration pause >/dev/null
+rounds "drained, paused"
+"$TARGET/buckets-admin" migration resume >/dev/null
+until "$TARGET/buckets-admin" migration status --json | grep -q '"state": "done"'; do sleep 0.5; done
+rounds "migration done"
 stop
 fi
 

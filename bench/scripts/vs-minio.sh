@@ -135,22 +135,14 @@ cpu_seconds() { # summed user+system CPU of the servers
   awk -v t=$ticks -v hz="$hz" 'BEGIN {printf "%.1f", t / hz}'
 }
 
-rss_now_mb() { # largest current RSS (VmRSS) of the servers, MB: idle right after start
+rss_mb() { # rss_mb VmRSS|VmHWM → the largest of the servers' current (VmRSS: idle, right
+  # after start) or peak (VmHWM) resident set, MB
   local most=0
   for p in "${PIDS[@]}"; do
-    local kb; kb=$(awk '/VmRSS/ {print $2}' "/proc/$p/status")
+    local kb; kb=$(awk -v field="$1:" '$1 == field {print $2}' "/proc/$p/status")
     [ "$kb" -gt "$most" ] && most=$kb
   done
   echo $((most / 1024))
-}
-
-peak_rss_mb() { # largest peak RSS (VmHWM) of the servers, MB
-  local peak=0
-  for p in "${PIDS[@]}"; do
-    local kb; kb=$(awk '/VmHWM/ {print $2}' "/proc/$p/status")
-    [ "$kb" -gt "$peak" ] && peak=$kb
-  done
-  echo $((peak / 1024))
 }
 
 # --- workloads ------------------------------------------------------------------------
@@ -204,14 +196,14 @@ run_layout() { # run_layout single|cluster
     if [ ${#ONLY[@]} -gt 0 ] && [[ ! " ${ONLY[*]} " == *" $name "* ]]; then continue; fi
     for server in ${SERVERS:-buckets minio}; do
       start_server "$server" "$layout"
-      local idle; idle=$(rss_now_mb)
+      local idle; idle=$(rss_mb VmRSS)
       local before; before=$(cpu_seconds)
       # shellcheck disable=SC2086
       "$WARP_BIN" $args --host "$HOSTS" --access-key $USER_NAME --secret-key $PASSWORD \
         --bucket warp-bench --duration "${duration:-$DURATION}" --noclear --benchdata "$ROOT/$layout-$name-$server" \
         >"$ROOT/$layout-$name-$server.txt" 2>&1 || { echo "warp failed: see $ROOT/$layout-$name-$server.txt" >&2; }
       local cpu; cpu=$(awk -v a="$(cpu_seconds)" -v b="$before" 'BEGIN {printf "%.1f", a - b}')
-      local rss; rss=$(peak_rss_mb)
+      local rss; rss=$(rss_mb VmHWM)
       stop_servers
       read -r rate p50 p99 < <(parse_warp "$ROOT/$layout-$name-$server.txt" "$unit")
       echo "$layout $name $server $rate $unit $p50 $p99 $cpu $rss $idle" | tee -a "$RESULTS" >&2
