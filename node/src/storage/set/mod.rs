@@ -124,10 +124,17 @@ impl ErasureSet {
 
     pub(super) async fn read_metas(&self, bucket: &str, path: &ObjectPath) -> Vec<DriveMeta> {
         let reads = self.drives.iter().map(|drive| {
+            // What the kernel has cached is read right here; the rest on the blocking pool.
+            let cached = cached_drive_meta(drive.as_ref(), bucket, path);
             let drive = drive.clone();
             let bucket = bucket.to_string();
             let path = path.clone();
-            blocking(move || read_drive_meta(drive.as_ref(), &bucket, &path))
+            async move {
+                match cached {
+                    Some(meta) => meta,
+                    None => blocking(move || read_drive_meta(drive.as_ref(), &bucket, &path)).await,
+                }
+            }
         });
         futures::future::join_all(reads).await
     }
@@ -221,7 +228,19 @@ fn read_drive_meta(drive: &dyn Drive, bucket: &str, path: &ObjectPath) -> DriveM
     if !drive.is_online() {
         return DriveMeta::Failed;
     }
-    match drive.read_object_meta(bucket, path) {
+    drive_meta(drive.read_object_meta(bucket, path))
+}
+
+/// `read_drive_meta` without blocking, when the drive can answer from the kernel's caches.
+fn cached_drive_meta(drive: &dyn Drive, bucket: &str, path: &ObjectPath) -> Option<DriveMeta> {
+    if !drive.is_online() {
+        return Some(DriveMeta::Failed);
+    }
+    drive.read_object_meta_cached(bucket, path).map(drive_meta)
+}
+
+fn drive_meta(read: std::io::Result<Option<Vec<u8>>>) -> DriveMeta {
+    match read {
         Ok(None) => DriveMeta::Missing,
         Ok(Some(bytes)) => match ObjectMeta::decode(&bytes) {
             Ok(meta) => DriveMeta::Found(meta),
