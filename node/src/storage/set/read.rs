@@ -110,15 +110,22 @@ impl ErasureSet {
                 let block_index = part_offset / BLOCK_SIZE_BYTES as u64;
                 let block_start = block_index * BLOCK_SIZE_BYTES as u64;
                 let block_len = (part.size - block_start).min(BLOCK_SIZE_BYTES as u64) as usize;
-                let moved = reader;
-                let result = blocking(move || {
-                    let mut reader = moved;
-                    let block = reader.read_block(&part, block_index, block_len);
-                    (reader, block)
-                })
-                .await;
-                reader = result.0;
-                let block = match result.1 {
+                // Shards kept in the metadata are in memory already: no hand-off for them.
+                let read = match reader.is_inline() {
+                    true => reader.read_block(&part, block_index, block_len),
+                    false => {
+                        let moved = reader;
+                        let result = blocking(move || {
+                            let mut reader = moved;
+                            let block = reader.read_block(&part, block_index, block_len);
+                            (reader, block)
+                        })
+                        .await;
+                        reader = result.0;
+                        result.1
+                    }
+                };
+                let block = match read {
                     Ok(block) => block,
                     Err(e) => {
                         let _ = sender.send(Err(e)).await;
@@ -255,6 +262,11 @@ impl ShardReader {
             damaged: vec![false; count],
             saw_damage: false,
         }
+    }
+
+    /// Whether every shard it reads is kept in the metadata (read from memory).
+    fn is_inline(&self) -> bool {
+        self.sources.iter().flatten().all(|source| matches!(source, ShardSource::Inline { .. }))
     }
 
     pub(super) fn damaged_positions(&self) -> Vec<usize> {
