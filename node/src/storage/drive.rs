@@ -481,6 +481,19 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
         offset: u64,
         len: usize,
     ) -> io::Result<Vec<u8>>;
+    /// `read_shard` when it can be answered from the kernel's caches without waiting;
+    /// `None` otherwise (and on any error: the ordinary read reports it).
+    fn read_shard_cached(
+        &self,
+        _bucket: &str,
+        _path: &ObjectPath,
+        _data_dir: Uuid,
+        _part_number: u32,
+        _offset: u64,
+        _len: usize,
+    ) -> Option<Vec<u8>> {
+        None
+    }
     /// Entries (name, is directory) of a key directory (`relative` to the bucket).
     fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>>;
 
@@ -771,6 +784,22 @@ impl Drive for LocalDrive {
         Ok(buf)
     }
 
+    fn read_shard_cached(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        data_dir: Uuid,
+        part_number: u32,
+        offset: u64,
+        len: usize,
+    ) -> Option<Vec<u8>> {
+        let file = self.data_dir_path(bucket, path, data_dir).join(format!("part.{part_number}"));
+        match read_cached_range(&file, offset, len)? {
+            Ok(Some(bytes)) if bytes.len() == len => Some(bytes),
+            _ => None,
+        }
+    }
+
     fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>> {
         self.read_dir(&self.bucket_dir(bucket).join(relative))
     }
@@ -1058,8 +1087,9 @@ pub fn read_optional(path: &Path) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// Larger files are read on the blocking pool even when cached: copying and decoding them
-/// would hold up the runtime's thread (an inline object's metadata is at most ~130 KiB).
+/// Larger reads go to the blocking pool even when cached: copying them would hold up the
+/// runtime's thread (a key's metadata with an inline object is ~130 KiB at most, a shard
+/// block 512 KiB: a set has two data shards or more).
 const CACHED_READ_MAX_BYTES: usize = 1024 * 1024;
 
 /// `read_optional` if the kernel can answer it without waiting for the disk: the path
@@ -1067,6 +1097,11 @@ const CACHED_READ_MAX_BYTES: usize = 1024 * 1024;
 /// and every byte comes from the page cache (`preadv2` with `RWF_NOWAIT`). `None` when it
 /// would wait, or on any error (the caller reads again the ordinary way, which reports it).
 pub fn read_cached(path: &Path) -> Option<io::Result<Option<Vec<u8>>>> {
+    read_cached_range(path, 0, usize::MAX)
+}
+
+/// `read_cached` of at most `len` bytes from `offset` (fewer where the file ends).
+fn read_cached_range(path: &Path, offset: u64, len: usize) -> Option<io::Result<Option<Vec<u8>>>> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     use rustix::io::{Errno, ReadWriteFlags};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -1086,25 +1121,19 @@ pub fn read_cached(path: &Path) -> Option<io::Result<Option<Vec<u8>>>> {
         }
         Err(_) => return None,
     };
-    let len = file.metadata().ok()?.len() as usize;
-    if len > CACHED_READ_MAX_BYTES {
+    let size = file.metadata().ok()?.len();
+    let want = size.saturating_sub(offset).min(len as u64) as usize;
+    if want > CACHED_READ_MAX_BYTES {
         return None;
     }
-    // One byte more than the file holds, to see its end in the same call.
-    let mut bytes = vec![0u8; len + 1];
+    let mut bytes = vec![0u8; want];
     let mut filled = 0;
-    loop {
+    while filled < want {
         let buffer = &mut [std::io::IoSliceMut::new(&mut bytes[filled..])];
-        match rustix::io::preadv2(&file, buffer, filled as u64, ReadWriteFlags::NOWAIT) {
-            Ok(0) => break,
-            Ok(read) => {
-                filled += read;
-                if filled == bytes.len() {
-                    // It grew since the size was read (replaced files are new inodes, so
-                    // this is a file being written): the ordinary read decides.
-                    return None;
-                }
-            }
+        match rustix::io::preadv2(&file, buffer, offset + filled as u64, ReadWriteFlags::NOWAIT) {
+            // Shorter than its size said: being written or cut; the ordinary read decides.
+            Ok(0) => return None,
+            Ok(read) => filled += read,
             Err(Errno::OPNOTSUPP) => {
                 SUPPORTED.store(false, Ordering::Relaxed);
                 return None;
@@ -1112,7 +1141,6 @@ pub fn read_cached(path: &Path) -> Option<io::Result<Option<Vec<u8>>>> {
             Err(_) => return None,
         }
     }
-    bytes.truncate(filled);
     Some(Ok(Some(bytes)))
 }
 
@@ -1230,6 +1258,20 @@ mod tests {
         fs::remove_file(drive.bucket_dir("b").join(path.meta_path())).unwrap();
         assert!(drive.read_object_meta("b", &path).unwrap().is_none());
         agrees(&drive);
+        // A shard block: the same bytes as the ordinary read, or none; never a short block.
+        let data_dir = Uuid::new_v4();
+        let part = drive.data_dir_path("b", &path, data_dir).join("part.1");
+        fs::create_dir_all(part.parent().unwrap()).unwrap();
+        let shards: Vec<u8> = (0..100_000u32).map(|n| (n % 251) as u8).collect();
+        fs::write(&part, &shards).unwrap();
+        assert!(drive.read_shard_cached("b", &path, data_dir, 1, 0, 100).is_some(), "just written: cached");
+        for (offset, len) in [(0, 100), (4_096, 50_000), (99_000, 1_000)] {
+            if let Some(cached) = drive.read_shard_cached("b", &path, data_dir, 1, offset, len) {
+                assert_eq!(cached, drive.read_shard("b", &path, data_dir, 1, offset, len).unwrap());
+            }
+        }
+        assert_eq!(drive.read_shard_cached("b", &path, data_dir, 1, 99_000, 1_001), None, "past the end");
+        assert_eq!(drive.read_shard_cached("b", &path, Uuid::new_v4(), 1, 0, 100), None, "no such file");
         // Too large to copy on the runtime's thread: left to the ordinary read.
         let large = dir.path().join("large");
         fs::write(&large, vec![1u8; CACHED_READ_MAX_BYTES + 1]).unwrap();

@@ -110,10 +110,15 @@ impl ErasureSet {
                 let block_index = part_offset / BLOCK_SIZE_BYTES as u64;
                 let block_start = block_index * BLOCK_SIZE_BYTES as u64;
                 let block_len = (part.size - block_start).min(BLOCK_SIZE_BYTES as u64) as usize;
-                // Shards kept in the metadata are in memory already: no hand-off for them.
-                let read = match reader.is_inline() {
-                    true => reader.read_block(&part, block_index, block_len),
-                    false => {
+                // Shards kept in the metadata are in memory, others may be in the page
+                // cache: no hand-off to the blocking pool for them.
+                let cached = match reader.is_inline() {
+                    true => Some(reader.read_block(&part, block_index, block_len)),
+                    false => reader.read_block_cached(&part, block_index, block_len).map(Ok),
+                };
+                let read = match cached {
+                    Some(read) => read,
+                    None => {
                         let moved = reader;
                         let result = blocking(move || {
                             let mut reader = moved;
@@ -313,6 +318,43 @@ impl ShardReader {
             self.saw_damage = true;
         }
         verified
+    }
+
+    /// `read_block` when every data shard of the block is healthy and in the kernel's
+    /// caches (read without waiting); `None` otherwise, and nothing marked damaged: the
+    /// ordinary read decides.
+    fn read_block_cached(&mut self, part: &PartInfo, block_index: u64, block_len: usize) -> Option<Vec<Bytes>> {
+        let full_len = self.erasure.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES;
+        let shard_len = self.erasure.shard_len(block_len);
+        let offset = block_index * full_len as u64;
+        let mut left = block_len;
+        let mut pieces = Vec::with_capacity(self.erasure.data_shards);
+        for shard_index in 0..self.erasure.data_shards {
+            if self.damaged[shard_index] {
+                return None;
+            }
+            let ShardSource::Files { drive, data_dir, .. } = self.sources[shard_index].as_ref()? else { return None };
+            let bytes = drive.read_shard_cached(
+                &self.bucket,
+                &self.path,
+                *data_dir,
+                part.number,
+                offset,
+                SHARD_CHECKSUM_BYTES + shard_len,
+            )?;
+            let bytes = Bytes::from(bytes);
+            let stored = u64::from_le_bytes(bytes[..SHARD_CHECKSUM_BYTES].try_into().expect("8 bytes"));
+            let shard = bytes.slice(SHARD_CHECKSUM_BYTES..);
+            if shard_checksum(&shard) != stored {
+                return None;
+            }
+            let take = left.min(shard.len());
+            left -= take;
+            if take > 0 {
+                pieces.push(shard.slice(..take));
+            }
+        }
+        Some(pieces)
     }
 
     /// One block of object bytes, in pieces: data shards first, parity only as needed.
