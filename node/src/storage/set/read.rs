@@ -323,7 +323,13 @@ impl ShardReader {
     /// `read_block` when every data shard of the block is healthy and in the kernel's
     /// caches (read without waiting); `None` otherwise, and nothing marked damaged: the
     /// ordinary read decides.
-    fn read_block_cached(&mut self, part: &PartInfo, block_index: u64, block_len: usize) -> Option<Vec<Bytes>> {
+    fn read_block_cached(&self, part: &PartInfo, block_index: u64, block_len: usize) -> Option<Vec<Bytes>> {
+        // A peer's shard is a network round trip: such a block goes to the blocking pool
+        // whole, before any local shard is read twice.
+        let data = &self.sources[..self.erasure.data_shards];
+        if !data.iter().all(|s| matches!(s, Some(ShardSource::Files { drive, .. }) if drive.is_local())) {
+            return None;
+        }
         let full_len = self.erasure.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES;
         let shard_len = self.erasure.shard_len(block_len);
         let offset = block_index * full_len as u64;
