@@ -440,9 +440,10 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
 
     fn read_object_meta(&self, bucket: &str, path: &ObjectPath) -> io::Result<Option<Vec<u8>>>;
     /// `read_object_meta` when it can be answered without waiting for a disk or a peer (the
-    /// file is in the kernel's caches); `None` otherwise. Callers on the async runtime try
+    /// file is in the kernel's caches; `Some(None)`: known not to exist); `None` otherwise,
+    /// and on any error (the ordinary read reports it). Callers on the async runtime try
     /// this first: a hand-off to the blocking pool costs more than a cached read.
-    fn read_object_meta_cached(&self, _bucket: &str, _path: &ObjectPath) -> Option<io::Result<Option<Vec<u8>>>> {
+    fn read_object_meta_cached(&self, _bucket: &str, _path: &ObjectPath) -> Option<Option<Vec<u8>>> {
         None
     }
     /// Moves the staging directories `staged` into place as data directories of the key
@@ -794,10 +795,7 @@ impl Drive for LocalDrive {
         len: usize,
     ) -> Option<Vec<u8>> {
         let file = self.data_dir_path(bucket, path, data_dir).join(format!("part.{part_number}"));
-        match read_cached_range(&file, offset, len)? {
-            Ok(Some(bytes)) if bytes.len() == len => Some(bytes),
-            _ => None,
-        }
+        read_cached_range(&file, offset, len)?.filter(|bytes| bytes.len() == len)
     }
 
     fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>> {
@@ -915,7 +913,7 @@ impl Drive for LocalDrive {
         read_optional(&self.bucket_dir(bucket).join(path.meta_path()))
     }
 
-    fn read_object_meta_cached(&self, bucket: &str, path: &ObjectPath) -> Option<io::Result<Option<Vec<u8>>>> {
+    fn read_object_meta_cached(&self, bucket: &str, path: &ObjectPath) -> Option<Option<Vec<u8>>> {
         read_cached(&self.bucket_dir(bucket).join(path.meta_path()))
     }
 
@@ -1094,14 +1092,15 @@ const CACHED_READ_MAX_BYTES: usize = 1024 * 1024;
 
 /// `read_optional` if the kernel can answer it without waiting for the disk: the path
 /// resolves from the directory-entry cache (`openat2` with `RESOLVE_CACHED`, Linux 5.12)
-/// and every byte comes from the page cache (`preadv2` with `RWF_NOWAIT`). `None` when it
-/// would wait, or on any error (the caller reads again the ordinary way, which reports it).
-pub fn read_cached(path: &Path) -> Option<io::Result<Option<Vec<u8>>>> {
+/// and every byte comes from the page cache (`preadv2` with `RWF_NOWAIT`); `Some(None)`
+/// when the cache knows the file does not exist. `None` when it would wait, or on any error
+/// (the caller reads again the ordinary way, which reports it).
+pub fn read_cached(path: &Path) -> Option<Option<Vec<u8>>> {
     read_cached_range(path, 0, usize::MAX)
 }
 
 /// `read_cached` of at most `len` bytes from `offset` (fewer where the file ends).
-fn read_cached_range(path: &Path, offset: u64, len: usize) -> Option<io::Result<Option<Vec<u8>>>> {
+fn read_cached_range(path: &Path, offset: u64, len: usize) -> Option<Option<Vec<u8>>> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     use rustix::io::{Errno, ReadWriteFlags};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -1114,7 +1113,7 @@ fn read_cached_range(path: &Path, offset: u64, len: usize) -> Option<io::Result<
     let file = match rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), ResolveFlags::CACHED) {
         Ok(fd) => fs::File::from(fd),
         // A negative entry in the cache: the file is known not to exist.
-        Err(Errno::NOENT | Errno::NOTDIR) => return Some(Ok(None)),
+        Err(Errno::NOENT | Errno::NOTDIR) => return Some(None),
         Err(Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP) => {
             SUPPORTED.store(false, Ordering::Relaxed);
             return None;
@@ -1141,7 +1140,7 @@ fn read_cached_range(path: &Path, offset: u64, len: usize) -> Option<io::Result<
             Err(_) => return None,
         }
     }
-    Some(Ok(Some(bytes)))
+    Some(Some(bytes))
 }
 
 /// Writes `bytes` to `target` atomically and durably: a temporary file in `tmp_dir`
@@ -1238,7 +1237,7 @@ mod tests {
         let path = object_path("a/k").unwrap();
         let agrees = |drive: &LocalDrive| match drive.read_object_meta_cached("b", &path) {
             Some(cached) => {
-                assert_eq!(cached.unwrap(), drive.read_object_meta("b", &path).unwrap());
+                assert_eq!(cached, drive.read_object_meta("b", &path).unwrap());
                 true
             }
             None => false,

@@ -236,7 +236,7 @@ fn cached_drive_meta(drive: &dyn Drive, bucket: &str, path: &ObjectPath) -> Opti
     if !drive.is_online() {
         return Some(DriveMeta::Failed);
     }
-    drive.read_object_meta_cached(bucket, path).map(drive_meta)
+    drive.read_object_meta_cached(bucket, path).map(|read| drive_meta(Ok(read)))
 }
 
 fn drive_meta(read: std::io::Result<Option<Vec<u8>>>) -> DriveMeta {

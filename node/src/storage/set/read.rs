@@ -294,30 +294,29 @@ impl ShardReader {
         if self.damaged[shard_index] {
             return None;
         }
-        let full_len = self.erasure.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES;
-        let shard_len = self.erasure.shard_len(block_len);
-        let offset = block_index * full_len as u64;
+        let (offset, len) = self.shard_range(block_index, block_len);
         let read = match self.sources[shard_index].as_ref()? {
             ShardSource::Inline { bytes, .. } => {
                 let start = offset as usize;
-                bytes.get(start..start + SHARD_CHECKSUM_BYTES + shard_len).map(Bytes::copy_from_slice)
+                bytes.get(start..start + len).map(Bytes::copy_from_slice)
             }
-            ShardSource::Files { drive, data_dir, .. } => drive
-                .read_shard(&self.bucket, &self.path, *data_dir, part.number, offset, SHARD_CHECKSUM_BYTES + shard_len)
-                .ok()
-                .map(Bytes::from),
+            ShardSource::Files { drive, data_dir, .. } => {
+                drive.read_shard(&self.bucket, &self.path, *data_dir, part.number, offset, len).ok().map(Bytes::from)
+            }
         };
-        // The shard is a view into the bytes read (no copy).
-        let verified = read.and_then(|bytes| {
-            let stored = u64::from_le_bytes(bytes[..SHARD_CHECKSUM_BYTES].try_into().expect("8 bytes"));
-            let shard = bytes.slice(SHARD_CHECKSUM_BYTES..);
-            (shard_checksum(&shard) == stored).then_some(shard)
-        });
+        let verified = read.and_then(verified);
         if verified.is_none() {
             self.damaged[shard_index] = true;
             self.saw_damage = true;
         }
         verified
+    }
+
+    /// Where block `block_index` (of `block_len` object bytes) of a shard is in its file:
+    /// the offset, and the length of its checksum and shard bytes.
+    fn shard_range(&self, block_index: u64, block_len: usize) -> (u64, usize) {
+        let full_len = self.erasure.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES;
+        (block_index * full_len as u64, SHARD_CHECKSUM_BYTES + self.erasure.shard_len(block_len))
     }
 
     /// `read_block` when every data shard of the block is healthy and in the kernel's
@@ -327,40 +326,18 @@ impl ShardReader {
         // A peer's shard is a network round trip: such a block goes to the blocking pool
         // whole, before any local shard is read twice.
         let data = &self.sources[..self.erasure.data_shards];
-        if !data.iter().all(|s| matches!(s, Some(ShardSource::Files { drive, .. }) if drive.is_local())) {
+        let local = |s: &Option<ShardSource>| matches!(s, Some(ShardSource::Files { drive, .. }) if drive.is_local());
+        if !data.iter().all(local) || self.damaged[..data.len()].contains(&true) {
             return None;
         }
-        let full_len = self.erasure.shard_len(BLOCK_SIZE_BYTES) + SHARD_CHECKSUM_BYTES;
-        let shard_len = self.erasure.shard_len(block_len);
-        let offset = block_index * full_len as u64;
-        let mut left = block_len;
-        let mut pieces = Vec::with_capacity(self.erasure.data_shards);
-        for shard_index in 0..self.erasure.data_shards {
-            if self.damaged[shard_index] {
-                return None;
-            }
-            let ShardSource::Files { drive, data_dir, .. } = self.sources[shard_index].as_ref()? else { return None };
-            let bytes = drive.read_shard_cached(
-                &self.bucket,
-                &self.path,
-                *data_dir,
-                part.number,
-                offset,
-                SHARD_CHECKSUM_BYTES + shard_len,
-            )?;
-            let bytes = Bytes::from(bytes);
-            let stored = u64::from_le_bytes(bytes[..SHARD_CHECKSUM_BYTES].try_into().expect("8 bytes"));
-            let shard = bytes.slice(SHARD_CHECKSUM_BYTES..);
-            if shard_checksum(&shard) != stored {
-                return None;
-            }
-            let take = left.min(shard.len());
-            left -= take;
-            if take > 0 {
-                pieces.push(shard.slice(..take));
-            }
+        let (offset, len) = self.shard_range(block_index, block_len);
+        let mut shards = Vec::with_capacity(data.len());
+        for source in data {
+            let Some(ShardSource::Files { drive, data_dir, .. }) = source else { return None };
+            let bytes = drive.read_shard_cached(&self.bucket, &self.path, *data_dir, part.number, offset, len)?;
+            shards.push(verified(Bytes::from(bytes))?);
         }
-        Some(pieces)
+        Some(data_pieces(&shards, block_len))
     }
 
     /// One block of object bytes, in pieces: data shards first, parity only as needed.
@@ -382,13 +359,8 @@ impl ShardReader {
         let shard_len = self.erasure.shard_len(block_len);
         let data = &shards[..self.erasure.data_shards];
         if data.iter().all(|s| s.as_ref().is_some_and(|s| s.len() == shard_len)) {
-            let mut left = block_len;
-            let pieces = data.iter().flatten().map(|shard| {
-                let take = left.min(shard.len());
-                left -= take;
-                shard.slice(..take)
-            });
-            return Ok(pieces.filter(|piece| !piece.is_empty()).collect());
+            let data: Vec<Bytes> = data.iter().flatten().cloned().collect();
+            return Ok(data_pieces(&data, block_len));
         }
         let mut owned: Vec<Option<Vec<u8>>> = shards.into_iter().map(|s| s.map(|s| s.to_vec())).collect();
         let block = self.erasure.decode_block(&mut owned, block_len).map_err(|e| {
@@ -396,6 +368,26 @@ impl ShardReader {
         })?;
         Ok(vec![Bytes::from(block)])
     }
+}
+
+/// The shard of `bytes` (its checksum, then the shard) if it matches its checksum, as a
+/// view into `bytes` (no copy).
+fn verified(bytes: Bytes) -> Option<Bytes> {
+    let stored = u64::from_le_bytes(bytes.get(..SHARD_CHECKSUM_BYTES)?.try_into().expect("8 bytes"));
+    let shard = bytes.slice(SHARD_CHECKSUM_BYTES..);
+    (shard_checksum(&shard) == stored).then_some(shard)
+}
+
+/// A block's `block_len` bytes as views into its data shards, in order (the last shard's
+/// padding left out).
+fn data_pieces(shards: &[Bytes], block_len: usize) -> Vec<Bytes> {
+    let mut left = block_len;
+    let pieces = shards.iter().map(|shard| {
+        let take = left.min(shard.len());
+        left -= take;
+        shard.slice(..take)
+    });
+    pieces.filter(|piece| !piece.is_empty()).collect()
 }
 
 #[cfg(test)]
