@@ -29,6 +29,7 @@ pub struct Metrics {
     pub migration_eta: Gauge,
     pub migration_paused: IntGauge,
     pub migration_generation: IntGauge,
+    pub placement_settled_generation: IntGauge,
     pub rpc_refused_calls: IntCounterVec,
     pub lifecycle_actions: IntCounterVec,
     pub lifecycle_scanned_objects: IntCounter,
@@ -103,6 +104,11 @@ impl Metrics {
         let migration_eta = gauge("buckets_migration_eta_seconds", "Estimated seconds left (-1 when unknown)");
         let migration_paused = int_gauge("buckets_migration_paused", "1 while the migration is paused");
         let migration_generation = int_gauge("buckets_topology_generation", "Topology generation this node serves");
+        let placement_settled_generation = int_gauge(
+            "buckets_placement_settled_generation",
+            "Topology generation this node knows settled: every object in the set its ring names, so writes and \
+             reads touch that set only (0 until then)",
+        );
         let rpc_refused_calls = IntCounterVec::new(
             Opts::new(
                 "buckets_rpc_refused_calls_total",
@@ -160,6 +166,7 @@ impl Metrics {
             Box::new(migration_eta.clone()),
             Box::new(migration_paused.clone()),
             Box::new(migration_generation.clone()),
+            Box::new(placement_settled_generation.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
         }
@@ -190,6 +197,7 @@ impl Metrics {
             migration_eta,
             migration_paused,
             migration_generation,
+            placement_settled_generation,
             rpc_refused_calls,
             lifecycle_actions,
             lifecycle_scanned_objects,

@@ -10,7 +10,7 @@ use http::StatusCode;
 
 use super::member::{JOIN_PATH, Member};
 use super::peers::{
-    BUCKET_FORGET_PATH, MAX_FORGET_BATCH, OPEN_SET_PATH, OpenSet, REGISTRY_FORGET_PATH, TOPOLOGY_PUSH_PATH,
+    BUCKET_FORGET_PATH, FENCE_PATH, MAX_FORGET_BATCH, OPEN_SET_PATH, OpenSet, REGISTRY_FORGET_PATH, TOPOLOGY_PUSH_PATH,
 };
 use crate::rpc::server::{ControlAnswer, ControlCalls};
 use crate::storage::Store;
@@ -87,6 +87,19 @@ impl ClusterControl {
                 }
             }
             JOIN_PATH => self.join(&body).await,
+            FENCE_PATH => {
+                let Some(generation) = std::str::from_utf8(&body).ok().and_then(|text| text.parse::<u64>().ok()) else {
+                    return bad_request("malformed fence call: expected a generation");
+                };
+                match self.store.get() {
+                    Some(store) if store.fence_local(generation, crate::storage::settle::FENCE_WAIT).await => {
+                        answer(StatusCode::NO_CONTENT, Vec::new())
+                    }
+                    _ => {
+                        answer(StatusCode::CONFLICT, b"this node is behind or still writes by an older ring\n".to_vec())
+                    }
+                }
+            }
             REGISTRY_FORGET_PATH => match postcard::from_bytes::<Vec<u128>>(&body) {
                 Ok(keys) => {
                     if let Some(store) = self.store.get() {
@@ -144,7 +157,7 @@ impl ControlCalls for ClusterControl {
         match path {
             JOIN_PATH => Some(MAX_JOIN_BODY_BYTES),
             REGISTRY_FORGET_PATH => Some(MAX_FORGET_BATCH * 16 + 1024),
-            BUCKET_FORGET_PATH => Some(1024),
+            BUCKET_FORGET_PATH | FENCE_PATH => Some(1024),
             TOPOLOGY_PUSH_PATH | OPEN_SET_PATH => Some(MAX_CONTROL_BODY_BYTES),
             _ => None,
         }

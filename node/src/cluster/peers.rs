@@ -43,6 +43,12 @@ pub fn endpoints_of(topology: &crate::placement::topology::Topology, own_authori
 }
 
 pub const TOPOLOGY_PUSH_PATH: &str = "/rpc/v1/topology";
+/// A peer answers 204 once it serves the generation in the body (decimal) or newer and
+/// has no write in flight that began under an older one (`Store::fence_local`), 409 if
+/// that does not happen within `settle::FENCE_WAIT`.
+pub const FENCE_PATH: &str = "/rpc/v1/writes/fence";
+/// The peer's wait and the trip.
+const FENCE_TIMEOUT: Duration = Duration::from_secs(crate::storage::settle::FENCE_WAIT.as_secs() + 10);
 /// Peers open (format and serve) their own drives of a set about to be added.
 pub const OPEN_SET_PATH: &str = "/rpc/v1/sets/open";
 
@@ -244,5 +250,23 @@ impl crate::storage::SettingsBroadcast for Peers {
         for endpoint in self.post_to_all(BUCKET_FORGET_PATH, body).await {
             tracing::warn!(peer = %endpoint, bucket, "bucket settings change not acknowledged; the peer sees it within a second");
         }
+    }
+
+    async fn fence(&self, generation: u64) -> bool {
+        let endpoints = self.current();
+        let body = bytes::Bytes::from(generation.to_string());
+        let calls = endpoints.iter().map(|endpoint| {
+            let body = body.clone();
+            async move {
+                let answer =
+                    self.transport.call(endpoint, FENCE_PATH, body, FENCE_TIMEOUT, MAX_CONTROL_ANSWER_BYTES).await;
+                let held = matches!(answer, Ok(ref answer) if answer.status.is_success());
+                if !held {
+                    tracing::info!(peer = %endpoint, generation, "the peer does not hold the fence yet");
+                }
+                held
+            }
+        });
+        futures::future::join_all(calls).await.into_iter().all(|held| held)
     }
 }

@@ -313,6 +313,10 @@ fn migration_control_and_checkpoint_v1_golden() {
     let golden = check("migration-progress-v1.bin", &migration_progress_v1().encode());
     assert_eq!(super::migration::SetProgress::decode(&golden), Some(migration_progress_v1()));
     assert_eq!(super::migration::Control::decode(&golden), None);
+    let settled = super::migration::Settled { generation: 7, settled_unix: 1_790_000_000 };
+    let golden = check("placement-settled-v1.bin", &settled.encode());
+    assert_eq!(super::migration::Settled::decode(&golden), Some(settled));
+    assert_eq!(super::migration::SetProgress::decode(&golden), None);
 }
 
 #[test]

@@ -11,6 +11,24 @@ pub const CONTROL_MAGIC: &[u8; 8] = b"BKTMIGCT";
 pub const PROGRESS_MAGIC: &[u8; 8] = b"BKTMIGPR";
 pub const CONTROL_VERSION: u16 = 1;
 pub const PROGRESS_VERSION: u16 = 1;
+pub const SETTLED_MAGIC: &[u8; 8] = b"BKTSETTL";
+pub const SETTLED_VERSION: u16 = 1;
+
+/// Written (`settled-<generation>.bkt`, on a majority of all drives) once a generation's
+/// placement is settled: every object is in the set its ring names, no node writes by an
+/// older ring and no upload begun in another set is left. Never rewritten or removed; a
+/// newer generation is unsettled until its own file exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settled {
+    pub generation: u64,
+    pub settled_unix: i64,
+}
+
+impl JsonFile for Settled {
+    const MAGIC: &'static [u8; 8] = SETTLED_MAGIC;
+    const VERSION: u16 = SETTLED_VERSION;
+}
 
 /// Cluster-wide controls of the migration, set through the admin API.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

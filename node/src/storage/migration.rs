@@ -16,11 +16,12 @@
 //! Cluster-wide controls (pause, bandwidth limit) are in `migration-control.bkt` on every
 //! drive, written to a majority and read newest-first, like the topology.
 //!
-//! Fates: the current version of every object is moved; objects are unversioned, so
-//! there are no older versions. Registry records found in a source set under a home that
-//! the current ring no longer gives them are deleted (they are hints; lookups fall back).
-//! Multipart uploads in progress stay in the set they started in and complete there (the
-//! object is then recorded in the registry); the next pass over that set moves it.
+//! Fates: every key moves with all its versions and delete markers. Registry records
+//! found in a source set under a home that the current ring no longer gives them are
+//! deleted (they are hints; lookups fall back). Multipart uploads in progress stay in the
+//! set they started in and complete there (the object is then recorded in the registry);
+//! the next pass over that set moves it. Once every set is done, `settle` checks and
+//! records that no key is left outside its ring set.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -327,6 +328,9 @@ pub async fn run_migrations(store: Arc<Store>, config: MigrationConfig) {
         // metrics, and the engine only runs when something is left to move.
         let status = store.migration_status().await;
         store.publish_migration_metrics(&status);
+        if status.state == MigrationState::Done {
+            store.settle_step().await;
+        }
         if status.state == MigrationState::Running
             && let Err(e) = migrate_pending(&store, &config, &mut throttle).await
         {
@@ -467,10 +471,12 @@ impl Store {
                     async move {
                         store.yield_to_users().await;
                         let started = Instant::now();
+                        let placing = store.begin_placed_write();
                         let result = match store.home_of(&bucket, &key).and_then(|id| store.set_by_id(id)) {
                             Some(target) => store.move_object(&bucket, &key, &set, &target, Some(walked)).await,
                             None => Ok(Moved::Changed),
                         };
+                        drop(placing);
                         // Users first: while S3 requests are in flight here, each worker
                         // rests for a multiple of the time its move took, so migration
                         // keeps a small share of a busy node.

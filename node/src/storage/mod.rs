@@ -19,6 +19,7 @@ pub mod object_lock;
 pub mod path;
 pub mod registry;
 pub mod set;
+pub mod settle;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod topology;
@@ -245,16 +246,25 @@ pub struct Store {
     /// Recently read bucket settings: for deciding requests (policies, versioning and
     /// object lock of a write) and reporting them (x-amz-expiration).
     settings_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<BucketMeta>)>>,
-    /// How the other nodes hear that a bucket's settings changed (set once, in a cluster).
+    /// How the other nodes hear that a bucket's settings changed and are asked to fence
+    /// (set once, in a cluster).
     settings_broadcast: std::sync::OnceLock<Arc<dyn SettingsBroadcast>>,
+    /// Writes in flight that place a key by the ring, by the generation they began under.
+    placed_writes: settle::PlacedWrites,
+    /// The newest generation this node knows settled (`settle`); 0 for none.
+    settled_generation: std::sync::atomic::AtomicU64,
+    /// When this node last checked whether placement is settled.
+    last_settle_check: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
-/// Tells the other nodes of a cluster to drop their cached settings of a bucket.
+/// Calls on the other nodes of a cluster: drop cached settings of a bucket; fence.
 #[async_trait::async_trait]
 pub trait SettingsBroadcast: Send + Sync {
     /// Returns once every peer answered or timed out (a peer that missed it keeps its
     /// copy at most `SETTINGS_CACHE_TTL`).
     async fn forget_bucket(&self, bucket: &str);
+    /// Whether every peer holds the fence for `generation` (`Store::fence_local`).
+    async fn fence(&self, generation: u64) -> bool;
 }
 
 /// How long a bucket's settings are reused for deciding requests and for an
@@ -350,6 +360,9 @@ impl Store {
             lifecycle_day: std::sync::OnceLock::new(),
             settings_cache: Default::default(),
             settings_broadcast: std::sync::OnceLock::new(),
+            placed_writes: Default::default(),
+            settled_generation: std::sync::atomic::AtomicU64::new(0),
+            last_settle_check: std::sync::Mutex::new(None),
         }
     }
 
@@ -725,11 +738,11 @@ impl Store {
     // ---- objects ----
 
     /// Whether an object may sit in another set than the ring names: only after the
-    /// topology changed (generation > 1) in a store of several sets. Until migration moves
-    /// every object to its ring set, reads fall back to the other sets and writes clear
+    /// topology changed (generation > 1) in a store of several sets, until the change is
+    /// settled (`settle`). Until then reads fall back to the other sets and writes clear
     /// stale copies there (contract 5: placement is a hint, never the only truth).
     fn placement_may_differ(&self) -> bool {
-        self.sets().len() > 1 && self.topology().generation > 1
+        self.sets().len() > 1 && self.topology().generation > 1 && !self.placement_settled()
     }
 
     /// After a topology change: removes copies of a key from every set but `keep` (after a
@@ -880,6 +893,7 @@ impl Store {
         let versioning = settings.versioning;
         options.version_id = new_version_id(versioning);
         options.lock = Store::lock_for_new_version(&settings, options.lock, set::now_ns())?;
+        let _placing = self.begin_placed_write();
         // A condition is checked against the key's versions wherever they are: gathered
         // into the ring's set first, as a versioned write gathers them.
         let gather = !versioning.is_unversioned() || options.precondition.is_some();

@@ -22,7 +22,7 @@ pub const MAX_PART_NUMBER: u32 = 10_000;
 pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
-const UPLOAD_META_FILE: &str = "%upload";
+pub(crate) const UPLOAD_META_FILE: &str = "%upload";
 
 /// A part as CompleteMultipartUpload names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +86,7 @@ impl Store {
         Store::lock_for_new_version(&bucket_info.meta, lock, now_ns())?;
         let upload_id = Uuid::new_v4().to_string();
         let meta = UploadMeta { key: key.to_string(), headers, initiated_ns: now_ns(), checksum, lock }.encode();
+        let _placing = self.begin_placed_write();
         let set = self.set_for(bucket, key);
         let drives = set.drives().to_vec();
         let (name, id) = (bucket.to_string(), upload_id.clone());
@@ -283,6 +284,7 @@ impl Store {
     ) -> StoreResult<ObjectInfo> {
         let bucket_info = self.head_bucket(bucket).await?;
         let versioning = bucket_info.versioning();
+        let _placing = self.begin_placed_write();
         let (upload, set) = self.find_upload(bucket, key, upload_id).await?;
         let lock = Store::lock_for_new_version(&bucket_info.meta, upload.lock, now_ns())?;
         if requested.is_empty() {

@@ -81,17 +81,21 @@ impl Store {
         bypass_governance: bool,
         versioning: Versioning,
     ) -> StoreResult<Deleted> {
+        let _placing = self.begin_placed_write();
         let home = self.set_for(bucket, key).clone();
+        // Where the key's versions may be: its ring set, or any set before placement settles.
+        let holders: Vec<Arc<ErasureSet>> =
+            if self.placement_may_differ() { self.sets().to_vec() } else { vec![home.clone()] };
         if let Some(id) = version {
             let now = set::now_ns();
-            for set in self.sets().iter() {
+            for set in &holders {
                 let (_, state) = set.read_key(bucket, key).await?;
                 if let Some(held) = state.versions.iter().find(|v| v.id() == id) {
                     check_removable(&held.version.lock, bypass_governance, now)?;
                 }
             }
             let mut delete_marker = false;
-            for set in self.sets().iter() {
+            for set in &holders {
                 if let Some(removed) = set.delete_version_locked(bucket, key, id).await? {
                     delete_marker |= removed.kind == crate::format::object::VersionKind::DeleteMarker;
                 }

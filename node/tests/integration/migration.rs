@@ -547,6 +547,26 @@ async fn a_cluster_adds_a_set_spread_over_its_nodes() {
         assert_eq!(&crate::harness::get_bytes(&s3, "wide", key).await, bytes, "{key} through the restarted node");
     }
     s3.put_object().bucket("wide").key("after-restart").body(ByteStream::from_static(b"ok")).send().await.unwrap();
+
+    // Placement settles on every node (the restarted one too): writes and lookups go to
+    // the ring's set only from then on, and stay right.
+    for node in &cluster {
+        wait_until("every node knows placement settled", Duration::from_secs(90), || {
+            node.metric("buckets_placement_settled_generation") == 2.0
+        });
+    }
+    clients[1].delete_object().bucket("wide").key(moved).send().await.unwrap();
+    clients[2].put_object().bucket("wide").key("settled").body(ByteStream::from_static(b"one")).send().await.unwrap();
+    for s3 in &clients {
+        let gone = s3.get_object().bucket("wide").key(moved).send().await;
+        assert!(format!("{gone:?}").contains("NoSuchKey"), "{moved} came back after its delete: {gone:?}");
+        assert_eq!(crate::harness::get_bytes(s3, "wide", "settled").await, b"one");
+    }
+    for (n, (key, bytes)) in objects.iter().enumerate().skip(1).step_by(13) {
+        if key != moved {
+            assert_eq!(&crate::harness::get_bytes(&clients[n % 4], "wide", key).await, bytes, "{key} once settled");
+        }
+    }
 }
 
 /// The same crash points on a 4-node cluster: the node running set 1's migration aborts

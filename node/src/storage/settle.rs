@@ -1,0 +1,433 @@
+//! Settling a topology change: knowing, cluster-wide, when every object is back in the
+//! set the current ring names, so that writes stop clearing the other sets and reads stop
+//! falling back to them (contract 5's fallbacks are for "still-migrating generations").
+//!
+//! Until then, every PUT and DELETE after a topology change clears the key from every
+//! other set and drops its registry record, and a lookup that misses the ring's set asks
+//! the others. That stays correct, but costs a PUT about twenty drive calls more, forever.
+//!
+//! A generation G is settled when, in this order:
+//! 1. every drive of every set is online (nothing can hide on a drive that is away);
+//! 2. the *fence* holds: every node serves generation G or newer and has no write in
+//!    flight that chose its set by an older ring (each such write holds a `WriteTicket`
+//!    stamped with the generation it began under, before it computes a set);
+//! 3. no multipart upload is left in a set other than its key's ring set (uploads
+//!    complete where they began; one begun before the change would land its object away
+//!    from the ring's set);
+//! 4. a walk of every set finds no key outside its ring set (the migration moved them
+//!    all; an upload completed before step 3 looked is seen here).
+//!
+//! After the fence no write can place a key away from its G ring set: every write begins
+//! under G or newer, and moves go to the ring's set. After step 3 no upload can complete
+//! away from it. So what step 4 saw stays true while G is current, and the node that
+//! checked writes `settled-G.bkt` to a majority of all drives; every node reads it and
+//! from then on treats placement as exact for G. The checking node is the one that runs
+//! the first set's migration; any failed step is tried again later (`SETTLE_RETRY`).
+//! A node that has not seen the file yet keeps clearing and falling back, which is only
+//! slower. A newer generation is unsettled until its own file is written.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::multipart::UploadMeta;
+use super::set::ErasureSet;
+use super::{IAM_BUCKET, ListEntry, Store, blocking, registry};
+use crate::format::JsonFile;
+use crate::format::migration::Settled;
+
+/// How long a node waits for its writes begun under an older ring to end, when asked
+/// to fence (a PUT streaming a large body may take this long).
+pub const FENCE_WAIT: Duration = Duration::from_secs(20);
+/// How often the checking node tries again to settle a generation.
+const SETTLE_RETRY: Duration = Duration::from_secs(10);
+/// Keys per page of the walk that checks placement.
+const WALK_PAGE_KEYS: usize = 1000;
+
+fn settled_file(generation: u64) -> String {
+    format!("settled-{generation}.bkt")
+}
+
+/// The writes in flight on this node that place a key by the ring, counted by the
+/// generation they began under.
+#[derive(Default)]
+pub struct PlacedWrites {
+    in_flight: std::sync::Mutex<BTreeMap<u64, usize>>,
+    /// Signalled when the last write of a generation ends.
+    ended: tokio::sync::Notify,
+}
+
+impl PlacedWrites {
+    fn any_before(&self, generation: u64) -> bool {
+        self.in_flight.lock().expect("placed writes").range(..generation).next().is_some()
+    }
+}
+
+/// Held by a write from before it chooses a set by the ring until it is done.
+pub struct WriteTicket<'a> {
+    writes: &'a PlacedWrites,
+    generation: u64,
+}
+
+impl Drop for WriteTicket<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.writes.in_flight.lock().expect("placed writes");
+        let count = in_flight.get_mut(&self.generation).expect("a ticket's generation is counted");
+        *count -= 1;
+        if *count == 0 {
+            in_flight.remove(&self.generation);
+            drop(in_flight);
+            self.writes.ended.notify_waiters();
+        }
+    }
+}
+
+impl Store {
+    /// Taken by every write that places a key by the ring (PUT, DELETE, a new upload, its
+    /// completion, a migration's move) before it looks at the ring.
+    pub(crate) fn begin_placed_write(&self) -> WriteTicket<'_> {
+        let mut in_flight = self.placed_writes.in_flight.lock().expect("placed writes");
+        let generation = self.topology().generation;
+        *in_flight.entry(generation).or_default() += 1;
+        WriteTicket { writes: &self.placed_writes, generation }
+    }
+
+    /// This node's part of the fence: it serves `generation` or newer (reading the
+    /// topology from the drives if it is behind) and, within `wait`, has no write left
+    /// that began under an older one. Once true, it stays true.
+    pub async fn fence_local(&self, generation: u64, wait: Duration) -> bool {
+        if self.topology().generation < generation
+            && let Err(e) = self.reload_topology().await
+        {
+            tracing::debug!(error = %e, "fence: could not reload the topology");
+        }
+        if self.topology().generation < generation {
+            return false;
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let ended = self.placed_writes.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            if !self.placed_writes.any_before(generation) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// The fence on every node: this one and every peer.
+    async fn fence_cluster(&self, generation: u64) -> bool {
+        if !self.fence_local(generation, FENCE_WAIT).await {
+            return false;
+        }
+        match self.settings_broadcast.get() {
+            Some(peers) => peers.fence(generation).await,
+            None => true,
+        }
+    }
+
+    /// Whether placement is settled for the generation this node serves.
+    pub fn placement_settled(&self) -> bool {
+        self.settled_generation.load(Ordering::Acquire) == self.topology().generation
+    }
+
+    fn mark_settled(&self, generation: u64) {
+        self.settled_generation.fetch_max(generation, Ordering::AcqRel);
+        self.metrics.placement_settled_generation.set(self.settled_generation.load(Ordering::Acquire) as i64);
+    }
+
+    /// One step towards a settled placement, run by the migration engine on every node
+    /// once the migration is done: adopts the settled file when one exists; on the node
+    /// that runs the first set's migration, checks (at most every `SETTLE_RETRY`) and
+    /// writes it. Returns whether placement is settled now.
+    pub async fn settle_step(&self) -> bool {
+        let generation = self.topology().generation;
+        if generation <= 1 || self.sets().len() <= 1 || self.placement_settled() {
+            return true;
+        }
+        let name = settled_file(generation);
+        let drives = self.all_drives();
+        let found = blocking(move || {
+            drives.iter().filter(|d| d.is_online()).any(|d| {
+                d.read_system_file(&name)
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| Settled::decode(&bytes))
+                    .is_some_and(|s| s.generation == generation)
+            })
+        })
+        .await;
+        if found {
+            self.mark_settled(generation);
+            return true;
+        }
+        if !self.owns_migration_of(&self.sets()[0]) {
+            return false;
+        }
+        {
+            let mut last = self.last_settle_check.lock().expect("settle check");
+            if last.is_some_and(|at| at.elapsed() < SETTLE_RETRY) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.check_settled(generation).await {
+            Ok(()) => {}
+            Err(why) => {
+                tracing::info!(generation, "placement not settled yet: {why}");
+                return false;
+            }
+        }
+        let record = Settled { generation, settled_unix: crate::clock::unix_now() }.encode();
+        let drives = self.all_drives();
+        let needed = drives.len() / 2 + 1;
+        let name = settled_file(generation);
+        let written = blocking(move || {
+            drives.iter().filter(|d| d.is_online() && d.write_system_file(&name, &record).is_ok()).count()
+        })
+        .await;
+        if written < needed {
+            tracing::warn!(generation, written, needed, "could not record a settled placement");
+            return false;
+        }
+        tracing::info!(generation, "placement settled: every object is in its ring set");
+        self.mark_settled(generation);
+        true
+    }
+
+    /// Steps 1–4 of the module's description; `Err` says which did not hold.
+    async fn check_settled(&self, generation: u64) -> Result<(), String> {
+        let sets = self.sets();
+        if let Some(set) = sets.iter().find(|s| s.drives().iter().any(|d| !d.is_online())) {
+            return Err(format!("set {} has a drive offline", set.id));
+        }
+        if !self.fence_cluster(generation).await {
+            return Err("a node is behind or still writes by an older ring".into());
+        }
+        let buckets: Vec<String> = self
+            .list_all_buckets()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|b| b.name)
+            .filter(|b| b != IAM_BUCKET && b != registry::REGISTRY_BUCKET)
+            .collect();
+        for set in sets.iter() {
+            for bucket in &buckets {
+                if let Some(key) = self.upload_away_from_ring(set, bucket).await {
+                    return Err(format!("an upload of {bucket}/{key} is in progress in set {}", set.id));
+                }
+            }
+        }
+        for set in sets.iter() {
+            for bucket in &buckets {
+                if let Some(key) = self.key_away_from_ring(set, bucket).await.map_err(|e| e.to_string())? {
+                    // The migration's next pass over the set moves it.
+                    self.rescan_set(set).await;
+                    return Err(format!("{bucket}/{key} is in set {}, not its ring set", set.id));
+                }
+            }
+        }
+        if self.topology().generation != generation {
+            return Err("the topology changed meanwhile".into());
+        }
+        Ok(())
+    }
+
+    /// The key of an upload in `set` (on any of its drives) that the ring places in
+    /// another set.
+    async fn upload_away_from_ring(&self, set: &Arc<ErasureSet>, bucket: &str) -> Option<String> {
+        let drives = set.drives().to_vec();
+        let name = bucket.to_string();
+        let keys: Vec<String> = blocking(move || {
+            let mut keys = Vec::new();
+            for drive in &drives {
+                for upload_id in drive.list_uploads(&name).unwrap_or_default() {
+                    let meta = drive.read_upload_file(&name, &upload_id, super::multipart::UPLOAD_META_FILE);
+                    if let Some(meta) = meta.ok().flatten().and_then(|bytes| UploadMeta::decode(&bytes)) {
+                        keys.push(meta.key);
+                    }
+                }
+            }
+            keys
+        })
+        .await;
+        keys.into_iter().find(|key| !Arc::ptr_eq(&self.set_for(bucket, key), set))
+    }
+
+    /// A key `set` holds anything of (a version, a delete marker, copies too few to read)
+    /// that the ring places in another set.
+    async fn key_away_from_ring(
+        &self,
+        set: &Arc<ErasureSet>,
+        bucket: &str,
+    ) -> crate::error::StoreResult<Option<String>> {
+        let mut after = String::new();
+        loop {
+            let page = set.walk_all_keys(bucket, &after, WALK_PAGE_KEYS).await?;
+            for (entry, _) in &page {
+                if let ListEntry::Object(info) = entry
+                    && !Arc::ptr_eq(&self.set_for(bucket, &info.key), set)
+                {
+                    return Ok(Some(info.key.clone()));
+                }
+            }
+            match page.last() {
+                Some((last, _)) if page.len() == WALK_PAGE_KEYS => after = last.name().to_string(),
+                _ => return Ok(None),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::StoreError;
+    use crate::placement::topology::TopologyRules;
+    use crate::storage::migration::{MigrationConfig, MigrationState, Throttle, migrate_pending};
+    use crate::storage::testing::{body, data, drain_set_one, open_two_sets, put, read};
+    use crate::storage::{PutOptions, multipart::RequestedPart};
+
+    /// Keys of bucket `b` the first generation's ring places in set 1.
+    fn keys_in_set_one(store: &Store, prefix: &str, count: usize) -> Vec<String> {
+        let ring = store.topology().ring();
+        (0..).map(|n| format!("{prefix}{n}")).filter(|k| ring.locate("b", k) == 1).take(count).collect()
+    }
+
+    async fn migrate(store: &Arc<Store>) {
+        migrate_pending(store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();
+        assert_eq!(store.migration_status().await.state, MigrationState::Done);
+    }
+
+    /// Checks now, without waiting out `SETTLE_RETRY` since the last check.
+    async fn settle_now(store: &Store) -> bool {
+        *store.last_settle_check.lock().unwrap() = None;
+        store.settle_step().await
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn after_a_drain_placement_settles_and_lookups_ask_the_ring_set_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        let keys: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
+        for (n, key) in keys.iter().enumerate() {
+            put(&store, "b", key, data(500 + n * 300, n as u64)).await;
+        }
+        drain_set_one(&store).await;
+        assert!(!settle_now(&store).await, "settled before the migration moved anything");
+        migrate(&store).await;
+        assert!(settle_now(&store).await);
+        assert!(store.placement_settled());
+        assert_eq!(store.metrics.placement_settled_generation.get(), 2);
+
+        put(&store, "b", "k0", b"new".to_vec()).await;
+        store.delete_object("b", "k1").await.unwrap();
+        for (n, key) in keys.iter().enumerate().skip(2) {
+            assert_eq!(read(&store, "b", key).await.unwrap(), data(500 + n * 300, n as u64), "{key}");
+        }
+        assert_eq!(read(&store, "b", "k0").await.unwrap(), b"new");
+        assert!(matches!(read(&store, "b", "k1").await, Err(StoreError::NoSuchKey)));
+
+        // Lookups ask the ring's set only now: a copy put in set 1 behind the store's back
+        // (what the check rules out) is not found; before settling it would be.
+        let sets = store.sets();
+        store.move_object("b", "k2", &sets[0], &sets[1], None).await.unwrap();
+        assert!(matches!(read(&store, "b", "k2").await, Err(StoreError::NoSuchKey)));
+        drop((sets, store));
+
+        // A restarted node falls back to every set until it reads the settled file; it
+        // does not check again (a check would fail: a drive is offline).
+        let store = open_two_sets(dir.path());
+        assert!(!store.placement_settled());
+        assert_eq!(read(&store, "b", "k2").await.unwrap(), data(1100, 2));
+        store.sets()[1].drives()[0].set_online(false);
+        assert!(settle_now(&store).await);
+        assert!(matches!(read(&store, "b", "k2").await, Err(StoreError::NoSuchKey)));
+        assert_eq!(read(&store, "b", "k0").await.unwrap(), b"new");
+    }
+
+    /// An upload begun in set 1 before the drain completes there afterwards: placement is
+    /// not settled while the upload is open nor while its object sits in set 1; the next
+    /// pass moves it, then it settles, and a DELETE is final.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_upload_begun_before_the_change_holds_settling_until_its_object_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        let key = keys_in_set_one(&store, "upload-", 1).remove(0);
+        let id = store.create_multipart_upload("b", &key, Vec::new(), None, Default::default()).await.unwrap();
+        let part = data(300_000, 7);
+        let options = PutOptions { content_length: Some(part.len() as u64), ..PutOptions::default() };
+        let meta = store.upload_part("b", &key, &id, 1, body(part.clone()), options).await.unwrap();
+        drain_set_one(&store).await;
+        migrate(&store).await;
+        let held = store.check_settled(2).await.unwrap_err();
+        assert!(held.contains("upload"), "{held}");
+        assert!(!settle_now(&store).await);
+
+        store.complete_multipart_upload("b", &key, &id, &[RequestedPart::new(1, meta.etag)], &[], None).await.unwrap();
+        let held = store.check_settled(2).await.unwrap_err();
+        assert!(held.contains("not its ring set"), "{held}");
+        assert!(!settle_now(&store).await);
+        assert_eq!(read(&store, "b", &key).await.unwrap(), part);
+
+        migrate(&store).await;
+        assert!(settle_now(&store).await);
+        assert_eq!(read(&store, "b", &key).await.unwrap(), part);
+        store.delete_object("b", &key).await.unwrap();
+        assert!(matches!(read(&store, "b", &key).await, Err(StoreError::NoSuchKey)));
+        assert!(matches!(store.sets()[1].head_object("b", &key).await, Err(StoreError::NoSuchKey)));
+    }
+
+    /// A PUT that chose its set by the old ring and is still streaming when the topology
+    /// changes holds the fence until it ends; the object it left in set 1 is then found
+    /// by the check and moved before placement settles.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_fence_waits_for_a_put_begun_under_the_older_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        let key = keys_in_set_one(&store, "slow-", 1).remove(0);
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let bytes = data(200_000, 3);
+        let slow_body: crate::storage::BodyStream = {
+            let bytes = bytes::Bytes::from(bytes.clone());
+            Box::pin(futures::stream::once(async move {
+                let _ = released.await;
+                Ok(bytes)
+            }))
+        };
+        let writer = {
+            let (store, key) = (store.clone(), key.clone());
+            let options = PutOptions { content_length: Some(bytes.len() as u64), ..PutOptions::default() };
+            tokio::spawn(async move { store.put_object("b", &key, slow_body, options).await })
+        };
+        // The PUT is under way (it waits for its body) before the topology changes.
+        for _ in 0..400 {
+            if store.placed_writes.any_before(u64::MAX) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drain_set_one(&store).await;
+        assert!(!store.fence_local(2, Duration::from_millis(300)).await, "fenced with a write by the old ring open");
+        release.send(()).unwrap();
+        writer.await.unwrap().unwrap();
+        assert!(store.fence_local(2, Duration::from_secs(5)).await);
+        assert!(store.sets()[1].head_object("b", &key).await.is_ok(), "the PUT used the old ring");
+
+        migrate(&store).await;
+        assert!(settle_now(&store).await);
+        assert_eq!(read(&store, "b", &key).await.unwrap(), bytes);
+        assert!(matches!(store.sets()[1].head_object("b", &key).await, Err(StoreError::NoSuchKey)));
+    }
+}
