@@ -11,7 +11,7 @@
 #        PARTS=A or PARTS=B runs one part only; PARTS=C (not in the default) measures what a
 #        topology change costs users apart from the moves: the same load (3 rounds each)
 #        before the change, with set 1 drained and the migration paused at once (nothing
-#        moves), and after the migration is done.
+#        moves), after the migration is done, and once placement is settled on every node.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FILL=${1:-20}
@@ -73,6 +73,15 @@ rounds "drained, paused"
 "$TARGET/buckets-admin" migration resume >/dev/null
 until "$TARGET/buckets-admin" migration status --json | grep -q '"state": "done"'; do sleep 0.5; done
 rounds "migration done"
+# Then once every node knows placement settled (writes and lookups touch one set again).
+settled_everywhere() {
+  for n in 2 3 4 5; do
+    curl -s "http://127.0.0.$n:29001/metrics" | grep -q '^buckets_placement_settled_generation 2$' || return 1
+  done
+}
+for _ in $(seq 120); do settled_everywhere && break; sleep 0.5; done
+settled_everywhere || { echo "placement did not settle within 60 s" >&2; exit 1; }
+rounds "settled"
 stop
 fi
 
