@@ -4,7 +4,8 @@
 //! holds → check the caller's expected generation → the pure transition
 //! (`TopologyRules::with_change`, which checks the rules) → for an added set, have its
 //! nodes open their drives and prepare it here → write to a majority of drives and install
-//! (`Store::install_topology`, which also refuses to retire a set that is not empty) →
+//! (`Store::install_topology`, which also refuses to retire a set that is not empty),
+//! after revoking a settled placement of the current one (`Store::revoke_settled`) →
 //! push to every other node. Installing wakes the migration.
 //!
 //! Must never install a generation that was not computed from the newest one under the
@@ -63,6 +64,8 @@ impl TopologyCoordinator {
             (e, Some(_)) => TopologyChangeError::Drives(e.to_string()),
             (e, None) => TopologyChangeError::Invalid(e),
         })?;
+        // No node may write by the current ring alone once the next one is installed.
+        self.store.revoke_settled(current.generation).await.map_err(TopologyChangeError::Store)?;
         let installed = match (&change, added) {
             (TopologyChange::AddSet { id, drives, .. }, Some(_)) => {
                 let result = self.add_set(*id, drives, next).await;

@@ -317,6 +317,10 @@ fn migration_control_and_checkpoint_v1_golden() {
     let golden = check("placement-settled-v1.bin", &settled.encode());
     assert_eq!(super::migration::Settled::decode(&golden), Some(settled));
     assert_eq!(super::migration::SetProgress::decode(&golden), None);
+    let unsettled = super::migration::Unsettled { generation: 7, unsettled_unix: 1_790_000_100 };
+    let golden = check("placement-unsettled-v1.bin", &unsettled.encode());
+    assert_eq!(super::migration::Unsettled::decode(&golden), Some(unsettled));
+    assert_eq!(super::migration::Settled::decode(&golden), None);
 }
 
 #[test]

@@ -30,6 +30,24 @@ impl JsonFile for Settled {
     const VERSION: u16 = SETTLED_VERSION;
 }
 
+pub const UNSETTLED_MAGIC: &[u8; 8] = b"BKTUNSET";
+pub const UNSETTLED_VERSION: u16 = 1;
+
+/// Written (`unsettled-<generation>.bkt`, on a majority of all drives) by a topology
+/// change before it replaces `generation`: no node may treat that generation as settled
+/// any more, whatever its settled file says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unsettled {
+    pub generation: u64,
+    pub unsettled_unix: i64,
+}
+
+impl JsonFile for Unsettled {
+    const MAGIC: &'static [u8; 8] = UNSETTLED_MAGIC;
+    const VERSION: u16 = UNSETTLED_VERSION;
+}
+
 /// Cluster-wide controls of the migration, set through the admin API.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -251,10 +251,14 @@ pub struct Store {
     settings_broadcast: std::sync::OnceLock<Arc<dyn SettingsBroadcast>>,
     /// Writes in flight that place a key by the ring, by the generation they began under.
     placed_writes: settle::PlacedWrites,
-    /// The newest generation this node knows settled (`settle`); 0 for none.
+    /// The generation this node last found settled (`settle`), and until when (nanoseconds
+    /// after `lease_epoch`) it may treat it so.
     settled_generation: std::sync::atomic::AtomicU64,
-    /// When this node last checked whether placement is settled.
-    last_settle_check: std::sync::Mutex<Option<std::time::Instant>>,
+    settled_until: std::sync::atomic::AtomicU64,
+    lease_epoch: std::time::Instant,
+    /// When this node may next check whether placement is settled, and how many checks
+    /// in a row failed (`settle`).
+    next_settle_check: std::sync::Mutex<settle::NextCheck>,
 }
 
 /// Calls on the other nodes of a cluster: drop cached settings of a bucket; fence.
@@ -362,7 +366,9 @@ impl Store {
             settings_broadcast: std::sync::OnceLock::new(),
             placed_writes: Default::default(),
             settled_generation: std::sync::atomic::AtomicU64::new(0),
-            last_settle_check: std::sync::Mutex::new(None),
+            settled_until: std::sync::atomic::AtomicU64::new(0),
+            lease_epoch: std::time::Instant::now(),
+            next_settle_check: Default::default(),
         }
     }
 

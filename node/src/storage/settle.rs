@@ -21,8 +21,17 @@
 //! under G or newer, and moves go to the ring's set. After step 3 no upload can complete
 //! away from it. So what step 4 saw stays true while G is current, and the node that
 //! checked writes `settled-G.bkt` to a majority of all drives; every node reads it and
-//! from then on treats placement as exact for G. The checking node is the one that runs
-//! the first set's migration; any failed step is tried again later (`SETTLE_RETRY`).
+//! from then on treats placement as exact for G, under a lease: only for `LEASE` after it
+//! last read, from a majority of drives, the settled file and no `unsettled-G.bkt`.
+//!
+//! A topology change away from a settled G first writes `unsettled-G.bkt` to a majority
+//! and, if it then finds the settled file, waits out the lease before it installs the new
+//! generation: by then no node treats G as settled (a node that missed the push would
+//! otherwise write by G's ring alone while others write by the new one, and a DELETE there
+//! could miss a copy the new ring's set just took). The settling node reads the unsettled
+//! file after writing the settled one; one of the two always sees the other. The checking node is the one that runs
+//! the first set's migration; a check that fails is tried again later, after 10 s, then
+//! after twice as long each time up to 10 minutes (a check walks every key).
 //! A node that has not seen the file yet keeps clearing and falling back, which is only
 //! slower. A newer generation is unsettled until its own file is written.
 
@@ -34,19 +43,40 @@ use std::time::{Duration, Instant};
 use super::multipart::UploadMeta;
 use super::set::ErasureSet;
 use super::{IAM_BUCKET, ListEntry, Store, blocking, registry};
+use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
-use crate::format::migration::Settled;
+use crate::format::migration::{Settled, Unsettled};
 
 /// How long a node waits for its writes begun under an older ring to end, when asked
 /// to fence (a PUT streaming a large body may take this long).
 pub const FENCE_WAIT: Duration = Duration::from_secs(20);
-/// How often the checking node tries again to settle a generation.
+/// How long the checking node waits after its first failed check; each further failure
+/// doubles it, up to `SETTLE_RETRY_MAX`.
 const SETTLE_RETRY: Duration = Duration::from_secs(10);
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(600);
+/// How long a node treats placement as settled after it last read the settled file (and
+/// no unsettled file) from a majority of drives; it reads them every second.
+pub const LEASE: Duration = Duration::from_secs(5);
+/// What a topology change away from a settled generation waits after revoking it: the
+/// lease, and a margin for clocks running at slightly different rates.
+const REVOKE_WAIT: Duration = Duration::from_secs(7);
 /// Keys per page of the walk that checks placement.
 const WALK_PAGE_KEYS: usize = 1000;
 
 fn settled_file(generation: u64) -> String {
     format!("settled-{generation}.bkt")
+}
+
+fn unsettled_file(generation: u64) -> String {
+    format!("unsettled-{generation}.bkt")
+}
+
+/// What a majority read of a generation's settle files found.
+struct SettleFiles {
+    /// Drives that answered (read both files, found or not).
+    answered: usize,
+    settled: bool,
+    unsettled: bool,
 }
 
 /// The writes in flight on this node that place a key by the ring, counted by the
@@ -62,6 +92,15 @@ impl PlacedWrites {
     fn any_before(&self, generation: u64) -> bool {
         self.in_flight.lock().expect("placed writes").range(..generation).next().is_some()
     }
+}
+
+/// When the next settle check of `generation` may run, and the failed checks in a row
+/// before it.
+#[derive(Default)]
+pub struct NextCheck {
+    generation: u64,
+    at: Option<Instant>,
+    failures: u32,
 }
 
 /// Held by a write from before it chooses a set by the ring until it is done.
@@ -130,57 +169,124 @@ impl Store {
         }
     }
 
-    /// Whether placement is settled for the generation this node serves.
+    /// Whether placement is settled for the generation this node serves (and the lease
+    /// on it is current).
     pub fn placement_settled(&self) -> bool {
         self.settled_generation.load(Ordering::Acquire) == self.topology().generation
+            && self.lease_epoch.elapsed() < Duration::from_nanos(self.settled_until.load(Ordering::Acquire))
     }
 
-    fn mark_settled(&self, generation: u64) {
-        self.settled_generation.fetch_max(generation, Ordering::AcqRel);
-        self.metrics.placement_settled_generation.set(self.settled_generation.load(Ordering::Acquire) as i64);
+    /// Treats `generation` as settled until `LEASE` after `read_began`.
+    fn mark_settled(&self, generation: u64, read_began: Instant) {
+        let until = (read_began + LEASE).saturating_duration_since(self.lease_epoch).as_nanos() as u64;
+        self.settled_generation.store(generation, Ordering::Release);
+        self.settled_until.store(until, Ordering::Release);
+        self.metrics.placement_settled_generation.set(generation as i64);
+    }
+
+    fn forget_settled(&self) {
+        self.settled_until.store(0, Ordering::Release);
+        self.metrics.placement_settled_generation.set(0);
+    }
+
+    async fn read_settle_files(&self, generation: u64) -> SettleFiles {
+        let drives = self.all_drives();
+        let (settled, unsettled) = (settled_file(generation), unsettled_file(generation));
+        blocking(move || {
+            let mut files = SettleFiles { answered: 0, settled: false, unsettled: false };
+            for drive in drives.iter().filter(|d| d.is_online()) {
+                let (Ok(s), Ok(u)) = (drive.read_system_file(&settled), drive.read_system_file(&unsettled)) else {
+                    continue;
+                };
+                files.answered += 1;
+                files.settled |= s.and_then(|b| Settled::decode(&b)).is_some_and(|s| s.generation == generation);
+                files.unsettled |= u.and_then(|b| Unsettled::decode(&b)).is_some_and(|u| u.generation == generation);
+            }
+            files
+        })
+        .await
+    }
+
+    /// Renews the lease from a majority read of the settle files: whether placement is
+    /// settled, and whether it was revoked for good.
+    async fn renew_settled(&self, generation: u64) -> (bool, bool) {
+        let began = Instant::now();
+        let files = self.read_settle_files(generation).await;
+        let majority = self.all_drives().len() / 2 + 1;
+        if files.unsettled {
+            self.forget_settled();
+            return (false, true);
+        }
+        if files.settled && files.answered >= majority {
+            self.mark_settled(generation, began);
+            return (true, false);
+        }
+        self.forget_settled();
+        (false, false)
+    }
+
+    /// Before a topology change replaces `generation`: no node may treat it as settled
+    /// once this returns (see the module's description).
+    pub async fn revoke_settled(&self, generation: u64) -> StoreResult<()> {
+        if generation <= 1 || self.sets().len() <= 1 {
+            return Ok(());
+        }
+        self.forget_settled();
+        let record = Unsettled { generation, unsettled_unix: crate::clock::unix_now() }.encode();
+        let drives = self.all_drives();
+        let needed = drives.len() / 2 + 1;
+        let name = unsettled_file(generation);
+        let written = blocking(move || {
+            drives.iter().filter(|d| d.is_online() && d.write_system_file(&name, &record).is_ok()).count()
+        })
+        .await;
+        if written < needed {
+            return Err(StoreError::InsufficientQuorum {
+                operation: "revoke a settled placement",
+                needed,
+                available: written,
+            });
+        }
+        if self.read_settle_files(generation).await.settled && self.settings_broadcast.get().is_some() {
+            tracing::info!(generation, "waiting out the settled placement's lease before the topology changes");
+            tokio::time::sleep(REVOKE_WAIT).await;
+        }
+        Ok(())
     }
 
     /// One step towards a settled placement, run by the migration engine on every node
-    /// once the migration is done: adopts the settled file when one exists; on the node
-    /// that runs the first set's migration, checks (at most every `SETTLE_RETRY`) and
-    /// writes it. Returns whether placement is settled now.
+    /// once the migration is done (every second): renews the lease from the settle files;
+    /// on the node that runs the first set's migration, checks (backing off after failed
+    /// checks) and writes the settled file. Returns whether placement is settled now.
     pub async fn settle_step(&self) -> bool {
         let generation = self.topology().generation;
-        if generation <= 1 || self.sets().len() <= 1 || self.placement_settled() {
+        if generation <= 1 || self.sets().len() <= 1 {
             return true;
         }
-        let name = settled_file(generation);
-        let drives = self.all_drives();
-        let found = blocking(move || {
-            drives.iter().filter(|d| d.is_online()).any(|d| {
-                d.read_system_file(&name)
-                    .ok()
-                    .flatten()
-                    .and_then(|bytes| Settled::decode(&bytes))
-                    .is_some_and(|s| s.generation == generation)
-            })
-        })
-        .await;
-        if found {
-            self.mark_settled(generation);
-            return true;
+        match self.renew_settled(generation).await {
+            (true, _) => return true,
+            (false, true) => return false,
+            (false, false) => {}
         }
         if !self.owns_migration_of(&self.sets()[0]) {
             return false;
         }
         {
-            let mut last = self.last_settle_check.lock().expect("settle check");
-            if last.is_some_and(|at| at.elapsed() < SETTLE_RETRY) {
+            let mut next = self.next_settle_check.lock().expect("settle check");
+            if next.generation != generation {
+                *next = NextCheck { generation, ..NextCheck::default() };
+            }
+            if next.at.is_some_and(|at| Instant::now() < at) {
                 return false;
             }
-            *last = Some(Instant::now());
         }
-        match self.check_settled(generation).await {
-            Ok(()) => {}
-            Err(why) => {
-                tracing::info!(generation, "placement not settled yet: {why}");
-                return false;
-            }
+        if let Err(why) = self.check_settled(generation).await {
+            let mut next = self.next_settle_check.lock().expect("settle check");
+            let wait = SETTLE_RETRY.saturating_mul(1 << next.failures.min(16)).min(SETTLE_RETRY_MAX);
+            next.failures += 1;
+            next.at = Some(Instant::now() + wait);
+            tracing::info!(generation, "placement not settled yet ({why}); checking again in {wait:?}");
+            return false;
         }
         let record = Settled { generation, settled_unix: crate::clock::unix_now() }.encode();
         let drives = self.all_drives();
@@ -194,9 +300,12 @@ impl Store {
             tracing::warn!(generation, written, needed, "could not record a settled placement");
             return false;
         }
-        tracing::info!(generation, "placement settled: every object is in its ring set");
-        self.mark_settled(generation);
-        true
+        // Written before this read: a revocation this read misses finds the settled file.
+        let settled = self.renew_settled(generation).await.0;
+        if settled {
+            tracing::info!(generation, "placement settled: every object is in its ring set");
+        }
+        settled
     }
 
     /// Steps 1–4 of the module's description; `Err` says which did not hold.
@@ -287,7 +396,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::StoreError;
     use crate::placement::topology::TopologyRules;
     use crate::storage::migration::{MigrationConfig, MigrationState, Throttle, migrate_pending};
     use crate::storage::testing::{body, data, drain_set_one, open_two_sets, put, read};
@@ -304,9 +412,9 @@ mod tests {
         assert_eq!(store.migration_status().await.state, MigrationState::Done);
     }
 
-    /// Checks now, without waiting out `SETTLE_RETRY` since the last check.
+    /// Checks now, without waiting out the back-off after a failed check.
     async fn settle_now(store: &Store) -> bool {
-        *store.last_settle_check.lock().unwrap() = None;
+        store.next_settle_check.lock().unwrap().at = None;
         store.settle_step().await
     }
 
@@ -429,5 +537,33 @@ mod tests {
         assert!(settle_now(&store).await);
         assert_eq!(read(&store, "b", &key).await.unwrap(), bytes);
         assert!(matches!(store.sets()[1].head_object("b", &key).await, Err(StoreError::NoSuchKey)));
+    }
+    /// A topology change revokes a settled placement: the node changing it stops at once,
+    /// another node at its next renewal or, without one, when its lease runs out; the
+    /// revoked generation never settles again.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_revoked_placement_is_not_settled_on_any_node_within_the_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        put(&store, "b", "k", b"v".to_vec()).await;
+        drain_set_one(&store).await;
+        migrate(&store).await;
+        assert!(settle_now(&store).await);
+        // A second node on the same drives.
+        let other = open_two_sets(dir.path());
+        assert!(settle_now(&other).await);
+        let renewing = open_two_sets(dir.path());
+        assert!(settle_now(&renewing).await);
+
+        store.revoke_settled(2).await.unwrap();
+        assert!(!store.placement_settled());
+        assert!(!settle_now(&renewing).await, "a renewal after the revocation");
+        assert!(other.placement_settled(), "the lease holds until it runs out");
+        tokio::time::sleep(LEASE).await;
+        assert!(!other.placement_settled(), "the lease ran out");
+        assert!(!settle_now(&store).await, "a revoked generation must not settle again");
+        assert_eq!(read(&other, "b", "k").await.unwrap(), b"v");
     }
 }
