@@ -65,7 +65,10 @@ impl TopologyCoordinator {
             (e, None) => TopologyChangeError::Invalid(e),
         })?;
         // No node may write by the current ring alone once the next one is installed.
-        self.store.revoke_settled(current.generation).await.map_err(TopologyChangeError::Store)?;
+        let settled = self.store.revoke_settled(current.generation).await.map_err(TopologyChangeError::Store)?;
+        if settled {
+            self.store.record_base(next.generation, &current).await.map_err(TopologyChangeError::Store)?;
+        }
         let installed = match (&change, added) {
             (TopologyChange::AddSet { id, drives, .. }, Some(_)) => {
                 let result = self.add_set(*id, drives, next).await;

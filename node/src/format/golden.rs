@@ -321,6 +321,9 @@ fn migration_control_and_checkpoint_v1_golden() {
     let golden = check("placement-unsettled-v1.bin", &unsettled.encode());
     assert_eq!(super::migration::Unsettled::decode(&golden), Some(unsettled));
     assert_eq!(super::migration::Settled::decode(&golden), None);
+    let base = super::migration::Base { generation: 8, previous: topology_v1() };
+    let golden = check("placement-base-v1.bin", &base.encode());
+    assert_eq!(super::migration::Base::decode(&golden), Some(base));
 }
 
 #[test]

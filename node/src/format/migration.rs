@@ -30,6 +30,25 @@ impl JsonFile for Settled {
     const VERSION: u16 = SETTLED_VERSION;
 }
 
+pub const BASE_MAGIC: &[u8; 8] = b"BKTPBASE";
+pub const BASE_VERSION: u16 = 1;
+
+/// Written (`base-<generation>.bkt`, on a majority of all drives) by a topology change
+/// from a settled generation (or the first), before it installs `generation`: the
+/// topology it replaces. Until `generation` settles, a key is in the set its ring names
+/// or in the one `previous`'s ring names, nowhere else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Base {
+    pub generation: u64,
+    pub previous: buckets_api::Topology,
+}
+
+impl JsonFile for Base {
+    const MAGIC: &'static [u8; 8] = BASE_MAGIC;
+    const VERSION: u16 = BASE_VERSION;
+}
+
 pub const UNSETTLED_MAGIC: &[u8; 8] = b"BKTUNSET";
 pub const UNSETTLED_VERSION: u16 = 1;
 

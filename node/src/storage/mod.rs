@@ -256,6 +256,10 @@ pub struct Store {
     settled_generation: std::sync::atomic::AtomicU64,
     settled_until: std::sync::atomic::AtomicU64,
     lease_epoch: std::time::Instant,
+    /// The previous generation's ring, when the current one began from a settled one.
+    base_ring: std::sync::RwLock<Option<settle::BaseRing>>,
+    /// The generation whose `Base` this node last looked for.
+    base_checked: std::sync::atomic::AtomicU64,
     /// When this node may next check whether placement is settled, and how many checks
     /// in a row failed (`settle`).
     next_settle_check: std::sync::Mutex<settle::NextCheck>,
@@ -368,6 +372,8 @@ impl Store {
             settled_generation: std::sync::atomic::AtomicU64::new(0),
             settled_until: std::sync::atomic::AtomicU64::new(0),
             lease_epoch: std::time::Instant::now(),
+            base_ring: std::sync::RwLock::new(None),
+            base_checked: std::sync::atomic::AtomicU64::new(0),
             next_settle_check: Default::default(),
         }
     }
@@ -743,17 +749,10 @@ impl Store {
 
     // ---- objects ----
 
-    /// Whether an object may sit in another set than the ring names: only after the
-    /// topology changed (generation > 1) in a store of several sets, until the change is
-    /// settled (`settle`). Until then reads fall back to the other sets and writes clear
-    /// stale copies there (contract 5: placement is a hint, never the only truth).
-    fn placement_may_differ(&self) -> bool {
-        self.sets().len() > 1 && self.topology().generation > 1 && !self.placement_settled()
-    }
-
     /// After a topology change: removes copies of a key from every set but `keep` (after a
     /// write or a delete there) and, when `keep` is the ring's set, the key's registry
-    /// record. The caller holds the key's write lock, so a migration cannot move a copy
+    /// record; only from the one other set it can be in when that is known
+    /// (`Store::elsewhere`), from none once placement is settled. The caller holds the key's write lock, so a migration cannot move a copy
     /// back in between. Before any change there is nothing to clear.
     pub(crate) async fn clear_stale_copies_locked(
         &self,
@@ -762,10 +761,20 @@ impl Store {
         keep: &Arc<ErasureSet>,
         id: VersionId,
     ) -> StoreResult<()> {
-        if !self.placement_may_differ() {
-            return Ok(());
-        }
         let home = self.set_for(bucket, key).clone();
+        match self.elsewhere(bucket, key, &home) {
+            settle::Elsewhere::Nowhere => return Ok(()),
+            // The two sets a key can be in while this generation migrates from a settled
+            // one: the other of them is cleared; no registry record is needed to find it.
+            settle::Elsewhere::Only(previous) if Arc::ptr_eq(keep, &home) || Arc::ptr_eq(keep, &previous) => {
+                let other = if Arc::ptr_eq(keep, &home) { previous } else { home };
+                return match other.delete_version_locked(bucket, key, id).await {
+                    Ok(_) | Err(StoreError::NoSuchKey) => Ok(()),
+                    Err(e) => Err(e),
+                };
+            }
+            _ => {}
+        }
         for set in self.sets().iter().filter(|s| !Arc::ptr_eq(s, keep)) {
             match set.delete_version_locked(bucket, key, id).await {
                 Ok(_) | Err(StoreError::NoSuchKey) => {}
@@ -785,12 +794,13 @@ impl Store {
         Ok(())
     }
 
-    /// Runs `probe` on the set that holds an object (contract 5): the cached location,
-    /// then the ring's set, then the registry record, then every other set, then the
-    /// ring's set once more. `probe`
-    /// answering `NoSuchKey` means "not in this set"; any other answer is final. A wrong
-    /// hint is forgotten; an object found only by asking every set gets a record, so the
-    /// next lookup on any node takes one step.
+    /// Runs `probe` on the set that holds an object (contract 5). Settled (or never
+    /// changed): the ring's set. Migrating from a settled generation: the ring's set, the
+    /// previous ring's set, the ring's set once more. Otherwise: the cached location, then
+    /// the ring's set, then the registry record, then every other set, then the ring's set
+    /// once more. `probe` answering `NoSuchKey` means "not in this set"; any other answer
+    /// is final. A wrong hint is forgotten; an object found only by asking every set gets a
+    /// record, so the next lookup on any node takes one step.
     ///
     /// A set that holds copies of the object too few to read (`LostBeyondParity`, or a
     /// move cut short in its target) does not end the search: another set may hold it
@@ -827,8 +837,20 @@ impl Store {
             other => other,
         };
         let home = self.set_for(bucket, key).clone();
-        if !self.placement_may_differ() {
-            return probe(&home).await;
+        match self.elsewhere(bucket, key, &home) {
+            settle::Elsewhere::Nowhere => return probe(&home).await,
+            settle::Elsewhere::Only(previous) => {
+                // A move commits in the ring's set before it deletes the source: one that
+                // happened between the first two probes is found by the third.
+                for set in [&home, &previous] {
+                    match probe(set).await {
+                        Err(StoreError::NoSuchKey) => {}
+                        other => return other,
+                    }
+                }
+                return probe(&home).await;
+            }
+            settle::Elsewhere::Anywhere => {}
         }
         let hash = registry::object_hash(bucket, key);
         let mut tried: Vec<Arc<ErasureSet>> = Vec::new();

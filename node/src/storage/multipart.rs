@@ -125,8 +125,12 @@ impl Store {
         check_upload_id(upload_id)?;
         let home = self.set_for(bucket, key).clone();
         let mut candidates = vec![home.clone()];
-        if self.placement_may_differ() {
-            candidates.extend(self.sets().iter().filter(|s| !Arc::ptr_eq(s, &home)).cloned());
+        match self.elsewhere(bucket, key, &home) {
+            super::settle::Elsewhere::Nowhere => {}
+            super::settle::Elsewhere::Only(previous) => candidates.push(previous),
+            super::settle::Elsewhere::Anywhere => {
+                candidates.extend(self.sets().iter().filter(|s| !Arc::ptr_eq(s, &home)).cloned())
+            }
         }
         for set in candidates {
             let drives = set.drives().to_vec();

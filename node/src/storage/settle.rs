@@ -29,7 +29,15 @@
 //! generation: by then no node treats G as settled (a node that missed the push would
 //! otherwise write by G's ring alone while others write by the new one, and a DELETE there
 //! could miss a copy the new ring's set just took). The settling node reads the unsettled
-//! file after writing the settled one; one of the two always sees the other. The checking node is the one that runs
+//! file after writing the settled one; one of the two always sees the other.
+//!
+//! While a generation G migrates from a settled one (or from the first), a key can only be
+//! in its G ring set or in the set G−1's ring named: every copy was in the latter when G
+//! was installed, writes by either ring go to one of the two, moves go from the first to
+//! the second, and an upload completes where its ring put it. The change records G−1's
+//! topology (`base-G.bkt`) before it installs G, and until G settles a write clears, and a
+//! lookup asks, that one other set (`Elsewhere::Only`) instead of every set and the
+//! registry. Without the file (G−1 was still migrating) it is every set, as before. The checking node is the one that runs
 //! the first set's migration; a check that fails is tried again later, after 10 s, then
 //! after twice as long each time up to 10 minutes (a check walks every key).
 //! A node that has not seen the file yet keeps clearing and falling back, which is only
@@ -45,7 +53,9 @@ use super::set::ErasureSet;
 use super::{IAM_BUCKET, ListEntry, Store, blocking, registry};
 use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
-use crate::format::migration::{Settled, Unsettled};
+use crate::format::migration::{Base, Settled, Unsettled};
+use crate::placement::ring::Ring;
+use crate::placement::topology::TopologyRules;
 
 /// How long a node waits for its writes begun under an older ring to end, when asked
 /// to fence (a PUT streaming a large body may take this long).
@@ -65,6 +75,27 @@ const WALK_PAGE_KEYS: usize = 1000;
 
 fn settled_file(generation: u64) -> String {
     format!("settled-{generation}.bkt")
+}
+
+fn base_file(generation: u64) -> String {
+    format!("base-{generation}.bkt")
+}
+
+/// The ring of the generation before `generation`, when `generation` began from a settled
+/// one (`Base`).
+pub struct BaseRing {
+    generation: u64,
+    ring: Arc<Ring>,
+}
+
+/// Where a key may be besides the set its ring names.
+pub(crate) enum Elsewhere {
+    /// Nowhere: one set, the first generation, or a settled one.
+    Nowhere,
+    /// Only in this set, the one the previous generation's ring names.
+    Only(Arc<ErasureSet>),
+    /// In any set (the previous generation was still migrating); registry records help.
+    Anywhere,
 }
 
 fn unsettled_file(generation: u64) -> String {
@@ -225,11 +256,77 @@ impl Store {
         (false, false)
     }
 
+    /// Where `key` may be besides `home`, the set the ring names for it.
+    pub(crate) fn elsewhere(&self, bucket: &str, key: &str, home: &Arc<ErasureSet>) -> Elsewhere {
+        let generation = self.topology().generation;
+        if generation <= 1 || self.sets().len() <= 1 || self.placement_settled() {
+            return Elsewhere::Nowhere;
+        }
+        let base = self.base_ring.read().expect("base ring");
+        let Some(base) = base.as_ref().filter(|b| b.generation == generation) else {
+            return Elsewhere::Anywhere;
+        };
+        let previous = base.ring.locate(bucket, key);
+        if previous == self.id_of(home) {
+            return Elsewhere::Nowhere;
+        }
+        match self.set_by_id(previous) {
+            Some(set) => Elsewhere::Only(set),
+            None => Elsewhere::Anywhere,
+        }
+    }
+
+    /// Records, before `next` is installed, the topology it replaces (`Base`).
+    pub async fn record_base(&self, next: u64, previous: &buckets_api::Topology) -> StoreResult<()> {
+        let record = Base { generation: next, previous: previous.clone() }.encode();
+        let drives = self.all_drives();
+        let needed = drives.len() / 2 + 1;
+        let name = base_file(next);
+        let written = blocking(move || {
+            drives.iter().filter(|d| d.is_online() && d.write_system_file(&name, &record).is_ok()).count()
+        })
+        .await;
+        if written < needed {
+            return Err(StoreError::InsufficientQuorum {
+                operation: "record the previous topology",
+                needed,
+                available: written,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the current generation's `Base` once per generation (it is written before the
+    /// generation is installed; without it every set may hold a key).
+    pub async fn load_base(&self) {
+        let generation = self.topology().generation;
+        if generation <= 1 || self.base_checked.swap(generation, Ordering::AcqRel) == generation {
+            return;
+        }
+        let drives = self.all_drives();
+        let name = base_file(generation);
+        let found = blocking(move || {
+            drives.iter().filter(|d| d.is_online()).find_map(|d| {
+                d.read_system_file(&name)
+                    .ok()
+                    .flatten()
+                    .and_then(|bytes| Base::decode(&bytes))
+                    .filter(|b| b.generation == generation && b.previous.validate().is_ok())
+            })
+        })
+        .await;
+        if let Some(base) = found {
+            *self.base_ring.write().expect("base ring") =
+                Some(BaseRing { generation, ring: Arc::new(base.previous.ring()) });
+        }
+    }
+
     /// Before a topology change replaces `generation`: no node may treat it as settled
-    /// once this returns (see the module's description).
-    pub async fn revoke_settled(&self, generation: u64) -> StoreResult<()> {
+    /// once this returns (see the module's description). Returns whether it was settled
+    /// (the first generation, or one store of a single set, always is).
+    pub async fn revoke_settled(&self, generation: u64) -> StoreResult<bool> {
         if generation <= 1 || self.sets().len() <= 1 {
-            return Ok(());
+            return Ok(true);
         }
         self.forget_settled();
         let record = Unsettled { generation, unsettled_unix: crate::clock::unix_now() }.encode();
@@ -247,11 +344,12 @@ impl Store {
                 available: written,
             });
         }
-        if self.read_settle_files(generation).await.settled && self.settings_broadcast.get().is_some() {
+        let settled = self.read_settle_files(generation).await.settled;
+        if settled && self.settings_broadcast.get().is_some() {
             tracing::info!(generation, "waiting out the settled placement's lease before the topology changes");
             tokio::time::sleep(REVOKE_WAIT).await;
         }
-        Ok(())
+        Ok(settled)
     }
 
     /// One step towards a settled placement, run by the migration engine on every node
@@ -565,5 +663,68 @@ mod tests {
         assert!(!other.placement_settled(), "the lease ran out");
         assert!(!settle_now(&store).await, "a revoked generation must not settle again");
         assert_eq!(read(&other, "b", "k").await.unwrap(), b"v");
+    }
+    /// A drain through the topology coordinator from the first generation: until it
+    /// settles, a key is looked for (and cleared) in its ring set and the one the first
+    /// generation's ring named, nowhere else, and every write, read and delete stays right.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_change_from_a_settled_generation_looks_in_two_sets_only() {
+        use crate::cluster::topology::{Change, TopologyCoordinator};
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        let ring = store.topology().ring();
+        let keys: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
+        for (n, key) in keys.iter().enumerate() {
+            put(&store, "b", key, data(700 + n, n as u64)).await;
+        }
+        let in_set_one: Vec<&String> = keys.iter().filter(|k| ring.locate("b", k) == 1).collect();
+        let in_set_zero: Vec<&String> = keys.iter().filter(|k| ring.locate("b", k) == 0).collect();
+        let upload_key = keys_in_set_one(&store, "upload-", 1).remove(0);
+        let upload =
+            store.create_multipart_upload("b", &upload_key, Vec::new(), None, Default::default()).await.unwrap();
+        let part = data(1000, 9);
+        let options = PutOptions { content_length: Some(part.len() as u64), ..PutOptions::default() };
+        let etag = store.upload_part("b", &upload_key, &upload, 1, body(part.clone()), options).await.unwrap().etag;
+
+        TopologyCoordinator::new(store.clone(), None).change(Some(1), Change::Drain(1)).await.unwrap();
+        let sets = store.sets();
+        assert!(matches!(store.elsewhere("b", in_set_one[0], &sets[0]), Elsewhere::Only(ref s) if s.id == 1));
+        assert!(matches!(store.elsewhere("b", in_set_zero[0], &sets[0]), Elsewhere::Nowhere));
+
+        // Before anything moved: reads find set 1's keys; an overwrite and a delete of one
+        // leave no copy behind in set 1; the upload completes where it began.
+        for key in &keys {
+            let n: usize = key[1..].parse().unwrap();
+            assert_eq!(read(&store, "b", key).await.unwrap(), data(700 + n, n as u64), "{key}");
+        }
+        put(&store, "b", in_set_one[0], b"new".to_vec()).await;
+        store.delete_object("b", in_set_one[1]).await.unwrap();
+        for key in [in_set_one[0], in_set_one[1]] {
+            assert!(matches!(sets[1].head_object("b", key).await, Err(StoreError::NoSuchKey)), "{key} left in set 1");
+        }
+        assert_eq!(read(&store, "b", in_set_one[0]).await.unwrap(), b"new");
+        assert!(matches!(read(&store, "b", in_set_one[1]).await, Err(StoreError::NoSuchKey)));
+        store
+            .complete_multipart_upload("b", &upload_key, &upload, &[RequestedPart::new(1, etag)], &[], None)
+            .await
+            .unwrap();
+        assert_eq!(read(&store, "b", &upload_key).await.unwrap(), part);
+
+        // Only those two sets are asked: a key the first ring placed in set 0, put in set 1
+        // behind the store's back, is not found.
+        store.move_object("b", in_set_zero[0], &sets[0], &sets[1], None).await.unwrap();
+        assert!(matches!(read(&store, "b", in_set_zero[0]).await, Err(StoreError::NoSuchKey)));
+        store.move_object("b", in_set_zero[0], &sets[1], &sets[0], None).await.unwrap();
+
+        migrate(&store).await;
+        assert!(settle_now(&store).await);
+        for key in keys.iter().filter(|k| *k != in_set_one[0] && *k != in_set_one[1]) {
+            let n: usize = key[1..].parse().unwrap();
+            assert_eq!(read(&store, "b", key).await.unwrap(), data(700 + n, n as u64), "{key}");
+        }
+        assert_eq!(read(&store, "b", &upload_key).await.unwrap(), part);
+        assert!(matches!(read(&store, "b", in_set_one[1]).await, Err(StoreError::NoSuchKey)));
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::object_lock::check_removable;
 use super::set::{ErasureSet, Listing};
+use super::settle::Elsewhere;
 use super::{ListEntry, ObjectInfo, Store, Versioning, new_version_id, path, set};
 use crate::error::StoreResult;
 use crate::format::version_id::VersionId;
@@ -42,10 +43,12 @@ impl Store {
         key: &str,
         home: &Arc<ErasureSet>,
     ) -> StoreResult<()> {
-        if !self.placement_may_differ() {
-            return Ok(());
-        }
-        for set in self.sets().iter().filter(|s| !Arc::ptr_eq(s, home)) {
+        let others: Vec<Arc<ErasureSet>> = match self.elsewhere(bucket, key, home) {
+            Elsewhere::Nowhere => return Ok(()),
+            Elsewhere::Only(previous) => vec![previous],
+            Elsewhere::Anywhere => self.sets().iter().filter(|s| !Arc::ptr_eq(s, home)).cloned().collect(),
+        };
+        for set in &others {
             let (_, state) = set.read_key(bucket, key).await?;
             if !state.versions.is_empty() {
                 self.move_key_locked(bucket, key, set, home).await?;
@@ -83,9 +86,12 @@ impl Store {
     ) -> StoreResult<Deleted> {
         let _placing = self.begin_placed_write();
         let home = self.set_for(bucket, key).clone();
-        // Where the key's versions may be: its ring set, or any set before placement settles.
-        let holders: Vec<Arc<ErasureSet>> =
-            if self.placement_may_differ() { self.sets().to_vec() } else { vec![home.clone()] };
+        // Where the key's versions may be.
+        let holders: Vec<Arc<ErasureSet>> = match self.elsewhere(bucket, key, &home) {
+            Elsewhere::Nowhere => vec![home.clone()],
+            Elsewhere::Only(previous) => vec![home.clone(), previous],
+            Elsewhere::Anywhere => self.sets().to_vec(),
+        };
         if let Some(id) = version {
             let now = set::now_ns();
             for set in &holders {
