@@ -318,6 +318,7 @@ impl Throttle {
 
 /// Runs the migrations this node owns, forever.
 pub async fn run_migrations(store: Arc<Store>, config: MigrationConfig) {
+    tokio::spawn(store.clone().keep_lease());
     let mut throttle = Throttle::default();
     loop {
         tokio::select! {
@@ -326,7 +327,6 @@ pub async fn run_migrations(store: Arc<Store>, config: MigrationConfig) {
         }
         // One read of the control and of every set's checkpoint per tick: published as
         // metrics, and the engine only runs when something is left to move.
-        store.load_base().await;
         let status = store.migration_status().await;
         store.publish_migration_metrics(&status);
         if status.state == MigrationState::Done {

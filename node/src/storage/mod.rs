@@ -251,10 +251,13 @@ pub struct Store {
     settings_broadcast: std::sync::OnceLock<Arc<dyn SettingsBroadcast>>,
     /// Writes in flight that place a key by the ring, by the generation they began under.
     placed_writes: settle::PlacedWrites,
-    /// The generation this node last found settled (`settle`), and until when (nanoseconds
-    /// after `lease_epoch`) it may treat it so.
+    /// The generation this node last found settled (`settle`; it counts only under the
+    /// lease on it).
     settled_generation: std::sync::atomic::AtomicU64,
-    settled_until: std::sync::atomic::AtomicU64,
+    /// The generation this node holds the lease on, and until when (nanoseconds after
+    /// `lease_epoch`).
+    lease_generation: std::sync::atomic::AtomicU64,
+    lease_until: std::sync::atomic::AtomicU64,
     lease_epoch: std::time::Instant,
     /// The previous generation's ring, when the current one began from a settled one.
     base_ring: std::sync::RwLock<Option<settle::BaseRing>>,
@@ -370,7 +373,8 @@ impl Store {
             settings_broadcast: std::sync::OnceLock::new(),
             placed_writes: Default::default(),
             settled_generation: std::sync::atomic::AtomicU64::new(0),
-            settled_until: std::sync::atomic::AtomicU64::new(0),
+            lease_generation: std::sync::atomic::AtomicU64::new(0),
+            lease_until: std::sync::atomic::AtomicU64::new(0),
             lease_epoch: std::time::Instant::now(),
             base_ring: std::sync::RwLock::new(None),
             base_checked: std::sync::atomic::AtomicU64::new(0),

@@ -20,16 +20,11 @@
 //! After the fence no write can place a key away from its G ring set: every write begins
 //! under G or newer, and moves go to the ring's set. After step 3 no upload can complete
 //! away from it. So what step 4 saw stays true while G is current, and the node that
-//! checked writes `settled-G.bkt` to a majority of all drives; every node reads it and
-//! from then on treats placement as exact for G, under a lease: only for `LEASE` after it
-//! last read, from a majority of drives, the settled file and no `unsettled-G.bkt`.
-//!
-//! A topology change away from a settled G first writes `unsettled-G.bkt` to a majority
-//! and, if it then finds the settled file, waits out the lease before it installs the new
-//! generation: by then no node treats G as settled (a node that missed the push would
-//! otherwise write by G's ring alone while others write by the new one, and a DELETE there
-//! could miss a copy the new ring's set just took). The settling node reads the unsettled
-//! file after writing the settled one; one of the two always sees the other.
+//! checked (the one that runs the first set's migration) writes `settled-G.bkt` to a
+//! majority of all drives; every node reads it and treats placement as exact for G. A
+//! check that fails is tried again after 10 s, then twice as long each time up to 10
+//! minutes (a check walks every key); a node that has not read the file yet keeps
+//! clearing and falling back, which is only slower.
 //!
 //! While a generation G migrates from a settled one (or from the first), a key can only be
 //! in its G ring set or in the set G−1's ring named: every copy was in the latter when G
@@ -37,11 +32,16 @@
 //! the second, and an upload completes where its ring put it. The change records G−1's
 //! topology (`base-G.bkt`) before it installs G, and until G settles a write clears, and a
 //! lookup asks, that one other set (`Elsewhere::Only`) instead of every set and the
-//! registry. Without the file (G−1 was still migrating) it is every set, as before. The checking node is the one that runs
-//! the first set's migration; a check that fails is tried again later, after 10 s, then
-//! after twice as long each time up to 10 minutes (a check walks every key).
-//! A node that has not seen the file yet keeps clearing and falling back, which is only
-//! slower. A newer generation is unsettled until its own file is written.
+//! registry. Without the file (G−1 was still migrating) it is every set, as before.
+//!
+//! Both narrowings hold only under a lease on G: for `LEASE` after a majority read that
+//! found no `unsettled-G.bkt` (renewed every second). A topology change away from G first
+//! writes that file to a majority and, if G was settled or narrowed (its settled or base
+//! file exists), waits out the lease before it installs the next generation: a node that
+//! missed the push would otherwise write by G's rule alone while others write by the new
+//! ring, and a DELETE there could miss the copy the new ring's set just took. The settling
+//! node reads the unsettled file after writing the settled one; one of the two always
+//! sees the other.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,6 +67,8 @@ const SETTLE_RETRY_MAX: Duration = Duration::from_secs(600);
 /// How long a node treats placement as settled after it last read the settled file (and
 /// no unsettled file) from a majority of drives; it reads them every second.
 pub const LEASE: Duration = Duration::from_secs(5);
+/// How often a node renews its lease.
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(1);
 /// What a topology change away from a settled generation waits after revoking it: the
 /// lease, and a margin for clocks running at slightly different rates.
 const REVOKE_WAIT: Duration = Duration::from_secs(7);
@@ -104,10 +106,11 @@ fn unsettled_file(generation: u64) -> String {
 
 /// What a majority read of a generation's settle files found.
 struct SettleFiles {
-    /// Drives that answered (read both files, found or not).
+    /// Drives that answered (read the settled and unsettled files, found or not).
     answered: usize,
     settled: bool,
     unsettled: bool,
+    base: bool,
 }
 
 /// The writes in flight on this node that place a key by the ring, counted by the
@@ -200,31 +203,30 @@ impl Store {
         }
     }
 
-    /// Whether placement is settled for the generation this node serves (and the lease
-    /// on it is current).
+    /// Whether this node holds the lease on `generation`: within `LEASE` of a majority read
+    /// that found no revocation of it. Only under it may a node narrow where it looks for
+    /// keys (settled, or two sets), since a change away from it waits out the lease.
+    fn holds_lease(&self, generation: u64) -> bool {
+        self.lease_generation.load(Ordering::Acquire) == generation
+            && self.lease_epoch.elapsed() < Duration::from_nanos(self.lease_until.load(Ordering::Acquire))
+    }
+
+    /// Whether placement is settled for the generation this node serves (under the lease).
     pub fn placement_settled(&self) -> bool {
-        self.settled_generation.load(Ordering::Acquire) == self.topology().generation
-            && self.lease_epoch.elapsed() < Duration::from_nanos(self.settled_until.load(Ordering::Acquire))
+        let generation = self.topology().generation;
+        self.settled_generation.load(Ordering::Acquire) == generation && self.holds_lease(generation)
     }
 
-    /// Treats `generation` as settled until `LEASE` after `read_began`.
-    fn mark_settled(&self, generation: u64, read_began: Instant) {
-        let until = (read_began + LEASE).saturating_duration_since(self.lease_epoch).as_nanos() as u64;
-        self.settled_generation.store(generation, Ordering::Release);
-        self.settled_until.store(until, Ordering::Release);
-        self.metrics.placement_settled_generation.set(generation as i64);
-    }
-
-    fn forget_settled(&self) {
-        self.settled_until.store(0, Ordering::Release);
+    fn drop_lease(&self) {
+        self.lease_until.store(0, Ordering::Release);
         self.metrics.placement_settled_generation.set(0);
     }
 
     async fn read_settle_files(&self, generation: u64) -> SettleFiles {
         let drives = self.all_drives();
-        let (settled, unsettled) = (settled_file(generation), unsettled_file(generation));
+        let (settled, unsettled, base) = (settled_file(generation), unsettled_file(generation), base_file(generation));
         blocking(move || {
-            let mut files = SettleFiles { answered: 0, settled: false, unsettled: false };
+            let mut files = SettleFiles { answered: 0, settled: false, unsettled: false, base: false };
             for drive in drives.iter().filter(|d| d.is_online()) {
                 let (Ok(s), Ok(u)) = (drive.read_system_file(&settled), drive.read_system_file(&unsettled)) else {
                     continue;
@@ -232,28 +234,31 @@ impl Store {
                 files.answered += 1;
                 files.settled |= s.and_then(|b| Settled::decode(&b)).is_some_and(|s| s.generation == generation);
                 files.unsettled |= u.and_then(|b| Unsettled::decode(&b)).is_some_and(|u| u.generation == generation);
+                files.base |= drive.read_system_file(&base).ok().flatten().is_some();
             }
             files
         })
         .await
     }
 
-    /// Renews the lease from a majority read of the settle files: whether placement is
-    /// settled, and whether it was revoked for good.
-    async fn renew_settled(&self, generation: u64) -> (bool, bool) {
+    /// Renews the lease on the current generation from a majority read of its settle
+    /// files (every second, `keep_lease`); returns whether placement is settled, and
+    /// whether the generation was revoked for good.
+    pub async fn renew_lease(&self) -> (bool, bool) {
+        let generation = self.topology().generation;
         let began = Instant::now();
         let files = self.read_settle_files(generation).await;
         let majority = self.all_drives().len() / 2 + 1;
-        if files.unsettled {
-            self.forget_settled();
-            return (false, true);
+        if files.unsettled || files.answered < majority || self.topology().generation != generation {
+            self.drop_lease();
+            return (false, files.unsettled);
         }
-        if files.settled && files.answered >= majority {
-            self.mark_settled(generation, began);
-            return (true, false);
-        }
-        self.forget_settled();
-        (false, false)
+        let until = (began + LEASE).saturating_duration_since(self.lease_epoch).as_nanos() as u64;
+        self.settled_generation.store(if files.settled { generation } else { 0 }, Ordering::Release);
+        self.lease_generation.store(generation, Ordering::Release);
+        self.lease_until.store(until, Ordering::Release);
+        self.metrics.placement_settled_generation.set(if files.settled { generation as i64 } else { 0 });
+        (files.settled, false)
     }
 
     /// Where `key` may be besides `home`, the set the ring names for it.
@@ -261,6 +266,9 @@ impl Store {
         let generation = self.topology().generation;
         if generation <= 1 || self.sets().len() <= 1 || self.placement_settled() {
             return Elsewhere::Nowhere;
+        }
+        if !self.holds_lease(generation) {
+            return Elsewhere::Anywhere;
         }
         let base = self.base_ring.read().expect("base ring");
         let Some(base) = base.as_ref().filter(|b| b.generation == generation) else {
@@ -321,6 +329,18 @@ impl Store {
         }
     }
 
+    /// Renews the lease and loads the current generation's `Base`, every second, forever
+    /// (spawned by the migration engine).
+    pub async fn keep_lease(self: Arc<Self>) {
+        loop {
+            if self.topology().generation > 1 && self.sets().len() > 1 {
+                self.load_base().await;
+                self.renew_lease().await;
+            }
+            tokio::time::sleep(LEASE_RENEW_EVERY).await;
+        }
+    }
+
     /// Before a topology change replaces `generation`: no node may treat it as settled
     /// once this returns (see the module's description). Returns whether it was settled
     /// (the first generation, or one store of a single set, always is).
@@ -328,7 +348,7 @@ impl Store {
         if generation <= 1 || self.sets().len() <= 1 {
             return Ok(true);
         }
-        self.forget_settled();
+        self.drop_lease();
         let record = Unsettled { generation, unsettled_unix: crate::clock::unix_now() }.encode();
         let drives = self.all_drives();
         let needed = drives.len() / 2 + 1;
@@ -344,12 +364,12 @@ impl Store {
                 available: written,
             });
         }
-        let settled = self.read_settle_files(generation).await.settled;
-        if settled && self.settings_broadcast.get().is_some() {
-            tracing::info!(generation, "waiting out the settled placement's lease before the topology changes");
+        let files = self.read_settle_files(generation).await;
+        if (files.settled || files.base) && self.settings_broadcast.get().is_some() {
+            tracing::info!(generation, "waiting out the lease on the generation before the topology changes");
             tokio::time::sleep(REVOKE_WAIT).await;
         }
-        Ok(settled)
+        Ok(files.settled)
     }
 
     /// One step towards a settled placement, run by the migration engine on every node
@@ -361,7 +381,7 @@ impl Store {
         if generation <= 1 || self.sets().len() <= 1 {
             return true;
         }
-        match self.renew_settled(generation).await {
+        match self.renew_lease().await {
             (true, _) => return true,
             (false, true) => return false,
             (false, false) => {}
@@ -399,7 +419,7 @@ impl Store {
             return false;
         }
         // Written before this read: a revocation this read misses finds the settled file.
-        let settled = self.renew_settled(generation).await.0;
+        let settled = self.renew_lease().await.0;
         if settled {
             tracing::info!(generation, "placement settled: every object is in its ring set");
         }
@@ -690,6 +710,10 @@ mod tests {
 
         TopologyCoordinator::new(store.clone(), None).change(Some(1), Change::Drain(1)).await.unwrap();
         let sets = store.sets();
+        // Every set until this node holds the lease on the new generation (within a second
+        // in a running node).
+        assert!(matches!(store.elsewhere("b", in_set_one[0], &sets[0]), Elsewhere::Anywhere));
+        store.renew_lease().await;
         assert!(matches!(store.elsewhere("b", in_set_one[0], &sets[0]), Elsewhere::Only(ref s) if s.id == 1));
         assert!(matches!(store.elsewhere("b", in_set_zero[0], &sets[0]), Elsewhere::Nowhere));
 
