@@ -20,7 +20,7 @@ TARGET=${CARGO_TARGET_DIR:-target}/release
 ROOT=${BENCH_DIR:-/tmp/buckets-migration-bench}
 export BUCKETS_CLUSTER_SECRET=bench-secret BUCKETS_ROOT_USER=admin BUCKETS_ROOT_PASSWORD=adminadmin
 export AWS_ACCESS_KEY_ID=admin AWS_SECRET_ACCESS_KEY=adminadmin
-export BUCKETS_ENDPOINT=http://127.0.0.2:29001 BUCKETS_LOG=warn
+export BUCKETS_ENDPOINT=http://127.0.0.2:29001 BUCKETS_LOG=${BUCKETS_LOG:-warn}
 ENDPOINTS=""; for n in 2 3 4 5; do ENDPOINTS="$ENDPOINTS --endpoint http://127.0.0.$n:29000"; done
 . bench/scripts/cluster.sh
 
@@ -76,7 +76,8 @@ rounds "migration done"
 # Then once every node knows placement settled (writes and lookups touch one set again).
 settled_everywhere() {
   for n in 2 3 4 5; do
-    curl -s "http://127.0.0.$n:29001/metrics" | grep -q '^buckets_placement_settled_generation 2$' || return 1
+    local metrics; metrics=$(curl -s "http://127.0.0.$n:29001/metrics") || return 1
+    grep -q '^buckets_placement_settled_generation 2$' <<<"$metrics" || return 1
   done
 }
 for _ in $(seq 120); do settled_everywhere && break; sleep 0.5; done
