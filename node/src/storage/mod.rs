@@ -756,7 +756,7 @@ impl Store {
     /// After a topology change: removes copies of a key from every set but `keep` (after a
     /// write or a delete there) and, when `keep` is the ring's set, the key's registry
     /// record; only from the one other set it can be in when that is known
-    /// (`Store::elsewhere`), from none once placement is settled. The caller holds the key's write lock, so a migration cannot move a copy
+    /// (`Store::place_of`), from none once placement is settled. The caller holds the key's write lock, so a migration cannot move a copy
     /// back in between. Before any change there is nothing to clear.
     pub(crate) async fn clear_stale_copies_locked(
         &self,
@@ -765,20 +765,19 @@ impl Store {
         keep: &Arc<ErasureSet>,
         id: VersionId,
     ) -> StoreResult<()> {
-        let home = self.set_for(bucket, key).clone();
-        match self.elsewhere(bucket, key, &home) {
-            settle::Elsewhere::Nowhere => return Ok(()),
-            // The two sets a key can be in while this generation migrates from a settled
-            // one: the other of them is cleared; no registry record is needed to find it.
-            settle::Elsewhere::Only(previous) if Arc::ptr_eq(keep, &home) || Arc::ptr_eq(keep, &previous) => {
-                let other = if Arc::ptr_eq(keep, &home) { previous } else { home };
-                return match other.delete_version_locked(bucket, key, id).await {
-                    Ok(_) | Err(StoreError::NoSuchKey) => Ok(()),
-                    Err(e) => Err(e),
-                };
+        let place = self.place_of(bucket, key);
+        // Settled, or the two sets a key can be in while this generation migrates from a
+        // settled one: the others of them are cleared; no registry record is needed.
+        if let Some(others) = place.others_than(keep) {
+            for set in &others {
+                match set.delete_version_locked(bucket, key, id).await {
+                    Ok(_) | Err(StoreError::NoSuchKey) => {}
+                    Err(e) => return Err(e),
+                }
             }
-            _ => {}
+            return Ok(());
         }
+        let home = place.home;
         for set in self.sets().iter().filter(|s| !Arc::ptr_eq(s, keep)) {
             match set.delete_version_locked(bucket, key, id).await {
                 Ok(_) | Err(StoreError::NoSuchKey) => {}
@@ -840,22 +839,28 @@ impl Store {
             }
             other => other,
         };
-        let home = self.set_for(bucket, key).clone();
-        match self.elsewhere(bucket, key, &home) {
-            settle::Elsewhere::Nowhere => return probe(&home).await,
-            settle::Elsewhere::Only(previous) => {
-                // A move commits in the ring's set before it deletes the source: one that
-                // happened between the first two probes is found by the third.
-                for set in [&home, &previous] {
-                    match probe(set).await {
-                        Err(StoreError::NoSuchKey) => {}
-                        other => return other,
-                    }
+        let place = self.place_of(bucket, key);
+        if let Some(candidates) = place.candidates() {
+            for set in &candidates {
+                match probe(set).await {
+                    Err(StoreError::NoSuchKey) => {}
+                    other => return other,
                 }
-                return probe(&home).await;
             }
-            settle::Elsewhere::Anywhere => {}
+            // A move commits in the ring's set before it deletes the source: one that
+            // happened between the first two probes is found by a third.
+            if candidates.len() > 1 {
+                match probe(&place.home).await {
+                    Err(StoreError::NoSuchKey) => {}
+                    other => return other,
+                }
+            }
+            if self.still_holds(&place) {
+                return Err(StoreError::NoSuchKey);
+            }
+            // The topology changed, or the lease ran out, while looking: look everywhere.
         }
+        let home = self.set_for(bucket, key).clone();
         let hash = registry::object_hash(bucket, key);
         let mut tried: Vec<Arc<ErasureSet>> = Vec::new();
         if let Some(location) = self.registry.cached(hash) {

@@ -123,15 +123,12 @@ impl Store {
         upload_id: &str,
     ) -> StoreResult<(UploadMeta, Arc<super::set::ErasureSet>)> {
         check_upload_id(upload_id)?;
-        let home = self.set_for(bucket, key).clone();
-        let mut candidates = vec![home.clone()];
-        match self.elsewhere(bucket, key, &home) {
-            super::settle::Elsewhere::Nowhere => {}
-            super::settle::Elsewhere::Only(previous) => candidates.push(previous),
-            super::settle::Elsewhere::Anywhere => {
-                candidates.extend(self.sets().iter().filter(|s| !Arc::ptr_eq(s, &home)).cloned())
-            }
-        }
+        let place = self.place_of(bucket, key);
+        let candidates = place.candidates().unwrap_or_else(|| {
+            let sets = self.sets();
+            let others = sets.iter().filter(|s| !Arc::ptr_eq(s, &place.home)).cloned();
+            std::iter::once(place.home.clone()).chain(others).collect()
+        });
         for set in candidates {
             let drives = set.drives().to_vec();
             let (name, id) = (bucket.to_string(), upload_id.to_string());

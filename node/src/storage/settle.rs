@@ -36,8 +36,8 @@
 //!
 //! Both narrowings hold only under a lease on G: for `LEASE` after a majority read that
 //! found no `unsettled-G.bkt` (renewed every second). A topology change away from G first
-//! writes that file to a majority and, if G was settled or narrowed (its settled or base
-//! file exists), waits out the lease before it installs the next generation: a node that
+//! writes that file to a majority and, in a cluster, waits out the lease before it
+//! installs the next generation: a node that
 //! missed the push would otherwise write by G's rule alone while others write by the new
 //! ring, and a DELETE there could miss the copy the new ring's set just took. The settling
 //! node reads the unsettled file after writing the settled one; one of the two always
@@ -54,7 +54,7 @@ use super::{IAM_BUCKET, ListEntry, Store, blocking, registry};
 use crate::error::{StoreError, StoreResult};
 use crate::format::JsonFile;
 use crate::format::migration::{Base, Settled, Unsettled};
-use crate::placement::ring::Ring;
+use crate::placement::ring::{Ring, SetId};
 use crate::placement::topology::TopologyRules;
 
 /// How long a node waits for its writes begun under an older ring to end, when asked
@@ -69,8 +69,8 @@ const SETTLE_RETRY_MAX: Duration = Duration::from_secs(600);
 pub const LEASE: Duration = Duration::from_secs(5);
 /// How often a node renews its lease.
 const LEASE_RENEW_EVERY: Duration = Duration::from_secs(1);
-/// What a topology change away from a settled generation waits after revoking it: the
-/// lease, and a margin for clocks running at slightly different rates.
+/// What a topology change waits after revoking the current generation: the lease, and a
+/// margin for clocks running at slightly different rates.
 const REVOKE_WAIT: Duration = Duration::from_secs(7);
 /// Keys per page of the walk that checks placement.
 const WALK_PAGE_KEYS: usize = 1000;
@@ -88,6 +88,35 @@ fn base_file(generation: u64) -> String {
 pub struct BaseRing {
     generation: u64,
     ring: Arc<Ring>,
+}
+
+/// Where a key may be (`Store::place_of`).
+pub(crate) struct KeyPlace {
+    /// The set the ring names.
+    pub home: Arc<ErasureSet>,
+    pub elsewhere: Elsewhere,
+    generation: u64,
+}
+
+impl KeyPlace {
+    /// The sets that may hold the key, when known (`None`: any set).
+    pub fn candidates(&self) -> Option<Vec<Arc<ErasureSet>>> {
+        match &self.elsewhere {
+            Elsewhere::Nowhere => Some(vec![self.home.clone()]),
+            Elsewhere::Only(previous) => Some(vec![self.home.clone(), previous.clone()]),
+            Elsewhere::Anywhere => None,
+        }
+    }
+
+    /// The other sets that may hold the key besides `target`, when `target` is one of
+    /// those that may (`None`: any other set).
+    pub fn others_than(&self, target: &Arc<ErasureSet>) -> Option<Vec<Arc<ErasureSet>>> {
+        let candidates = self.candidates()?;
+        candidates
+            .iter()
+            .any(|s| Arc::ptr_eq(s, target))
+            .then(|| candidates.into_iter().filter(|s| !Arc::ptr_eq(s, target)).collect())
+    }
 }
 
 /// Where a key may be besides the set its ring names.
@@ -110,7 +139,6 @@ struct SettleFiles {
     answered: usize,
     settled: bool,
     unsettled: bool,
-    base: bool,
 }
 
 /// The writes in flight on this node that place a key by the ring, counted by the
@@ -193,7 +221,7 @@ impl Store {
     }
 
     /// The fence on every node: this one and every peer.
-    async fn fence_cluster(&self, generation: u64) -> bool {
+    pub(crate) async fn fence_cluster(&self, generation: u64) -> bool {
         if !self.fence_local(generation, FENCE_WAIT).await {
             return false;
         }
@@ -224,9 +252,9 @@ impl Store {
 
     async fn read_settle_files(&self, generation: u64) -> SettleFiles {
         let drives = self.all_drives();
-        let (settled, unsettled, base) = (settled_file(generation), unsettled_file(generation), base_file(generation));
+        let (settled, unsettled) = (settled_file(generation), unsettled_file(generation));
         blocking(move || {
-            let mut files = SettleFiles { answered: 0, settled: false, unsettled: false, base: false };
+            let mut files = SettleFiles { answered: 0, settled: false, unsettled: false };
             for drive in drives.iter().filter(|d| d.is_online()) {
                 let (Ok(s), Ok(u)) = (drive.read_system_file(&settled), drive.read_system_file(&unsettled)) else {
                     continue;
@@ -234,7 +262,6 @@ impl Store {
                 files.answered += 1;
                 files.settled |= s.and_then(|b| Settled::decode(&b)).is_some_and(|s| s.generation == generation);
                 files.unsettled |= u.and_then(|b| Unsettled::decode(&b)).is_some_and(|u| u.generation == generation);
-                files.base |= drive.read_system_file(&base).ok().flatten().is_some();
             }
             files
         })
@@ -261,27 +288,45 @@ impl Store {
         (files.settled, false)
     }
 
-    /// Where `key` may be besides `home`, the set the ring names for it.
-    pub(crate) fn elsewhere(&self, bucket: &str, key: &str, home: &Arc<ErasureSet>) -> Elsewhere {
-        let generation = self.topology().generation;
-        if generation <= 1 || self.sets().len() <= 1 || self.placement_settled() {
-            return Elsewhere::Nowhere;
+    /// Where a key may be, from one look at the placement: the set the ring names, and
+    /// where else.
+    pub(crate) fn place_of(&self, bucket: &str, key: &str) -> KeyPlace {
+        let (generation, ring, sets) = {
+            let placement = self.placement.read().expect("placement lock");
+            (placement.topology.generation, placement.ring.clone(), placement.sets.clone())
+        };
+        let by_id = |id: SetId| sets.iter().find(|s| s.id == id).cloned();
+        let home = by_id(ring.locate(bucket, key)).expect("the ring names a set in service");
+        let place = |elsewhere| KeyPlace { home: home.clone(), elsewhere, generation };
+        if generation <= 1 || sets.len() <= 1 {
+            return place(Elsewhere::Nowhere);
         }
         if !self.holds_lease(generation) {
-            return Elsewhere::Anywhere;
+            return place(Elsewhere::Anywhere);
         }
-        let base = self.base_ring.read().expect("base ring");
-        let Some(base) = base.as_ref().filter(|b| b.generation == generation) else {
-            return Elsewhere::Anywhere;
+        if self.settled_generation.load(Ordering::Acquire) == generation {
+            return place(Elsewhere::Nowhere);
+        }
+        let previous = match self.base_ring.read().expect("base ring").as_ref() {
+            Some(base) if base.generation == generation => base.ring.locate(bucket, key),
+            _ => return place(Elsewhere::Anywhere),
         };
-        let previous = base.ring.locate(bucket, key);
-        if previous == self.id_of(home) {
-            return Elsewhere::Nowhere;
+        match by_id(previous) {
+            _ if previous == home.id => place(Elsewhere::Nowhere),
+            Some(set) => place(Elsewhere::Only(set)),
+            None => place(Elsewhere::Anywhere),
         }
-        match self.set_by_id(previous) {
-            Some(set) => Elsewhere::Only(set),
-            None => Elsewhere::Anywhere,
-        }
+    }
+
+    /// Whether what `place` said still holds: same generation, and the lease it was
+    /// narrowed under not run out (a lookup that found nothing under a narrowed place
+    /// looks everywhere if not).
+    pub(crate) fn still_holds(&self, place: &KeyPlace) -> bool {
+        self.topology().generation == place.generation
+            && (matches!(place.elsewhere, Elsewhere::Anywhere)
+                || place.generation <= 1
+                || self.sets().len() <= 1
+                || self.holds_lease(place.generation))
     }
 
     /// Records, before `next` is installed, the topology it replaces (`Base`).
@@ -308,24 +353,36 @@ impl Store {
     /// generation is installed; without it every set may hold a key).
     pub async fn load_base(&self) {
         let generation = self.topology().generation;
-        if generation <= 1 || self.base_checked.swap(generation, Ordering::AcqRel) == generation {
+        if generation <= 1 || self.base_checked.load(Ordering::Acquire) == generation {
             return;
         }
         let drives = self.all_drives();
+        let majority = drives.len() / 2 + 1;
         let name = base_file(generation);
-        let found = blocking(move || {
-            drives.iter().filter(|d| d.is_online()).find_map(|d| {
-                d.read_system_file(&name)
-                    .ok()
-                    .flatten()
-                    .and_then(|bytes| Base::decode(&bytes))
-                    .filter(|b| b.generation == generation && b.previous.validate().is_ok())
-            })
+        let (answered, found) = blocking(move || {
+            let mut answered = 0;
+            let mut found = None;
+            for drive in drives.iter().filter(|d| d.is_online()) {
+                let Ok(bytes) = drive.read_system_file(&name) else { continue };
+                answered += 1;
+                let base = bytes.and_then(|b| Base::decode(&b));
+                found = found.or(base.filter(|b| b.generation == generation && b.previous.validate().is_ok()));
+                if found.is_some() {
+                    break;
+                }
+            }
+            (answered, found)
         })
         .await;
+        let known = found.is_some() || answered >= majority;
         if let Some(base) = found {
             *self.base_ring.write().expect("base ring") =
                 Some(BaseRing { generation, ring: Arc::new(base.previous.ring()) });
+        }
+        // Written to a majority before the generation was installed: not found in a
+        // majority means there is none (looked for again only if too few drives answered).
+        if known {
+            self.base_checked.store(generation, Ordering::Release);
         }
     }
 
@@ -364,12 +421,15 @@ impl Store {
                 available: written,
             });
         }
-        let files = self.read_settle_files(generation).await;
-        if (files.settled || files.base) && self.settings_broadcast.get().is_some() {
+        // Any node may hold the lease (a settled file on a single drive is enough to have
+        // narrowed on), so a cluster always waits it out.
+        if self.settings_broadcast.get().is_some() {
             tracing::info!(generation, "waiting out the lease on the generation before the topology changes");
             tokio::time::sleep(REVOKE_WAIT).await;
         }
-        Ok(files.settled)
+        // A settled file, even on one drive, means the check passed: every key was in its
+        // ring set, which is what the next generation's two-set lookups rely on.
+        Ok(self.read_settle_files(generation).await.settled)
     }
 
     /// One step towards a settled placement, run by the migration engine on every node
@@ -712,10 +772,10 @@ mod tests {
         let sets = store.sets();
         // Every set until this node holds the lease on the new generation (within a second
         // in a running node).
-        assert!(matches!(store.elsewhere("b", in_set_one[0], &sets[0]), Elsewhere::Anywhere));
+        assert!(matches!(store.place_of("b", in_set_one[0]).elsewhere, Elsewhere::Anywhere));
         store.renew_lease().await;
-        assert!(matches!(store.elsewhere("b", in_set_one[0], &sets[0]), Elsewhere::Only(ref s) if s.id == 1));
-        assert!(matches!(store.elsewhere("b", in_set_zero[0], &sets[0]), Elsewhere::Nowhere));
+        assert!(matches!(store.place_of("b", in_set_one[0]).elsewhere, Elsewhere::Only(ref s) if s.id == 1));
+        assert!(matches!(store.place_of("b", in_set_zero[0]).elsewhere, Elsewhere::Nowhere));
 
         // Before anything moved: reads find set 1's keys; an overwrite and a delete of one
         // leave no copy behind in set 1; the upload completes where it began.
@@ -750,5 +810,37 @@ mod tests {
         }
         assert_eq!(read(&store, "b", &upload_key).await.unwrap(), part);
         assert!(matches!(read(&store, "b", in_set_one[1]).await, Err(StoreError::NoSuchKey)));
+    }
+    /// Versioned: an upload begun in set 1 completes there after the drain moved the key's
+    /// older version to set 0; the new version is the latest wherever it is read, and both
+    /// versions are kept (the completion gathers the key's versions first).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_version_completed_in_the_previous_set_is_the_latest() {
+        use crate::cluster::topology::{Change, TopologyCoordinator};
+        use crate::storage::Versioning;
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        store.set_bucket_versioning("b", Versioning::Enabled).await.unwrap();
+        let key = keys_in_set_one(&store, "v-", 1).remove(0);
+        put(&store, "b", &key, b"first".to_vec()).await;
+        let upload = store.create_multipart_upload("b", &key, Vec::new(), None, Default::default()).await.unwrap();
+        let part = data(2000, 5);
+        let options = PutOptions { content_length: Some(part.len() as u64), ..PutOptions::default() };
+        let etag = store.upload_part("b", &key, &upload, 1, body(part.clone()), options).await.unwrap().etag;
+        TopologyCoordinator::new(store.clone(), None).change(Some(1), Change::Drain(1)).await.unwrap();
+        store.renew_lease().await;
+        migrate(&store).await;
+        let sets = store.sets();
+        assert!(sets[0].head_object("b", &key).await.is_ok(), "the first version moved to set 0");
+
+        store.complete_multipart_upload("b", &key, &upload, &[RequestedPart::new(1, etag)], &[], None).await.unwrap();
+        assert_eq!(read(&store, "b", &key).await.unwrap(), part);
+        let listed = store.list_object_versions("b", "", None, "", None, 100).await.unwrap();
+        assert_eq!(listed.entries.len(), 2, "both versions kept");
+        migrate(&store).await;
+        assert!(settle_now(&store).await);
+        assert_eq!(read(&store, "b", &key).await.unwrap(), part);
     }
 }

@@ -241,10 +241,22 @@ impl Store {
     /// `lock_topology` and reloaded the topology under it.
     pub async fn install_topology(&self, next: Topology) -> Result<Arc<Topology>, TopologyChangeError> {
         let next_sets = self.sets_for(&next)?;
-        for (_, spec) in next.sets().filter(|(_, s)| s.state == SetState::Removed) {
-            if let Some(set) = self.set_by_id(spec.id) {
-                self.check_empty(&set).await?;
-            }
+        let retiring: Vec<Arc<ErasureSet>> = next
+            .sets()
+            .filter(|(_, s)| s.state == SetState::Removed)
+            .filter_map(|(_, spec)| self.set_by_id(spec.id))
+            .collect();
+        // A write begun under an older ring (here or on a node that missed a change) could
+        // still land in a set the current ring left: every node must be done with those
+        // before the set is found empty.
+        let generation = self.topology().generation;
+        if !retiring.is_empty() && !self.fence_cluster(generation).await {
+            return Err(TopologyChangeError::NotEmpty(format!(
+                "a node is behind generation {generation} or still writes by an older ring; try again"
+            )));
+        }
+        for set in &retiring {
+            self.check_empty(set).await?;
         }
         // Every drive of the current sets and of the sets `next` adds: a node whose only
         // drives are in a new set learns its cluster's topology from them.

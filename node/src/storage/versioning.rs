@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use super::object_lock::check_removable;
 use super::set::{ErasureSet, Listing};
-use super::settle::Elsewhere;
 use super::{ListEntry, ObjectInfo, Store, Versioning, new_version_id, path, set};
 use crate::error::StoreResult;
 use crate::format::version_id::VersionId;
@@ -43,11 +42,10 @@ impl Store {
         key: &str,
         home: &Arc<ErasureSet>,
     ) -> StoreResult<()> {
-        let others: Vec<Arc<ErasureSet>> = match self.elsewhere(bucket, key, home) {
-            Elsewhere::Nowhere => return Ok(()),
-            Elsewhere::Only(previous) => vec![previous],
-            Elsewhere::Anywhere => self.sets().iter().filter(|s| !Arc::ptr_eq(s, home)).cloned().collect(),
-        };
+        let others: Vec<Arc<ErasureSet>> = self
+            .place_of(bucket, key)
+            .others_than(home)
+            .unwrap_or_else(|| self.sets().iter().filter(|s| !Arc::ptr_eq(s, home)).cloned().collect());
         for set in &others {
             let (_, state) = set.read_key(bucket, key).await?;
             if !state.versions.is_empty() {
@@ -87,11 +85,8 @@ impl Store {
         let _placing = self.begin_placed_write();
         let home = self.set_for(bucket, key).clone();
         // Where the key's versions may be.
-        let holders: Vec<Arc<ErasureSet>> = match self.elsewhere(bucket, key, &home) {
-            Elsewhere::Nowhere => vec![home.clone()],
-            Elsewhere::Only(previous) => vec![home.clone(), previous],
-            Elsewhere::Anywhere => self.sets().to_vec(),
-        };
+        let holders: Vec<Arc<ErasureSet>> =
+            self.place_of(bucket, key).candidates().unwrap_or_else(|| self.sets().to_vec());
         if let Some(id) = version {
             let now = set::now_ns();
             for set in &holders {
