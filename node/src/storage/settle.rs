@@ -332,19 +332,19 @@ impl Store {
     /// Records, before `next` is installed, the topology it replaces (`Base`).
     pub async fn record_base(&self, next: u64, previous: &buckets_api::Topology) -> StoreResult<()> {
         let record = Base { generation: next, previous: previous.clone() }.encode();
+        self.write_to_majority(base_file(next), record, "record the previous topology").await
+    }
+
+    /// Writes a system file to every online drive of every set; fails below a majority.
+    async fn write_to_majority(&self, name: String, bytes: Vec<u8>, operation: &'static str) -> StoreResult<()> {
         let drives = self.all_drives();
         let needed = drives.len() / 2 + 1;
-        let name = base_file(next);
         let written = blocking(move || {
-            drives.iter().filter(|d| d.is_online() && d.write_system_file(&name, &record).is_ok()).count()
+            drives.iter().filter(|d| d.is_online() && d.write_system_file(&name, &bytes).is_ok()).count()
         })
         .await;
         if written < needed {
-            return Err(StoreError::InsufficientQuorum {
-                operation: "record the previous topology",
-                needed,
-                available: written,
-            });
+            return Err(StoreError::InsufficientQuorum { operation, needed, available: written });
         }
         Ok(())
     }
@@ -407,20 +407,7 @@ impl Store {
         }
         self.drop_lease();
         let record = Unsettled { generation, unsettled_unix: crate::clock::unix_now() }.encode();
-        let drives = self.all_drives();
-        let needed = drives.len() / 2 + 1;
-        let name = unsettled_file(generation);
-        let written = blocking(move || {
-            drives.iter().filter(|d| d.is_online() && d.write_system_file(&name, &record).is_ok()).count()
-        })
-        .await;
-        if written < needed {
-            return Err(StoreError::InsufficientQuorum {
-                operation: "revoke a settled placement",
-                needed,
-                available: written,
-            });
-        }
+        self.write_to_majority(unsettled_file(generation), record, "revoke a settled placement").await?;
         // Any node may hold the lease (a settled file on a single drive is enough to have
         // narrowed on), so a cluster always waits it out.
         if self.settings_broadcast.get().is_some() {
@@ -467,15 +454,8 @@ impl Store {
             return false;
         }
         let record = Settled { generation, settled_unix: crate::clock::unix_now() }.encode();
-        let drives = self.all_drives();
-        let needed = drives.len() / 2 + 1;
-        let name = settled_file(generation);
-        let written = blocking(move || {
-            drives.iter().filter(|d| d.is_online() && d.write_system_file(&name, &record).is_ok()).count()
-        })
-        .await;
-        if written < needed {
-            tracing::warn!(generation, written, needed, "could not record a settled placement");
+        if let Err(e) = self.write_to_majority(settled_file(generation), record, "record a settled placement").await {
+            tracing::warn!(generation, error = %e, "could not record a settled placement");
             return false;
         }
         // Written before this read: a revocation this read misses finds the settled file.
@@ -590,6 +570,23 @@ mod tests {
         assert_eq!(store.migration_status().await.state, MigrationState::Done);
     }
 
+    /// Two sets on `dir` with the system buckets and a bucket `b`.
+    async fn two_sets_with_bucket(dir: &std::path::Path) -> Arc<Store> {
+        let store = open_two_sets(dir);
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        store
+    }
+
+    /// Begins an upload of `key` in bucket `b` with one part of `part`: its id and the
+    /// part's ETag.
+    async fn begin_upload(store: &Store, key: &str, part: &[u8]) -> (String, String) {
+        let id = store.create_multipart_upload("b", key, Vec::new(), None, Default::default()).await.unwrap();
+        let options = PutOptions { content_length: Some(part.len() as u64), ..PutOptions::default() };
+        let etag = store.upload_part("b", key, &id, 1, body(part.to_vec()), options).await.unwrap().etag;
+        (id, etag)
+    }
+
     /// Checks now, without waiting out the back-off after a failed check.
     async fn settle_now(store: &Store) -> bool {
         store.next_settle_check.lock().unwrap().at = None;
@@ -599,9 +596,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn after_a_drain_placement_settles_and_lookups_ask_the_ring_set_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        store.ensure_system_buckets().await;
-        store.make_bucket("b").await.unwrap();
+        let store = two_sets_with_bucket(dir.path()).await;
         let keys: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
         for (n, key) in keys.iter().enumerate() {
             put(&store, "b", key, data(500 + n * 300, n as u64)).await;
@@ -645,21 +640,17 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn an_upload_begun_before_the_change_holds_settling_until_its_object_moves() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        store.ensure_system_buckets().await;
-        store.make_bucket("b").await.unwrap();
+        let store = two_sets_with_bucket(dir.path()).await;
         let key = keys_in_set_one(&store, "upload-", 1).remove(0);
-        let id = store.create_multipart_upload("b", &key, Vec::new(), None, Default::default()).await.unwrap();
         let part = data(300_000, 7);
-        let options = PutOptions { content_length: Some(part.len() as u64), ..PutOptions::default() };
-        let meta = store.upload_part("b", &key, &id, 1, body(part.clone()), options).await.unwrap();
+        let (id, etag) = begin_upload(&store, &key, &part).await;
         drain_set_one(&store).await;
         migrate(&store).await;
         let held = store.check_settled(2).await.unwrap_err();
         assert!(held.contains("upload"), "{held}");
         assert!(!settle_now(&store).await);
 
-        store.complete_multipart_upload("b", &key, &id, &[RequestedPart::new(1, meta.etag)], &[], None).await.unwrap();
+        store.complete_multipart_upload("b", &key, &id, &[RequestedPart::new(1, etag)], &[], None).await.unwrap();
         let held = store.check_settled(2).await.unwrap_err();
         assert!(held.contains("not its ring set"), "{held}");
         assert!(!settle_now(&store).await);
@@ -679,9 +670,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn the_fence_waits_for_a_put_begun_under_the_older_ring() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        store.ensure_system_buckets().await;
-        store.make_bucket("b").await.unwrap();
+        let store = two_sets_with_bucket(dir.path()).await;
         let key = keys_in_set_one(&store, "slow-", 1).remove(0);
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         let bytes = data(200_000, 3);
@@ -722,9 +711,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_revoked_placement_is_not_settled_on_any_node_within_the_lease() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        store.ensure_system_buckets().await;
-        store.make_bucket("b").await.unwrap();
+        let store = two_sets_with_bucket(dir.path()).await;
         put(&store, "b", "k", b"v".to_vec()).await;
         drain_set_one(&store).await;
         migrate(&store).await;
@@ -744,6 +731,7 @@ mod tests {
         assert!(!settle_now(&store).await, "a revoked generation must not settle again");
         assert_eq!(read(&other, "b", "k").await.unwrap(), b"v");
     }
+
     /// A drain through the topology coordinator from the first generation: until it
     /// settles, a key is looked for (and cleared) in its ring set and the one the first
     /// generation's ring named, nowhere else, and every write, read and delete stays right.
@@ -751,9 +739,7 @@ mod tests {
     async fn a_change_from_a_settled_generation_looks_in_two_sets_only() {
         use crate::cluster::topology::{Change, TopologyCoordinator};
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        store.ensure_system_buckets().await;
-        store.make_bucket("b").await.unwrap();
+        let store = two_sets_with_bucket(dir.path()).await;
         let ring = store.topology().ring();
         let keys: Vec<String> = (0..40).map(|n| format!("k{n}")).collect();
         for (n, key) in keys.iter().enumerate() {
@@ -762,11 +748,8 @@ mod tests {
         let in_set_one: Vec<&String> = keys.iter().filter(|k| ring.locate("b", k) == 1).collect();
         let in_set_zero: Vec<&String> = keys.iter().filter(|k| ring.locate("b", k) == 0).collect();
         let upload_key = keys_in_set_one(&store, "upload-", 1).remove(0);
-        let upload =
-            store.create_multipart_upload("b", &upload_key, Vec::new(), None, Default::default()).await.unwrap();
         let part = data(1000, 9);
-        let options = PutOptions { content_length: Some(part.len() as u64), ..PutOptions::default() };
-        let etag = store.upload_part("b", &upload_key, &upload, 1, body(part.clone()), options).await.unwrap().etag;
+        let (upload, etag) = begin_upload(&store, &upload_key, &part).await;
 
         TopologyCoordinator::new(store.clone(), None).change(Some(1), Change::Drain(1)).await.unwrap();
         let sets = store.sets();
@@ -819,16 +802,12 @@ mod tests {
         use crate::cluster::topology::{Change, TopologyCoordinator};
         use crate::storage::Versioning;
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        store.ensure_system_buckets().await;
-        store.make_bucket("b").await.unwrap();
+        let store = two_sets_with_bucket(dir.path()).await;
         store.set_bucket_versioning("b", Versioning::Enabled).await.unwrap();
         let key = keys_in_set_one(&store, "v-", 1).remove(0);
         put(&store, "b", &key, b"first".to_vec()).await;
-        let upload = store.create_multipart_upload("b", &key, Vec::new(), None, Default::default()).await.unwrap();
         let part = data(2000, 5);
-        let options = PutOptions { content_length: Some(part.len() as u64), ..PutOptions::default() };
-        let etag = store.upload_part("b", &key, &upload, 1, body(part.clone()), options).await.unwrap().etag;
+        let (upload, etag) = begin_upload(&store, &key, &part).await;
         TopologyCoordinator::new(store.clone(), None).change(Some(1), Change::Drain(1)).await.unwrap();
         store.renew_lease().await;
         migrate(&store).await;
