@@ -367,7 +367,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             });
             let (forget_sender, forget_receiver) = tokio::sync::mpsc::unbounded_channel();
             store.registry.set_broadcast(forget_sender);
-            store.set_settings_broadcast(peers.clone());
+            store.set_peer_calls(peers.clone());
             tokio::spawn(peers.clone().run_registry_invalidations(forget_receiver));
             // The peer list follows the topology: nodes join and leave with their sets.
             let (following, followed) = (peers.clone(), store.clone());

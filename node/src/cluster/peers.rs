@@ -244,7 +244,7 @@ impl Peers {
 }
 
 #[async_trait::async_trait]
-impl crate::storage::SettingsBroadcast for Peers {
+impl crate::storage::PeerCalls for Peers {
     async fn forget_bucket(&self, bucket: &str) {
         let body = bytes::Bytes::from(bucket.as_bytes().to_vec());
         for endpoint in self.post_to_all(BUCKET_FORGET_PATH, body).await {

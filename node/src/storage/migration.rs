@@ -611,6 +611,14 @@ mod tests {
     use crate::storage::PutOptions;
     use crate::storage::testing::{body, data, drain_set_one, open_two_sets, put, read};
 
+    /// Two sets on `dir` with the system buckets, filled (`fill`).
+    async fn filled(dir: &std::path::Path) -> (Arc<Store>, Vec<(String, Vec<u8>)>) {
+        let store = open_two_sets(dir);
+        store.ensure_system_buckets().await;
+        let objects = fill(&store).await;
+        (store, objects)
+    }
+
     /// Objects of every kind: inline, empty, multi-block and multipart.
     async fn fill(store: &Arc<Store>) -> Vec<(String, Vec<u8>)> {
         store.make_bucket("b").await.unwrap();
@@ -644,9 +652,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn draining_a_set_moves_exactly_its_objects_and_keeps_every_byte() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        store.ensure_system_buckets().await;
-        let objects = fill(&store).await;
+        let (store, objects) = filled(dir.path()).await;
         let ring = store.topology().ring();
         let in_set_one: Vec<&(String, Vec<u8>)> = objects.iter().filter(|(k, _)| ring.locate("b", k) == 1).collect();
         let bytes_in_set_one: u64 = in_set_one.iter().map(|(_, b)| b.len() as u64).sum();
@@ -685,9 +691,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_drain_under_constant_user_load_finishes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        store.ensure_system_buckets().await;
-        let objects = fill(&store).await;
+        let (store, objects) = filled(dir.path()).await;
         drain_set_one(&store).await;
         store.user_requests.store(1, Ordering::Relaxed);
         let (config, mut throttle) = (MigrationConfig::default(), Throttle::default());
@@ -753,9 +757,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn pause_holds_and_resume_finishes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        store.ensure_system_buckets().await;
-        let objects = fill(&store).await;
+        let (store, objects) = filled(dir.path()).await;
         drain_set_one(&store).await;
         store.update_migration_control(|c| c.paused = true).await.unwrap();
         migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();

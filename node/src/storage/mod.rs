@@ -248,7 +248,7 @@ pub struct Store {
     settings_cache: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Arc<BucketMeta>)>>,
     /// How the other nodes hear that a bucket's settings changed and are asked to fence
     /// (set once, in a cluster).
-    settings_broadcast: std::sync::OnceLock<Arc<dyn SettingsBroadcast>>,
+    peer_calls: std::sync::OnceLock<Arc<dyn PeerCalls>>,
     /// Writes in flight that place a key by the ring, by the generation they began under.
     placed_writes: settle::PlacedWrites,
     /// The generation this node last found settled (`settle`; it counts only under the
@@ -270,7 +270,7 @@ pub struct Store {
 
 /// Calls on the other nodes of a cluster: drop cached settings of a bucket; fence.
 #[async_trait::async_trait]
-pub trait SettingsBroadcast: Send + Sync {
+pub trait PeerCalls: Send + Sync {
     /// Returns once every peer answered or timed out (a peer that missed it keeps its
     /// copy at most `SETTINGS_CACHE_TTL`).
     async fn forget_bucket(&self, bucket: &str);
@@ -370,7 +370,7 @@ impl Store {
             locks,
             lifecycle_day: std::sync::OnceLock::new(),
             settings_cache: Default::default(),
-            settings_broadcast: std::sync::OnceLock::new(),
+            peer_calls: std::sync::OnceLock::new(),
             placed_writes: Default::default(),
             settled_generation: std::sync::atomic::AtomicU64::new(0),
             lease_generation: std::sync::atomic::AtomicU64::new(0),
@@ -382,9 +382,9 @@ impl Store {
         }
     }
 
-    /// Where bucket settings changes are announced (set once, by the server, in a cluster).
-    pub fn set_settings_broadcast(&self, broadcast: Arc<dyn SettingsBroadcast>) {
-        let _ = self.settings_broadcast.set(broadcast);
+    /// The calls on the other nodes (set once, by the server, in a cluster).
+    pub fn set_peer_calls(&self, peers: Arc<dyn PeerCalls>) {
+        let _ = self.peer_calls.set(peers);
     }
 
     /// Sets the length of a lifecycle day (once, at start).
@@ -449,8 +449,8 @@ impl Store {
     /// any node decides with the new settings from then on.
     async fn forget_settings_everywhere(&self, bucket: &str) {
         self.forget_settings(bucket);
-        if let Some(broadcast) = self.settings_broadcast.get() {
-            broadcast.forget_bucket(bucket).await;
+        if let Some(peers) = self.peer_calls.get() {
+            peers.forget_bucket(bucket).await;
         }
     }
 

@@ -96,6 +96,8 @@ pub(crate) struct KeyPlace {
     pub home: Arc<ErasureSet>,
     pub elsewhere: Elsewhere,
     generation: u64,
+    /// Whether `elsewhere` was narrowed under the lease on `generation`.
+    leased: bool,
 }
 
 impl KeyPlace {
@@ -225,7 +227,7 @@ impl Store {
         if !self.fence_local(generation, FENCE_WAIT).await {
             return false;
         }
-        match self.settings_broadcast.get() {
+        match self.peer_calls.get() {
             Some(peers) => peers.fence(generation).await,
             None => true,
         }
@@ -269,23 +271,23 @@ impl Store {
     }
 
     /// Renews the lease on the current generation from a majority read of its settle
-    /// files (every second, `keep_lease`); returns whether placement is settled, and
-    /// whether the generation was revoked for good.
-    pub async fn renew_lease(&self) -> (bool, bool) {
+    /// files (every second, `keep_lease`); a revoked generation gets none. Returns whether
+    /// placement is settled.
+    pub async fn renew_lease(&self) -> bool {
         let generation = self.topology().generation;
         let began = Instant::now();
         let files = self.read_settle_files(generation).await;
         let majority = self.all_drives().len() / 2 + 1;
         if files.unsettled || files.answered < majority || self.topology().generation != generation {
             self.drop_lease();
-            return (false, files.unsettled);
+            return false;
         }
         let until = (began + LEASE).saturating_duration_since(self.lease_epoch).as_nanos() as u64;
         self.settled_generation.store(if files.settled { generation } else { 0 }, Ordering::Release);
         self.lease_generation.store(generation, Ordering::Release);
         self.lease_until.store(until, Ordering::Release);
         self.metrics.placement_settled_generation.set(if files.settled { generation as i64 } else { 0 });
-        (files.settled, false)
+        files.settled
     }
 
     /// Where a key may be, from one look at the placement: the set the ring names, and
@@ -297,24 +299,24 @@ impl Store {
         };
         let by_id = |id: SetId| sets.iter().find(|s| s.id == id).cloned();
         let home = by_id(ring.locate(bucket, key)).expect("the ring names a set in service");
-        let place = |elsewhere| KeyPlace { home: home.clone(), elsewhere, generation };
+        let place = |elsewhere, leased| KeyPlace { home: home.clone(), elsewhere, generation, leased };
         if generation <= 1 || sets.len() <= 1 {
-            return place(Elsewhere::Nowhere);
+            return place(Elsewhere::Nowhere, false);
         }
         if !self.holds_lease(generation) {
-            return place(Elsewhere::Anywhere);
+            return place(Elsewhere::Anywhere, false);
         }
         if self.settled_generation.load(Ordering::Acquire) == generation {
-            return place(Elsewhere::Nowhere);
+            return place(Elsewhere::Nowhere, true);
         }
         let previous = match self.base_ring.read().expect("base ring").as_ref() {
             Some(base) if base.generation == generation => base.ring.locate(bucket, key),
-            _ => return place(Elsewhere::Anywhere),
+            _ => return place(Elsewhere::Anywhere, false),
         };
         match by_id(previous) {
-            _ if previous == home.id => place(Elsewhere::Nowhere),
-            Some(set) => place(Elsewhere::Only(set)),
-            None => place(Elsewhere::Anywhere),
+            _ if previous == home.id => place(Elsewhere::Nowhere, true),
+            Some(set) => place(Elsewhere::Only(set), true),
+            None => place(Elsewhere::Anywhere, false),
         }
     }
 
@@ -322,11 +324,7 @@ impl Store {
     /// narrowed under not run out (a lookup that found nothing under a narrowed place
     /// looks everywhere if not).
     pub(crate) fn still_holds(&self, place: &KeyPlace) -> bool {
-        self.topology().generation == place.generation
-            && (matches!(place.elsewhere, Elsewhere::Anywhere)
-                || place.generation <= 1
-                || self.sets().len() <= 1
-                || self.holds_lease(place.generation))
+        self.topology().generation == place.generation && (!place.leased || self.holds_lease(place.generation))
     }
 
     /// Records, before `next` is installed, the topology it replaces (`Base`).
@@ -410,7 +408,7 @@ impl Store {
         self.write_to_majority(unsettled_file(generation), record, "revoke a settled placement").await?;
         // Any node may hold the lease (a settled file on a single drive is enough to have
         // narrowed on), so a cluster always waits it out.
-        if self.settings_broadcast.get().is_some() {
+        if self.peer_calls.get().is_some() {
             tracing::info!(generation, "waiting out the lease on the generation before the topology changes");
             tokio::time::sleep(REVOKE_WAIT).await;
         }
@@ -420,20 +418,16 @@ impl Store {
     }
 
     /// One step towards a settled placement, run by the migration engine on every node
-    /// once the migration is done (every second): renews the lease from the settle files;
-    /// on the node that runs the first set's migration, checks (backing off after failed
-    /// checks) and writes the settled file. Returns whether placement is settled now.
+    /// once the migration is done (every second): on the node that runs the first set's
+    /// migration, while it holds the lease (`keep_lease`; a revoked generation gets none)
+    /// and placement is not settled yet, checks (backing off after failed checks) and
+    /// writes the settled file. Returns whether placement is settled now.
     pub async fn settle_step(&self) -> bool {
         let generation = self.topology().generation;
-        if generation <= 1 || self.sets().len() <= 1 {
+        if generation <= 1 || self.sets().len() <= 1 || self.placement_settled() {
             return true;
         }
-        match self.renew_lease().await {
-            (true, _) => return true,
-            (false, true) => return false,
-            (false, false) => {}
-        }
-        if !self.owns_migration_of(&self.sets()[0]) {
+        if !self.holds_lease(generation) || !self.owns_migration_of(&self.sets()[0]) {
             return false;
         }
         {
@@ -459,7 +453,7 @@ impl Store {
             return false;
         }
         // Written before this read: a revocation this read misses finds the settled file.
-        let settled = self.renew_lease().await.0;
+        let settled = self.renew_lease().await;
         if settled {
             tracing::info!(generation, "placement settled: every object is in its ring set");
         }
@@ -587,8 +581,10 @@ mod tests {
         (id, etag)
     }
 
-    /// Checks now, without waiting out the back-off after a failed check.
+    /// Renews the lease (as `keep_lease` does every second) and checks now, without
+    /// waiting out the back-off after a failed check.
     async fn settle_now(store: &Store) -> bool {
+        store.renew_lease().await;
         store.next_settle_check.lock().unwrap().at = None;
         store.settle_step().await
     }

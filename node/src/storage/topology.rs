@@ -214,9 +214,6 @@ impl Store {
             return Ok(false);
         };
         let changed = self.adopt_topology(topology.clone())?;
-        if changed {
-            self.load_base().await;
-        }
         let stale_local = found.iter().any(|(local, t)| *local && t.as_ref().is_none_or(|t| t.generation < generation));
         if stale_local {
             let local: Vec<Arc<dyn drive::Drive>> = self.all_drives().into_iter().filter(|d| d.is_local()).collect();

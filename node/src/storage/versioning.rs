@@ -84,10 +84,10 @@ impl Store {
     ) -> StoreResult<Deleted> {
         let _placing = self.begin_placed_write();
         let home = self.set_for(bucket, key).clone();
-        // Where the key's versions may be.
-        let holders: Vec<Arc<ErasureSet>> =
-            self.place_of(bucket, key).candidates().unwrap_or_else(|| self.sets().to_vec());
         if let Some(id) = version {
+            // Where the key's versions may be.
+            let holders: Vec<Arc<ErasureSet>> =
+                self.place_of(bucket, key).candidates().unwrap_or_else(|| self.sets().to_vec());
             let now = set::now_ns();
             for set in &holders {
                 let (_, state) = set.read_key(bucket, key).await?;
