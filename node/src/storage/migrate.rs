@@ -5,7 +5,8 @@
 //! while and user writes of that key must not wait for it). Then, under the key's write
 //! lock — one lock for the key in every set — the move checks that the source still holds
 //! exactly the versions it copied, commits all of them in the target at once (with their
-//! ids and times; versions the target holds already are skipped), fixes the registry and
+//! ids and times; each target drive merges them into its own file, without a read round
+//! first, replacing the entries a move cut short left there), fixes the registry and
 //! deletes them from the source. A user write or delete that raced with the copy
 //! therefore wins: the copy is discarded, never committed over the newer write and never
 //! left to resurrect a deleted version (the lesson of the earlier C version).
@@ -13,12 +14,12 @@
 //! Every crash point leaves the key whole in one set: before the commit, only the source
 //! has it (staged shards on the target are unreferenced and removed with the drive's
 //! tmp); after, both sets hold the same versions, readers take either, and the next pass
-//! finds them in the target and finishes with the source.
+//! copies them over once more and finishes with the source.
 
 use std::sync::Arc;
 
 use super::layout::ShardLayout;
-use super::set::{Commit, CommitVersion, DriveCopy, DriveMeta, ErasureSet, KeyState, Order, Resolved, Staged};
+use super::set::{CommitVersion, DriveCopy, DriveMeta, ErasureSet, KeyState, Order, Resolved, Staged};
 use super::{BodyStream, PutOptions, Store, path, registry};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{VersionIdentity, VersionKind};
@@ -29,9 +30,6 @@ use crate::format::version_id::VersionId;
 pub enum Moved {
     /// The version was copied to the target and the source copy deleted.
     Copied { bytes: u64 },
-    /// The target already held this version or a newer one: only the source copy was
-    /// deleted.
-    SourceWasStale,
     /// The source no longer holds the key, or holds another version than the one being
     /// copied (a user wrote or deleted it meanwhile): nothing was changed.
     Changed,
@@ -64,29 +62,10 @@ fn identities(state: &KeyState) -> Vec<VersionIdentity<'_>> {
     state.versions.iter().map(|v| v.version.identity()).collect()
 }
 
-/// The key's files on `target` and the ids of the versions it holds (a copy below
-/// quorum there is a commit cut short, which the move replaces).
-async fn held_ids(target: &Arc<ErasureSet>, bucket: &str, key: &str) -> StoreResult<(Vec<DriveMeta>, Vec<VersionId>)> {
-    let (metas, state) = target.read_key(bucket, key).await?;
-    if let Some((available, needed)) = state.undecided {
-        return Err(StoreError::InsufficientQuorum { operation: "move", needed, available });
-    }
-    Ok((metas, state.versions.iter().map(Resolved::id).collect()))
-}
-
 /// Whether an object version of `state` keeps its bytes in the metadata (which a
 /// listing leaves out).
 fn has_inline_data(state: &KeyState) -> bool {
     state.versions.iter().any(|v| v.version.kind == VersionKind::Object && v.version.data_dir.is_none())
-}
-
-/// Removes, before going on, what copies that will not be committed staged.
-async fn discard(copies: Vec<CommitVersion>) {
-    for copy in copies {
-        if let Some(staged) = copy.staged {
-            staged.remove().await;
-        }
-    }
 }
 
 impl Store {
@@ -149,10 +128,10 @@ impl Store {
         self.finish_move_locked(bucket, key, source, target, (metas, &state), copies).await
     }
 
-    /// Under the key's lock: commits the copies in `target` (skipping versions it holds
-    /// by now), fixes the registry and deletes `state`'s versions from `source`, whose
-    /// files the caller read under the lock (`source_metas`). One read of the target's
-    /// files serves both the check and the commit.
+    /// Under the key's lock: commits the copies in `target` (each drive merges them into
+    /// its file, replacing the entries of versions it holds already: a move cut short
+    /// after its commit left them), fixes the registry and deletes `state`'s versions
+    /// from `source`, whose files the caller read under the lock (`source_metas`).
     async fn finish_move_locked(
         &self,
         bucket: &str,
@@ -162,17 +141,9 @@ impl Store {
         (source_metas, state): (Vec<DriveMeta>, &KeyState),
         copies: Vec<CommitVersion>,
     ) -> StoreResult<Moved> {
-        let (target_metas, held) = held_ids(target, bucket, key).await?;
-        let (already, missing): (Vec<CommitVersion>, Vec<CommitVersion>) =
-            copies.into_iter().partition(|c| held.contains(&VersionId(c.version.version_id)));
-        discard(already).await;
-        let bytes: u64 = missing.iter().map(|c| c.version.size).sum();
-        let copied = !missing.is_empty();
-        if copied {
-            let object_path = path::object_path(key).map_err(super::set::key_error)?;
-            let commit = Commit { versions: missing, precondition: None, order: Order::Keep };
-            target.commit_over(bucket, key, &object_path, commit, target_metas).await?;
-        }
+        let bytes: u64 = copies.iter().map(|c| c.version.size).sum();
+        let object_path = path::object_path(key).map_err(super::set::key_error)?;
+        target.commit_merging(bucket, key, &object_path, copies, Order::Keep).await?;
         failpoint("move-after-commit");
         // While lookups know the two sets a key can be in, they read no records.
         if self.place_of(bucket, key).candidates().is_none() {
@@ -182,12 +153,12 @@ impl Store {
         // All at once: a reader of the source sees the key whole or not at all.
         let ids: Vec<VersionId> = state.versions.iter().map(Resolved::id).collect();
         source.delete_versions_over(bucket, key, &ids, source_metas).await?;
-        Ok(if copied { Moved::Copied { bytes } } else { Moved::SourceWasStale })
+        Ok(Moved::Copied { bytes })
     }
 
     /// Copies the data of every version of `state` into staging on `target` (versions
-    /// the target holds already are dropped at the commit: they are only there after a
-    /// move cut short, so checking first would cost every move a read round). `None`
+    /// the target holds already are only there after a move cut short: they are copied
+    /// again, since checking first would cost every move a read round). `None`
     /// when the source changed meanwhile. `locked`: the caller holds the key's write
     /// lock (the reads take none).
     async fn copy_versions(

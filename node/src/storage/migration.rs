@@ -498,7 +498,7 @@ impl Store {
                             self.metrics.migration_moved_bytes.inc_by(bytes);
                             throttle.take(bytes, bytes_per_second).await;
                         }
-                        Ok(Moved::SourceWasStale | Moved::Changed) => {
+                        Ok(Moved::Changed) => {
                             progress.moved_objects += 1;
                         }
                         Err(e) => {

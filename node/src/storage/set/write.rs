@@ -254,7 +254,7 @@ impl ErasureSet {
         let PreparedPut { bucket, key, path, version, layout, per_drive, staged, precondition } = prepared;
         if precondition.is_none() {
             let versions = vec![CommitVersion { version, layout, per_drive, staged }];
-            return self.commit_merging(&bucket, &key, &path, versions).await;
+            return self.commit_merging(&bucket, &key, &path, versions, Order::Newest).await;
         }
         let commit = Commit::one(version, layout, per_drive, staged, precondition, Order::Newest);
         self.commit_locked(&bucket, &key, &path, commit).await
@@ -343,18 +343,21 @@ impl ErasureSet {
         self.settle_commit(bucket, key, path, versions, &newest, results, &metas).await
     }
 
-    /// A PUT's commit without a read of the key's files first: each drive merges the new
-    /// version into its own (`Drive::commit_merged`) and answers the file it replaced.
-    /// When a drive holds a version as new or newer (a clock stepped back), the version's
-    /// time moves past it and every drive commits again (each replaces its entry of the
-    /// version's id). The caller holds the key's write lock.
-    async fn commit_merging(
+    /// A commit without a read of the key's files first: each drive merges the new
+    /// versions into its own (`Drive::commit_merged`, replacing its entry of each
+    /// version's id) and answers the file it replaced. With `Order::Newest` (a PUT), when
+    /// a drive holds a version as new or newer (a clock stepped back), the version's time
+    /// moves past it and every drive commits again; with `Order::Keep` (a move between
+    /// sets) the versions keep their times. The caller holds the key's write lock.
+    pub(in crate::storage) async fn commit_merging(
         &self,
         bucket: &str,
         key: &str,
         path: &ObjectPath,
         mut versions: Vec<CommitVersion>,
+        order: Order,
     ) -> StoreResult<ObjectInfo> {
+        let newest_first = order == Order::Newest;
         let count = self.drives.len();
         // Per drive: the file it held before this commit, once it committed.
         let mut previous: Vec<Option<DriveMeta>> = (0..count).map(|_| None).collect();
@@ -373,7 +376,13 @@ impl ErasureSet {
                     if !drive.is_online() {
                         return Err(io::Error::other("drive offline"));
                     }
-                    drive.commit_merged(&bucket, &path, &ObjectMeta { versions: copies }.encode(), &staged, true)
+                    drive.commit_merged(
+                        &bucket,
+                        &path,
+                        &ObjectMeta { versions: copies }.encode(),
+                        &staged,
+                        newest_first,
+                    )
                 })
             });
             let mut behind = None;
