@@ -252,12 +252,19 @@ impl Store {
         self.metrics.placement_settled_generation.set(0);
     }
 
-    async fn read_settle_files(&self, generation: u64) -> SettleFiles {
-        let drives = self.all_drives();
+    /// The settle files of `generation` on the drives, until `enough` drives answered
+    /// (this node's own drives first: they take no peer call). Both files are written to
+    /// a majority, so a majority read sees each one that was written.
+    async fn read_settle_files(&self, generation: u64, enough: usize) -> SettleFiles {
+        let mut drives = self.all_drives();
+        drives.sort_by_key(|drive| !drive.is_local());
         let (settled, unsettled) = (settled_file(generation), unsettled_file(generation));
         blocking(move || {
             let mut files = SettleFiles { answered: 0, settled: false, unsettled: false };
             for drive in drives.iter().filter(|d| d.is_online()) {
+                if files.answered >= enough {
+                    break;
+                }
                 let (Ok(s), Ok(u)) = (drive.read_system_file(&settled), drive.read_system_file(&unsettled)) else {
                     continue;
                 };
@@ -276,8 +283,8 @@ impl Store {
     pub async fn renew_lease(&self) -> bool {
         let generation = self.topology().generation;
         let began = Instant::now();
-        let files = self.read_settle_files(generation).await;
         let majority = self.all_drives().len() / 2 + 1;
+        let files = self.read_settle_files(generation, majority).await;
         if files.unsettled || files.answered < majority || self.topology().generation != generation {
             self.drop_lease();
             return false;
@@ -414,7 +421,7 @@ impl Store {
         }
         // A settled file, even on one drive, means the check passed: every key was in its
         // ring set, which is what the next generation's two-set lookups rely on.
-        Ok(self.read_settle_files(generation).await.settled)
+        Ok(self.read_settle_files(generation, usize::MAX).await.settled)
     }
 
     /// One step towards a settled placement, run by the migration engine on every node
