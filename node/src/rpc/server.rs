@@ -184,6 +184,24 @@ fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
     }
 }
 
+/// A read the kernel answers from its caches without waiting (a key's metadata, a
+/// shard block), answered on the request's own thread: no hand-off to the blocking pool
+/// and back. `None` for every other call, and for a read that would wait or fails (the
+/// ordinary call on the pool then reads it, or reports the error).
+fn execute_cached(drive: &LocalDrive, call: &DriveCall) -> Option<CallResult> {
+    match call {
+        DriveCall::ReadObjectMeta { bucket, path } => {
+            drive.read_object_meta_cached(bucket, &path_of(path).ok()?).map(Ok)
+        }
+        DriveCall::ReadShard { bucket, path, data_dir, part_number, offset, len } => {
+            let len = usize::try_from(*len).ok().filter(|len| *len <= MAX_RPC_BODY_BYTES)?;
+            let path = path_of(path).ok()?;
+            drive.read_shard_cached(bucket, &path, *data_dir, *part_number, *offset, len).map(|bytes| Ok(Some(bytes)))
+        }
+        _ => None,
+    }
+}
+
 /// Names, buckets and upload ids arrive from peers; they must be single plain segments.
 fn names_are_plain(call: &DriveCall) -> bool {
     use DriveCall::*;
@@ -312,19 +330,22 @@ impl RpcServer {
                 else {
                     return respond(StatusCode::NOT_FOUND, b"no such drive on this node\n".to_vec());
                 };
-                match decode_request(&body) {
+                let cached = match decode_request(&body) {
                     Ok((call, _)) if !names_are_plain(&call) => {
                         return bad_request("a name in the call is not a plain segment");
                     }
-                    Ok(_) => {}
+                    Ok((call, _)) => execute_cached(&drive, &call),
                     Err(e) => return bad_request(&e),
-                }
-                let result = tokio::task::spawn_blocking(move || {
-                    let (call, payload) = decode_request(&body).expect("decoded above");
-                    execute(&drive, call, payload)
-                })
-                .await
-                .expect("drive call panicked");
+                };
+                let result = match cached {
+                    Some(result) => result,
+                    None => tokio::task::spawn_blocking(move || {
+                        let (call, payload) = decode_request(&body).expect("decoded above");
+                        execute(&drive, call, payload)
+                    })
+                    .await
+                    .expect("drive call panicked"),
+                };
                 match result {
                     Ok(Some(bytes)) => respond(StatusCode::OK, bytes),
                     Ok(None) => respond(StatusCode::NO_CONTENT, Vec::new()),
