@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
 use crate::format::drive::DriveFormat;
-use crate::storage::drive::{Drive, MergedCommit, ShardFile, commit_merged_by_parts};
+use crate::storage::drive::{AsyncCall, Drive, MergedCommit, ShardFile, commit_merged_by_parts};
 use crate::storage::path::ObjectPath;
 
 /// Metadata calls answer in milliseconds; a peer silent this long is treated as down.
@@ -179,23 +179,36 @@ impl Inner {
         format!("{}{}", self.endpoint, self.drive_path)
     }
 
+    /// A call from a blocking thread: it waits for the answer.
     fn call(&self, call: &DriveCall, payload: &[u8]) -> io::Result<Option<Vec<u8>>> {
-        if !self.online.load(Ordering::Relaxed) && !matches!(call, DriveCall::ReadFormat) && self.cooling() {
+        let probe = matches!(call, DriveCall::ReadFormat);
+        self.runtime.block_on(self.exchange(probe, Bytes::from(encode_request(call, payload))))
+    }
+
+    /// A call as a future for the runtime (`Drive::read_object_meta_async`).
+    fn call_async(self: Arc<Self>, call: &DriveCall, payload: &[u8]) -> AsyncCall<Option<Vec<u8>>> {
+        let probe = matches!(call, DriveCall::ReadFormat);
+        let body = Bytes::from(encode_request(call, payload));
+        Box::pin(async move { self.exchange(probe, body).await })
+    }
+
+    /// One call (`probe`: the drive monitor's format read) and what its answer means.
+    async fn exchange(&self, probe: bool, body: Bytes) -> io::Result<Option<Vec<u8>>> {
+        if !self.online.load(Ordering::Relaxed) && !probe && self.cooling() {
             return Err(io::Error::new(io::ErrorKind::NotConnected, format!("{} is offline", self.name())));
         }
-        let body = Bytes::from(encode_request(call, payload));
         // A pooled connection the peer has just closed fails without the call reaching it;
         // every drive call is idempotent, so one immediate retry tells that apart from a
         // peer that is really gone.
-        let mut result = self.send(body.clone());
+        let mut result = self.send(body.clone()).await;
         if matches!(&result, Err(e) if e.kind() != io::ErrorKind::TimedOut) {
-            result = self.send(body);
+            result = self.send(body).await;
         }
         let (status, kind, body) = match result {
             Ok(answer) => {
                 // The monitor's format probe decides on its own whether the drive is the
                 // right one; any other answer proves the drive is back.
-                if !matches!(call, DriveCall::ReadFormat) && !self.online.swap(true, Ordering::Relaxed) {
+                if !probe && !self.online.swap(true, Ordering::Relaxed) {
                     tracing::info!(drive = %self.name(), "peer drive answers again");
                     self.returned.store(true, Ordering::Relaxed);
                 }
@@ -228,15 +241,10 @@ impl Inner {
     }
 
     /// One signed exchange: (status, error kind header, body).
-    fn send(&self, body: Bytes) -> io::Result<(http::StatusCode, Option<String>, Bytes)> {
+    async fn send(&self, body: Bytes) -> io::Result<(http::StatusCode, Option<String>, Bytes)> {
         let path_and_query = format!("{DRIVE_CALL_PATH}?drive={}", hex::encode(self.drive_path.as_bytes()));
-        let answer = self.runtime.block_on(self.transport.call(
-            &self.endpoint,
-            &path_and_query,
-            body,
-            CALL_TIMEOUT,
-            MAX_RPC_BODY_BYTES,
-        ))?;
+        let answer =
+            self.transport.call(&self.endpoint, &path_and_query, body, CALL_TIMEOUT, MAX_RPC_BODY_BYTES).await?;
         Ok((answer.status, answer.error_kind, answer.body))
     }
 
@@ -307,6 +315,40 @@ impl ShardFile for RemoteShardFile {
             }
             other => other,
         }
+    }
+}
+
+impl RemoteDrive {
+    /// `Drive::commit_merged` as a future; a peer of an earlier version, which does not
+    /// know the call, gets its file read and the commit (from the blocking pool: those
+    /// calls wait for their answers).
+    fn commit_merged_call(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        entries: &[u8],
+        staged: &[Uuid],
+        newest: bool,
+    ) -> AsyncCall<MergedCommit> {
+        let call =
+            DriveCall::CommitMerged { bucket: bucket.into(), path: path.to_wire(), staged: staged.to_vec(), newest };
+        let answer = self.inner.clone().call_async(&call, entries);
+        let (drive, bucket, path, entries, staged) =
+            (self.clone(), bucket.to_string(), path.clone(), entries.to_vec(), staged.to_vec());
+        Box::pin(async move {
+            match answer.await {
+                Ok(answer) => {
+                    let bytes = answer.ok_or_else(|| io::Error::other("peer answered nothing"))?;
+                    postcard::from_bytes(&bytes).map_err(|e| io::Error::other(format!("peer answer malformed: {e}")))
+                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => tokio::task::spawn_blocking(move || {
+                    commit_merged_by_parts(&drive, &bucket, &path, &entries, &staged, newest)
+                })
+                .await
+                .map_err(io::Error::other)?,
+                Err(e) => Err(e),
+            }
+        })
     }
 }
 
@@ -420,19 +462,23 @@ impl Drive for RemoteDrive {
         staged: &[Uuid],
         newest: bool,
     ) -> io::Result<MergedCommit> {
-        let call =
-            DriveCall::CommitMerged { bucket: bucket.into(), path: path.to_wire(), staged: staged.to_vec(), newest };
-        match self.inner.call(&call, entries) {
-            Ok(answer) => {
-                let bytes = answer.ok_or_else(|| io::Error::other("peer answered nothing"))?;
-                postcard::from_bytes(&bytes).map_err(|e| io::Error::other(format!("peer answer malformed: {e}")))
-            }
-            // A peer of an earlier version does not know the call: its file, then the commit.
-            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                commit_merged_by_parts(self, bucket, path, entries, staged, newest)
-            }
-            Err(e) => Err(e),
-        }
+        self.inner.runtime.block_on(self.commit_merged_call(bucket, path, entries, staged, newest))
+    }
+
+    fn read_object_meta_async(&self, bucket: &str, path: &ObjectPath) -> Option<AsyncCall<Option<Vec<u8>>>> {
+        let call = DriveCall::ReadObjectMeta { bucket: bucket.into(), path: path.to_wire() };
+        Some(self.inner.clone().call_async(&call, &[]))
+    }
+
+    fn commit_merged_async(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        entries: &[u8],
+        staged: &[Uuid],
+        newest: bool,
+    ) -> Option<AsyncCall<MergedCommit>> {
+        Some(self.commit_merged_call(bucket, path, entries, staged, newest))
     }
 
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {

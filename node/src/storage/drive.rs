@@ -446,6 +446,23 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     fn read_object_meta_cached(&self, _bucket: &str, _path: &ObjectPath) -> Option<Option<Vec<u8>>> {
         None
     }
+    /// `read_object_meta` as a future, for a drive that answers over the network (a
+    /// peer's): awaited on the runtime, no blocking-pool thread waits for the answer.
+    /// `None` for a drive whose calls block (a local disk): the caller uses the pool.
+    fn read_object_meta_async(&self, _bucket: &str, _path: &ObjectPath) -> Option<AsyncCall<Option<Vec<u8>>>> {
+        None
+    }
+    /// `commit_merged` as a future, as `read_object_meta_async` is.
+    fn commit_merged_async(
+        &self,
+        _bucket: &str,
+        _path: &ObjectPath,
+        _entries: &[u8],
+        _staged: &[Uuid],
+        _newest: bool,
+    ) -> Option<AsyncCall<MergedCommit>> {
+        None
+    }
     /// Moves the staging directories `staged` into place as data directories of the key
     /// and writes its metadata file, durably; `staged` may be empty.
     fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()>;
@@ -536,6 +553,9 @@ pub enum MergedCommit {
     /// Not committed: the drive holds a version this new or newer, the newest at this time.
     Behind { newest_ns: i64 },
 }
+
+/// A drive call in flight over the network (`Drive::read_object_meta_async`).
+pub type AsyncCall<T> = std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<T>> + Send + 'static>>;
 
 /// `Drive::commit_merged` by a read of the key's metadata file and `commit_object` (local
 /// drives, and peers of a version without the call).

@@ -130,8 +130,11 @@ impl ErasureSet {
             let bucket = bucket.to_string();
             let path = path.clone();
             async move {
-                match cached {
-                    Some(meta) => meta,
+                if let Some(meta) = cached {
+                    return meta;
+                }
+                match drive.read_object_meta_async(&bucket, &path) {
+                    Some(read) => drive_meta(read.await),
                     None => blocking(move || read_drive_meta(drive.as_ref(), &bucket, &path)).await,
                 }
             }

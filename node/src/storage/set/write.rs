@@ -368,7 +368,7 @@ impl ErasureSet {
                 let drive = self.drives[position].clone();
                 let (bucket, path) = (bucket.to_string(), path.clone());
                 let skip = failures[position].is_some();
-                blocking(move || -> io::Result<MergedCommit> {
+                async move {
                     if skip {
                         return Err(io::Error::other("drive failed in an earlier round"));
                     }
@@ -376,14 +376,15 @@ impl ErasureSet {
                     if !drive.is_online() {
                         return Err(io::Error::other("drive offline"));
                     }
-                    drive.commit_merged(
-                        &bucket,
-                        &path,
-                        &ObjectMeta { versions: copies }.encode(),
-                        &staged,
-                        newest_first,
-                    )
-                })
+                    let entries = ObjectMeta { versions: copies }.encode();
+                    // A peer's drive is awaited right here; a local one commits on the pool.
+                    match drive.commit_merged_async(&bucket, &path, &entries, &staged, newest_first) {
+                        Some(commit) => commit.await,
+                        None => {
+                            blocking(move || drive.commit_merged(&bucket, &path, &entries, &staged, newest_first)).await
+                        }
+                    }
+                }
             });
             let mut behind = None;
             for (position, result) in futures::future::join_all(commits).await.into_iter().enumerate() {
