@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
 use crate::format::drive::DriveFormat;
-use crate::storage::drive::{AsyncCall, Drive, MergedCommit, ShardFile, commit_merged_by_parts};
+use crate::storage::drive::{AsyncCall, Drive, MergedCommit, ShardFile, SyncCall, commit_merged_by_parts};
 use crate::storage::path::ObjectPath;
 
 /// Metadata calls answer in milliseconds; a peer silent this long is treated as down.
@@ -303,18 +303,38 @@ impl ShardFile for RemoteShardFile {
         Ok(())
     }
 
-    fn sync(mut self: Box<Self>) -> io::Result<()> {
-        self.settle()?;
-        let last = std::mem::take(&mut self.pending);
-        let call = DriveCall::WriteShardSynced { staging: self.staging, name: self.name.clone(), offset: self.offset };
-        match self.drive.call_unit(call, &last) {
-            // A peer of an earlier version does not know the call: the two it knows.
-            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-                self.drive.call_unit(self.write_call(), &last)?;
-                self.drive.call_unit(DriveCall::SyncShard { staging: self.staging, name: self.name.clone() }, &[])
+    fn sync(self: Box<Self>) -> io::Result<()> {
+        let SyncCall { runtime, call } = self.sync_call();
+        runtime.block_on(call)
+    }
+
+    fn sync_async(self: Box<Self>) -> Result<SyncCall, Box<dyn ShardFile>> {
+        Ok(self.sync_call())
+    }
+}
+
+impl RemoteShardFile {
+    /// Waits for the write in flight, then sends the rest with the fsync in one call.
+    fn sync_call(mut self: Box<Self>) -> SyncCall {
+        let runtime = self.drive.runtime.clone();
+        let call = Box::pin(async move {
+            if let Some(in_flight) = self.in_flight.take() {
+                in_flight.await.map_err(io::Error::other)??;
             }
-            other => other,
-        }
+            let last = std::mem::take(&mut self.pending);
+            let call =
+                DriveCall::WriteShardSynced { staging: self.staging, name: self.name.clone(), offset: self.offset };
+            match self.drive.clone().call_async(&call, &last).await {
+                // A peer of an earlier version does not know the call: the two it knows.
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    self.drive.clone().call_async(&self.write_call(), &last).await?;
+                    let sync = DriveCall::SyncShard { staging: self.staging, name: self.name.clone() };
+                    self.drive.clone().call_async(&sync, &[]).await.map(|_| ())
+                }
+                other => other.map(|_| ()),
+            }
+        });
+        SyncCall { runtime, call }
     }
 }
 

@@ -590,6 +590,16 @@ pub fn commit_merged_by_parts(
 pub trait ShardFile: Send {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
     fn sync(self: Box<Self>) -> io::Result<()>;
+    /// `sync` as a future on `runtime`, for a file on a peer (its last bytes and the
+    /// fsync go in one call): the files of a write are synced together from one thread.
+    /// A file whose sync blocks (on a local disk) comes back as it is.
+    fn sync_async(self: Box<Self>) -> Result<SyncCall, Box<dyn ShardFile>>;
+}
+
+/// A shard file's sync in flight, and the runtime that drives it.
+pub struct SyncCall {
+    pub runtime: tokio::runtime::Handle,
+    pub call: AsyncCall<()>,
 }
 
 /// Alignment of `O_DIRECT` writes (the logical block size of common devices and the page
@@ -662,6 +672,10 @@ impl LocalShardFile {
 }
 
 impl ShardFile for LocalShardFile {
+    fn sync_async(self: Box<Self>) -> Result<SyncCall, Box<dyn ShardFile>> {
+        Err(self)
+    }
+
     fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         let Some(mut buffer) = self.direct.take() else {
             return Write::write_all(&mut self.file, bytes);

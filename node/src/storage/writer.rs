@@ -257,15 +257,28 @@ impl PartWriter {
             .filter_map(|(position, stage)| stage.take().map(|stage| (position, stage.close())))
             .collect();
         let hashing = self.hashing.take().map(Stage::close);
+        // A peer's file syncs by one call: those are awaited together from this thread;
+        // a local file's fsync blocks, so each gets a thread.
+        let (mut remote, mut local) = (Vec::new(), Vec::new());
+        for (position, file) in self.files.iter_mut().enumerate() {
+            match file.take().map(ShardFile::sync_async) {
+                Some(Ok(call)) => remote.push((position, call)),
+                Some(Err(file)) => local.push((position, file)),
+                None => {}
+            }
+        }
         let synced: Vec<(usize, io::Result<()>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .files
-                .iter_mut()
-                .enumerate()
-                .filter_map(|(position, file)| file.take().map(|f| (position, f)))
-                .map(|(position, file)| scope.spawn(move || (position, file.sync())))
-                .collect();
-            handles.into_iter().map(|h| h.join().expect("fsync thread")).collect()
+            let handles: Vec<_> =
+                local.into_iter().map(|(position, file)| scope.spawn(move || (position, file.sync()))).collect();
+            let mut synced = Vec::new();
+            if let Some((_, first)) = remote.first() {
+                let runtime = first.runtime.clone();
+                let (positions, calls): (Vec<usize>, Vec<_>) =
+                    remote.into_iter().map(|(position, sync)| (position, sync.call)).unzip();
+                synced.extend(positions.into_iter().zip(runtime.block_on(futures::future::join_all(calls))));
+            }
+            synced.extend(handles.into_iter().map(|h| h.join().expect("fsync thread")));
+            synced
         });
         let threaded = writing.into_iter().map(|(position, answer)| {
             (position, answer.recv().unwrap_or_else(|_| Err(io::Error::other("shard writer stopped"))))
