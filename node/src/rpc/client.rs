@@ -297,8 +297,9 @@ impl ShardFile for RemoteShardFile {
             self.settle()?;
             let (call, bytes) = (self.write_call(), std::mem::take(&mut self.pending));
             self.offset += bytes.len() as u64;
-            let drive = self.drive.clone();
-            self.in_flight = Some(self.drive.runtime.spawn_blocking(move || drive.call_unit(call, &bytes)));
+            // Awaited on the runtime: no blocking-pool thread waits for the answer.
+            let answer = self.drive.clone().call_async(&call, &bytes);
+            self.in_flight = Some(self.drive.runtime.spawn(async move { answer.await.map(|_| ()) }));
         }
         Ok(())
     }
