@@ -31,7 +31,7 @@ fn scenario() {
     // The sample cluster with a slow migration, so that the faults land in it.
     let cluster = std::fs::read_to_string(repo_root().join("config/samples/bucketscluster.yaml"))
         .unwrap()
-        .replace("migrationBytesPerSecond: 0", "migrationBytesPerSecond: 150000");
+        .replace("migrationBytesPerSecond: 0", "migrationBytesPerSecond: 100000");
     let applied = bed.kubectl_with_input(&["-n", "store", "apply", "-f", "-"], Some(&cluster));
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
     let pool = repo_root().join("config/samples/bucketspool.yaml");
@@ -72,6 +72,12 @@ fn scenario() {
     });
     let degraded = get("{.status.conditions[?(@.type==\"Degraded\")].message}");
     assert!(degraded.contains("fast-1"), "the message names the node: {degraded}");
+    // The percent climbs in the status while this operator runs (a replacement waits for
+    // the old one's leader lease to expire before it reports anything).
+    wait_until("the percent between 0 and 100", Duration::from_secs(60), || {
+        percents.push(get("{.status.migration.percent}"));
+        percents.last().and_then(|p| p.parse::<i64>().ok()).is_some_and(|p| p > 0 && p < 100)
+    });
 
     // The operator dies mid-step; a new one resumes from the status.
     drop(operator);
