@@ -3,7 +3,7 @@
 //! as on the wire.
 
 use base64::Engine;
-use md5::Digest as _;
+use sha2::Digest as _;
 
 use crate::format::object::ChecksumAlgorithm;
 

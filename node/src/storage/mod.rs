@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod checksum;
 pub mod drive;
+pub mod etag_md5;
 pub mod heal;
 pub mod layout;
 pub mod lifecycle;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use md5::Digest as _;
+use md5_many::Digest as _;
 use uuid::Uuid;
 
 use super::checksum::{Hasher, algorithm_name, combine_crcs};
@@ -340,7 +340,7 @@ impl Store {
                 }
             }
         }
-        let mut md5 = md5::Md5::new();
+        let mut md5 = md5_many::Md5::new();
         for part in &chosen {
             md5.update(hex::decode(&part.etag).map_err(|_| StoreError::InvalidPart(part.etag.clone()))?);
         }

@@ -6,11 +6,11 @@ use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use md5::Digest as _;
 use uuid::Uuid;
 
 use super::checksum::Hasher;
 use super::drive::{Drive, ShardFile};
+use super::etag_md5::EtagMd5;
 use super::layout::ShardLayout;
 use crate::erasure::{Erasure, shard_checksum};
 use crate::format::object::ChecksumAlgorithm;
@@ -55,16 +55,19 @@ const STAGE_QUEUE: usize = 2;
 
 /// MD5 (the ETag) and the checksums a client asked for, over the whole body.
 struct Digests {
-    md5: md5::Md5,
+    md5: EtagMd5,
     hashers: Vec<Hasher>,
 }
 
 impl Digests {
-    fn update(&mut self, block: &[u8]) {
-        self.md5.update(block);
+    /// The MD5 of a large block is taken on the shared hashing thread (with other uploads'
+    /// blocks) while the checksums are taken here.
+    fn update(&mut self, block: &Bytes) {
+        let md5 = self.md5.start(block);
         for hasher in &mut self.hashers {
             hasher.update(block);
         }
+        md5.wait();
     }
 }
 
@@ -157,7 +160,7 @@ impl PartWriter {
             failures,
             target_inline,
             digests: Some(Digests {
-                md5: md5::Md5::new(),
+                md5: EtagMd5::default(),
                 hashers: algorithms.iter().map(|a| Hasher::new(*a)).collect(),
             }),
             hashing: None,
@@ -299,7 +302,7 @@ impl PartWriter {
             }
         }
         let checksums = digests.hashers.into_iter().map(Hasher::finish).collect();
-        Ok(WrittenPart { size: self.size, md5: digests.md5.finalize().into(), checksums, per_drive })
+        Ok(WrittenPart { size: self.size, md5: digests.md5.finalize(), checksums, per_drive })
     }
 }
 
@@ -352,6 +355,8 @@ mod tests {
 
 #[cfg(test)]
 mod pipeline_tests {
+    use md5::Digest as _;
+
     use super::*;
     use crate::erasure::BLOCK_SIZE_BYTES;
     use crate::format::drive::DriveFormat;
