@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 
+use bytes::Bytes;
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 /// Object data is cut into blocks of this size before encoding; each block becomes one
@@ -81,38 +82,46 @@ impl Erasure {
     /// `total_shards()` shards, each `shard_len(block.len())` bytes long.
     pub fn encode_block(&self, block: &[u8]) -> Result<Vec<Vec<u8>>, ErasureError> {
         let shard_len = self.shard_len(block.len());
-        let mut shards: Vec<Vec<u8>> = Vec::with_capacity(self.total_shards());
-        for index in 0..self.data_shards {
-            let start = (index * shard_len).min(block.len());
-            let end = ((index + 1) * shard_len).min(block.len());
-            let mut shard = Vec::with_capacity(shard_len);
-            shard.extend_from_slice(&block[start..end]);
-            shard.resize(shard_len, 0);
-            shards.push(shard);
-        }
-        ENCODER
-            .with(|cell| {
-                let mut slot = cell.borrow_mut();
-                let encoder = match slot.as_mut() {
-                    Some(encoder) => {
-                        encoder.reset(self.data_shards, self.parity_shards, shard_len).map_err(codec)?;
-                        encoder
-                    }
-                    None => slot.insert(
-                        ReedSolomonEncoder::new(self.data_shards, self.parity_shards, shard_len).map_err(codec)?,
-                    ),
-                };
-                for shard in &shards {
-                    encoder.add_original_shard(shard).map_err(codec)?;
+        let mut shards: Vec<Vec<u8>> =
+            (0..self.data_shards).map(|index| padded_slice(block, index, shard_len)).collect();
+        shards.extend(self.parity_of(&shards, shard_len)?);
+        Ok(shards)
+    }
+
+    /// As `encode_block`, with the data shards views into `block` where a whole shard's
+    /// bytes are there (all but a short block's last ones): no copy of the object's bytes
+    /// on the PUT path.
+    pub fn encode_block_shared(&self, block: &Bytes) -> Result<Vec<Bytes>, ErasureError> {
+        let shard_len = self.shard_len(block.len());
+        let mut shards: Vec<Bytes> = (0..self.data_shards)
+            .map(|index| match index * shard_len..(index + 1) * shard_len {
+                whole if whole.end <= block.len() => block.slice(whole),
+                _ => Bytes::from(padded_slice(block, index, shard_len)),
+            })
+            .collect();
+        let parity = self.parity_of(&shards, shard_len)?;
+        shards.extend(parity.into_iter().map(Bytes::from));
+        Ok(shards)
+    }
+
+    /// The parity shards of `data_shards` data shards of `shard_len` bytes each.
+    fn parity_of<T: AsRef<[u8]>>(&self, data: &[T], shard_len: usize) -> Result<Vec<Vec<u8>>, ErasureError> {
+        ENCODER.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let encoder = match slot.as_mut() {
+                Some(encoder) => {
+                    encoder.reset(self.data_shards, self.parity_shards, shard_len).map_err(codec)?;
+                    encoder
                 }
-                let result = encoder.encode().map_err(codec)?;
-                let parity: Vec<Vec<u8>> = result.recovery_iter().map(|s| s.to_vec()).collect();
-                Ok::<_, ErasureError>(parity)
-            })
-            .map(|parity| {
-                shards.extend(parity);
-                shards
-            })
+                None => slot
+                    .insert(ReedSolomonEncoder::new(self.data_shards, self.parity_shards, shard_len).map_err(codec)?),
+            };
+            for shard in data {
+                encoder.add_original_shard(shard).map_err(codec)?;
+            }
+            let result = encoder.encode().map_err(codec)?;
+            Ok(result.recovery_iter().map(|s| s.to_vec()).collect())
+        })
     }
 
     /// Rebuilds the object bytes of one block of `block_len` bytes from whatever shards are
@@ -201,6 +210,16 @@ pub fn shard_checksum(shard: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(shard)
 }
 
+/// Data shard `index` of `block`, zero-padded to `shard_len` bytes.
+fn padded_slice(block: &[u8], index: usize, shard_len: usize) -> Vec<u8> {
+    let start = (index * shard_len).min(block.len());
+    let end = ((index + 1) * shard_len).min(block.len());
+    let mut shard = Vec::with_capacity(shard_len);
+    shard.extend_from_slice(&block[start..end]);
+    shard.resize(shard_len, 0);
+    shard
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +296,25 @@ mod tests {
                 let count = rng.random_range(0..=parity + 1);
                 let missing = sample(&mut rng, total, count).into_vec();
                 check_with_missing(&erasure, &block, &missing);
+            }
+        }
+    }
+
+    #[test]
+    fn shared_shards_are_the_same_bytes() {
+        // Whole blocks, short blocks, one byte, lengths that leave the last data shards
+        // padded or empty: the views and copies hold exactly what encode_block gives.
+        for (data, parity) in [(2, 2), (4, 2), (12, 4)] {
+            let erasure = Erasure::new(data, parity);
+            for len in [1, 63, 64 * data + 1, 300_001, BLOCK_SIZE_BYTES - 5, BLOCK_SIZE_BYTES] {
+                // Not periodic, so a view at the wrong offset would show.
+                let block: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+                let shared = erasure.encode_block_shared(&Bytes::from(block.clone())).unwrap();
+                let copied = erasure.encode_block(&block).unwrap();
+                assert!(
+                    shared.iter().map(|s| &s[..]).eq(copied.iter().map(|s| &s[..])),
+                    "{data}+{parity}, {len} bytes"
+                );
             }
         }
     }

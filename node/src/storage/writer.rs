@@ -40,7 +40,7 @@ pub struct PartWriter {
     digests: Option<Digests>,
     hashing: Option<Stage<Bytes, Digests>>,
     /// Per drive position: the thread writing that drive's shards, once a pipeline runs.
-    writing: Vec<Option<Stage<Vec<u8>, io::Result<()>>>>,
+    writing: Vec<Option<Stage<Bytes, io::Result<()>>>>,
     size: u64,
     blocks: u64,
 }
@@ -193,7 +193,7 @@ impl PartWriter {
                 continue; // a peer's shard file already sends in the background
             }
             let Some(file) = self.files[position].take() else { continue };
-            let writing = Stage::start(file, |mut file, shards: std::sync::mpsc::Receiver<Vec<u8>>| {
+            let writing = Stage::start(file, |mut file, shards: std::sync::mpsc::Receiver<Bytes>| {
                 let mut written = Ok(());
                 for shard in shards {
                     if written.is_ok() {
@@ -223,7 +223,7 @@ impl PartWriter {
             (None, Some(hashing)) if hashing.send(block.clone()) => {}
             (None, _) => return Err(io::Error::other("hashing stopped")),
         }
-        let shards = self.erasure.encode_block(&block).map_err(io::Error::other)?;
+        let shards = self.erasure.encode_block_shared(&block).map_err(io::Error::other)?;
         for (shard_index, shard) in shards.into_iter().enumerate() {
             let position = self.layout.position_of(shard_index);
             if self.failures[position].is_some() {
