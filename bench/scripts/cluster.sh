@@ -5,13 +5,15 @@ stop() {
   for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   PIDS=()
 }
-trap stop EXIT
+# The drives go at the end (a long run stores tens of GB; the logs stay).
+CLUSTER_ROOT=""
+trap 'stop; [ -z "$CLUSTER_ROOT" ] || rm -rf "$CLUSTER_ROOT"/n[0-9]*' EXIT
 
 # start_cluster BIN_DIR ROOT DRIVES_PER_NODE: fresh drives under ROOT, logs in ROOT/nodeN.log;
 # returns once every node is ready.
 start_cluster() {
   local bin=$1 root=$2 drives=$3
-  rm -rf "$root"; mkdir -p "$root"
+  rm -rf "$root"; mkdir -p "$root"; CLUSTER_ROOT=$root
   local args=""; for n in 2 3 4 5; do args="$args http://127.0.0.$n:29001$root/n$n/d{1...$drives}"; done
   for n in 2 3 4 5; do
     "$bin/buckets-node" server --address 127.0.0.$n:29000 --admin-address 127.0.0.$n:29001 $args \
