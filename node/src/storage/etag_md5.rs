@@ -67,7 +67,8 @@ impl EtagMd5 {
     }
 }
 
-/// A block handed to the hashing thread.
+/// A block handed to the hashing thread: `wait` for it, or the block is not in the MD5.
+#[must_use = "the block is only in the MD5 once waited for"]
 pub struct Pending<'a> {
     md5: &'a mut EtagMd5,
     block: Bytes,
