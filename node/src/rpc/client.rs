@@ -18,7 +18,9 @@ use uuid::Uuid;
 use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
 use crate::format::drive::DriveFormat;
-use crate::storage::drive::{AsyncCall, Drive, MergedCommit, ShardFile, SyncCall, commit_merged_by_parts};
+use crate::storage::drive::{
+    AsyncCall, Drive, MergeRequest, MergedCommit, ShardFile, SyncCall, commit_merged_by_parts,
+};
 use crate::storage::path::ObjectPath;
 
 /// Metadata calls answer in milliseconds; a peer silent this long is treated as down.
@@ -343,14 +345,8 @@ impl RemoteDrive {
     /// `Drive::commit_merged` as a future; a peer of an earlier version, which does not
     /// know the call, gets its file read and the commit (from the blocking pool: those
     /// calls wait for their answers).
-    fn commit_merged_call(
-        &self,
-        bucket: &str,
-        path: &ObjectPath,
-        entries: &[u8],
-        staged: &[Uuid],
-        newest: bool,
-    ) -> AsyncCall<MergedCommit> {
+    fn commit_merged_call(&self, request: MergeRequest<'_>) -> AsyncCall<MergedCommit> {
+        let MergeRequest { bucket, path, entries, staged, newest } = request;
         let call =
             DriveCall::CommitMerged { bucket: bucket.into(), path: path.to_wire(), staged: staged.to_vec(), newest };
         let answer = self.inner.clone().call_async(&call, entries);
@@ -363,7 +359,9 @@ impl RemoteDrive {
                     postcard::from_bytes(&bytes).map_err(|e| io::Error::other(format!("peer answer malformed: {e}")))
                 }
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => tokio::task::spawn_blocking(move || {
-                    commit_merged_by_parts(&drive, &bucket, &path, &entries, &staged, newest)
+                    let request =
+                        MergeRequest { bucket: &bucket, path: &path, entries: &entries, staged: &staged, newest };
+                    commit_merged_by_parts(&drive, request)
                 })
                 .await
                 .map_err(io::Error::other)?,
@@ -475,15 +473,8 @@ impl Drive for RemoteDrive {
         self.inner.call_unit(call, meta)
     }
 
-    fn commit_merged(
-        &self,
-        bucket: &str,
-        path: &ObjectPath,
-        entries: &[u8],
-        staged: &[Uuid],
-        newest: bool,
-    ) -> io::Result<MergedCommit> {
-        self.inner.runtime.block_on(self.commit_merged_call(bucket, path, entries, staged, newest))
+    fn commit_merged(&self, request: MergeRequest<'_>) -> io::Result<MergedCommit> {
+        self.inner.runtime.block_on(self.commit_merged_call(request))
     }
 
     fn read_object_meta_async(&self, bucket: &str, path: &ObjectPath) -> Option<AsyncCall<Option<Vec<u8>>>> {
@@ -491,15 +482,8 @@ impl Drive for RemoteDrive {
         Some(self.inner.clone().call_async(&call, &[]))
     }
 
-    fn commit_merged_async(
-        &self,
-        bucket: &str,
-        path: &ObjectPath,
-        entries: &[u8],
-        staged: &[Uuid],
-        newest: bool,
-    ) -> Option<AsyncCall<MergedCommit>> {
-        Some(self.commit_merged_call(bucket, path, entries, staged, newest))
+    fn commit_merged_async(&self, request: MergeRequest<'_>) -> Option<AsyncCall<MergedCommit>> {
+        Some(self.commit_merged_call(request))
     }
 
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {

@@ -20,7 +20,7 @@ use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, CallVerifier, Refusal};
 use super::lock::{LOCK_PATH, LockCall, LockTable};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, decode_request};
 use crate::metrics::Metrics;
-use crate::storage::drive::{Drive, LocalDrive};
+use crate::storage::drive::{Drive, LocalDrive, MergeRequest};
 use crate::storage::path::{ObjectPath, checked_relative};
 
 /// Most keys one walk call returns.
@@ -138,7 +138,9 @@ fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
             drive.commit_object(&bucket, &path_of(&path)?, payload, &staged).map(|()| None)
         }
         CommitMerged { bucket, path, staged, newest } => {
-            encoded(&drive.commit_merged(&bucket, &path_of(&path)?, payload, &staged, newest)?)
+            let path = path_of(&path)?;
+            let request = MergeRequest { bucket: &bucket, path: &path, entries: payload, staged: &staged, newest };
+            encoded(&drive.commit_merged(request)?)
         }
         RemoveDataDirs { bucket, path, data_dirs } => {
             drive.remove_data_dirs(&bucket, &path_of(&path)?, &data_dirs);
@@ -330,21 +332,19 @@ impl RpcServer {
                 else {
                     return respond(StatusCode::NOT_FOUND, b"no such drive on this node\n".to_vec());
                 };
-                let cached = match decode_request(&body) {
+                // Decoded once: the call, and where its payload starts in the body.
+                let (call, payload_at) = match decode_request(&body) {
                     Ok((call, _)) if !names_are_plain(&call) => {
                         return bad_request("a name in the call is not a plain segment");
                     }
-                    Ok((call, _)) => execute_cached(&drive, &call),
+                    Ok((call, payload)) => (call, body.len() - payload.len()),
                     Err(e) => return bad_request(&e),
                 };
-                let result = match cached {
+                let result = match execute_cached(&drive, &call) {
                     Some(result) => result,
-                    None => tokio::task::spawn_blocking(move || {
-                        let (call, payload) = decode_request(&body).expect("decoded above");
-                        execute(&drive, call, payload)
-                    })
-                    .await
-                    .expect("drive call panicked"),
+                    None => tokio::task::spawn_blocking(move || execute(&drive, call, &body[payload_at..]))
+                        .await
+                        .expect("drive call panicked"),
                 };
                 match result {
                     Ok(Some(bytes)) => respond(StatusCode::OK, bytes),

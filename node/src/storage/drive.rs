@@ -453,32 +453,17 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
         None
     }
     /// `commit_merged` as a future, as `read_object_meta_async` is.
-    fn commit_merged_async(
-        &self,
-        _bucket: &str,
-        _path: &ObjectPath,
-        _entries: &[u8],
-        _staged: &[Uuid],
-        _newest: bool,
-    ) -> Option<AsyncCall<MergedCommit>> {
+    fn commit_merged_async(&self, _request: MergeRequest<'_>) -> Option<AsyncCall<MergedCommit>> {
         None
     }
     /// Moves the staging directories `staged` into place as data directories of the key
     /// and writes its metadata file, durably; `staged` may be empty.
     fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()>;
-    /// `commit_object` of the key's metadata file with `entries` (an encoded `ObjectMeta`)
-    /// merged in, each in place of the drive's entry of its id: a write that need not read
-    /// every drive's file first. With `newest`, commits only when every entry the drive
-    /// holds is older than the new ones (else answers `Behind`: a clock stepped back).
-    fn commit_merged(
-        &self,
-        bucket: &str,
-        path: &ObjectPath,
-        entries: &[u8],
-        staged: &[Uuid],
-        newest: bool,
-    ) -> io::Result<MergedCommit> {
-        commit_merged_by_parts(self, bucket, path, entries, staged, newest)
+    /// `commit_object` of the key's metadata file with the request's entries merged in,
+    /// each in place of the drive's entry of its id: a write that need not read every
+    /// drive's file first.
+    fn commit_merged(&self, request: MergeRequest<'_>) -> io::Result<MergedCommit> {
+        commit_merged_by_parts(self, request)
     }
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]);
     fn restore_object(
@@ -557,16 +542,23 @@ pub enum MergedCommit {
 /// A drive call in flight over the network (`Drive::read_object_meta_async`).
 pub type AsyncCall<T> = std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<T>> + Send + 'static>>;
 
+/// What `Drive::commit_merged` commits: `entries` (an encoded `ObjectMeta`) merged into
+/// the key's metadata file and the staging directories `staged` moved into place. With
+/// `newest`, only when every entry the drive holds is older than the new ones (else the
+/// answer is `Behind`: a clock stepped back).
+#[derive(Clone, Copy, Debug)]
+pub struct MergeRequest<'a> {
+    pub bucket: &'a str,
+    pub path: &'a ObjectPath,
+    pub entries: &'a [u8],
+    pub staged: &'a [Uuid],
+    pub newest: bool,
+}
+
 /// `Drive::commit_merged` by a read of the key's metadata file and `commit_object` (local
 /// drives, and peers of a version without the call).
-pub fn commit_merged_by_parts(
-    drive: &(impl Drive + ?Sized),
-    bucket: &str,
-    path: &ObjectPath,
-    entries: &[u8],
-    staged: &[Uuid],
-    newest: bool,
-) -> io::Result<MergedCommit> {
+pub fn commit_merged_by_parts(drive: &(impl Drive + ?Sized), request: MergeRequest<'_>) -> io::Result<MergedCommit> {
+    let MergeRequest { bucket, path, entries, staged, newest } = request;
     use crate::format::object::ObjectMeta;
     let new = ObjectMeta::decode(entries).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let previous = drive.read_object_meta(bucket, path)?;

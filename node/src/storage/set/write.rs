@@ -15,7 +15,7 @@ use crate::erasure::BLOCK_SIZE_BYTES;
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ObjectLock, ObjectMeta, ObjectVersion, PartInfo, VersionKind};
 use crate::format::version_id::VersionId;
-use crate::storage::drive::MergedCommit;
+use crate::storage::drive::{MergeRequest, MergedCommit};
 use crate::storage::layout::ShardLayout;
 use crate::storage::path::{self, ObjectPath};
 use crate::storage::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
@@ -378,10 +378,27 @@ impl ErasureSet {
                     }
                     let entries = ObjectMeta { versions: copies }.encode();
                     // A peer's drive is awaited right here; a local one commits on the pool.
-                    match drive.commit_merged_async(&bucket, &path, &entries, &staged, newest_first) {
+                    let request = MergeRequest {
+                        bucket: &bucket,
+                        path: &path,
+                        entries: &entries,
+                        staged: &staged,
+                        newest: newest_first,
+                    };
+                    match drive.commit_merged_async(request) {
                         Some(commit) => commit.await,
                         None => {
-                            blocking(move || drive.commit_merged(&bucket, &path, &entries, &staged, newest_first)).await
+                            blocking(move || {
+                                let request = MergeRequest {
+                                    bucket: &bucket,
+                                    path: &path,
+                                    entries: &entries,
+                                    staged: &staged,
+                                    newest: newest_first,
+                                };
+                                drive.commit_merged(request)
+                            })
+                            .await
                         }
                     }
                 }
