@@ -19,7 +19,7 @@ use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
 use crate::format::drive::DriveFormat;
 use crate::storage::drive::{
-    AsyncCall, Drive, MergeRequest, MergedCommit, ShardFile, SyncCall, commit_merged_by_parts,
+    AsyncCall, Drive, Durability, MergeRequest, MergedCommit, ShardFile, SyncCall, commit_merged_by_parts,
 };
 use crate::storage::path::ObjectPath;
 
@@ -306,25 +306,30 @@ impl ShardFile for RemoteShardFile {
         Ok(())
     }
 
-    fn sync(self: Box<Self>) -> io::Result<()> {
-        let SyncCall { runtime, call } = self.sync_call();
+    fn close(self: Box<Self>, durability: Durability) -> io::Result<()> {
+        let SyncCall { runtime, call } = self.close_call(durability);
         runtime.block_on(call)
     }
 
-    fn sync_async(self: Box<Self>) -> Result<SyncCall, Box<dyn ShardFile>> {
-        Ok(self.sync_call())
+    fn close_async(self: Box<Self>, durability: Durability) -> Result<SyncCall, Box<dyn ShardFile>> {
+        Ok(self.close_call(durability))
     }
 }
 
 impl RemoteShardFile {
-    /// Waits for the write in flight, then sends the rest with the fsync in one call.
-    fn sync_call(mut self: Box<Self>) -> SyncCall {
+    /// Waits for the write in flight, then sends the rest with the fsync in one call
+    /// (without it, `Durability::Deferred`).
+    fn close_call(mut self: Box<Self>, durability: Durability) -> SyncCall {
         let runtime = self.drive.runtime.clone();
         let call = Box::pin(async move {
             if let Some(in_flight) = self.in_flight.take() {
                 in_flight.await.map_err(io::Error::other)??;
             }
             let last = std::mem::take(&mut self.pending);
+            if durability == Durability::Deferred {
+                // Created by its first write: an empty file still needs one.
+                return self.drive.clone().call_async(&self.write_call(), &last).await.map(|_| ());
+            }
             let call =
                 DriveCall::WriteShardSynced { staging: self.staging, name: self.name.clone(), offset: self.offset };
             match self.drive.clone().call_async(&call, &last).await {
@@ -346,25 +351,55 @@ impl RemoteDrive {
     /// know the call, gets its file read and the commit (from the blocking pool: those
     /// calls wait for their answers).
     fn commit_merged_call(&self, request: MergeRequest<'_>) -> AsyncCall<MergedCommit> {
-        let MergeRequest { bucket, path, entries, staged, newest } = request;
-        let call =
-            DriveCall::CommitMerged { bucket: bucket.into(), path: path.to_wire(), staged: staged.to_vec(), newest };
+        let MergeRequest { bucket, path, entries, staged, newest, durability } = request;
+        let (bucket_name, wire, staged_ids) = (bucket.to_string(), path.to_wire(), staged.to_vec());
+        let call = match durability {
+            Durability::Synced => {
+                DriveCall::CommitMerged { bucket: bucket_name, path: wire, staged: staged_ids, newest }
+            }
+            Durability::Deferred => {
+                DriveCall::CommitMergedDeferred { bucket: bucket_name, path: wire, staged: staged_ids, newest }
+            }
+        };
         let answer = self.inner.clone().call_async(&call, entries);
         let (drive, bucket, path, entries, staged) =
             (self.clone(), bucket.to_string(), path.clone(), entries.to_vec(), staged.to_vec());
         Box::pin(async move {
+            let request = |durability| MergeRequest {
+                bucket: &bucket,
+                path: &path,
+                entries: &entries,
+                staged: &staged,
+                newest,
+                durability,
+            };
             match answer.await {
                 Ok(answer) => {
                     let bytes = answer.ok_or_else(|| io::Error::other("peer answered nothing"))?;
                     postcard::from_bytes(&bytes).map_err(|e| io::Error::other(format!("peer answer malformed: {e}")))
                 }
-                Err(e) if e.kind() == io::ErrorKind::InvalidInput => tokio::task::spawn_blocking(move || {
-                    let request =
-                        MergeRequest { bucket: &bucket, path: &path, entries: &entries, staged: &staged, newest };
-                    commit_merged_by_parts(&drive, request)
-                })
-                .await
-                .map_err(io::Error::other)?,
+                // A peer of an earlier version that knows the durable call: that one.
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput && durability == Durability::Deferred => {
+                    drive.commit_merged_call(request(Durability::Synced)).await
+                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    let drive = drive.clone();
+                    let (bucket, path, entries, staged) =
+                        (bucket.clone(), path.clone(), entries.clone(), staged.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let request = MergeRequest {
+                            bucket: &bucket,
+                            path: &path,
+                            entries: &entries,
+                            staged: &staged,
+                            newest,
+                            durability: Durability::Synced,
+                        };
+                        commit_merged_by_parts(&drive, request)
+                    })
+                    .await
+                    .map_err(io::Error::other)?
+                }
                 Err(e) => Err(e),
             }
         })
@@ -466,6 +501,10 @@ impl Drive for RemoteDrive {
 
     fn read_object_meta(&self, bucket: &str, path: &ObjectPath) -> io::Result<Option<Vec<u8>>> {
         self.inner.call(&DriveCall::ReadObjectMeta { bucket: bucket.into(), path: path.to_wire() }, &[])
+    }
+
+    fn sync_drive(&self) -> io::Result<()> {
+        self.inner.call_unit(DriveCall::SyncDrive, &[])
     }
 
     fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()> {

@@ -143,6 +143,17 @@ pub enum DriveCall {
         staged: Vec<Uuid>,
         newest: bool,
     },
+    /// `CommitMerged` without its fsyncs (`Durability::Deferred`). (After the others; an
+    /// earlier peer's 400 makes the caller send `CommitMerged`, durable at once.)
+    CommitMergedDeferred {
+        bucket: String,
+        path: WirePath,
+        staged: Vec<Uuid>,
+        newest: bool,
+    },
+    /// `Drive::sync_drive`. (Last; an earlier peer refuses it with 400, which the caller
+    /// reports as the drive failing the sync.)
+    SyncDrive,
 }
 
 /// Frames a call and its payload as a request body.

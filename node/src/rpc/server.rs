@@ -20,7 +20,7 @@ use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, CallVerifier, Refusal};
 use super::lock::{LOCK_PATH, LockCall, LockTable};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, decode_request};
 use crate::metrics::Metrics;
-use crate::storage::drive::{Drive, LocalDrive, MergeRequest};
+use crate::storage::drive::{Drive, Durability, LocalDrive, MergeRequest};
 use crate::storage::path::{ObjectPath, checked_relative};
 
 /// Most keys one walk call returns.
@@ -104,6 +104,10 @@ fn encoded<T: serde::Serialize>(value: &T) -> CallResult {
 
 fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
     use DriveCall::*;
+    let durability = match call {
+        CommitMergedDeferred { .. } => Durability::Deferred,
+        _ => Durability::Synced,
+    };
     match call {
         Usage => encoded(&drive.usage()?),
         ReadFormat => match drive.read_current_format()? {
@@ -137,11 +141,13 @@ fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
         CommitObject { bucket, path, staged } => {
             drive.commit_object(&bucket, &path_of(&path)?, payload, &staged).map(|()| None)
         }
-        CommitMerged { bucket, path, staged, newest } => {
+        CommitMerged { bucket, path, staged, newest } | CommitMergedDeferred { bucket, path, staged, newest } => {
             let path = path_of(&path)?;
-            let request = MergeRequest { bucket: &bucket, path: &path, entries: payload, staged: &staged, newest };
+            let request =
+                MergeRequest { bucket: &bucket, path: &path, entries: payload, staged: &staged, newest, durability };
             encoded(&drive.commit_merged(request)?)
         }
+        SyncDrive => drive.sync_drive().map(|()| None),
         RemoveDataDirs { bucket, path, data_dirs } => {
             drive.remove_data_dirs(&bucket, &path_of(&path)?, &data_dirs);
             Ok(None)
@@ -217,6 +223,7 @@ fn names_are_plain(call: &DriveCall) -> bool {
         ReadObjectMeta { bucket, .. }
         | CommitObject { bucket, .. }
         | CommitMerged { bucket, .. }
+        | CommitMergedDeferred { bucket, .. }
         | RemoveDataDirs { bucket, .. }
         | RestoreObject { bucket, .. }
         | DeleteObject { bucket, .. }
@@ -233,7 +240,7 @@ fn names_are_plain(call: &DriveCall) -> bool {
             plain(bucket) && plain(upload_id) && parts.iter().all(|(_, name)| plain(name))
         }
         ReadSystemFile { name } | WriteSystemFile { name } => plain(name),
-        ReadFormat | Reformat | HasStaging { .. } | RemoveStaging { .. } | ListBuckets | Usage => true,
+        ReadFormat | Reformat | HasStaging { .. } | RemoveStaging { .. } | ListBuckets | Usage | SyncDrive => true,
     }
 }
 

@@ -459,6 +459,21 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     /// Moves the staging directories `staged` into place as data directories of the key
     /// and writes its metadata file, durably; `staged` may be empty.
     fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()>;
+    /// `commit_object`, durable when `durability` says (a drive that cannot defer its
+    /// syncs commits durably, which is never wrong).
+    fn commit_object_as(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        meta: &[u8],
+        staged: &[Uuid],
+        _durability: Durability,
+    ) -> io::Result<()> {
+        self.commit_object(bucket, path, meta, staged)
+    }
+    /// Makes everything written to the drive so far durable (`Durability::Deferred`
+    /// writes included): one sync of its file system.
+    fn sync_drive(&self) -> io::Result<()>;
     /// `commit_object` of the key's metadata file with the request's entries merged in,
     /// each in place of the drive's entry of its id: a write that need not read every
     /// drive's file first.
@@ -553,12 +568,25 @@ pub struct MergeRequest<'a> {
     pub entries: &'a [u8],
     pub staged: &'a [Uuid],
     pub newest: bool,
+    pub durability: Durability,
+}
+
+/// When a write reaches stable storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Before the call returns (every file and directory it wrote is fsynced).
+    #[default]
+    Synced,
+    /// At the caller's next `Drive::sync_drive`: written through the page cache, not
+    /// fsynced. For the migration, which makes a batch of moves durable at once, one
+    /// sync of each drive instead of several fsyncs per move and drive.
+    Deferred,
 }
 
 /// `Drive::commit_merged` by a read of the key's metadata file and `commit_object` (local
 /// drives, and peers of a version without the call).
 pub fn commit_merged_by_parts(drive: &(impl Drive + ?Sized), request: MergeRequest<'_>) -> io::Result<MergedCommit> {
-    let MergeRequest { bucket, path, entries, staged, newest } = request;
+    let MergeRequest { bucket, path, entries, staged, newest, durability } = request;
     use crate::format::object::ObjectMeta;
     let new = ObjectMeta::decode(entries).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     let previous = drive.read_object_meta(bucket, path)?;
@@ -574,18 +602,19 @@ pub fn commit_merged_by_parts(drive: &(impl Drive + ?Sized), request: MergeReque
         }
     }
     let versions = new.versions.into_iter().fold(held, crate::storage::set::with_entry);
-    drive.commit_object(bucket, path, &ObjectMeta { versions }.encode(), staged)?;
+    drive.commit_object_as(bucket, path, &ObjectMeta { versions }.encode(), staged, durability)?;
     Ok(MergedCommit::Committed { previous })
 }
 
 /// A shard file being written: appended block by block, then made durable.
 pub trait ShardFile: Send {
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
-    fn sync(self: Box<Self>) -> io::Result<()>;
-    /// `sync` as a future on `runtime`, for a file on a peer (its last bytes and the
-    /// fsync go in one call): the files of a write are synced together from one thread.
-    /// A file whose sync blocks (on a local disk) comes back as it is.
-    fn sync_async(self: Box<Self>) -> Result<SyncCall, Box<dyn ShardFile>>;
+    /// Writes what is buffered and closes the file, fsynced when `durability` says.
+    fn close(self: Box<Self>, durability: Durability) -> io::Result<()>;
+    /// `close` as a future on `runtime`, for a file on a peer (its last bytes and the
+    /// fsync go in one call): the files of a write are closed together from one thread.
+    /// A file whose close blocks (on a local disk) comes back as it is.
+    fn close_async(self: Box<Self>, durability: Durability) -> Result<SyncCall, Box<dyn ShardFile>>;
 }
 
 /// A shard file's sync in flight, and the runtime that drives it.
@@ -664,7 +693,7 @@ impl LocalShardFile {
 }
 
 impl ShardFile for LocalShardFile {
-    fn sync_async(self: Box<Self>) -> Result<SyncCall, Box<dyn ShardFile>> {
+    fn close_async(self: Box<Self>, _durability: Durability) -> Result<SyncCall, Box<dyn ShardFile>> {
         Err(self)
     }
 
@@ -693,7 +722,7 @@ impl ShardFile for LocalShardFile {
         Ok(())
     }
 
-    fn sync(mut self: Box<Self>) -> io::Result<()> {
+    fn close(mut self: Box<Self>, durability: Durability) -> io::Result<()> {
         if let Some(mut buffer) = self.direct.take() {
             let aligned = buffer.len / DIRECT_ALIGN * DIRECT_ALIGN;
             match self.write_direct(&buffer, aligned) {
@@ -710,7 +739,10 @@ impl ShardFile for LocalShardFile {
                 Write::write_all(&mut tail, buffer.filled())?;
             }
         }
-        self.file.sync_all()
+        match durability {
+            Durability::Synced => self.file.sync_all(),
+            Durability::Deferred => Ok(()),
+        }
     }
 }
 
@@ -772,6 +804,11 @@ impl Drive for LocalDrive {
     fn create_shard_file(&self, staging_id: Uuid, name: &str) -> io::Result<Box<dyn ShardFile>> {
         let dir = self.create_staging_dir(staging_id)?;
         Ok(Box::new(LocalShardFile::create(&dir.join(name))?))
+    }
+
+    fn sync_drive(&self) -> io::Result<()> {
+        let root = File::open(&self.root)?;
+        rustix::fs::syncfs(&root).map_err(io::Error::from)
     }
 
     fn has_staging(&self, staging_id: Uuid) -> bool {
@@ -949,13 +986,28 @@ impl Drive for LocalDrive {
     /// of the replaced version stay until `remove_data_dirs` (after write quorum), so a
     /// write that fails quorum can be rolled back with `restore_object`.
     fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()> {
+        self.commit_object_as(bucket, path, meta, staged, Durability::Synced)
+    }
+
+    /// `commit_object`; `Durability::Deferred` skips every fsync (the staged files',
+    /// the new directories' parents', the metadata file's and its directory's): the
+    /// caller's `sync_drive` makes the commit durable.
+    fn commit_object_as(
+        &self,
+        bucket: &str,
+        path: &ObjectPath,
+        meta: &[u8],
+        staged: &[Uuid],
+        durability: Durability,
+    ) -> io::Result<()> {
         let _write = BucketWrite;
+        let synced = durability == Durability::Synced;
         let bucket_dir = self.bucket_dir(bucket);
         if !bucket_dir.join(BUCKET_META_FILE).exists() {
             return Err(io::Error::new(io::ErrorKind::NotFound, "bucket missing on drive"));
         }
         let object_dir = bucket_dir.join(&path.dir);
-        for data_dir in staged {
+        for data_dir in staged.iter().filter(|_| synced) {
             // Gone when an earlier try of this call moved it (checked below).
             match sync_dir(&self.tmp_root().join(data_dir.to_string())) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -968,7 +1020,10 @@ impl Drive for LocalDrive {
         loop {
             attempt += 1;
             let result = (|| -> io::Result<()> {
-                create_dirs_durable(&bucket_dir, &path.dir)?;
+                match durability {
+                    Durability::Synced => create_dirs_durable(&bucket_dir, &path.dir)?,
+                    Durability::Deferred => fs::create_dir_all(object_dir.as_path())?,
+                }
                 // A staging directory is named by its data directory's UUID. One moved by
                 // an earlier try of this call is in place already.
                 for data_dir in staged {
@@ -982,7 +1037,7 @@ impl Drive for LocalDrive {
                 }
                 // write_atomic fsyncs the object directory after its rename, which also makes
                 // the data directory's rename above durable: one directory fsync for both.
-                write_atomic(&self.tmp_root(), &object_dir.join(path.meta_file), meta)
+                write_atomic_as(&self.tmp_root(), &object_dir.join(path.meta_file), meta, durability)
             })();
             match result {
                 Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 4 => continue,
@@ -1172,14 +1227,23 @@ fn read_cached_range(path: &Path, offset: u64, len: usize) -> Option<Option<Vec<
 /// Writes `bytes` to `target` atomically and durably: a temporary file in `tmp_dir`
 /// (same file system), fsync, rename over the target, fsync of the target's directory.
 pub fn write_atomic(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_as(tmp_dir, target, bytes, Durability::Synced)
+}
+
+/// `write_atomic`, without its two fsyncs when `Durability::Deferred` (still atomic:
+/// readers see the old file or the new one).
+pub fn write_atomic_as(tmp_dir: &Path, target: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
     fs::create_dir_all(tmp_dir)?;
     let tmp = tmp_dir.join(format!("write-{}", Uuid::new_v4()));
+    let synced = durability == Durability::Synced;
     let result = (|| {
         let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if synced {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, target)?;
-        if let Some(parent) = target.parent() {
+        if let Some(parent) = target.parent().filter(|_| synced) {
             sync_dir(parent)?;
         }
         Ok(())
@@ -1359,6 +1423,42 @@ mod tests {
 
     /// Shard files hold exactly the bytes written, in pieces of any size, whether the file
     /// system takes O_DIRECT (the temporary directory's, here) or not (tmpfs).
+    /// A commit whose fsyncs wait for the drive's sync (a migration batch) leaves what a
+    /// durable one leaves: the metadata in place, the staged shard file in its data
+    /// directory, nothing in tmp; both over a key that held a file before, too.
+    #[test]
+    fn a_deferred_commit_leaves_what_a_synced_one_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = drive(dir.path());
+        for (n, durability) in [Durability::Synced, Durability::Deferred, Durability::Deferred].into_iter().enumerate()
+        {
+            let path = object_path(&format!("dir/key-{}", n.min(1))).unwrap();
+            let staging = Uuid::new_v4();
+            let bytes = crate::storage::testing::data(10_000 + n, n as u64);
+            let mut file = drive.create_shard_file(staging, "part.1").unwrap();
+            file.write_all(&bytes).unwrap();
+            file.close(durability).unwrap();
+            let meta = format!("meta {n}").into_bytes();
+            let entries = ObjectMeta { versions: vec![sample_version()] }.encode();
+            let request = MergeRequest {
+                bucket: "b",
+                path: &path,
+                entries: &entries,
+                staged: &[staging],
+                newest: false,
+                durability,
+            };
+            assert!(matches!(drive.commit_merged(request).unwrap(), MergedCommit::Committed { .. }));
+            drive.commit_object_as("b", &path, &meta, &[staging], durability).unwrap();
+            drive.sync_drive().unwrap();
+            assert_eq!(drive.read_object_meta("b", &path).unwrap(), Some(meta), "{durability:?}");
+            let shard = drive.data_dir_path("b", &path, staging).join("part.1");
+            assert_eq!(fs::read(&shard).unwrap(), bytes, "{durability:?}");
+            assert!(!drive.has_staging(staging), "{durability:?}");
+            assert_eq!(fs::read_dir(drive.tmp_root()).unwrap().count(), 0, "{durability:?}: tmp left");
+        }
+    }
+
     #[test]
     fn shard_files_hold_what_was_written() {
         let on_disk = tempfile::tempdir().unwrap();
@@ -1374,7 +1474,7 @@ mod tests {
                 {
                     file.write_all(piece).unwrap();
                 }
-                file.sync().unwrap();
+                file.close(Durability::Synced).unwrap();
                 assert!(fs::read(&path).unwrap() == bytes, "{total} bytes in {}", dir.path().display());
             }
         }

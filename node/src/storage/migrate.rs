@@ -15,10 +15,23 @@
 //! has it (staged shards on the target are unreferenced and removed with the drive's
 //! tmp); after, both sets hold the same versions, readers take either, and the next pass
 //! copies them over once more and finishes with the source.
+//!
+//! The migration moves keys in batches (`move_objects`) that share their durability: every
+//! key's data is staged without fsyncs, each target drive is synced once, the keys are
+//! committed (again without fsyncs, each under its lock, which it keeps), each target drive
+//! is synced once more, and only then are the source copies deleted (durably) and the
+//! locks released. A power loss before a sync therefore loses only writes the source still
+//! backs; a key is never deleted from its source before its target copy is on disk. Two
+//! syncs per drive and batch replace the 3-5 fsyncs per drive and move a commit makes.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
+use super::drive::Durability;
 use super::layout::ShardLayout;
+use super::locks::WriteGuard;
 use super::set::{CommitVersion, DriveCopy, DriveMeta, ErasureSet, KeyState, Order, Resolved, Staged};
 use super::{BodyStream, PutOptions, Store, path, registry};
 use crate::error::{StoreError, StoreResult};
@@ -68,14 +81,55 @@ fn has_inline_data(state: &KeyState) -> bool {
     state.versions.iter().any(|v| v.version.kind == VersionKind::Object && v.version.data_dir.is_none())
 }
 
+/// One key for `Store::move_objects` to move.
+pub(in crate::storage) struct MoveRequest {
+    pub key: String,
+    /// The set the ring places the key in.
+    pub target: Arc<ErasureSet>,
+    /// The source drives' files of the key as a listing just read them (inline data left
+    /// out); used unless a version is stored inline, else they are read here.
+    pub walked: Option<Vec<DriveMeta>>,
+}
+
+/// A key whose versions are staged in its target, not yet durable.
+struct CopiedKey {
+    key: String,
+    target: Arc<ErasureSet>,
+    state: KeyState,
+    copies: Vec<CommitVersion>,
+}
+
+/// A key committed in its target, under its lock (held until its source copy is gone).
+struct CommittedKey {
+    key: String,
+    target: Arc<ErasureSet>,
+    state: KeyState,
+    /// The source drives' files, read under the lock.
+    metas: Vec<DriveMeta>,
+    bytes: u64,
+    _guard: WriteGuard,
+}
+
+/// How long a batch's commit waits for a key's lock while it holds other keys' locks (a
+/// download holds a read lock for its whole response, and two batches could wait on each
+/// other): past it the key is left for the next pass.
+const BATCH_LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// The distinct sets among `sets`, in first-seen order.
+fn distinct_sets<'a>(sets: impl Iterator<Item = &'a Arc<ErasureSet>>) -> Vec<Arc<ErasureSet>> {
+    let mut distinct: Vec<Arc<ErasureSet>> = Vec::new();
+    for set in sets {
+        if !distinct.iter().any(|known| Arc::ptr_eq(known, set)) {
+            distinct.push(set.clone());
+        }
+    }
+    distinct
+}
+
 impl Store {
     /// Moves every version of `bucket/key` (objects and delete markers) from `source` to
-    /// `target` as one unit: each version's data is copied without the key's lock; then,
-    /// under it, if the source still holds exactly those versions, all of them are
-    /// committed in the target at once, the registry is fixed and the source's versions
-    /// are deleted. A reader finds the whole key in one set or the other at every point.
-    /// `walked`: the source drives' files of the key as a listing just read them (inline
-    /// data left out); used unless a version is stored inline, else they are read here.
+    /// `target` as one unit: `move_objects` of one key.
+    #[cfg(test)]
     pub(in crate::storage) async fn move_object(
         &self,
         bucket: &str,
@@ -84,6 +138,118 @@ impl Store {
         target: &Arc<ErasureSet>,
         walked: Option<Vec<DriveMeta>>,
     ) -> StoreResult<Moved> {
+        let request = MoveRequest { key: key.to_string(), target: target.clone(), walked };
+        let mut results = self.move_objects(bucket, source, vec![request], 1).await;
+        results.pop().map_or(Ok(Moved::Changed), |(_, result)| result)
+    }
+
+    /// Moves the keys of `requests` out of `source`, each with all its versions as one
+    /// unit, `workers` keys at a time, as one batch for durability (module docs): each
+    /// key's data is copied without its lock; then, under it, if the source still holds
+    /// exactly those versions, all of them are committed in the target at once, and after
+    /// the targets' sync the registry is fixed and the source's versions are deleted. A
+    /// reader finds the whole key in one set or the other at every point.
+    pub(in crate::storage) async fn move_objects(
+        &self,
+        bucket: &str,
+        source: &Arc<ErasureSet>,
+        requests: Vec<MoveRequest>,
+        workers: usize,
+    ) -> Vec<(String, StoreResult<Moved>)> {
+        let workers = workers.max(1);
+        let mut results = Vec::new();
+        let copies: Vec<(String, StoreResult<Option<CopiedKey>>)> =
+            futures::stream::iter(requests.into_iter().map(|MoveRequest { key, target, walked }| async move {
+                self.yield_to_users().await;
+                let started = Instant::now();
+                let copied = self.copy_key(bucket, &key, source, target, walked).await;
+                self.rest_if_users_busy(started.elapsed()).await;
+                (key, copied)
+            }))
+            .buffer_unordered(workers)
+            .collect()
+            .await;
+        let mut copied = Vec::new();
+        for (key, result) in copies {
+            match result {
+                Ok(Some(key)) => copied.push(key),
+                Ok(None) => results.push((key, Ok(Moved::Changed))),
+                Err(e) => results.push((key, Err(e))),
+            }
+        }
+        // The staged data on disk before any commit names it: a drive that did not sync
+        // holds no copy the commit may count.
+        let mut synced = Vec::new();
+        for target in distinct_sets(copied.iter().map(|c| &c.target)) {
+            let drives = target.sync_drives(None).await;
+            for key in copied.iter_mut().filter(|c| Arc::ptr_eq(&c.target, &target)) {
+                for version in &mut key.copies {
+                    for (copy, _) in version.per_drive.iter_mut().zip(&drives).filter(|(_, synced)| !**synced) {
+                        *copy = DriveCopy::Failed;
+                    }
+                }
+                failpoint("move-after-copy");
+            }
+            synced.push((target, drives));
+        }
+        let commits: Vec<(String, StoreResult<Option<CommittedKey>>)> =
+            futures::stream::iter(copied.into_iter().map(|copied| async move {
+                let key = copied.key.clone();
+                (key, self.commit_copied(bucket, source, copied).await)
+            }))
+            .buffer_unordered(workers)
+            .collect()
+            .await;
+        let mut committed = Vec::new();
+        for (key, result) in commits {
+            match result {
+                Ok(Some(key)) => committed.push(key),
+                Ok(None) => results.push((key, Ok(Moved::Changed))),
+                Err(e) => results.push((key, Err(e))),
+            }
+        }
+        // The commits on disk before any source copy goes. A drive that synced the data
+        // but fails now leaves its set's keys of this batch in both sets (locks released,
+        // nothing deleted): the next pass finishes them.
+        for target in distinct_sets(committed.iter().map(|c| &c.target)) {
+            let before = synced.iter().find(|(set, _)| Arc::ptr_eq(set, &target)).map(|(_, drives)| drives.clone());
+            let before = before.unwrap_or_default();
+            let now = target.sync_drives(Some(&before)).await;
+            if before.iter().zip(&now).any(|(was, is)| *was && !*is) {
+                let (failed, kept): (Vec<CommittedKey>, Vec<CommittedKey>) =
+                    committed.into_iter().partition(|c| Arc::ptr_eq(&c.target, &target));
+                committed = kept;
+                results.extend(failed.into_iter().map(|c| {
+                    let error = StoreError::Unrecoverable("a drive of the target set failed to sync".into());
+                    (c.key, Err(error))
+                }));
+            }
+        }
+        for _ in &committed {
+            failpoint("move-after-commit");
+        }
+        let retired: Vec<(String, StoreResult<Moved>)> =
+            futures::stream::iter(committed.into_iter().map(|committed| async move {
+                let key = committed.key.clone();
+                (key, self.retire_source(bucket, source, committed).await)
+            }))
+            .buffer_unordered(workers)
+            .collect()
+            .await;
+        results.extend(retired);
+        results
+    }
+
+    /// Stages the versions of `key` in `target`, without fsyncs; `None` when the source
+    /// holds nothing to move or changed during the copy.
+    async fn copy_key(
+        &self,
+        bucket: &str,
+        key: &str,
+        source: &Arc<ErasureSet>,
+        target: Arc<ErasureSet>,
+        walked: Option<Vec<DriveMeta>>,
+    ) -> StoreResult<Option<CopiedKey>> {
         let state = match walked.map(|metas| source.key_state(&metas)).filter(|state| !has_inline_data(state)) {
             Some(state) => state,
             None => source.read_key(bucket, key).await?.1,
@@ -94,22 +260,39 @@ impl Store {
             Err(e) => return Err(e),
         }
         if state.versions.is_empty() {
-            return Ok(Moved::Changed);
+            return Ok(None);
         }
-        let Some(copies) = self.copy_versions(source, target, bucket, key, &state, false).await? else {
-            return Ok(Moved::Changed);
-        };
-        failpoint("move-after-copy");
-        let _guard = self.lock_key(bucket, key).await?;
-        let (metas, now) = source.read_key(bucket, key).await?;
-        if identities(&now) != identities(&state) {
-            return Ok(Moved::Changed);
-        }
-        self.finish_move_locked(bucket, key, source, target, (metas, &state), copies).await
+        let copies = self.copy_versions(source, &target, (bucket, key), &state, (false, Durability::Deferred)).await?;
+        Ok(copies.map(|copies| CopiedKey { key: key.to_string(), target, state, copies }))
     }
 
-    /// `move_object` for a caller that holds the key's lock (a write gathering the
-    /// versions of its key into the ring's set): the copies are made under the lock.
+    /// Under the key's lock (kept in the answer): if the source still holds exactly the
+    /// versions copied, commits them in the target, without fsyncs. `None` when the key
+    /// changed, or its lock was not free within `BATCH_LOCK_WAIT`.
+    async fn commit_copied(
+        &self,
+        bucket: &str,
+        source: &Arc<ErasureSet>,
+        copied: CopiedKey,
+    ) -> StoreResult<Option<CommittedKey>> {
+        let CopiedKey { key, target, state, copies } = copied;
+        let Ok(guard) = tokio::time::timeout(BATCH_LOCK_WAIT, self.lock_key(bucket, &key)).await else {
+            return Ok(None);
+        };
+        let guard = guard?;
+        let (metas, now) = source.read_key(bucket, &key).await?;
+        if identities(&now) != identities(&state) {
+            return Ok(None);
+        }
+        let bytes: u64 = copies.iter().map(|c| c.version.size).sum();
+        let object_path = path::object_path(&key).map_err(super::set::key_error)?;
+        target.commit_merging(bucket, &key, &object_path, copies, Order::Keep, Durability::Deferred).await?;
+        Ok(Some(CommittedKey { key, target, state, metas, bytes, _guard: guard }))
+    }
+
+    /// `move_objects` for a caller that holds the key's lock (a write gathering the
+    /// versions of its key into the ring's set): the copies are made under the lock, and
+    /// each step is durable on its own.
     pub(crate) async fn move_key_locked(
         &self,
         bucket: &str,
@@ -122,29 +305,41 @@ impl Store {
         if state.versions.is_empty() {
             return Ok(Moved::Changed);
         }
-        let Some(copies) = self.copy_versions(source, target, bucket, key, &state, true).await? else {
+        let copied = self.copy_versions(source, target, (bucket, key), &state, (true, Durability::Synced)).await?;
+        let Some(copies) = copied else {
             return Ok(Moved::Changed);
         };
-        self.finish_move_locked(bucket, key, source, target, (metas, &state), copies).await
+        let bytes: u64 = copies.iter().map(|c| c.version.size).sum();
+        let object_path = path::object_path(key).map_err(super::set::key_error)?;
+        target.commit_merging(bucket, key, &object_path, copies, Order::Keep, Durability::Synced).await?;
+        failpoint("move-after-commit");
+        self.retire_from(bucket, key, source, target, (&state, metas)).await?;
+        Ok(Moved::Copied { bytes })
     }
 
-    /// Under the key's lock: commits the copies in `target` (each drive merges them into
-    /// its file, replacing the entries of versions it holds already: a move cut short
-    /// after its commit left them), fixes the registry and deletes `state`'s versions
-    /// from `source`, whose files the caller read under the lock (`source_metas`).
-    async fn finish_move_locked(
+    /// After a key's durable commit in its target: fixes the registry and deletes the
+    /// versions from the source; the key's lock goes with `committed`.
+    async fn retire_source(
+        &self,
+        bucket: &str,
+        source: &Arc<ErasureSet>,
+        committed: CommittedKey,
+    ) -> StoreResult<Moved> {
+        let CommittedKey { key, target, state, metas, bytes, _guard } = committed;
+        self.retire_from(bucket, &key, source, &target, (&state, metas)).await?;
+        Ok(Moved::Copied { bytes })
+    }
+
+    /// Fixes the registry for a key now in `target` and deletes `state`'s versions from
+    /// `source`, whose files the caller read under the key's lock (`source_metas`).
+    async fn retire_from(
         &self,
         bucket: &str,
         key: &str,
         source: &Arc<ErasureSet>,
         target: &Arc<ErasureSet>,
-        (source_metas, state): (Vec<DriveMeta>, &KeyState),
-        copies: Vec<CommitVersion>,
-    ) -> StoreResult<Moved> {
-        let bytes: u64 = copies.iter().map(|c| c.version.size).sum();
-        let object_path = path::object_path(key).map_err(super::set::key_error)?;
-        target.commit_merging(bucket, key, &object_path, copies, Order::Keep).await?;
-        failpoint("move-after-commit");
+        (state, source_metas): (&KeyState, Vec<DriveMeta>),
+    ) -> StoreResult<()> {
         // While lookups know the two sets a key can be in, they read no records.
         if self.place_of(bucket, key).candidates().is_none() {
             self.note_location(target, bucket, key).await;
@@ -153,7 +348,7 @@ impl Store {
         // All at once: a reader of the source sees the key whole or not at all.
         let ids: Vec<VersionId> = state.versions.iter().map(Resolved::id).collect();
         source.delete_versions_over(bucket, key, &ids, source_metas).await?;
-        Ok(Moved::Copied { bytes })
+        Ok(())
     }
 
     /// Copies the data of every version of `state` into staging on `target` (versions
@@ -165,10 +360,9 @@ impl Store {
         &self,
         source: &Arc<ErasureSet>,
         target: &Arc<ErasureSet>,
-        bucket: &str,
-        key: &str,
+        (bucket, key): (&str, &str),
         state: &KeyState,
-        locked: bool,
+        (locked, durability): (bool, Durability),
     ) -> StoreResult<Option<Vec<CommitVersion>>> {
         let layout = ShardLayout::of_key(key, target.drives().len());
         let mut copies = Vec::new();
@@ -181,7 +375,8 @@ impl Store {
             let staged = Staged::new(target);
             let (per_drive, staged) = match version.kind {
                 VersionKind::Object => {
-                    let copy = self.copy_parts(source, target, bucket, key, resolved, &staged, locked).await?;
+                    let copy =
+                        self.copy_parts(source, target, (bucket, key), resolved, &staged, (locked, durability)).await?;
                     let Some(copied) = copy else {
                         return Ok(None);
                     };
@@ -221,16 +416,14 @@ impl Store {
     /// staging on `target`, checking each part's MD5 against its ETag. Returns per target
     /// drive the inline bytes (or an empty vector for shard files), `None` for a drive
     /// that failed; or `None` overall when the source changed during the copy.
-    #[allow(clippy::too_many_arguments)]
     async fn copy_parts(
         &self,
         source: &Arc<ErasureSet>,
         target: &Arc<ErasureSet>,
-        bucket: &str,
-        key: &str,
+        (bucket, key): (&str, &str),
         resolved: &Resolved,
         staged: &Staged,
-        locked: bool,
+        (locked, durability): (bool, Durability),
     ) -> StoreResult<Option<Vec<Option<Vec<u8>>>>> {
         let version = &resolved.version;
         let layout = ShardLayout::of_key(key, target.drives().len());
@@ -257,7 +450,8 @@ impl Store {
                     return if same { Err(e) } else { Ok(None) };
                 }
             };
-            let options = PutOptions { content_length: Some(size), max_size: u64::MAX, ..PutOptions::default() };
+            let options =
+                PutOptions { content_length: Some(size), max_size: u64::MAX, durability, ..PutOptions::default() };
             let written = target.write_part(body, single, staged, number, layout, &options).await?;
             if hex::encode(written.md5) != etag.trim_matches('"') && !etag.contains('-') {
                 return Err(StoreError::Unrecoverable(format!(

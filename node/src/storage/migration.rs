@@ -28,10 +28,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub use buckets_api::migration::{Flow, MigrationState, MigrationStatus, Preview, SetMigration};
-use futures::StreamExt;
 
 use super::drive::Drive;
-use super::migrate::Moved;
+use super::migrate::{MoveRequest, Moved};
 use super::set::{DriveMeta, ErasureSet, Listing};
 use super::{ListEntry, Store, blocking, registry};
 use crate::error::{StoreError, StoreResult};
@@ -45,6 +44,11 @@ pub const CONTROL_FILE: &str = "migration-control.bkt";
 /// Keys listed, and at most moved, between two checkpoints (the contract asks for at
 /// least one per 1,000 objects; smaller pages also make progress visible sooner).
 pub const CHECKPOINT_EVERY_KEYS: usize = 250;
+/// Keys moved as one batch (`Store::move_objects`: two syncs of each target drive per
+/// batch, its keys locked from their commit to their source's deletion).
+const MOVE_BATCH_KEYS: usize = 64;
+/// Bytes of object data a batch stages at most (one key is always taken).
+const MOVE_BATCH_BYTES: u64 = 256 * 1024 * 1024;
 /// How long a migration worker yields to S3 requests in flight before moving an object.
 const MAX_USER_BACKOFF: Duration = Duration::from_millis(10);
 /// While S3 requests are in flight, a worker rests this many times the duration of its
@@ -396,7 +400,8 @@ impl Store {
     }
 
     /// Processes up to `CHECKPOINT_EVERY_KEYS` keys of `set` after the progress cursor and
-    /// advances it (to the next bucket, the next phase or the next pass at the end).
+    /// advances it (to the next bucket, the next phase or the next pass at the end); a
+    /// pause between two batches of moves leaves the cursor where it was.
     async fn migrate_page(
         self: &Arc<Self>,
         set: &Arc<ErasureSet>,
@@ -468,47 +473,54 @@ impl Store {
             }
             Phase::Moving => {
                 progress.found_in_pass += away.len() as u64;
-                let moves = futures::stream::iter(away.into_iter().map(|(key, _, walked)| {
-                    let store = self.clone();
-                    let (set, bucket) = (set.clone(), bucket.clone());
-                    async move {
-                        store.yield_to_users().await;
-                        let started = Instant::now();
-                        let placing = store.begin_placed_write();
-                        let result = match store.home_of(&bucket, &key).and_then(|id| store.set_by_id(id)) {
-                            Some(target) => store.move_object(&bucket, &key, &set, &target, Some(walked)).await,
-                            None => Ok(Moved::Changed),
-                        };
-                        drop(placing);
-                        // Users first: while S3 requests are in flight here, each worker
-                        // rests for a multiple of the time its move took, so migration
-                        // keeps a small share of a busy node.
-                        if store.users_busy() {
-                            tokio::time::sleep(started.elapsed() * USER_BUSY_REST_FACTOR).await;
+                // Batches of keys that share their syncs (`move_objects`); under a
+                // bandwidth limit, a batch is about a second of it.
+                let batch_bytes = match bytes_per_second {
+                    0 => MOVE_BATCH_BYTES,
+                    limit => limit.min(MOVE_BATCH_BYTES),
+                };
+                let mut away = away.into_iter().peekable();
+                while away.peek().is_some() {
+                    let (mut requests, mut bytes, mut unplaced) = (Vec::new(), 0u64, Vec::new());
+                    while let Some((_, size, _)) = away.peek() {
+                        if !requests.is_empty() && (requests.len() >= MOVE_BATCH_KEYS || bytes + size > batch_bytes) {
+                            break;
                         }
-                        (key, result)
+                        let (key, size, walked) = away.next().expect("peeked");
+                        bytes += size;
+                        match self.home_of(&bucket, &key).and_then(|id| self.set_by_id(id)) {
+                            Some(target) => requests.push(MoveRequest { key, target, walked: Some(walked) }),
+                            None => unplaced.push(key),
+                        }
                     }
-                }))
-                .buffer_unordered(config.workers.max(1));
-                futures::pin_mut!(moves);
-                while let Some((key, result)) = moves.next().await {
-                    match result {
-                        Ok(Moved::Copied { bytes }) => {
-                            progress.moved_objects += 1;
-                            progress.moved_bytes += bytes;
-                            self.metrics.migration_moved_objects.inc();
-                            self.metrics.migration_moved_bytes.inc_by(bytes);
-                            throttle.take(bytes, bytes_per_second).await;
+                    let placing = self.begin_placed_write();
+                    let results = self.move_objects(&bucket, set, requests, config.workers).await;
+                    drop(placing);
+                    progress.moved_objects += unplaced.len() as u64;
+                    for (key, result) in results {
+                        match result {
+                            Ok(Moved::Copied { bytes }) => {
+                                progress.moved_objects += 1;
+                                progress.moved_bytes += bytes;
+                                self.metrics.migration_moved_objects.inc();
+                                self.metrics.migration_moved_bytes.inc_by(bytes);
+                                throttle.take(bytes, bytes_per_second).await;
+                            }
+                            Ok(Moved::Changed) => {
+                                progress.moved_objects += 1;
+                            }
+                            Err(e) => {
+                                progress.failed_objects += 1;
+                                progress.last_error = Some(format!("{bucket}/{key}: {e}"));
+                                self.metrics.migration_failed_objects.inc();
+                                tracing::warn!(bucket, key, error = %e, "migration: move failed; the next pass retries");
+                            }
                         }
-                        Ok(Moved::Changed) => {
-                            progress.moved_objects += 1;
-                        }
-                        Err(e) => {
-                            progress.failed_objects += 1;
-                            progress.last_error = Some(format!("{bucket}/{key}: {e}"));
-                            self.metrics.migration_failed_objects.inc();
-                            tracing::warn!(bucket, key, error = %e, "migration: move failed; the next pass retries");
-                        }
+                    }
+                    // A pause holds within a batch, not a page: the page is looked at again
+                    // on resume (the keys moved are no longer listed in this set).
+                    if away.peek().is_some() && self.migration_control().await.paused {
+                        return Ok(());
                     }
                 }
             }
@@ -598,8 +610,17 @@ impl Store {
         self.user_requests.load(Ordering::Relaxed) > 0
     }
 
+    /// Users first: while S3 requests are in flight here, a migration worker rests for a
+    /// multiple of the time its last move took (`spent`), so migration keeps a small
+    /// share of a busy node.
+    pub(in crate::storage) async fn rest_if_users_busy(&self, spent: Duration) {
+        if self.users_busy() {
+            tokio::time::sleep(spent * USER_BUSY_REST_FACTOR).await;
+        }
+    }
+
     /// Waits (bounded) while S3 requests are in flight on this node: users first.
-    async fn yield_to_users(&self) {
+    pub(in crate::storage) async fn yield_to_users(&self) {
         let started = Instant::now();
         while self.users_busy() && started.elapsed() < MAX_USER_BACKOFF {
             tokio::time::sleep(USER_BACKOFF_STEP).await;
@@ -609,6 +630,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use futures::StreamExt;
+
     use super::*;
     use crate::storage::PutOptions;
     use crate::storage::testing::{body, data, drain_set_one, open_two_sets, put, read};

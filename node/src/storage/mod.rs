@@ -90,6 +90,9 @@ pub struct PutOptions {
     pub version_id: VersionId,
     /// The new version's object lock.
     pub lock: ObjectLock,
+    /// When the shard files reach stable storage (the migration defers it to one sync of
+    /// each drive per batch of moves).
+    pub durability: drive::Durability,
 }
 
 impl Default for PutOptions {
@@ -104,6 +107,7 @@ impl Default for PutOptions {
             max_size: MAX_PUT_OBJECT_BYTES,
             version_id: VersionId::NULL,
             lock: ObjectLock::default(),
+            durability: drive::Durability::Synced,
         }
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::checksum::Hasher;
-use super::drive::{Drive, ShardFile};
+use super::drive::{Drive, Durability, ShardFile};
 use super::etag_md5::EtagMd5;
 use super::layout::ShardLayout;
 use crate::erasure::{Erasure, shard_checksum};
@@ -21,8 +21,9 @@ pub const INLINE_MAX_BYTES: usize = 128 * 1024;
 
 /// Where the shards go.
 pub enum Target {
-    /// Into `part.<part>` of a staging directory `tmp/<id>` on every drive.
-    Files { staging_id: Uuid, part: u32 },
+    /// Into `part.<part>` of a staging directory `tmp/<id>` on every drive, durable as
+    /// `durability` says.
+    Files { staging_id: Uuid, part: u32, durability: Durability },
     /// Into memory, to be inlined in the metadata.
     Inline,
 }
@@ -36,6 +37,7 @@ pub struct PartWriter {
     inline: Vec<Vec<u8>>,
     failures: Vec<Option<io::Error>>,
     target_inline: bool,
+    durability: Durability,
     /// The digests of the body, here until a pipeline hashes on a thread of its own.
     digests: Option<Digests>,
     hashing: Option<Stage<Bytes, Digests>>,
@@ -143,7 +145,7 @@ impl PartWriter {
                 failures[position] = Some(io::Error::other("drive offline"));
                 continue;
             };
-            if let Target::Files { staging_id, part } = target {
+            if let Target::Files { staging_id, part, .. } = target {
                 let opened = drive.create_shard_file(staging_id, &format!("part.{part}"));
                 match opened {
                     Ok(file) => files[position] = Some(file),
@@ -159,6 +161,10 @@ impl PartWriter {
             inline: vec![Vec::new(); count],
             failures,
             target_inline,
+            durability: match target {
+                Target::Files { durability, .. } => durability,
+                Target::Inline => Durability::Synced,
+            },
             digests: Some(Digests {
                 md5: EtagMd5::default(),
                 hashers: algorithms.iter().map(|a| Hasher::new(*a)).collect(),
@@ -193,7 +199,8 @@ impl PartWriter {
                 continue; // a peer's shard file already sends in the background
             }
             let Some(file) = self.files[position].take() else { continue };
-            let writing = Stage::start(file, |mut file, shards: std::sync::mpsc::Receiver<Bytes>| {
+            let durability = self.durability;
+            let writing = Stage::start(file, move |mut file, shards: std::sync::mpsc::Receiver<Bytes>| {
                 let mut written = Ok(());
                 for shard in shards {
                     if written.is_ok() {
@@ -201,7 +208,7 @@ impl PartWriter {
                         written = file.write_all(&checksum).and_then(|()| file.write_all(&shard));
                     }
                 }
-                written.and_then(|()| file.sync())
+                written.and_then(|()| file.close(durability))
             });
             match writing {
                 Ok(stage) => self.writing[position] = Some(stage),
@@ -264,15 +271,18 @@ impl PartWriter {
         // a local file's fsync blocks, so each gets a thread.
         let (mut remote, mut local) = (Vec::new(), Vec::new());
         for (position, file) in self.files.iter_mut().enumerate() {
-            match file.take().map(ShardFile::sync_async) {
+            match file.take().map(|file| file.close_async(self.durability)) {
                 Some(Ok(call)) => remote.push((position, call)),
                 Some(Err(file)) => local.push((position, file)),
                 None => {}
             }
         }
+        let durability = self.durability;
         let synced: Vec<(usize, io::Result<()>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                local.into_iter().map(|(position, file)| scope.spawn(move || (position, file.sync()))).collect();
+            let handles: Vec<_> = local
+                .into_iter()
+                .map(|(position, file)| scope.spawn(move || (position, file.close(durability))))
+                .collect();
             let mut synced = Vec::new();
             if let Some((_, first)) = remote.first() {
                 let runtime = first.runtime.clone();
@@ -396,7 +406,7 @@ mod pipeline_tests {
         let body = data(5 * BLOCK_SIZE_BYTES + 12_345, 7);
         let sent = body.clone();
         let written = tokio::task::spawn_blocking(move || {
-            let target = Target::Files { staging_id, part: 1 };
+            let target = Target::Files { staging_id, part: 1, durability: Durability::Synced };
             let mut writer = PartWriter::new(erasure, layout, drives, target, &[ChecksumAlgorithm::Crc32c]);
             for block in sent.chunks(BLOCK_SIZE_BYTES) {
                 writer.write_block(block.to_vec()).unwrap();

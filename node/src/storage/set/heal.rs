@@ -15,7 +15,7 @@ use crate::erasure::{BLOCK_SIZE_BYTES, shard_checksum};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ObjectMeta, VersionKind};
 use crate::format::version_id::VersionId;
-use crate::storage::drive::ShardFile;
+use crate::storage::drive::{Durability, ShardFile};
 use crate::storage::path::{self, ObjectPath};
 
 impl ErasureSet {
@@ -211,7 +211,7 @@ impl ErasureSet {
                 }
             }
             for file in files.into_iter().flatten() {
-                file.sync()?;
+                file.close(Durability::Synced)?;
             }
         }
         Ok(outputs.into_iter().map(|(position, bytes)| (position, inline.then_some(bytes))).collect())

@@ -94,6 +94,30 @@ impl ErasureSet {
         self.erasure
     }
 
+    /// `Drive::sync_drive` on the drives `which` names (every one when `None`), all at
+    /// once: what `Durability::Deferred` writes left in the page cache reaches stable
+    /// storage. Per position, whether that drive is synced (an offline drive is not).
+    pub(in crate::storage) async fn sync_drives(&self, which: Option<&[bool]>) -> Vec<bool> {
+        let syncs = self.drives.iter().enumerate().map(|(position, drive)| {
+            let wanted = which.is_none_or(|which| which.get(position) == Some(&true));
+            let drive = drive.clone();
+            async move {
+                if !wanted || !drive.is_online() {
+                    return false;
+                }
+                let name = drive.name();
+                match blocking(move || drive.sync_drive()).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(drive = name, error = %e, "a drive failed to sync");
+                        false
+                    }
+                }
+            }
+        });
+        futures::future::join_all(syncs).await
+    }
+
     pub fn online_drives(&self) -> usize {
         self.drives.iter().filter(|d| d.is_online()).count()
     }

@@ -15,7 +15,7 @@ use crate::erasure::BLOCK_SIZE_BYTES;
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ObjectLock, ObjectMeta, ObjectVersion, PartInfo, VersionKind};
 use crate::format::version_id::VersionId;
-use crate::storage::drive::{MergeRequest, MergedCommit};
+use crate::storage::drive::{Durability, MergeRequest, MergedCommit};
 use crate::storage::layout::ShardLayout;
 use crate::storage::path::{self, ObjectPath};
 use crate::storage::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
@@ -108,7 +108,10 @@ impl ErasureSet {
             }
         }
         let inline = allow_inline && ended && first_blocks.is_empty();
-        let target = if inline { Target::Inline } else { Target::Files { staging_id: staged.id(), part } };
+        let target = match inline {
+            true => Target::Inline,
+            false => Target::Files { staging_id: staged.id(), part, durability: options.durability },
+        };
         let drives = self.drives_by_position();
         let erasure = self.erasure;
         let algorithms = options.checksum_algorithms.clone();
@@ -254,7 +257,7 @@ impl ErasureSet {
         let PreparedPut { bucket, key, path, version, layout, per_drive, staged, precondition } = prepared;
         if precondition.is_none() {
             let versions = vec![CommitVersion { version, layout, per_drive, staged }];
-            return self.commit_merging(&bucket, &key, &path, versions, Order::Newest).await;
+            return self.commit_merging(&bucket, &key, &path, versions, Order::Newest, Durability::Synced).await;
         }
         let commit = Commit::one(version, layout, per_drive, staged, precondition, Order::Newest);
         self.commit_locked(&bucket, &key, &path, commit).await
@@ -356,6 +359,7 @@ impl ErasureSet {
         path: &ObjectPath,
         mut versions: Vec<CommitVersion>,
         order: Order,
+        durability: Durability,
     ) -> StoreResult<ObjectInfo> {
         let newest_first = order == Order::Newest;
         let count = self.drives.len();
@@ -384,6 +388,7 @@ impl ErasureSet {
                         entries: &entries,
                         staged: &staged,
                         newest: newest_first,
+                        durability,
                     };
                     match drive.commit_merged_async(request) {
                         Some(commit) => commit.await,
@@ -395,6 +400,7 @@ impl ErasureSet {
                                     entries: &entries,
                                     staged: &staged,
                                     newest: newest_first,
+                                    durability,
                                 };
                                 drive.commit_merged(request)
                             })
