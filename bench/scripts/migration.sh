@@ -99,6 +99,12 @@ drain_and_wait >"$ROOT/drain.txt" &
 DRAIN=$!
 : >"$ROOT/during.txt"
 while kill -0 "$DRAIN" 2>/dev/null; do
+  # The load rewrites its keys and replaced data waits in trash for ten minutes: a long
+  # drain under load can fill a small disk. The rounds stop short of that.
+  if (( $(df --output=avail -k "$ROOT" | tail -1) < ${MIN_FREE_GB:-6} * 1024 * 1024 )); then
+    echo "during migration: load stopped, less than ${MIN_FREE_GB:-6} GB free (the drain goes on alone)" >&2
+    break
+  fi
   load "$LOAD" during | tee -a "$ROOT/during.txt" | sed 's/^/during migration: /'
 done
 wait $DRAIN

@@ -115,6 +115,23 @@ struct CommittedKey {
 /// other): past it the key is left for the next pass.
 const BATCH_LOCK_WAIT: Duration = Duration::from_secs(2);
 
+/// The keys of a batch that go on to its next stage; the others' results (`None`: the
+/// key changed, or is left for the next pass) join `results`.
+fn next_stage<T>(
+    stage: Vec<(String, StoreResult<Option<T>>)>,
+    results: &mut Vec<(String, StoreResult<Moved>)>,
+) -> Vec<T> {
+    let mut next = Vec::new();
+    for (key, result) in stage {
+        match result {
+            Ok(Some(going_on)) => next.push(going_on),
+            Ok(None) => results.push((key, Ok(Moved::Changed))),
+            Err(e) => results.push((key, Err(e))),
+        }
+    }
+    next
+}
+
 /// The distinct sets among `sets`, in first-seen order.
 fn distinct_sets<'a>(sets: impl Iterator<Item = &'a Arc<ErasureSet>>) -> Vec<Arc<ErasureSet>> {
     let mut distinct: Vec<Arc<ErasureSet>> = Vec::new();
@@ -169,16 +186,10 @@ impl Store {
             .buffer_unordered(workers)
             .collect()
             .await;
-        let mut copied = Vec::new();
-        for (key, result) in copies {
-            match result {
-                Ok(Some(key)) => copied.push(key),
-                Ok(None) => results.push((key, Ok(Moved::Changed))),
-                Err(e) => results.push((key, Err(e))),
-            }
-        }
+        let mut copied = next_stage(copies, &mut results);
         // The staged data on disk before any commit names it: a drive that did not sync
         // holds no copy the commit may count.
+        let committing = Instant::now();
         let mut synced = Vec::new();
         for target in distinct_sets(copied.iter().map(|c| &c.target)) {
             let drives = target.sync_drives(None).await;
@@ -200,14 +211,7 @@ impl Store {
             .buffer_unordered(workers)
             .collect()
             .await;
-        let mut committed = Vec::new();
-        for (key, result) in commits {
-            match result {
-                Ok(Some(key)) => committed.push(key),
-                Ok(None) => results.push((key, Ok(Moved::Changed))),
-                Err(e) => results.push((key, Err(e))),
-            }
-        }
+        let mut committed = next_stage(commits, &mut results);
         // The commits on disk before any source copy goes. A drive that synced the data
         // but fails now leaves its set's keys of this batch in both sets (locks released,
         // nothing deleted): the next pass finishes them.
@@ -237,6 +241,8 @@ impl Store {
             .collect()
             .await;
         results.extend(retired);
+        // The copies rested as they went; the syncs, commits and deletes rest here.
+        self.rest_if_users_busy(committing.elapsed()).await;
         results
     }
 

@@ -1,5 +1,5 @@
 //! The migration engine: after a topology change, every object that is not in the set
-//! the current ring names is moved there (`Store::move_object`), set by set.
+//! the current ring names is moved there (`Store::move_objects`, in batches), set by set.
 //!
 //! Work is split by source set. A set's migration is run by its *owner*, the node that
 //! serves its first online drive (every node computes the same owner once it sees the same
