@@ -2,7 +2,8 @@
 # Migration benchmark (docs/benchmarks.md): a 4-node cluster on 127.0.0.2–5, 5 drives
 # each (two sets of 10, 6+4), filled with 1 MiB objects by buckets-load; then
 #   A. a raw `cp -r` + sync of set 1's drive directories, and set 1 drained alone
-#      (migration throughput against the raw copy of the same bytes);
+#      (migration throughput against the raw copy of the same bytes), each started with
+#      the page cache dropped;
 #   B. on a fresh cluster with the same fill: the load alone (BASELINE_ROUNDS rounds,
 #      default 3), then set 1 drained while
 #      the same load runs in rounds until the drain is done (user throughput with and
@@ -25,6 +26,13 @@ ENDPOINTS=""; for n in 2 3 4 5; do ENDPOINTS="$ENDPOINTS --endpoint http://127.0
 . bench/scripts/cluster.sh
 
 load() { "$TARGET/buckets-load" $ENDPOINTS --size 1048576 --concurrency 16 --seconds "$1" --bucket "$2"; }
+
+# The raw copy and the drain each start from the disk: everything written is synced and
+# the page cache dropped (when allowed), so neither reads what the other left cached.
+cold() {
+  sync
+  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || echo "note: the page cache could not be dropped" >&2
+}
 
 # Waits for the migration to finish; prints seconds taken and the bytes it moved.
 drain_and_wait() {
@@ -51,12 +59,13 @@ import json,sys
 t=json.load(sys.stdin)
 print(" ".join(d.split(":29001",1)[1] for d in t["pools"][0]["sets"][1]["drives"]))')
 SET1_BYTES=$(du -sbc $SET1 | tail -1 | cut -f1)
-rm -rf "$ROOT/rawcopy"; mkdir -p "$ROOT/rawcopy"; sync
+rm -rf "$ROOT/rawcopy"; mkdir -p "$ROOT/rawcopy"; cold
 START=$(date +%s.%N)
 i=0; for d in $SET1; do cp -r "$d" "$ROOT/rawcopy/$i"; i=$((i+1)); done; sync
 END=$(date +%s.%N)
 python3 -c "s=$END-$START; print(f'raw copy of set 1 drives: {$SET1_BYTES/1048576:.0f} MiB on disk in {s:.1f} s = {$SET1_BYTES/1048576/s:.1f} MiB/s')"
 rm -rf "$ROOT/rawcopy"
+cold
 drain_and_wait
 stop
 fi
