@@ -19,7 +19,7 @@ use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
 use crate::format::drive::DriveFormat;
 use crate::storage::drive::{
-    AsyncCall, Drive, Durability, MergeRequest, MergedCommit, ShardFile, SyncCall, commit_merged_by_parts,
+    AsyncCall, Drive, Durability, MergeRequest, MergedCommit, OwnedMerge, ShardFile, SyncCall, commit_merged_by_parts,
 };
 use crate::storage::path::ObjectPath;
 
@@ -362,17 +362,8 @@ impl RemoteDrive {
             }
         };
         let answer = self.inner.clone().call_async(&call, entries);
-        let (drive, bucket, path, entries, staged) =
-            (self.clone(), bucket.to_string(), path.clone(), entries.to_vec(), staged.to_vec());
+        let (drive, merge) = (self.clone(), OwnedMerge::of(request));
         Box::pin(async move {
-            let request = |durability| MergeRequest {
-                bucket: &bucket,
-                path: &path,
-                entries: &entries,
-                staged: &staged,
-                newest,
-                durability,
-            };
             match answer.await {
                 Ok(answer) => {
                     let bytes = answer.ok_or_else(|| io::Error::other("peer answered nothing"))?;
@@ -380,25 +371,13 @@ impl RemoteDrive {
                 }
                 // A peer of an earlier version that knows the durable call: that one.
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput && durability == Durability::Deferred => {
-                    drive.commit_merged_call(request(Durability::Synced)).await
+                    drive.commit_merged_call(MergeRequest { durability: Durability::Synced, ..merge.request() }).await
                 }
                 Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                     let drive = drive.clone();
-                    let (bucket, path, entries, staged) =
-                        (bucket.clone(), path.clone(), entries.clone(), staged.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let request = MergeRequest {
-                            bucket: &bucket,
-                            path: &path,
-                            entries: &entries,
-                            staged: &staged,
-                            newest,
-                            durability: Durability::Synced,
-                        };
-                        commit_merged_by_parts(&drive, request)
-                    })
-                    .await
-                    .map_err(io::Error::other)?
+                    tokio::task::spawn_blocking(move || commit_merged_by_parts(&drive, merge.request()))
+                        .await
+                        .map_err(io::Error::other)?
                 }
                 Err(e) => Err(e),
             }

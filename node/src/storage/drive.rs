@@ -571,6 +571,42 @@ pub struct MergeRequest<'a> {
     pub durability: Durability,
 }
 
+/// A `MergeRequest`'s data owned, for a commit handed to another thread or task.
+#[derive(Clone, Debug)]
+pub struct OwnedMerge {
+    pub bucket: String,
+    pub path: ObjectPath,
+    pub entries: Vec<u8>,
+    pub staged: Vec<Uuid>,
+    pub newest: bool,
+    pub durability: Durability,
+}
+
+impl OwnedMerge {
+    pub fn of(request: MergeRequest<'_>) -> OwnedMerge {
+        let MergeRequest { bucket, path, entries, staged, newest, durability } = request;
+        OwnedMerge {
+            bucket: bucket.to_string(),
+            path: path.clone(),
+            entries: entries.to_vec(),
+            staged: staged.to_vec(),
+            newest,
+            durability,
+        }
+    }
+
+    pub fn request(&self) -> MergeRequest<'_> {
+        MergeRequest {
+            bucket: &self.bucket,
+            path: &self.path,
+            entries: &self.entries,
+            staged: &self.staged,
+            newest: self.newest,
+            durability: self.durability,
+        }
+    }
+}
+
 /// When a write reaches stable storage.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {

@@ -75,6 +75,15 @@ fn identities(state: &KeyState) -> Vec<VersionIdentity<'_>> {
     state.versions.iter().map(|v| v.version.identity()).collect()
 }
 
+/// Whether `state` holds versions to move; an error when one of them is held by too few
+/// drives (or too few answered): it must not be left behind.
+fn has_versions_to_move(state: &KeyState) -> StoreResult<bool> {
+    match state.latest() {
+        Ok(_) | Err(StoreError::NoSuchKey) => Ok(!state.versions.is_empty()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether an object version of `state` keeps its bytes in the metadata (which a
 /// listing leaves out).
 fn has_inline_data(state: &KeyState) -> bool {
@@ -215,13 +224,14 @@ impl Store {
         // The commits on disk before any source copy goes. A drive that synced the data
         // but fails now leaves its set's keys of this batch in both sets (locks released,
         // nothing deleted): the next pass finishes them.
-        for target in distinct_sets(committed.iter().map(|c| &c.target)) {
-            let before = synced.iter().find(|(set, _)| Arc::ptr_eq(set, &target)).map(|(_, drives)| drives.clone());
-            let before = before.unwrap_or_default();
-            let now = target.sync_drives(Some(&before)).await;
+        for (target, before) in &synced {
+            if !committed.iter().any(|c| Arc::ptr_eq(&c.target, target)) {
+                continue;
+            }
+            let now = target.sync_drives(Some(before)).await;
             if before.iter().zip(&now).any(|(was, is)| *was && !*is) {
                 let (failed, kept): (Vec<CommittedKey>, Vec<CommittedKey>) =
-                    committed.into_iter().partition(|c| Arc::ptr_eq(&c.target, &target));
+                    committed.into_iter().partition(|c| Arc::ptr_eq(&c.target, target));
                 committed = kept;
                 results.extend(failed.into_iter().map(|c| {
                     let error = StoreError::Unrecoverable("a drive of the target set failed to sync".into());
@@ -260,12 +270,7 @@ impl Store {
             Some(state) => state,
             None => source.read_key(bucket, key).await?.1,
         };
-        match state.latest() {
-            Ok(_) | Err(StoreError::NoSuchKey) => {}
-            // A version too few drives hold (or answered for) must not be left behind.
-            Err(e) => return Err(e),
-        }
-        if state.versions.is_empty() {
+        if !has_versions_to_move(&state)? {
             return Ok(None);
         }
         let copies = self.copy_versions(source, &target, (bucket, key), &state, (false, Durability::Deferred)).await?;
@@ -307,8 +312,7 @@ impl Store {
         target: &Arc<ErasureSet>,
     ) -> StoreResult<Moved> {
         let (metas, state) = source.read_key(bucket, key).await?;
-        state.latest().map(|_| ()).or_else(|e| if matches!(e, StoreError::NoSuchKey) { Ok(()) } else { Err(e) })?;
-        if state.versions.is_empty() {
+        if !has_versions_to_move(&state)? {
             return Ok(Moved::Changed);
         }
         let copied = self.copy_versions(source, target, (bucket, key), &state, (true, Durability::Synced)).await?;

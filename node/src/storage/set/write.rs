@@ -15,7 +15,7 @@ use crate::erasure::BLOCK_SIZE_BYTES;
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ObjectLock, ObjectMeta, ObjectVersion, PartInfo, VersionKind};
 use crate::format::version_id::VersionId;
-use crate::storage::drive::{Durability, MergeRequest, MergedCommit};
+use crate::storage::drive::{Durability, MergedCommit, OwnedMerge};
 use crate::storage::layout::ShardLayout;
 use crate::storage::path::{self, ObjectPath};
 use crate::storage::writer::{Blocker, INLINE_MAX_BYTES, PartWriter, Target, WrittenPart};
@@ -381,31 +381,11 @@ impl ErasureSet {
                         return Err(io::Error::other("drive offline"));
                     }
                     let entries = ObjectMeta { versions: copies }.encode();
+                    let merge = OwnedMerge { bucket, path, entries, staged, newest: newest_first, durability };
                     // A peer's drive is awaited right here; a local one commits on the pool.
-                    let request = MergeRequest {
-                        bucket: &bucket,
-                        path: &path,
-                        entries: &entries,
-                        staged: &staged,
-                        newest: newest_first,
-                        durability,
-                    };
-                    match drive.commit_merged_async(request) {
+                    match drive.commit_merged_async(merge.request()) {
                         Some(commit) => commit.await,
-                        None => {
-                            blocking(move || {
-                                let request = MergeRequest {
-                                    bucket: &bucket,
-                                    path: &path,
-                                    entries: &entries,
-                                    staged: &staged,
-                                    newest: newest_first,
-                                    durability,
-                                };
-                                drive.commit_merged(request)
-                            })
-                            .await
-                        }
+                        None => blocking(move || drive.commit_merged(merge.request())).await,
                     }
                 }
             });
