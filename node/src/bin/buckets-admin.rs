@@ -954,6 +954,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of the output has gone
+    // (`buckets-admin ... | grep -q`, `| head`) instead of failing to print.
+    sigpipe::reset();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     match runtime.block_on(run(cli)) {

@@ -8,7 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use buckets_api::client::AdminClient;
 use serde_json::{Value, json};
 
-use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, admin_cli};
+use crate::harness::{ACCESS_KEY, Node, SECRET_KEY, admin_cli, admin_command};
 
 fn admin(node: &Node) -> AdminClient {
     let endpoint = format!("http://{}:{}", node.ip, node.admin_port);
@@ -129,4 +129,16 @@ async fn buckets_declared_on_the_admin_api_are_what_s3_reports() {
     let output = admin_cli(&node, &["bucket", "info", "from-cli"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("NoSuchBucket"), "{output:?}");
+
+    // A reader that has gone (`buckets-admin ... | grep -q`) ends it quietly, as it would
+    // `cat`: no panic for failing to print.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = admin_command(&node, &["bucket", "info", "app-data", "--json"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked") && output.status.code() != Some(101), "{}: {stderr}", output.status);
 }

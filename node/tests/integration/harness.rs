@@ -580,13 +580,18 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut check: impl FnMu
 
 /// Runs `buckets-admin` against a node's admin endpoint with the root credentials.
 pub fn admin_cli(node: &Node, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_buckets-admin"))
+    admin_command(node, args).output().expect("buckets-admin runs")
+}
+
+/// `buckets-admin` with `args`, set up to reach `node` as root, not started.
+pub fn admin_command(node: &Node, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_buckets-admin"));
+    command
         .args(args)
         .env("BUCKETS_ENDPOINT", format!("http://{}:{}", node.ip, node.admin_port))
         .env("BUCKETS_ROOT_USER", ACCESS_KEY)
-        .env("BUCKETS_ROOT_PASSWORD", SECRET_KEY)
-        .output()
-        .expect("buckets-admin runs")
+        .env("BUCKETS_ROOT_PASSWORD", SECRET_KEY);
+    command
 }
 
 /// Uploads part `number` of an upload; returns its ETag.
