@@ -299,8 +299,14 @@ impl LocalDrive {
         }
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let trash = self.trash_root();
-        let moved =
-            fs::create_dir_all(&trash).and_then(|()| fs::rename(&source, trash.join(format!("{data_dir}.{now}"))));
+        let retired = trash.join(format!("{data_dir}.{now}"));
+        // The trash is made when missing (a fresh drive), not made sure of on every call.
+        let moved = match fs::rename(&source, &retired) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&trash).and_then(|()| fs::rename(&source, &retired))
+            }
+            other => other,
+        };
         if moved.is_err() {
             let _ = fs::remove_dir_all(&source);
         }
@@ -1269,11 +1275,19 @@ pub fn write_atomic(tmp_dir: &Path, target: &Path, bytes: &[u8]) -> io::Result<(
 /// `write_atomic`, without its two fsyncs when `Durability::Deferred` (still atomic:
 /// readers see the old file or the new one).
 pub fn write_atomic_as(tmp_dir: &Path, target: &Path, bytes: &[u8], durability: Durability) -> io::Result<()> {
-    fs::create_dir_all(tmp_dir)?;
     let tmp = tmp_dir.join(format!("write-{}", Uuid::new_v4()));
     let synced = durability == Durability::Synced;
+    let create = || OpenOptions::new().write(true).create_new(true).open(&tmp);
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        // The staging directory exists but on a fresh or cleaned drive: made when missing,
+        // not made sure of on every write.
+        let mut file = match create() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(tmp_dir)?;
+                create()?
+            }
+            other => other?,
+        };
         file.write_all(bytes)?;
         if synced {
             file.sync_all()?;
@@ -1493,6 +1507,28 @@ mod tests {
             assert!(!drive.has_staging(staging), "{durability:?}");
             assert_eq!(fs::read_dir(drive.tmp_root()).unwrap().count(), 0, "{durability:?}: tmp left");
         }
+    }
+
+    /// The staging and trash directories are made when missing, not on every call: a
+    /// drive that lost them (a fresh one, a cleaned one) still commits and retires.
+    #[test]
+    fn commits_and_deletes_remake_the_staging_and_trash_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = drive(dir.path());
+        let path = object_path("gone/key").unwrap();
+        fs::remove_dir_all(drive.tmp_root()).unwrap();
+        drive.commit_object("b", &path, b"inline", &[]).unwrap();
+        assert_eq!(drive.read_object_meta("b", &path).unwrap(), Some(b"inline".to_vec()));
+        let staging = Uuid::new_v4();
+        let mut file = drive.create_shard_file(staging, "part.1").unwrap();
+        file.write_all(b"shard").unwrap();
+        file.close(Durability::Synced).unwrap();
+        drive.commit_object("b", &path, b"with data", &[staging]).unwrap();
+        let _ = fs::remove_dir_all(drive.trash_root());
+        drive.remove_data_dirs("b", &path, &[staging]);
+        assert!(!drive.data_dir_path("b", &path, staging).exists());
+        let retired = drive.retired_data_dir(staging).expect("the data directory is in the trash");
+        assert_eq!(fs::read(retired.join("part.1")).unwrap(), b"shard");
     }
 
     #[test]
