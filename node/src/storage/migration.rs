@@ -49,6 +49,8 @@ pub const CHECKPOINT_EVERY_KEYS: usize = 250;
 const MOVE_BATCH_KEYS: usize = 64;
 /// Bytes of object data a batch stages at most (one key is always taken).
 const MOVE_BATCH_BYTES: u64 = 256 * 1024 * 1024;
+/// Batches of moves running at once while users leave the node idle.
+const MOVE_BATCHES_OVERLAPPING: usize = 2;
 /// How long a migration worker yields to S3 requests in flight before moving an object.
 const MAX_USER_BACKOFF: Duration = Duration::from_millis(10);
 /// While S3 requests are in flight, a worker rests this many times the duration of its
@@ -479,9 +481,10 @@ impl Store {
                     0 => MOVE_BATCH_BYTES,
                     limit => limit.min(MOVE_BATCH_BYTES),
                 };
+                let mut batches = Vec::new();
                 let mut away = away.into_iter().peekable();
                 while away.peek().is_some() {
-                    let (mut requests, mut bytes, mut unplaced) = (Vec::new(), 0u64, Vec::new());
+                    let (mut requests, mut bytes, mut unplaced) = (Vec::new(), 0u64, 0u64);
                     while let Some((_, size, _)) = away.peek() {
                         if !requests.is_empty() && (requests.len() >= MOVE_BATCH_KEYS || bytes + size > batch_bytes) {
                             break;
@@ -490,13 +493,30 @@ impl Store {
                         bytes += size;
                         match self.home_of(&bucket, &key).and_then(|id| self.set_by_id(id)) {
                             Some(target) => requests.push(MoveRequest { key, target, walked: Some(walked) }),
-                            None => unplaced.push(key),
+                            None => unplaced += 1,
                         }
                     }
-                    let placing = self.begin_placed_write();
-                    let results = self.move_objects(&bucket, set, requests, config.workers).await;
-                    drop(placing);
-                    progress.moved_objects += unplaced.len() as u64;
+                    batches.push((requests, unplaced));
+                }
+                // Two batches overlap while users leave the node idle: one copies while the
+                // other waits for its syncs. Each runs as its own task, on either core.
+                let mut batches = batches.into_iter();
+                let mut running = std::collections::VecDeque::new();
+                let mut paused = false;
+                loop {
+                    let depth = if self.users_busy() { 1 } else { MOVE_BATCHES_OVERLAPPING };
+                    while !paused && running.len() < depth {
+                        let Some((requests, unplaced)) = batches.next() else { break };
+                        progress.moved_objects += unplaced;
+                        let (store, bucket, set, workers) = (self.clone(), bucket.clone(), set.clone(), config.workers);
+                        running.push_back(tokio::spawn(async move {
+                            let _placing = store.begin_placed_write();
+                            store.move_objects(&bucket, &set, requests, workers).await
+                        }));
+                    }
+                    let Some(batch) = running.pop_front() else { break };
+                    let results =
+                        batch.await.map_err(|e| StoreError::Unrecoverable(format!("a batch of moves failed: {e}")))?;
                     for (key, result) in results {
                         match result {
                             Ok(Moved::Copied { bytes }) => {
@@ -517,11 +537,15 @@ impl Store {
                             }
                         }
                     }
-                    // A pause holds within a batch, not a page: the page is looked at again
-                    // on resume (the keys moved are no longer listed in this set).
-                    if away.peek().is_some() && self.migration_control().await.paused {
-                        return Ok(());
+                    // A pause holds between batches, not pages: the batches running finish,
+                    // and the page is looked at again on resume (the keys moved are no
+                    // longer listed in this set).
+                    if !paused && batches.len() > 0 && self.migration_control().await.paused {
+                        paused = true;
                     }
+                }
+                if paused {
+                    return Ok(());
                 }
             }
             Phase::Done => return Ok(()),
