@@ -13,6 +13,8 @@
 #        topology change costs users apart from the moves: the same load (3 rounds each)
 #        before the change, with set 1 drained and the migration paused at once (nothing
 #        moves), after the migration is done, and once placement is settled on every node.
+#        DURING_DRAIN=cmd runs cmd 2 s into part A's drain (a profiler; waiting for a line
+#        of this script's output instead can match its header and profile the fill).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FILL=${1:-20}
@@ -66,7 +68,11 @@ END=$(date +%s.%N)
 python3 -c "s=$END-$START; print(f'raw copy of set 1 drives: {$SET1_BYTES/1048576:.0f} MiB on disk in {s:.1f} s = {$SET1_BYTES/1048576/s:.1f} MiB/s')"
 rm -rf "$ROOT/rawcopy"
 cold
+# DURING_DRAIN: a command run 2 s into the drain (a profiler: `perf record -a -- sleep 5`).
+HOOK=""
+if [ -n "${DURING_DRAIN:-}" ]; then (sleep 2; eval "$DURING_DRAIN") & HOOK=$!; fi
 drain_and_wait
+[ -z "$HOOK" ] || wait "$HOOK"
 stop
 fi
 
