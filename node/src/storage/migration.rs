@@ -502,10 +502,10 @@ impl Store {
                 // other waits for its syncs. Each runs as its own task, on either core.
                 let mut batches = batches.into_iter();
                 let mut running = std::collections::VecDeque::new();
-                let mut paused = false;
+                let (mut paused, mut failed) = (false, None);
                 loop {
                     let depth = if self.users_busy() { 1 } else { MOVE_BATCHES_OVERLAPPING };
-                    while !paused && running.len() < depth {
+                    while !paused && failed.is_none() && running.len() < depth {
                         let Some((requests, unplaced)) = batches.next() else { break };
                         progress.moved_objects += unplaced;
                         let (store, bucket, set, workers) = (self.clone(), bucket.clone(), set.clone(), config.workers);
@@ -515,8 +515,14 @@ impl Store {
                         }));
                     }
                     let Some(batch) = running.pop_front() else { break };
-                    let results =
-                        batch.await.map_err(|e| StoreError::Unrecoverable(format!("a batch of moves failed: {e}")))?;
+                    // A batch that failed as a whole ends the page once the other one is done.
+                    let results = match batch.await {
+                        Ok(results) => results,
+                        Err(e) => {
+                            failed = Some(StoreError::Unrecoverable(format!("a batch of moves failed: {e}")));
+                            continue;
+                        }
+                    };
                     for (key, result) in results {
                         match result {
                             Ok(Moved::Copied { bytes }) => {
@@ -543,6 +549,9 @@ impl Store {
                     if !paused && batches.len() > 0 && self.migration_control().await.paused {
                         paused = true;
                     }
+                }
+                if let Some(e) = failed {
+                    return Err(e);
                 }
                 if paused {
                     return Ok(());
