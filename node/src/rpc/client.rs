@@ -147,6 +147,13 @@ struct Inner {
     /// Set when the drive answers again after being offline; the drive monitor takes it
     /// and starts a heal scan.
     returned: AtomicBool,
+    /// Shard files closed without an fsync (`Durability::Deferred`) since the last
+    /// `sync_drive`: what it fsyncs one by one on a peer of an earlier version, which
+    /// does not know `SyncDrive`.
+    deferred: std::sync::Mutex<Vec<(Uuid, String)>>,
+    /// Held for a whole `sync_drive` (on the blocking pool): a sync returns only once
+    /// the files closed before it are on disk, whichever sync took them.
+    syncing: std::sync::Mutex<()>,
     transport: PeerTransport,
     runtime: tokio::runtime::Handle,
 }
@@ -164,6 +171,8 @@ impl RemoteDrive {
             online: AtomicBool::new(true),
             offline_since: std::sync::Mutex::new(None),
             returned: AtomicBool::new(false),
+            deferred: std::sync::Mutex::new(Vec::new()),
+            syncing: std::sync::Mutex::new(()),
             transport,
             runtime: tokio::runtime::Handle::current(),
         };
@@ -328,7 +337,9 @@ impl RemoteShardFile {
             let last = std::mem::take(&mut self.pending);
             if durability == Durability::Deferred {
                 // Created by its first write: an empty file still needs one.
-                return self.drive.clone().call_async(&self.write_call(), &last).await.map(|_| ());
+                self.drive.clone().call_async(&self.write_call(), &last).await?;
+                self.drive.deferred.lock().expect("deferred shard files").push((self.staging, self.name.clone()));
+                return Ok(());
             }
             let call =
                 DriveCall::WriteShardSynced { staging: self.staging, name: self.name.clone(), offset: self.offset };
@@ -483,7 +494,26 @@ impl Drive for RemoteDrive {
     }
 
     fn sync_drive(&self) -> io::Result<()> {
-        self.inner.call_unit(DriveCall::SyncDrive, &[])
+        let _one_at_a_time = self.inner.syncing.lock().expect("drive sync");
+        let mut closed = std::mem::take(&mut *self.inner.deferred.lock().expect("deferred shard files"));
+        let result = match self.inner.call_unit(DriveCall::SyncDrive, &[]) {
+            // A peer of an earlier version: each shard file it holds unsynced, in turn
+            // (one gone meanwhile was released; a commit of these is durable there, as it
+            // does not know `CommitMergedDeferred` either).
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => loop {
+                let Some((staging, name)) = closed.last().cloned() else { break Ok(()) };
+                match self.inner.call_unit(DriveCall::SyncShard { staging, name }, &[]) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => break Err(e),
+                    _ => closed.pop(),
+                };
+            },
+            other => other,
+        };
+        // Not known to be on disk: the next sync (maybe another batch's) tries them again.
+        if result.is_err() {
+            self.inner.deferred.lock().expect("deferred shard files").extend(closed);
+        }
+        result
     }
 
     fn commit_object(&self, bucket: &str, path: &ObjectPath, meta: &[u8], staged: &[Uuid]) -> io::Result<()> {

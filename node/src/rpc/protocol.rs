@@ -151,8 +151,8 @@ pub enum DriveCall {
         staged: Vec<Uuid>,
         newest: bool,
     },
-    /// `Drive::sync_drive`. (Last; an earlier peer refuses it with 400, which the caller
-    /// reports as the drive failing the sync.)
+    /// `Drive::sync_drive`. (Last; an earlier peer refuses it with 400, and the caller
+    /// then fsyncs the shard files it closed there without one, each with `SyncShard`.)
     SyncDrive,
 }
 

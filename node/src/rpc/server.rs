@@ -211,6 +211,24 @@ fn execute_cached(drive: &LocalDrive, call: &DriveCall) -> Option<CallResult> {
 }
 
 /// Names, buckets and upload ids arrive from peers; they must be single plain segments.
+/// Test hook: `BUCKETS_PEER_REFUSES=<Call>,<Call>` (variant names of `DriveCall`) makes
+/// this node answer those calls as a peer of an earlier version answers a call it does
+/// not know (400), so tests can reach the callers' fallbacks in a mixed-version cluster.
+/// Unset, it costs one branch.
+fn refused_as_earlier_peer(call: &DriveCall) -> bool {
+    static REFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let refused = REFUSED.get_or_init(|| {
+        let names = std::env::var("BUCKETS_PEER_REFUSES").unwrap_or_default();
+        names.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_string).collect()
+    });
+    if refused.is_empty() {
+        return false;
+    }
+    let described = format!("{call:?}");
+    let variant = described.split([' ', '{', '(']).next().unwrap_or_default();
+    refused.iter().any(|name| name == variant)
+}
+
 fn names_are_plain(call: &DriveCall) -> bool {
     use DriveCall::*;
     let plain =
@@ -343,6 +361,9 @@ impl RpcServer {
                 let (call, payload_at) = match decode_request(&body) {
                     Ok((call, _)) if !names_are_plain(&call) => {
                         return bad_request("a name in the call is not a plain segment");
+                    }
+                    Ok((call, _)) if refused_as_earlier_peer(&call) => {
+                        return bad_request("malformed call: unknown variant (refused as an earlier peer)");
                     }
                     Ok((call, payload)) => (call, body.len() - payload.len()),
                     Err(e) => return bad_request(&e),

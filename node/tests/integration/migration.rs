@@ -638,20 +638,59 @@ async fn a_cluster_migration_killed_at_every_point_of_a_move_completes() {
     }
     // Exactly once: ten metadata files per object in set 0, none in set 1 (healing brings
     // the owner's drives up to date after each restart).
-    let metas_in = |set: usize| -> usize {
-        before.pools[0].sets[set]
-            .drives
-            .iter()
-            .map(|url| {
-                let path = buckets_node::storage::bootstrap::parse_drive_url(url).unwrap().path;
-                files_under(&std::path::Path::new(&path).join("crash"))
-                    .into_iter()
-                    .filter(|f| f.file_name().is_some_and(|n| n == "%meta"))
-                    .count()
-            })
-            .sum()
-    };
     wait_until("every object is whole in set 0 and gone from set 1", Duration::from_secs(90), || {
-        metas_in(0) == 10 * objects.len() && metas_in(1) == 0
+        metas_in(&before, 0, "crash") == 10 * objects.len() && metas_in(&before, 1, "crash") == 0
     });
+}
+
+/// The metadata files of `bucket` on the drives of set `set` of the first pool.
+fn metas_in(topology: &Topology, set: usize, bucket: &str) -> usize {
+    topology.pools[0].sets[set]
+        .drives
+        .iter()
+        .map(|url| {
+            let path = buckets_node::storage::bootstrap::parse_drive_url(url).unwrap().path;
+            files_under(&std::path::Path::new(&path).join(bucket))
+                .into_iter()
+                .filter(|f| f.file_name().is_some_and(|n| n == "%meta"))
+                .count()
+        })
+        .sum()
+}
+
+/// Writes and a migration through peers of an earlier version (a rolling upgrade), which
+/// answer the calls added since (`WriteShardSynced`, `CommitMerged`,
+/// `CommitMergedDeferred`, `SyncDrive`) as unknown: the callers fall back to what those
+/// peers know, and every object lands whole, on every drive of its ring set, not just
+/// on a quorum.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_through_peers_of_an_earlier_version_completes_whole() {
+    let refuse = ("BUCKETS_PEER_REFUSES", "WriteShardSynced,CommitMerged,CommitMergedDeferred,SyncDrive");
+    let cluster = Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1"), refuse]);
+    let clients: Vec<aws_sdk_s3::Client> = cluster.iter().map(|n| n.client()).collect();
+    clients[0].create_bucket().bucket("mixed").send().await.unwrap();
+    let objects: Vec<(String, Vec<u8>)> =
+        (0..240).map(|n| (format!("m{n:03}"), data(200_000 + n * 1_000, n as u64))).collect();
+    let writes = futures::stream::iter(objects.iter().enumerate().map(|(n, (key, bytes))| {
+        let s3 = clients[n % 4].clone();
+        async move {
+            s3.put_object().bucket("mixed").key(key).body(ByteStream::from(bytes.clone())).send().await.unwrap();
+        }
+    }));
+    writes.buffer_unordered(16).collect::<Vec<()>>().await;
+    let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+    let before: Topology = serde_json::from_slice(&body).unwrap();
+    let in_set_1 = metas_in(&before, 1, "mixed") / 10;
+    assert!(in_set_1 > 50, "set 1 holds {in_set_1} of the objects");
+    admin_ok(&cluster[1], &["drain-set", "1"]);
+    wait_until("the migration completes", Duration::from_secs(180), || {
+        status(&cluster[0]).state == MigrationState::Done
+    });
+    let done = status(&cluster[0]);
+    assert_eq!((done.moved_objects, done.failed_objects), (in_set_1 as u64, 0), "{done:?}");
+    assert_eq!(metas_in(&before, 0, "mixed"), 10 * objects.len());
+    assert_eq!(metas_in(&before, 1, "mixed"), 0);
+    for (n, (key, bytes)) in objects.iter().enumerate() {
+        assert_eq!(&crate::harness::get_bytes(&clients[n % 4], "mixed", key).await, bytes, "{key}");
+    }
 }
