@@ -210,7 +210,6 @@ fn execute_cached(drive: &LocalDrive, call: &DriveCall) -> Option<CallResult> {
     }
 }
 
-/// Names, buckets and upload ids arrive from peers; they must be single plain segments.
 /// Test hook: `BUCKETS_PEER_REFUSES=<Call>,<Call>` (variant names of `DriveCall`) makes
 /// this node answer those calls as a peer of an earlier version answers a call it does
 /// not know (400), so tests can reach the callers' fallbacks in a mixed-version cluster.
@@ -229,6 +228,7 @@ fn refused_as_earlier_peer(call: &DriveCall) -> bool {
     refused.iter().any(|name| name == variant)
 }
 
+/// Names, buckets and upload ids arrive from peers; they must be single plain segments.
 fn names_are_plain(call: &DriveCall) -> bool {
     use DriveCall::*;
     let plain =

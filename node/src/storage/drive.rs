@@ -1471,8 +1471,6 @@ mod tests {
         assert_eq!(walk_all(&drive, "", 100), expected, "after a directory vanished");
     }
 
-    /// Shard files hold exactly the bytes written, in pieces of any size, whether the file
-    /// system takes O_DIRECT (the temporary directory's, here) or not (tmpfs).
     /// A commit whose fsyncs wait for the drive's sync (a migration batch) leaves what a
     /// durable one leaves: the metadata in place, the staged shard file in its data
     /// directory, nothing in tmp; both over a key that held a file before, too.
@@ -1531,6 +1529,8 @@ mod tests {
         assert_eq!(fs::read(retired.join("part.1")).unwrap(), b"shard");
     }
 
+    /// Shard files hold exactly the bytes written, in pieces of any size, whether the file
+    /// system takes O_DIRECT (the temporary directory's, here) or not (tmpfs).
     #[test]
     fn shard_files_hold_what_was_written() {
         let on_disk = tempfile::tempdir().unwrap();

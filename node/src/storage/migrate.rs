@@ -141,6 +141,30 @@ fn next_stage<T>(
     next
 }
 
+/// Commits a key's copied versions in `target` (each drive merges them into its file,
+/// replacing the entries a move cut short left there); answers the bytes moved.
+async fn commit_copies(
+    target: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    copies: Vec<CommitVersion>,
+    durability: Durability,
+) -> StoreResult<u64> {
+    let bytes = copies.iter().map(|c| c.version.size).sum();
+    let object_path = path::object_path(key).map_err(super::set::key_error)?;
+    target.commit_merging(bucket, key, &object_path, copies, Order::Keep, durability).await?;
+    Ok(bytes)
+}
+
+/// Runs `stage` on each of `items`, `workers` at a time, each answer with its key.
+async fn each_key<I, T, F: Future<Output = (String, T)>>(
+    items: Vec<I>,
+    workers: usize,
+    stage: impl FnMut(I) -> F,
+) -> Vec<(String, T)> {
+    futures::stream::iter(items.into_iter().map(stage)).buffer_unordered(workers).collect().await
+}
+
 /// The distinct sets among `sets`, in first-seen order.
 fn distinct_sets<'a>(sets: impl Iterator<Item = &'a Arc<ErasureSet>>) -> Vec<Arc<ErasureSet>> {
     let mut distinct: Vec<Arc<ErasureSet>> = Vec::new();
@@ -184,17 +208,14 @@ impl Store {
     ) -> Vec<(String, StoreResult<Moved>)> {
         let workers = workers.max(1);
         let mut results = Vec::new();
-        let copies: Vec<(String, StoreResult<Option<CopiedKey>>)> =
-            futures::stream::iter(requests.into_iter().map(|MoveRequest { key, target, walked }| async move {
-                self.yield_to_users().await;
-                let started = Instant::now();
-                let copied = self.copy_key(bucket, &key, source, target, walked).await;
-                self.rest_if_users_busy(started.elapsed()).await;
-                (key, copied)
-            }))
-            .buffer_unordered(workers)
-            .collect()
-            .await;
+        let copies = each_key(requests, workers, |MoveRequest { key, target, walked }| async move {
+            self.yield_to_users().await;
+            let started = Instant::now();
+            let copied = self.copy_key(bucket, &key, source, target, walked).await;
+            self.rest_if_users_busy(started.elapsed()).await;
+            (key, copied)
+        })
+        .await;
         let mut copied = next_stage(copies, &mut results);
         // The staged data on disk before any commit names it: a drive that did not sync
         // holds no copy the commit may count.
@@ -212,14 +233,10 @@ impl Store {
             }
             synced.push((target, drives));
         }
-        let commits: Vec<(String, StoreResult<Option<CommittedKey>>)> =
-            futures::stream::iter(copied.into_iter().map(|copied| async move {
-                let key = copied.key.clone();
-                (key, self.commit_copied(bucket, source, copied).await)
-            }))
-            .buffer_unordered(workers)
-            .collect()
-            .await;
+        let commits = each_key(copied, workers, |copied| async move {
+            (copied.key.clone(), self.commit_copied(bucket, source, copied).await)
+        })
+        .await;
         let mut committed = next_stage(commits, &mut results);
         // The commits on disk before any source copy goes. A drive that synced the data
         // but fails now leaves its set's keys of this batch in both sets (locks released,
@@ -242,14 +259,10 @@ impl Store {
         for _ in &committed {
             failpoint("move-after-commit");
         }
-        let retired: Vec<(String, StoreResult<Moved>)> =
-            futures::stream::iter(committed.into_iter().map(|committed| async move {
-                let key = committed.key.clone();
-                (key, self.retire_source(bucket, source, committed).await)
-            }))
-            .buffer_unordered(workers)
-            .collect()
-            .await;
+        let retired = each_key(committed, workers, |committed| async move {
+            (committed.key.clone(), self.retire_source(bucket, source, committed).await)
+        })
+        .await;
         results.extend(retired);
         // The copies rested as they went; the syncs, commits and deletes rest here.
         self.rest_if_users_busy(committing.elapsed()).await;
@@ -295,9 +308,7 @@ impl Store {
         if identities(&now) != identities(&state) {
             return Ok(None);
         }
-        let bytes: u64 = copies.iter().map(|c| c.version.size).sum();
-        let object_path = path::object_path(&key).map_err(super::set::key_error)?;
-        target.commit_merging(bucket, &key, &object_path, copies, Order::Keep, Durability::Deferred).await?;
+        let bytes = commit_copies(&target, bucket, &key, copies, Durability::Deferred).await?;
         Ok(Some(CommittedKey { key, target, state, metas, bytes, _guard: guard }))
     }
 
@@ -319,9 +330,7 @@ impl Store {
         let Some(copies) = copied else {
             return Ok(Moved::Changed);
         };
-        let bytes: u64 = copies.iter().map(|c| c.version.size).sum();
-        let object_path = path::object_path(key).map_err(super::set::key_error)?;
-        target.commit_merging(bucket, key, &object_path, copies, Order::Keep, Durability::Synced).await?;
+        let bytes = commit_copies(target, bucket, key, copies, Durability::Synced).await?;
         failpoint("move-after-commit");
         self.retire_from(bucket, key, source, target, (&state, metas)).await?;
         Ok(Moved::Copied { bytes })
