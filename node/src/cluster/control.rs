@@ -169,4 +169,8 @@ impl ControlCalls for ClusterControl {
             Some(self.run(path, body).await)
         })
     }
+
+    fn drive(&self, drive_id: uuid::Uuid) -> Option<Arc<dyn crate::storage::drive::Drive>> {
+        self.store.get()?.all_drives().into_iter().find(|drive| drive.format().drive_id == drive_id)
+    }
 }

@@ -19,7 +19,8 @@ use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
 use crate::format::drive::DriveFormat;
 use crate::storage::drive::{
-    AsyncCall, Drive, Durability, MergeRequest, MergedCommit, OwnedMerge, ShardFile, SyncCall, commit_merged_by_parts,
+    AsyncCall, Drive, Durability, MergeRequest, MergedCommit, OwnedMerge, ShardCopy, ShardFile, SyncCall,
+    commit_merged_by_parts,
 };
 use crate::storage::path::ObjectPath;
 
@@ -193,27 +194,37 @@ impl Inner {
     /// A call from a blocking thread: it waits for the answer.
     fn call(&self, call: &DriveCall, payload: &[u8]) -> io::Result<Option<Vec<u8>>> {
         let probe = matches!(call, DriveCall::ReadFormat);
-        self.runtime.block_on(self.exchange(probe, Bytes::from(encode_request(call, payload))))
+        self.runtime.block_on(self.exchange(probe, Bytes::from(encode_request(call, payload)), CALL_TIMEOUT))
     }
 
     /// A call as a future for the runtime (`Drive::read_object_meta_async`).
     fn call_async(self: Arc<Self>, call: &DriveCall, payload: &[u8]) -> AsyncCall<Option<Vec<u8>>> {
+        self.call_async_within(call, payload, CALL_TIMEOUT)
+    }
+
+    /// `call_async` for a call that may take longer than `CALL_TIMEOUT` (it moves data).
+    fn call_async_within(
+        self: Arc<Self>,
+        call: &DriveCall,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> AsyncCall<Option<Vec<u8>>> {
         let probe = matches!(call, DriveCall::ReadFormat);
         let body = Bytes::from(encode_request(call, payload));
-        Box::pin(async move { self.exchange(probe, body).await })
+        Box::pin(async move { self.exchange(probe, body, timeout).await })
     }
 
     /// One call (`probe`: the drive monitor's format read) and what its answer means.
-    async fn exchange(&self, probe: bool, body: Bytes) -> io::Result<Option<Vec<u8>>> {
+    async fn exchange(&self, probe: bool, body: Bytes, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
         if !self.online.load(Ordering::Relaxed) && !probe && self.cooling() {
             return Err(io::Error::new(io::ErrorKind::NotConnected, format!("{} is offline", self.name())));
         }
         // A pooled connection the peer has just closed fails without the call reaching it;
         // every drive call is idempotent, so one immediate retry tells that apart from a
         // peer that is really gone.
-        let mut result = self.send(body.clone()).await;
+        let mut result = self.send(body.clone(), timeout).await;
         if matches!(&result, Err(e) if e.kind() != io::ErrorKind::TimedOut) {
-            result = self.send(body).await;
+            result = self.send(body, timeout).await;
         }
         let (status, kind, body) = match result {
             Ok(answer) => {
@@ -252,10 +263,9 @@ impl Inner {
     }
 
     /// One signed exchange: (status, error kind header, body).
-    async fn send(&self, body: Bytes) -> io::Result<(http::StatusCode, Option<String>, Bytes)> {
+    async fn send(&self, body: Bytes, timeout: Duration) -> io::Result<(http::StatusCode, Option<String>, Bytes)> {
         let path_and_query = format!("{DRIVE_CALL_PATH}?drive={}", hex::encode(self.drive_path.as_bytes()));
-        let answer =
-            self.transport.call(&self.endpoint, &path_and_query, body, CALL_TIMEOUT, MAX_RPC_BODY_BYTES).await?;
+        let answer = self.transport.call(&self.endpoint, &path_and_query, body, timeout, MAX_RPC_BODY_BYTES).await?;
         Ok((answer.status, answer.error_kind, answer.body))
     }
 
@@ -396,6 +406,31 @@ impl RemoteDrive {
     }
 }
 
+/// Shard bytes a peer is given a second for when it copies them (`PushShards`), on top
+/// of `CALL_TIMEOUT`: a slow disk, not a lost peer.
+const PUSH_BYTES_PER_SECOND: u64 = 8 * 1024 * 1024;
+
+impl RemoteDrive {
+    /// `Drive::push_shards`: the peer reads and checks its shard files and writes them to
+    /// the target drive itself.
+    fn push_shards_call(&self, target: &Arc<dyn Drive>, copy: &ShardCopy) -> AsyncCall<()> {
+        let call = DriveCall::PushShards {
+            bucket: copy.bucket.clone(),
+            path: copy.path.to_wire(),
+            data_dir: copy.data_dir,
+            parts: copy.parts.clone(),
+            data_shards: copy.data_shards,
+            staging: copy.staging,
+            to: target.format().drive_id,
+            synced: copy.durability == Durability::Synced,
+        };
+        let bytes: u64 = copy.parts.iter().map(|(_, size)| size.div_ceil(u64::from(copy.data_shards.max(1)))).sum();
+        let timeout = CALL_TIMEOUT + Duration::from_secs(bytes / PUSH_BYTES_PER_SECOND);
+        let answer = self.inner.clone().call_async_within(&call, &[], timeout);
+        Box::pin(async move { answer.await.map(|_| ()) })
+    }
+}
+
 impl Drive for RemoteDrive {
     fn name(&self) -> String {
         self.inner.name()
@@ -532,6 +567,18 @@ impl Drive for RemoteDrive {
 
     fn commit_merged_async(&self, request: MergeRequest<'_>) -> Option<AsyncCall<MergedCommit>> {
         Some(self.commit_merged_call(request))
+    }
+
+    fn push_shards(&self, target: &Arc<dyn Drive>, copy: &ShardCopy) -> io::Result<()> {
+        self.inner.runtime.block_on(self.push_shards_call(target, copy))
+    }
+
+    fn push_shards_async(&self, target: &Arc<dyn Drive>, copy: &ShardCopy) -> Option<AsyncCall<()>> {
+        Some(self.push_shards_call(target, copy))
+    }
+
+    fn note_unsynced(&self, staging_id: Uuid, name: &str) {
+        self.inner.deferred.lock().expect("deferred shard files").push((staging_id, name.to_string()));
     }
 
     fn remove_data_dirs(&self, bucket: &str, path: &ObjectPath, data_dirs: &[Uuid]) {

@@ -154,6 +154,19 @@ pub enum DriveCall {
     /// `Drive::sync_drive`. (Last; an earlier peer refuses it with 400, and the caller
     /// then fsyncs the shard files it closed there without one, each with `SyncShard`.)
     SyncDrive,
+    /// `Drive::push_shards` to the drive `to` (its `drive_id`), which this node reaches
+    /// itself. (Last; an earlier peer refuses it with 400, and the caller then copies the
+    /// object through itself.)
+    PushShards {
+        bucket: String,
+        path: WirePath,
+        data_dir: Uuid,
+        parts: Vec<(u32, u64)>,
+        data_shards: u32,
+        staging: Uuid,
+        to: Uuid,
+        synced: bool,
+    },
 }
 
 /// Frames a call and its payload as a request body.

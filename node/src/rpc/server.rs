@@ -20,7 +20,7 @@ use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, CallVerifier, Refusal};
 use super::lock::{LOCK_PATH, LockCall, LockTable};
 use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, decode_request};
 use crate::metrics::Metrics;
-use crate::storage::drive::{Drive, Durability, LocalDrive, MergeRequest};
+use crate::storage::drive::{Drive, Durability, LocalDrive, MergeRequest, ShardCopy, push_shards_by_parts};
 use crate::storage::path::{ObjectPath, checked_relative};
 
 /// Most keys one walk call returns.
@@ -79,6 +79,11 @@ pub trait ControlCalls: Send + Sync {
     fn body_limit(&self, path: &str) -> Option<usize>;
     /// Runs the (authenticated) call to `path`; `None` when it is no cluster call.
     fn call<'a>(&'a self, path: &'a str, body: Bytes) -> BoxFuture<'a, Option<ControlAnswer>>;
+    /// A drive of the cluster by its `drive_id` (this node's or a peer's), for a call
+    /// that writes to it (`PushShards`); `None` when this node does not know it.
+    fn drive(&self, _drive_id: uuid::Uuid) -> Option<Arc<dyn Drive>> {
+        None
+    }
 }
 
 impl RpcServer {
@@ -148,6 +153,8 @@ fn execute(drive: &LocalDrive, call: DriveCall, payload: &[u8]) -> CallResult {
             encoded(&drive.commit_merged(request)?)
         }
         SyncDrive => drive.sync_drive().map(|()| None),
+        // Needs the target drive: run by `push_shards` (`dispatch`).
+        PushShards { .. } => Err(io::Error::new(io::ErrorKind::InvalidInput, "PushShards needs its target")),
         RemoveDataDirs { bucket, path, data_dirs } => {
             drive.remove_data_dirs(&bucket, &path_of(&path)?, &data_dirs);
             Ok(None)
@@ -246,6 +253,7 @@ fn names_are_plain(call: &DriveCall) -> bool {
         | RestoreObject { bucket, .. }
         | DeleteObject { bucket, .. }
         | ReadShard { bucket, .. }
+        | PushShards { bucket, .. }
         | ListDir { bucket, .. }
         | Walk { bucket, .. } => plain(bucket),
         WriteUploadFile { bucket, upload_id, name } | ReadUploadFile { bucket, upload_id, name } => {
@@ -370,6 +378,7 @@ impl RpcServer {
                 };
                 let result = match execute_cached(&drive, &call) {
                     Some(result) => result,
+                    None if matches!(call, DriveCall::PushShards { .. }) => self.push_shards(drive, call).await,
                     None => tokio::task::spawn_blocking(move || execute(&drive, call, &body[payload_at..]))
                         .await
                         .expect("drive call panicked"),
@@ -385,6 +394,25 @@ impl RpcServer {
                 None => respond(StatusCode::NOT_FOUND, b"unknown RPC\n".to_vec()),
             },
         }
+    }
+}
+
+impl RpcServer {
+    /// `PushShards`: this node's `drive` copies a version's shard files to the target drive
+    /// the call names (on this node or a peer), checked block by block.
+    async fn push_shards(&self, drive: Arc<LocalDrive>, call: DriveCall) -> CallResult {
+        let DriveCall::PushShards { bucket, path, data_dir, parts, data_shards, staging, to, synced } = call else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a PushShards call"));
+        };
+        let target = self
+            .control
+            .drive(to)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no drive {to} known to this node")))?;
+        let durability = if synced { Durability::Synced } else { Durability::Deferred };
+        let copy = ShardCopy { bucket, path: path_of(&path)?, data_dir, parts, data_shards, staging, durability };
+        tokio::task::spawn_blocking(move || push_shards_by_parts(drive.as_ref(), target.as_ref(), &copy).map(|()| None))
+            .await
+            .expect("drive call panicked")
     }
 }
 

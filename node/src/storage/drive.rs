@@ -520,6 +520,22 @@ pub trait Drive: Send + Sync + std::fmt::Debug {
     }
     /// Entries (name, is directory) of a key directory (`relative` to the bucket).
     fn list_dir(&self, bucket: &str, relative: &Path) -> io::Result<Vec<(String, bool)>>;
+    /// Copies the shard files of a version's data directory on this drive, each block
+    /// checked against its checksum first, into a staging directory of `target`
+    /// (`push_shards_by_parts`). A peer's drive is asked to do it itself: the bytes go
+    /// from its node to the target's, not through the caller.
+    fn push_shards(&self, target: &Arc<dyn Drive>, copy: &ShardCopy) -> io::Result<()> {
+        push_shards_by_parts(self, target.as_ref(), copy)
+    }
+    /// `push_shards` as a future, for a drive that answers over the network (as
+    /// `read_object_meta_async`); `None` for a local one (the caller uses the pool).
+    fn push_shards_async(&self, _target: &Arc<dyn Drive>, _copy: &ShardCopy) -> Option<AsyncCall<()>> {
+        None
+    }
+    /// A shard file another node wrote on this drive without an fsync
+    /// (`Durability::Deferred`), for `sync_drive` to make durable with the files this
+    /// process wrote there itself.
+    fn note_unsynced(&self, _staging_id: Uuid, _name: &str) {}
 
     /// A directory below a bucket as keys in key order (for `walk`).
     fn key_dir(&self, bucket: &str, relative: &Path) -> io::Result<Arc<KeyDir>> {
@@ -646,6 +662,70 @@ pub fn commit_merged_by_parts(drive: &(impl Drive + ?Sized), request: MergeReque
     let versions = new.versions.into_iter().fold(held, crate::storage::set::with_entry);
     drive.commit_object_as(bucket, path, &ObjectMeta { versions }.encode(), staged, durability)?;
     Ok(MergedCommit::Committed { previous })
+}
+
+/// What `Drive::push_shards` copies: the shard files `part.<number>` of data directory
+/// `data_dir` of a key, for parts of the given sizes in object bytes under an erasure code
+/// of `data_shards` data shards, into staging directory `staging`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardCopy {
+    pub bucket: String,
+    pub path: ObjectPath,
+    pub data_dir: Uuid,
+    pub parts: Vec<(u32, u64)>,
+    pub data_shards: u32,
+    pub staging: Uuid,
+    pub durability: Durability,
+}
+
+/// Shard bytes a copy reads, checks and writes at a time (whole blocks).
+const SHARD_COPY_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+
+/// `Drive::push_shards` by reads of `source` and a shard file written on `target`: every
+/// block's checksum is checked before its bytes go on (a corrupt shard is never copied;
+/// the error is `InvalidData`), in chunks of whole blocks.
+pub fn push_shards_by_parts(source: &(impl Drive + ?Sized), target: &dyn Drive, copy: &ShardCopy) -> io::Result<()> {
+    use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, shard_checksum};
+    let data_shards = copy.data_shards as usize;
+    if data_shards == 0 || data_shards > crate::erasure::MAX_SET_DRIVES {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no erasure code has that many data shards"));
+    }
+    let erasure = Erasure::new(data_shards, 1);
+    let full_block = SHARD_CHECKSUM_BYTES + erasure.shard_len(BLOCK_SIZE_BYTES);
+    for &(number, size) in &copy.parts {
+        let mut file = target.create_shard_file(copy.staging, &format!("part.{number}"))?;
+        let blocks = size.div_ceil(BLOCK_SIZE_BYTES as u64);
+        let per_chunk = (SHARD_COPY_CHUNK_BYTES / full_block).max(1) as u64;
+        let mut block = 0;
+        while block < blocks {
+            let count = per_chunk.min(blocks - block);
+            let last_len = (size - (block + count - 1) * BLOCK_SIZE_BYTES as u64).min(BLOCK_SIZE_BYTES as u64);
+            let last_block = SHARD_CHECKSUM_BYTES + erasure.shard_len(last_len as usize);
+            let len = (count as usize - 1) * full_block + last_block;
+            let offset = block * full_block as u64;
+            let bytes = source.read_shard(&copy.bucket, &copy.path, copy.data_dir, number, offset, len)?;
+            let mut at = 0;
+            while at < bytes.len() {
+                let end = (at + full_block).min(bytes.len());
+                let (stored, shard) = bytes[at..end].split_at(SHARD_CHECKSUM_BYTES);
+                if u64::from_le_bytes(stored.try_into().expect("8 bytes")) != shard_checksum(shard) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: block {} of part {number} does not match its checksum",
+                            source.name(),
+                            block + (at / full_block) as u64
+                        ),
+                    ));
+                }
+                at = end;
+            }
+            file.write_all(&bytes)?;
+            block += count;
+        }
+        file.close(copy.durability)?;
+    }
+    Ok(())
 }
 
 /// A shard file being written: appended block by block, then made durable.

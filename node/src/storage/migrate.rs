@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
-use super::drive::Durability;
+use super::drive::{Durability, ShardCopy};
 use super::layout::ShardLayout;
 use super::locks::WriteGuard;
 use super::set::{CommitVersion, DriveCopy, DriveMeta, ErasureSet, KeyState, Order, Resolved, Staged};
@@ -394,8 +394,19 @@ impl Store {
             let staged = Staged::new(target);
             let (per_drive, staged) = match version.kind {
                 VersionKind::Object => {
-                    let copy =
-                        self.copy_parts(source, target, (bucket, key), resolved, &staged, (locked, durability)).await?;
+                    // The shard files as they are when they can be; else through this node.
+                    let pushed = self
+                        .push_shard_files(source, target, (bucket, key), resolved, &staged, (locked, durability))
+                        .await;
+                    let (copy, staged) = match pushed {
+                        Some(per_drive) => (Some(per_drive), staged),
+                        None => {
+                            staged.remove().await;
+                            let staged = Staged::new(target);
+                            let copy = (locked, durability);
+                            (self.copy_parts(source, target, (bucket, key), resolved, &staged, copy).await?, staged)
+                        }
+                    };
                     let Some(copied) = copy else {
                         return Ok(None);
                     };
@@ -429,6 +440,96 @@ impl Store {
         if let Err(e) = result {
             tracing::warn!(bucket, key, error = %e, "could not update the registry after a move");
         }
+    }
+
+    /// Copies the shard files of `resolved` (a version the caller read from `source`)
+    /// into staging on `target` as they are: each target drive gets its shard from the
+    /// source drive holding the same shard, sent by that drive's node straight to the
+    /// target drive's (no decode, MD5 or re-encode here; every block is checked against
+    /// its checksum before it goes). Returns per target drive an empty vector (a shard
+    /// file), as `copy_parts` does; `None` when that cannot be done whole (another
+    /// erasure code, a shard missing, unreadable or corrupt, a drive away, a peer of an
+    /// earlier version): the caller then copies the object through this node, which
+    /// reconstructs what is missing and checks the MD5.
+    async fn push_shard_files(
+        &self,
+        source: &Arc<ErasureSet>,
+        target: &Arc<ErasureSet>,
+        (bucket, key): (&str, &str),
+        resolved: &Resolved,
+        staged: &Staged,
+        (locked, durability): (bool, Durability),
+    ) -> Option<Vec<Option<Vec<u8>>>> {
+        let version = &resolved.version;
+        let code = target.layout(0);
+        let same_code = (version.erasure.data_shards, version.erasure.parity_shards, version.erasure.block_size)
+            == (code.data_shards, code.parity_shards, code.block_size);
+        if !same_code || version.size == 0 || version.data_dir.is_none() {
+            return None;
+        }
+        let path = path::object_path(key).ok()?;
+        let parts: Vec<(u32, u64)> = if version.parts.is_empty() {
+            vec![(1, version.size)]
+        } else {
+            version.parts.iter().map(|p| (p.number, p.size)).collect()
+        };
+        // Per shard: the source drive holding it, and its data directory there.
+        let mut holders: Vec<Option<(usize, [u8; 16])>> = vec![None; source.drives().len()];
+        for (position, copy) in resolved.per_drive.iter().enumerate() {
+            if let Some(copy) = copy
+                && copy.inline_data.is_none()
+                && let Some(data_dir) = copy.data_dir
+                && let Some(slot) = holders.get_mut(copy.erasure.shard_index as usize)
+            {
+                slot.get_or_insert((position, data_dir));
+            }
+        }
+        let layout = ShardLayout::of_key(key, target.drives().len());
+        let mut pushes = Vec::new();
+        for (position, to) in target.drives().iter().enumerate() {
+            let (from, data_dir) = (*holders.get(layout.shard_at(position))?)?;
+            let from = source.drives()[from].clone();
+            if !from.is_online() || !to.is_online() {
+                return None;
+            }
+            let copy = ShardCopy {
+                bucket: bucket.to_string(),
+                path: path.clone(),
+                data_dir: uuid::Uuid::from_bytes(data_dir),
+                parts: parts.clone(),
+                data_shards: u32::from(code.data_shards),
+                staging: staged.id(),
+                durability,
+            };
+            let to = to.clone();
+            pushes.push(async move {
+                let pushed = match from.push_shards_async(&to, &copy) {
+                    Some(call) => call.await,
+                    None => {
+                        let (from, to, copy) = (from.clone(), to.clone(), copy.clone());
+                        super::blocking(move || from.push_shards(&to, &copy)).await
+                    }
+                };
+                // Written there by another node: this one's sync of the drive covers it.
+                if pushed.is_ok() && durability == Durability::Deferred {
+                    for (number, _) in &copy.parts {
+                        to.note_unsynced(copy.staging, &format!("part.{number}"));
+                    }
+                }
+                pushed
+            });
+        }
+        // The source's files stay as read while they are copied (a user's delete waits).
+        let _guard = match locked {
+            true => None,
+            false => Some(source.locks.read(&ErasureSet::lock_name(bucket, key)).await),
+        };
+        let results = futures::future::join_all(pushes).await;
+        if let Some(e) = results.iter().find_map(|r| r.as_ref().err()) {
+            tracing::debug!(bucket, key, error = %e, "migration: shard files not copied as they are; copying the object");
+            return None;
+        }
+        Some(vec![Some(Vec::new()); target.drives().len()])
     }
 
     /// Copies every part of `resolved` (a version the caller read from `source`) into
@@ -487,5 +588,70 @@ impl Store {
             offset += size;
         }
         Ok(Some(per_drive))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::placement::topology::TopologyRules;
+    use crate::storage::testing::{data, drain_set_one, open_two_sets, put, read};
+
+    /// Every file named `name` below `root`.
+    fn files_named(root: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(files_named(&path, name));
+            } else if path.file_name().is_some_and(|n| n == name) {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    /// A version's shard files move between sets of the same code as they are, and a
+    /// shard that went bad on its drive is never copied: that object is rebuilt through
+    /// the node instead, so the target holds every shard sound.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn shard_files_move_as_they_are_and_a_corrupt_one_is_never_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        let ring = store.topology().ring();
+        let keys: Vec<String> = (0..).map(|n| format!("k{n}")).filter(|k| ring.locate("b", k) == 1).take(2).collect();
+        let objects: Vec<Vec<u8>> = (0..2).map(|n| data(3 * 1024 * 1024 + 5, n)).collect();
+        for (key, bytes) in keys.iter().zip(&objects) {
+            put(&store, "b", key, bytes.clone()).await;
+        }
+        // One byte of one of the second object's shard files goes bad on its drive.
+        let shard = files_named(dir.path(), "part.1")
+            .into_iter()
+            .find(|p| p.components().any(|c| c.as_os_str() == keys[1].as_str()))
+            .expect("a shard file of the object");
+        let mut bytes = std::fs::read(&shard).unwrap();
+        bytes[100] ^= 0x5a;
+        std::fs::write(&shard, bytes).unwrap();
+
+        let (source, target) = (store.sets()[1].clone(), store.sets()[0].clone());
+        for (key, sound) in [(&keys[0], true), (&keys[1], false)] {
+            let (_, state) = source.read_key("b", key).await.unwrap();
+            let staged = Staged::new(&target);
+            let copy = (false, Durability::Synced);
+            let pushed = store.push_shard_files(&source, &target, ("b", key), &state.versions[0], &staged, copy).await;
+            assert_eq!(pushed.is_some(), sound, "{key}: copied as it is only when every shard is sound");
+            staged.remove().await;
+        }
+        // Moved as the migration moves them, once the ring places them in set 0.
+        drain_set_one(&store).await;
+        for (key, bytes) in keys.iter().zip(&objects) {
+            let moved = store.move_object("b", key, &source, &target, None).await.unwrap();
+            assert_eq!(moved, Moved::Copied { bytes: bytes.len() as u64 }, "{key}");
+            // A deep heal of the target finds nothing to mend: no bad shard came along.
+            assert!(!target.heal_object("b", key, true).await.unwrap(), "{key}: the target holds a bad shard");
+            assert_eq!(&read(&store, "b", key).await.unwrap(), bytes, "{key}");
+        }
     }
 }
