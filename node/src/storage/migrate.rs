@@ -31,11 +31,11 @@ use futures::StreamExt;
 
 use super::drive::{Durability, ShardCopy};
 use super::layout::ShardLayout;
-use super::locks::WriteGuard;
+use super::locks::{ReadGuard, WriteGuard};
 use super::set::{CommitVersion, DriveCopy, DriveMeta, ErasureSet, KeyState, Order, Resolved, Staged};
 use super::{BodyStream, PutOptions, Store, path, registry};
 use crate::error::{StoreError, StoreResult};
-use crate::format::object::{VersionIdentity, VersionKind};
+use crate::format::object::{ObjectVersion, VersionIdentity, VersionKind};
 use crate::format::version_id::VersionId;
 
 /// What moving one object did.
@@ -163,6 +163,23 @@ async fn each_key<I, T, F: Future<Output = (String, T)>>(
     stage: impl FnMut(I) -> F,
 ) -> Vec<(String, T)> {
     futures::stream::iter(items.into_iter().map(stage)).buffer_unordered(workers).collect().await
+}
+
+/// A version's parts as (number, size, ETag); a single-part object is its part 1.
+fn parts_of(version: &ObjectVersion) -> Vec<(u32, u64, &str)> {
+    if version.parts.is_empty() {
+        return vec![(1, version.size, version.etag.as_str())];
+    }
+    version.parts.iter().map(|p| (p.number, p.size, p.etag.as_str())).collect()
+}
+
+/// The source's read lock on the key for a copy of its files, unless the caller holds
+/// the key's write lock (`locked`).
+async fn read_guard(source: &ErasureSet, (bucket, key): (&str, &str), locked: bool) -> Option<ReadGuard> {
+    match locked {
+        true => None,
+        false => Some(source.locks.read(&ErasureSet::lock_name(bucket, key)).await),
+    }
 }
 
 /// The distinct sets among `sets`, in first-seen order.
@@ -468,11 +485,7 @@ impl Store {
             return None;
         }
         let path = path::object_path(key).ok()?;
-        let parts: Vec<(u32, u64)> = if version.parts.is_empty() {
-            vec![(1, version.size)]
-        } else {
-            version.parts.iter().map(|p| (p.number, p.size)).collect()
-        };
+        let parts: Vec<(u32, u64)> = parts_of(version).into_iter().map(|(number, size, _)| (number, size)).collect();
         // Per shard: the source drive holding it, and its data directory there.
         let mut holders: Vec<Option<(usize, [u8; 16])>> = vec![None; source.drives().len()];
         for (position, copy) in resolved.per_drive.iter().enumerate() {
@@ -520,10 +533,7 @@ impl Store {
             });
         }
         // The source's files stay as read while they are copied (a user's delete waits).
-        let _guard = match locked {
-            true => None,
-            false => Some(source.locks.read(&ErasureSet::lock_name(bucket, key)).await),
-        };
+        let _guard = read_guard(source, (bucket, key), locked).await;
         let results = futures::future::join_all(pushes).await;
         if let Some(e) = results.iter().find_map(|r| r.as_ref().err()) {
             tracing::debug!(bucket, key, error = %e, "migration: shard files not copied as they are; copying the object");
@@ -550,17 +560,9 @@ impl Store {
         let single = version.parts.len() <= 1;
         let mut per_drive: Vec<Option<Vec<u8>>> = vec![Some(Vec::new()); target.drives().len()];
         let mut offset = 0u64;
-        let parts: Vec<(u32, u64, String)> = if version.parts.is_empty() {
-            vec![(1, version.size, version.etag.clone())]
-        } else {
-            version.parts.iter().map(|p| (p.number, p.size, p.etag.clone())).collect()
-        };
-        for (number, size, etag) in parts {
+        for (number, size, etag) in parts_of(version) {
             // The version read with the key is streamed as is: no second read of its files.
-            let guard = match locked {
-                true => None,
-                false => Some(source.locks.read(&ErasureSet::lock_name(bucket, key)).await),
-            };
+            let guard = read_guard(source, (bucket, key), locked).await;
             let body = match source.stream_version(bucket, key, resolved.clone(), offset, size, guard).await {
                 Ok(body) => Box::pin(body) as BodyStream,
                 // Replaced or deleted since it was read: the move is looked at again later.
