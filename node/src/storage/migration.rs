@@ -24,7 +24,7 @@
 //! records that no key is left outside its ring set.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use buckets_api::migration::{Flow, MigrationState, MigrationStatus, Preview, SetMigration};
@@ -324,6 +324,122 @@ impl Throttle {
     }
 }
 
+/// A place in a pass over a set's buckets in key order: before the keys of a bucket
+/// after a key ("" for the bucket's first), or past the last bucket.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Cursor {
+    At(String, String),
+    End,
+}
+
+impl Cursor {
+    fn start() -> Cursor {
+        Cursor::At(String::new(), String::new())
+    }
+
+    /// The cursor of `progress`'s current pass.
+    fn of(progress: &SetProgress) -> Cursor {
+        Cursor::At(progress.bucket.clone(), progress.after.clone())
+    }
+
+    /// Whether `key` of `bucket` comes before this place (a pass there has seen it).
+    fn is_past(&self, bucket: &str, key: &str) -> bool {
+        match self {
+            Cursor::At(at_bucket, after) => (bucket, key) <= (at_bucket.as_str(), after.as_str()),
+            Cursor::End => true,
+        }
+    }
+}
+
+/// One page of a set's keys, as a walk found them.
+struct Page {
+    bucket: String,
+    /// Keys away from their ring set: size, and the files the walk read (for the move).
+    away: Vec<(String, u64, Vec<DriveMeta>)>,
+    /// Keys without a readable quorum (the remains of a write or delete cut short).
+    remnants: Vec<String>,
+    /// Where the next page of `bucket` starts; `None` when this one ends the bucket.
+    next_after: Option<String>,
+}
+
+impl Page {
+    /// The place right after this page.
+    fn end(&self, buckets: &[String]) -> Cursor {
+        match &self.next_after {
+            Some(after) => Cursor::At(self.bucket.clone(), after.clone()),
+            None => match buckets.iter().find(|b| **b > self.bucket) {
+                Some(next) => Cursor::At(next.clone(), String::new()),
+                None => Cursor::End,
+            },
+        }
+    }
+}
+
+/// The counting pass's state while the first moving pass runs alongside it.
+struct Count {
+    /// Every key before it is counted.
+    at: Cursor,
+    objects: u64,
+    bytes: u64,
+}
+
+impl Count {
+    /// Counts the keys of `page` (walked by either pass) not counted yet and moves the
+    /// cursor past it; whether anything changed.
+    fn add(&mut self, page: &Page, buckets: &[String]) -> bool {
+        let end = page.end(buckets);
+        if end <= self.at {
+            return false;
+        }
+        if page.bucket != registry::REGISTRY_BUCKET {
+            for (_, size, _) in page.away.iter().filter(|(key, _, _)| !self.at.is_past(&page.bucket, key)) {
+                self.objects += 1;
+                self.bytes += size;
+            }
+        }
+        self.at = end;
+        true
+    }
+
+    /// `progress` with this count in it, as its checkpoint says it: still counting at
+    /// the count's cursor, or (counted to the end) moving from `mover`, where the
+    /// moving pass that ran alongside got to.
+    fn checkpoint(&self, store: &Store, progress: &SetProgress, mover: &Cursor) -> StoreResult<SetProgress> {
+        let mut out = progress.clone();
+        out.total_objects = self.objects;
+        out.total_bytes = self.bytes;
+        out.phase = Phase::Counting;
+        match &self.at {
+            Cursor::At(bucket, after) => {
+                out.bucket = bucket.clone();
+                out.after = after.clone();
+            }
+            Cursor::End => {
+                store.finish_pass(&mut out)?;
+                store.advance(&mut out, mover.clone())?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where each set's first moving pass got to while its count runs, on this node (after
+/// a restart that pass starts again from the first key, which is harmless: the keys it
+/// moved are no longer in the set).
+#[derive(Debug, Default)]
+pub struct MoverCursors(std::sync::Mutex<std::collections::HashMap<SetId, (u64, Cursor)>>);
+
+impl MoverCursors {
+    fn take(&self, set: SetId, generation: u64) -> Option<Cursor> {
+        let taken = self.0.lock().expect("mover cursors").remove(&set);
+        taken.filter(|(of, _)| *of == generation).map(|(_, at)| at)
+    }
+
+    fn put(&self, set: SetId, generation: u64, at: Cursor) {
+        self.0.lock().expect("mover cursors").insert(set, (generation, at));
+    }
+}
+
 /// Runs the migrations this node owns, forever.
 pub async fn run_migrations(store: Arc<Store>, config: MigrationConfig) {
     tokio::spawn(store.clone().keep_lease());
@@ -403,7 +519,8 @@ impl Store {
 
     /// Processes up to `CHECKPOINT_EVERY_KEYS` keys of `set` after the progress cursor and
     /// advances it (to the next bucket, the next phase or the next pass at the end); a
-    /// pause between two batches of moves leaves the cursor where it was.
+    /// pause between two batches of moves leaves the cursor where it was. The counting
+    /// pass runs with the first moving pass alongside (`count_while_moving`).
     async fn migrate_page(
         self: &Arc<Self>,
         set: &Arc<ErasureSet>,
@@ -412,17 +529,110 @@ impl Store {
         throttle: &mut Throttle,
         bytes_per_second: u64,
     ) -> StoreResult<()> {
-        let buckets = self.migration_buckets().await?;
-        let Some(bucket) = buckets.iter().find(|b| **b >= progress.bucket).cloned() else {
-            return self.finish_pass(progress);
-        };
-        if bucket != progress.bucket {
-            progress.bucket = bucket.clone();
-            progress.after.clear();
+        match progress.phase {
+            Phase::Counting => self.count_while_moving(set, progress, config, throttle, bytes_per_second).await,
+            Phase::Moving => {
+                let buckets = self.migration_buckets().await?;
+                let Some(page) = self.walk_page(set, &buckets, &Cursor::of(progress)).await? else {
+                    return self.finish_pass(progress);
+                };
+                let end = page.end(&buckets);
+                if self.move_page(set, page, progress, config, throttle, bytes_per_second).await? {
+                    self.advance(progress, end)?;
+                }
+                Ok(())
+            }
+            Phase::Done => Ok(()),
         }
+    }
+
+    /// One round of the counting pass: its pages are counted while the first moving pass
+    /// moves one page, from where it got to on this node (from the start after a restart,
+    /// its pass counters with it). Both walk in key order; whichever reaches a key first
+    /// counts it, and the count's cursor (the progress cursor in this phase) moves past
+    /// every page either walked, so no key is counted twice. A page the mover counts is on
+    /// disk, totals and cursor, before any of its keys moves: a restart neither misses it
+    /// nor counts it again. Once the count reaches the end, the moving pass goes on from
+    /// where the mover is.
+    async fn count_while_moving(
+        self: &Arc<Self>,
+        set: &Arc<ErasureSet>,
+        progress: &mut SetProgress,
+        config: &MigrationConfig,
+        throttle: &mut Throttle,
+        bytes_per_second: u64,
+    ) -> StoreResult<()> {
+        let buckets = self.migration_buckets().await?;
+        let mover = match self.movers.take(set.id, progress.generation) {
+            Some(at) => at,
+            None => {
+                progress.found_in_pass = 0;
+                progress.failed_objects = 0;
+                Cursor::start()
+            }
+        };
+        let count = std::sync::Mutex::new(Count {
+            at: Cursor::of(progress),
+            objects: progress.total_objects,
+            bytes: progress.total_bytes,
+        });
+        let moved_page = AtomicBool::new(false);
+        let counting = async {
+            while !moved_page.load(Ordering::Relaxed) {
+                let at = count.lock().expect("count").at.clone();
+                let page = self.walk_page(set, &buckets, &at).await?;
+                let mut count = count.lock().expect("count");
+                match page {
+                    Some(page) => {
+                        count.add(&page, &buckets);
+                    }
+                    None => count.at = Cursor::End,
+                }
+                if count.at == Cursor::End {
+                    break;
+                }
+            }
+            StoreResult::Ok(())
+        };
+        let moving = async {
+            let moved = async {
+                let Some(page) = self.walk_page(set, &buckets, &mover).await? else { return Ok(Cursor::End) };
+                let counted_here = count.lock().expect("count").add(&page, &buckets);
+                if counted_here {
+                    let mut checkpoint = count.lock().expect("count").checkpoint(self, progress, &mover)?;
+                    self.save_progress(set, &mut checkpoint).await?;
+                    progress.seq = checkpoint.seq;
+                }
+                let end = page.end(&buckets);
+                match self.move_page(set, page, progress, config, throttle, bytes_per_second).await? {
+                    true => Ok(end),
+                    false => Ok(mover.clone()),
+                }
+            };
+            let moved: StoreResult<Cursor> = moved.await;
+            moved_page.store(true, Ordering::Relaxed);
+            moved
+        };
+        let (counted, moved) = tokio::join!(counting, moving);
+        counted?;
+        let mover = moved?;
+        let count = count.into_inner().expect("count");
+        *progress = count.checkpoint(self, progress, &mover)?;
+        if progress.phase == Phase::Counting {
+            self.movers.put(set.id, progress.generation, mover);
+        }
+        Ok(())
+    }
+
+    /// The page of `set`'s keys at `at` (the next bucket's first when `at`'s is done);
+    /// `None` past the last bucket.
+    async fn walk_page(&self, set: &Arc<ErasureSet>, buckets: &[String], at: &Cursor) -> StoreResult<Option<Page>> {
+        let Cursor::At(from, after) = at else { return Ok(None) };
+        let Some(bucket) = buckets.iter().find(|b| *b >= from).cloned() else { return Ok(None) };
+        let after = if bucket == *from { after.as_str() } else { "" };
         // Keys without a readable quorum are listed too (as placeholders, no ETag): the
         // remains of a write or delete cut short by a crash, which the moving pass clears.
-        let walked = set.walk_all_keys(&bucket, &progress.after, CHECKPOINT_EVERY_KEYS).await?;
+        let walked = set.walk_all_keys(&bucket, after, CHECKPOINT_EVERY_KEYS).await?;
         // Where the next page starts; `None` when this one ends the bucket.
         let next_after =
             walked.last().filter(|_| walked.len() == CHECKPOINT_EVERY_KEYS).map(|(last, _)| last.name().to_string());
@@ -438,141 +648,141 @@ impl Store {
                 away.push((info.key, info.size, metas));
             }
         }
-        if progress.phase == Phase::Moving {
-            for key in &remnants {
-                match set.heal_object(&bucket, key, false).await {
-                    // A move cut short while it deleted its source leaves copies here below
-                    // quorum; they go once the object is whole in its ring set.
-                    Err(StoreError::LostBeyondParity { .. }) => {
-                        let Some(home) = self.home_of(&bucket, key).filter(|home| *home != my_id) else { continue };
-                        // Every version, delete markers too: a key whose latest version
-                        // is a delete marker has no object to HEAD, yet it moved whole.
-                        let home_holds_them = async |ids: Vec<VersionId>| match self.set_by_id(home) {
-                            Some(home) => match home.read_key(&bucket, key).await {
-                                Ok((_, state)) => ids.iter().all(|id| state.version(*id).is_ok()),
-                                Err(_) => false,
-                            },
-                            None => false,
-                        };
-                        if let Err(e) = set.purge_remnant(&bucket, key, home_holds_them).await {
-                            tracing::debug!(bucket, key, error = %e, "migration: could not clear a remnant");
-                        }
-                    }
-                    Err(e) => tracing::debug!(bucket, key, error = %e, "migration: could not clear a remnant"),
-                    Ok(_) => {}
-                }
-            }
-        }
-        match progress.phase {
-            Phase::Counting => {
-                if bucket != registry::REGISTRY_BUCKET {
-                    progress.total_objects += away.len() as u64;
-                    progress.total_bytes += away.iter().map(|(_, size, _)| size).sum::<u64>();
-                }
-            }
-            Phase::Moving if bucket == registry::REGISTRY_BUCKET => {
-                self.drop_misplaced_records(set, &away).await;
-            }
-            Phase::Moving => {
-                progress.found_in_pass += away.len() as u64;
-                // Batches of keys that share their syncs (`move_objects`); under a
-                // bandwidth limit, a batch is about a second of it.
-                let batch_bytes = match bytes_per_second {
-                    0 => MOVE_BATCH_BYTES,
-                    limit => limit.min(MOVE_BATCH_BYTES),
-                };
-                let mut batches = Vec::new();
-                let mut away = away.into_iter().peekable();
-                while away.peek().is_some() {
-                    let (mut requests, mut bytes, mut unplaced) = (Vec::new(), 0u64, 0u64);
-                    while let Some((_, size, _)) = away.peek() {
-                        if !requests.is_empty() && (requests.len() >= MOVE_BATCH_KEYS || bytes + size > batch_bytes) {
-                            break;
-                        }
-                        let (key, size, walked) = away.next().expect("peeked");
-                        bytes += size;
-                        match self.home_of(&bucket, &key).and_then(|id| self.set_by_id(id)) {
-                            Some(target) => requests.push(MoveRequest { key, target, walked: Some(walked) }),
-                            None => unplaced += 1,
-                        }
-                    }
-                    batches.push((requests, unplaced));
-                }
-                // Two batches overlap while users leave the node idle: one copies while the
-                // other waits for its syncs. Each runs as its own task, on either core.
-                let mut batches = batches.into_iter();
-                let mut running = std::collections::VecDeque::new();
-                let (mut paused, mut failed) = (false, None);
-                loop {
-                    let depth = if self.users_busy() { 1 } else { MOVE_BATCHES_OVERLAPPING };
-                    while !paused && failed.is_none() && running.len() < depth {
-                        let Some((requests, unplaced)) = batches.next() else { break };
-                        progress.moved_objects += unplaced;
-                        let (store, bucket, set, workers) = (self.clone(), bucket.clone(), set.clone(), config.workers);
-                        running.push_back(tokio::spawn(async move {
-                            let _placing = store.begin_placed_write();
-                            store.move_objects(&bucket, &set, requests, workers).await
-                        }));
-                    }
-                    let Some(batch) = running.pop_front() else { break };
-                    // A batch that failed as a whole ends the page once the other one is done.
-                    let results = match batch.await {
-                        Ok(results) => results,
-                        Err(e) => {
-                            failed = Some(StoreError::Unrecoverable(format!("a batch of moves failed: {e}")));
-                            continue;
-                        }
+        Ok(Some(Page { bucket, away, remnants, next_after }))
+    }
+
+    /// Moves the keys of `page` away from `set` (and clears its remnants), counting them
+    /// in `progress`; `false` when a pause stopped it between two batches (the page is
+    /// looked at again on resume).
+    async fn move_page(
+        self: &Arc<Self>,
+        set: &Arc<ErasureSet>,
+        page: Page,
+        progress: &mut SetProgress,
+        config: &MigrationConfig,
+        throttle: &mut Throttle,
+        bytes_per_second: u64,
+    ) -> StoreResult<bool> {
+        let (bucket, my_id) = (&page.bucket, self.id_of(set));
+        for key in &page.remnants {
+            match set.heal_object(bucket, key, false).await {
+                // A move cut short while it deleted its source leaves copies here below
+                // quorum; they go once the object is whole in its ring set.
+                Err(StoreError::LostBeyondParity { .. }) => {
+                    let Some(home) = self.home_of(bucket, key).filter(|home| *home != my_id) else { continue };
+                    // Every version, delete markers too: a key whose latest version
+                    // is a delete marker has no object to HEAD, yet it moved whole.
+                    let home_holds_them = async |ids: Vec<VersionId>| match self.set_by_id(home) {
+                        Some(home) => match home.read_key(bucket, key).await {
+                            Ok((_, state)) => ids.iter().all(|id| state.version(*id).is_ok()),
+                            Err(_) => false,
+                        },
+                        None => false,
                     };
-                    for (key, result) in results {
-                        match result {
-                            Ok(Moved::Copied { bytes }) => {
-                                progress.moved_objects += 1;
-                                progress.moved_bytes += bytes;
-                                self.metrics.migration_moved_objects.inc();
-                                self.metrics.migration_moved_bytes.inc_by(bytes);
-                                throttle.take(bytes, bytes_per_second).await;
-                            }
-                            Ok(Moved::Changed) => {
-                                progress.moved_objects += 1;
-                            }
-                            Err(e) => {
-                                progress.failed_objects += 1;
-                                progress.last_error = Some(format!("{bucket}/{key}: {e}"));
-                                self.metrics.migration_failed_objects.inc();
-                                tracing::warn!(bucket, key, error = %e, "migration: move failed; the next pass retries");
-                            }
-                        }
-                    }
-                    // A pause holds between batches, not pages: the batches running finish,
-                    // and the page is looked at again on resume (the keys moved are no
-                    // longer listed in this set).
-                    if !paused && batches.len() > 0 && self.migration_control().await.paused {
-                        paused = true;
+                    if let Err(e) = set.purge_remnant(bucket, key, home_holds_them).await {
+                        tracing::debug!(bucket, key, error = %e, "migration: could not clear a remnant");
                     }
                 }
-                if let Some(e) = failed {
-                    return Err(e);
-                }
-                if paused {
-                    return Ok(());
-                }
-            }
-            Phase::Done => return Ok(()),
-        }
-        match next_after {
-            Some(after) => progress.after = after,
-            None => {
-                // End of this bucket: on to the next one, or the end of the pass.
-                match buckets.iter().find(|b| **b > bucket) {
-                    Some(next) => {
-                        progress.bucket = next.clone();
-                        progress.after.clear();
-                    }
-                    None => self.finish_pass(progress)?,
-                }
+                Err(e) => tracing::debug!(bucket, key, error = %e, "migration: could not clear a remnant"),
+                Ok(_) => {}
             }
         }
-        Ok(())
+        if *bucket == registry::REGISTRY_BUCKET {
+            self.drop_misplaced_records(set, &page.away).await;
+            return Ok(true);
+        }
+        progress.found_in_pass += page.away.len() as u64;
+        // Batches of keys that share their syncs (`move_objects`); under a
+        // bandwidth limit, a batch is about a second of it.
+        let batch_bytes = match bytes_per_second {
+            0 => MOVE_BATCH_BYTES,
+            limit => limit.min(MOVE_BATCH_BYTES),
+        };
+        let mut batches = Vec::new();
+        let mut away = page.away.into_iter().peekable();
+        while away.peek().is_some() {
+            let (mut requests, mut bytes, mut unplaced) = (Vec::new(), 0u64, 0u64);
+            while let Some((_, size, _)) = away.peek() {
+                if !requests.is_empty() && (requests.len() >= MOVE_BATCH_KEYS || bytes + size > batch_bytes) {
+                    break;
+                }
+                let (key, size, walked) = away.next().expect("peeked");
+                bytes += size;
+                match self.home_of(&page.bucket, &key).and_then(|id| self.set_by_id(id)) {
+                    Some(target) => requests.push(MoveRequest { key, target, walked: Some(walked) }),
+                    None => unplaced += 1,
+                }
+            }
+            batches.push((requests, unplaced));
+        }
+        // Two batches overlap while users leave the node idle: one copies while the
+        // other waits for its syncs. Each runs as its own task, on either core.
+        let mut batches = batches.into_iter();
+        let mut running = std::collections::VecDeque::new();
+        let (mut paused, mut failed) = (false, None);
+        loop {
+            let depth = if self.users_busy() { 1 } else { MOVE_BATCHES_OVERLAPPING };
+            while !paused && failed.is_none() && running.len() < depth {
+                let Some((requests, unplaced)) = batches.next() else { break };
+                progress.moved_objects += unplaced;
+                let (store, bucket, set, workers) = (self.clone(), page.bucket.clone(), set.clone(), config.workers);
+                running.push_back(tokio::spawn(async move {
+                    let _placing = store.begin_placed_write();
+                    store.move_objects(&bucket, &set, requests, workers).await
+                }));
+            }
+            let Some(batch) = running.pop_front() else { break };
+            // A batch that failed as a whole ends the page once the other one is done.
+            let results = match batch.await {
+                Ok(results) => results,
+                Err(e) => {
+                    failed = Some(StoreError::Unrecoverable(format!("a batch of moves failed: {e}")));
+                    continue;
+                }
+            };
+            for (key, result) in results {
+                match result {
+                    Ok(Moved::Copied { bytes }) => {
+                        progress.moved_objects += 1;
+                        progress.moved_bytes += bytes;
+                        self.metrics.migration_moved_objects.inc();
+                        self.metrics.migration_moved_bytes.inc_by(bytes);
+                        throttle.take(bytes, bytes_per_second).await;
+                    }
+                    Ok(Moved::Changed) => {
+                        progress.moved_objects += 1;
+                    }
+                    Err(e) => {
+                        progress.failed_objects += 1;
+                        progress.last_error = Some(format!("{}/{key}: {e}", page.bucket));
+                        self.metrics.migration_failed_objects.inc();
+                        tracing::warn!(bucket = page.bucket, key, error = %e, "migration: move failed; the next pass retries");
+                    }
+                }
+            }
+            // A pause holds between batches, not pages: the batches running finish,
+            // and the page is looked at again on resume (the keys moved are no
+            // longer listed in this set).
+            if !paused && batches.len() > 0 && self.migration_control().await.paused {
+                paused = true;
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(!paused)
+    }
+
+    /// Moves the cursor of the current pass to `to`, or past the end of the pass.
+    fn advance(&self, progress: &mut SetProgress, to: Cursor) -> StoreResult<()> {
+        match to {
+            Cursor::At(bucket, after) => {
+                progress.bucket = bucket;
+                progress.after = after;
+                Ok(())
+            }
+            Cursor::End => self.finish_pass(progress),
+        }
     }
 
     fn finish_pass(&self, progress: &mut SetProgress) -> StoreResult<()> {
@@ -761,6 +971,49 @@ mod tests {
         for (key, bytes) in &objects {
             assert_eq!(&read(&store, "b", key).await.unwrap(), bytes, "{key}");
         }
+    }
+
+    /// A page of `bucket` holding `away` keys (1 byte each), followed by `next_after`.
+    fn page(bucket: &str, away: &[&str], next_after: Option<&str>) -> Page {
+        Page {
+            bucket: bucket.to_string(),
+            away: away.iter().map(|key| (key.to_string(), 1, Vec::new())).collect(),
+            remnants: Vec::new(),
+            next_after: next_after.map(str::to_string),
+        }
+    }
+
+    /// The count and the moving pass beside it walk the same keys in either order, a
+    /// page at a time, pages cut in different places: every key is counted once.
+    #[test]
+    fn keys_walked_by_both_passes_are_counted_once() {
+        let buckets = vec!["a".to_string(), "b".to_string()];
+        let mut count = Count { at: Cursor::start(), objects: 0, bytes: 0 };
+        // The mover walks ahead: its first page counts its keys.
+        assert!(count.add(&page("a", &["k1", "k2", "k3"], Some("k3")), &buckets));
+        // The counter's page walked from the start before that: only k4 is new.
+        assert!(count.add(&page("a", &["k1", "k2", "k3", "k4"], Some("k4")), &buckets));
+        // A page wholly counted already changes nothing.
+        assert!(!count.add(&page("a", &["k2", "k3"], Some("k3")), &buckets));
+        // The rest of bucket a, then all of b.
+        assert!(count.add(&page("a", &["k4", "k5"], None), &buckets));
+        assert_eq!(count.at, Cursor::At("b".into(), String::new()));
+        assert!(count.add(&page("b", &["k1"], None), &buckets));
+        assert_eq!((count.at.clone(), count.objects, count.bytes), (Cursor::End, 6, 6));
+
+        // Counted to the end, the checkpoint moves on from the mover's place; while
+        // counting, it keeps the count's cursor.
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        let progress = SetProgress::new(2, 1, 0);
+        let mover = Cursor::At("a".into(), "k3".into());
+        let done = count.checkpoint(&store, &progress, &mover).unwrap();
+        assert_eq!((done.phase, done.bucket.as_str(), done.after.as_str()), (Phase::Moving, "a", "k3"));
+        assert_eq!((done.total_objects, done.passes), (6, 1));
+        let counting = Count { at: Cursor::At("a".into(), "k4".into()), objects: 4, bytes: 4 };
+        let saved = counting.checkpoint(&store, &progress, &mover).unwrap();
+        assert_eq!((saved.phase, saved.bucket.as_str(), saved.after.as_str()), (Phase::Counting, "a", "k4"));
+        assert_eq!(saved.total_objects, 4);
     }
 
     /// Whether `set` holds no key of `bucket`, not even a delete marker.

@@ -239,6 +239,8 @@ pub struct Store {
     pub migrate_now: Notify,
     /// S3 requests in flight on this node; the migration engine yields to them.
     pub user_requests: std::sync::atomic::AtomicUsize,
+    /// Where the moving passes that run alongside the counting passes got to.
+    movers: migration::MoverCursors,
     /// Sets being added: opened and prepared, installed when their topology is applied.
     pending_sets: std::sync::Mutex<std::collections::HashMap<SetId, Arc<ErasureSet>>>,
     /// Opens the drives of sets added at runtime (a lone node's local paths by default).
@@ -370,6 +372,7 @@ impl Store {
             scan_now: Notify::new(),
             migrate_now: Notify::new(),
             user_requests: std::sync::atomic::AtomicUsize::new(0),
+            movers: Default::default(),
             pending_sets: Default::default(),
             opener: std::sync::OnceLock::new(),
             locks,
