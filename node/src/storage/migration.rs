@@ -6,8 +6,9 @@
 //! drives online; if two nodes briefly both think they own a set, both run moves that are
 //! safe to repeat, since each move re-checks under the key's lock). For each generation a
 //! set goes through two passes over every bucket in key order: counting (objects and
-//! bytes to move, for progress and ETA) and moving; a moving pass that had failures is
-//! run again until one has none. Progress is checkpointed on the set's own drives
+//! bytes to move, for progress and ETA) and moving, the first moving pass running a page
+//! at a time alongside the count (`count_while_moving`); a moving pass that had failures
+//! or found keys to move is run again until one has neither. Progress is checkpointed on the set's own drives
 //! (`migration-<generation>.bkt`, written to a write quorum of them, newest `seq` wins)
 //! after every page of at most 1,000 keys, so a restarted owner resumes at the last page:
 //! the keys of that page are looked at again, which is harmless (a moved key is no longer
