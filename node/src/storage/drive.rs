@@ -687,9 +687,14 @@ const SHARD_COPY_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 pub fn push_shards_by_parts(source: &(impl Drive + ?Sized), target: &dyn Drive, copy: &ShardCopy) -> io::Result<()> {
     use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, shard_checksum};
     let data_shards = copy.data_shards as usize;
-    if data_shards == 0 || data_shards > crate::erasure::MAX_SET_DRIVES {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no erasure code has that many data shards"));
+    // A code has at least one parity shard, within a set's drives.
+    if data_shards == 0 || data_shards >= crate::erasure::MAX_SET_DRIVES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("no erasure code has {data_shards} data shards"),
+        ));
     }
+    // Shard lengths depend on the data shards only.
     let erasure = Erasure::new(data_shards, 1);
     let full_block = SHARD_CHECKSUM_BYTES + erasure.shard_len(BLOCK_SIZE_BYTES);
     for &(number, size) in &copy.parts {
@@ -1607,6 +1612,27 @@ mod tests {
         assert!(!drive.data_dir_path("b", &path, staging).exists());
         let retired = drive.retired_data_dir(staging).expect("the data directory is in the trash");
         assert_eq!(fs::read(retired.join("part.1")).unwrap(), b"shard");
+    }
+
+    /// A shard copy naming an erasure code no set can have (from a peer) is refused, not
+    /// a panic.
+    #[test]
+    fn a_shard_copy_with_an_impossible_code_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = drive(dir.path());
+        for data_shards in [0, 16, 17, u32::MAX] {
+            let copy = ShardCopy {
+                bucket: "b".into(),
+                path: object_path("k").unwrap(),
+                data_dir: Uuid::new_v4(),
+                parts: vec![(1, 1024)],
+                data_shards,
+                staging: Uuid::new_v4(),
+                durability: Durability::Deferred,
+            };
+            let refused = push_shards_by_parts(&drive, &drive, &copy).unwrap_err();
+            assert_eq!(refused.kind(), io::ErrorKind::InvalidInput, "{data_shards}");
+        }
     }
 
     /// Shard files hold exactly the bytes written, in pieces of any size, whether the file
