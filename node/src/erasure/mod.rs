@@ -210,6 +210,13 @@ pub fn shard_checksum(shard: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(shard)
 }
 
+/// The shard of a stored shard block (its checksum, then the shard) if it matches its
+/// checksum; `None` when it does not, or is too short to hold one.
+pub fn checked_shard(block: &[u8]) -> Option<&[u8]> {
+    let (stored, shard) = block.split_at_checked(SHARD_CHECKSUM_BYTES)?;
+    (u64::from_le_bytes(stored.try_into().expect("8 bytes")) == shard_checksum(shard)).then_some(shard)
+}
+
 /// Data shard `index` of `block`, zero-padded to `shard_len` bytes.
 fn padded_slice(block: &[u8], index: usize, shard_len: usize) -> Vec<u8> {
     let start = (index * shard_len).min(block.len());

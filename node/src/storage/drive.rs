@@ -685,7 +685,7 @@ const SHARD_COPY_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 /// block's checksum is checked before its bytes go on (a corrupt shard is never copied;
 /// the error is `InvalidData`), in chunks of whole blocks.
 pub fn push_shards_by_parts(source: &(impl Drive + ?Sized), target: &dyn Drive, copy: &ShardCopy) -> io::Result<()> {
-    use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, shard_checksum};
+    use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, checked_shard};
     let data_shards = copy.data_shards as usize;
     // A code has at least one parity shard, within a set's drives.
     if data_shards == 0 || data_shards >= crate::erasure::MAX_SET_DRIVES {
@@ -709,21 +709,15 @@ pub fn push_shards_by_parts(source: &(impl Drive + ?Sized), target: &dyn Drive, 
             let len = (count as usize - 1) * full_block + last_block;
             let offset = block * full_block as u64;
             let bytes = source.read_shard(&copy.bucket, &copy.path, copy.data_dir, number, offset, len)?;
-            let mut at = 0;
-            while at < bytes.len() {
-                let end = (at + full_block).min(bytes.len());
-                let (stored, shard) = bytes[at..end].split_at(SHARD_CHECKSUM_BYTES);
-                if u64::from_le_bytes(stored.try_into().expect("8 bytes")) != shard_checksum(shard) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{}: block {} of part {number} does not match its checksum",
-                            source.name(),
-                            block + (at / full_block) as u64
-                        ),
-                    ));
-                }
-                at = end;
+            if let Some(bad) = bytes.chunks(full_block).position(|stored| checked_shard(stored).is_none()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: block {} of part {number} does not match its checksum",
+                        source.name(),
+                        block + bad as u64
+                    ),
+                ));
             }
             file.write_all(&bytes)?;
             block += count;

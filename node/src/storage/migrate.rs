@@ -599,20 +599,6 @@ mod tests {
     use crate::placement::topology::TopologyRules;
     use crate::storage::testing::{data, drain_set_one, open_two_sets, put, read};
 
-    /// Every file named `name` below `root`.
-    fn files_named(root: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                found.extend(files_named(&path, name));
-            } else if path.file_name().is_some_and(|n| n == name) {
-                found.push(path);
-            }
-        }
-        found
-    }
-
     /// A version's shard files move between sets of the same code as they are, and a
     /// shard that went bad on its drive is never copied: that object is rebuilt through
     /// the node instead, so the target holds every shard sound.
@@ -629,9 +615,11 @@ mod tests {
             put(&store, "b", key, bytes.clone()).await;
         }
         // One byte of one of the second object's shard files goes bad on its drive.
-        let shard = files_named(dir.path(), "part.1")
+        let shard = walkdir::WalkDir::new(dir.path())
             .into_iter()
-            .find(|p| p.components().any(|c| c.as_os_str() == keys[1].as_str()))
+            .flatten()
+            .map(walkdir::DirEntry::into_path)
+            .find(|p| p.ends_with("part.1") && p.components().any(|c| c.as_os_str() == keys[1].as_str()))
             .expect("a shard file of the object");
         let mut bytes = std::fs::read(&shard).unwrap();
         bytes[100] ^= 0x5a;

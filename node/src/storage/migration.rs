@@ -8,8 +8,8 @@
 //! set goes through two passes over every bucket in key order: counting (objects and
 //! bytes to move, for progress and ETA) and moving, the first moving pass running a page
 //! at a time alongside the count (`count_while_moving`); a moving pass that had failures
-//! or found keys to move is run again until one has neither. Progress is checkpointed on the set's own drives
-//! (`migration-<generation>.bkt`, written to a write quorum of them, newest `seq` wins)
+//! or found keys to move is run again until one has neither. Progress is checkpointed on
+//! the set's own drives (`migration-<generation>.bkt`, written to a write quorum of them, newest `seq` wins)
 //! after every page of at most 1,000 keys, so a restarted owner resumes at the last page:
 //! the keys of that page are looked at again, which is harmless (a moved key is no longer
 //! listed in the source; a key in both sets is resolved by the move's checks).
@@ -598,9 +598,11 @@ impl Store {
         let moving = async {
             let moved = async {
                 let Some(page) = self.walk_page(set, &buckets, &mover).await? else { return Ok(Cursor::End) };
-                let counted_here = count.lock().expect("count").add(&page, &buckets);
-                if counted_here {
-                    let mut checkpoint = count.lock().expect("count").checkpoint(self, progress, &mover)?;
+                let checkpoint = {
+                    let mut count = count.lock().expect("count");
+                    count.add(&page, &buckets).then(|| count.checkpoint(self, progress, &mover)).transpose()?
+                };
+                if let Some(mut checkpoint) = checkpoint {
                     self.save_progress(set, &mut checkpoint).await?;
                     progress.seq = checkpoint.seq;
                 }
@@ -709,7 +711,7 @@ impl Store {
                 }
                 let (key, size, walked) = away.next().expect("peeked");
                 bytes += size;
-                match self.home_of(&page.bucket, &key).and_then(|id| self.set_by_id(id)) {
+                match self.home_of(bucket, &key).and_then(|id| self.set_by_id(id)) {
                     Some(target) => requests.push(MoveRequest { key, target, walked: Some(walked) }),
                     None => unplaced += 1,
                 }
@@ -726,7 +728,7 @@ impl Store {
             while !paused && failed.is_none() && running.len() < depth {
                 let Some((requests, unplaced)) = batches.next() else { break };
                 progress.moved_objects += unplaced;
-                let (store, bucket, set, workers) = (self.clone(), page.bucket.clone(), set.clone(), config.workers);
+                let (store, bucket, set, workers) = (self.clone(), bucket.clone(), set.clone(), config.workers);
                 running.push_back(tokio::spawn(async move {
                     let _placing = store.begin_placed_write();
                     store.move_objects(&bucket, &set, requests, workers).await
@@ -755,9 +757,9 @@ impl Store {
                     }
                     Err(e) => {
                         progress.failed_objects += 1;
-                        progress.last_error = Some(format!("{}/{key}: {e}", page.bucket));
+                        progress.last_error = Some(format!("{bucket}/{key}: {e}"));
                         self.metrics.migration_failed_objects.inc();
-                        tracing::warn!(bucket = page.bucket, key, error = %e, "migration: move failed; the next pass retries");
+                        tracing::warn!(bucket, key, error = %e, "migration: move failed; the next pass retries");
                     }
                 }
             }

@@ -589,15 +589,8 @@ async fn a_cluster_migration_killed_at_every_point_of_a_move_completes() {
     let objects: Vec<(String, Vec<u8>)> = (0..1200)
         .map(|n| (format!("c{n:04}"), data(if n % 100 == 0 { 1_200_000 } else { 300 + n * 7 }, n as u64)))
         .collect();
-    let writes = futures::stream::iter(objects.iter().enumerate().map(|(n, (key, bytes))| {
-        let s3 = clients[n % 4].clone();
-        async move {
-            s3.put_object().bucket("crash").key(key).body(ByteStream::from(bytes.clone())).send().await.unwrap();
-        }
-    }));
-    writes.buffer_unordered(16).collect::<Vec<()>>().await;
-    let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
-    let before: Topology = serde_json::from_slice(&body).unwrap();
+    put_across(&clients, "crash", &objects).await;
+    let before = topology_of(&cluster[0]);
     let owner = cluster
         .iter()
         .position(|n| before.pools[0].sets[1].drives[0].contains(&format!("{}:{}", n.ip, n.admin_port)))
@@ -643,6 +636,23 @@ async fn a_cluster_migration_killed_at_every_point_of_a_move_completes() {
     });
 }
 
+/// Writes `objects` to `bucket`, spread over the nodes of `clients`, 16 at a time.
+async fn put_across(clients: &[aws_sdk_s3::Client], bucket: &str, objects: &[(String, Vec<u8>)]) {
+    let writes = futures::stream::iter(objects.iter().enumerate().map(|(n, (key, bytes))| {
+        let s3 = clients[n % clients.len()].clone();
+        async move {
+            s3.put_object().bucket(bucket).key(key).body(ByteStream::from(bytes.clone())).send().await.unwrap();
+        }
+    }));
+    writes.buffer_unordered(16).collect::<Vec<()>>().await;
+}
+
+/// The topology `node` serves.
+fn topology_of(node: &Node) -> Topology {
+    let (_, body) = admin_get(node, "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
+    serde_json::from_slice(&body).unwrap()
+}
+
 /// The metadata files of `bucket` on the drives of set `set` of the first pool.
 fn metas_in(topology: &Topology, set: usize, bucket: &str) -> usize {
     topology.pools[0].sets[set]
@@ -661,8 +671,8 @@ fn metas_in(topology: &Topology, set: usize, bucket: &str) -> usize {
 /// Writes and a migration through peers of an earlier version (a rolling upgrade), which
 /// answer the calls added since (`WriteShardSynced`, `CommitMerged`,
 /// `CommitMergedDeferred`, `SyncDrive`, `PushShards`) as unknown: the callers fall back to
-/// what those peers know (a move copies the object through its node), and every object lands whole, on every drive of its ring set, not just
-/// on a quorum.
+/// what those peers know (a move copies the object through its node), and every object
+/// lands whole, on every drive of its ring set, not just on a quorum.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_migration_through_peers_of_an_earlier_version_completes_whole() {
     let refuse = ("BUCKETS_PEER_REFUSES", "WriteShardSynced,CommitMerged,CommitMergedDeferred,SyncDrive,PushShards");
@@ -671,15 +681,8 @@ async fn a_migration_through_peers_of_an_earlier_version_completes_whole() {
     clients[0].create_bucket().bucket("mixed").send().await.unwrap();
     let objects: Vec<(String, Vec<u8>)> =
         (0..240).map(|n| (format!("m{n:03}"), data(200_000 + n * 1_000, n as u64))).collect();
-    let writes = futures::stream::iter(objects.iter().enumerate().map(|(n, (key, bytes))| {
-        let s3 = clients[n % 4].clone();
-        async move {
-            s3.put_object().bucket("mixed").key(key).body(ByteStream::from(bytes.clone())).send().await.unwrap();
-        }
-    }));
-    writes.buffer_unordered(16).collect::<Vec<()>>().await;
-    let (_, body) = admin_get(&cluster[0], "/admin/v1/topology", ACCESS_KEY, SECRET_KEY);
-    let before: Topology = serde_json::from_slice(&body).unwrap();
+    put_across(&clients, "mixed", &objects).await;
+    let before = topology_of(&cluster[0]);
     let in_set_1 = metas_in(&before, 1, "mixed") / 10;
     assert!(in_set_1 > 50, "set 1 holds {in_set_1} of the objects");
     admin_ok(&cluster[1], &["drain-set", "1"]);

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{ErasureSet, Resolved, Selector, blocking, key_error};
-use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, shard_checksum};
+use crate::erasure::{BLOCK_SIZE_BYTES, Erasure, SHARD_CHECKSUM_BYTES, checked_shard};
 use crate::error::{StoreError, StoreResult};
 use crate::format::object::{PartInfo, VersionKind};
 use crate::storage::drive::Drive;
@@ -373,9 +373,8 @@ impl ShardReader {
 /// The shard of `bytes` (its checksum, then the shard) if it matches its checksum, as a
 /// view into `bytes` (no copy).
 fn verified(bytes: Bytes) -> Option<Bytes> {
-    let stored = u64::from_le_bytes(bytes.get(..SHARD_CHECKSUM_BYTES)?.try_into().expect("8 bytes"));
-    let shard = bytes.slice(SHARD_CHECKSUM_BYTES..);
-    (shard_checksum(&shard) == stored).then_some(shard)
+    checked_shard(&bytes)?;
+    Some(bytes.slice(SHARD_CHECKSUM_BYTES..))
 }
 
 /// A block's `block_len` bytes as views into its data shards, in order (the last shard's
