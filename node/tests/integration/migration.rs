@@ -200,13 +200,19 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
     });
     cluster[owner].spawn();
 
-    // Pause holds; resume finishes.
+    // Pause holds (the batches already running finish first: under the readers' load,
+    // resting between moves, that can take a few seconds); resume finishes.
     admin_ok(&cluster[survivor], &["migration", "pause"]);
     std::thread::sleep(Duration::from_millis(1500));
-    let paused = status(&cluster[survivor]);
-    assert_eq!(paused.state, MigrationState::Paused);
+    assert_eq!(status(&cluster[survivor]).state, MigrationState::Paused);
+    let mut settled = status(&cluster[survivor]).moved_objects;
+    wait_until("the running batches finish", Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = status(&cluster[survivor]).moved_objects;
+        std::mem::replace(&mut settled, now) == now
+    });
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(status(&cluster[survivor]).moved_objects, paused.moved_objects, "moves continued while paused");
+    assert_eq!(status(&cluster[survivor]).moved_objects, settled, "moves continued while paused");
     admin_ok(&cluster[survivor], &["migration", "throttle", "0"]);
     admin_ok(&cluster[survivor], &["migration", "resume"]);
     let started = Instant::now();
