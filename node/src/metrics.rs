@@ -31,6 +31,8 @@ pub struct Metrics {
     pub migration_generation: IntGauge,
     pub placement_settled_generation: IntGauge,
     pub rpc_refused_calls: IntCounterVec,
+    pub rpc_drive_calls: IntCounterVec,
+    pub rpc_drive_batches: IntCounter,
     pub lifecycle_actions: IntCounterVec,
     pub lifecycle_scanned_objects: IntCounter,
     pub lifecycle_passes: IntCounter,
@@ -117,6 +119,18 @@ impl Metrics {
             &["reason"],
         )
         .expect("metric");
+        let rpc_drive_calls = IntCounterVec::new(
+            Opts::new(
+                "buckets_rpc_drive_calls_total",
+                "Drive calls this node served to its peers, by request: alone (one call a request) or batched \
+                 (several small calls to this node's drives in one request)",
+            ),
+            &["request"],
+        )
+        .expect("metric");
+        let rpc_drive_batches =
+            IntCounter::new("buckets_rpc_drive_batches_total", "Requests carrying a batch of drive calls served")
+                .expect("metric");
         let lifecycle_actions = IntCounterVec::new(
             Opts::new(
                 "buckets_lifecycle_actions_total",
@@ -142,6 +156,8 @@ impl Metrics {
             Box::new(lifecycle_passes.clone()),
             Box::new(lifecycle_last_pass.clone()),
             Box::new(rpc_refused_calls.clone()),
+            Box::new(rpc_drive_calls.clone()),
+            Box::new(rpc_drive_batches.clone()),
             Box::new(s3_request_duration.clone()),
             Box::new(s3_received_bytes.clone()),
             Box::new(s3_sent_bytes.clone()),
@@ -199,6 +215,8 @@ impl Metrics {
             migration_generation,
             placement_settled_generation,
             rpc_refused_calls,
+            rpc_drive_calls,
+            rpc_drive_batches,
             lifecycle_actions,
             lifecycle_scanned_objects,
             lifecycle_passes,

@@ -16,7 +16,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use uuid::Uuid;
 
 use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, PeerKey};
-use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, encode_request};
+use super::batch::Batcher;
+use super::protocol::{Batching, DriveCall, ERROR_KIND_HEADER, encode_request};
 use crate::format::drive::DriveFormat;
 use crate::storage::drive::{
     AsyncCall, Drive, Durability, MergeRequest, MergedCommit, OwnedMerge, ShardCopy, ShardFile, SyncCall,
@@ -49,6 +50,8 @@ pub fn peer_client(tls: Option<std::sync::Arc<rustls::ClientConfig>>) -> PeerCli
 pub struct PeerTransport {
     client: PeerClient,
     key: Arc<PeerKey>,
+    /// Small drive calls waiting to go to each peer together (`batch`).
+    batcher: Arc<Batcher>,
 }
 
 impl std::fmt::Debug for PeerTransport {
@@ -70,7 +73,11 @@ impl PeerTransport {
     /// Peers reached with `tls` roots for `https://` (see `peer_client`), calls signed
     /// with the cluster `secret`.
     pub fn new(tls: Option<std::sync::Arc<rustls::ClientConfig>>, secret: &[u8]) -> PeerTransport {
-        PeerTransport { client: peer_client(tls), key: Arc::new(PeerKey::new(secret)) }
+        PeerTransport { client: peer_client(tls), key: Arc::new(PeerKey::new(secret)), batcher: Arc::default() }
+    }
+
+    pub(super) fn batcher(&self) -> &Batcher {
+        &self.batcher
     }
 
     /// One signed POST to `endpoint` (`scheme://host:port`, the node's authority as in its
@@ -194,7 +201,8 @@ impl Inner {
     /// A call from a blocking thread: it waits for the answer.
     fn call(&self, call: &DriveCall, payload: &[u8]) -> io::Result<Option<Vec<u8>>> {
         let probe = matches!(call, DriveCall::ReadFormat);
-        self.runtime.block_on(self.exchange(probe, Bytes::from(encode_request(call, payload)), CALL_TIMEOUT))
+        let body = Bytes::from(encode_request(call, payload));
+        self.runtime.block_on(self.exchange(probe, (body, call.batching()), CALL_TIMEOUT))
     }
 
     /// A call as a future for the runtime (`Drive::read_object_meta_async`).
@@ -210,21 +218,26 @@ impl Inner {
         timeout: Duration,
     ) -> AsyncCall<Option<Vec<u8>>> {
         let probe = matches!(call, DriveCall::ReadFormat);
-        let body = Bytes::from(encode_request(call, payload));
-        Box::pin(async move { self.exchange(probe, body, timeout).await })
+        let request = (Bytes::from(encode_request(call, payload)), call.batching());
+        Box::pin(async move { self.exchange(probe, request, timeout).await })
     }
 
     /// One call (`probe`: the drive monitor's format read) and what its answer means.
-    async fn exchange(&self, probe: bool, body: Bytes, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+    async fn exchange(
+        &self,
+        probe: bool,
+        (body, batching): (Bytes, Batching),
+        timeout: Duration,
+    ) -> io::Result<Option<Vec<u8>>> {
         if !self.online.load(Ordering::Relaxed) && !probe && self.cooling() {
             return Err(io::Error::new(io::ErrorKind::NotConnected, format!("{} is offline", self.name())));
         }
         // A pooled connection the peer has just closed fails without the call reaching it;
         // every drive call is idempotent, so one immediate retry tells that apart from a
         // peer that is really gone.
-        let mut result = self.send(body.clone(), timeout).await;
+        let mut result = self.send(body.clone(), timeout, batching).await;
         if matches!(&result, Err(e) if e.kind() != io::ErrorKind::TimedOut) {
-            result = self.send(body, timeout).await;
+            result = self.send(body, timeout, batching).await;
         }
         let (status, kind, body) = match result {
             Ok(answer) => {
@@ -263,9 +276,14 @@ impl Inner {
     }
 
     /// One signed exchange: (status, error kind header, body).
-    async fn send(&self, body: Bytes, timeout: Duration) -> io::Result<(http::StatusCode, Option<String>, Bytes)> {
-        let path_and_query = format!("{DRIVE_CALL_PATH}?drive={}", hex::encode(self.drive_path.as_bytes()));
-        let answer = self.transport.call(&self.endpoint, &path_and_query, body, timeout, MAX_RPC_BODY_BYTES).await?;
+    async fn send(
+        &self,
+        body: Bytes,
+        timeout: Duration,
+        batching: Batching,
+    ) -> io::Result<(http::StatusCode, Option<String>, Bytes)> {
+        let drive = (self.endpoint.as_str(), self.drive_path.as_str());
+        let answer = self.transport.drive_call(drive, body, timeout, batching).await?;
         Ok((answer.status, answer.error_kind, answer.body))
     }
 

@@ -5,10 +5,12 @@
 //!
 //! Owns: call authentication (`auth`), the wire protocol (`protocol`), the server side
 //! that serves this node's local drives (`server`), and how a node calls its peers
-//! (`client`: `PeerTransport`, and `RemoteDrive`, the `Drive` of a peer). Must never serve
+//! (`client`: `PeerTransport`, and `RemoteDrive`, the `Drive` of a peer; `batch`: the
+//! small calls to one peer gathered into one request). Must never serve
 //! a drive that is not this node's own, nor a path that did not pass `storage::path`.
 
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod lock;
 pub mod protocol;

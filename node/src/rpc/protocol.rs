@@ -2,6 +2,11 @@
 //! `DriveCall`, the call, then the payload bytes (shard data, metadata). Answers: 200 with
 //! the result bytes, 204 for "none", or an error status with `x-buckets-error` naming the
 //! kind (`not-found` or `other`) and the message as body.
+//!
+//! Several small drive calls to one node travel as one request: `POST /rpc/v1/drives`,
+//! body = postcard `Vec<BatchedCall>` (each a drive path and a request body as above),
+//! answered 200 with postcard `Vec<BatchedAnswer>`, one per call in order. A node of an
+//! earlier version answers that path 404, and the caller sends the calls one by one.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -167,6 +172,62 @@ pub enum DriveCall {
         to: Uuid,
         synced: bool,
     },
+}
+
+pub const DRIVE_BATCH_PATH: &str = "/rpc/v1/drives";
+/// Most calls in one batch: a bound on the work (and answer bytes) one request carries.
+pub const MAX_BATCHED_CALLS: usize = 64;
+
+/// One call of a batch: the drive (its path, as `?drive=` names it) and the request body
+/// (`encode_request`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchedCall {
+    pub drive: String,
+    #[serde(with = "serde_bytes")]
+    pub request: Vec<u8>,
+}
+
+/// A batched call's answer, as a single call's would be: status, error kind, body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchedAnswer {
+    pub status: u16,
+    pub error_kind: Option<String>,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+/// Which calls may share a batch: an answer to a batch waits for its slowest call, so a
+/// quick call must not wait behind an fsync, nor either behind a copy of shard data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Batching {
+    /// Reads and writes without an fsync: batched with each other.
+    Quick,
+    /// Calls that fsync what they wrote: batched with each other.
+    Durable,
+    /// Calls that move shard data or walk a drive, or sync all of it: always alone.
+    Alone,
+}
+
+impl DriveCall {
+    pub fn batching(&self) -> Batching {
+        use DriveCall::*;
+        match self {
+            ReadFormat | ReadBucketMeta { .. } | ListBuckets | ReadObjectMeta { .. } | HasStaging { .. } => {
+                Batching::Quick
+            }
+            ListDir { .. } | ReadUploadFile { .. } | ListUploadFiles { .. } | ListUploads { .. } => Batching::Quick,
+            ReadSystemFile { .. } | Usage | WriteShard { .. } | CommitMergedDeferred { .. } => Batching::Quick,
+            SyncShard { .. } | WriteShardSynced { .. } | RemoveStaging { .. } | MakeBucket { .. } => Batching::Durable,
+            DeleteBucket { .. } | CommitObject { .. } | RemoveDataDirs { .. } | RestoreObject { .. } => {
+                Batching::Durable
+            }
+            DeleteObject { .. } | WriteUploadFile { .. } | CommitPart { .. } | StageUploadParts { .. } => {
+                Batching::Durable
+            }
+            RemoveUpload { .. } | WriteSystemFile { .. } | CommitMerged { .. } => Batching::Durable,
+            Reformat | ReadShard { .. } | Walk { .. } | SyncDrive | PushShards { .. } => Batching::Alone,
+        }
+    }
 }
 
 /// Frames a call and its payload as a request body.

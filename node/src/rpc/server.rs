@@ -18,7 +18,10 @@ use hyper::body::Incoming;
 
 use super::auth::{ANSWER_AUTH_HEADER, AUTH_HEADER, CallVerifier, Refusal};
 use super::lock::{LOCK_PATH, LockCall, LockTable};
-use super::protocol::{DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_RPC_BODY_BYTES, decode_request};
+use super::protocol::{
+    BatchedAnswer, BatchedCall, DRIVE_BATCH_PATH, DRIVE_CALL_PATH, DriveCall, ERROR_KIND_HEADER, MAX_BATCHED_CALLS,
+    MAX_RPC_BODY_BYTES, decode_request,
+};
 use crate::metrics::Metrics;
 use crate::storage::drive::{Drive, Durability, LocalDrive, MergeRequest, ShardCopy, push_shards_by_parts};
 use crate::storage::path::{ObjectPath, checked_relative};
@@ -90,7 +93,7 @@ impl RpcServer {
     /// The largest body a call to `path` may carry.
     fn body_limit(&self, path: &str) -> usize {
         match path {
-            DRIVE_CALL_PATH => MAX_RPC_BODY_BYTES,
+            DRIVE_CALL_PATH | DRIVE_BATCH_PATH => MAX_RPC_BODY_BYTES,
             _ => self.control.body_limit(path).unwrap_or(MAX_CONTROL_BODY_BYTES),
         }
     }
@@ -222,17 +225,28 @@ fn execute_cached(drive: &LocalDrive, call: &DriveCall) -> Option<CallResult> {
 /// not know (400), so tests can reach the callers' fallbacks in a mixed-version cluster.
 /// Unset, it costs one branch.
 fn refused_as_earlier_peer(call: &DriveCall) -> bool {
-    static REFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let refused = REFUSED.get_or_init(|| {
-        let names = std::env::var("BUCKETS_PEER_REFUSES").unwrap_or_default();
-        names.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_string).collect()
-    });
+    let refused = refused_names();
     if refused.is_empty() {
         return false;
     }
     let described = format!("{call:?}");
     let variant = described.split([' ', '{', '(']).next().unwrap_or_default();
     refused.iter().any(|name| name == variant)
+}
+
+/// `refused_as_earlier_peer` for a path: `BUCKETS_PEER_REFUSES=Batch` makes this node
+/// answer batches as a peer of an earlier version does (404, an unknown RPC).
+fn refused_path_as_earlier_peer(name: &str) -> bool {
+    refused_names().iter().any(|refused| refused == name)
+}
+
+/// The names in `BUCKETS_PEER_REFUSES`.
+fn refused_names() -> &'static [String] {
+    static REFUSED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    REFUSED.get_or_init(|| {
+        let names = std::env::var("BUCKETS_PEER_REFUSES").unwrap_or_default();
+        names.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_string).collect()
+    })
 }
 
 /// Names, buckets and upload ids arrive from peers; they must be single plain segments.
@@ -361,39 +375,69 @@ impl RpcServer {
                 Err(e) => bad_request(&format!("malformed lock call: {e}")),
             },
             DRIVE_CALL_PATH => {
-                let Some(drive) = drive_path.and_then(|p| self.drives.read().expect("served drives").get(&p).cloned())
-                else {
-                    return respond(StatusCode::NOT_FOUND, b"no such drive on this node\n".to_vec());
-                };
-                // Decoded once: the call, and where its payload starts in the body.
-                let (call, payload_at) = match decode_request(&body) {
-                    Ok((call, _)) if !names_are_plain(&call) => {
-                        return bad_request("a name in the call is not a plain segment");
-                    }
-                    Ok((call, _)) if refused_as_earlier_peer(&call) => {
-                        return bad_request("malformed call: unknown variant (refused as an earlier peer)");
-                    }
-                    Ok((call, payload)) => (call, body.len() - payload.len()),
-                    Err(e) => return bad_request(&e),
-                };
-                let result = match execute_cached(&drive, &call) {
-                    Some(result) => result,
-                    None if matches!(call, DriveCall::PushShards { .. }) => self.push_shards(drive, call).await,
-                    None => tokio::task::spawn_blocking(move || execute(&drive, call, &body[payload_at..]))
-                        .await
-                        .expect("drive call panicked"),
-                };
-                match result {
-                    Ok(Some(bytes)) => respond(StatusCode::OK, bytes),
-                    Ok(None) => respond(StatusCode::NO_CONTENT, Vec::new()),
-                    Err(e) => error_response(&e),
-                }
+                self.metrics.rpc_drive_calls.with_label_values(&["alone"]).inc();
+                self.drive_call(drive_path, body).await
             }
+            DRIVE_BATCH_PATH if !refused_path_as_earlier_peer("Batch") => self.drive_batch(&body).await,
             _ => match self.control.call(path, body).await {
                 Some(ControlAnswer { status, body }) => respond(status, body),
                 None => respond(StatusCode::NOT_FOUND, b"unknown RPC\n".to_vec()),
             },
         }
+    }
+
+    /// One drive call (`DRIVE_CALL_PATH`) to the drive at `drive_path`.
+    async fn drive_call(&self, drive_path: Option<String>, body: Bytes) -> Answer {
+        let Some(drive) = drive_path.and_then(|p| self.drives.read().expect("served drives").get(&p).cloned()) else {
+            return respond(StatusCode::NOT_FOUND, b"no such drive on this node\n".to_vec());
+        };
+        // Decoded once: the call, and where its payload starts in the body.
+        let (call, payload_at) = match decode_request(&body) {
+            Ok((call, _)) if !names_are_plain(&call) => {
+                return bad_request("a name in the call is not a plain segment");
+            }
+            Ok((call, _)) if refused_as_earlier_peer(&call) => {
+                return bad_request("malformed call: unknown variant (refused as an earlier peer)");
+            }
+            Ok((call, payload)) => (call, body.len() - payload.len()),
+            Err(e) => return bad_request(&e),
+        };
+        let result = match execute_cached(&drive, &call) {
+            Some(result) => result,
+            None if matches!(call, DriveCall::PushShards { .. }) => self.push_shards(drive, call).await,
+            None => tokio::task::spawn_blocking(move || execute(&drive, call, &body[payload_at..]))
+                .await
+                .expect("drive call panicked"),
+        };
+        match result {
+            Ok(Some(bytes)) => respond(StatusCode::OK, bytes),
+            Ok(None) => respond(StatusCode::NO_CONTENT, Vec::new()),
+            Err(e) => error_response(&e),
+        }
+    }
+
+    /// The calls of a batch (`DRIVE_BATCH_PATH`), at once; each answered as it would be alone.
+    async fn drive_batch(&self, body: &[u8]) -> Answer {
+        let calls = match postcard::from_bytes::<Vec<BatchedCall>>(body) {
+            Ok(calls) if calls.len() <= MAX_BATCHED_CALLS => calls,
+            Ok(calls) => {
+                return bad_request(&format!("{} calls in a batch (at most {MAX_BATCHED_CALLS})", calls.len()));
+            }
+            Err(e) => return bad_request(&format!("malformed batch: {e}")),
+        };
+        self.metrics.rpc_drive_batches.inc();
+        self.metrics.rpc_drive_calls.with_label_values(&["batched"]).inc_by(calls.len() as u64);
+        let answers = calls.into_iter().map(|call| self.drive_call(Some(call.drive), Bytes::from(call.request)));
+        let answers: Vec<BatchedAnswer> = futures::future::join_all(answers)
+            .await
+            .into_iter()
+            .map(|answer| BatchedAnswer {
+                status: answer.status.as_u16(),
+                error_kind: answer.error_kind.map(str::to_string),
+                body: answer.body.to_vec(),
+            })
+            .collect();
+        respond(StatusCode::OK, postcard::to_stdvec(&answers).expect("answers serialise"))
     }
 }
 

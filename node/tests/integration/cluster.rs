@@ -366,3 +366,56 @@ async fn create_only_writes_racing_through_different_nodes_let_exactly_one_win()
         }
     }
 }
+
+/// The small drive calls a node sends a peer at once travel in one request
+/// (`buckets_rpc_drive_batches_total`), and every call gets its own answer: objects
+/// written through one node are read whole through the other, a missing key is 404,
+/// deletes and listings see exactly what is left. Against peers that answer batches as
+/// an earlier version does (unknown), the same holds with every call sent alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_calls_to_a_peer_travel_together_and_each_gets_its_own_answer() {
+    for refused in [false, true] {
+        let env = if refused { vec![ENV[0], ("BUCKETS_PEER_REFUSES", "Batch")] } else { ENV.to_vec() };
+        let cluster = Node::start_cluster(2, 4, &env);
+        let (writer, reader) = (cluster[0].client(), cluster[1].client());
+        writer.create_bucket().bucket("batched").send().await.unwrap();
+        let objects: Vec<(String, Vec<u8>)> =
+            (0..40).map(|n| (format!("k{n:02}"), data(if n % 2 == 0 { 700 } else { 300_000 }, n as u64))).collect();
+        let puts = objects.iter().map(|(key, body)| {
+            writer.put_object().bucket("batched").key(key).body(ByteStream::from(body.clone())).send()
+        });
+        for result in futures::future::join_all(puts).await {
+            result.unwrap();
+        }
+        for (key, body) in &objects {
+            assert!(&get_bytes(&reader, "batched", key).await == body, "{key} (batches refused: {refused})");
+        }
+        let missing = reader.head_object().bucket("batched").key("k99").send().await.unwrap_err();
+        assert_eq!(missing.raw_response().map(|r| r.status().as_u16()), Some(404));
+        let deletes =
+            objects.iter().step_by(3).map(|(key, _)| reader.delete_object().bucket("batched").key(key).send());
+        for result in futures::future::join_all(deletes).await {
+            result.unwrap();
+        }
+        let listed: Vec<String> = writer
+            .list_objects_v2()
+            .bucket("batched")
+            .send()
+            .await
+            .unwrap()
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(String::from))
+            .collect();
+        let left: Vec<String> =
+            objects.iter().enumerate().filter(|(n, _)| n % 3 != 0).map(|(_, (key, _))| key.clone()).collect();
+        assert_eq!(listed, left, "batches refused: {refused}");
+        let batched: f64 = cluster.iter().map(|n| n.metric("buckets_rpc_drive_calls_total{request=\"batched\"}")).sum();
+        let batches: f64 = cluster.iter().map(|n| n.metric("buckets_rpc_drive_batches_total")).sum();
+        if refused {
+            assert_eq!((batched, batches), (0.0, 0.0), "a peer that refuses batches was sent none it served");
+        } else {
+            assert!(batches > 0.0 && batched >= 2.0 * batches, "{batched} calls in {batches} batches");
+        }
+    }
+}

@@ -676,12 +676,13 @@ fn metas_in(topology: &Topology, set: usize, bucket: &str) -> usize {
 
 /// Writes and a migration through peers of an earlier version (a rolling upgrade), which
 /// answer the calls added since (`WriteShardSynced`, `CommitMerged`,
-/// `CommitMergedDeferred`, `SyncDrive`, `PushShards`) as unknown: the callers fall back to
+/// `CommitMergedDeferred`, `SyncDrive`, `PushShards`, and batches of calls) as unknown: the callers fall back to
 /// what those peers know (a move copies the object through its node), and every object
 /// lands whole, on every drive of its ring set, not just on a quorum.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_migration_through_peers_of_an_earlier_version_completes_whole() {
-    let refuse = ("BUCKETS_PEER_REFUSES", "WriteShardSynced,CommitMerged,CommitMergedDeferred,SyncDrive,PushShards");
+    let refuse =
+        ("BUCKETS_PEER_REFUSES", "WriteShardSynced,CommitMerged,CommitMergedDeferred,SyncDrive,PushShards,Batch");
     let cluster = Node::start_cluster(4, 5, &[("BUCKETS_DRIVE_CHECK_SECS", "1"), refuse]);
     let clients: Vec<aws_sdk_s3::Client> = cluster.iter().map(|n| n.client()).collect();
     clients[0].create_bucket().bucket("mixed").send().await.unwrap();
