@@ -19,15 +19,17 @@ use tokio::sync::oneshot;
 
 use super::client::{Answer, PeerTransport};
 use super::protocol::{
-    BatchedAnswer, BatchedCall, Batching, DRIVE_BATCH_PATH, DRIVE_CALL_PATH, MAX_BATCHED_CALLS, MAX_RPC_BODY_BYTES,
+    BatchedAnswer, Batching, DRIVE_BATCH_PATH, DRIVE_CALL_PATH, MAX_BATCHED_CALLS, MAX_RPC_BODY_BYTES, encode_batch,
 };
 
 /// Calls with a larger body (shard data) go alone: batching saves per-call overhead,
-/// which only matters next to small bodies, and a large one would hold up the others.
+/// which only matters next to small bodies (shard pieces batched together measured no
+/// faster: docs/benchmarks.md), and a large one would hold up the others.
 const MAX_BATCHED_BODY_BYTES: usize = 16 * 1024;
 /// Most request bytes in one batch: a node of an earlier version reads a body of up to
 /// 64 KiB on a path it does not know before it answers "unknown" (404, signed), which is
-/// how a caller learns to send it calls one by one; a larger body it would refuse unread.
+/// how a caller learns to send it calls one by one; a larger body it would refuse unread,
+/// failing every call in it.
 const MAX_BATCH_BYTES: usize = 60 * 1024;
 /// How long a peer that answered the batch path "unknown" (an earlier version) gets its
 /// calls one by one before a batch is tried again (it may have been upgraded).
@@ -35,12 +37,14 @@ const UNBATCHED_FOR: Duration = Duration::from_secs(60);
 
 /// A call waiting in a peer's queue.
 struct Queued {
-    call: BatchedCall,
+    drive: String,
+    request: Bytes,
     timeout: Duration,
     answer: oneshot::Sender<io::Result<Answer>>,
 }
 
-/// The calls waiting per peer endpoint, and the peers that do not know batches.
+/// The calls waiting per peer endpoint and kind, and when each peer that does not know
+/// batches said so.
 #[derive(Default)]
 pub struct Batcher {
     queues: Mutex<HashMap<(String, Batching), Vec<Queued>>>,
@@ -93,11 +97,7 @@ impl PeerTransport {
             return self.call(endpoint, &drive_call_path(drive_path), request, timeout, MAX_RPC_BODY_BYTES).await;
         }
         let (sender, receiver) = oneshot::channel();
-        let queued = Queued {
-            call: BatchedCall { drive: drive_path.to_string(), request: request.to_vec() },
-            timeout,
-            answer: sender,
-        };
+        let queued = Queued { drive: drive_path.to_string(), request, timeout, answer: sender };
         let first = {
             let mut queues = self.batcher().queues.lock().expect("batch queues");
             let queue = queues.entry((endpoint.to_string(), batching)).or_default();
@@ -119,7 +119,7 @@ impl PeerTransport {
         let mut chunks: Vec<Vec<Queued>> = Vec::new();
         let mut chunk_bytes = 0;
         for call in queued {
-            let bytes = call.call.drive.len() + call.call.request.len() + 16;
+            let bytes = call.drive.len() + call.request.len() + 8;
             match chunks.last_mut() {
                 Some(chunk) if chunk.len() < MAX_BATCHED_CALLS && chunk_bytes + bytes <= MAX_BATCH_BYTES => {
                     chunk_bytes += bytes;
@@ -137,15 +137,13 @@ impl PeerTransport {
     /// One request for `calls` (a single call goes as itself); each caller gets its answer.
     async fn send_batch(&self, endpoint: &str, mut calls: Vec<Queued>) {
         if calls.len() == 1 {
-            let Queued { call, timeout, answer } = calls.pop().expect("one call");
-            let path = drive_call_path(&call.drive);
-            let result = self.call(endpoint, &path, Bytes::from(call.request), timeout, MAX_RPC_BODY_BYTES).await;
+            let Queued { drive, request, timeout, answer } = calls.pop().expect("one call");
+            let result = self.call(endpoint, &drive_call_path(&drive), request, timeout, MAX_RPC_BODY_BYTES).await;
             let _ = answer.send(result);
             return;
         }
         let timeout = calls.iter().map(|c| c.timeout).max().unwrap_or_default();
-        let batch: Vec<&BatchedCall> = calls.iter().map(|c| &c.call).collect();
-        let body = Bytes::from(postcard::to_stdvec(&batch).expect("batched calls serialise"));
+        let body = Bytes::from(encode_batch(calls.iter().map(|c| (c.drive.as_str(), &c.request[..]))));
         let limit = MAX_RPC_BODY_BYTES.saturating_mul(calls.len());
         let answers = match self.call(endpoint, DRIVE_BATCH_PATH, body, timeout, limit).await {
             Ok(answer) if answer.status == http::StatusCode::NOT_FOUND && answer.error_kind.is_none() => {

@@ -4,7 +4,7 @@
 //! kind (`not-found` or `other`) and the message as body.
 //!
 //! Several small drive calls to one node travel as one request: `POST /rpc/v1/drives`,
-//! body = postcard `Vec<BatchedCall>` (each a drive path and a request body as above),
+//! body = `encode_batch` of the calls (each a drive path and a request body as above),
 //! answered 200 with postcard `Vec<BatchedAnswer>`, one per call in order. A node of an
 //! earlier version answers that path 404, and the caller sends the calls one by one.
 
@@ -178,22 +178,50 @@ pub const DRIVE_BATCH_PATH: &str = "/rpc/v1/drives";
 /// Most calls in one batch: a bound on the work (and answer bytes) one request carries.
 pub const MAX_BATCHED_CALLS: usize = 64;
 
-/// One call of a batch: the drive (its path, as `?drive=` names it) and the request body
-/// (`encode_request`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BatchedCall {
-    pub drive: String,
-    #[serde(with = "serde_bytes")]
-    pub request: Vec<u8>,
-}
-
-/// A batched call's answer, as a single call's would be: status, error kind, body.
+/// A batch's answer to one of its calls, as the call alone would have been answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchedAnswer {
     pub status: u16,
     pub error_kind: Option<String>,
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+}
+
+/// Frames the calls of a batch, each a drive path and a request body (`encode_request`):
+/// per call, u32 (LE) length and the path, u32 (LE) length and the request. (Not
+/// postcard: the server takes each request as a slice of the body, shard data uncopied.)
+pub fn encode_batch<'a>(calls: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (drive, request) in calls {
+        for part in [drive.as_bytes(), request] {
+            body.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            body.extend_from_slice(part);
+        }
+    }
+    body
+}
+
+/// Splits a batch's body into its calls (drive path, request body); more than
+/// `MAX_BATCHED_CALLS` is refused.
+pub fn decode_batch(body: &bytes::Bytes) -> Result<Vec<(String, bytes::Bytes)>, String> {
+    let mut calls = Vec::new();
+    let mut at = 0;
+    let part = |at: &mut usize| -> Result<bytes::Bytes, String> {
+        let length = body.get(*at..*at + 4).ok_or("batch cut short")?;
+        let length = u32::from_le_bytes(length.try_into().expect("4 bytes")) as usize;
+        let start = *at + 4;
+        let end = start.checked_add(length).filter(|end| *end <= body.len()).ok_or("batch part out of bounds")?;
+        *at = end;
+        Ok(body.slice(start..end))
+    };
+    while at < body.len() {
+        if calls.len() == MAX_BATCHED_CALLS {
+            return Err(format!("more than {MAX_BATCHED_CALLS} calls in a batch"));
+        }
+        let drive = String::from_utf8(part(&mut at)?.to_vec()).map_err(|_| "a drive path is not UTF-8")?;
+        calls.push((drive, part(&mut at)?));
+    }
+    Ok(calls)
 }
 
 /// Which calls may share a batch: an answer to a batch waits for its slowest call, so a
@@ -255,6 +283,27 @@ pub fn decode_request(body: &[u8]) -> Result<(DriveCall, &[u8]), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_round_trip_and_garbage_is_refused() {
+        let calls = [("/d1", &b"call one"[..]), ("/d2", b""), ("", b"\0\xff")];
+        let body = bytes::Bytes::from(encode_batch(calls.iter().copied()));
+        let decoded = decode_batch(&body).unwrap();
+        let decoded: Vec<(&str, &[u8])> = decoded.iter().map(|(d, r)| (d.as_str(), &r[..])).collect();
+        assert_eq!(decoded, calls);
+        assert_eq!(decode_batch(&bytes::Bytes::new()), Ok(Vec::new()));
+        // Cut anywhere, a batch is refused, or (cut between two calls) reads as the calls before.
+        for cut in 1..body.len() {
+            if let Ok(prefix) = decode_batch(&body.slice(..cut)) {
+                assert!(prefix.len() < calls.len(), "cut at {cut}");
+                assert!(prefix.iter().zip(&calls).all(|((d, r), (dc, rc))| d == dc && &r[..] == *rc), "cut at {cut}");
+            }
+        }
+        let too_many = encode_batch((0..=MAX_BATCHED_CALLS).map(|_| ("/d", &b"x"[..])));
+        assert!(decode_batch(&bytes::Bytes::from(too_many)).is_err());
+        let huge_length = bytes::Bytes::from_static(b"\xff\xff\xff\xff/d");
+        assert!(decode_batch(&huge_length).is_err());
+    }
 
     #[test]
     fn requests_round_trip_and_garbage_is_refused() {

@@ -195,7 +195,7 @@ fn body_of(request: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn peer_rpc_refuses_replayed_altered_and_foreign_calls() {
     use buckets_node::rpc::auth::PeerKey;
-    use buckets_node::rpc::protocol::{DriveCall, decode_request, encode_request};
+    use buckets_node::rpc::protocol::{DriveCall, decode_batch, decode_request, encode_request};
     // Peers reach node 1 through a relay that captures what they send it.
     let (cluster, relays) = Node::start_cluster_relayed(4, 4, ENV, None, &[1]);
     let (node, relay) = (&cluster[1], &relays[0]);
@@ -204,16 +204,26 @@ async fn peer_rpc_refuses_replayed_altered_and_foreign_calls() {
     let body = data(300_000, 9);
     client.put_object().bucket("wire").key("k").body(ByteStream::from(body.clone())).send().await.unwrap();
 
-    // A shard write node 0 sent node 1 for that PUT, captured on the wire.
-    let captured = relay
+    // A shard write node 0 sent node 1 for that PUT (alone or in a batch of calls),
+    // captured on the wire, and the path of a single call to that drive.
+    let is_shard_write = |request: &[u8]| {
+        matches!(
+            decode_request(request),
+            Ok((DriveCall::WriteShard { offset: 0, .. } | DriveCall::WriteShardSynced { offset: 0, .. }, _))
+        )
+    };
+    let (captured, single_path) = relay
         .captured_requests()
         .into_iter()
-        .find(|r| {
-            r.starts_with(b"POST /rpc/v1/drive?")
-                && matches!(
-                    decode_request(&body_of(r)),
-                    Ok((DriveCall::WriteShard { offset: 0, .. } | DriveCall::WriteShardSynced { offset: 0, .. }, _))
-                )
+        .find_map(|r| {
+            let body = bytes::Bytes::from(body_of(&r));
+            let path = String::from_utf8_lossy(&r).split(' ').nth(1)?.to_string();
+            if path == "/rpc/v1/drives" {
+                let (drive, _) = decode_batch(&body).ok()?.into_iter().find(|(_, request)| is_shard_write(request))?;
+                Some((r, buckets_node::rpc::batch::drive_call_path(&drive)))
+            } else {
+                (path.starts_with("/rpc/v1/drive?") && is_shard_write(&body)).then_some((r, path))
+            }
         })
         .expect("node 0 wrote shards to node 1 through the relay");
     let refused = |reason: &str| node.metric(&format!("buckets_rpc_refused_calls_total{{reason=\"{reason}\"}}"));
@@ -253,11 +263,16 @@ async fn peer_rpc_refuses_replayed_altered_and_foreign_calls() {
     // A fresh call with the cluster's secret is answered, and its answer is signed; the
     // same call sent to another node (whose authority it does not name) is refused.
     let list = encode_request(&DriveCall::ListBuckets, b"");
-    let (signed, _) = PeerKey::new(CLUSTER_SECRET.as_bytes()).sign("POST", &relay.authority(), &path, &list, now);
-    let (status, headers, _) = send_call(node, &captured, Some(&signed), &list);
+    let single = {
+        let head = String::from_utf8_lossy(&captured).replacen(&path, &single_path, 1);
+        head.into_bytes()
+    };
+    let secret = PeerKey::new(CLUSTER_SECRET.as_bytes());
+    let (signed, _) = secret.sign("POST", &relay.authority(), &single_path, &list, now);
+    let (status, headers, _) = send_call(node, &single, Some(&signed), &list);
     assert_eq!(status, 200);
     assert!(headers.iter().any(|(name, _)| name == "x-buckets-answer-auth"), "{headers:?}");
-    let (status, _, _) = send_call(&cluster[2], &captured, Some(&signed), &list);
+    let (status, _, _) = send_call(&cluster[2], &single, Some(&signed), &list);
     assert_eq!(status, 403);
 
     // None of it disturbed the cluster: the object reads back through every node.
