@@ -67,6 +67,32 @@ fn copy_of(error: &io::Error) -> io::Error {
     io::Error::new(error.kind(), error.to_string())
 }
 
+/// The bytes a call takes in a batch's body (`encode_batch`).
+fn framed_bytes(drive: &str, request: &[u8]) -> usize {
+    4 + drive.len() + 4 + request.len()
+}
+
+/// How many calls, in order, go in each batch, given each call's framed bytes: at most
+/// `MAX_BATCHED_CALLS` calls and `MAX_BATCH_BYTES` bytes a batch (a call larger than
+/// that alone; none is, since calls over `MAX_BATCHED_BODY_BYTES` are never queued).
+fn batch_lengths(sizes: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    let mut lengths: Vec<usize> = Vec::new();
+    let mut bytes = 0;
+    for size in sizes {
+        match lengths.last_mut() {
+            Some(length) if *length < MAX_BATCHED_CALLS && bytes + size <= MAX_BATCH_BYTES => {
+                *length += 1;
+                bytes += size;
+            }
+            _ => {
+                lengths.push(1);
+                bytes = size;
+            }
+        }
+    }
+    lengths
+}
+
 impl Batcher {
     fn batches_to(&self, endpoint: &str) -> bool {
         let mut unbatched = self.unbatched.lock().expect("unbatched peers");
@@ -116,21 +142,9 @@ impl PeerTransport {
         tokio::task::yield_now().await;
         let queued = self.batcher().queues.lock().expect("batch queues").remove(&queue).unwrap_or_default();
         let endpoint = queue.0;
-        let mut chunks: Vec<Vec<Queued>> = Vec::new();
-        let mut chunk_bytes = 0;
-        for call in queued {
-            let bytes = call.drive.len() + call.request.len() + 8;
-            match chunks.last_mut() {
-                Some(chunk) if chunk.len() < MAX_BATCHED_CALLS && chunk_bytes + bytes <= MAX_BATCH_BYTES => {
-                    chunk_bytes += bytes;
-                    chunk.push(call);
-                }
-                _ => {
-                    chunk_bytes = bytes;
-                    chunks.push(vec![call]);
-                }
-            }
-        }
+        let lengths = batch_lengths(queued.iter().map(|call| framed_bytes(&call.drive, &call.request)));
+        let mut rest = queued.into_iter();
+        let chunks: Vec<Vec<Queued>> = lengths.into_iter().map(|length| rest.by_ref().take(length).collect()).collect();
         futures::future::join_all(chunks.into_iter().map(|chunk| self.send_batch(&endpoint, chunk))).await;
     }
 
@@ -187,6 +201,38 @@ impl PeerTransport {
                 for queued in calls {
                     let _ = queued.answer.send(Err(copy_of(&e)));
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every batch stays within what a node of an earlier version reads before it answers
+    /// "unknown" (64 KiB, framing included) and within the call limit, keeps the calls in
+    /// order, and leaves none out.
+    #[test]
+    fn batches_stay_within_their_limits_and_keep_every_call() {
+        let largest = framed_bytes("/data/drive-16", &[0; MAX_BATCHED_BODY_BYTES]);
+        let cases: Vec<Vec<usize>> = vec![
+            vec![],
+            vec![largest],
+            vec![largest; 10],
+            vec![40; 200],
+            (0..300).map(|n| [40, 700, largest, 5_000][n % 4]).collect(),
+        ];
+        for sizes in cases {
+            let lengths = batch_lengths(sizes.iter().copied());
+            assert_eq!(lengths.iter().sum::<usize>(), sizes.len(), "{sizes:?}");
+            let mut at = 0;
+            for length in lengths {
+                let batch = &sizes[at..at + length];
+                let body = encode_batch(batch.iter().map(|&size| ("", &[0u8; 1 << 15][..size - 8])));
+                assert!(body.len() <= MAX_BATCH_BYTES && MAX_BATCH_BYTES < 64 * 1024, "{batch:?}");
+                assert!((1..=MAX_BATCHED_CALLS).contains(&length));
+                at += length;
             }
         }
     }
