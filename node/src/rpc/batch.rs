@@ -148,13 +148,16 @@ impl PeerTransport {
         futures::future::join_all(chunks.into_iter().map(|chunk| self.send_batch(&endpoint, chunk))).await;
     }
 
+    /// A queued call as a request of its own.
+    async fn send_alone(&self, endpoint: &str, queued: Queued) {
+        let Queued { drive, request, timeout, answer } = queued;
+        let _ = answer.send(self.call(endpoint, &drive_call_path(&drive), request, timeout, MAX_RPC_BODY_BYTES).await);
+    }
+
     /// One request for `calls` (a single call goes as itself); each caller gets its answer.
     async fn send_batch(&self, endpoint: &str, mut calls: Vec<Queued>) {
         if calls.len() == 1 {
-            let Queued { drive, request, timeout, answer } = calls.pop().expect("one call");
-            let result = self.call(endpoint, &drive_call_path(&drive), request, timeout, MAX_RPC_BODY_BYTES).await;
-            let _ = answer.send(result);
-            return;
+            return self.send_alone(endpoint, calls.pop().expect("one call")).await;
         }
         let timeout = calls.iter().map(|c| c.timeout).max().unwrap_or_default();
         let body = Bytes::from(encode_batch(calls.iter().map(|c| (c.drive.as_str(), &c.request[..]))));
@@ -163,7 +166,7 @@ impl PeerTransport {
             Ok(answer) if answer.status == http::StatusCode::NOT_FOUND && answer.error_kind.is_none() => {
                 // A peer of an earlier version: the calls one by one, and no batches for a while.
                 self.batcher().unbatched.lock().expect("unbatched peers").insert(endpoint.to_string(), Instant::now());
-                let singles = calls.into_iter().map(|queued| self.send_batch(endpoint, vec![queued]));
+                let singles = calls.into_iter().map(|queued| self.send_alone(endpoint, queued));
                 futures::future::join_all(singles).await;
                 return;
             }

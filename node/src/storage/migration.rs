@@ -9,10 +9,11 @@
 //! bytes to move, for progress and ETA) and moving, the first moving pass running a page
 //! at a time alongside the count (`count_while_moving`); a moving pass that had failures
 //! or found keys to move is run again until one has neither. Progress is checkpointed on
-//! the set's own drives (`migration-<generation>.bkt`, written to a write quorum of them, newest `seq` wins)
-//! after every page of at most 1,000 keys, so a restarted owner resumes at the last page:
-//! the keys of that page are looked at again, which is harmless (a moved key is no longer
-//! listed in the source; a key in both sets is resolved by the move's checks).
+//! the set's own drives (`migration-<generation>.bkt`, written to a write quorum of them,
+//! newest `seq` wins) after every page of at most 1,000 keys, so a restarted owner resumes
+//! at the last page: the keys of that page are looked at again, which is harmless (a moved
+//! key is no longer listed in the source; a key in both sets is resolved by the move's
+//! checks).
 //!
 //! Cluster-wide controls (pause, bandwidth limit) are in `migration-control.bkt` on every
 //! drive, written to a majority and read newest-first, like the topology.
