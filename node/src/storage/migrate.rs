@@ -38,6 +38,11 @@ use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ObjectVersion, VersionIdentity, VersionKind};
 use crate::format::version_id::VersionId;
 
+/// How many keys of a batch commit, or leave their source, at once: these steps are
+/// small metadata calls (a lock, a read, a commit, a delete per drive) that the calls to
+/// one peer share a request for when they go together.
+const METADATA_WORKERS: usize = 64;
+
 /// What moving one object did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Moved {
@@ -206,7 +211,7 @@ impl Store {
         walked: Option<Vec<DriveMeta>>,
     ) -> StoreResult<Moved> {
         let request = MoveRequest { key: key.to_string(), target: target.clone(), walked };
-        let mut results = self.move_objects(bucket, source, vec![request], 1).await;
+        let mut results = self.move_objects(bucket, source, vec![request], 1, tokio::sync::oneshot::channel().0).await;
         results.pop().map_or(Ok(Moved::Changed), |(_, result)| result)
     }
 
@@ -222,6 +227,7 @@ impl Store {
         source: &Arc<ErasureSet>,
         requests: Vec<MoveRequest>,
         workers: usize,
+        copied_all: tokio::sync::oneshot::Sender<()>,
     ) -> Vec<(String, StoreResult<Moved>)> {
         let workers = workers.max(1);
         let mut results = Vec::new();
@@ -234,6 +240,7 @@ impl Store {
         })
         .await;
         let mut copied = next_stage(copies, &mut results);
+        let _ = copied_all.send(());
         // The staged data on disk before any commit names it: a drive that did not sync
         // holds no copy the commit may count.
         let committing = Instant::now();
@@ -250,7 +257,7 @@ impl Store {
             }
             synced.push((target, drives));
         }
-        let commits = each_key(copied, workers, |copied| async move {
+        let commits = each_key(copied, METADATA_WORKERS, |copied| async move {
             (copied.key.clone(), self.commit_copied(bucket, source, copied).await)
         })
         .await;
@@ -276,7 +283,7 @@ impl Store {
         for _ in &committed {
             failpoint("move-after-commit");
         }
-        let retired = each_key(committed, workers, |committed| async move {
+        let retired = each_key(committed, METADATA_WORKERS, |committed| async move {
             (committed.key.clone(), self.retire_source(bucket, source, committed).await)
         })
         .await;

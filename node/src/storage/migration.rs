@@ -10,7 +10,7 @@
 //! at a time alongside the count (`count_while_moving`); a moving pass that had failures
 //! or found keys to move is run again until one has neither. Progress is checkpointed on
 //! the set's own drives (`migration-<generation>.bkt`, written to a write quorum of them,
-//! newest `seq` wins) after every page of at most 1,000 keys, so a restarted owner resumes
+//! newest `seq` wins) after every page of at most 250 keys, so a restarted owner resumes
 //! at the last page: the keys of that page are looked at again, which is harmless (a moved
 //! key is no longer listed in the source; a key in both sets is resolved by the move's
 //! checks).
@@ -53,6 +53,9 @@ const MOVE_BATCH_KEYS: usize = 64;
 const MOVE_BATCH_BYTES: u64 = 256 * 1024 * 1024;
 /// Batches of moves running at once while users leave the node idle.
 const MOVE_BATCHES_OVERLAPPING: usize = 2;
+/// Pages a moving pass moves in one round, the batches flowing from one into the next,
+/// before the engine looks at its other sets (each page is checkpointed as it ends).
+const PAGES_PER_ROUND: usize = 8;
 /// How long a migration worker yields to S3 requests in flight before moving an object.
 const MAX_USER_BACKOFF: Duration = Duration::from_millis(10);
 /// While S3 requests are in flight, a worker rests this many times the duration of its
@@ -377,6 +380,28 @@ impl Page {
     }
 }
 
+/// A run of pages to move: the first (walked), how many may follow it, and whether each
+/// page's end is checkpointed as the pass's cursor.
+struct Pages<'a> {
+    first: Page,
+    buckets: &'a [String],
+    more: usize,
+    checkpoints: bool,
+}
+
+/// What a run of pages does next: a batch of moves, or the end of a page (reached once
+/// every batch before it is done).
+enum Step {
+    Batch { bucket: String, requests: Vec<MoveRequest>, unplaced: u64 },
+    PageEnd(Cursor),
+}
+
+/// A step under way: a batch of moves running as its own task, or a page end behind it.
+enum Running {
+    Batch(String, tokio::task::JoinHandle<Vec<(String, StoreResult<Moved>)>>),
+    PageEnd(Cursor),
+}
+
 /// The counting pass's state while the first moving pass runs alongside it.
 struct Count {
     /// Every key before it is counted.
@@ -538,11 +563,8 @@ impl Store {
                 let Some(page) = self.walk_page(set, &buckets, &Cursor::of(progress)).await? else {
                     return self.finish_pass(progress);
                 };
-                let end = page.end(&buckets);
-                if self.move_page(set, page, progress, config, throttle, bytes_per_second).await? {
-                    self.advance(progress, end)?;
-                }
-                Ok(())
+                let pages = Pages { first: page, buckets: &buckets, more: PAGES_PER_ROUND - 1, checkpoints: true };
+                self.move_pages(set, pages, progress, config, throttle, bytes_per_second).await.map(|_| ())
             }
             Phase::Done => Ok(()),
         }
@@ -607,11 +629,9 @@ impl Store {
                     self.save_progress(set, &mut checkpoint).await?;
                     progress.seq = checkpoint.seq;
                 }
-                let end = page.end(&buckets);
-                match self.move_page(set, page, progress, config, throttle, bytes_per_second).await? {
-                    true => Ok(end),
-                    false => Ok(mover.clone()),
-                }
+                let pages = Pages { first: page, buckets: &buckets, more: 0, checkpoints: false };
+                let moved = self.move_pages(set, pages, progress, config, throttle, bytes_per_second);
+                Ok(moved.await?.unwrap_or_else(|| mover.clone()))
             };
             let moved: StoreResult<Cursor> = moved.await;
             moved_page.store(true, Ordering::Relaxed);
@@ -655,18 +675,18 @@ impl Store {
         Ok(Some(Page { bucket, away, remnants, next_after }))
     }
 
-    /// Moves the keys of `page` away from `set` (and clears its remnants), counting them
-    /// in `progress`; `false` when a pause stopped it between two batches (the page is
-    /// looked at again on resume).
-    async fn move_page(
-        self: &Arc<Self>,
+    /// Clears a page's remnants and plans its moves: batches of keys that share their
+    /// syncs (`move_objects`; under a bandwidth limit a batch is about a second of it),
+    /// then the page's end. Its keys count as found in the pass.
+    async fn plan_page(
+        &self,
         set: &Arc<ErasureSet>,
         page: Page,
+        buckets: &[String],
         progress: &mut SetProgress,
-        config: &MigrationConfig,
-        throttle: &mut Throttle,
         bytes_per_second: u64,
-    ) -> StoreResult<bool> {
+    ) -> Vec<Step> {
+        let end = Step::PageEnd(page.end(buckets));
         let (bucket, my_id) = (&page.bucket, self.id_of(set));
         for key in &page.remnants {
             match set.heal_object(bucket, key, false).await {
@@ -693,16 +713,14 @@ impl Store {
         }
         if *bucket == registry::REGISTRY_BUCKET {
             self.drop_misplaced_records(set, &page.away).await;
-            return Ok(true);
+            return vec![end];
         }
         progress.found_in_pass += page.away.len() as u64;
-        // Batches of keys that share their syncs (`move_objects`); under a
-        // bandwidth limit, a batch is about a second of it.
         let batch_bytes = match bytes_per_second {
             0 => MOVE_BATCH_BYTES,
             limit => limit.min(MOVE_BATCH_BYTES),
         };
-        let mut batches = Vec::new();
+        let mut steps = Vec::new();
         let mut away = page.away.into_iter().peekable();
         while away.peek().is_some() {
             let (mut requests, mut bytes, mut unplaced) = (Vec::new(), 0u64, 0u64);
@@ -717,26 +735,106 @@ impl Store {
                     None => unplaced += 1,
                 }
             }
-            batches.push((requests, unplaced));
+            steps.push(Step::Batch { bucket: bucket.clone(), requests, unplaced });
         }
-        // Two batches overlap while users leave the node idle: one copies while the
-        // other waits for its syncs. Each runs as its own task, on either core.
-        let mut batches = batches.into_iter();
+        steps.push(end);
+        steps
+    }
+
+    /// Moves the keys of `first` and of up to `more` pages after it away from `set`,
+    /// counting them in `progress`. Batches flow from one page into the next: the next
+    /// page is walked while the last batches of this one run, and two batches overlap
+    /// while users leave the node idle, one copying while the other syncs and commits
+    /// (each runs as its own task, on either core). With `checkpoints`, each page's end
+    /// becomes the pass's cursor, saved, once every batch of the page is done. Answers
+    /// the end of the last page done: a pause, a batch that failed as a whole or a new
+    /// topology stops it between two batches, and a page stopped in is looked at again.
+    async fn move_pages(
+        self: &Arc<Self>,
+        set: &Arc<ErasureSet>,
+        Pages { first, buckets, mut more, checkpoints }: Pages<'_>,
+        progress: &mut SetProgress,
+        config: &MigrationConfig,
+        throttle: &mut Throttle,
+        bytes_per_second: u64,
+    ) -> StoreResult<Option<Cursor>> {
+        let mut walk_from = Some(first.end(buckets)).filter(|end| *end != Cursor::End);
+        let mut planned: std::collections::VecDeque<Step> =
+            self.plan_page(set, first, buckets, progress, bytes_per_second).await.into();
+        // Batches started and page ends behind them, in order: a page is done once
+        // everything before its end is.
         let mut running = std::collections::VecDeque::new();
-        let (mut paused, mut failed) = (false, None);
+        let mut copying: Option<tokio::sync::oneshot::Receiver<()>> = None;
+        let (mut stopped, mut failed, mut done) = (false, None, None);
         loop {
-            let depth = if self.users_busy() { 1 } else { MOVE_BATCHES_OVERLAPPING };
-            while !paused && failed.is_none() && running.len() < depth {
-                let Some((requests, unplaced)) = batches.next() else { break };
-                progress.moved_objects += unplaced;
-                let (store, bucket, set, workers) = (self.clone(), bucket.clone(), set.clone(), config.workers);
-                running.push_back(tokio::spawn(async move {
-                    let _placing = store.begin_placed_write();
-                    store.move_objects(&bucket, &set, requests, workers).await
-                }));
+            // The next page, once the last batch of those planned has started.
+            if !stopped
+                && failed.is_none()
+                && more > 0
+                && !planned.iter().any(|step| matches!(step, Step::Batch { .. }))
+            {
+                if self.topology().generation != progress.generation {
+                    more = 0;
+                } else if let Some(from) = walk_from.take() {
+                    more -= 1;
+                    match self.walk_page(set, buckets, &from).await {
+                        Ok(Some(page)) => {
+                            walk_from = Some(page.end(buckets)).filter(|end| *end != Cursor::End);
+                            planned.extend(self.plan_page(set, page, buckets, progress, bytes_per_second).await);
+                        }
+                        Ok(None) => planned.push_back(Step::PageEnd(Cursor::End)),
+                        Err(e) => failed = Some(e),
+                    }
+                }
             }
-            let Some(batch) = running.pop_front() else { break };
-            // A batch that failed as a whole ends the page once the other one is done.
+            let depth = if self.users_busy() { 1 } else { MOVE_BATCHES_OVERLAPPING };
+            while !stopped && failed.is_none() {
+                let batches = running.iter().filter(|r| matches!(r, Running::Batch(..))).count();
+                match planned.front() {
+                    Some(Step::PageEnd(_)) => {}
+                    Some(Step::Batch { .. }) if batches < depth => {
+                        // A batch starts once the one before it has copied its keys.
+                        if let Some(copying) = copying.take() {
+                            let _ = copying.await;
+                        }
+                    }
+                    _ => break,
+                }
+                match planned.pop_front().expect("looked at") {
+                    Step::PageEnd(end) => running.push_back(Running::PageEnd(end)),
+                    Step::Batch { bucket, requests, unplaced } => {
+                        progress.moved_objects += unplaced;
+                        let (store, set, workers) = (self.clone(), set.clone(), config.workers);
+                        let bucket_of_task = bucket.clone();
+                        let (copied_all, copied) = tokio::sync::oneshot::channel();
+                        copying = Some(copied);
+                        let task = tokio::spawn(async move {
+                            let _placing = store.begin_placed_write();
+                            store.move_objects(&bucket_of_task, &set, requests, workers, copied_all).await
+                        });
+                        running.push_back(Running::Batch(bucket, task));
+                    }
+                }
+            }
+            let (bucket, batch) = match running.pop_front() {
+                None => break,
+                Some(Running::PageEnd(end)) => {
+                    if failed.is_none() {
+                        let saved = match checkpoints {
+                            true => self.checkpoint_at(set, progress, end.clone()).await,
+                            false => Ok(()),
+                        };
+                        match saved {
+                            Ok(()) => done = Some(end),
+                            Err(e) => failed = Some(e),
+                        }
+                    }
+                    continue;
+                }
+                Some(Running::Batch(bucket, batch)) => (bucket, batch),
+            };
+            // A batch that failed as a whole (or a walk or a checkpoint) ends the run once
+            // the batches started are done.
             let results = match batch.await {
                 Ok(results) => results,
                 Err(e) => {
@@ -764,17 +862,22 @@ impl Store {
                     }
                 }
             }
-            // A pause holds between batches, not pages: the batches running finish,
-            // and the page is looked at again on resume (the keys moved are no
-            // longer listed in this set).
-            if !paused && batches.len() > 0 && self.migration_control().await.paused {
-                paused = true;
+            // A pause holds between batches: the batches running finish.
+            let waiting = planned.iter().any(|step| matches!(step, Step::Batch { .. })) || more > 0;
+            if !stopped && waiting && self.migration_control().await.paused {
+                stopped = true;
             }
         }
-        if let Some(e) = failed {
-            return Err(e);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(done),
         }
-        Ok(!paused)
+    }
+
+    /// Moves the cursor of the current pass to `to` and saves the checkpoint.
+    async fn checkpoint_at(&self, set: &Arc<ErasureSet>, progress: &mut SetProgress, to: Cursor) -> StoreResult<()> {
+        self.advance(progress, to)?;
+        self.save_progress(set, progress).await
     }
 
     /// Moves the cursor of the current pass to `to`, or past the end of the pass.
@@ -1066,6 +1169,73 @@ mod tests {
         assert!(holds_nothing(&store.sets()[1], "b").await);
         for key in keys.iter().step_by(7) {
             assert_eq!(read(&store, "b", key).await.unwrap(), key.as_bytes());
+        }
+    }
+
+    /// Keys of set 1 only (in key order), `pages` checkpoint pages of them, written.
+    async fn pages_in_set_one(store: &Arc<Store>, pages: usize) -> Vec<String> {
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        let ring = store.topology().ring();
+        let keys: Vec<String> = (0..)
+            .map(|n| format!("k{n:05}"))
+            .filter(|k| ring.locate("b", k) == 1)
+            .take(pages * CHECKPOINT_EVERY_KEYS)
+            .collect();
+        let writes = futures::stream::iter(keys.iter().map(|key| put(store, "b", key, key.as_bytes().to_vec())));
+        writes.buffer_unordered(8).collect::<Vec<()>>().await;
+        keys
+    }
+
+    /// A moving round runs page after page, its batches flowing from one page into the
+    /// next; paused partway, the saved cursor is a page end with every key before it gone
+    /// from the source and the last page untouched; resumed, every key ends whole in its
+    /// ring set.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_moving_round_moves_page_after_page_and_pauses_at_a_page_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        let keys = pages_in_set_one(&store, 4).await;
+        drain_set_one(&store).await;
+        let (set, generation) = (store.sets()[1].clone(), store.topology().generation);
+        let mut progress = SetProgress::new(generation, 1, crate::clock::unix_now());
+        let (config, mut throttle) = (MigrationConfig::default(), Throttle::default());
+        while progress.phase == Phase::Counting {
+            store.migrate_page(&set, &mut progress, &config, &mut throttle, 0).await.unwrap();
+            store.save_progress(&set, &mut progress).await.unwrap();
+        }
+        let moved_before = store.metrics.migration_moved_objects.get();
+        assert!(moved_before < 2 * CHECKPOINT_EVERY_KEYS as u64, "{moved_before} moved while counting");
+        // Paused once the round is well into its second page.
+        let pausing = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                while store.metrics.migration_moved_objects.get() < moved_before + CHECKPOINT_EVERY_KEYS as u64 + 50 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                store.update_migration_control(|c| c.paused = true).await.unwrap();
+            })
+        };
+        store.migrate_page(&set, &mut progress, &config, &mut throttle, 0).await.unwrap();
+        let paused = tokio::time::timeout(Duration::from_secs(10), pausing).await;
+        paused.expect("the round goes on past its first page until paused").unwrap();
+        let saved = store.set_progress(&set, generation).await.unwrap();
+        assert_eq!((saved.phase, &saved.bucket, &saved.after), (Phase::Moving, &progress.bucket, &progress.after));
+        let pages_done = keys.iter().position(|k| *k == saved.after).map(|at| at + 1).expect("a key of b");
+        assert_eq!(pages_done % CHECKPOINT_EVERY_KEYS, 0, "the cursor is a page end");
+        assert!(pages_done >= 2 * CHECKPOINT_EVERY_KEYS, "pages moved in the round: {pages_done} keys");
+        for key in &keys[..pages_done] {
+            assert!(set.head_object("b", key).await.is_err(), "{key} before the cursor is still in set 1");
+        }
+        for key in &keys[keys.len() - 10..] {
+            assert!(set.head_object("b", key).await.is_ok(), "{key} of the last page left set 1 while paused");
+        }
+        store.update_migration_control(|c| c.paused = false).await.unwrap();
+        migrate_pending(&store, &config, &mut throttle).await.unwrap();
+        assert_eq!(store.migration_status().await.state, MigrationState::Done);
+        assert!(holds_nothing(&set, "b").await);
+        for key in keys.iter().step_by(11) {
+            assert_eq!(read(&store, "b", key).await.unwrap(), key.as_bytes(), "{key}");
         }
     }
 
