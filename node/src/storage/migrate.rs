@@ -38,9 +38,10 @@ use crate::error::{StoreError, StoreResult};
 use crate::format::object::{ObjectVersion, VersionIdentity, VersionKind};
 use crate::format::version_id::VersionId;
 
-/// How many keys of a batch commit, or leave their source, at once: these steps are
-/// small metadata calls (a lock, a read, a commit, a delete per drive) that the calls to
-/// one peer share a request for when they go together.
+/// How many keys of a batch commit, or leave their source, at once while no S3 request
+/// is in flight: these steps are small metadata calls (a lock, a read, a commit, a
+/// delete per drive) that the calls to one peer share a request for when they go
+/// together. With users busy they go as many at a time as the copies.
 const METADATA_WORKERS: usize = 64;
 
 /// What moving one object did.
@@ -216,11 +217,12 @@ impl Store {
     }
 
     /// Moves the keys of `requests` out of `source`, each with all its versions as one
-    /// unit, `workers` keys at a time, as one batch for durability (module docs): each
-    /// key's data is copied without its lock; then, under it, if the source still holds
-    /// exactly those versions, all of them are committed in the target at once, and after
-    /// the targets' sync the registry is fixed and the source's versions are deleted. A
-    /// reader finds the whole key in one set or the other at every point.
+    /// unit, `workers` keys copied at a time, as one batch for durability (module docs):
+    /// each key's data is copied without its lock; then, under it, if the source holds
+    /// exactly those versions still, all of them are committed in the target at once, and
+    /// after the targets' sync the registry is fixed and the source's versions are deleted. A
+    /// reader finds the whole key in one set or the other at every point. `copied_all`
+    /// hears when every key's data is copied (the next batch may start copying).
     pub(in crate::storage) async fn move_objects(
         &self,
         bucket: &str,
@@ -257,7 +259,8 @@ impl Store {
             }
             synced.push((target, drives));
         }
-        let commits = each_key(copied, METADATA_WORKERS, |copied| async move {
+        let metadata_workers = if self.users_busy() { workers } else { METADATA_WORKERS };
+        let commits = each_key(copied, metadata_workers, |copied| async move {
             (copied.key.clone(), self.commit_copied(bucket, source, copied).await)
         })
         .await;
@@ -283,7 +286,7 @@ impl Store {
         for _ in &committed {
             failpoint("move-after-commit");
         }
-        let retired = each_key(committed, METADATA_WORKERS, |committed| async move {
+        let retired = each_key(committed, metadata_workers, |committed| async move {
             (committed.key.clone(), self.retire_source(bucket, source, committed).await)
         })
         .await;

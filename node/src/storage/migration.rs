@@ -956,7 +956,7 @@ impl Store {
     }
 
     /// Whether S3 requests are in flight on this node.
-    fn users_busy(&self) -> bool {
+    pub(in crate::storage) fn users_busy(&self) -> bool {
         self.user_requests.load(Ordering::Relaxed) > 0
     }
 
