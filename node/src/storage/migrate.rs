@@ -212,7 +212,7 @@ impl Store {
         walked: Option<Vec<DriveMeta>>,
     ) -> StoreResult<Moved> {
         let request = MoveRequest { key: key.to_string(), target: target.clone(), walked };
-        let mut results = self.move_objects(bucket, source, vec![request], 1, tokio::sync::oneshot::channel().0).await;
+        let mut results = self.move_objects(bucket, source, vec![request], 1, None).await;
         results.pop().map_or(Ok(Moved::Changed), |(_, result)| result)
     }
 
@@ -229,7 +229,7 @@ impl Store {
         source: &Arc<ErasureSet>,
         requests: Vec<MoveRequest>,
         workers: usize,
-        copied_all: tokio::sync::oneshot::Sender<()>,
+        copied_all: Option<tokio::sync::oneshot::Sender<()>>,
     ) -> Vec<(String, StoreResult<Moved>)> {
         let workers = workers.max(1);
         let mut results = Vec::new();
@@ -242,7 +242,9 @@ impl Store {
         })
         .await;
         let mut copied = next_stage(copies, &mut results);
-        let _ = copied_all.send(());
+        if let Some(copied_all) = copied_all {
+            let _ = copied_all.send(());
+        }
         // The staged data on disk before any commit names it: a drive that did not sync
         // holds no copy the commit may count.
         let committing = Instant::now();

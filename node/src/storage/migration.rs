@@ -810,7 +810,7 @@ impl Store {
                         copying = Some(copied);
                         let task = tokio::spawn(async move {
                             let _placing = store.begin_placed_write();
-                            store.move_objects(&bucket_of_task, &set, requests, workers, copied_all).await
+                            store.move_objects(&bucket_of_task, &set, requests, workers, Some(copied_all)).await
                         });
                         running.push_back(Running::Batch(bucket, task));
                     }
@@ -863,7 +863,8 @@ impl Store {
                 }
             }
             // A pause holds between batches: the batches running finish.
-            let waiting = planned.iter().any(|step| matches!(step, Step::Batch { .. })) || more > 0;
+            let waiting =
+                planned.iter().any(|step| matches!(step, Step::Batch { .. })) || (more > 0 && walk_from.is_some());
             if !stopped && waiting && self.migration_control().await.paused {
                 stopped = true;
             }
