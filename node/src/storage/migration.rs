@@ -820,9 +820,12 @@ impl Store {
                 None => break,
                 Some(Running::PageEnd(end)) => {
                     if failed.is_none() {
-                        let saved = match checkpoints {
-                            true => self.checkpoint_at(set, progress, end.clone()).await,
-                            false => Ok(()),
+                        // Once paused, the cursor moves and the caller saves it once, when
+                        // the batches running are done: the counters settle in one step.
+                        let saved = match (checkpoints, stopped) {
+                            (true, false) => self.checkpoint_at(set, progress, end.clone()).await,
+                            (true, true) => self.advance(progress, end.clone()),
+                            (false, _) => Ok(()),
                         };
                         match saved {
                             Ok(()) => done = Some(end),
