@@ -13,21 +13,25 @@ pub enum MigrationState {
     /// Nothing to migrate: the cluster never changed its topology.
     Idle,
     Running,
+    /// Asked to pause: the batches of moves already running finish first.
+    Pausing,
+    /// Paused, and every mover has confirmed it stopped: nothing moves until resumed.
     Paused,
     /// Every set holds only what the ring places on it.
     Done,
 }
 
 impl MigrationState {
-    /// Running or paused: objects are still away from their ring set.
+    /// Running, pausing or paused: objects are still away from their ring set.
     pub fn in_progress(self) -> bool {
-        matches!(self, MigrationState::Running | MigrationState::Paused)
+        matches!(self, MigrationState::Running | MigrationState::Pausing | MigrationState::Paused)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             MigrationState::Idle => "idle",
             MigrationState::Running => "running",
+            MigrationState::Pausing => "pausing",
             MigrationState::Paused => "paused",
             MigrationState::Done => "done",
         }
@@ -133,6 +137,7 @@ mod tests {
         for (state, name) in [
             (MigrationState::Idle, "idle"),
             (MigrationState::Running, "running"),
+            (MigrationState::Pausing, "pausing"),
             (MigrationState::Paused, "paused"),
             (MigrationState::Done, "done"),
         ] {

@@ -309,7 +309,7 @@ pub struct SetStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MigrationProgress {
-    /// idle, running, paused or done.
+    /// idle, running, pausing, paused or done.
     pub state: String,
     /// Percent done, 0–100.
     pub percent: i32,

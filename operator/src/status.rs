@@ -113,7 +113,8 @@ pub fn cluster_status(previous: &BucketsClusterStatus, inputs: &Inputs) -> Bucke
         },
         stamp,
     );
-    let migrating = inputs.migration.as_ref().is_some_and(|m| matches!(m.state.as_str(), "running" | "paused"));
+    let migrating =
+        inputs.migration.as_ref().is_some_and(|m| matches!(m.state.as_str(), "running" | "pausing" | "paused"));
     let progressing = match (&plan.operation, plan.refusals.first()) {
         (Some(op), _) => condition(
             &previous.conditions,

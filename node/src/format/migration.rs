@@ -76,6 +76,14 @@ pub struct Control {
     pub paused: bool,
     /// Bytes per second all migrating nodes together may move; 0 is unlimited.
     pub bytes_per_second: u64,
+    /// The `seq` of the change that paused the migration (0 when running, or paused by
+    /// a version that did not record it). Movers confirm a pause by this number.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub paused_seq: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +120,10 @@ pub struct SetProgress {
     pub last_error: Option<String>,
     pub started_unix: i64,
     pub updated_unix: i64,
+    /// The pause (`Control::paused_seq`) this set's mover has stopped for: no batch of
+    /// its moves runs until the migration resumes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stopped_for: u64,
 }
 
 impl SetProgress {
@@ -157,6 +169,7 @@ impl SetProgress {
             last_error: None,
             started_unix: now,
             updated_unix: now,
+            stopped_for: 0,
         }
     }
 }

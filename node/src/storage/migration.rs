@@ -104,8 +104,15 @@ impl Store {
     pub async fn update_migration_control(&self, change: impl FnOnce(&mut Control)) -> StoreResult<Control> {
         let _guard = self.lock_key("\0migration", "control").await?;
         let mut control = self.migration_control().await;
+        let was_paused = control.paused;
         change(&mut control);
         control.seq += 1;
+        // A pause has a number of its own, which each set's mover confirms once stopped.
+        control.paused_seq = match (was_paused, control.paused) {
+            (_, false) => 0,
+            (false, true) => control.seq,
+            (true, true) => control.paused_seq,
+        };
         let drives: Vec<Arc<dyn Drive>> = self.all_drives();
         let needed = drives.len() / 2 + 1;
         let written = write_everywhere(drives, CONTROL_FILE.into(), control.encode()).await;
@@ -189,7 +196,12 @@ impl Store {
         let state = match () {
             _ if sets.is_empty() => MigrationState::Idle,
             _ if done => MigrationState::Done,
-            _ if control.paused => MigrationState::Paused,
+            _ if control.paused
+                && sets.iter().all(|p| p.phase == Phase::Done || p.stopped_for == control.paused_seq) =>
+            {
+                MigrationState::Paused
+            }
+            _ if control.paused => MigrationState::Pausing,
             _ => MigrationState::Running,
         };
         let percent = if done {
@@ -483,7 +495,7 @@ pub async fn run_migrations(store: Arc<Store>, config: MigrationConfig) {
         if status.state == MigrationState::Done {
             store.settle_step().await;
         }
-        if status.state == MigrationState::Running
+        if matches!(status.state, MigrationState::Running | MigrationState::Pausing)
             && let Err(e) = migrate_pending(&store, &config, &mut throttle).await
         {
             tracing::warn!(error = %e, "migration step failed; retrying");
@@ -501,7 +513,7 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
         }
         let control = store.migration_control().await;
         if control.paused {
-            return Ok(());
+            return store.confirm_pause(&control).await;
         }
         let mut worked = false;
         let mut checkpoints = Vec::new();
@@ -523,9 +535,17 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
             worked = true;
             let share = control.bytes_per_second.div_ceil(migrating);
             store.migrate_page(&set, &mut progress, config, throttle, share).await?;
+            // The round is over: a pause asked meanwhile is confirmed with its checkpoint.
+            let now = store.migration_control().await;
+            if now.paused {
+                progress.stopped_for = now.paused_seq;
+            }
             store.save_progress(&set, &mut progress).await?;
-            if store.topology().generation != generation || store.migration_control().await.paused {
+            if store.topology().generation != generation {
                 return Ok(());
+            }
+            if now.paused {
+                return store.confirm_pause(&now).await;
             }
         }
         if !worked {
@@ -535,6 +555,27 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
 }
 
 impl Store {
+    /// Confirms, in the checkpoint of every unfinished set this node runs, that no move
+    /// of it runs under the pause `control` holds (the status says paused once every set
+    /// has). Called only between rounds.
+    async fn confirm_pause(&self, control: &Control) -> StoreResult<()> {
+        let generation = self.topology().generation;
+        for set in self.sets().iter() {
+            if !self.owns_migration_of(set) {
+                continue;
+            }
+            let mut progress = match self.set_progress(set, generation).await {
+                Some(progress) => progress,
+                None => SetProgress::new(generation, set.id, crate::clock::unix_now()),
+            };
+            if progress.phase != Phase::Done && progress.stopped_for != control.paused_seq {
+                progress.stopped_for = control.paused_seq;
+                self.save_progress(set, &mut progress).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The user buckets and the registry, in name order (the identity store has a copy
     /// in every set and never moves).
     async fn migration_buckets(&self) -> StoreResult<Vec<String>> {
@@ -1154,8 +1195,12 @@ mod tests {
             store.migrate_page(&set, &mut progress, &config, &mut throttle, 0).await.unwrap();
             store.save_progress(&set, &mut progress).await.unwrap();
         }
+        // One page at most (a round runs several).
+        let buckets = store.migration_buckets().await.unwrap();
         while progress.moved_objects == 0 {
-            store.migrate_page(&set, &mut progress, &config, &mut throttle, 0).await.unwrap();
+            let page = store.walk_page(&set, &buckets, &Cursor::of(&progress)).await.unwrap().expect("a page left");
+            let pages = Pages { first: page, buckets: &buckets, more: 0, checkpoints: true };
+            store.move_pages(&set, pages, &mut progress, &config, &mut throttle, 0).await.unwrap();
             store.save_progress(&set, &mut progress).await.unwrap();
         }
         assert!(progress.moved_objects < away, "{} of {away} moved in one page", progress.moved_objects);
@@ -1258,6 +1303,50 @@ mod tests {
         for (key, bytes) in &objects {
             assert_eq!(&read(&store, "b", key).await.unwrap(), bytes);
         }
+    }
+
+    /// A pause asked while a round moves says pausing until the batches running are done,
+    /// then paused, confirmed by the mover's checkpoint: from then on nothing moves.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pausing_becomes_paused_once_the_running_moves_are_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        let keys = pages_in_set_one(&store, 4).await;
+        drain_set_one(&store).await;
+        // Throttled (keys of 6 bytes, ~2 s a batch) so that moves are running when paused.
+        store.update_migration_control(|c| c.bytes_per_second = 200).await.unwrap();
+        let moved = || store.metrics.migration_moved_objects.get();
+        let before = moved();
+        let round = {
+            let store = store.clone();
+            tokio::spawn(
+                async move { migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await },
+            )
+        };
+        while moved() < before + 40 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let asked = store.update_migration_control(|c| c.paused = true).await.unwrap();
+        assert_eq!(asked.paused_seq, asked.seq);
+        assert_eq!(store.migration_status().await.state, MigrationState::Pausing);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while store.migration_status().await.state != MigrationState::Paused {
+            assert!(Instant::now() < deadline, "the pause was never confirmed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let at_pause = moved();
+        tokio::time::timeout(Duration::from_secs(10), round).await.expect("the round ends").unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(moved(), at_pause, "moves after the status said paused");
+        assert!(at_pause < before + keys.len() as u64, "the pause came after every move: {at_pause}");
+        // A throttle change keeps the pause confirmed; resuming runs it to the end.
+        store.update_migration_control(|c| c.bytes_per_second = 0).await.unwrap();
+        assert_eq!(store.migration_status().await.state, MigrationState::Paused);
+        store.update_migration_control(|c| c.paused = false).await.unwrap();
+        assert_eq!(store.migration_status().await.state, MigrationState::Running);
+        migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();
+        assert_eq!(store.migration_status().await.state, MigrationState::Done);
+        assert!(holds_nothing(&store.sets()[1], "b").await);
     }
 
     /// Overwrites and deletes racing with moves of the same keys: whatever the

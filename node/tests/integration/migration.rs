@@ -200,19 +200,16 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
     });
     cluster[owner].spawn();
 
-    // Pause holds (the batches already running finish first: under the readers' load,
-    // resting between moves, that can take a few seconds); resume finishes.
+    // Pausing until the batches already running finish (under the readers' load that can
+    // take a few seconds), then paused: nothing moves; resume finishes.
     admin_ok(&cluster[survivor], &["migration", "pause"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(status(&cluster[survivor]).state, MigrationState::Paused);
-    let mut settled = status(&cluster[survivor]).moved_objects;
-    wait_until("the running batches finish", Duration::from_secs(30), || {
-        std::thread::sleep(Duration::from_secs(1));
-        let now = status(&cluster[survivor]).moved_objects;
-        std::mem::replace(&mut settled, now) == now
+    wait_until("the movers confirm the pause", Duration::from_secs(60), || {
+        status(&cluster[survivor]).state == MigrationState::Paused
     });
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(status(&cluster[survivor]).moved_objects, settled, "moves continued while paused");
+    let settled = status(&cluster[survivor]).moved_objects;
+    std::thread::sleep(Duration::from_secs(3));
+    let later = status(&cluster[survivor]);
+    assert_eq!((later.state, later.moved_objects), (MigrationState::Paused, settled), "moves continued while paused");
     admin_ok(&cluster[survivor], &["migration", "throttle", "0"]);
     admin_ok(&cluster[survivor], &["migration", "resume"]);
     let started = Instant::now();
