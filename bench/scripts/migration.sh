@@ -4,10 +4,9 @@
 #   A. a raw `cp -r` + sync of set 1's drive directories, and set 1 drained alone
 #      (migration throughput against the raw copy of the same bytes), each started with
 #      the page cache dropped;
-#   B. on a fresh cluster with the same fill: the load alone (BASELINE_ROUNDS rounds,
-#      default 3), then set 1 drained while
-#      the same load runs in rounds until the drain is done (user throughput with and
-#      without migration, back to back; the last round may outlast the drain).
+#   B. on a fresh cluster with the same fill, set 1 drained: the same load in rounds
+#      with the migration paused and with it moving, alternating in PAIRS pairs (default
+#      4): user throughput with and without moves on the same data.
 # Usage: bench/scripts/migration.sh [FILL_SECONDS] [LOAD_SECONDS]   (release binaries)
 #        PARTS=A or PARTS=B runs one part only; PARTS=C (not in the default) measures what a
 #        topology change costs users apart from the moves: the same load (3 rounds each)
@@ -117,31 +116,52 @@ stop
 fi
 
 [[ $PARTS == *B* ]] || exit 0
-echo "== B: the load without, then with the drain (the load runs until the drain is done)"
+echo "== B: the load with the drain paused and with it moving, round after round"
 start_cluster "$TARGET" "$ROOT" 5
 load "$FILL" fill | sed 's/^/fill: /'
-# A few rounds without migration: one round alone varies by ±20 % on this machine.
-: >"$ROOT/without.txt"
-for _ in $(seq "${BASELINE_ROUNDS:-3}"); do
-  load "$LOAD" baseline | tee -a "$ROOT/without.txt" | sed 's/^/without migration: /'
-done
-drain_and_wait >"$ROOT/drain.txt" &
-DRAIN=$!
-: >"$ROOT/during.txt"
-while kill -0 "$DRAIN" 2>/dev/null; do
-  # The load rewrites its keys and replaced data waits in trash for ten minutes: a long
-  # drain under load can fill a small disk. The rounds stop short of that.
+# Set 1 drained and paused at once: from here on the two kinds of rounds differ only in
+# whether objects move (part C measures what the topology change itself costs). They
+# alternate in pairs, in turn paused-first and moving-first, so that the drift of a
+# filling cluster (the load rewrites its keys; replaced data waits in trash) falls on
+# both alike.
+"$TARGET/buckets-admin" drain-set 1 >/dev/null
+pause() {
+  "$TARGET/buckets-admin" migration pause >/dev/null
+  until "$TARGET/buckets-admin" migration status --json | grep -qE '"state": "(paused|done)"'; do sleep 0.2; done
+}
+moved_bytes() { "$TARGET/buckets-admin" migration status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["movedBytes"])'; }
+pause
+: >"$ROOT/paused.txt"; : >"$ROOT/moving.txt"
+paused_round() { load "$LOAD" bench | tee -a "$ROOT/paused.txt" | sed 's/^/paused: /'; }
+moving_round() {
+  local before; before=$(moved_bytes)
+  "$TARGET/buckets-admin" migration resume >/dev/null
+  load "$LOAD" bench | tee -a "$ROOT/moving.txt" | sed 's/^/moving: /'
+  # Counted at checkpoints: a confirmed pause has saved them.
+  pause
+  local after; after=$(moved_bytes)
+  python3 -c "print(f'moving: the drain moved {($after - $before) / 1048576:.0f} MiB in the round ({$LOAD} s PUT + {$LOAD} s GET)')"
+}
+for pair in $(seq "${PAIRS:-4}"); do
+  # The load rewrites its keys and replaced data waits in trash for ten minutes: many
+  # pairs can fill a small disk. They stop short of that.
   if (( $(df --output=avail -k "$ROOT" | tail -1) < ${MIN_FREE_GB:-6} * 1024 * 1024 )); then
-    echo "during migration: load stopped, less than ${MIN_FREE_GB:-6} GB free (the drain goes on alone)" >&2
+    echo "stopped after $((pair - 1)) pairs: less than ${MIN_FREE_GB:-6} GB free" >&2
     break
   fi
-  load "$LOAD" during | tee -a "$ROOT/during.txt" | sed 's/^/during migration: /'
+  if (( pair % 2 )); then paused_round; moving_round; else moving_round; paused_round; fi
+  if "$TARGET/buckets-admin" migration status --json | grep -q '"state": "done"'; then
+    echo "the drain finished after pair $pair" >&2
+    break
+  fi
 done
-wait $DRAIN
-sed 's/ in / under load in /' "$ROOT/drain.txt"
+"$TARGET/buckets-admin" migration status --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+moved, total, state = s["movedObjects"], s["totalObjects"], s["state"]
+print(f"drain: {moved} of {total} objects moved, state {state}")'
 stop
-# The mean of the load's rounds during the drain against the mean of the rounds without.
-python3 - "$ROOT/without.txt" "$ROOT/during.txt" <<'PY'
+python3 - "$ROOT/paused.txt" "$ROOT/moving.txt" <<'PY'
 import re, sys
 def rates(path):
     found = {"PUT": [], "GET": []}
@@ -150,11 +170,13 @@ def rates(path):
         if m:
             found[m.group(1)].append(float(m.group(2)))
     return found
-without, during = rates(sys.argv[1]), rates(sys.argv[2])
+paused, moving = rates(sys.argv[1]), rates(sys.argv[2])
 for op in ("PUT", "GET"):
-    if without[op] and during[op]:
-        base = sum(without[op]) / len(without[op])
-        mean = sum(during[op]) / len(during[op])
-        print(f"user {op}: {base:.1f} MiB/s without (mean of {len(without[op])} rounds), {mean:.1f} MiB/s "
-              f"during (mean of {len(during[op])} rounds) = {mean / base:.2f}x")
+    pairs = list(zip(paused[op], moving[op]))
+    if pairs:
+        ratios = [m / p for p, m in pairs]
+        base = sum(p for p, _ in pairs) / len(pairs)
+        mean = sum(m for _, m in pairs) / len(pairs)
+        print(f"user {op}: {base:.1f} MiB/s paused, {mean:.1f} MiB/s moving (means of {len(pairs)} pairs) = "
+              f"{mean / base:.2f}x; pairs {min(ratios):.2f}-{max(ratios):.2f}x")
 PY
