@@ -17,7 +17,7 @@ use buckets_api::iam::{
     Attachment, CreatedKey, GroupInfo, KeyInfo, MemberChange, NewKey, NewName, NewPolicy, PolicyInfo, UserInfo,
 };
 use buckets_api::wire::{AddSet, ApplyTopology, BootstrapPool, BootstrapRequest, PreviewRequest, SetChange, Throttle};
-use buckets_api::{AdminClient, MigrationStatus, SetAction, Topology};
+use buckets_api::{AdminClient, MigrationState, MigrationStatus, SetAction, Topology};
 
 #[derive(Parser)]
 #[command(name = "buckets-admin", version, about = "Administer a Buckets cluster through its admin API")]
@@ -124,7 +124,7 @@ enum Command {
     /// Same as `migration status`.
     MigrationStatus(StatusArgs),
     /// Same as `migration pause`.
-    MigrationPause,
+    MigrationPause(PauseArgs),
     /// Same as `migration resume`.
     MigrationResume,
     /// Same as `nodes list`.
@@ -150,12 +150,23 @@ struct StatusArgs {
     watch: bool,
 }
 
+#[derive(clap::Args)]
+struct PauseArgs {
+    /// Wait until the state reads `paused` (every set's mover has stopped).
+    #[arg(long)]
+    wait: bool,
+    /// How long `--wait` waits before it fails, e.g. 90s or 5m.
+    #[arg(long, default_value = "5m", requires = "wait", value_parser = parse_seconds)]
+    timeout: u64,
+}
+
 #[derive(Subcommand)]
 enum MigrationCommand {
     /// Objects and bytes moved / total, rate, ETA, errors, per-set state.
     Status(StatusArgs),
-    /// Stop moving objects (moves in flight finish); survives restarts.
-    Pause,
+    /// Stop moving objects (moves in flight finish: the state reads `pausing` until every
+    /// set's mover has stopped, then `paused`); survives restarts.
+    Pause(PauseArgs),
     /// Continue a paused migration.
     Resume,
     /// Limit the migration's bandwidth, all nodes together (`0` removes the limit).
@@ -362,10 +373,16 @@ fn parse_expiry(text: &str, now: u64) -> anyhow::Result<u64> {
     if let Ok(time) = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
         return u64::try_from(time.unix_timestamp()).context("an expiry before 1970");
     }
+    let seconds =
+        parse_seconds(text).with_context(|| format!("{text:?} is neither an RFC 3339 time nor a duration"))?;
+    Ok(now + seconds)
+}
+
+/// A duration such as `90s`, `5m`, `12h` or `90d`, in seconds.
+fn parse_seconds(text: &str) -> anyhow::Result<u64> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 =
-        number.parse().with_context(|| format!("{text:?} is neither an RFC 3339 time nor a duration such as 90d"))?;
+    let number: u64 = number.parse().with_context(|| format!("{text:?} is not a duration such as 90s or 5m"))?;
     let seconds = match unit {
         "s" => 1,
         "m" => 60,
@@ -373,7 +390,7 @@ fn parse_expiry(text: &str, now: u64) -> anyhow::Result<u64> {
         "d" => 86_400,
         _ => bail!("unknown unit in {text:?}: use s, m, h or d"),
     };
-    Ok(now + number * seconds)
+    Ok(number * seconds)
 }
 
 fn said(text: String) -> anyhow::Result<()> {
@@ -708,6 +725,27 @@ fn print_status(status: &MigrationStatus) {
     }
 }
 
+/// Polls the migration status until the pause is confirmed (or nothing is left to pause).
+async fn wait_for_pause(
+    admin: &AdminClient,
+    mut status: MigrationStatus,
+    timeout: u64,
+) -> anyhow::Result<MigrationStatus> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    while status.state == MigrationState::Pausing {
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "the migration still reads pausing after {timeout} s: a set's mover has not confirmed it stopped \
+                 (is a node, or all of a set's drives, unreachable?)"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let value = admin.json::<serde_json::Value>("GET", "/admin/v1/migration", Vec::new()).await?;
+        status = serde_json::from_value(value).context("the server's migration status is malformed")?;
+    }
+    Ok(status)
+}
+
 async fn migration_status(admin: &AdminClient, args: StatusArgs) -> anyhow::Result<()> {
     let fetch = async || -> anyhow::Result<MigrationStatus> {
         let value = admin.json::<serde_json::Value>("GET", "/admin/v1/migration", Vec::new()).await?;
@@ -904,9 +942,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migration(MigrationCommand::Status(args)) | Command::MigrationStatus(args) => {
             migration_status(&admin, args).await
         }
-        Command::Migration(MigrationCommand::Pause) | Command::MigrationPause => {
+        Command::Migration(MigrationCommand::Pause(args)) | Command::MigrationPause(args) => {
             let status = admin.json::<serde_json::Value>("POST", "/admin/v1/migration/pause", Vec::new()).await?;
-            print_status(&serde_json::from_value(status)?);
+            let status: MigrationStatus = serde_json::from_value(status)?;
+            let status = if args.wait { wait_for_pause(&admin, status, args.timeout).await? } else { status };
+            print_status(&status);
             Ok(())
         }
         Command::Migration(MigrationCommand::Resume) | Command::MigrationResume => {
@@ -970,7 +1010,7 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_expiry, parse_rate};
+    use super::{parse_expiry, parse_rate, parse_seconds};
 
     #[test]
     fn expiries_are_times_or_durations_from_now() {
@@ -979,6 +1019,14 @@ mod tests {
         assert_eq!(parse_expiry("2027-01-01T00:00:00Z", 0).unwrap(), 1_798_761_600);
         assert!(parse_expiry("soon", 0).is_err());
         assert!(parse_expiry("3w", 0).is_err());
+    }
+
+    #[test]
+    fn timeouts_are_durations_with_a_unit() {
+        assert_eq!(parse_seconds("90s").unwrap(), 90);
+        assert_eq!(parse_seconds("5m").unwrap(), 300);
+        assert!(parse_seconds("90").is_err());
+        assert!(parse_seconds("2027-01-01T00:00:00Z").is_err());
     }
 
     #[test]

@@ -186,6 +186,7 @@ pub(super) fn migration_progress_v1() -> super::migration::SetProgress {
         started_unix: 1_764_000_000,
         updated_unix: 1_764_000_060,
         stopped_for: 0,
+        runner: 0,
     }
 }
 
@@ -314,12 +315,13 @@ fn migration_control_and_checkpoint_v1_golden() {
     let golden = check("migration-progress-v1.bin", &migration_progress_v1().encode());
     assert_eq!(super::migration::SetProgress::decode(&golden), Some(migration_progress_v1()));
     assert_eq!(super::migration::Control::decode(&golden), None);
-    // A pause's number and a mover's confirmation of it: fields added within version 1
+    // A pause's number, a mover's confirmation of it and the node running a round: fields
+    // added within version 1
     // (absent when zero, so the files above are unchanged).
     let control = super::migration::Control { paused_seq: 12, ..migration_control_v1() };
     let golden = check("migration-control-v1-paused-seq.bin", &control.encode());
     assert_eq!(super::migration::Control::decode(&golden), Some(control));
-    let progress = super::migration::SetProgress { stopped_for: 12, ..migration_progress_v1() };
+    let progress = super::migration::SetProgress { stopped_for: 12, runner: 3, ..migration_progress_v1() };
     let golden = check("migration-progress-v1-stopped-for.bin", &progress.encode());
     assert_eq!(super::migration::SetProgress::decode(&golden), Some(progress));
     let settled = super::migration::Settled { generation: 7, settled_unix: 1_790_000_000 };

@@ -124,6 +124,10 @@ pub struct SetProgress {
     /// its moves runs until the migration resumes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stopped_for: u64,
+    /// The node running a round of this set's moves, as 1 + the position in the set of
+    /// the drive that made it the set's mover (0: none). Cleared when the round ends.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub runner: u64,
 }
 
 impl SetProgress {
@@ -170,6 +174,7 @@ impl SetProgress {
             started_unix: now,
             updated_unix: now,
             stopped_for: 0,
+            runner: 0,
         }
     }
 }

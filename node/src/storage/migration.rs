@@ -172,7 +172,27 @@ impl Store {
     /// Whether this node runs the migration out of `set`: it serves the set's first
     /// online drive.
     pub fn owns_migration_of(&self, set: &Arc<ErasureSet>) -> bool {
-        set.drives().iter().find(|d| d.is_online()).is_some_and(|d| d.is_local())
+        self.mover_mark(set).is_some()
+    }
+
+    /// This node's mark as `set`'s mover (`SetProgress::runner`): 1 + the position of the
+    /// set's first online drive, when that drive is local.
+    fn mover_mark(&self, set: &Arc<ErasureSet>) -> Option<u64> {
+        let (at, drive) = set.drives().iter().enumerate().find(|(_, d)| d.is_online())?;
+        drive.is_local().then_some(at as u64 + 1)
+    }
+
+    /// Whether `progress` names this node as running a round of `set`'s moves.
+    fn runs_here(&self, set: &Arc<ErasureSet>, progress: &SetProgress) -> bool {
+        let at = progress.runner.checked_sub(1).and_then(|at| usize::try_from(at).ok());
+        at.and_then(|at| set.drives().get(at)).is_some_and(|d| d.is_local())
+    }
+
+    /// Whether `progress` names another node, still reachable, as running a round of
+    /// `set`'s moves: it may be, and it ends that round itself.
+    fn runs_elsewhere(&self, set: &Arc<ErasureSet>, progress: &SetProgress) -> bool {
+        let at = progress.runner.checked_sub(1).and_then(|at| usize::try_from(at).ok());
+        at.and_then(|at| set.drives().get(at)).is_some_and(|d| !d.is_local() && d.is_online())
     }
 
     /// The migration towards the current generation, summed over the sets.
@@ -524,15 +544,19 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
         let migrating =
             checkpoints.iter().filter(|(_, p)| p.as_ref().is_none_or(|p| p.phase != Phase::Done)).count().max(1) as u64;
         for (set, checkpoint) in checkpoints {
-            if !store.owns_migration_of(&set) {
-                continue;
-            }
+            let Some(mark) = store.mover_mark(&set) else { continue };
             let mut progress =
                 checkpoint.unwrap_or_else(|| SetProgress::new(generation, set.id, crate::clock::unix_now()));
-            if progress.phase == Phase::Done {
+            // A node that ran the set before this one became its mover (back after a
+            // restart, say) ends its round first.
+            if progress.phase == Phase::Done || store.runs_elsewhere(&set, &progress) {
                 continue;
             }
             worked = true;
+            if progress.runner != mark {
+                progress.runner = mark;
+                store.save_progress(&set, &mut progress).await?;
+            }
             let share = control.bytes_per_second.div_ceil(migrating);
             store.migrate_page(&set, &mut progress, config, throttle, share).await?;
             // The round is over: a pause asked meanwhile is confirmed with its checkpoint.
@@ -540,6 +564,7 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
             if now.paused {
                 progress.stopped_for = now.paused_seq;
             }
+            progress.runner = 0;
             store.save_progress(&set, &mut progress).await?;
             if store.topology().generation != generation {
                 return Ok(());
@@ -555,21 +580,26 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
 }
 
 impl Store {
-    /// Confirms, in the checkpoint of every unfinished set this node runs, that no move
-    /// of it runs under the pause `control` holds (the status says paused once every set
-    /// has). Called only between rounds.
+    /// Confirms, in the checkpoint of every unfinished set this node moves or last ran a
+    /// round of, that no move of it runs under the pause `control` holds (the status says
+    /// paused once every set has). A set another reachable node runs is left to that node.
+    /// Called only between rounds.
     async fn confirm_pause(&self, control: &Control) -> StoreResult<()> {
         let generation = self.topology().generation;
         for set in self.sets().iter() {
-            if !self.owns_migration_of(set) {
-                continue;
-            }
             let mut progress = match self.set_progress(set, generation).await {
                 Some(progress) => progress,
                 None => SetProgress::new(generation, set.id, crate::clock::unix_now()),
             };
-            if progress.phase != Phase::Done && progress.stopped_for != control.paused_seq {
+            if progress.phase == Phase::Done || progress.stopped_for == control.paused_seq {
+                continue;
+            }
+            let here = self.runs_here(set, &progress);
+            if here || (self.owns_migration_of(set) && !self.runs_elsewhere(set, &progress)) {
                 progress.stopped_for = control.paused_seq;
+                if here {
+                    progress.runner = 0;
+                }
                 self.save_progress(set, &mut progress).await?;
             }
         }

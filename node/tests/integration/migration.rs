@@ -202,10 +202,8 @@ async fn draining_a_set_live_moves_its_objects_and_readers_never_miss_one() {
 
     // Pausing until the batches already running finish (under the readers' load that can
     // take a few seconds), then paused: nothing moves; resume finishes.
-    admin_ok(&cluster[survivor], &["migration", "pause"]);
-    wait_until("the movers confirm the pause", Duration::from_secs(60), || {
-        status(&cluster[survivor]).state == MigrationState::Paused
-    });
+    let paused = admin_ok(&cluster[survivor], &["migration", "pause", "--wait", "--timeout", "60s"]);
+    assert_eq!(paused.split_whitespace().nth(2), Some("paused"), "{paused}");
     let settled = status(&cluster[survivor]).moved_objects;
     std::thread::sleep(Duration::from_secs(3));
     let later = status(&cluster[survivor]);
