@@ -544,7 +544,15 @@ pub async fn migrate_pending(store: &Arc<Store>, config: &MigrationConfig, throt
         let migrating =
             checkpoints.iter().filter(|(_, p)| p.as_ref().is_none_or(|p| p.phase != Phase::Done)).count().max(1) as u64;
         for (set, checkpoint) in checkpoints {
-            let Some(mark) = store.mover_mark(&set) else { continue };
+            let Some(mark) = store.mover_mark(&set) else {
+                // Named as its runner by a round cut short (an error): the set's mover
+                // now is another node, which waits for this one to let go.
+                if let Some(mut progress) = checkpoint.filter(|p| store.runs_here(&set, p)) {
+                    progress.runner = 0;
+                    store.save_progress(&set, &mut progress).await?;
+                }
+                continue;
+            };
             let mut progress =
                 checkpoint.unwrap_or_else(|| SetProgress::new(generation, set.id, crate::clock::unix_now()));
             // A node that ran the set before this one became its mover (back after a
