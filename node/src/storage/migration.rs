@@ -184,15 +184,13 @@ impl Store {
 
     /// Whether `progress` names this node as running a round of `set`'s moves.
     fn runs_here(&self, set: &Arc<ErasureSet>, progress: &SetProgress) -> bool {
-        let at = progress.runner.checked_sub(1).and_then(|at| usize::try_from(at).ok());
-        at.and_then(|at| set.drives().get(at)).is_some_and(|d| d.is_local())
+        runner_drive(set, progress).is_some_and(|d| d.is_local())
     }
 
     /// Whether `progress` names another node, still reachable, as running a round of
     /// `set`'s moves: it may be, and it ends that round itself.
     fn runs_elsewhere(&self, set: &Arc<ErasureSet>, progress: &SetProgress) -> bool {
-        let at = progress.runner.checked_sub(1).and_then(|at| usize::try_from(at).ok());
-        at.and_then(|at| set.drives().get(at)).is_some_and(|d| !d.is_local() && d.is_online())
+        runner_drive(set, progress).is_some_and(|d| !d.is_local() && d.is_online())
     }
 
     /// The migration towards the current generation, summed over the sets.
@@ -499,6 +497,12 @@ impl MoverCursors {
     }
 }
 
+/// The drive that names the node running a round of `set` (`SetProgress::runner`).
+fn runner_drive<'a>(set: &'a ErasureSet, progress: &SetProgress) -> Option<&'a Arc<dyn Drive>> {
+    let at = usize::try_from(progress.runner.checked_sub(1)?).ok()?;
+    set.drives().get(at)
+}
+
 /// Runs the migrations this node owns, forever.
 pub async fn run_migrations(store: Arc<Store>, config: MigrationConfig) {
     tokio::spawn(store.clone().keep_lease());
@@ -594,7 +598,8 @@ impl Store {
     /// Called only between rounds.
     async fn confirm_pause(&self, control: &Control) -> StoreResult<()> {
         let generation = self.topology().generation;
-        for set in self.sets().iter() {
+        // A node with no drive in a set neither moves it nor ran it: its checkpoint unread.
+        for set in self.sets().iter().filter(|set| set.drives().iter().any(|d| d.is_local())) {
             let mut progress = match self.set_progress(set, generation).await {
                 Some(progress) => progress,
                 None => SetProgress::new(generation, set.id, crate::clock::unix_now()),
@@ -1260,6 +1265,14 @@ mod tests {
     }
 
     /// Keys of set 1 only (in key order), `pages` checkpoint pages of them, written.
+    /// Two sets, four pages of keys in set 1, set 1 drained: the keys in order.
+    async fn draining_four_pages(dir: &std::path::Path) -> (Arc<Store>, Vec<String>) {
+        let store = open_two_sets(dir);
+        let keys = pages_in_set_one(&store, 4).await;
+        drain_set_one(&store).await;
+        (store, keys)
+    }
+
     async fn pages_in_set_one(store: &Arc<Store>, pages: usize) -> Vec<String> {
         store.ensure_system_buckets().await;
         store.make_bucket("b").await.unwrap();
@@ -1281,9 +1294,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn a_moving_round_moves_page_after_page_and_pauses_at_a_page_end() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        let keys = pages_in_set_one(&store, 4).await;
-        drain_set_one(&store).await;
+        let (store, keys) = draining_four_pages(dir.path()).await;
         let (set, generation) = (store.sets()[1].clone(), store.topology().generation);
         let mut progress = SetProgress::new(generation, 1, crate::clock::unix_now());
         let (config, mut throttle) = (MigrationConfig::default(), Throttle::default());
@@ -1348,9 +1359,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn pausing_becomes_paused_once_the_running_moves_are_done() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open_two_sets(dir.path());
-        let keys = pages_in_set_one(&store, 4).await;
-        drain_set_one(&store).await;
+        let (store, keys) = draining_four_pages(dir.path()).await;
         // Throttled (keys of 6 bytes, ~2 s a batch) so that moves are running when paused.
         store.update_migration_control(|c| c.bytes_per_second = 200).await.unwrap();
         let moved = || store.metrics.migration_moved_objects.get();
