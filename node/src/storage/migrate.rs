@@ -52,6 +52,9 @@ pub enum Moved {
     /// The source no longer holds the key, or holds another version than the one being
     /// copied (a user wrote or deleted it meanwhile): nothing was changed.
     Changed,
+    /// Not copied: the migration was paused while its batch rested under user load. The
+    /// key is where it was; the next round looks at it again.
+    Deferred,
 }
 
 /// Crash-point hook for tests: `BUCKETS_FAILPOINT=<point>:<n>` ends the process at once
@@ -130,21 +133,50 @@ struct CommittedKey {
 /// other): past it the key is left for the next pass.
 const BATCH_LOCK_WAIT: Duration = Duration::from_secs(2);
 
-/// The keys of a batch that go on to its next stage; the others' results (`None`: the
-/// key changed, or is left for the next pass) join `results`.
+/// The keys of a batch that go on to its next stage; the others' results (`Moved`: the
+/// key changed, is left for the next pass, or waits for a resume) join `results`.
 fn next_stage<T>(
-    stage: Vec<(String, StoreResult<Option<T>>)>,
+    stage: Vec<(String, StoreResult<Result<T, Moved>>)>,
     results: &mut Vec<(String, StoreResult<Moved>)>,
 ) -> Vec<T> {
     let mut next = Vec::new();
     for (key, result) in stage {
         match result {
-            Ok(Some(going_on)) => next.push(going_on),
-            Ok(None) => results.push((key, Ok(Moved::Changed))),
+            Ok(Ok(going_on)) => next.push(going_on),
+            Ok(Err(stopped)) => results.push((key, Ok(stopped))),
             Err(e) => results.push((key, Err(e))),
         }
     }
     next
+}
+
+/// How often a batch resting under user load looks whether the migration was paused.
+const PAUSE_LOOK_EVERY: Duration = Duration::from_millis(250);
+
+/// A pause as the keys of one batch see it. Resting while users are busy, a batch of
+/// keys takes ten times as long as its moves (up to a minute): it looks at the migration
+/// control between keys (once per `PAUSE_LOOK_EVERY` for all its workers), and once
+/// paused it copies no more keys and does not rest, so a pause holds within a key's move.
+#[derive(Default)]
+struct PauseWatch {
+    looked: tokio::sync::Mutex<Option<Instant>>,
+    paused: std::sync::atomic::AtomicBool,
+}
+
+impl PauseWatch {
+    fn seen(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn look(&self, store: &Store) {
+        let mut looked = self.looked.lock().await;
+        if looked.is_none_or(|at| at.elapsed() >= PAUSE_LOOK_EVERY) {
+            *looked = Some(Instant::now());
+            if store.migration_control().await.paused {
+                self.paused.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Commits a key's copied versions in `target` (each drive merges them into its file,
@@ -222,7 +254,8 @@ impl Store {
     /// exactly those versions still, all of them are committed in the target at once, and
     /// after the targets' sync the registry is fixed and the source's versions are deleted. A
     /// reader finds the whole key in one set or the other at every point. `copied_all`
-    /// hears when every key's data is copied (the next batch may start copying).
+    /// hears when every key's data is copied (the next batch may start copying). Paused
+    /// while it rests under user load, the keys not yet copied are `Moved::Deferred`.
     pub(in crate::storage) async fn move_objects(
         &self,
         bucket: &str,
@@ -233,12 +266,18 @@ impl Store {
     ) -> Vec<(String, StoreResult<Moved>)> {
         let workers = workers.max(1);
         let mut results = Vec::new();
+        let pause = &PauseWatch::default();
         let copies = each_key(requests, workers, |MoveRequest { key, target, walked }| async move {
+            if pause.seen() {
+                return (key, Ok(Err(Moved::Deferred)));
+            }
             self.yield_to_users().await;
             let started = Instant::now();
             let copied = self.copy_key(bucket, &key, source, target, walked).await;
-            self.rest_if_users_busy(started.elapsed()).await;
-            (key, copied)
+            if self.rest_if_users_busy(started.elapsed()).await {
+                pause.look(self).await;
+            }
+            (key, copied.map(|copied| copied.ok_or(Moved::Changed)))
         })
         .await;
         let mut copied = next_stage(copies, &mut results);
@@ -263,7 +302,9 @@ impl Store {
         }
         let metadata_workers = if self.users_busy() { workers } else { METADATA_WORKERS };
         let commits = each_key(copied, metadata_workers, |copied| async move {
-            (copied.key.clone(), self.commit_copied(bucket, source, copied).await)
+            let copied_key = copied.key.clone();
+            let committed = self.commit_copied(bucket, source, copied).await;
+            (copied_key, committed.map(|committed| committed.ok_or(Moved::Changed)))
         })
         .await;
         let mut committed = next_stage(commits, &mut results);
@@ -293,8 +334,11 @@ impl Store {
         })
         .await;
         results.extend(retired);
-        // The copies rested as they went; the syncs, commits and deletes rest here.
-        self.rest_if_users_busy(committing.elapsed()).await;
+        // The copies rested as they went; the syncs, commits and deletes rest here, unless
+        // paused: then nothing follows.
+        if !pause.seen() {
+            self.rest_if_users_busy(committing.elapsed()).await;
+        }
         results
     }
 

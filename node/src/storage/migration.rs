@@ -832,7 +832,8 @@ impl Store {
     /// (each runs as its own task, on either core). With `checkpoints`, each page's end
     /// becomes the pass's cursor, saved, once every batch of the page is done. Answers
     /// the end of the last page done: a pause, a batch that failed as a whole or a new
-    /// topology stops it between two batches, and a page stopped in is looked at again.
+    /// topology stops it between two batches (a pause under user load between two keys),
+    /// and a page stopped in is looked at again.
     async fn move_pages(
         self: &Arc<Self>,
         set: &Arc<ErasureSet>,
@@ -850,6 +851,8 @@ impl Store {
         let mut running = std::collections::VecDeque::new();
         let mut copying: Option<tokio::sync::oneshot::Receiver<()>> = None;
         let (mut stopped, mut failed, mut done) = (false, None, None);
+        // Keys a pause left unmoved in a batch: no page end after them becomes the cursor.
+        let mut deferred = false;
         loop {
             // The next page, once the last batch of those planned has started.
             if !stopped
@@ -903,7 +906,7 @@ impl Store {
             let (bucket, batch) = match running.pop_front() {
                 None => break,
                 Some(Running::PageEnd(end)) => {
-                    if failed.is_none() {
+                    if failed.is_none() && !deferred {
                         // Once paused, the cursor moves and the caller saves it once, when
                         // the batches running are done: the counters settle in one step.
                         let saved = match (checkpoints, stopped) {
@@ -940,6 +943,10 @@ impl Store {
                     }
                     Ok(Moved::Changed) => {
                         progress.moved_objects += 1;
+                    }
+                    Ok(Moved::Deferred) => {
+                        deferred = true;
+                        stopped = true;
                     }
                     Err(e) => {
                         progress.failed_objects += 1;
@@ -1050,11 +1057,13 @@ impl Store {
 
     /// Users first: while S3 requests are in flight here, a migration worker rests for a
     /// multiple of the time its last move took (`spent`), so migration keeps a small
-    /// share of a busy node.
-    pub(in crate::storage) async fn rest_if_users_busy(&self, spent: Duration) {
-        if self.users_busy() {
+    /// share of a busy node. Answers whether it rested.
+    pub(in crate::storage) async fn rest_if_users_busy(&self, spent: Duration) -> bool {
+        let busy = self.users_busy();
+        if busy {
             tokio::time::sleep(spent * USER_BUSY_REST_FACTOR).await;
         }
+        busy
     }
 
     /// Waits (bounded) while S3 requests are in flight on this node: users first.
@@ -1394,6 +1403,77 @@ mod tests {
         migrate_pending(&store, &MigrationConfig::default(), &mut Throttle::default()).await.unwrap();
         assert_eq!(store.migration_status().await.state, MigrationState::Done);
         assert!(holds_nothing(&store.sets()[1], "b").await);
+    }
+
+    /// Under user load a batch's keys rest between moves (a batch lasts ten times its
+    /// moves): a pause asked meanwhile stops the batch between two keys, not after all of
+    /// them. The keys it left are whole in set 1, the cursor stays before them, and the
+    /// resumed drain moves them.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_pause_under_user_load_stops_a_batch_between_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        store.ensure_system_buckets().await;
+        store.make_bucket("b").await.unwrap();
+        let ring = store.topology().ring();
+        // One batch of keys with shard files (not inline), each copy staging them in set 0.
+        let bytes = |key: &str| data(300_000, key[1..].parse().unwrap());
+        let keys: Vec<String> =
+            (0..).map(|n| format!("k{n:03}")).filter(|k| ring.locate("b", k) == 1).take(MOVE_BATCH_KEYS).collect();
+        for key in &keys {
+            put(&store, "b", key, bytes(key)).await;
+        }
+        drain_set_one(&store).await;
+        let (set, generation) = (store.sets()[1].clone(), store.topology().generation);
+        let mut progress = SetProgress::new(generation, 1, crate::clock::unix_now());
+        let (config, mut throttle) = (MigrationConfig::default(), Throttle::default());
+        // Counted first, users idle: the round below is the batch alone.
+        while progress.phase == Phase::Counting {
+            store.migrate_page(&set, &mut progress, &config, &mut throttle, 0).await.unwrap();
+            store.save_progress(&set, &mut progress).await.unwrap();
+        }
+        let (moved_before, passes) = (store.metrics.migration_moved_objects.get(), progress.passes);
+        store.user_requests.store(1, Ordering::Relaxed);
+        let staging: Vec<std::path::PathBuf> = (0..20)
+            .map(|i| dir.path().join(format!("d{i}")).join(crate::storage::path::SYSTEM_DIR).join("tmp"))
+            .collect();
+        let copying = async {
+            let copied_one = || staging.iter().any(|dir| std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()));
+            while !copied_one() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            store.update_migration_control(|c| c.paused = true).await.unwrap();
+        };
+        let round = store.migrate_page(&set, &mut progress, &config, &mut throttle, 0);
+        let (moved, ()) = tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(round, copying) })
+            .await
+            .expect("the batch stops once paused");
+        moved.unwrap();
+        // Saved as the round's caller does.
+        store.save_progress(&set, &mut progress).await.unwrap();
+        store.user_requests.store(0, Ordering::Relaxed);
+        let moved = store.metrics.migration_moved_objects.get() - moved_before;
+        let left: Vec<&String> = {
+            let mut left = Vec::new();
+            for key in &keys {
+                if set.head_object("b", key).await.is_ok() {
+                    left.push(key);
+                }
+            }
+            left
+        };
+        assert!(!left.is_empty(), "the pause came after the whole batch ({moved} moved)");
+        assert_eq!(moved as usize + left.len(), keys.len(), "every key moved or left whole in set 1");
+        let saved = store.set_progress(&set, generation).await.unwrap();
+        assert_eq!((saved.phase, saved.passes), (Phase::Moving, passes), "the pass ended with keys left");
+        assert!(saved.after.is_empty() || saved.after < *left[0], "the cursor {} passed {}", saved.after, left[0]);
+        store.update_migration_control(|c| c.paused = false).await.unwrap();
+        migrate_pending(&store, &config, &mut throttle).await.unwrap();
+        assert_eq!(store.migration_status().await.state, MigrationState::Done);
+        assert!(holds_nothing(&set, "b").await);
+        for key in &keys {
+            assert_eq!(read(&store, "b", key).await.unwrap(), bytes(key), "{key}");
+        }
     }
 
     /// Overwrites and deletes racing with moves of the same keys: whatever the
