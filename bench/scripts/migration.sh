@@ -5,8 +5,10 @@
 #      (migration throughput against the raw copy of the same bytes), each started with
 #      the page cache dropped;
 #   B. on a fresh cluster with the same fill, set 1 drained: the same load in rounds
-#      with the migration paused and with it moving, alternating in PAIRS pairs (default
-#      4): user throughput with and without moves on the same data.
+#      with the migration paused and with it moving, alternating in pairs until the drain
+#      is done (at most PAIRS pairs, default 24; a 12 s fill takes about 8): user
+#      throughput with and without moves on the same data, the load running for the
+#      whole migration.
 # Usage: bench/scripts/migration.sh [FILL_SECONDS] [LOAD_SECONDS]   (release binaries)
 #        PARTS=A or PARTS=B runs one part only; PARTS=C (not in the default) measures what a
 #        topology change costs users apart from the moves: the same load (3 rounds each)
@@ -142,7 +144,7 @@ moving_round() {
   local after; after=$(moved_bytes)
   python3 -c "print(f'moving: the drain moved {($after - $before) / 1048576:.0f} MiB in the round ({$LOAD} s PUT + {$LOAD} s GET)')"
 }
-for pair in $(seq "${PAIRS:-4}"); do
+for pair in $(seq "${PAIRS:-24}"); do
   # The load rewrites its keys and replaced data waits in trash for ten minutes: many
   # pairs can fill a small disk. They stop short of that.
   if (( $(df --output=avail -k "$ROOT" | tail -1) < ${MIN_FREE_GB:-6} * 1024 * 1024 )); then
@@ -151,7 +153,7 @@ for pair in $(seq "${PAIRS:-4}"); do
   fi
   if (( pair % 2 )); then paused_round; moving_round; else moving_round; paused_round; fi
   if "$TARGET/buckets-admin" migration status --json | grep -q '"state": "done"'; then
-    echo "the drain finished after pair $pair" >&2
+    echo "the drain finished in pair $pair, after $pair moving rounds of load ($((pair * LOAD * 2)) s)"
     break
   fi
 done
