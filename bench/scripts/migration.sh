@@ -139,10 +139,12 @@ moving_round() {
   local before; before=$(moved_bytes)
   "$TARGET/buckets-admin" migration resume >/dev/null
   load "$LOAD" bench | tee -a "$ROOT/moving.txt" | sed 's/^/moving: /'
-  # Counted at checkpoints: a confirmed pause has saved them.
+  # Counted at checkpoints: a confirmed pause has saved them. The moves still running
+  # when the load ends run unloaded until the pause holds (its wait is printed).
+  local asked; asked=$(date +%s.%N)
   pause
   local after; after=$(moved_bytes)
-  python3 -c "print(f'moving: the drain moved {($after - $before) / 1048576:.0f} MiB in the round ({$LOAD} s PUT + {$LOAD} s GET)')"
+  python3 -c "print(f'moving: the drain moved {($after - $before) / 1048576:.0f} MiB in the round ({$LOAD} s PUT + {$LOAD} s GET), paused {$(date +%s.%N) - $asked:.1f} s after it')"
 }
 for pair in $(seq "${PAIRS:-24}"); do
   # The load rewrites its keys and replaced data waits in trash for ten minutes: many

@@ -150,22 +150,39 @@ fn next_stage<T>(
     next
 }
 
-/// How often a batch resting under user load looks whether the migration was paused.
+/// How often a batch resting under user load looks whether the migration was paused or
+/// the users have gone.
 const PAUSE_LOOK_EVERY: Duration = Duration::from_millis(250);
 
-/// A pause as the keys of one batch see it. Resting while users are busy, a batch of
-/// keys takes ten times as long as its moves (up to a minute): it looks at the migration
-/// control between keys (once per `PAUSE_LOOK_EVERY` for all its workers), and once
-/// paused it copies no more keys and does not rest, so a pause holds within a key's move.
+/// The rests of one batch's workers and a pause as they see it. Users first: while S3
+/// requests are in flight here, a worker rests `USER_BUSY_REST_FACTOR` times as long as
+/// its last step took, so migration keeps a small share of a busy node, and a batch takes
+/// ten times as long as its moves (up to a minute). Resting, it looks at the migration
+/// control (once per `PAUSE_LOOK_EVERY` for all its workers): once paused it copies no
+/// more keys and rests no more, so a pause holds within a key's move. A rest also ends
+/// once the users' requests are done.
 #[derive(Default)]
-struct PauseWatch {
+struct Rests {
     looked: tokio::sync::Mutex<Option<Instant>>,
     paused: std::sync::atomic::AtomicBool,
 }
 
-impl PauseWatch {
-    fn seen(&self) -> bool {
+impl Rests {
+    fn paused(&self) -> bool {
         self.paused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Rests after a step that took `spent`, while users are busy and no pause is seen.
+    async fn rest(&self, store: &Store, spent: Duration) {
+        let until = Instant::now() + spent * super::migration::USER_BUSY_REST_FACTOR;
+        while store.users_busy() && !self.paused() {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(PAUSE_LOOK_EVERY)).await;
+            self.look(store).await;
+        }
     }
 
     async fn look(&self, store: &Store) {
@@ -266,17 +283,15 @@ impl Store {
     ) -> Vec<(String, StoreResult<Moved>)> {
         let workers = workers.max(1);
         let mut results = Vec::new();
-        let pause = &PauseWatch::default();
+        let rests = &Rests::default();
         let copies = each_key(requests, workers, |MoveRequest { key, target, walked }| async move {
-            if pause.seen() {
+            if rests.paused() {
                 return (key, Ok(Err(Moved::Deferred)));
             }
             self.yield_to_users().await;
             let started = Instant::now();
             let copied = self.copy_key(bucket, &key, source, target, walked).await;
-            if self.rest_if_users_busy(started.elapsed()).await {
-                pause.look(self).await;
-            }
+            rests.rest(self, started.elapsed()).await;
             (key, copied.map(|copied| copied.ok_or(Moved::Changed)))
         })
         .await;
@@ -334,11 +349,8 @@ impl Store {
         })
         .await;
         results.extend(retired);
-        // The copies rested as they went; the syncs, commits and deletes rest here, unless
-        // paused: then nothing follows.
-        if !pause.seen() {
-            self.rest_if_users_busy(committing.elapsed()).await;
-        }
+        // The copies rested as they went; the syncs, commits and deletes rest here.
+        rests.rest(self, committing.elapsed()).await;
         results
     }
 
@@ -654,6 +666,32 @@ mod tests {
     use super::*;
     use crate::placement::topology::TopologyRules;
     use crate::storage::testing::{data, drain_set_one, open_two_sets, put, read};
+
+    /// A rest under user load (ten times a step's nine seconds here) ends once the users'
+    /// requests are done, or once the migration is paused; then the batch copies no more.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_rest_under_user_load_ends_when_users_leave_or_at_a_pause() {
+        use std::sync::atomic::Ordering;
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_two_sets(dir.path());
+        let (rests, step) = (Rests::default(), Duration::from_secs(9));
+        store.user_requests.store(1, Ordering::Relaxed);
+        let leaving = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            store.user_requests.store(0, Ordering::Relaxed);
+        };
+        let rest = async { tokio::join!(rests.rest(&store, step), leaving) };
+        tokio::time::timeout(Duration::from_secs(30), rest).await.expect("the rest goes on after the users left");
+        assert!(!rests.paused());
+        store.user_requests.store(1, Ordering::Relaxed);
+        let pausing = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            store.update_migration_control(|c| c.paused = true).await.unwrap();
+        };
+        let rest = async { tokio::join!(rests.rest(&store, step), pausing) };
+        tokio::time::timeout(Duration::from_secs(30), rest).await.expect("the rest goes on after a pause");
+        assert!(rests.paused());
+    }
 
     /// A version's shard files move between sets of the same code as they are, and a
     /// shard that went bad on its drive is never copied: that object is rebuilt through

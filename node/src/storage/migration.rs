@@ -62,7 +62,7 @@ const MAX_USER_BACKOFF: Duration = Duration::from_millis(10);
 /// last move (a duty cycle of 1 / (1 + factor) per worker). With 4, users of the bench
 /// cluster (docs/benchmarks.md, part B) kept 0.77-0.80 of their throughput while most
 /// objects moved; the target is 0.9.
-const USER_BUSY_REST_FACTOR: u32 = 9;
+pub(super) const USER_BUSY_REST_FACTOR: u32 = 9;
 
 fn progress_file(generation: u64) -> String {
     format!("migration-{generation}.bkt")
@@ -1053,17 +1053,6 @@ impl Store {
     /// Whether S3 requests are in flight on this node.
     pub(in crate::storage) fn users_busy(&self) -> bool {
         self.user_requests.load(Ordering::Relaxed) > 0
-    }
-
-    /// Users first: while S3 requests are in flight here, a migration worker rests for a
-    /// multiple of the time its last move took (`spent`), so migration keeps a small
-    /// share of a busy node. Answers whether it rested.
-    pub(in crate::storage) async fn rest_if_users_busy(&self, spent: Duration) -> bool {
-        let busy = self.users_busy();
-        if busy {
-            tokio::time::sleep(spent * USER_BUSY_REST_FACTOR).await;
-        }
-        busy
     }
 
     /// Waits (bounded) while S3 requests are in flight on this node: users first.
