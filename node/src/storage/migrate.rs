@@ -157,10 +157,10 @@ const PAUSE_LOOK_EVERY: Duration = Duration::from_millis(250);
 /// The rests of one batch's workers and a pause as they see it. Users first: while S3
 /// requests are in flight here, a worker rests `USER_BUSY_REST_FACTOR` times as long as
 /// its last step took, so migration keeps a small share of a busy node, and a batch takes
-/// ten times as long as its moves (up to a minute). Resting, it looks at the migration
-/// control (once per `PAUSE_LOOK_EVERY` for all its workers): once paused it copies no
-/// more keys and rests no more, so a pause holds within a key's move. A rest also ends
-/// once the users' requests are done.
+/// twenty times as long as its moves (minutes). Before each key and while resting it
+/// looks at the migration control (once per `PAUSE_LOOK_EVERY` for all its workers): once
+/// paused it copies no more keys and rests no more, so a pause holds within a key's move.
+/// A rest also ends once the users' requests are done.
 #[derive(Default)]
 struct Rests {
     looked: tokio::sync::Mutex<Option<Instant>>,
@@ -285,6 +285,7 @@ impl Store {
         let mut results = Vec::new();
         let rests = &Rests::default();
         let copies = each_key(requests, workers, |MoveRequest { key, target, walked }| async move {
+            rests.look(self).await;
             if rests.paused() {
                 return (key, Ok(Err(Moved::Deferred)));
             }
@@ -667,7 +668,7 @@ mod tests {
     use crate::placement::topology::TopologyRules;
     use crate::storage::testing::{data, drain_set_one, open_two_sets, put, read};
 
-    /// A rest under user load (ten times a step's nine seconds here) ends once the users'
+    /// A rest under user load (twenty times a step's nine seconds here) ends once the users'
     /// requests are done, or once the migration is paused; then the batch copies no more.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_rest_under_user_load_ends_when_users_leave_or_at_a_pause() {
