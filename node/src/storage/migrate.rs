@@ -52,8 +52,8 @@ pub enum Moved {
     /// The source no longer holds the key, or holds another version than the one being
     /// copied (a user wrote or deleted it meanwhile): nothing was changed.
     Changed,
-    /// Not copied: the migration was paused while its batch rested under user load. The
-    /// key is where it was; the next round looks at it again.
+    /// Not copied: the migration was paused while its batch ran (`Rests`). The key is
+    /// where it was; the next round looks at it again.
     Deferred,
 }
 
@@ -272,7 +272,7 @@ impl Store {
     /// after the targets' sync the registry is fixed and the source's versions are deleted. A
     /// reader finds the whole key in one set or the other at every point. `copied_all`
     /// hears when every key's data is copied (the next batch may start copying). Paused
-    /// while it rests under user load, the keys not yet copied are `Moved::Deferred`.
+    /// meanwhile, the keys not yet copied are `Moved::Deferred`.
     pub(in crate::storage) async fn move_objects(
         &self,
         bucket: &str,
