@@ -740,17 +740,18 @@ async fn wait_for_pause(
             );
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        let value = admin.json::<serde_json::Value>("GET", "/admin/v1/migration", Vec::new()).await?;
-        status = serde_json::from_value(value).context("the server's migration status is malformed")?;
+        status = fetch_migration_status(admin).await?;
     }
     Ok(status)
 }
 
+async fn fetch_migration_status(admin: &AdminClient) -> anyhow::Result<MigrationStatus> {
+    let value = admin.json::<serde_json::Value>("GET", "/admin/v1/migration", Vec::new()).await?;
+    serde_json::from_value(value).context("the server's migration status is malformed")
+}
+
 async fn migration_status(admin: &AdminClient, args: StatusArgs) -> anyhow::Result<()> {
-    let fetch = async || -> anyhow::Result<MigrationStatus> {
-        let value = admin.json::<serde_json::Value>("GET", "/admin/v1/migration", Vec::new()).await?;
-        serde_json::from_value(value).context("the server's migration status is malformed")
-    };
+    let fetch = || fetch_migration_status(admin);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&fetch().await?)?);
         return Ok(());
