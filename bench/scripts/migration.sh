@@ -18,6 +18,8 @@
 #        of this script's output instead can match its header and profile the fill).
 #        TIMELINE=1 polls the status every 0.1 s instead of 0.5 s and prints each change
 #        of a set's phase or counts, seconds after the drain began.
+#        CONTROL=1 makes part B an A/A control: its "moving" rounds leave the drain paused,
+#        so the ratio shows the spread of the rounds themselves (it runs all PAIRS pairs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FILL=${1:-20}
@@ -137,7 +139,7 @@ pause
 paused_round() { load "$LOAD" bench | tee -a "$ROOT/paused.txt" | sed 's/^/paused: /'; }
 moving_round() {
   local before; before=$(moved_bytes)
-  "$TARGET/buckets-admin" migration resume >/dev/null
+  [[ -n ${CONTROL:-} ]] || "$TARGET/buckets-admin" migration resume >/dev/null
   load "$LOAD" bench | tee -a "$ROOT/moving.txt" | sed 's/^/moving: /'
   # Counted at checkpoints: a confirmed pause has saved them. The moves still running
   # when the load ends run unloaded until the pause holds (its wait is printed).
@@ -181,6 +183,9 @@ for op in ("PUT", "GET"):
         ratios = [m / p for p, m in pairs]
         base = sum(p for p, _ in pairs) / len(pairs)
         mean = sum(m for _, m in pairs) / len(pairs)
+        # The pairs' spread: the standard error of their mean ratio.
+        average = sum(ratios) / len(ratios)
+        spread = (sum((r - average) ** 2 for r in ratios) / max(len(ratios) - 1, 1) / len(ratios)) ** 0.5
         print(f"user {op}: {base:.1f} MiB/s paused, {mean:.1f} MiB/s moving (means of {len(pairs)} pairs) = "
-              f"{mean / base:.2f}x; pairs {min(ratios):.2f}-{max(ratios):.2f}x")
+              f"{mean / base:.2f}x; pairs {min(ratios):.2f}-{max(ratios):.2f}x, their mean {average:.2f} +- {spread:.2f}")
 PY
