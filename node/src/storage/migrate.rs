@@ -157,7 +157,7 @@ const PAUSE_LOOK_EVERY: Duration = Duration::from_millis(250);
 /// The rests of one batch's workers and a pause as they see it. Users first: while S3
 /// requests are in flight here, a worker rests `USER_BUSY_REST_FACTOR` times as long as
 /// its last step took, so migration keeps a small share of a busy node, and a batch takes
-/// twenty times as long as its moves (minutes). Before each key and while resting it
+/// forty times as long as its moves (minutes). Before each key and while resting it
 /// looks at the migration control (once per `PAUSE_LOOK_EVERY` for all its workers): once
 /// paused it copies no more keys and rests no more, so a pause holds within a key's move.
 /// A rest also ends once the users' requests are done.
@@ -668,7 +668,7 @@ mod tests {
     use crate::placement::topology::TopologyRules;
     use crate::storage::testing::{data, drain_set_one, open_two_sets, put, read};
 
-    /// A rest under user load (twenty times a step's nine seconds here) ends once the users'
+    /// A rest under user load (forty times a step's nine seconds here) ends once the users'
     /// requests are done, or once the migration is paused; then the batch copies no more.
     #[tokio::test(flavor = "multi_thread")]
     async fn a_rest_under_user_load_ends_when_users_leave_or_at_a_pause() {
