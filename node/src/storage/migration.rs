@@ -61,10 +61,10 @@ const MAX_USER_BACKOFF: Duration = Duration::from_millis(10);
 /// While S3 requests are in flight, a worker rests this many times the duration of its
 /// last move (a duty cycle of 1 / (1 + factor) per worker). Users of the bench cluster
 /// (docs/benchmarks.md, part B) kept 0.77-0.80 of their throughput with 4, 0.88-0.93 of
-/// their GET with 9, and with 19 PUT 0.92 and GET 0.96 over 19 pairs of rounds (+- 0.03,
-/// the drain moving about 4 MiB/s under that load); with the moves held still under load
-/// they kept 1.00 and 1.01, so the loss is the moves' own, and it shrinks with their
-/// share. The target is 0.9.
+/// their GET with 9, PUT 0.92 and GET 0.95 with 19 (19 pairs of rounds, +- 0.03; the
+/// drain moving about 4 MiB/s under that load), and 0.97-0.98 with 39 (about 3 MiB/s).
+/// With the moves held still under load they kept 1.00 and 1.01: the loss is the moves'
+/// own, and it shrinks with their share. The target is 0.9.
 pub(super) const USER_BUSY_REST_FACTOR: u32 = 39;
 
 fn progress_file(generation: u64) -> String {
