@@ -29,20 +29,25 @@ USER_NAME=benchadmin
 PASSWORD=benchadmin-secret
 
 # --- binaries -----------------------------------------------------------------------
-build_peer() { # build_peer NAME ARCHIVE_GLOB → path of the binary
-  local name=$1 glob=$2 bin="$CACHE/bin/$1"
-  if [ ! -x "$bin" ]; then
-    local archive; archive=$(ls "$PEERS"/$glob | head -n 1)
-    mkdir -p "$CACHE/src/$name" "$CACHE/bin"
-    tar -xzf "$archive" -C "$CACHE/src/$name"
-    (cd "$CACHE/src/$name" && go build -trimpath -o "$bin" .) >&2
+# build_peer NAME ARCHIVE_GLOB: builds the binary once (from the archive in $PEERS) into
+# $CACHE/bin/NAME; exits the script with the reason when it can't.
+build_peer() {
+  local name=$1 glob=$2 bin="$CACHE/bin/$1" archive
+  [ -x "$bin" ] && return
+  archive=$(compgen -G "$PEERS/$glob" | head -n 1) || true
+  if [ -z "$archive" ]; then
+    echo "vs-minio.sh: no $glob in $PEERS (the peers' source archives; set PEERS_DIR, or give ${name^^}_BIN)" >&2
+    exit 1
   fi
-  echo "$bin"
+  rm -rf "$CACHE/src/$name"; mkdir -p "$CACHE/src/$name" "$CACHE/bin"
+  tar -xzf "$archive" -C "$CACHE/src/$name"
+  echo "building $name from $archive" >&2
+  (cd "$CACHE/src/$name" && go build -trimpath -o "$bin" .) >&2 || { echo "vs-minio.sh: building $name failed" >&2; exit 1; }
 }
 
 if [ -z "${IN_BENCH_NETNS:-}" ]; then
-  MINIO_BIN=${MINIO_BIN:-$(build_peer minio 'minio-src-*.tar.gz')}
-  WARP_BIN=${WARP_BIN:-$(build_peer warp 'warp-src-*.tar.gz')}
+  [ -n "${MINIO_BIN:-}" ] || { build_peer minio 'minio-src-*.tar.gz'; MINIO_BIN=$CACHE/bin/minio; }
+  [ -n "${WARP_BIN:-}" ] || { build_peer warp 'warp-src-*.tar.gz'; WARP_BIN=$CACHE/bin/warp; }
   if [ -z "${BUCKETS_BIN_DIR:-}" ]; then
     cargo build --release --quiet -p buckets-node >&2
     BUCKETS_BIN_DIR=${CARGO_TARGET_DIR:-$REPO/target}/release
