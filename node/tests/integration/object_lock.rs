@@ -100,7 +100,9 @@ async fn object_lock_keeps_locked_versions() {
 
     // COMPLIANCE: nobody removes the version before its date, nor shortens it; a delete
     // marker can still be added; after the date the version goes.
-    let compliance = put_locked(&s3, "ledger", ObjectLockMode::Compliance, in_seconds(3)).await;
+    // (Dates far enough apart that a slow machine's request still names a future date: a
+    // past one is a 400, not the 403 of a shortened compliance date.)
+    let compliance = put_locked(&s3, "ledger", ObjectLockMode::Compliance, in_seconds(8)).await;
     let head = s3.head_object().bucket("vault").key("ledger").send().await.unwrap();
     assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance));
     assert!(head.object_lock_retain_until_date().is_some());
@@ -113,7 +115,7 @@ async fn object_lock_keeps_locked_versions() {
         .retention(
             ObjectLockRetention::builder()
                 .mode(ObjectLockRetentionMode::Compliance)
-                .retain_until_date(in_seconds(1))
+                .retain_until_date(in_seconds(6))
                 .build(),
         )
         .bypass_governance_retention(true)
@@ -123,7 +125,7 @@ async fn object_lock_keeps_locked_versions() {
     assert_eq!(status_of(&shorten), 403);
     let marker = s3.delete_object().bucket("vault").key("ledger").send().await.unwrap();
     assert_eq!(marker.delete_marker(), Some(true));
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
     assert_eq!(delete_version(&s3, "ledger", &compliance, false).await, Ok(()));
 
     // GOVERNANCE: refused, unless the request bypasses governance retention.
